@@ -1,0 +1,75 @@
+/**
+ * Terminal input and output for the CLI: results to stdout, progress and prompts to stderr, errors as
+ * `error CODE: message`. Progress redraws one line on a TTY and prints a line every 10% otherwise.
+ */
+import { createInterface } from 'node:readline';
+
+/** Writes a line to stdout. */
+export function out(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/** Writes a line to stderr. */
+export function info(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/** A progress reporter for long work. */
+export interface Progress {
+  update(done: number, total: number): void;
+  done(message?: string): void;
+}
+
+/** Makes a progress reporter labelled `label`, silent when `quiet`. */
+export function progress(label: string, { quiet = false }: { quiet?: boolean } = {}): Progress {
+  const tty = process.stderr.isTTY === true;
+  let lastDecile = -1;
+  let lastDraw = 0;
+  return {
+    update(done, total) {
+      if (quiet) return;
+      const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
+      if (tty) {
+        const now = Date.now();
+        if (now - lastDraw < 80 && done < total) return;
+        lastDraw = now;
+        const width = 30;
+        const filled = Math.round((pct / 100) * width);
+        process.stderr.write(
+          `\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${pct}% (${done}/${total})`,
+        );
+      } else {
+        const decile = Math.floor(pct / 10);
+        if (decile > lastDecile) {
+          lastDecile = decile;
+          process.stderr.write(`${label}: ${pct}% (${done}/${total})\n`);
+        }
+      }
+    },
+    done(message) {
+      if (quiet) return;
+      if (tty) process.stderr.write('\r\x1b[2K');
+      if (message) process.stderr.write(`${message}\n`);
+    },
+  };
+}
+
+/** Asks for a secret on the TTY without echoing it. */
+export async function promptSecret(question: string): Promise<string> {
+  if (!process.stdin.isTTY) throw new Error('no terminal to ask for a passphrase');
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  const rlAny = rl as unknown as { _writeToOutput: (s: string) => void; output: NodeJS.WritableStream };
+  let asked = false;
+  rlAny._writeToOutput = (s: string) => {
+    if (!asked) {
+      rlAny.output.write(s);
+      asked = true;
+    }
+  };
+  try {
+    return await new Promise<string>((resolve) => rl.question(question, resolve));
+  } finally {
+    rl.close();
+    process.stderr.write('\n');
+  }
+}

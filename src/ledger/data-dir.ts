@@ -1,0 +1,95 @@
+/**
+ * The embedded engine's data directory:
+ *   ledger.sqlite (+ -wal, -shm)  blocks, transactions and state (SQLite, WAL, synchronous=FULL)
+ *   genesis.json                  the genesis document, for distribution to clients and auditors
+ *   validator.key                 the validator's Ed25519 key, sealed (scrypt + AES-256-GCM), 0600
+ *   registrar.key                 this node's registrar key, sealed the same way, 0600
+ *   ledger.lock                   pid of the process that writes, while it runs
+ * The directory itself is made with mode 0700.
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { KlError } from '../protocol/errors.js';
+import { chainIdOf, checkGenesis, type Genesis } from './genesis.js';
+import { writeFileAtomic } from './sealed-key-file.js';
+
+/** Paths inside a data directory. */
+export function dataPaths(dir: string) {
+  return {
+    dir,
+    db: join(dir, 'ledger.sqlite'),
+    genesis: join(dir, 'genesis.json'),
+    validatorKey: join(dir, 'validator.key'),
+    registrarKey: join(dir, 'registrar.key'),
+    lock: join(dir, 'ledger.lock'),
+  };
+}
+
+/** True when `dir` holds an initialised ledger. */
+export function isInitialised(dir: string): boolean {
+  return existsSync(dataPaths(dir).genesis) && existsSync(dataPaths(dir).db);
+}
+
+/** Makes the directory (0700) if needed. */
+export function ensureDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new KlError('KL_DATA_DIR', `cannot create data directory ${dir}`, undefined, { cause: err });
+  }
+}
+
+/** Reads and checks genesis.json. */
+export function readGenesisFile(path: string): { genesis: Genesis; chainId: string } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new KlError('KL_DATA_DIR', `cannot read genesis file ${path}`, undefined, { cause: err });
+  }
+  const genesis = checkGenesis(raw);
+  return { genesis, chainId: chainIdOf(genesis) };
+}
+
+/** Writes genesis.json (0644: it is public). */
+export function writeGenesisFile(path: string, genesis: Genesis): void {
+  writeFileAtomic(path, `${JSON.stringify(genesis, null, 2)}\n`);
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Takes the writer lock of a data directory: one writing process at a time. A lock left by a process
+ * that no longer runs (killed) is taken over.
+ * @returns the function that releases the lock.
+ * @throws KlError `KL_DATA_DIR` when another live process holds it.
+ */
+export function acquireWriterLock(dir: string): () => void {
+  const { lock } = dataPaths(dir);
+  if (existsSync(lock)) {
+    const pid = Number.parseInt(readFileSync(lock, 'utf8'), 10);
+    if (Number.isSafeInteger(pid) && pid !== process.pid && pidAlive(pid)) {
+      throw new KlError('KL_DATA_DIR', `the ledger in ${dir} is in use by process ${pid}`, { pid });
+    }
+  }
+  writeFileAtomic(lock, String(process.pid));
+  return () => {
+    try {
+      if (readFileSync(lock, 'utf8') === String(process.pid)) rmSync(lock);
+    } catch {
+      // already gone
+    }
+  };
+}
+
+/** File mode bits of a path (for tests and checks). */
+export function modeOf(path: string): number {
+  return statSync(path).mode & 0o777;
+}

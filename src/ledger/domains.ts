@@ -1,0 +1,11 @@
+/**
+ * Signature domain separators. Every signature in the ledger is over `domain ‖ canonical bytes`, so a
+ * signature made for one purpose can never be replayed as another.
+ */
+
+/** Registrar signature over a transaction's canonical `tx` object. */
+export const TX_DOMAIN = 'keyledger/tx/v1\n';
+/** Validator signature over a block hash (32 raw bytes). */
+export const BLOCK_DOMAIN = 'keyledger/block/v1\n';
+/** Validator approval of a governance change. */
+export const GOVERNANCE_DOMAIN = 'keyledger/governance/v1\n';

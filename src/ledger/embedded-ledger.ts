@@ -1,0 +1,558 @@
+/**
+ * The embedded ledger engine: one validator (like Fabric's solo orderer) on SQLite in WAL mode with
+ * synchronous=FULL. Transactions submitted while a block is being written wait and go into the next
+ * block together (group commit). `submit()` resolves only after the SQLite transaction that holds
+ * the block has committed, i.e. after it is on disk: that is the ledger's "confirmation".
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import Database from 'better-sqlite3';
+import { canonicalize } from '../protocol/canonical-json.js';
+import { isKlError, KlError } from '../protocol/errors.js';
+import { sha256 } from '../protocol/hash.js';
+import { canonicalIdentity } from '../protocol/identity.js';
+import { type BlockHeader, blockHashOf, type SignedHeader, signHeader, verifySignedHeader } from './block.js';
+import {
+  acquireWriterLock,
+  dataPaths,
+  ensureDir,
+  isInitialised,
+  readGenesisFile,
+  writeGenesisFile,
+} from './data-dir.js';
+import { chainIdOf, checkGenesis, type Genesis } from './genesis.js';
+import type { BlockView, CommittedTransaction, Ledger } from './ledger.js';
+import { leafHash, MerkleTree } from './merkle.js';
+import type { ConsistencyProof, KeyRecordProof, TransactionReceipt } from './proofs.js';
+import { openKeyFile, sealKeyFile } from './sealed-key-file.js';
+import { SigningKey } from './signing-keys.js';
+import {
+  applyTransaction,
+  genesisEntries,
+  identityKey,
+  type KeyRecord,
+  stateTreeKey,
+  WorkingState,
+} from './state-machine.js';
+import { StateTree } from './state-tree.js';
+import {
+  checkEnvelopeShape,
+  MAX_TX_BYTES,
+  signTransaction,
+  type TxEnvelope,
+  type TxIntent,
+  type TxType,
+} from './transactions.js';
+
+/** Options of {@link initEmbeddedLedger}. */
+export interface InitOptions {
+  dataDir: string;
+  /** Protects the validator and registrar keys at rest. */
+  passphrase: string;
+  /** Human name of the ledger. */
+  name?: string;
+  /** The server's OpenPGP key to pin in the genesis. */
+  server?: Genesis['server'];
+  now?: () => number;
+}
+
+/**
+ * Initialises a data directory: makes the validator and registrar keys (sealed under `passphrase`),
+ * writes the genesis and creates the database. Refuses a directory that is already initialised.
+ */
+export function initEmbeddedLedger({
+  dataDir,
+  passphrase,
+  name = 'keyledger',
+  server,
+  now = Date.now,
+}: InitOptions): {
+  genesis: Genesis;
+  chainId: string;
+} {
+  if (isInitialised(dataDir)) throw new KlError('KL_DATA_DIR', `${dataDir} already holds a ledger`);
+  if (!passphrase)
+    throw new KlError('KL_PASSPHRASE_REQUIRED', 'a passphrase is required to protect the ledger keys');
+  ensureDir(dataDir);
+  const paths = dataPaths(dataDir);
+  const validator = SigningKey.generate();
+  const registrar = SigningKey.generate();
+  const genesis = checkGenesis({
+    v: 1,
+    name,
+    createdAt: now(),
+    validators: [validator.info()],
+    quorum: 1,
+    registrars: [{ ...registrar.info(), name: 'local registrar' }],
+    ...(server ? { server } : {}),
+  });
+  sealKeyFile(paths.validatorKey, validator, passphrase, 'validator');
+  sealKeyFile(paths.registrarKey, registrar, passphrase, 'registrar');
+  const chainId = chainIdOf(genesis);
+  const db = new Database(paths.db);
+  try {
+    createSchema(db);
+    db.prepare('INSERT INTO meta(key, value) VALUES (?, ?), (?, ?), (?, ?)').run(
+      'format',
+      '1',
+      'genesis',
+      canonicalize(genesis),
+      'chain',
+      chainId,
+    );
+    const insert = db.prepare('INSERT INTO state(key, value) VALUES (?, ?)');
+    for (const e of genesisEntries(genesis)) insert.run(e.key, canonicalize(e.value));
+  } finally {
+    db.close();
+  }
+  // genesis.json last: its presence marks the directory as initialised.
+  writeGenesisFile(paths.genesis, genesis);
+  return { genesis, chainId };
+}
+
+/** SQL schema of the embedded engine. */
+export function createSchema(db: Database.Database): void {
+  db.pragma('journal_mode = WAL');
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS blocks (
+      height INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE, header TEXT NOT NULL, signatures TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS txs (
+      txid TEXT PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL, type TEXT NOT NULL,
+      subject TEXT, envelope TEXT NOT NULL, UNIQUE (height, idx));
+    CREATE INDEX IF NOT EXISTS txs_subject ON txs(subject, height, idx);
+    CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  `);
+}
+
+/** Options of {@link EmbeddedLedger.open}. */
+export interface OpenOptions {
+  dataDir: string;
+  /** Opens the keys; without it the ledger is read-only (reads and proofs work, writes are refused). */
+  passphrase?: string;
+  /** Clock, milliseconds since the epoch. */
+  now?: () => number;
+  /** Most transactions in one block (group commit). Default 1000. */
+  maxBlockTxs?: number;
+  /** How long to wait for more transactions before writing a block. Default 0 (next tick). */
+  batchWaitMs?: number;
+}
+
+interface Pending {
+  envelope: TxEnvelope;
+  txid: string;
+  text: string;
+  local: boolean;
+  resolve: (r: TransactionReceipt) => void;
+  reject: (e: unknown) => void;
+}
+
+function subjectOf(envelope: TxEnvelope): string | null {
+  const body = envelope.tx.body as { id?: string };
+  return typeof body.id === 'string' ? body.id : null;
+}
+
+/** The embedded, single-validator ledger engine. */
+export class EmbeddedLedger implements Ledger {
+  readonly genesis: Genesis;
+  readonly chainId: string;
+  private readonly db: Database.Database;
+  private readonly now: () => number;
+  private readonly maxBlockTxs: number;
+  private readonly batchWaitMs: number;
+  private readonly validator: SigningKey | null;
+  private readonly registrar: SigningKey | null;
+  private readonly releaseLock: (() => void) | null;
+  private readonly events = new EventEmitter();
+  private readonly history = new MerkleTree();
+  private tree: StateTree;
+  private last: SignedHeader | null;
+  private pending: Pending[] = [];
+  private flushTimer: NodeJS.Immediate | NodeJS.Timeout | null = null;
+  private closed = false;
+  private readonly stmt: ReturnType<EmbeddedLedger['prepare']>;
+
+  private constructor(opts: OpenOptions) {
+    const paths = dataPaths(opts.dataDir);
+    if (!isInitialised(opts.dataDir))
+      throw new KlError('KL_DATA_DIR', `${opts.dataDir} holds no ledger; initialise it first`);
+    this.now = opts.now ?? Date.now;
+    this.maxBlockTxs = Math.max(1, Math.min(opts.maxBlockTxs ?? 1000, 10_000));
+    this.batchWaitMs = Math.max(0, opts.batchWaitMs ?? 0);
+    const fromFile = readGenesisFile(paths.genesis);
+    this.releaseLock = opts.passphrase !== undefined ? acquireWriterLock(opts.dataDir) : null;
+    try {
+      this.validator =
+        opts.passphrase !== undefined ? openKeyFile(paths.validatorKey, opts.passphrase, 'validator') : null;
+      this.registrar =
+        opts.passphrase !== undefined ? openKeyFile(paths.registrarKey, opts.passphrase, 'registrar') : null;
+      this.db = new Database(paths.db, { fileMustExist: true });
+    } catch (err) {
+      this.releaseLock?.();
+      throw err;
+    }
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('busy_timeout = 5000');
+      this.stmt = this.prepare();
+      const meta = this.stmt.meta.get('genesis') as { value: string } | undefined;
+      if (!meta) throw new KlError('KL_LEDGER_CORRUPT', 'the database holds no genesis');
+      this.genesis = checkGenesis(JSON.parse(meta.value));
+      this.chainId = chainIdOf(this.genesis);
+      if (this.chainId !== fromFile.chainId)
+        throw new KlError('KL_LEDGER_CORRUPT', 'genesis.json does not match the database');
+      if (this.validator && !this.genesis.validators.some((v) => v.keyId === this.validator!.keyId)) {
+        throw new KlError('KL_LEDGER_CORRUPT', 'the validator key is not named in the genesis');
+      }
+      ({ tree: this.tree, last: this.last } = this.load());
+    } catch (err) {
+      this.db.close();
+      this.releaseLock?.();
+      if (isKlError(err)) throw err;
+      throw new KlError('KL_LEDGER_CORRUPT', `cannot open the ledger: ${(err as Error).message}`, undefined, {
+        cause: err,
+      });
+    }
+  }
+
+  /**
+   * Opens an initialised data directory. With `passphrase` the ledger can write (and takes the
+   * directory's writer lock); without, it serves reads and proofs only. Opening checks that the
+   * stored state and block history match the last signed header; `keyledger ledger verify` checks
+   * everything.
+   */
+  static open(opts: OpenOptions): EmbeddedLedger {
+    return new EmbeddedLedger(opts);
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      meta: db.prepare('SELECT value FROM meta WHERE key = ?'),
+      stateGet: db.prepare('SELECT value FROM state WHERE key = ?'),
+      stateAll: db.prepare('SELECT key, value FROM state'),
+      statePut: db.prepare(
+        'INSERT INTO state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      ),
+      txExists: db.prepare('SELECT 1 FROM txs WHERE txid = ?'),
+      txGet: db.prepare('SELECT height, idx, envelope FROM txs WHERE txid = ?'),
+      txInsert: db.prepare(
+        'INSERT INTO txs(txid, height, idx, type, subject, envelope) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      txidsOfBlock: db.prepare('SELECT txid FROM txs WHERE height = ? ORDER BY idx'),
+      txsOfSubject: db.prepare('SELECT txid FROM txs WHERE subject = ? ORDER BY height, idx LIMIT ?'),
+      blockInsert: db.prepare('INSERT INTO blocks(height, hash, header, signatures) VALUES (?, ?, ?, ?)'),
+      blockGet: db.prepare('SELECT hash, header, signatures FROM blocks WHERE height = ?'),
+      blockHashes: db.prepare('SELECT height, hash FROM blocks ORDER BY height'),
+    };
+  }
+
+  private load(): { tree: StateTree; last: SignedHeader | null } {
+    let tree = StateTree.empty();
+    for (const row of this.stmt.stateAll.iterate() as Iterable<{ key: string; value: string }>) {
+      tree = tree.set(stateTreeKey(row.key), sha256(Buffer.from(row.value, 'utf8')));
+    }
+    let expected = 1;
+    for (const row of this.stmt.blockHashes.iterate() as Iterable<{ height: number; hash: string }>) {
+      if (row.height !== expected)
+        throw new KlError('KL_LEDGER_CORRUPT', `block ${expected} is missing`, { height: expected });
+      this.history.append(leafHash(Buffer.from(row.hash, 'hex')));
+      expected += 1;
+    }
+    const height = expected - 1;
+    if (height === 0) {
+      const genesisState = new WorkingState({ get: () => undefined }, StateTree.empty());
+      for (const e of genesisEntries(this.genesis)) genesisState.put(e);
+      if (!genesisState.tree.root().equals(tree.root()))
+        throw new KlError('KL_LEDGER_CORRUPT', 'state does not match the genesis');
+      return { tree, last: null };
+    }
+    const last = this.readBlock(height);
+    verifySignedHeader(last, this.genesis, this.chainId);
+    if (last.header.stateRoot !== tree.root().toString('hex')) {
+      throw new KlError('KL_LEDGER_CORRUPT', `stored state does not match block ${height}`, { height });
+    }
+    if (last.header.historyRoot !== this.history.root(height - 1).toString('hex')) {
+      throw new KlError('KL_LEDGER_CORRUPT', `block history does not match block ${height}`, { height });
+    }
+    return { tree, last };
+  }
+
+  private readBlock(height: number): SignedHeader {
+    const row = this.stmt.blockGet.get(height) as
+      | { hash: string; header: string; signatures: string }
+      | undefined;
+    if (!row) throw new KlError('KL_BLOCK_UNKNOWN', `there is no block ${height}`, { height });
+    return {
+      header: JSON.parse(row.header) as BlockHeader,
+      hash: row.hash,
+      signatures: JSON.parse(row.signatures),
+    };
+  }
+
+  private stateGet = (key: string): unknown => {
+    const row = this.stmt.stateGet.get(key) as { value: string } | undefined;
+    return row ? JSON.parse(row.value) : undefined;
+  };
+
+  private enqueue(
+    envelope: TxEnvelope,
+    txid: string,
+    text: string,
+    local: boolean,
+  ): Promise<TransactionReceipt> {
+    if (this.closed) return Promise.reject(new KlError('KL_LEDGER_CLOSED', 'the ledger is closed'));
+    if (!this.validator)
+      return Promise.reject(new KlError('KL_NOT_PERMITTED', 'the ledger is open read-only'));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ envelope, txid, text, local, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.flushTimer || this.pending.length === 0) return;
+    this.flushTimer =
+      this.batchWaitMs > 0
+        ? setTimeout(() => this.flush(), this.batchWaitMs)
+        : setImmediate(() => this.flush());
+  }
+
+  async submit(intent: TxIntent): Promise<TransactionReceipt> {
+    if (!this.registrar) throw new KlError('KL_NOT_PERMITTED', 'the ledger is open read-only');
+    const envelope = signTransaction({
+      chain: this.chainId,
+      intent: structuredClone(intent),
+      signer: this.registrar,
+      now: this.now(),
+      nonce: randomBytes(16).toString('hex'),
+    });
+    // Re-check the finished envelope exactly as an outside one would be (shape and size).
+    const { bytes, txid } = checkEnvelopeShape(envelope);
+    return this.enqueue(envelope, txid, bytes.toString('utf8'), true);
+  }
+
+  async submitSigned(value: TxEnvelope): Promise<TransactionReceipt> {
+    const { bytes, txid } = checkEnvelopeShape(value);
+    if (bytes.length > MAX_TX_BYTES) throw new KlError('KL_TX_TOO_LARGE', 'transaction too large');
+    const text = bytes.toString('utf8');
+    // Work on our own copy: the caller's object may change after this call.
+    return this.enqueue(JSON.parse(text) as TxEnvelope, txid, text, false);
+  }
+
+  /** Builds, writes and announces one block from the pending queue. */
+  private flush(): void {
+    this.flushTimer = null;
+    const validator = this.validator;
+    if (!validator || this.pending.length === 0) return;
+    const batch = this.pending.splice(0, this.maxBlockTxs);
+    const height = (this.last?.header.height ?? 0) + 1;
+    const time = Math.max(this.now(), this.last?.header.time ?? 0);
+    const state = new WorkingState({ get: this.stateGet }, this.tree);
+    const accepted: Pending[] = [];
+    const seen = new Set<string>();
+    for (const p of batch) {
+      try {
+        if (seen.has(p.txid) || this.stmt.txExists.get(p.txid)) {
+          throw new KlError('KL_TX_DUPLICATE', 'this transaction is already on the ledger', { txid: p.txid });
+        }
+        applyTransaction(state, p.envelope, {
+          genesis: this.genesis,
+          chain: this.chainId,
+          height,
+          txid: p.txid,
+          blockTime: time,
+          signatureAlreadyVerified: p.local,
+        });
+        seen.add(p.txid);
+        accepted.push(p);
+      } catch (err) {
+        p.reject(err);
+      }
+    }
+    if (accepted.length > 0) this.commit(accepted, state, height, time, validator);
+    this.schedule();
+  }
+
+  private commit(
+    accepted: Pending[],
+    state: WorkingState,
+    height: number,
+    time: number,
+    validator: SigningKey,
+  ): void {
+    const txTree = new MerkleTree(accepted.map((p) => Buffer.from(p.txid, 'hex')));
+    const header: BlockHeader = {
+      v: 1,
+      chain: this.chainId,
+      height,
+      prevHash: this.last?.hash ?? this.chainId,
+      time,
+      txCount: accepted.length,
+      txRoot: txTree.root().toString('hex'),
+      stateRoot: state.tree.root().toString('hex'),
+      historyRoot: this.history.root().toString('hex'),
+      proposer: validator.keyId,
+    };
+    const signed = signHeader(header, validator);
+    try {
+      this.db.transaction(() => {
+        this.stmt.blockInsert.run(
+          height,
+          signed.hash,
+          canonicalize(header),
+          JSON.stringify(signed.signatures),
+        );
+        accepted.forEach((p, i) => {
+          this.stmt.txInsert.run(p.txid, height, i, p.envelope.tx.type, subjectOf(p.envelope), p.text);
+        });
+        for (const [key, { text }] of state.writes) this.stmt.statePut.run(key, text);
+      })();
+    } catch (err) {
+      const failure = new KlError(
+        'KL_LEDGER_WRITE_FAILED',
+        `the ledger could not write block ${height}: ${(err as Error).message}`,
+        {
+          height,
+        },
+      );
+      for (const p of accepted) p.reject(failure);
+      return;
+    }
+    // Durable: now (and only now) the block becomes visible and its transactions confirmed.
+    this.tree = state.tree;
+    this.history.append(leafHash(Buffer.from(signed.hash, 'hex')));
+    this.last = signed;
+    accepted.forEach((p, index) => {
+      p.resolve({
+        envelope: p.envelope,
+        txid: p.txid,
+        index,
+        proof: txTree.inclusionProof(index).map((h) => h.toString('hex')),
+        block: signed,
+      });
+    });
+    if (this.events.listenerCount('committed') > 0) {
+      accepted.forEach((p, index) => {
+        const event: CommittedTransaction = {
+          txid: p.txid,
+          type: p.envelope.tx.type as TxType,
+          height,
+          index,
+          envelope: p.envelope,
+        };
+        this.events.emit('committed', event);
+      });
+    }
+  }
+
+  async getKeyRecord(id: string): Promise<KeyRecordProof> {
+    const canonical = canonicalIdentity(id);
+    this.assertOpen();
+    const record = (this.stateGet(identityKey(canonical)) as KeyRecord | undefined) ?? null;
+    const checkpoint = this.last;
+    if (!checkpoint) throw new KlError('KL_IDENTITY_UNKNOWN', 'the ledger has no blocks yet');
+    return {
+      id: canonical,
+      record,
+      proof: this.tree.prove(stateTreeKey(identityKey(canonical))),
+      checkpoint,
+    };
+  }
+
+  async getTransaction(txid: string): Promise<TransactionReceipt> {
+    this.assertOpen();
+    if (typeof txid !== 'string' || !/^[0-9a-f]{64}$/.test(txid))
+      throw new KlError('KL_BAD_INPUT', 'txid must be 64 hex characters');
+    const row = this.stmt.txGet.get(txid) as { height: number; idx: number; envelope: string } | undefined;
+    if (!row) throw new KlError('KL_TX_UNKNOWN', 'no such transaction', { txid });
+    const block = this.readBlock(row.height);
+    const ids = (this.stmt.txidsOfBlock.all(row.height) as Array<{ txid: string }>).map((r) =>
+      Buffer.from(r.txid, 'hex'),
+    );
+    const proof = new MerkleTree(ids).inclusionProof(row.idx).map((h) => h.toString('hex'));
+    return { envelope: JSON.parse(row.envelope) as TxEnvelope, txid, index: row.idx, proof, block };
+  }
+
+  async getBlock(height: number): Promise<BlockView> {
+    this.assertOpen();
+    if (!Number.isSafeInteger(height) || height < 1)
+      throw new KlError('KL_BAD_INPUT', 'height must be a positive integer');
+    const block = this.readBlock(height);
+    const txids = (this.stmt.txidsOfBlock.all(height) as Array<{ txid: string }>).map((r) => r.txid);
+    return { block, txids };
+  }
+
+  async transactionsFor(id: string, { limit = 100 }: { limit?: number } = {}): Promise<TransactionReceipt[]> {
+    const canonical = canonicalIdentity(id);
+    this.assertOpen();
+    const rows = this.stmt.txsOfSubject.all(canonical, Math.max(1, Math.min(limit, 1000))) as Array<{
+      txid: string;
+    }>;
+    return Promise.all(rows.map((r) => this.getTransaction(r.txid)));
+  }
+
+  async checkpoint(): Promise<SignedHeader | null> {
+    this.assertOpen();
+    return this.last;
+  }
+
+  async consistency(fromHeight: number, toHeight?: number): Promise<ConsistencyProof> {
+    this.assertOpen();
+    const top = this.last?.header.height ?? 0;
+    const to = toHeight ?? top;
+    if (
+      !Number.isSafeInteger(fromHeight) ||
+      !Number.isSafeInteger(to) ||
+      fromHeight < 1 ||
+      fromHeight > to ||
+      to > top
+    ) {
+      throw new KlError('KL_BAD_INPUT', `heights must satisfy 1 ≤ from ≤ to ≤ ${top}`);
+    }
+    const older = this.readBlock(fromHeight);
+    const newer = this.readBlock(to);
+    const hex = (list: Buffer[]) => list.map((h) => h.toString('hex'));
+    return {
+      older,
+      newer,
+      consistency: hex(this.history.consistencyProof(fromHeight - 1, to - 1)),
+      inclusion: fromHeight < to ? hex(this.history.inclusionProof(fromHeight - 1, to - 1)) : [],
+    };
+  }
+
+  subscribe(listener: (tx: CommittedTransaction) => void): () => void {
+    this.events.on('committed', listener);
+    return () => this.events.off('committed', listener);
+  }
+
+  /** Number of transactions waiting for the next block. */
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.flushTimer) {
+      clearImmediate(this.flushTimer as NodeJS.Immediate);
+      clearTimeout(this.flushTimer as NodeJS.Timeout);
+      this.flushTimer = null;
+    }
+    while (this.pending.length > 0 && this.validator) this.flush();
+    if (this.flushTimer) {
+      clearImmediate(this.flushTimer as NodeJS.Immediate);
+      clearTimeout(this.flushTimer as NodeJS.Timeout);
+    }
+    this.closed = true;
+    this.db.close();
+    this.releaseLock?.();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new KlError('KL_LEDGER_CLOSED', 'the ledger is closed');
+  }
+}
+
+/** Ledger header hash helper re-exported for tools. */
+export { blockHashOf };

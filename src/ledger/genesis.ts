@@ -1,0 +1,94 @@
+/**
+ * The genesis document: the root of trust of a ledger. It names the validators (who sign blocks), the
+ * quorum, the first registrars (who may write) and, optionally, the server's OpenPGP key. Its hash
+ * is the chain id that every transaction and block header carries. Clients and auditors need only
+ * this document to verify anything the ledger says.
+ */
+import { canonicalize } from '../protocol/canonical-json.js';
+import { KlError } from '../protocol/errors.js';
+import { sha256Hex } from '../protocol/hash.js';
+import { checkShape } from '../protocol/shape.js';
+import { KEY_ID, keyIdMatches, PUBLIC_KEY_B64, type PublicKeyInfo } from './signing-keys.js';
+import { FINGERPRINT, MAX_ARMORED_KEY } from './transactions.js';
+
+/** A registrar named in the genesis or added by governance. */
+export interface RegistrarInfo extends PublicKeyInfo {
+  name: string;
+}
+
+/** The genesis document. */
+export interface Genesis {
+  v: 1;
+  /** Human name of the ledger. */
+  name: string;
+  /** Creation time, milliseconds since the epoch. */
+  createdAt: number;
+  /** Validators that sign blocks. */
+  validators: PublicKeyInfo[];
+  /** How many distinct validator signatures a block (or a governance change) needs. */
+  quorum: number;
+  /** Registrars allowed to write from the start. */
+  registrars: RegistrarInfo[];
+  /** The authentication server's OpenPGP public key, pinned for clients (issue 3). */
+  server?: { fingerprint: string; publicKey: string };
+}
+
+const keyInfo = {
+  type: 'object',
+  fields: {
+    keyId: { type: 'string', max: 32, pattern: KEY_ID },
+    publicKey: { type: 'string', max: 43, pattern: PUBLIC_KEY_B64 },
+  },
+} as const;
+
+/**
+ * Checks a genesis document: shape, key ids, distinct validators, a quorum that is a strict majority
+ * (more than two thirds for BFT with four or more validators is the operator's choice; at least a
+ * majority is enforced).
+ * @throws KlError `KL_BAD_INPUT`
+ */
+export function checkGenesis(value: unknown): Genesis {
+  const g = checkShape<Genesis>(
+    value,
+    {
+      v: { type: 'integer', min: 1, max: 1 },
+      name: { type: 'string', max: 64, min: 1 },
+      createdAt: { type: 'integer', min: 0, max: 8.64e15 },
+      validators: { type: 'array', items: keyInfo, maxItems: 64, minItems: 1 },
+      quorum: { type: 'integer', min: 1, max: 64 },
+      registrars: {
+        type: 'array',
+        maxItems: 64,
+        items: { type: 'object', fields: { ...keyInfo.fields, name: { type: 'string', max: 64, min: 1 } } },
+      },
+      server: {
+        type: 'object',
+        optional: true,
+        fields: {
+          fingerprint: { type: 'string', max: 64, pattern: FINGERPRINT },
+          publicKey: { type: 'string', max: MAX_ARMORED_KEY },
+        },
+      },
+    },
+    'KL_BAD_INPUT',
+    'genesis',
+  );
+  const ids = new Set(g.validators.map((v) => v.keyId));
+  if (ids.size !== g.validators.length) throw new KlError('KL_BAD_INPUT', 'genesis names a validator twice');
+  if (g.quorum > g.validators.length || g.quorum * 2 <= g.validators.length) {
+    throw new KlError(
+      'KL_BAD_INPUT',
+      'genesis quorum must be a majority of the validators and no more than all',
+    );
+  }
+  for (const k of [...g.validators, ...g.registrars]) {
+    if (!keyIdMatches(k))
+      throw new KlError('KL_BAD_INPUT', `genesis key id ${k.keyId} does not match its key`);
+  }
+  return g;
+}
+
+/** The chain id: SHA-256 of the genesis in canonical JSON, hex. */
+export function chainIdOf(genesis: Genesis): string {
+  return sha256Hex(canonicalize(genesis));
+}

@@ -1,0 +1,56 @@
+/**
+ * The one interface the server uses to talk to a ledger, whatever engine stands behind it (the
+ * embedded SQLite engine today; an EVM chain later). Every method that returns ledger data returns it
+ * with a proof that the pure verifiers in proofs.ts can check against the genesis alone.
+ */
+import type { SignedHeader } from './block.js';
+import type { Genesis } from './genesis.js';
+import type { ConsistencyProof, KeyRecordProof, TransactionReceipt } from './proofs.js';
+import type { TxEnvelope, TxIntent, TxType } from './transactions.js';
+
+/** A committed transaction, as told to subscribers. */
+export interface CommittedTransaction {
+  txid: string;
+  type: TxType;
+  height: number;
+  index: number;
+  envelope: TxEnvelope;
+}
+
+/** A block with its transaction ids. */
+export interface BlockView {
+  block: SignedHeader;
+  txids: string[];
+}
+
+/** A permissioned ledger. */
+export interface Ledger {
+  /** The genesis document (the root of trust). */
+  readonly genesis: Genesis;
+  /** Hash of the genesis. */
+  readonly chainId: string;
+  /**
+   * Signs `intent` with this node's registrar key and writes it. Resolves only once the block that
+   * holds it is committed and durable (seed phase 1 step 2, "Blockchain Confirmation"), with the
+   * receipt the client will verify. Rejects with a typed error if the transaction is invalid.
+   */
+  submit(intent: TxIntent): Promise<TransactionReceipt>;
+  /** Writes a transaction signed elsewhere (another registrar, or validators for governance). */
+  submitSigned(envelope: TxEnvelope): Promise<TransactionReceipt>;
+  /** The identity's current key record (or null) with a state proof against the latest checkpoint. */
+  getKeyRecord(id: string): Promise<KeyRecordProof>;
+  /** A transaction with its inclusion proof. */
+  getTransaction(txid: string): Promise<TransactionReceipt>;
+  /** One block and its transaction ids. */
+  getBlock(height: number): Promise<BlockView>;
+  /** Transactions that name `id` (registrations, rotations, revocations, anchors), oldest first. */
+  transactionsFor(id: string, options?: { limit?: number }): Promise<TransactionReceipt[]>;
+  /** The latest signed block header; null before the first block. */
+  checkpoint(): Promise<SignedHeader | null>;
+  /** Proof that the checkpoint at `toHeight` (default: latest) extends the one at `fromHeight`. */
+  consistency(fromHeight: number, toHeight?: number): Promise<ConsistencyProof>;
+  /** Calls `listener` for every committed transaction; returns the unsubscribe function. */
+  subscribe(listener: (tx: CommittedTransaction) => void): () => void;
+  /** Writes what is pending, then closes. */
+  close(): Promise<void>;
+}

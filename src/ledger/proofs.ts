@@ -1,0 +1,177 @@
+/**
+ * Proofs a client or auditor checks alone, with nothing but the genesis document (DESIGN "Proofs a
+ * client checks alone"). Every verifier is pure and never throws: it returns `{ verified: true, ... }`
+ * with what the caller should keep, or `{ verified: false, code, reason }`.
+ */
+import { canonicalBytes } from '../protocol/canonical-json.js';
+import { type ErrorCode, isKlError } from '../protocol/errors.js';
+import { HASH_HEX, hashFromHex } from '../protocol/hash.js';
+import { type SignedHeader, verifySignedHeader } from './block.js';
+import { chainIdOf, type Genesis } from './genesis.js';
+import { leafHash, verifyConsistency, verifyInclusion } from './merkle.js';
+import { identityKey, type KeyRecord, stateTreeKey, stateValueHash } from './state-machine.js';
+import { type StateProof, verifyStateProof } from './state-tree.js';
+import type { TxEnvelope } from './transactions.js';
+
+/** A failed verification. */
+export interface Unverified {
+  verified: false;
+  code: ErrorCode;
+  reason: string;
+}
+
+/** Proof that a transaction is in a block. */
+export interface TransactionReceipt {
+  envelope: TxEnvelope;
+  txid: string;
+  /** Position of the transaction in its block. */
+  index: number;
+  /** RFC 6962 audit path to the block's txRoot, hex, bottom-up. */
+  proof: string[];
+  /** The signed header of the block that holds the transaction. */
+  block: SignedHeader;
+}
+
+/** Proof of an identity's key record (or of its absence) against a checkpoint. */
+export interface KeyRecordProof {
+  id: string;
+  record: KeyRecord | null;
+  proof: StateProof;
+  checkpoint: SignedHeader;
+}
+
+/** Proof that checkpoint `newer` extends checkpoint `older`. */
+export interface ConsistencyProof {
+  older: SignedHeader;
+  newer: SignedHeader;
+  /** RFC 6962 consistency proof between the history trees (sizes older.height-1 → newer.height-1). */
+  consistency: string[];
+  /** Audit path of older's block hash (leaf older.height-1) in newer's history tree. */
+  inclusion: string[];
+}
+
+function fail(code: ErrorCode, reason: string): Unverified {
+  return { verified: false, code, reason };
+}
+
+function hexList(list: unknown): Buffer[] | null {
+  if (!Array.isArray(list) || list.length > 128) return null;
+  if (!list.every((x) => typeof x === 'string' && HASH_HEX.test(x))) return null;
+  return list.map((x) => hashFromHex(x as string));
+}
+
+function checkHeader(genesis: Genesis, value: unknown): SignedHeader | Unverified {
+  try {
+    return verifySignedHeader(value, genesis, chainIdOf(genesis));
+  } catch (err) {
+    return fail('KL_CHECKPOINT_INVALID', isKlError(err) ? err.message : 'checkpoint is malformed');
+  }
+}
+
+/** Verifies a transaction receipt against the genesis. */
+export function verifyTransactionReceipt({
+  genesis,
+  receipt,
+}: {
+  genesis: Genesis;
+  receipt: TransactionReceipt;
+}): { verified: true; txid: string; height: number; envelope: TxEnvelope } | Unverified {
+  const block = checkHeader(genesis, receipt?.block);
+  if ('verified' in block) return block;
+  const path = hexList(receipt.proof);
+  if (!path) return fail('KL_PROOF_INVALID', 'receipt proof is malformed');
+  let bytes: Buffer;
+  try {
+    bytes = canonicalBytes(receipt.envelope);
+  } catch {
+    return fail('KL_PROOF_INVALID', 'receipt transaction is malformed');
+  }
+  const txid = leafHash(bytes).toString('hex');
+  if (txid !== receipt.txid) return fail('KL_PROOF_INVALID', 'receipt transaction does not match its id');
+  if (receipt.envelope?.tx?.chain !== block.header.chain)
+    return fail('KL_PROOF_INVALID', 'transaction belongs to another ledger');
+  const ok = verifyInclusion({
+    leafHash: Buffer.from(txid, 'hex'),
+    index: receipt.index,
+    treeSize: block.header.txCount,
+    proof: path,
+    root: hashFromHex(block.header.txRoot),
+  });
+  if (!ok) return fail('KL_PROOF_INVALID', 'transaction is not included in the block');
+  return { verified: true, txid, height: block.header.height, envelope: receipt.envelope };
+}
+
+/** Verifies an identity's key record (or its absence) against a signed checkpoint. */
+export function verifyKeyRecordProof({
+  genesis,
+  proof,
+}: {
+  genesis: Genesis;
+  proof: KeyRecordProof;
+}): { verified: true; record: KeyRecord | null; height: number } | Unverified {
+  const cp = checkHeader(genesis, proof?.checkpoint);
+  if ('verified' in cp) return cp;
+  if (typeof proof.id !== 'string') return fail('KL_PROOF_INVALID', 'proof names no identity');
+  if (proof.record && proof.record.id !== proof.id)
+    return fail('KL_PROOF_INVALID', 'record belongs to another identity');
+  let value: Buffer | null = null;
+  try {
+    value = proof.record ? stateValueHash(proof.record) : null;
+  } catch {
+    return fail('KL_PROOF_INVALID', 'record is malformed');
+  }
+  const ok = verifyStateProof({
+    key: stateTreeKey(identityKey(proof.id)),
+    value,
+    proof: proof.proof,
+    root: hashFromHex(cp.header.stateRoot),
+  });
+  if (!ok) return fail('KL_PROOF_INVALID', 'key record does not match the checkpoint’s state root');
+  return { verified: true, record: proof.record, height: cp.header.height };
+}
+
+/**
+ * Verifies that `newer` extends `older`: both signed, and the history tree of `newer` contains that
+ * of `older` plus `older` itself. A client that keeps its last checkpoint refuses a ledger for which
+ * this fails (history was rewritten).
+ */
+export function verifyCheckpointConsistency({
+  genesis,
+  proof,
+}: {
+  genesis: Genesis;
+  proof: ConsistencyProof;
+}): { verified: true; checkpoint: SignedHeader } | Unverified {
+  const older = checkHeader(genesis, proof?.older);
+  if ('verified' in older) return older;
+  const newer = checkHeader(genesis, proof.newer);
+  if ('verified' in newer) return newer;
+  const a = older.header.height;
+  const b = newer.header.height;
+  if (a > b) return fail('KL_PROOF_INVALID', 'the newer checkpoint is older');
+  if (a === b) {
+    return older.hash === newer.hash
+      ? { verified: true, checkpoint: newer }
+      : fail('KL_PROOF_INVALID', 'two different blocks at the same height');
+  }
+  const consistency = hexList(proof.consistency);
+  const inclusion = hexList(proof.inclusion);
+  if (!consistency || !inclusion) return fail('KL_PROOF_INVALID', 'consistency proof is malformed');
+  const consistent = verifyConsistency({
+    size1: a - 1,
+    size2: b - 1,
+    root1: hashFromHex(older.header.historyRoot),
+    root2: hashFromHex(newer.header.historyRoot),
+    proof: consistency,
+  });
+  if (!consistent) return fail('KL_PROOF_INVALID', 'the newer checkpoint does not extend the older one');
+  const included = verifyInclusion({
+    leafHash: leafHash(hashFromHex(older.hash)),
+    index: a - 1,
+    treeSize: b - 1,
+    proof: inclusion,
+    root: hashFromHex(newer.header.historyRoot),
+  });
+  if (!included) return fail('KL_PROOF_INVALID', 'the older checkpoint is not in the newer history');
+  return { verified: true, checkpoint: newer };
+}

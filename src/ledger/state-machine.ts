@@ -1,0 +1,320 @@
+/**
+ * The ledger's state and the rules that change it. One function, {@link applyTransaction}, decides
+ * whether a transaction is valid in a given state and what it changes; the engine (when it builds a
+ * block) and the offline verifier (when it replays the chain) both call it, so they cannot disagree.
+ *
+ * State entries, each under a namespaced key in the state tree (see state-tree.ts):
+ *   identity:<id>        → KeyRecord   (the identity's current key, status and history)
+ *   fingerprint:<fpr>    → { id }      (a key belongs to at most one identity, forever)
+ *   registrar:<keyId>    → RegistrarRecord
+ *   governance           → { govSeq }  (number of governance changes applied; stops replays)
+ */
+import { canonicalBytes, canonicalize } from '../protocol/canonical-json.js';
+import { KlError } from '../protocol/errors.js';
+import { sha256 } from '../protocol/hash.js';
+import { GOVERNANCE_DOMAIN } from './domains.js';
+import type { Genesis } from './genesis.js';
+import { resolveSigner, WRITE_PERMISSIONS } from './permissions.js';
+import { keyIdMatches, verifySignature } from './signing-keys.js';
+import type { StateTree } from './state-tree.js';
+import { type TxBodies, type TxEnvelope, verifyEnvelopeSignature } from './transactions.js';
+
+/** Where and when a change happened. */
+export interface TxRef {
+  height: number;
+  txid: string;
+  time: number;
+}
+
+/** An identity's key record: what the server reads before every login. */
+export interface KeyRecord {
+  id: string;
+  name: string;
+  /** Current key's fingerprint (lowercase hex). */
+  fingerprint: string;
+  /** Current key, armored. */
+  publicKey: string;
+  algorithm: string;
+  status: 'active' | 'revoked';
+  registered: TxRef;
+  updated: TxRef;
+  revocation?: { reason: string; by: 'owner' | 'admin'; admin?: string; at: TxRef };
+  /** Earlier keys of this identity, oldest first. */
+  history: Array<{ fingerprint: string; algorithm: string; replaced: TxRef; reason: 'rotated' | 'revoked' }>;
+}
+
+/** A registrar as recorded in state. */
+export interface RegistrarRecord {
+  keyId: string;
+  publicKey: string;
+  name: string;
+  active: boolean;
+  /** Height of the transaction that added it (0 for the genesis). */
+  since: number;
+}
+
+/** Kinds of state entry. */
+export type StateEntry =
+  | { kind: 'identity'; key: string; value: KeyRecord }
+  | { kind: 'fingerprint'; key: string; value: { id: string } }
+  | { kind: 'registrar'; key: string; value: RegistrarRecord }
+  | { kind: 'governance'; key: string; value: { govSeq: number } };
+
+/** The namespaced state key of an identity. */
+export const identityKey = (id: string): string => `identity:${id}`;
+/** The namespaced state key of a fingerprint. */
+export const fingerprintKey = (fpr: string): string => `fingerprint:${fpr}`;
+/** The namespaced state key of a registrar. */
+export const registrarKey = (keyId: string): string => `registrar:${keyId}`;
+/** The state key of the governance counter. */
+export const GOVERNANCE_KEY = 'governance';
+
+/** The 32-byte position of a state key in the state tree. */
+export function stateTreeKey(key: string): Buffer {
+  return sha256(Buffer.from(key, 'utf8'));
+}
+
+/** The 32-byte value hash of a state entry's value. */
+export function stateValueHash(value: unknown): Buffer {
+  return sha256(canonicalBytes(value));
+}
+
+/** Read access to a state: the stored value of a namespaced key. */
+export interface StateSource {
+  get(key: string): unknown;
+}
+
+/** How the maximal clock difference between a transaction and its block is bounded. */
+export const MAX_TX_CLOCK_SKEW_MS = 5 * 60 * 1000;
+
+/**
+ * A state under construction: reads fall through to a base source, writes go to an overlay and to a
+ * persistent state tree. Discarding a failed block is dropping the object.
+ */
+export class WorkingState {
+  /** Entries written since the base, by key, with their canonical JSON text (what is stored). */
+  readonly writes = new Map<string, { entry: StateEntry; text: string }>();
+
+  constructor(
+    private readonly base: StateSource,
+    public tree: StateTree,
+  ) {}
+
+  /** Current value of `key`. */
+  get<T>(key: string): T | undefined {
+    const w = this.writes.get(key);
+    return (w ? w.entry.value : this.base.get(key)) as T | undefined;
+  }
+
+  /** Writes an entry. */
+  put(entry: StateEntry): void {
+    const text = canonicalize(entry.value);
+    this.writes.set(entry.key, { entry, text });
+    this.tree = this.tree.set(stateTreeKey(entry.key), sha256(Buffer.from(text, 'utf8')));
+  }
+
+  /** The active registrar with this key id. */
+  activeRegistrar(keyId: string): RegistrarRecord | undefined {
+    const r = this.get<RegistrarRecord>(registrarKey(keyId));
+    return r?.active ? r : undefined;
+  }
+
+  /** Number of governance changes applied so far. */
+  govSeq(): number {
+    return this.get<{ govSeq: number }>(GOVERNANCE_KEY)?.govSeq ?? 0;
+  }
+}
+
+/** The state entries a genesis implies before block 1. */
+export function genesisEntries(genesis: Genesis): StateEntry[] {
+  return [
+    ...genesis.registrars.map(
+      (r): StateEntry => ({
+        kind: 'registrar',
+        key: registrarKey(r.keyId),
+        value: { keyId: r.keyId, publicKey: r.publicKey, name: r.name, active: true, since: 0 },
+      }),
+    ),
+    { kind: 'governance', key: GOVERNANCE_KEY, value: { govSeq: 0 } },
+  ];
+}
+
+/** Context of {@link applyTransaction}. */
+export interface ApplyContext {
+  genesis: Genesis;
+  chain: string;
+  height: number;
+  txid: string;
+  /** Time of the block being built. */
+  blockTime: number;
+  /** Set when the caller itself signed this envelope in this process, so checking it again is waste. */
+  signatureAlreadyVerified?: boolean;
+}
+
+/** The message validators sign to approve a governance change. */
+export function governanceMessage(
+  chain: string,
+  type: 'RegistrarAdded' | 'RegistrarRemoved',
+  body: object,
+): Buffer {
+  const { approvals: _ignored, ...rest } = body as { approvals?: unknown };
+  return Buffer.from(canonicalize({ chain, type, ...rest }), 'utf8');
+}
+
+function checkQuorum(env: TxEnvelope, ctx: ApplyContext): void {
+  const body = env.tx.body as TxBodies['RegistrarAdded'] | TxBodies['RegistrarRemoved'];
+  const msg = governanceMessage(ctx.chain, env.tx.type as 'RegistrarAdded', body);
+  const approved = new Set<string>();
+  for (const a of body.approvals) {
+    const v = ctx.genesis.validators.find((x) => x.keyId === a.validator);
+    if (v && verifySignature(v.publicKey, GOVERNANCE_DOMAIN, msg, a.sig)) approved.add(v.keyId);
+  }
+  if (approved.size < ctx.genesis.quorum) {
+    throw new KlError(
+      'KL_QUORUM_NOT_MET',
+      `governance change needs ${ctx.genesis.quorum} validator approvals`,
+      {
+        valid: approved.size,
+        quorum: ctx.genesis.quorum,
+      },
+    );
+  }
+}
+
+/**
+ * Checks `env` against the permission table and the state rules and, if valid, applies it to `state`.
+ * On error `state` is unchanged: every rule below is checked before the first `put` of its case, so
+ * a rejected transaction leaves no trace (keep it that way when adding rules).
+ * @throws KlError with the code that names the broken rule.
+ */
+export function applyTransaction(state: WorkingState, env: TxEnvelope, ctx: ApplyContext): void {
+  const { tx } = env;
+  if (tx.chain !== ctx.chain) throw new KlError('KL_TX_WRONG_CHAIN', 'transaction belongs to another ledger');
+  if (tx.time > ctx.blockTime + MAX_TX_CLOCK_SKEW_MS) {
+    throw new KlError('KL_TX_CLOCK_SKEW', 'transaction time is too far in the future', { time: tx.time });
+  }
+  const signerKey = resolveSigner(env, ctx.genesis, state);
+  if (!ctx.signatureAlreadyVerified && !verifyEnvelopeSignature(env, signerKey)) {
+    throw new KlError('KL_TX_BAD_SIGNATURE', 'transaction signature is not valid');
+  }
+  if (WRITE_PERMISSIONS[tx.type].approvals === 'validator-quorum') checkQuorum(env, ctx);
+
+  const at: TxRef = { height: ctx.height, txid: ctx.txid, time: tx.time };
+  switch (tx.type) {
+    case 'KeyRegistered': {
+      const b = tx.body as TxBodies['KeyRegistered'];
+      const prev = state.get<KeyRecord>(identityKey(b.id));
+      if (prev?.status === 'active')
+        throw new KlError('KL_IDENTITY_TAKEN', 'this identity is already registered');
+      if (state.get(fingerprintKey(b.fingerprint))) {
+        throw new KlError('KL_KEY_IN_USE', 'this key is already registered to an identity');
+      }
+      // A revoked identity may register again (a new invitation); its old keys stay in the history.
+      const history: KeyRecord['history'] = prev
+        ? [
+            ...prev.history,
+            { fingerprint: prev.fingerprint, algorithm: prev.algorithm, replaced: at, reason: 'revoked' },
+          ]
+        : [];
+      const record: KeyRecord = {
+        id: b.id,
+        name: b.name,
+        fingerprint: b.fingerprint,
+        publicKey: b.publicKey,
+        algorithm: b.algorithm,
+        status: 'active',
+        registered: at,
+        updated: at,
+        history,
+      };
+      state.put({ kind: 'identity', key: identityKey(b.id), value: record });
+      state.put({ kind: 'fingerprint', key: fingerprintKey(b.fingerprint), value: { id: b.id } });
+      return;
+    }
+    case 'KeyRotated': {
+      const b = tx.body as TxBodies['KeyRotated'];
+      const prev = activeRecord(state, b.id, b.oldFingerprint);
+      if (state.get(fingerprintKey(b.fingerprint))) {
+        throw new KlError('KL_KEY_IN_USE', 'the new key is already registered to an identity');
+      }
+      const record: KeyRecord = {
+        ...prev,
+        fingerprint: b.fingerprint,
+        publicKey: b.publicKey,
+        algorithm: b.algorithm,
+        updated: at,
+        history: [
+          ...prev.history,
+          { fingerprint: prev.fingerprint, algorithm: prev.algorithm, replaced: at, reason: 'rotated' },
+        ],
+      };
+      state.put({ kind: 'identity', key: identityKey(b.id), value: record });
+      state.put({ kind: 'fingerprint', key: fingerprintKey(b.fingerprint), value: { id: b.id } });
+      return;
+    }
+    case 'KeyRevoked': {
+      const b = tx.body as TxBodies['KeyRevoked'];
+      const prev = activeRecord(state, b.id, b.fingerprint);
+      const record: KeyRecord = {
+        ...prev,
+        status: 'revoked',
+        updated: at,
+        revocation: { reason: b.reason, by: b.by, ...(b.admin ? { admin: b.admin } : {}), at },
+      };
+      state.put({ kind: 'identity', key: identityKey(b.id), value: record });
+      return;
+    }
+    case 'HashAnchored':
+    case 'AuditEvent':
+      return; // append-only records: no state beyond the transaction itself
+    case 'RegistrarAdded': {
+      const b = tx.body as TxBodies['RegistrarAdded'];
+      checkGovSeq(state, b.govSeq);
+      if (!keyIdMatches(b)) throw new KlError('KL_TX_MALFORMED', 'registrar key id does not match its key');
+      if (state.activeRegistrar(b.keyId))
+        throw new KlError('KL_REGISTRAR_EXISTS', 'registrar is already active');
+      state.put({
+        kind: 'registrar',
+        key: registrarKey(b.keyId),
+        value: { keyId: b.keyId, publicKey: b.publicKey, name: b.name, active: true, since: ctx.height },
+      });
+      state.put({ kind: 'governance', key: GOVERNANCE_KEY, value: { govSeq: b.govSeq + 1 } });
+      return;
+    }
+    case 'RegistrarRemoved': {
+      const b = tx.body as TxBodies['RegistrarRemoved'];
+      checkGovSeq(state, b.govSeq);
+      const r = state.activeRegistrar(b.keyId);
+      if (!r) throw new KlError('KL_REGISTRAR_UNKNOWN', 'no active registrar has this key id');
+      state.put({ kind: 'registrar', key: registrarKey(b.keyId), value: { ...r, active: false } });
+      state.put({ kind: 'governance', key: GOVERNANCE_KEY, value: { govSeq: b.govSeq + 1 } });
+      return;
+    }
+  }
+}
+
+function activeRecord(state: WorkingState, id: string, fingerprint: string): KeyRecord {
+  const prev = state.get<KeyRecord>(identityKey(id));
+  if (!prev) throw new KlError('KL_IDENTITY_UNKNOWN', 'no key is registered for this identity');
+  if (prev.status === 'revoked') throw new KlError('KL_KEY_REVOKED', 'the key of this identity is revoked');
+  if (prev.fingerprint !== fingerprint) {
+    throw new KlError('KL_KEY_MISMATCH', 'the fingerprint is not the identity’s current key');
+  }
+  return prev;
+}
+
+function checkGovSeq(state: WorkingState, govSeq: number): void {
+  if (govSeq !== state.govSeq()) {
+    throw new KlError('KL_GOVERNANCE_STALE', `governance sequence must be ${state.govSeq()}`, {
+      expected: state.govSeq(),
+    });
+  }
+}
+
+/** Kind of a namespaced state key. */
+export function kindOfKey(key: string): StateEntry['kind'] {
+  if (key === GOVERNANCE_KEY) return 'governance';
+  const kind = key.slice(0, key.indexOf(':'));
+  if (kind === 'identity' || kind === 'fingerprint' || kind === 'registrar') return kind;
+  throw new KlError('KL_LEDGER_CORRUPT', `unknown state key ${key}`);
+}

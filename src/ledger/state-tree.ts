@@ -1,0 +1,169 @@
+/**
+ * The state tree: a compact sparse Merkle tree over 256-bit keys (SHA-256 of a namespaced state
+ * key such as `identity:alice@example.org`), with persistent (copy-on-write) nodes.
+ *
+ * Shape: a binary trie on the key's bits, most significant bit first. An empty subtree hashes to 32
+ * zero bytes; a subtree holding exactly one entry *is* that entry's leaf (placed at the shortest prefix
+ * that tells it apart), so depth grows with log2(entries), not 256. Leaf = SHA-256(0x10‖key‖value),
+ * inner = SHA-256(0x11‖left‖right). The set of entries determines the tree, hence the root, uniquely.
+ *
+ * A proof is the list of sibling hashes from the root down to the key's position plus, for absence,
+ * the other leaf found there. {@link verifyStateProof} is pure and needs only the root from a signed
+ * block header.
+ */
+import { sha256 } from '../protocol/hash.js';
+
+const LEAF_TAG = Buffer.from([0x10]);
+const INNER_TAG = Buffer.from([0x11]);
+/** Hash of an empty subtree (and root of an empty state). */
+export const EMPTY_HASH: Buffer = Buffer.alloc(32);
+
+interface Leaf {
+  readonly leaf: true;
+  readonly key: Buffer;
+  readonly value: Buffer;
+  hash?: Buffer;
+}
+interface Inner {
+  readonly leaf: false;
+  readonly left: Node | null;
+  readonly right: Node | null;
+  hash?: Buffer;
+}
+type Node = Leaf | Inner;
+
+function bit(key: Uint8Array, depth: number): 0 | 1 {
+  return ((key[depth >> 3]! >> (7 - (depth & 7))) & 1) as 0 | 1;
+}
+
+function hashLeaf(key: Uint8Array, value: Uint8Array): Buffer {
+  return sha256(LEAF_TAG, key, value);
+}
+
+function hashInner(left: Uint8Array, right: Uint8Array): Buffer {
+  return sha256(INNER_TAG, left, right);
+}
+
+function nodeHashOf(node: Node | null): Buffer {
+  if (node === null) return EMPTY_HASH;
+  if (node.hash) return node.hash;
+  node.hash = node.leaf
+    ? hashLeaf(node.key, node.value)
+    : hashInner(nodeHashOf(node.left), nodeHashOf(node.right));
+  return node.hash;
+}
+
+function split(a: Leaf, b: Leaf, depth: number): Inner {
+  if (depth >= 256) throw new Error('state tree: duplicate key');
+  const ba = bit(a.key, depth);
+  const bb = bit(b.key, depth);
+  if (ba === bb) {
+    const child = split(a, b, depth + 1);
+    return ba ? { leaf: false, left: null, right: child } : { leaf: false, left: child, right: null };
+  }
+  return ba ? { leaf: false, left: b, right: a } : { leaf: false, left: a, right: b };
+}
+
+function insert(node: Node | null, key: Buffer, value: Buffer, depth: number): Node {
+  if (node === null) return { leaf: true, key, value };
+  if (node.leaf) {
+    if (node.key.equals(key)) return { leaf: true, key, value };
+    return split(node, { leaf: true, key, value }, depth);
+  }
+  return bit(key, depth)
+    ? { leaf: false, left: node.left, right: insert(node.right, key, value, depth + 1) }
+    : { leaf: false, left: insert(node.left, key, value, depth + 1), right: node.right };
+}
+
+/** A proof about one key against a state root. Hashes are lowercase hex. */
+export interface StateProof {
+  /** Sibling hashes from the root down to the key's position. */
+  siblings: string[];
+  /** For an absence proof: the other entry that occupies the key's position, if any. */
+  other?: { key: string; value: string };
+}
+
+/** An immutable state tree; `set` returns a new tree sharing unchanged nodes. */
+export class StateTree {
+  private constructor(private readonly rootNode: Node | null) {}
+
+  /** The empty tree. */
+  static empty(): StateTree {
+    return new StateTree(null);
+  }
+
+  /** Root hash. */
+  root(): Buffer {
+    return nodeHashOf(this.rootNode);
+  }
+
+  /** Returns a tree in which `key` (32 bytes) maps to `value` (32-byte hash). */
+  set(key: Buffer, value: Buffer): StateTree {
+    if (key.length !== 32 || value.length !== 32)
+      throw new RangeError('state tree keys and values are 32 bytes');
+    return new StateTree(insert(this.rootNode, key, value, 0));
+  }
+
+  /** The value hash stored under `key`, or undefined. */
+  get(key: Buffer): Buffer | undefined {
+    let node = this.rootNode;
+    let depth = 0;
+    while (node && !node.leaf) node = bit(key, depth++) ? node.right : node.left;
+    return node?.key.equals(key) ? node.value : undefined;
+  }
+
+  /** Proof of the value (or absence) of `key`. */
+  prove(key: Buffer): StateProof {
+    const siblings: string[] = [];
+    let node = this.rootNode;
+    let depth = 0;
+    while (node && !node.leaf) {
+      const b = bit(key, depth++);
+      siblings.push(nodeHashOf(b ? node.left : node.right).toString('hex'));
+      node = b ? node.right : node.left;
+    }
+    if (node && !node.key.equals(key)) {
+      return { siblings, other: { key: node.key.toString('hex'), value: node.value.toString('hex') } };
+    }
+    return { siblings };
+  }
+}
+
+/** Inputs of {@link verifyStateProof}. */
+export interface StateProofCheck {
+  /** SHA-256 of the namespaced state key. */
+  key: Uint8Array;
+  /** Value hash claimed for the key, or null to check absence. */
+  value: Uint8Array | null;
+  proof: StateProof;
+  /** State root from a trusted (signed) block header. */
+  root: Uint8Array;
+}
+
+/** Verifies a state proof: `key` maps to `value` (or to nothing) in the tree whose root is `root`. */
+export function verifyStateProof({ key, value, proof, root }: StateProofCheck): boolean {
+  if (key.length !== 32 || (value !== null && value.length !== 32)) return false;
+  if (!Array.isArray(proof?.siblings) || proof.siblings.length > 256) return false;
+  const hex = /^[0-9a-f]{64}$/;
+  if (!proof.siblings.every((s) => typeof s === 'string' && hex.test(s))) return false;
+  const depth = proof.siblings.length;
+  let h: Buffer;
+  if (value !== null) {
+    if (proof.other) return false;
+    h = hashLeaf(key, value);
+  } else if (proof.other) {
+    if (!hex.test(proof.other.key) || !hex.test(proof.other.value)) return false;
+    const otherKey = Buffer.from(proof.other.key, 'hex');
+    if (otherKey.equals(Buffer.from(key))) return false;
+    // The other leaf must sit on the same path, i.e. share the first `depth` bits with `key`.
+    for (let d = 0; d < depth; d++) if (bit(otherKey, d) !== bit(key, d)) return false;
+    h = hashLeaf(otherKey, Buffer.from(proof.other.value, 'hex'));
+  } else {
+    h = EMPTY_HASH;
+  }
+  for (let d = depth - 1; d >= 0; d--) {
+    const s = Buffer.from(proof.siblings[d]!, 'hex');
+    h = bit(key, d) ? hashInner(s, h) : hashInner(h, s);
+  }
+  return Buffer.compare(h, Buffer.from(root)) === 0;
+}

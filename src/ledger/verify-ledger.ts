@@ -1,0 +1,213 @@
+/**
+ * Full offline audit of an embedded ledger's data directory (`keyledger ledger verify`). Trusts only
+ * genesis.json and re-derives everything else from the stored transactions: every block's hash, link,
+ * height, time, validator signatures, transaction ids, transaction signatures and permissions, every
+ * state rule, the transaction root, the state root and the history root; then checks that the stored
+ * state table is exactly the replayed state. Stops at the first problem and names it.
+ */
+import Database from 'better-sqlite3';
+import { canonicalize } from '../protocol/canonical-json.js';
+import { isKlError } from '../protocol/errors.js';
+import { type BlockHeader, blockHashOf, verifySignedHeader } from './block.js';
+import { dataPaths, readGenesisFile } from './data-dir.js';
+import { leafHash, MerkleTree } from './merkle.js';
+import { applyTransaction, genesisEntries, WorkingState } from './state-machine.js';
+import { StateTree } from './state-tree.js';
+import { checkEnvelopeShape, type TxEnvelope } from './transactions.js';
+
+/** Result of {@link verifyLedgerData}. */
+export interface LedgerVerification {
+  ok: boolean;
+  blocks: number;
+  transactions: number;
+  stateEntries: number;
+  /** The first problem found, if any. */
+  problem?: { height?: number; txid?: string; reason: string };
+}
+
+class Problem extends Error {
+  constructor(
+    readonly reason: string,
+    readonly height?: number,
+    readonly txid?: string,
+  ) {
+    super(reason);
+  }
+}
+
+/** Options of {@link verifyLedgerData}. */
+export interface VerifyLedgerOptions {
+  dataDir: string;
+  /** Called after each block with (height, total blocks). */
+  onProgress?: (height: number, total: number) => void;
+}
+
+/** Re-checks a whole data directory. Never throws for a bad ledger; reports it. */
+export function verifyLedgerData({ dataDir, onProgress }: VerifyLedgerOptions): LedgerVerification {
+  const paths = dataPaths(dataDir);
+  const { genesis, chainId } = readGenesisFile(paths.genesis);
+  const db = new Database(paths.db, { readonly: true, fileMustExist: true });
+  let blocks = 0;
+  let transactions = 0;
+  let stateEntries = 0;
+  try {
+    const meta = db.prepare('SELECT value FROM meta WHERE key = ?');
+    const storedGenesis = (meta.get('genesis') as { value: string } | undefined)?.value;
+    if (storedGenesis !== canonicalize(genesis))
+      throw new Problem('the database genesis differs from genesis.json');
+    if ((meta.get('chain') as { value: string } | undefined)?.value !== chainId)
+      throw new Problem('the database chain id is wrong');
+
+    // Replayed state: key → canonical JSON text.
+    const state = new Map<string, string>();
+    let tree = StateTree.empty();
+    const start = new WorkingState({ get: () => undefined }, tree);
+    for (const e of genesisEntries(genesis)) start.put(e);
+    for (const [k, { text }] of start.writes) state.set(k, text);
+    tree = start.tree;
+    const source = { get: (key: string) => (state.has(key) ? JSON.parse(state.get(key)!) : undefined) };
+
+    const history = new MerkleTree();
+    const total = (db.prepare('SELECT count(*) AS n FROM blocks').get() as { n: number }).n;
+    const txsOf = db.prepare(
+      'SELECT txid, idx, type, subject, envelope FROM txs WHERE height = ? ORDER BY idx',
+    );
+    let prevHash = chainId;
+    let prevTime = 0;
+    let expected = 1;
+    for (const row of db
+      .prepare('SELECT height, hash, header, signatures FROM blocks ORDER BY height')
+      .iterate() as Iterable<{
+      height: number;
+      hash: string;
+      header: string;
+      signatures: string;
+    }>) {
+      const height = expected;
+      if (row.height !== expected) throw new Problem(`block ${expected} is missing`, expected);
+      let header: BlockHeader;
+      let signatures: unknown;
+      try {
+        header = JSON.parse(row.header) as BlockHeader;
+        signatures = JSON.parse(row.signatures);
+      } catch {
+        throw new Problem(`block ${height}: header is not valid JSON`, height);
+      }
+      try {
+        verifySignedHeader({ header, hash: row.hash, signatures }, genesis, chainId);
+      } catch (err) {
+        throw new Problem(`block ${height}: ${isKlError(err) ? err.message : 'bad header'}`, height);
+      }
+      if (blockHashOf(header) !== row.hash)
+        throw new Problem(`block ${height}: hash does not match header`, height);
+      if (header.height !== height)
+        throw new Problem(`block ${height}: header says height ${header.height}`, height);
+      if (header.prevHash !== prevHash)
+        throw new Problem(`block ${height}: does not link to the previous block`, height);
+      if (header.time < prevTime) throw new Problem(`block ${height}: time goes backwards`, height);
+      if (header.historyRoot !== history.root().toString('hex'))
+        throw new Problem(`block ${height}: history root is wrong`, height);
+
+      const ws = new WorkingState(source, tree);
+      const ids: Buffer[] = [];
+      const rows = txsOf.all(height) as Array<{
+        txid: string;
+        idx: number;
+        type: string;
+        subject: string | null;
+        envelope: string;
+      }>;
+      if (rows.length !== header.txCount) {
+        throw new Problem(
+          `block ${height}: holds ${rows.length} transactions, header says ${header.txCount}`,
+          height,
+        );
+      }
+      rows.forEach((tx, i) => {
+        if (tx.idx !== i) throw new Problem(`block ${height}: transaction ${i} is missing`, height);
+        if (leafHash(Buffer.from(tx.envelope, 'utf8')).toString('hex') !== tx.txid) {
+          throw new Problem(`block ${height}: transaction ${tx.txid} does not match its id`, height, tx.txid);
+        }
+        let envelope: TxEnvelope;
+        try {
+          const parsed = JSON.parse(tx.envelope) as unknown;
+          if (canonicalize(parsed) !== tx.envelope) throw new Error('not canonical');
+          envelope = checkEnvelopeShape(parsed).envelope;
+        } catch (err) {
+          throw new Problem(
+            `block ${height}: transaction ${tx.txid} is malformed: ${(err as Error).message}`,
+            height,
+            tx.txid,
+          );
+        }
+        const subject = (envelope.tx.body as { id?: string }).id ?? null;
+        if (envelope.tx.type !== tx.type || subject !== tx.subject) {
+          throw new Problem(
+            `block ${height}: index columns of transaction ${tx.txid} are wrong`,
+            height,
+            tx.txid,
+          );
+        }
+        try {
+          applyTransaction(ws, envelope, {
+            genesis,
+            chain: chainId,
+            height,
+            txid: tx.txid,
+            blockTime: header.time,
+          });
+        } catch (err) {
+          throw new Problem(
+            `block ${height}: transaction ${tx.txid} is invalid: ${(err as Error).message}`,
+            height,
+            tx.txid,
+          );
+        }
+        ids.push(Buffer.from(tx.txid, 'hex'));
+        transactions += 1;
+      });
+      if (new MerkleTree(ids).root().toString('hex') !== header.txRoot)
+        throw new Problem(`block ${height}: transaction root is wrong`, height);
+      if (ws.tree.root().toString('hex') !== header.stateRoot)
+        throw new Problem(`block ${height}: state root is wrong`, height);
+      for (const [k, { text }] of ws.writes) state.set(k, text);
+      tree = ws.tree;
+      history.append(leafHash(Buffer.from(row.hash, 'hex')));
+      prevHash = row.hash;
+      prevTime = header.time;
+      blocks += 1;
+      expected += 1;
+      onProgress?.(height, total);
+    }
+    const stored = (db.prepare('SELECT count(*) AS n FROM txs').get() as { n: number }).n;
+    if (stored !== transactions)
+      throw new Problem(`${stored - transactions} transaction rows belong to no block`);
+
+    // The stored state must be exactly the replayed state.
+    let rowsSeen = 0;
+    for (const row of db.prepare('SELECT key, value FROM state ORDER BY key').iterate() as Iterable<{
+      key: string;
+      value: string;
+    }>) {
+      rowsSeen += 1;
+      const want = state.get(row.key);
+      if (want === undefined) throw new Problem(`state row ${row.key} is not explained by any transaction`);
+      if (want !== row.value) throw new Problem(`state row ${row.key} differs from the replayed state`);
+    }
+    if (rowsSeen !== state.size) throw new Problem(`${state.size - rowsSeen} state rows are missing`);
+    stateEntries = rowsSeen;
+    return { ok: true, blocks, transactions, stateEntries };
+  } catch (err) {
+    const problem =
+      err instanceof Problem
+        ? {
+            reason: err.reason,
+            ...(err.height ? { height: err.height } : {}),
+            ...(err.txid ? { txid: err.txid } : {}),
+          }
+        : { reason: `cannot read the ledger: ${(err as Error).message}` };
+    return { ok: false, blocks, transactions, stateEntries, problem };
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * RFC 8785 JSON Canonicalization Scheme (JCS).
+ *
+ * Everything keyledger signs or hashes is first put in this form, so that two parties that hold the
+ * same value produce the same bytes. Object members are sorted by their UTF-16 code units (RFC 8785
+ * §3.2.3), numbers are serialised as ECMAScript does (§3.2.2.3), strings as JSON.stringify escapes them
+ * (§3.2.2.2). Values JSON cannot represent (undefined, functions, NaN, ±Infinity, bigint, cycles) are
+ * refused rather than silently dropped.
+ */
+
+/** A value that can be canonicalised. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** Maximum nesting depth accepted; deeper input is refused (it is never legitimate here). */
+export const MAX_JSON_DEPTH = 32;
+
+/** Returns the RFC 8785 canonical JSON text of `value`. Throws `TypeError` on non-JSON values. */
+export function canonicalize(value: unknown): string {
+  return write(value, 0, new Set());
+}
+
+/** Returns the canonical JSON of `value` as UTF-8 bytes. */
+export function canonicalBytes(value: unknown): Buffer {
+  return Buffer.from(canonicalize(value), 'utf8');
+}
+
+function write(value: unknown, depth: number, seen: Set<object>): string {
+  if (depth > MAX_JSON_DEPTH) throw new TypeError('canonical JSON: nesting too deep');
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      if (!Number.isFinite(value)) throw new TypeError('canonical JSON: non-finite number');
+      // RFC 8785 §3.2.2.3: ECMAScript Number serialisation; -0 becomes 0.
+      return Object.is(value, -0) ? '0' : JSON.stringify(value);
+    case 'string':
+      return JSON.stringify(value);
+    case 'object': {
+      if (seen.has(value)) throw new TypeError('canonical JSON: cycle');
+      seen.add(value);
+      let out: string;
+      if (Array.isArray(value)) {
+        out = `[${value.map((v) => write(v, depth + 1, seen)).join(',')}]`;
+      } else {
+        const proto = Object.getPrototypeOf(value);
+        if (proto !== Object.prototype && proto !== null) {
+          throw new TypeError('canonical JSON: only plain objects are allowed');
+        }
+        const obj = value as Record<string, unknown>;
+        const keys = Object.keys(obj).filter((k) => obj[k] !== undefined);
+        // RFC 8785 §3.2.3: sort by UTF-16 code units, which is what the default sort compares.
+        keys.sort();
+        out = `{${keys.map((k) => `${JSON.stringify(k)}:${write(obj[k], depth + 1, seen)}`).join(',')}}`;
+      }
+      seen.delete(value);
+      return out;
+    }
+    default:
+      throw new TypeError(`canonical JSON: cannot encode ${typeof value}`);
+  }
+}
