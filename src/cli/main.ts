@@ -13,7 +13,9 @@ const HELP = `keyledger — passwordless mutual authentication with OpenPGP keys
 usage:
   keyledger demo [--data DIR] [--users N]          run the quick-start job on the embedded ledger
   keyledger ledger init --data DIR [--name NAME]   make the node keys and genesis of a new ledger
-  keyledger ledger verify --data DIR [--json]      re-check every block, transaction and state entry
+  keyledger ledger verify --data DIR [--checkpoint FILE]... [--json]
+                                                   re-check every block, transaction and state entry,
+                                                   and that checkpoints kept earlier are still there
   keyledger ledger show --data DIR [--height N | --id IDENTITY | --tx TXID] [--json]
 
 passphrase of the node keys: KEYLEDGER_SERVER_PASSPHRASE, --passphrase-file FILE, a prompt on a
@@ -29,6 +31,7 @@ const OPTIONS = {
   height: { type: 'string' },
   id: { type: 'string' },
   tx: { type: 'string' },
+  checkpoint: { type: 'string', multiple: true },
   users: { type: 'string' },
   'passphrase-file': { type: 'string' },
   'insecure-dev-passphrase': { type: 'boolean' },
@@ -84,7 +87,7 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
       }
       if (sub === 'init') return await ledgerInit({ ...common, ...(v.name ? { name: v.name } : {}) });
-      if (sub === 'verify') return await ledgerVerify(common);
+      if (sub === 'verify') return await ledgerVerify({ ...common, checkpoints: v.checkpoint ?? [] });
       if (sub === 'show') {
         const selectors = [v.height, v.id, v.tx].filter((x) => x !== undefined).length;
         if (selectors > 1) {

@@ -7,7 +7,17 @@
  *   ledger.lock                   pid of the process that writes, while it runs
  * The directory itself is made with mode 0700.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { KlError } from '../protocol/errors.js';
 import { chainIdOf, checkGenesis, type Genesis } from './genesis.js';
@@ -73,13 +83,31 @@ function pidAlive(pid: number): boolean {
  */
 export function acquireWriterLock(dir: string): () => void {
   const { lock } = dataPaths(dir);
-  if (existsSync(lock)) {
+  const create = (): void => {
+    // O_EXCL: of two processes starting at once, exactly one creates the file.
+    const fd = openSync(lock, 'wx', 0o600);
+    try {
+      writeSync(fd, String(process.pid));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  };
+  try {
+    create();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+      throw new KlError('KL_DATA_DIR', `cannot lock ${dir}: ${(err as Error).message}`, undefined, {
+        cause: err,
+      });
+    }
     const pid = Number.parseInt(readFileSync(lock, 'utf8'), 10);
-    if (Number.isSafeInteger(pid) && pid !== process.pid && pidAlive(pid)) {
+    if (Number.isSafeInteger(pid) && pidAlive(pid)) {
       throw new KlError('KL_DATA_DIR', `the ledger in ${dir} is in use by process ${pid}`, { pid });
     }
+    rmSync(lock, { force: true }); // left by a process that died
+    create();
   }
-  writeFileAtomic(lock, String(process.pid));
   return () => {
     try {
       if (readFileSync(lock, 'utf8') === String(process.pid)) rmSync(lock);

@@ -40,10 +40,20 @@ export interface VerifyLedgerOptions {
   dataDir: string;
   /** Called after each block with (height, total blocks). */
   onProgress?: (height: number, total: number) => void;
+  /**
+   * Checkpoints (signed headers) obtained earlier, e.g. kept by clients. Each must be signed by the
+   * validators and be part of the ledger. This is what catches a ledger cut short at the end: without
+   * an outside checkpoint, a shorter but internally valid chain cannot be told apart.
+   */
+  knownCheckpoints?: unknown[];
 }
 
 /** Re-checks a whole data directory. Never throws for a bad ledger; reports it. */
-export function verifyLedgerData({ dataDir, onProgress }: VerifyLedgerOptions): LedgerVerification {
+export function verifyLedgerData({
+  dataDir,
+  onProgress,
+  knownCheckpoints = [],
+}: VerifyLedgerOptions): LedgerVerification {
   const paths = dataPaths(dataDir);
   const { genesis, chainId } = readGenesisFile(paths.genesis);
   const db = new Database(paths.db, { readonly: true, fileMustExist: true });
@@ -72,6 +82,7 @@ export function verifyLedgerData({ dataDir, onProgress }: VerifyLedgerOptions): 
     const txsOf = db.prepare(
       'SELECT txid, idx, type, subject, envelope FROM txs WHERE height = ? ORDER BY idx',
     );
+    const hashes: string[] = [];
     let prevHash = chainId;
     let prevTime = 0;
     let expected = 1;
@@ -174,6 +185,7 @@ export function verifyLedgerData({ dataDir, onProgress }: VerifyLedgerOptions): 
       tree = ws.tree;
       history.append(leafHash(Buffer.from(row.hash, 'hex')));
       prevHash = row.hash;
+      hashes.push(row.hash);
       prevTime = header.time;
       blocks += 1;
       expected += 1;
@@ -196,6 +208,23 @@ export function verifyLedgerData({ dataDir, onProgress }: VerifyLedgerOptions): 
     }
     if (rowsSeen !== state.size) throw new Problem(`${state.size - rowsSeen} state rows are missing`);
     stateEntries = rowsSeen;
+
+    for (const value of knownCheckpoints) {
+      let cp: ReturnType<typeof verifySignedHeader>;
+      try {
+        cp = verifySignedHeader(value, genesis, chainId);
+      } catch (err) {
+        throw new Problem(`a known checkpoint is not valid: ${(err as Error).message}`);
+      }
+      const h = cp.header.height;
+      if (h > hashes.length)
+        throw new Problem(
+          `the ledger ends at block ${hashes.length} but a checkpoint at block ${h} exists: it was cut short`,
+          h,
+        );
+      if (hashes[h - 1] !== cp.hash)
+        throw new Problem(`block ${h} differs from the known checkpoint: history was rewritten`, h);
+    }
     return { ok: true, blocks, transactions, stateEntries };
   } catch (err) {
     const problem =

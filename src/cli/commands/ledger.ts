@@ -2,6 +2,7 @@
  * `keyledger ledger init | verify | show`: create, audit and inspect an embedded ledger.
  */
 
+import { readFileSync } from 'node:fs';
 import { EmbeddedLedger, initEmbeddedLedger } from '../../ledger/embedded-ledger.js';
 import { verifyKeyRecordProof, verifyTransactionReceipt } from '../../ledger/proofs.js';
 import { verifyLedgerData } from '../../ledger/verify-ledger.js';
@@ -21,6 +22,8 @@ export interface LedgerCommandOptions {
   id?: string;
   tx?: string;
   quiet?: boolean;
+  /** Files holding checkpoints (signed headers) kept from earlier. */
+  checkpoints?: string[];
 }
 
 /** `keyledger ledger init`: makes the keys and genesis of a new data directory. */
@@ -40,7 +43,15 @@ export async function ledgerInit(o: LedgerCommandOptions): Promise<number> {
 export async function ledgerVerify(o: LedgerCommandOptions): Promise<number> {
   const started = performance.now();
   const bar = progress('verifying', { quiet: o.quiet || o.json });
-  const result = verifyLedgerData({ dataDir: o.data, onProgress: (h, total) => bar.update(h, total) });
+  const knownCheckpoints = (o.checkpoints ?? []).flatMap((file) => {
+    const value = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    return Array.isArray(value) ? value : [value];
+  });
+  const result = verifyLedgerData({
+    dataDir: o.data,
+    knownCheckpoints,
+    onProgress: (h, total) => bar.update(h, total),
+  });
   bar.done();
   const seconds = ((performance.now() - started) / 1000).toFixed(2);
   if (o.json) {

@@ -1,0 +1,65 @@
+/**
+ * Shared test helpers: temporary data directories, a controllable clock, ledgers opened on real
+ * SQLite files, and OpenPGP-shaped key material.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import { EmbeddedLedger, initEmbeddedLedger, type OpenOptions } from '../src/ledger/embedded-ledger.js';
+import type { TxBodies } from '../src/ledger/transactions.js';
+
+export const PASSPHRASE = 'correct horse battery staple';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A fresh temporary directory, removed after the test file. */
+export function tempDir(prefix = 'kl-test-'): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(d);
+  return d;
+}
+
+/** A clock the test moves by hand. */
+export function manualClock(start = Date.UTC(2026, 10, 26, 12, 0, 0)) {
+  let t = start;
+  const now = () => t;
+  return Object.assign(now, { advance: (ms: number) => (t += ms), set: (ms: number) => (t = ms) });
+}
+
+/** Initialises a ledger in a new temp dir and opens it for writing. */
+export function freshLedger(opts: Partial<OpenOptions> = {}): { ledger: EmbeddedLedger; dataDir: string } {
+  const dataDir = join(tempDir(), 'data');
+  initEmbeddedLedger({ dataDir, passphrase: PASSPHRASE, ...(opts.now ? { now: opts.now } : {}) });
+  const ledger = EmbeddedLedger.open({ dataDir, passphrase: PASSPHRASE, ...opts });
+  return { ledger, dataDir };
+}
+
+/**
+ * An armored block with the shape of an OpenPGP public key and a random v4 fingerprint. The ledger
+ * does not parse OpenPGP (the server's pgp layer does, before it submits), so ledger tests and
+ * benchmarks may use these; tests of key handling use real keys.
+ */
+export function fakeKey(): { fingerprint: string; publicKey: string } {
+  const body = randomBytes(300)
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n');
+  return {
+    fingerprint: randomBytes(20).toString('hex'),
+    publicKey: `-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n${body}\n-----END PGP PUBLIC KEY BLOCK-----\n`,
+  };
+}
+
+/** A KeyRegistered body for `id` with fake key material. */
+export function registration(id: string, name = 'Test User'): TxBodies['KeyRegistered'] {
+  return { id, name, ...fakeKey(), algorithm: 'ed25519-legacy' };
+}
+
+/** A fake armored detached signature (shape only). */
+export function fakeSignature(): string {
+  return `-----BEGIN PGP SIGNATURE-----\n\n${randomBytes(90).toString('base64')}\n-----END PGP SIGNATURE-----\n`;
+}
