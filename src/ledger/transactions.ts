@@ -231,7 +231,8 @@ export function checkBody(type: TxType, body: unknown): void {
  */
 export function checkEnvelopeShape(value: unknown): { envelope: TxEnvelope; bytes: Buffer; txid: string } {
   // Outer and per-type shapes are checked in turn: envelope keys, then tx fields, then the body.
-  const { tx, ...outerEnvelope } = (isObject(value) ? value : { tx: undefined }) as { tx?: unknown };
+  if (!isObject(value)) throw new KlError('KL_TX_MALFORMED', 'transaction must be an object');
+  const { tx, ...outerEnvelope } = value;
   checkShape(
     { ...outerEnvelope, tx: {} },
     { tx: { type: 'object', fields: {} }, sig: { type: 'string', max: 86 } },
@@ -259,7 +260,7 @@ export function checkEnvelopeShape(value: unknown): { envelope: TxEnvelope; byte
       },
     );
   }
-  return { envelope: value as TxEnvelope, bytes, txid: leafHash(bytes).toString('hex') };
+  return { envelope: value as unknown as TxEnvelope, bytes, txid: leafHash(bytes).toString('hex') };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
