@@ -41,16 +41,45 @@ describe('malformed and oversized transactions', () => {
       ['no signature', { tx: v.tx }, /sig is required/],
       ['extra envelope field', { ...v, extra: 1 }, /extra is not an allowed field/],
       ['extra tx field', { ...v, tx: { ...v.tx, admin: true } }, /tx.admin is not an allowed field/],
-      ['extra body field', { ...v, tx: { ...v.tx, body: { ...(v.tx.body as object), isAdmin: true } } }, /body.isAdmin is not an allowed field/],
+      [
+        'extra body field',
+        { ...v, tx: { ...v.tx, body: { ...(v.tx.body as object), isAdmin: true } } },
+        /body.isAdmin is not an allowed field/,
+      ],
       ['unknown type', { ...v, tx: { ...v.tx, type: 'MintCoins' } }, /tx.type must be one of/],
       ['time as text', { ...v, tx: { ...v.tx, time: '2026' } }, /tx.time must be an integer/],
       ['negative time', { ...v, tx: { ...v.tx, time: -1 } }, /tx.time must be between/],
       ['fractional version', { ...v, tx: { ...v.tx, v: 1.5 } }, /tx.v must be an integer/],
       ['short nonce', { ...v, tx: { ...v.tx, nonce: 'abc' } }, /tx.nonce has the wrong format/],
-      ['bad fingerprint', { ...v, tx: { ...v.tx, body: { ...(v.tx.body as object), fingerprint: 'XYZ' } } }, /body.fingerprint has the wrong format/],
-      ['not an armored key', { ...v, tx: { ...v.tx, body: { ...(v.tx.body as object), publicKey: 'hello' } } }, /body.publicKey has the wrong format/],
-      ['oversized key', { ...v, tx: { ...v.tx, body: { ...(v.tx.body as object), publicKey: `-----BEGIN PGP PUBLIC KEY BLOCK-----\n${'A'.repeat(100_000)}\n-----END PGP PUBLIC KEY BLOCK-----` } } }, /at most 32768 characters/],
-      ['prototype key', JSON.parse(`{"tx":${JSON.stringify(v.tx)},"sig":"${v.sig}","__proto__":{"x":1}}`), /__proto__ is not an allowed field/],
+      [
+        'bad fingerprint',
+        { ...v, tx: { ...v.tx, body: { ...(v.tx.body as object), fingerprint: 'XYZ' } } },
+        /body.fingerprint has the wrong format/,
+      ],
+      [
+        'not an armored key',
+        { ...v, tx: { ...v.tx, body: { ...(v.tx.body as object), publicKey: 'hello' } } },
+        /body.publicKey has the wrong format/,
+      ],
+      [
+        'oversized key',
+        {
+          ...v,
+          tx: {
+            ...v.tx,
+            body: {
+              ...(v.tx.body as object),
+              publicKey: `-----BEGIN PGP PUBLIC KEY BLOCK-----\n${'A'.repeat(100_000)}\n-----END PGP PUBLIC KEY BLOCK-----`,
+            },
+          },
+        },
+        /at most 32768 characters/,
+      ],
+      [
+        'prototype key',
+        JSON.parse(`{"tx":${JSON.stringify(v.tx)},"sig":"${v.sig}","__proto__":{"x":1}}`),
+        /__proto__ is not an allowed field/,
+      ],
       ['signature too short', { ...v, sig: 'AAAA' }, /sig has the wrong format/],
     ];
     for (const [name, value, message] of cases) {
@@ -58,7 +87,12 @@ describe('malformed and oversized transactions', () => {
       assert.equal(r.code, 'KL_TX_MALFORMED', name);
       assert.match(r.message, message, name);
     }
-    const r = await rejection(ledger.submit({ type: 'AuditEvent', body: { event: 'login', at: 1, detail: { nested: { deep: 1 } } } } as never));
+    const r = await rejection(
+      ledger.submit({
+        type: 'AuditEvent',
+        body: { event: 'login', at: 1, detail: { nested: { deep: 1 } } },
+      } as never),
+    );
     assert.match(r.message, /body.detail.nested must be a short string/);
     const r2 = await rejection(ledger.submit({ type: 'AuditEvent', body: { event: 'Login!', at: 1 } }));
     assert.match(r2.message, /body.event has the wrong format/);
@@ -91,7 +125,21 @@ describe('malformed and oversized transactions', () => {
       } else {
         // Structural: replace one field anywhere with junk.
         const copy = JSON.parse(text);
-        const paths = [['sig'], ['tx', 'v'], ['tx', 'chain'], ['tx', 'type'], ['tx', 'time'], ['tx', 'nonce'], ['tx', 'signer'], ['tx', 'body'], ['tx', 'body', 'id'], ['tx', 'body', 'name'], ['tx', 'body', 'fingerprint'], ['tx', 'body', 'publicKey'], ['tx', 'body', 'algorithm']];
+        const paths = [
+          ['sig'],
+          ['tx', 'v'],
+          ['tx', 'chain'],
+          ['tx', 'type'],
+          ['tx', 'time'],
+          ['tx', 'nonce'],
+          ['tx', 'signer'],
+          ['tx', 'body'],
+          ['tx', 'body', 'id'],
+          ['tx', 'body', 'name'],
+          ['tx', 'body', 'fingerprint'],
+          ['tx', 'body', 'publicKey'],
+          ['tx', 'body', 'algorithm'],
+        ];
         const path = paths[randomInt(paths.length)]!;
         let target = copy;
         for (const p of path.slice(0, -1)) target = target[p];

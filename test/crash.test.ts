@@ -12,7 +12,9 @@ const writer = new URL('./support/crash-writer.mjs', import.meta.url).pathname;
 /** Runs the writer until it has acknowledged some transactions, kills it at a random moment. */
 function runAndKill(dataDir: string): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [writer, dataDir, PASSPHRASE], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [writer, dataDir, PASSPHRASE], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const acked: string[] = [];
     let buffer = '';
     let stderr = '';

@@ -2,11 +2,15 @@ import assert from 'node:assert/strict';
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { signHeader } from '../src/ledger/block.js';
 import { EmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import { chainIdOf } from '../src/ledger/genesis.js';
-import { verifyCheckpointConsistency, verifyKeyRecordProof, verifyTransactionReceipt } from '../src/ledger/proofs.js';
+import {
+  verifyCheckpointConsistency,
+  verifyKeyRecordProof,
+  verifyTransactionReceipt,
+} from '../src/ledger/proofs.js';
 import { SigningKey } from '../src/ledger/signing-keys.js';
-import { signHeader } from '../src/ledger/block.js';
 import { freshLedger, PASSPHRASE, registration, tempDir } from './helpers.js';
 
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v));
@@ -14,14 +18,22 @@ const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v));
 describe('receipts (transaction inclusion)', () => {
   it('verify for every position of a block; tampered receipts do not', async () => {
     const { ledger } = freshLedger();
-    const receipts = await Promise.all(Array.from({ length: 7 }, (_, i) => ledger.submit({ type: 'AuditEvent', body: { event: 'login', at: i } })));
+    const receipts = await Promise.all(
+      Array.from({ length: 7 }, (_, i) =>
+        ledger.submit({ type: 'AuditEvent', body: { event: 'login', at: i } }),
+      ),
+    );
     const { genesis } = ledger;
     for (const r of receipts) assert.ok(verifyTransactionReceipt({ genesis, receipt: r }).verified);
     const r = receipts[3]!;
 
     const changedTx = clone(r);
     (changedTx.envelope.tx.body as { at: number }).at = 99;
-    assert.deepEqual(verifyTransactionReceipt({ genesis, receipt: changedTx }), { verified: false, code: 'KL_PROOF_INVALID', reason: 'receipt transaction does not match its id' });
+    assert.deepEqual(verifyTransactionReceipt({ genesis, receipt: changedTx }), {
+      verified: false,
+      code: 'KL_PROOF_INVALID',
+      reason: 'receipt transaction does not match its id',
+    });
 
     const wrongIndex = { ...clone(r), index: 4 };
     assert.equal(verifyTransactionReceipt({ genesis, receipt: wrongIndex }).verified, false);
@@ -42,7 +54,13 @@ describe('receipts (transaction inclusion)', () => {
     assert.notEqual(chainIdOf(other.ledger.genesis), ledger.chainId);
     await other.ledger.close();
 
-    for (const junk of [null, {}, { block: 5 }, { ...clone(r), proof: ['zz'] }, { ...clone(r), proof: 'x' }]) {
+    for (const junk of [
+      null,
+      {},
+      { block: 5 },
+      { ...clone(r), proof: ['zz'] },
+      { ...clone(r), proof: 'x' },
+    ]) {
       assert.equal(verifyTransactionReceipt({ genesis, receipt: junk as never }).verified, false);
     }
     await ledger.close();
@@ -54,7 +72,16 @@ describe('key record proofs', () => {
     const { ledger } = freshLedger();
     const reg = registration('ivan@example.org');
     await ledger.submit({ type: 'KeyRegistered', body: reg });
-    await ledger.submit({ type: 'KeyRevoked', body: { id: reg.id, fingerprint: reg.fingerprint, reason: 'compromised', by: 'admin', admin: 'root@example.org' } });
+    await ledger.submit({
+      type: 'KeyRevoked',
+      body: {
+        id: reg.id,
+        fingerprint: reg.fingerprint,
+        reason: 'compromised',
+        by: 'admin',
+        admin: 'root@example.org',
+      },
+    });
     const proof = await ledger.getKeyRecord(reg.id);
     assert.ok(verifyKeyRecordProof({ genesis: ledger.genesis, proof }).verified);
     const lie = clone(proof);
@@ -62,7 +89,11 @@ describe('key record proofs', () => {
     delete lie.record!.revocation;
     assert.equal(verifyKeyRecordProof({ genesis: ledger.genesis, proof: lie }).verified, false);
     const hidden = { ...clone(proof), record: null };
-    assert.equal(verifyKeyRecordProof({ genesis: ledger.genesis, proof: hidden }).verified, false, 'a registered identity claimed absent');
+    assert.equal(
+      verifyKeyRecordProof({ genesis: ledger.genesis, proof: hidden }).verified,
+      false,
+      'a registered identity claimed absent',
+    );
     const swapped = { ...clone(proof), id: 'judy@example.org' };
     assert.equal(verifyKeyRecordProof({ genesis: ledger.genesis, proof: swapped }).verified, false);
     await ledger.close();

@@ -38,7 +38,7 @@ import { StateTree } from './state-tree.js';
 import {
   checkEnvelopeShape,
   MAX_TX_BYTES,
-  signTransaction,
+  signTransactionBytes,
   type TxEnvelope,
   type TxIntent,
   type TxType,
@@ -170,6 +170,8 @@ export class EmbeddedLedger implements Ledger {
   private pending: Pending[] = [];
   private flushTimer: NodeJS.Immediate | NodeJS.Timeout | null = null;
   private closed = false;
+  private readonly noncePrefix = randomBytes(8).toString('hex');
+  private nonceCounter = 0n;
   private readonly stmt: ReturnType<EmbeddedLedger['prepare']>;
 
   private constructor(opts: OpenOptions) {
@@ -321,21 +323,31 @@ export class EmbeddedLedger implements Ledger {
 
   async submit(intent: TxIntent): Promise<TransactionReceipt> {
     if (!this.registrar) throw new KlError('KL_NOT_PERMITTED', 'the ledger is open read-only');
-    const envelope = signTransaction({
+    // signTransaction checks the body's shape; the copy keeps later changes by the caller out.
+    const { envelope, bytes } = signTransactionBytes({
       chain: this.chainId,
       intent: structuredClone(intent),
       signer: this.registrar,
       now: this.now(),
-      nonce: randomBytes(16).toString('hex'),
+      nonce: this.nextNonce(),
     });
-    // Re-check the finished envelope exactly as an outside one would be (shape and size).
-    const { bytes, txid } = checkEnvelopeShape(envelope);
-    return this.enqueue(envelope, txid, bytes.toString('utf8'), true);
+    if (bytes.length > MAX_TX_BYTES) {
+      throw new KlError(
+        'KL_TX_TOO_LARGE',
+        `transaction is ${bytes.length} bytes; the limit is ${MAX_TX_BYTES}`,
+      );
+    }
+    return this.enqueue(envelope, leafHash(bytes).toString('hex'), bytes.toString('utf8'), true);
+  }
+
+  /** A unique nonce: a random per-process prefix and a counter (uniqueness is all a nonce needs). */
+  private nextNonce(): string {
+    this.nonceCounter += 1n;
+    return this.noncePrefix + this.nonceCounter.toString(16).padStart(16, '0');
   }
 
   async submitSigned(value: TxEnvelope): Promise<TransactionReceipt> {
     const { bytes, txid } = checkEnvelopeShape(value);
-    if (bytes.length > MAX_TX_BYTES) throw new KlError('KL_TX_TOO_LARGE', 'transaction too large');
     const text = bytes.toString('utf8');
     // Work on our own copy: the caller's object may change after this call.
     return this.enqueue(JSON.parse(text) as TxEnvelope, txid, text, false);

@@ -7,7 +7,7 @@
  * The transaction id is the RFC 6962 leaf hash of JCS(envelope): SHA-256(0x00 ‖ JCS(envelope)), hex.
  * So a transaction's id *is* its leaf in the block's Merkle tree.
  */
-import { canonicalBytes } from '../protocol/canonical-json.js';
+import { canonicalBytes, canonicalize } from '../protocol/canonical-json.js';
 import { KlError } from '../protocol/errors.js';
 import { HASH_HEX } from '../protocol/hash.js';
 import { isCanonicalIdentity, MAX_IDENTITY_LENGTH, MAX_NAME_LENGTH } from '../protocol/identity.js';
@@ -293,7 +293,15 @@ export interface SignTransactionOptions {
 }
 
 /** Builds and signs an envelope. The body is checked first. */
-export function signTransaction({ chain, intent, signer, now, nonce }: SignTransactionOptions): TxEnvelope {
+export function signTransaction(options: SignTransactionOptions): TxEnvelope {
+  return signTransactionBytes(options).envelope;
+}
+
+/** Like {@link signTransaction}, also returning the envelope's canonical bytes (computed once). */
+export function signTransactionBytes({ chain, intent, signer, now, nonce }: SignTransactionOptions): {
+  envelope: TxEnvelope;
+  bytes: Buffer;
+} {
   checkBody(intent.type, intent.body);
   const tx = {
     v: 1,
@@ -304,5 +312,9 @@ export function signTransaction({ chain, intent, signer, now, nonce }: SignTrans
     signer: signer.keyId,
     body: intent.body,
   } as Transaction;
-  return { tx, sig: signer.sign(TX_DOMAIN, canonicalBytes(tx)) };
+  const txText = canonicalize(tx);
+  const sig = signer.sign(TX_DOMAIN, Buffer.from(txText, 'utf8'));
+  // RFC 8785 orders "sig" before "tx"; the signed text is already canonical.
+  const bytes = Buffer.from(`{"sig":${JSON.stringify(sig)},"tx":${txText}}`, 'utf8');
+  return { envelope: { tx, sig }, bytes };
 }

@@ -1,0 +1,228 @@
+/**
+ * `npm run bench:ledger` — figures for the embedded ledger, each next to a baseline measured in the
+ * same run on the same machine:
+ *   1. committed transactions per second with blocks of 1, 10, 100 and 1000 transactions
+ *      (baseline: raw better-sqlite3 inserts of the same rows with the same durability settings);
+ *   2. key-record lookup + state proof latency, p50/p99, with N identities (default 100,000)
+ *      (baseline: a raw SQLite point select);
+ *   3. `ledger verify` time for the whole data directory (baseline: Ed25519 verification alone).
+ * Results go to bench/results/ledger.json. Never fails on timing.
+ *
+ * Options: --identities N (default 100000), --keep DIR (keep the filled data directory there).
+ * Keys are OpenPGP-shaped random blocks (the ledger stores keys, it does not parse them).
+ */
+import { spawnSync } from 'node:child_process';
+import { generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
+import { EmbeddedLedger, initEmbeddedLedger } from '../src/ledger/embedded-ledger.js';
+import { verifyKeyRecordProof } from '../src/ledger/proofs.js';
+import type { TxBodies } from '../src/ledger/transactions.js';
+import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
+
+const { values } = parseArgs({ options: { identities: { type: 'string' }, keep: { type: 'string' } } });
+const IDENTITIES = Number(values.identities ?? 100_000);
+const PASS = 'bench passphrase';
+const root = values.keep ?? mkdtempSync(join(tmpdir(), 'kl-bench-'));
+
+function body(i: number): TxBodies['KeyRegistered'] {
+  return {
+    id: `user${i}.${randomBytes(3).toString('hex')}@example.org`,
+    name: `User ${i}`,
+    fingerprint: randomBytes(20).toString('hex'),
+    publicKey: `-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n${randomBytes(450)
+      .toString('base64')
+      .replace(/(.{64})/g, '$1\n')}\n-----END PGP PUBLIC KEY BLOCK-----\n`,
+    algorithm: 'ed25519-legacy',
+  };
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+function newLedger(name: string, maxBlockTxs: number) {
+  const dataDir = join(root, name);
+  initEmbeddedLedger({ dataDir, passphrase: PASS });
+  return { dataDir, ledger: EmbeddedLedger.open({ dataDir, passphrase: PASS, maxBlockTxs }) };
+}
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+// 1. Commit throughput by block size.
+async function commitThroughput(blockSize: number, total: number) {
+  const { ledger } = newLedger(`commit-${blockSize}`, blockSize);
+  const bodies = Array.from({ length: total }, (_, i) => body(i));
+  const t0 = performance.now();
+  // Keep a bounded number in flight, as a busy server would.
+  const inFlight = Math.max(blockSize * 2, 2);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < total) {
+        const b = bodies[next++]!;
+        await ledger.submit({ type: 'KeyRegistered', body: b });
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  const height = (await ledger.checkpoint())!.header.height;
+  await ledger.close();
+  return {
+    blockSize,
+    transactions: total,
+    blocks: height,
+    seconds: +seconds.toFixed(3),
+    txPerSecond: Math.round(total / seconds),
+  };
+}
+
+// Baseline for 1: the same rows written with raw better-sqlite3, same pragmas, same batch sizes.
+function sqliteBaseline(blockSize: number, total: number) {
+  const db = new Database(join(root, `baseline-${blockSize}.sqlite`));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.exec(
+    'CREATE TABLE txs (txid TEXT PRIMARY KEY, body TEXT NOT NULL); CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)',
+  );
+  const ins = db.prepare('INSERT INTO txs VALUES (?, ?)');
+  const st = db.prepare('INSERT INTO state VALUES (?, ?)');
+  const rows = Array.from(
+    { length: total },
+    (_, i) => [randomBytes(32).toString('hex'), JSON.stringify(body(i))] as const,
+  );
+  const t0 = performance.now();
+  for (let i = 0; i < total; i += blockSize) {
+    db.transaction(() => {
+      for (const [id, text] of rows.slice(i, i + blockSize)) {
+        ins.run(id, text);
+        st.run(`s${id}`, text);
+      }
+    })();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  db.close();
+  return { blockSize, rowsPerSecond: Math.round(total / seconds) };
+}
+
+async function main() {
+  log(
+    `keyledger ledger benchmark — ${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}, Node ${process.version}; data in ${root}`,
+  );
+  const commit = [];
+  for (const [blockSize, total] of [
+    [1, 500],
+    [10, 5_000],
+    [100, 20_000],
+    [1000, 50_000],
+  ] as const) {
+    const r = await commitThroughput(blockSize, total);
+    const b = sqliteBaseline(blockSize, total);
+    commit.push({ ...r, baselineRawSqliteRowsPerSecond: b.rowsPerSecond });
+    log(
+      `commit  block ${String(blockSize).padStart(4)}: ${String(r.txPerSecond).padStart(7)} tx/s   (raw SQLite same batches: ${b.rowsPerSecond} rows/s)`,
+    );
+  }
+
+  // 2. Lookup + proof with many identities.
+  log(`filling a ledger with ${IDENTITIES} identities…`);
+  const { ledger, dataDir } = newLedger('lookup', 1000);
+  const ids: string[] = [];
+  const tFill = performance.now();
+  for (let i = 0; i < IDENTITIES; i += 1000) {
+    const batch = Array.from({ length: Math.min(1000, IDENTITIES - i) }, (_, j) => body(i + j));
+    await Promise.all(batch.map((b) => ledger.submit({ type: 'KeyRegistered', body: b })));
+    for (const b of batch) ids.push(b.id);
+    if ((i / 1000) % 10 === 0) log(`  ${i + batch.length}/${IDENTITIES}`);
+  }
+  const fillSeconds = (performance.now() - tFill) / 1000;
+  const samples = 10_000;
+  const lookup: number[] = [];
+  const withVerify: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const id = ids[Math.floor(Math.random() * ids.length)]!;
+    const t0 = performance.now();
+    const proof = await ledger.getKeyRecord(id);
+    const t1 = performance.now();
+    if (!verifyKeyRecordProof({ genesis: ledger.genesis, proof }).verified) throw new Error('proof failed');
+    lookup.push(t1 - t0);
+    withVerify.push(performance.now() - t0);
+  }
+  await ledger.close();
+  const raw = new Database(join(dataDir, 'ledger.sqlite'), { readonly: true });
+  const sel = raw.prepare('SELECT value FROM state WHERE key = ?');
+  const rawTimes: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const key = `identity:${ids[Math.floor(Math.random() * ids.length)]}`;
+    const t0 = performance.now();
+    JSON.parse((sel.get(key) as { value: string }).value);
+    rawTimes.push(performance.now() - t0);
+  }
+  raw.close();
+  for (const a of [lookup, withVerify, rawTimes]) a.sort((x, y) => x - y);
+  const ms = (x: number) => +x.toFixed(4);
+  const lookupResult = {
+    identities: IDENTITIES,
+    fillSeconds: +fillSeconds.toFixed(2),
+    fillTxPerSecond: Math.round(IDENTITIES / fillSeconds),
+    samples,
+    lookupAndProofMs: { p50: ms(quantile(lookup, 0.5)), p99: ms(quantile(lookup, 0.99)) },
+    lookupProofAndClientVerifyMs: { p50: ms(quantile(withVerify, 0.5)), p99: ms(quantile(withVerify, 0.99)) },
+    baselineRawSqliteSelectMs: { p50: ms(quantile(rawTimes, 0.5)), p99: ms(quantile(rawTimes, 0.99)) },
+  };
+  log(
+    `lookup+proof with ${IDENTITIES} identities: p50 ${lookupResult.lookupAndProofMs.p50} ms, p99 ${lookupResult.lookupAndProofMs.p99} ms   (raw SQLite select: p50 ${lookupResult.baselineRawSqliteSelectMs.p50} ms, p99 ${lookupResult.baselineRawSqliteSelectMs.p99} ms)`,
+  );
+
+  // 3. Full verification of that data directory, in-process and through the CLI.
+  const tVerify = performance.now();
+  const audit = verifyLedgerData({ dataDir });
+  const verifySeconds = (performance.now() - tVerify) / 1000;
+  if (!audit.ok) throw new Error(`verify failed: ${audit.problem?.reason}`);
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const msg = randomBytes(200);
+  const sig = sign(null, msg, privateKey);
+  const tEd = performance.now();
+  for (let i = 0; i < audit.transactions; i++) verify(null, msg, publicKey, sig);
+  const edSeconds = (performance.now() - tEd) / 1000;
+  const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
+  const tCli = performance.now();
+  const cli = spawnSync(process.execPath, [bin, 'ledger', 'verify', '--data', dataDir, '--quiet'], {
+    encoding: 'utf8',
+  });
+  const cliSeconds = (performance.now() - tCli) / 1000;
+  const verifyResult = {
+    transactions: audit.transactions,
+    blocks: audit.blocks,
+    seconds: +verifySeconds.toFixed(2),
+    txPerSecond: Math.round(audit.transactions / verifySeconds),
+    cli: { exitCode: cli.status, seconds: +cliSeconds.toFixed(2), output: cli.stdout.trim() },
+    baselineEd25519VerifyOnlySeconds: +edSeconds.toFixed(2),
+  };
+  log(
+    `verify ${audit.transactions} tx in ${verifyResult.seconds} s (${verifyResult.txPerSecond} tx/s)   (Ed25519 verify alone: ${verifyResult.baselineEd25519VerifyOnlySeconds} s); CLI: ${verifyResult.cli.output}`,
+  );
+
+  const result = {
+    date: new Date().toISOString(),
+    machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version },
+    commit,
+    lookup: lookupResult,
+    verify: verifyResult,
+    notes: [
+      'All figures from one run on one machine; baselines measured in the same run.',
+      'commit: KeyRegistered transactions with ~600-byte keys, bounded concurrency (2 × block size in flight), synchronous=FULL.',
+      'lookup: getKeyRecord (SQLite read + state-tree proof); client verify adds the block signature and proof check.',
+    ],
+  };
+  const out = new URL('./results/ledger.json', import.meta.url).pathname;
+  writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+  log(`results written to bench/results/ledger.json`);
+  if (values.keep) log(`data kept in ${root}; try: keyledger ledger verify --data ${dataDir}`);
+  else rmSync(root, { recursive: true, force: true });
+}
+
+await main();
