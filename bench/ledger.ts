@@ -108,10 +108,22 @@ function sqliteBaseline(blockSize: number, total: number) {
   return { blockSize, rowsPerSecond: Math.round(total / seconds) };
 }
 
+/** Baseline: how many Ed25519 signatures of a transaction-sized message one core makes per second. */
+function ed25519SignPerSecond(): number {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const msg = randomBytes(900);
+  const n = 20_000;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) sign(null, msg, privateKey);
+  return Math.round(n / ((performance.now() - t0) / 1000));
+}
+
 async function main() {
   log(
     `keyledger ledger benchmark — ${cpus()[0]?.model ?? 'cpu'} × ${cpus().length}, Node ${process.version}; data in ${root}`,
   );
+  const signRate = ed25519SignPerSecond();
+  log(`baseline: Ed25519 signatures of 900 bytes: ${signRate}/s`);
   const commit = [];
   for (const [blockSize, total] of [
     [1, 500],
@@ -209,6 +221,7 @@ async function main() {
   const result = {
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version },
+    baselineEd25519SignPerSecond: signRate,
     commit,
     lookup: lookupResult,
     verify: verifyResult,
