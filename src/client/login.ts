@@ -1,0 +1,153 @@
+/**
+ * Logging in (seed phase 2): one WebSocket to /v1/login carries hello → challenge → response →
+ * finished. Before it, the client checks that the ledger only grew since the checkpoint it keeps
+ * (DESIGN "A client keeps the last checkpoint it saw and refuses a ledger that rewrote history").
+ */
+import WebSocket from 'ws';
+import type { SignedHeader } from '../ledger/block.js';
+import { type ConsistencyProof, verifyCheckpointConsistency } from '../ledger/proofs.js';
+import { ERROR_CODES, type ErrorCode, KlError } from '../protocol/errors.js';
+import type { SessionKeys } from '../protocol/key-schedule.js';
+import { MAX_WS_MESSAGE } from '../protocol/messages.js';
+import { generateEphemeral } from '../protocol/x25519.js';
+import type { ClientKey } from './client-key.js';
+import { answerChallenge, verifyFinished } from './handshake.js';
+import type { ClientHome, ServerFile } from './home.js';
+import { callJson } from './http.js';
+import { openClientKey, pinnedServerKey } from './identity.js';
+
+/** An authenticated session (the encrypted channel over it is issue 4). */
+export interface LoginResult {
+  verified: true;
+  sessionId: string;
+  expiresAt: number;
+  idleTimeoutMs: number;
+  id: string;
+  /** Session keys: memory only. */
+  keys: SessionKeys;
+  socket: WebSocket;
+  /** Closes the connection. */
+  close(): void;
+}
+
+/** Options of {@link login}. */
+export interface LoginOptions {
+  home: ClientHome;
+  passphrase?: string;
+  /** An already unlocked key (skips unlocking; used by long-running clients and benchmarks). */
+  key?: ClientKey;
+  now?: () => number;
+  /** Check the ledger's consistency with the kept checkpoint first (default true). */
+  checkLedger?: boolean;
+  timeoutMs?: number;
+}
+
+/** Checks that the ledger's current checkpoint extends the one kept in server.json, then keeps it. */
+export async function refreshCheckpoint(home: ClientHome, server: ServerFile): Promise<SignedHeader> {
+  const kept = server.checkpoint;
+  const proof = await callJson<ConsistencyProof>(
+    'GET',
+    new URL(`/v1/ledger/consistency?from=${kept.header.height}`, server.url).toString(),
+  );
+  const check = verifyCheckpointConsistency({ genesis: server.genesis, proof });
+  if (!check.verified || proof.older.hash !== kept.hash) {
+    throw new KlError(
+      'KL_CHECKPOINT_INVALID',
+      `the ledger does not extend the checkpoint kept at block ${kept.header.height}: history was rewritten`,
+    );
+  }
+  home.writeServer({ ...server, checkpoint: check.checkpoint });
+  return check.checkpoint;
+}
+
+/** Runs the handshake with the server the identity registered with. */
+export async function login(o: LoginOptions): Promise<LoginResult> {
+  const now = o.now ?? Date.now;
+  const server = o.home.readServer();
+  const { identity, key } = o.key
+    ? { identity: o.home.readIdentity(), key: o.key }
+    : await openClientKey(o.home, o.passphrase);
+  if (o.checkLedger !== false) await refreshCheckpoint(o.home, server);
+  const serverKey = await pinnedServerKey(server.server.publicKey);
+  const url = `${server.url.replace(/^http/, 'ws').replace(/\/$/, '')}/v1/login`;
+  const socket = new WebSocket(url, { maxPayload: MAX_WS_MESSAGE, handshakeTimeout: o.timeoutMs ?? 30_000 });
+  const ephemeral = generateEphemeral();
+  const hello = { type: 'hello' as const, v: 1 as const, id: identity.id, ephemeral: ephemeral.publicKey };
+
+  return new Promise<LoginResult>((resolve, reject) => {
+    let step: 'challenge' | 'finished' | 'done' = 'challenge';
+    let pending: Awaited<ReturnType<typeof answerChallenge>> | undefined;
+    const timer = setTimeout(
+      () => finish(new KlError('KL_NETWORK', 'the login took too long')),
+      o.timeoutMs ?? 30_000,
+    );
+    function finish(err: unknown, result?: LoginResult): void {
+      if (step === 'done') return;
+      step = 'done';
+      clearTimeout(timer);
+      if (err) {
+        socket.terminate();
+        reject(err);
+      } else resolve(result!);
+    }
+    socket.on('open', () => socket.send(JSON.stringify(hello)));
+    socket.on('error', (err) =>
+      finish(new KlError('KL_NETWORK', `cannot reach ${server.url}: ${err.message}`)),
+    );
+    socket.on('close', () => finish(new KlError('KL_NETWORK', 'the server closed the connection')));
+    let chain = Promise.resolve();
+    socket.on('message', (data) => {
+      let msg: { type?: string; code?: string; message?: string };
+      try {
+        msg = JSON.parse(data.toString());
+      } catch {
+        finish(new KlError('KL_PROTOCOL', 'the server sent something that is not JSON'));
+        return;
+      }
+      if (msg?.type === 'error') {
+        // Handled at once: the server closes the connection right after an error.
+        const code =
+          typeof msg.code === 'string' && msg.code in ERROR_CODES ? (msg.code as ErrorCode) : 'KL_PROTOCOL';
+        finish(new KlError(code, String(msg.message ?? 'the server refused the login').slice(0, 300)));
+        return;
+      }
+      chain = chain
+        .then(async () => {
+          if (step === 'done') return;
+          if (step === 'challenge') {
+            pending = await answerChallenge({
+              challenge: msg,
+              hello,
+              ephemeral,
+              key,
+              serverKey,
+              serverFingerprint: server.server.fingerprint,
+              chain: server.chain,
+              now: now(),
+            });
+            step = 'finished';
+            socket.send(JSON.stringify(pending.response));
+            return;
+          }
+          if (step === 'finished' && pending) {
+            const fin = verifyFinished({
+              frame: msg,
+              keys: pending.keys,
+              transcriptHash: pending.transcriptHash,
+            });
+            finish(null, {
+              verified: true,
+              sessionId: fin.sessionId,
+              expiresAt: fin.expiresAt,
+              idleTimeoutMs: fin.idleTimeoutMs,
+              id: identity.id,
+              keys: pending.keys,
+              socket,
+              close: () => socket.close(1000, 'logout'),
+            });
+          }
+        })
+        .catch((err) => finish(err));
+    });
+  });
+}

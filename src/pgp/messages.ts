@@ -1,0 +1,221 @@
+/**
+ * The four OpenPGP operations the protocol needs, over exact bytes (binary literal data, so GnuPG and
+ * Sequoia produce and check the same signatures): detached sign / verify, and sign-then-encrypt /
+ * decrypt-then-verify. Failures of verification and decryption carry deliberately generic messages.
+ */
+import * as openpgp from 'openpgp';
+import { KlError } from '../protocol/errors.js';
+import { PGP_CONFIG } from './config.js';
+
+/** Longest armored detached signature accepted. */
+export const MAX_ARMORED_SIGNATURE = 8 * 1024;
+/** Longest armored encrypted message accepted. */
+export const MAX_ARMORED_MESSAGE = 64 * 1024;
+
+/** Makes an armored detached signature of `data` with a decrypted private key. */
+export async function signDetached(
+  data: Uint8Array,
+  signingKey: openpgp.PrivateKey,
+  date?: Date,
+): Promise<string> {
+  const message = await openpgp.createMessage({ binary: data });
+  return (await openpgp.sign({
+    message,
+    signingKeys: signingKey,
+    detached: true,
+    format: 'armored',
+    config: PGP_CONFIG,
+    ...(date ? { date } : {}),
+  })) as string;
+}
+
+/** Options of {@link verifyDetached}. */
+export interface VerifyDetachedOptions {
+  data: Uint8Array;
+  armoredSignature: unknown;
+  key: openpgp.PublicKey;
+  /** Verification time. */
+  now: Date;
+  /** If set, the signature must have been made within this many ms of `now` (either way). */
+  maxSkewMs?: number;
+}
+
+/**
+ * Verifies a detached signature over `data` by `key`. Returns the signature's creation time.
+ * @throws KlError `KL_SIGNATURE_INVALID` (generic on purpose) or `KL_MESSAGE_MALFORMED`.
+ */
+export async function verifyDetached({
+  data,
+  armoredSignature,
+  key,
+  now,
+  maxSkewMs,
+}: VerifyDetachedOptions): Promise<Date> {
+  if (typeof armoredSignature !== 'string' || armoredSignature.length > MAX_ARMORED_SIGNATURE) {
+    throw new KlError(
+      'KL_MESSAGE_MALFORMED',
+      `the signature must be armored and at most ${MAX_ARMORED_SIGNATURE} bytes`,
+    );
+  }
+  let signature: openpgp.Signature;
+  try {
+    signature = await openpgp.readSignature({ armoredSignature, config: PGP_CONFIG });
+  } catch {
+    throw new KlError('KL_MESSAGE_MALFORMED', 'the signature cannot be read as an OpenPGP signature');
+  }
+  if (signature.packets.length !== 1) throw new KlError('KL_MESSAGE_MALFORMED', 'send exactly one signature');
+  // OpenPGP.js has no clock-skew tolerance: verify "as of" the signature's own time if it is a little
+  // in the future, then apply our own freshness window.
+  const created = signature.packets[0]!.created ?? new Date(0);
+  const at = created.getTime() > now.getTime() ? created : now;
+  if (maxSkewMs !== undefined && Math.abs(created.getTime() - now.getTime()) > maxSkewMs) {
+    throw new KlError(
+      'KL_SIGNATURE_INVALID',
+      'signature check failed (the signature is not fresh: check the clock)',
+    );
+  }
+  try {
+    const message = await openpgp.createMessage({ binary: data });
+    const result = await openpgp.verify({
+      message,
+      signature,
+      verificationKeys: key,
+      expectSigned: true,
+      date: at,
+      config: PGP_CONFIG,
+    });
+    await result.signatures[0]!.verified;
+  } catch {
+    throw new KlError('KL_SIGNATURE_INVALID', 'signature check failed');
+  }
+  return created;
+}
+
+/** Encrypts `data` to `recipient` and signs it with `signer` (one message, sign-then-encrypt). */
+export async function encryptAndSign(
+  data: Uint8Array,
+  recipient: openpgp.PublicKey,
+  signer: openpgp.PrivateKey,
+  date?: Date,
+): Promise<string> {
+  const message = await openpgp.createMessage({ binary: data, format: 'binary' });
+  return (await openpgp.encrypt({
+    message,
+    encryptionKeys: recipient,
+    signingKeys: signer,
+    format: 'armored',
+    config: PGP_CONFIG,
+    ...(date ? { date } : {}),
+  })) as string;
+}
+
+/** Reads an armored message with the decompression bound set (message bombs stop at the bound). */
+export async function readArmoredMessage(armored: unknown): Promise<openpgp.Message<Uint8Array>> {
+  if (typeof armored !== 'string' || armored.length > MAX_ARMORED_MESSAGE) {
+    throw new KlError(
+      'KL_MESSAGE_MALFORMED',
+      `the message must be armored and at most ${MAX_ARMORED_MESSAGE} bytes`,
+    );
+  }
+  try {
+    return (await openpgp.readMessage({
+      armoredMessage: armored,
+      config: PGP_CONFIG,
+    })) as openpgp.Message<Uint8Array>;
+  } catch {
+    throw new KlError('KL_MESSAGE_MALFORMED', 'the message cannot be read as an OpenPGP message');
+  }
+}
+
+/**
+ * Decrypts with `decryptionKey` and requires a valid signature by `signerKey`. Returns the bytes.
+ * Compressed content is refused outright (nothing keyledger sends is compressed).
+ * @throws KlError `KL_DECRYPTION_FAILED` (generic) or `KL_MESSAGE_MALFORMED`.
+ */
+export async function decryptAndVerify(
+  armored: unknown,
+  decryptionKey: openpgp.PrivateKey,
+  signerKey: openpgp.PublicKey,
+  now: Date,
+): Promise<Uint8Array> {
+  const message = await readArmoredMessage(armored);
+  try {
+    const result = await openpgp.decrypt({
+      message,
+      decryptionKeys: decryptionKey,
+      verificationKeys: signerKey,
+      expectSigned: true,
+      format: 'binary',
+      date: now,
+      config: { ...PGP_CONFIG, allowUnauthenticatedMessages: false },
+    });
+    return result.data as Uint8Array;
+  } catch {
+    throw new KlError('KL_DECRYPTION_FAILED', 'the message could not be decrypted and verified');
+  }
+}
+
+/**
+ * Verifies a signed (not encrypted) OpenPGP message, e.g. what `gpg --unwrap` leaves of a challenge,
+ * and returns its literal bytes.
+ * @throws KlError `KL_DECRYPTION_FAILED` (generic) or `KL_MESSAGE_MALFORMED`.
+ */
+export async function verifySignedMessage(
+  binaryMessage: Uint8Array,
+  signerKey: openpgp.PublicKey,
+  now: Date,
+): Promise<Uint8Array> {
+  let message: openpgp.Message<Uint8Array>;
+  try {
+    message = (await openpgp.readMessage({
+      binaryMessage,
+      config: PGP_CONFIG,
+    })) as openpgp.Message<Uint8Array>;
+  } catch {
+    throw new KlError('KL_MESSAGE_MALFORMED', 'the message cannot be read as an OpenPGP message');
+  }
+  try {
+    const result = await openpgp.verify({
+      message,
+      verificationKeys: signerKey,
+      expectSigned: true,
+      format: 'binary',
+      date: now,
+      config: PGP_CONFIG,
+    });
+    return result.data as Uint8Array;
+  } catch {
+    throw new KlError('KL_DECRYPTION_FAILED', 'the message could not be decrypted and verified');
+  }
+}
+
+/** Reads an armored private key and decrypts it with `passphrase` (if it is encrypted). */
+export async function unlockPrivateKey(
+  armored: string,
+  passphrase: string | undefined,
+): Promise<openpgp.PrivateKey> {
+  let key: openpgp.PrivateKey;
+  try {
+    key = await openpgp.readPrivateKey({ armoredKey: armored, config: PGP_CONFIG });
+  } catch {
+    throw new KlError('KL_KEY_MALFORMED', 'the private key cannot be read');
+  }
+  if (key.isDecrypted()) return key;
+  if (!passphrase)
+    throw new KlError('KL_PASSPHRASE_REQUIRED', 'the private key is protected by a passphrase');
+  try {
+    return await openpgp.decryptKey({ privateKey: key, passphrase, config: PGP_CONFIG });
+  } catch {
+    throw new KlError('KL_PASSPHRASE_WRONG', 'the passphrase does not unlock the private key');
+  }
+}
+
+/** Reads an armored public key (no policy checks: for pinned and ledger keys already accepted). */
+export async function readPublicKey(armored: string): Promise<openpgp.PublicKey> {
+  try {
+    const key = await openpgp.readKey({ armoredKey: armored, config: PGP_CONFIG });
+    return key.isPrivate() ? (key as openpgp.PrivateKey).toPublic() : (key as openpgp.PublicKey);
+  } catch {
+    throw new KlError('KL_KEY_MALFORMED', 'the public key cannot be read');
+  }
+}

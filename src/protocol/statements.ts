@@ -1,0 +1,80 @@
+/**
+ * The exact bytes that are signed or encrypted in registration and login. Every statement is an
+ * object with a `type` naming its purpose and a `v`ersion, encoded as RFC 8785 canonical JSON, so a
+ * signature made for one step can never be presented at another. docs/protocol.md lists them.
+ */
+import { canonicalBytes } from './canonical-json.js';
+import { sha256 } from './hash.js';
+
+/** Seed phase 1 step 1/2, DESIGN phase 1 step 3: what the client signs to prove it holds KprivC. */
+export interface RegistrationStatement {
+  type: 'keyledger/register';
+  v: 1;
+  /** Ledger chain id (from the genesis). */
+  chain: string;
+  id: string;
+  name: string;
+  /** Fingerprint of the key being registered. */
+  fingerprint: string;
+  /** The server's one-time nonce from register/begin. */
+  nonce: string;
+  /** Fingerprint of the server key the client expects to be talking to. */
+  server: string;
+  /** Client time, ms. */
+  time: number;
+}
+
+/** Seed phase 2 step 2: what the server encrypts to KpubC and signs with KprivS. */
+export interface ChallengePayload {
+  type: 'keyledger/challenge';
+  v: 1;
+  chain: string;
+  challengeId: string;
+  /** RS: 32 random bytes, base64url. */
+  rs: string;
+  /** Server ephemeral X25519 public key, base64url. */
+  serverEphemeral: string;
+  id: string;
+  /** Fingerprint of the client key the challenge is encrypted to (the one on the ledger now). */
+  fingerprint: string;
+  server: string;
+  expiresAt: number;
+  /** SHA-256 of the client's hello (canonical JSON), hex. */
+  helloHash: string;
+}
+
+/** Seed phase 2 step 3: what the client signs with KprivC (challenge RS plus its own RC). */
+export interface LoginTranscript {
+  type: 'keyledger/login';
+  v: 1;
+  chain: string;
+  id: string;
+  fingerprint: string;
+  server: string;
+  challengeId: string;
+  rs: string;
+  /** RC: 32 random bytes from the client, base64url. */
+  rc: string;
+  clientEphemeral: string;
+  serverEphemeral: string;
+  helloHash: string;
+  /** SHA-256 of the armored challenge message exactly as received, hex. */
+  challengeHash: string;
+}
+
+/** The canonical bytes of a statement: what is signed. */
+export function statementBytes(
+  statement: RegistrationStatement | ChallengePayload | LoginTranscript,
+): Buffer {
+  return canonicalBytes(statement);
+}
+
+/** SHA-256 of a value's canonical JSON, hex (used for helloHash). */
+export function hashOf(value: unknown): string {
+  return sha256(canonicalBytes(value)).toString('hex');
+}
+
+/** SHA-256 of text exactly as received, hex (used for challengeHash). */
+export function hashText(text: string): string {
+  return sha256(Buffer.from(text, 'utf8')).toString('hex');
+}

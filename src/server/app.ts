@@ -1,0 +1,261 @@
+/**
+ * The keyledger server (`keyledger serve`): Fastify for HTTP, a WebSocket for the login handshake.
+ * Routes validate bodies against JSON schemas (additional properties are refused, not stripped; no
+ * type coercion), bodies are size-limited, errors are `{ error: { code, message } }` with the status
+ * of the code. Every time-dependent part takes the injected clock.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { EmbeddedLedger } from '../ledger/embedded-ledger.js';
+import { isKlError, KlError } from '../protocol/errors.js';
+import { sha256Hex } from '../protocol/hash.js';
+import { canonicalIdentity } from '../protocol/identity.js';
+import {
+  ENROLL_EMAIL_BODY,
+  MAX_HTTP_BODY,
+  REGISTER_BEGIN_BODY,
+  REGISTER_COMPLETE_BODY,
+} from '../protocol/messages.js';
+import { ParsedKeyCache } from './handshake.js';
+import { IdentityProofs } from './identity-proofs.js';
+import { attachLoginSocket } from './login-socket.js';
+import { type CodeMailer, type SmtpOptions, smtpMailer } from './mailer.js';
+import { initNodeIfNeeded } from './node.js';
+import { type Limit, RateLimiter } from './rate-limiter.js';
+import { type RegistrationRequest, RegistrationService } from './registration.js';
+import { loadServerKey } from './server-key.js';
+import { DEFAULT_SESSION_POLICY, type SessionPolicy, SessionTable } from './sessions.js';
+
+/** Rate limits of the server, per key. */
+export interface RateLimits {
+  registerPerIp: Limit;
+  registerPerIdentity: Limit;
+  loginPerIp: Limit;
+  loginPerIdentity: Limit;
+  emailPerIdentity: Limit;
+}
+
+/** Defaults: generous enough for a busy office behind one NAT, tight per identity. */
+export const DEFAULT_RATE_LIMITS: RateLimits = {
+  registerPerIp: { burst: 60, perSecond: 1 },
+  registerPerIdentity: { burst: 10, perSecond: 0.1 },
+  loginPerIp: { burst: 600, perSecond: 50 },
+  loginPerIdentity: { burst: 20, perSecond: 1 },
+  emailPerIdentity: { burst: 3, perSecond: 1 / 60 },
+};
+
+/** Options of {@link startServer}. */
+export interface ServerOptions {
+  dataDir: string;
+  passphrase: string;
+  host?: string;
+  port?: number;
+  now?: () => number;
+  challengeTtlMs?: number;
+  handshakeTimeoutMs?: number;
+  maxPendingChallenges?: number;
+  sessionPolicy?: SessionPolicy;
+  rateLimits?: Partial<RateLimits>;
+  /** SMTP for emailed codes; without it the email method is off. */
+  smtp?: SmtpOptions;
+  /** Replaces SMTP (for embedding); tests use real SMTP. */
+  mailer?: CodeMailer;
+  emailCodeTtlMs?: number;
+  log?: (line: string) => void;
+}
+
+/** A running server. */
+export interface RunningServer {
+  app: FastifyInstance;
+  url: string;
+  wsUrl: string;
+  ledger: EmbeddedLedger;
+  sessions: SessionTable;
+  proofs: IdentityProofs;
+  registration: RegistrationService;
+  close(): Promise<void>;
+}
+
+function sendError(reply: FastifyReply, err: KlError): FastifyReply {
+  if (err.code === 'KL_RATE_LIMITED' && typeof err.details?.retryAfter === 'number')
+    reply.header('retry-after', String(err.details.retryAfter));
+  return reply.status(err.status).send(err.toJSON());
+}
+
+/** Initialises the data directory if needed, opens everything and listens. */
+export async function startServer(o: ServerOptions): Promise<RunningServer> {
+  const now = o.now ?? Date.now;
+  const log = o.log ?? (() => {});
+  await initNodeIfNeeded({ dataDir: o.dataDir, passphrase: o.passphrase, now });
+  const serverKey = await loadServerKey(o.dataDir, o.passphrase);
+  const ledger = EmbeddedLedger.open({ dataDir: o.dataDir, passphrase: o.passphrase, now });
+  if (ledger.genesis.server?.fingerprint !== serverKey.fingerprint) {
+    await ledger.close();
+    throw new KlError('KL_LEDGER_CORRUPT', 'the server key is not the one pinned in the genesis');
+  }
+  const proofs = new IdentityProofs(o.dataDir);
+  const sessions = new SessionTable(o.sessionPolicy ?? DEFAULT_SESSION_POLICY, now);
+  const registration = new RegistrationService({ ledger, serverKey, proofs, now });
+  const limits = { ...DEFAULT_RATE_LIMITS, ...o.rateLimits };
+  const rl = {
+    registerPerIp: new RateLimiter('registration', limits.registerPerIp, now),
+    registerPerIdentity: new RateLimiter('registration', limits.registerPerIdentity, now),
+    loginPerIp: new RateLimiter('login', limits.loginPerIp, now),
+    loginPerIdentity: new RateLimiter('login', limits.loginPerIdentity, now),
+    emailPerIdentity: new RateLimiter('email code', limits.emailPerIdentity, now),
+  };
+  const mailer = o.mailer ?? (o.smtp ? smtpMailer(o.smtp) : undefined);
+  const keys = new ParsedKeyCache();
+  const audit = (event: string, id: string, detail?: Record<string, string | number | boolean>) => {
+    ledger
+      .submit({
+        type: 'AuditEvent',
+        body: { event, at: now(), subject: sha256Hex(id), ...(detail ? { detail } : {}) },
+      })
+      .catch((err: unknown) => log(`audit event ${event} not written: ${(err as Error).message}`));
+  };
+
+  const app = Fastify({
+    bodyLimit: MAX_HTTP_BODY,
+    logger: false,
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
+    },
+  });
+
+  app.setErrorHandler((err: unknown, _req: FastifyRequest, reply: FastifyReply) => {
+    if (isKlError(err)) return sendError(reply, err);
+    const e = err as { validation?: unknown; code?: string; statusCode?: number; message?: string };
+    if (e.validation) return sendError(reply, new KlError('KL_BAD_INPUT', `invalid request: ${e.message}`));
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || e.statusCode === 413) {
+      return sendError(
+        reply,
+        new KlError('KL_TOO_LARGE', `the request body is larger than ${MAX_HTTP_BODY} bytes`),
+      );
+    }
+    if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+      return sendError(reply, new KlError('KL_BAD_INPUT', e.message ?? 'bad request'));
+    }
+    log(`internal error: ${(err as Error)?.stack ?? String(err)}`);
+    return sendError(reply, new KlError('KL_INTERNAL', 'internal error'));
+  });
+  app.setNotFoundHandler((_req, reply) => sendError(reply, new KlError('KL_NOT_FOUND', 'no such route')));
+
+  // --- public information and ledger reads (reads are open) ---
+  app.get('/v1/info', async () => ({
+    server: { fingerprint: serverKey.fingerprint, publicKey: serverKey.armoredPublicKey },
+    chain: ledger.chainId,
+    genesis: ledger.genesis,
+    checkpoint: await ledger.checkpoint(),
+    methods: mailer ? ['invite', 'email'] : ['invite'],
+    challengeTtlMs: o.challengeTtlMs ?? 60_000,
+  }));
+  app.get('/v1/ledger/genesis', async () => ledger.genesis);
+  app.get('/v1/ledger/checkpoint', async () => ({ checkpoint: await ledger.checkpoint() }));
+  app.get<{ Querystring: { from: number; to?: number } }>(
+    '/v1/ledger/consistency',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['from'],
+          properties: {
+            from: { type: 'string', pattern: '^[1-9][0-9]{0,15}$' },
+            to: { type: 'string', pattern: '^[1-9][0-9]{0,15}$' },
+          },
+        },
+      },
+    },
+    async (req) =>
+      ledger.consistency(
+        Number(req.query.from),
+        req.query.to === undefined ? undefined : Number(req.query.to),
+      ),
+  );
+  app.get<{ Params: { id: string } }>('/v1/ledger/keys/:id', async (req) =>
+    ledger.getKeyRecord(canonicalIdentity(req.params.id)),
+  );
+  app.get<{ Params: { txid: string } }>('/v1/ledger/tx/:txid', async (req) =>
+    ledger.getTransaction(req.params.txid),
+  );
+
+  // --- identity verification by email (DESIGN phase 1 step 1) ---
+  app.post<{ Body: { id: string } }>(
+    '/v1/enroll/email',
+    { schema: { body: ENROLL_EMAIL_BODY } },
+    async (req, reply) => {
+      if (!mailer)
+        throw new KlError(
+          'KL_EMAIL_UNAVAILABLE',
+          'this server does not send verification emails: ask an admin for an invitation',
+        );
+      const id = canonicalIdentity(req.body.id);
+      rl.registerPerIp.take(req.ip);
+      rl.emailPerIdentity.take(id);
+      const expiresAt = now() + (o.emailCodeTtlMs ?? 15 * 60_000);
+      const code = proofs.issueEmailCode(id, now(), expiresAt);
+      await mailer.sendCode(id, code, expiresAt);
+      // Same answer whether or not the identity is registered: the mailbox owner is who learns the code.
+      return reply.status(202).send({ sent: true, expiresAt });
+    },
+  );
+
+  // --- registration (seed phase 1) ---
+  app.post<{ Body: { id: string } }>(
+    '/v1/register/begin',
+    { schema: { body: REGISTER_BEGIN_BODY } },
+    async (req) => {
+      rl.registerPerIp.take(req.ip);
+      return registration.begin(req.body.id);
+    },
+  );
+  app.post<{ Body: RegistrationRequest }>(
+    '/v1/register/complete',
+    { schema: { body: REGISTER_COMPLETE_BODY } },
+    async (req) => {
+      rl.registerPerIp.take(req.ip);
+      rl.registerPerIdentity.take(String(req.body.statement.id).toLowerCase());
+      const result = await registration.complete(req.body);
+      audit('registration', result.id, { fingerprint: result.fingerprint });
+      return result;
+    },
+  );
+
+  const closeSocket = attachLoginSocket(app.server, '/v1/login', {
+    ledger,
+    serverKey,
+    keys,
+    sessions,
+    now,
+    challengeTtlMs: o.challengeTtlMs ?? 60_000,
+    handshakeTimeoutMs: o.handshakeTimeoutMs ?? 30_000,
+    maxPendingChallenges: o.maxPendingChallenges ?? 10_000,
+    limits: { loginPerIp: rl.loginPerIp, loginPerIdentity: rl.loginPerIdentity },
+    audit,
+    log,
+  });
+  const sweeper = setInterval(() => sessions.sweep(), 10_000);
+  sweeper.unref();
+
+  await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 7420 });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : (o.port ?? 7420);
+  const host = o.host ?? '127.0.0.1';
+  const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return {
+    app,
+    url: base,
+    wsUrl: `${base.replace(/^http/, 'ws')}/v1/login`,
+    ledger,
+    sessions,
+    proofs,
+    registration,
+    async close() {
+      clearInterval(sweeper);
+      await closeSocket();
+      await app.close();
+      await ledger.close();
+      proofs.close();
+    },
+  };
+}

@@ -1,0 +1,205 @@
+/**
+ * The login WebSocket (`/v1/login`): one connection carries the handshake — hello → challenge →
+ * response → finished — and, from issue 4 on, the session. Every message is size-limited, parsed
+ * and shape-checked; any error is sent as `{ type: "error", code, message }` and the connection is
+ * closed. Each connection has at most one pending challenge; the global table of pending challenges
+ * is bounded.
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import type { Ledger } from '../ledger/ledger.js';
+import { canonicalize } from '../protocol/canonical-json.js';
+import { isKlError, KlError } from '../protocol/errors.js';
+import { sealFrame } from '../protocol/frame.js';
+import { sha256Hex } from '../protocol/hash.js';
+import { HELLO_SHAPE, MAX_WS_MESSAGE, RESPONSE_SHAPE } from '../protocol/messages.js';
+import { checkShape } from '../protocol/shape.js';
+import {
+  type ChallengeResponse,
+  createChallenge,
+  type Hello,
+  type ParsedKeyCache,
+  type PendingChallenge,
+  verifyChallengeResponse,
+} from './handshake.js';
+import type { RateLimiter } from './rate-limiter.js';
+import type { ServerKey } from './server-key.js';
+import type { SessionTable } from './sessions.js';
+
+/** What the login socket needs. */
+export interface LoginSocketContext {
+  ledger: Ledger;
+  serverKey: ServerKey;
+  keys: ParsedKeyCache;
+  sessions: SessionTable;
+  now: () => number;
+  challengeTtlMs: number;
+  handshakeTimeoutMs: number;
+  maxPendingChallenges: number;
+  limits: { loginPerIp: RateLimiter; loginPerIdentity: RateLimiter };
+  /** Writes an audit event; failures are logged, never block a login. */
+  audit: (event: string, id: string, detail?: Record<string, string | number | boolean>) => void;
+  log: (msg: string) => void;
+}
+
+/** Attaches the login WebSocket endpoint to an HTTP server. Returns a function that closes it. */
+export function attachLoginSocket(
+  server: Server,
+  path: string,
+  ctx: LoginSocketContext,
+): () => Promise<void> {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_MESSAGE });
+  const pending = new Map<string, PendingChallenge>();
+
+  const sweep = setInterval(() => {
+    const now = ctx.now();
+    for (const [id, p] of pending) if (p.expiresAt <= now) pending.delete(id);
+  }, 5_000);
+  sweep.unref();
+
+  server.on('upgrade', (req: IncomingMessage, socket, head) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname !== path) {
+      socket.destroy();
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, req));
+  });
+
+  function onConnection(ws: WebSocket, req: IncomingMessage): void {
+    const ip = req.socket.remoteAddress ?? 'unknown';
+    let state: 'hello' | 'response' | 'established' | 'closed' = 'hello';
+    let mine: PendingChallenge | undefined;
+    let queue = Promise.resolve();
+    const timer = setTimeout(
+      () => fail(new KlError('KL_PROTOCOL', 'the handshake took too long')),
+      ctx.handshakeTimeoutMs,
+    );
+    timer.unref();
+
+    const send = (msg: object) => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
+    };
+    function fail(err: unknown): void {
+      if (state === 'closed') return;
+      const e = isKlError(err) ? err : new KlError('KL_INTERNAL', 'internal error');
+      if (!isKlError(err)) ctx.log(`login socket error: ${(err as Error)?.stack ?? String(err)}`);
+      send({ type: 'error', code: e.code, message: e.message });
+      state = 'closed';
+      clearTimeout(timer);
+      if (mine) pending.delete(mine.challengeId);
+      ws.close(1008, e.code);
+    }
+
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      // Messages are handled one at a time, in order.
+      queue = queue.then(() => handle(data, isBinary)).catch(fail);
+    });
+    ws.on('close', () => {
+      state = 'closed';
+      clearTimeout(timer);
+      if (mine) pending.delete(mine.challengeId);
+    });
+    ws.on('error', () => ws.terminate());
+
+    async function handle(data: RawData, isBinary: boolean): Promise<void> {
+      if (state === 'closed') return;
+      if (isBinary) throw new KlError('KL_PROTOCOL', 'messages are JSON text');
+      let msg: unknown;
+      try {
+        msg = JSON.parse(data.toString());
+      } catch {
+        throw new KlError('KL_PROTOCOL', 'the message is not valid JSON');
+      }
+      const type = (msg as { type?: unknown })?.type;
+      if (state === 'hello') {
+        if (type !== 'hello') throw new KlError('KL_PROTOCOL', 'expected hello');
+        const hello = checkShape<Hello>(msg, HELLO_SHAPE, 'KL_PROTOCOL', 'hello');
+        ctx.limits.loginPerIp.take(ip);
+        ctx.limits.loginPerIdentity.take(hello.id.toLowerCase());
+        if (pending.size >= ctx.maxPendingChallenges)
+          throw new KlError('KL_RATE_LIMITED', 'the server is busy: try again shortly');
+        const { message, pending: p } = await createChallenge({
+          hello,
+          ledger: ctx.ledger,
+          serverKey: ctx.serverKey,
+          keys: ctx.keys,
+          now: ctx.now(),
+          ttlMs: ctx.challengeTtlMs,
+        });
+        if (state !== 'hello') return; // closed meanwhile
+        mine = p;
+        pending.set(p.challengeId, p);
+        state = 'response';
+        send(message);
+        return;
+      }
+      if (state === 'response') {
+        if (type !== 'response') throw new KlError('KL_PROTOCOL', 'expected response');
+        const response = checkShape<ChallengeResponse>(msg, RESPONSE_SHAPE, 'KL_PROTOCOL', 'response');
+        // Single use: the challenge is burnt before anything is checked.
+        const p = mine && pending.get(response.challengeId) === mine ? mine : undefined;
+        if (mine) pending.delete(mine.challengeId);
+        mine = undefined;
+        if (!p)
+          throw new KlError(
+            'KL_CHALLENGE_UNKNOWN',
+            'this is not the challenge that was sent on this connection',
+          );
+        let login: Awaited<ReturnType<typeof verifyChallengeResponse>>;
+        try {
+          login = await verifyChallengeResponse({
+            pending: p,
+            response,
+            ledger: ctx.ledger,
+            serverKey: ctx.serverKey,
+            keys: ctx.keys,
+            now: ctx.now(),
+          });
+        } catch (err) {
+          ctx.audit('login_failed', p.id, { reason: isKlError(err) ? err.code : 'internal' });
+          throw err;
+        }
+        const session = ctx.sessions.create({
+          id: login.id,
+          fingerprint: login.fingerprint,
+          ip,
+          keys: login.keys,
+        });
+        clearTimeout(timer);
+        state = 'established';
+        // Key confirmation: the first frame under the new server→client key.
+        const finished = {
+          type: 'finished',
+          sessionId: session.sessionId,
+          expiresAt: session.expiresAt,
+          idleTimeoutMs: ctx.sessions.policy.idleTimeoutMs,
+          transcriptHash: login.transcriptHash.toString('hex'),
+        };
+        send(
+          sealFrame({
+            key: login.keys.s2cKey,
+            iv: login.keys.s2cIv,
+            sid: session.sessionId,
+            epoch: 0,
+            seq: 0,
+            dir: 's2c',
+            plaintext: Buffer.from(canonicalize(finished), 'utf8'),
+          }),
+        );
+        ctx.audit('session_start', login.id, { session: sha256Hex(session.sessionId).slice(0, 32) });
+        return;
+      }
+      throw new KlError(
+        'KL_PROTOCOL',
+        'the encrypted session channel is not available on this server version',
+      );
+    }
+  }
+
+  return async () => {
+    clearInterval(sweep);
+    for (const ws of wss.clients) ws.terminate();
+    await new Promise<void>((resolve) => wss.close(() => resolve()));
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * Sends emailed one-time codes over SMTP (nodemailer). Configured by KEYLEDGER_SMTP_URL
+ * (e.g. smtp://user:pass@mail.example.org:587) and KEYLEDGER_SMTP_FROM, or by options.
+ */
+import nodemailer from 'nodemailer';
+import { KlError } from '../protocol/errors.js';
+
+/** SMTP settings. */
+export interface SmtpOptions {
+  /** smtp:// or smtps:// URL. */
+  url: string;
+  from: string;
+  /** Allow a server on loopback without TLS (tests, local relays). Off by default. */
+  insecureAllowPlaintext?: boolean;
+}
+
+/** Something that can deliver a code. */
+export interface CodeMailer {
+  sendCode(to: string, code: string, expiresAt: number): Promise<void>;
+}
+
+/** Makes an SMTP mailer. */
+export function smtpMailer(o: SmtpOptions): CodeMailer {
+  const url = new URL(o.url);
+  const transport = nodemailer.createTransport({
+    host: url.hostname,
+    port: Number(url.port || (url.protocol === 'smtps:' ? 465 : 587)),
+    secure: url.protocol === 'smtps:',
+    ...(url.username
+      ? { auth: { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } }
+      : {}),
+    ignoreTLS: o.insecureAllowPlaintext === true,
+    requireTLS: o.insecureAllowPlaintext !== true && url.protocol !== 'smtps:',
+    connectionTimeout: 10_000,
+    socketTimeout: 10_000,
+  });
+  return {
+    async sendCode(to, code, expiresAt) {
+      try {
+        await transport.sendMail({
+          from: o.from,
+          to,
+          subject: 'Your keyledger verification code',
+          text: `Your keyledger verification code is ${code}\n\nIt expires at ${new Date(expiresAt).toISOString()}. If you did not ask for it, ignore this message.\n`,
+        });
+      } catch (err) {
+        throw new KlError(
+          'KL_EMAIL_UNAVAILABLE',
+          'the verification email could not be sent: try again later',
+          undefined,
+          { cause: err },
+        );
+      }
+    },
+  };
+}

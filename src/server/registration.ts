@@ -1,0 +1,165 @@
+/**
+ * Registration (seed phase 1; DESIGN phase 1): identity verification, proof of possession of KprivC,
+ * key policy, then KeyRegistered on the ledger, answered only after the ledger committed it, with the
+ * server's public key and a receipt the client verifies.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Ledger } from '../ledger/ledger.js';
+import type { TransactionReceipt } from '../ledger/proofs.js';
+import { acceptPublicKey } from '../pgp/key-policy.js';
+import { verifyDetached } from '../pgp/messages.js';
+import { KlError } from '../protocol/errors.js';
+import { canonicalDisplayName, canonicalIdentity } from '../protocol/identity.js';
+import { type RegistrationStatement, statementBytes } from '../protocol/statements.js';
+import type { IdentityProofs, ProofMethod } from './identity-proofs.js';
+import type { ServerKey } from './server-key.js';
+
+/** How far a client's clock may be from the server's. */
+export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+
+/** Answer of register/begin. */
+export interface RegistrationBegun {
+  nonce: string;
+  expiresAt: number;
+  chain: string;
+  server: { fingerprint: string; publicKey: string };
+}
+
+/** Body of register/complete. */
+export interface RegistrationRequest {
+  statement: RegistrationStatement;
+  signature: string;
+  publicKey: string;
+  proof: { method: ProofMethod; code: string };
+}
+
+/** Answer of register/complete: what the client must verify and keep. */
+export interface RegistrationResult {
+  id: string;
+  name: string;
+  fingerprint: string;
+  algorithm: string;
+  server: { fingerprint: string; publicKey: string };
+  receipt: TransactionReceipt;
+}
+
+/** Options of {@link RegistrationService}. */
+export interface RegistrationServiceOptions {
+  ledger: Ledger;
+  serverKey: ServerKey;
+  proofs: IdentityProofs;
+  now: () => number;
+  nonceTtlMs?: number;
+  maxPendingNonces?: number;
+}
+
+/** The server side of registration. */
+export class RegistrationService {
+  private readonly nonces = new Map<string, { id: string; expiresAt: number }>();
+  private readonly inFlight = new Set<string>();
+  private readonly nonceTtlMs: number;
+  private readonly maxPending: number;
+
+  constructor(private readonly o: RegistrationServiceOptions) {
+    this.nonceTtlMs = o.nonceTtlMs ?? 5 * 60_000;
+    this.maxPending = o.maxPendingNonces ?? 10_000;
+  }
+
+  /** DESIGN phase 1 step 2: a fresh single-use nonce bound to the identity, and the server key. */
+  begin(idInput: unknown): RegistrationBegun {
+    const id = canonicalIdentity(idInput);
+    const now = this.o.now();
+    if (this.nonces.size >= this.maxPending) {
+      for (const [n, v] of this.nonces) if (v.expiresAt <= now) this.nonces.delete(n);
+      if (this.nonces.size >= this.maxPending)
+        throw new KlError('KL_RATE_LIMITED', 'too many registrations in progress: try again shortly');
+    }
+    const nonce = randomBytes(32).toString('base64url');
+    const expiresAt = now + this.nonceTtlMs;
+    this.nonces.set(nonce, { id, expiresAt });
+    return {
+      nonce,
+      expiresAt,
+      chain: this.o.ledger.chainId,
+      server: { fingerprint: this.o.serverKey.fingerprint, publicKey: this.o.serverKey.armoredPublicKey },
+    };
+  }
+
+  /** DESIGN phase 1 steps 4–6. */
+  async complete(req: RegistrationRequest): Promise<RegistrationResult> {
+    const now = this.o.now();
+    const s = req.statement;
+    const id = canonicalIdentity(s.id);
+    if (id !== s.id)
+      throw new KlError(
+        'KL_STATEMENT_INVALID',
+        'the statement must carry the identity in canonical form (lower case)',
+      );
+    const name = canonicalDisplayName(s.name);
+    if (name !== s.name)
+      throw new KlError('KL_STATEMENT_INVALID', 'the statement must carry the name in canonical form');
+    if (s.chain !== this.o.ledger.chainId)
+      throw new KlError('KL_STATEMENT_INVALID', 'the statement names another ledger');
+    if (s.server !== this.o.serverKey.fingerprint)
+      throw new KlError('KL_STATEMENT_INVALID', 'the statement names another server key');
+
+    // The nonce is single use: it is spent now, whatever happens next.
+    const pending = this.nonces.get(s.nonce);
+    this.nonces.delete(s.nonce);
+    if (!pending || pending.id !== id || pending.expiresAt <= now) {
+      throw new KlError(
+        'KL_NONCE_INVALID',
+        'the registration nonce is unknown, used or expired: start again with register/begin',
+      );
+    }
+    if (Math.abs(s.time - now) > MAX_CLOCK_SKEW_MS)
+      throw new KlError('KL_STATEMENT_INVALID', 'the statement time is too far from the server clock');
+
+    const accepted = await acceptPublicKey(req.publicKey, new Date(now));
+    if (accepted.fingerprint !== s.fingerprint)
+      throw new KlError('KL_STATEMENT_INVALID', 'the statement names another key than the one sent');
+    // Proof of possession: the statement (with the server's nonce) signed by the key being registered.
+    await verifyDetached({
+      data: statementBytes(s),
+      armoredSignature: req.signature,
+      key: accepted.key,
+      now: new Date(now),
+      maxSkewMs: MAX_CLOCK_SKEW_MS,
+    });
+
+    this.o.proofs.check(id, req.proof.method, req.proof.code, now);
+    if (this.inFlight.has(id))
+      throw new KlError('KL_IDENTITY_TAKEN', 'a registration of this identity is already in progress');
+    this.inFlight.add(id);
+    try {
+      // Seed phase 1 step 2: store KpubC on the ledger and wait for its confirmation.
+      const receipt = await this.o.ledger.submit({
+        type: 'KeyRegistered',
+        body: {
+          id,
+          name,
+          fingerprint: accepted.fingerprint,
+          publicKey: accepted.armored,
+          algorithm: accepted.algorithm,
+        },
+      });
+      this.o.proofs.consume(id, req.proof.method, req.proof.code, this.o.now());
+      // Seed phase 1 steps 3–4: the server's public key and the acknowledgment (with its proof).
+      return {
+        id,
+        name,
+        fingerprint: accepted.fingerprint,
+        algorithm: accepted.algorithm,
+        server: { fingerprint: this.o.serverKey.fingerprint, publicKey: this.o.serverKey.armoredPublicKey },
+        receipt,
+      };
+    } finally {
+      this.inFlight.delete(id);
+    }
+  }
+
+  /** Number of unexpired nonces waiting (for tests and metrics). */
+  pendingCount(): number {
+    return this.nonces.size;
+  }
+}

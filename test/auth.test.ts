@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { login } from '../src/client/login.js';
+import { register } from '../src/client/register.js';
+import { verifyKeyRecordProof } from '../src/ledger/proofs.js';
+import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
+import type { RunningServer } from '../src/server/app.js';
+import { CLIENT_PASSPHRASE, invite, newClient, testServer } from './support/server.js';
+
+let server: RunningServer & { dataDir: string };
+before(async () => {
+  server = await testServer();
+});
+after(async () => {
+  await server.close();
+});
+
+describe('registration and login, end to end over 127.0.0.1', () => {
+  it('registers a new key (receipt verified, server key pinned) and logs in with mutual authentication', async () => {
+    const home = await newClient('alice@example.org', 'Alice');
+    const reg = await register({
+      home,
+      server: server.url,
+      proof: { method: 'invite', code: invite(server, 'alice@example.org') },
+      passphrase: CLIENT_PASSPHRASE,
+    });
+    assert.equal(reg.verified, true);
+    assert.equal(reg.id, 'alice@example.org');
+    const pinned = home.readServer();
+    assert.equal(pinned.server.fingerprint, server.ledger.genesis.server!.fingerprint);
+    const proof = await server.ledger.getKeyRecord('alice@example.org');
+    assert.ok(verifyKeyRecordProof({ genesis: pinned.genesis, proof }).verified);
+    assert.equal(proof.record!.fingerprint, home.readIdentity().fingerprint);
+
+    const session = await login({ home, passphrase: CLIENT_PASSPHRASE });
+    assert.equal(session.verified, true);
+    assert.match(session.sessionId, /^[A-Za-z0-9_-]{22}$/);
+    const s = server.sessions.get(session.sessionId)!;
+    assert.equal(s.id, 'alice@example.org');
+    // Both sides hold the same fresh keys.
+    assert.ok(s.keys.c2sKey.equals(session.keys.c2sKey));
+    assert.ok(s.keys.s2cKey.equals(session.keys.s2cKey));
+    session.close();
+    const again = await login({ home, passphrase: CLIENT_PASSPHRASE });
+    assert.ok(!again.keys.c2sKey.equals(session.keys.c2sKey), 'every login has new keys');
+    again.close();
+  });
+
+  it('writes the registration and the session start to the ledger audit trail', async () => {
+    await new Promise((r) => setTimeout(r, 50));
+    const audit = verifyLedgerData({ dataDir: server.dataDir });
+    assert.ok(audit.ok, audit.problem?.reason);
+    assert.ok(audit.transactions >= 3);
+  });
+});
