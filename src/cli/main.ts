@@ -3,25 +3,64 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { isKlError } from '../protocol/errors.js';
+import { defaultHome } from '../client/home.js';
+import { isKlError, KlError } from '../protocol/errors.js';
+import { init, loginCommand, registerCommand, status, whoami } from './commands/client.js';
 import { demo } from './commands/demo.js';
 import { ledgerInit, ledgerShow, ledgerVerify, parseHeight } from './commands/ledger.js';
+import { adminInvite, serve } from './commands/server.js';
+import { parseDuration } from './duration.js';
 import { info } from './io.js';
 
-const HELP = `keyledger — passwordless mutual authentication with OpenPGP keys on a permissioned ledger
+const HELP: Record<string, string> = {
+  '': `keyledger — passwordless mutual authentication with OpenPGP keys on a permissioned ledger
 
-usage:
-  keyledger demo [--data DIR] [--users N]          run the quick-start job on the embedded ledger
-  keyledger ledger init --data DIR [--name NAME]   make the node keys and genesis of a new ledger
+server (operator):
+  keyledger serve [--data DIR] [--host 127.0.0.1] [--port 7420] [--challenge-ttl 60s]
+  keyledger admin invite IDENTITY [--data DIR] [--expires 24h] [--json]
+
+user:
+  keyledger init --id IDENTITY [--name NAME] [--home DIR] [--gpg FPR | --import FILE] [--rsa]
+  keyledger register --server URL (--invite CODE | --email [--code CODE]) [--home DIR]
+  keyledger login [--home DIR] [--json]
+  keyledger whoami | status [--home DIR] [--json]
+
+ledger (auditor):
   keyledger ledger verify --data DIR [--checkpoint FILE]... [--json]
-                                                   re-check every block, transaction and state entry,
-                                                   and that checkpoints kept earlier are still there
   keyledger ledger show --data DIR [--height N | --id IDENTITY | --tx TXID] [--json]
+  keyledger ledger init --data DIR [--name NAME]
+  keyledger demo [--data DIR] [--users N]
 
-passphrase of the node keys: KEYLEDGER_SERVER_PASSPHRASE, --passphrase-file FILE, a prompt on a
-terminal, or --insecure-dev-passphrase (a public passphrase, for demos only).
-
-exit status: 0 success, 1 verification failed, 2 error (the message starts with the error code).`;
+Run "keyledger COMMAND --help" for details. Exit status: 0 success, 1 a check failed, 2 error
+(the message starts with the error code).`,
+  serve: `keyledger serve [--data DIR] [--host 127.0.0.1] [--port 7420] [--challenge-ttl 60s]
+  Starts the server; initialises DIR (default ./keyledger-data) on first start: the ledger, its
+  validator key and the server's OpenPGP key, pinned in the genesis.
+  Passphrase of the node keys: KEYLEDGER_SERVER_PASSPHRASE, --passphrase-file FILE, a prompt, or
+  --insecure-dev-passphrase (public passphrase, demos only).
+  Emailed codes: KEYLEDGER_SMTP_URL (smtp://user:pass@host:587), KEYLEDGER_SMTP_FROM, or --smtp-url,
+  --smtp-from; --insecure-smtp-plaintext allows a relay without TLS.`,
+  admin: `keyledger admin invite IDENTITY [--data DIR] [--expires 24h] [--json]
+  Prints a one-time invitation code bound to IDENTITY (stored hashed, expiring, single use).`,
+  init: `keyledger init --id IDENTITY [--name NAME] [--home DIR] [--force]
+  Makes a v4 Ed25519/Cv25519 key (--rsa: RSA-3072) protected by KEYLEDGER_PASSPHRASE or
+  --passphrase-file (prompted on a terminal). --home defaults to ~/.keyledger (KEYLEDGER_HOME).
+  --gpg FPR [--gpg-home DIR]  use a key that stays in GnuPG (gpg-agent, smartcard)
+  --import FILE               import an armored secret key made by another tool (its current
+                              passphrase from KEYLEDGER_IMPORT_PASSPHRASE, if any)`,
+  register: `keyledger register --server URL (--invite CODE | --email [--code CODE]) [--home DIR] [--chain ID] [--json]
+  Registers your key: proves possession, waits until the ledger committed it, verifies the receipt
+  against the ledger's genesis and pins the server key. --email alone asks for a code by email;
+  run again with --email --code CODE. --chain pins the ledger id you got out of band.`,
+  login: `keyledger login [--home DIR] [--json]
+  Checks that the ledger only grew since your last checkpoint, then runs the mutual authentication
+  handshake and prints the session id and expiry.`,
+  whoami: 'keyledger whoami [--home DIR] [--json]\n  Shows your identity, key fingerprint and server.',
+  status:
+    'keyledger status [--home DIR] [--json]\n  Shows identity, pinned server key and ledger, and verifies what the ledger holds for you now.',
+  ledger: 'keyledger ledger verify|show|init --data DIR ...  (see "keyledger --help")',
+  demo: 'keyledger demo [--data DIR] [--users N]\n  Registers real OpenPGP keys on an embedded ledger and checks every proof.',
+};
 
 const OPTIONS = {
   data: { type: 'string' },
@@ -31,8 +70,26 @@ const OPTIONS = {
   height: { type: 'string' },
   id: { type: 'string' },
   tx: { type: 'string' },
-  checkpoint: { type: 'string', multiple: true },
   users: { type: 'string' },
+  checkpoint: { type: 'string', multiple: true },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  'challenge-ttl': { type: 'string' },
+  expires: { type: 'string' },
+  home: { type: 'string' },
+  gpg: { type: 'string' },
+  'gpg-home': { type: 'string' },
+  import: { type: 'string' },
+  force: { type: 'boolean' },
+  rsa: { type: 'boolean' },
+  server: { type: 'string' },
+  invite: { type: 'string' },
+  email: { type: 'boolean' },
+  code: { type: 'string' },
+  chain: { type: 'string' },
+  'smtp-url': { type: 'string' },
+  'smtp-from': { type: 'string' },
+  'insecure-smtp-plaintext': { type: 'boolean' },
   'passphrase-file': { type: 'string' },
   'insecure-dev-passphrase': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -46,13 +103,17 @@ function version(): string {
   return pkg.version;
 }
 
+function usage(message: string): never {
+  throw new KlError('KL_BAD_INPUT', message);
+}
+
 /** Runs the CLI with `argv` (without node and script); returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
-    info(`error KL_BAD_INPUT: ${(err as Error).message}\n\n${HELP}`);
+    info(`error KL_BAD_INPUT: ${(err as Error).message}\n\n${HELP['']}`);
     return 2;
   }
   const { values: v, positionals } = parsed;
@@ -60,51 +121,98 @@ export async function main(argv: string[]): Promise<number> {
     info(version());
     return 0;
   }
-  const [cmd, sub] = positionals;
+  const [cmd, sub, arg] = positionals;
   if (v.help || !cmd) {
-    info(HELP);
+    info(HELP[cmd ?? ''] ?? HELP['']!);
     return v.help ? 0 : 2;
   }
-  const common = {
-    data: v.data ?? './keyledger-data',
-    json: v.json ?? false,
-    quiet: v.quiet ?? false,
+  const passphrase = {
     ...(v['passphrase-file'] ? { passphraseFile: v['passphrase-file'] } : {}),
     insecureDevPassphrase: v['insecure-dev-passphrase'] ?? false,
   };
+  const data = v.data ?? './keyledger-data';
+  const json = v.json ?? false;
+  const client = { home: v.home ?? defaultHome(), json, ...passphrase };
   try {
-    if (cmd === 'demo') {
-      const users = v.users === undefined ? 3 : Number(v.users);
-      if (!Number.isSafeInteger(users) || users < 2 || users > 1000) {
-        info('error KL_BAD_INPUT: --users must be an integer from 2 to 1000');
-        return 2;
-      }
-      return await demo({ ...common, users });
-    }
-    if (cmd === 'ledger') {
-      if (!v.data) {
-        info('error KL_BAD_INPUT: --data DIR is required');
-        return 2;
-      }
-      if (sub === 'init') return await ledgerInit({ ...common, ...(v.name ? { name: v.name } : {}) });
-      if (sub === 'verify') return await ledgerVerify({ ...common, checkpoints: v.checkpoint ?? [] });
-      if (sub === 'show') {
-        const selectors = [v.height, v.id, v.tx].filter((x) => x !== undefined).length;
-        if (selectors > 1) {
-          info('error KL_BAD_INPUT: give at most one of --height, --id, --tx');
-          return 2;
-        }
-        const height = parseHeight(v.height);
-        return await ledgerShow({
-          ...common,
-          ...(height !== undefined ? { height } : {}),
-          ...(v.id !== undefined ? { id: v.id } : {}),
-          ...(v.tx !== undefined ? { tx: v.tx } : {}),
+    switch (cmd) {
+      case 'serve': {
+        const port = v.port === undefined ? 7420 : Number(v.port);
+        if (!Number.isInteger(port) || port < 0 || port > 65535) usage('--port must be 0 to 65535');
+        return await serve({
+          data,
+          host: v.host ?? '127.0.0.1',
+          port,
+          json,
+          ...passphrase,
+          ...(v['challenge-ttl']
+            ? { challengeTtlMs: parseDuration(v['challenge-ttl'], '--challenge-ttl') }
+            : {}),
+          ...(v['smtp-url'] ? { smtpUrl: v['smtp-url'] } : {}),
+          ...(v['smtp-from'] ? { smtpFrom: v['smtp-from'] } : {}),
+          insecureSmtpPlaintext: v['insecure-smtp-plaintext'] ?? false,
         });
       }
+      case 'admin':
+        if (sub !== 'invite' || !arg)
+          usage('usage: keyledger admin invite IDENTITY [--data DIR] [--expires 24h]');
+        return await adminInvite({
+          data,
+          identity: arg,
+          expiresMs: parseDuration(v.expires ?? '24h', '--expires'),
+          json,
+        });
+      case 'init':
+        return await init({
+          ...client,
+          ...(v.id ? { id: v.id } : {}),
+          ...(v.name ? { name: v.name } : {}),
+          ...(v.gpg ? { gpg: v.gpg } : {}),
+          ...(v['gpg-home'] ? { gpgHome: v['gpg-home'] } : {}),
+          ...(v.import ? { importFile: v.import } : {}),
+          force: v.force ?? false,
+          rsa: v.rsa ?? false,
+        });
+      case 'register':
+        return await registerCommand({
+          ...client,
+          ...(v.server ? { server: v.server } : {}),
+          ...(v.invite ? { invite: v.invite } : {}),
+          email: v.email ?? false,
+          ...(v.code ? { code: v.code } : {}),
+          ...(v.chain ? { chain: v.chain } : {}),
+        });
+      case 'login':
+        return await loginCommand(client);
+      case 'whoami':
+        return await whoami(client);
+      case 'status':
+        return await status(client);
+      case 'demo': {
+        const users = v.users === undefined ? 3 : Number(v.users);
+        if (!Number.isSafeInteger(users) || users < 2 || users > 1000)
+          usage('--users must be an integer from 2 to 1000');
+        return await demo({ data, users, ...passphrase });
+      }
+      case 'ledger': {
+        if (!v.data) usage('--data DIR is required');
+        const common = { data, json, quiet: v.quiet ?? false, ...passphrase };
+        if (sub === 'init') return await ledgerInit({ ...common, ...(v.name ? { name: v.name } : {}) });
+        if (sub === 'verify') return await ledgerVerify({ ...common, checkpoints: v.checkpoint ?? [] });
+        if (sub === 'show') {
+          if ([v.height, v.id, v.tx].filter((x) => x !== undefined).length > 1)
+            usage('give at most one of --height, --id, --tx');
+          const height = parseHeight(v.height);
+          return await ledgerShow({
+            ...common,
+            ...(height !== undefined ? { height } : {}),
+            ...(v.id !== undefined ? { id: v.id } : {}),
+            ...(v.tx !== undefined ? { tx: v.tx } : {}),
+          });
+        }
+        break;
+      }
     }
-    info(`error KL_BAD_INPUT: unknown command "${positionals.join(' ')}"\n\n${HELP}`);
-    return 2;
+    usage(`unknown command "${positionals.join(' ')}"\n\n${HELP['']}`);
   } catch (err) {
     if (isKlError(err)) info(`error ${err.code}: ${err.message}`);
     else info(`error: ${(err as Error).message ?? String(err)}`);

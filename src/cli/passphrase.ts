@@ -17,29 +17,52 @@ export interface PassphraseSource {
   insecureDevPassphrase?: boolean;
 }
 
+/** Where to look for a passphrase and what to ask. */
+export interface PassphraseLookup {
+  /** Environment variable to read (default KEYLEDGER_SERVER_PASSPHRASE). */
+  envVar?: string;
+  /** Prompt shown on a terminal. */
+  prompt?: string;
+  /** Ask twice on a terminal (when making a key). */
+  confirm?: boolean;
+  /** Return undefined instead of failing when no source gives one (e.g. gpg-agent decides). */
+  optional?: boolean;
+}
+
 /** Resolves the passphrase from the sources above, in that order. */
-export async function resolvePassphrase(src: PassphraseSource, { confirm = false } = {}): Promise<string> {
+export async function resolvePassphrase(
+  src: PassphraseSource,
+  lookup: PassphraseLookup & { optional: true },
+): Promise<string | undefined>;
+export async function resolvePassphrase(src: PassphraseSource, lookup?: PassphraseLookup): Promise<string>;
+export async function resolvePassphrase(
+  src: PassphraseSource,
+  lookup: PassphraseLookup = {},
+): Promise<string | undefined> {
+  const envVar = lookup.envVar ?? 'KEYLEDGER_SERVER_PASSPHRASE';
   if (src.passphraseFile) {
     const text = readFileSync(src.passphraseFile, 'utf8').replace(/\r?\n$/, '');
     if (!text) throw new KlError('KL_PASSPHRASE_REQUIRED', `passphrase file ${src.passphraseFile} is empty`);
     return text;
   }
-  const env = process.env.KEYLEDGER_SERVER_PASSPHRASE;
+  const env = process.env[envVar];
   if (env) return env;
   if (src.insecureDevPassphrase) {
-    info('warning: --insecure-dev-passphrase: the node keys are protected by a publicly known passphrase');
+    info('warning: --insecure-dev-passphrase: the keys are protected by a publicly known passphrase');
     return INSECURE_DEV_PASSPHRASE;
   }
   if (process.stdin.isTTY) {
-    const first = await promptSecret('Passphrase for the node keys: ');
-    if (confirm && (await promptSecret('Repeat the passphrase: ')) !== first) {
+    const first = await promptSecret(lookup.prompt ?? 'Passphrase for the node keys: ');
+    if (lookup.confirm && (await promptSecret('Repeat the passphrase: ')) !== first) {
       throw new KlError('KL_PASSPHRASE_WRONG', 'the two passphrases differ');
     }
-    if (!first) throw new KlError('KL_PASSPHRASE_REQUIRED', 'the passphrase must not be empty');
-    return first;
+    if (!first && !lookup.optional)
+      throw new KlError('KL_PASSPHRASE_REQUIRED', 'the passphrase must not be empty');
+    return first || undefined;
   }
+  if (lookup.optional) return undefined;
   throw new KlError(
     'KL_PASSPHRASE_REQUIRED',
-    'no passphrase: set KEYLEDGER_SERVER_PASSPHRASE, pass --passphrase-file FILE, or (demos only) --insecure-dev-passphrase',
+    `no passphrase: set ${envVar}, pass --passphrase-file FILE${envVar === 'KEYLEDGER_SERVER_PASSPHRASE' ? ', or (demos only) --insecure-dev-passphrase' : ''}`,
   );
 }

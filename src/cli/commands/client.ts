@@ -1,0 +1,242 @@
+/**
+ * The end user's commands: init, register, login, whoami, status.
+ */
+import { readFileSync } from 'node:fs';
+import { ClientHome } from '../../client/home.js';
+import { callJson } from '../../client/http.js';
+import { createIdentity } from '../../client/identity.js';
+import { login, refreshCheckpoint } from '../../client/login.js';
+import { fetchServerInfo, register, requestEmailCode } from '../../client/register.js';
+import type { KeyRecordProof } from '../../ledger/proofs.js';
+import { verifyKeyRecordProof } from '../../ledger/proofs.js';
+import { KlError } from '../../protocol/errors.js';
+import { info, out } from '../io.js';
+import { resolvePassphrase } from '../passphrase.js';
+
+/** Options shared by the client commands. */
+export interface ClientOptions {
+  home: string;
+  json?: boolean;
+  passphraseFile?: string;
+}
+
+const CLIENT_PASS = { envVar: 'KEYLEDGER_PASSPHRASE', prompt: 'Passphrase of your keyledger key: ' };
+
+/** `keyledger init` */
+export async function init(
+  o: ClientOptions & {
+    id?: string;
+    name?: string;
+    gpg?: string;
+    gpgHome?: string;
+    importFile?: string;
+    force?: boolean;
+    rsa?: boolean;
+  },
+): Promise<number> {
+  if (!o.id) throw new KlError('KL_BAD_INPUT', '--id IDENTITY is required (your email address)');
+  const home = new ClientHome(o.home);
+  const name = o.name ?? o.id.split('@')[0]!;
+  let identity: Awaited<ReturnType<typeof createIdentity>>;
+  if (o.gpg) {
+    identity = await createIdentity({
+      home,
+      id: o.id,
+      name,
+      source: 'gpg',
+      fingerprint: o.gpg,
+      ...(o.gpgHome ? { gpgHome: o.gpgHome } : {}),
+      force: o.force ?? false,
+    });
+  } else if (o.importFile) {
+    const armoredSecretKey = readFileSync(o.importFile, 'utf8');
+    const passphrase = await resolvePassphrase(o, { ...CLIENT_PASS, confirm: true });
+    const current = process.env.KEYLEDGER_IMPORT_PASSPHRASE;
+    identity = await createIdentity({
+      home,
+      id: o.id,
+      name,
+      source: 'import',
+      armoredSecretKey,
+      passphrase,
+      ...(current ? { currentPassphrase: current } : {}),
+      force: o.force ?? false,
+    });
+  } else {
+    const passphrase = await resolvePassphrase(o, { ...CLIENT_PASS, confirm: true });
+    identity = await createIdentity({
+      home,
+      id: o.id,
+      name,
+      source: 'generate',
+      passphrase,
+      type: o.rsa ? 'rsa' : 'ecc',
+      force: o.force ?? false,
+    });
+  }
+  if (o.json)
+    out(
+      JSON.stringify({
+        id: identity.id,
+        name: identity.name,
+        fingerprint: identity.fingerprint,
+        algorithm: identity.algorithm,
+        keySource: identity.keySource,
+        home: home.dir,
+      }),
+    );
+  else {
+    out(`identity     ${identity.id} (${identity.name})`);
+    out(`fingerprint  ${identity.fingerprint}`);
+    out(
+      `algorithm    ${identity.algorithm}, key ${identity.keySource === 'gpg' ? 'held by GnuPG' : `in ${home.privateKeyPath} (passphrase-protected, mode 0600)`}`,
+    );
+    info('next: keyledger register --server URL --invite CODE');
+  }
+  return 0;
+}
+
+/** `keyledger register` */
+export async function registerCommand(
+  o: ClientOptions & { server?: string; invite?: string; email?: boolean; code?: string; chain?: string },
+): Promise<number> {
+  if (!o.server) throw new KlError('KL_BAD_INPUT', '--server URL is required');
+  const home = new ClientHome(o.home);
+  const identity = home.readIdentity();
+  if (!o.invite && !o.email)
+    throw new KlError('KL_BAD_INPUT', 'give --invite CODE, or --email to receive a code by email');
+  if (o.email && !o.code) {
+    const r = await requestEmailCode({ home, server: o.server });
+    if (o.json) out(JSON.stringify({ sent: r.sent, expiresAt: new Date(r.expiresAt).toISOString() }));
+    else
+      out(
+        `a code was sent to ${identity.id}; run again with --email --code CODE (valid until ${new Date(r.expiresAt).toISOString()})`,
+      );
+    return 0;
+  }
+  const passphrase = await resolvePassphrase(o, { ...CLIENT_PASS, optional: identity.keySource === 'gpg' });
+  const proof = o.invite
+    ? { method: 'invite' as const, code: o.invite }
+    : { method: 'email' as const, code: o.code! };
+  const r = await register({
+    home,
+    server: o.server,
+    proof,
+    ...(passphrase !== undefined ? { passphrase } : {}),
+    ...(o.chain ? { expectChain: o.chain } : {}),
+  });
+  if (o.json) out(JSON.stringify(r));
+  else {
+    out(`registered   ${r.id}`);
+    out(`fingerprint  ${r.fingerprint}`);
+    out(`ledger       block ${r.height}, transaction ${r.txid} (receipt verified against the genesis)`);
+    out(`server key   ${r.server.fingerprint} (pinned; matches the ledger genesis)`);
+  }
+  return 0;
+}
+
+/** `keyledger login` */
+export async function loginCommand(o: ClientOptions): Promise<number> {
+  const home = new ClientHome(o.home);
+  const identity = home.readIdentity();
+  const passphrase = await resolvePassphrase(o, { ...CLIENT_PASS, optional: identity.keySource === 'gpg' });
+  const session = await login({ home, ...(passphrase !== undefined ? { passphrase } : {}) });
+  session.close();
+  const server = home.readServer();
+  if (o.json)
+    out(
+      JSON.stringify({
+        verified: true,
+        id: session.id,
+        sessionId: session.sessionId,
+        expiresAt: new Date(session.expiresAt).toISOString(),
+        idleTimeoutMs: session.idleTimeoutMs,
+        server: server.url,
+      }),
+    );
+  else {
+    out(`logged in    ${session.id} at ${server.url} (both sides authenticated)`);
+    out(`session      ${session.sessionId}`);
+    out(
+      `expires      ${new Date(session.expiresAt).toISOString()} (idle timeout ${Math.round(session.idleTimeoutMs / 60_000)} min)`,
+    );
+  }
+  return 0;
+}
+
+/** `keyledger whoami` */
+export async function whoami(o: ClientOptions): Promise<number> {
+  const home = new ClientHome(o.home);
+  const identity = home.readIdentity();
+  const server = home.hasServer() ? home.readServer() : null;
+  const data = {
+    id: identity.id,
+    name: identity.name,
+    fingerprint: identity.fingerprint,
+    algorithm: identity.algorithm,
+    keySource: identity.keySource,
+    server: server?.url ?? null,
+  };
+  if (o.json) out(JSON.stringify(data));
+  else {
+    out(`${identity.id} (${identity.name})`);
+    out(
+      `fingerprint  ${identity.fingerprint} [${identity.algorithm}, ${identity.keySource === 'gpg' ? 'GnuPG' : 'file'}]`,
+    );
+    out(`server       ${server ? server.url : 'not registered'}`);
+  }
+  return 0;
+}
+
+/** `keyledger status`: identity, pinned keys, and what the ledger says about us now. */
+export async function status(o: ClientOptions): Promise<number> {
+  const home = new ClientHome(o.home);
+  const identity = home.readIdentity();
+  if (!home.hasServer()) {
+    if (o.json)
+      out(JSON.stringify({ id: identity.id, fingerprint: identity.fingerprint, registered: false }));
+    else out(`${identity.id}: not registered yet`);
+    return 0;
+  }
+  const server = home.readServer();
+  const info = await fetchServerInfo(server.url, server.chain);
+  const pinnedOk = info.server.fingerprint === server.server.fingerprint;
+  const checkpoint = await refreshCheckpoint(home, server);
+  const proof = await callJson<KeyRecordProof>(
+    'GET',
+    new URL(`/v1/ledger/keys/${encodeURIComponent(identity.id)}`, server.url).toString(),
+  );
+  const check = verifyKeyRecordProof({ genesis: server.genesis, proof });
+  const record = check.verified ? check.record : null;
+  const data = {
+    id: identity.id,
+    fingerprint: identity.fingerprint,
+    server: server.url,
+    chain: server.chain,
+    pinnedServerFingerprint: server.server.fingerprint,
+    serverKeyMatchesPin: pinnedOk,
+    checkpoint: { height: checkpoint.header.height, hash: checkpoint.hash },
+    ledger: {
+      verified: check.verified,
+      status: record?.status ?? 'absent',
+      fingerprint: record?.fingerprint ?? null,
+      matchesLocalKey: record?.fingerprint === identity.fingerprint,
+    },
+  };
+  if (o.json) out(JSON.stringify(data));
+  else {
+    out(`identity       ${identity.id}`);
+    out(`fingerprint    ${identity.fingerprint}`);
+    out(`server         ${server.url}`);
+    out(
+      `server key     ${server.server.fingerprint} (pinned${pinnedOk ? ', server still presents it' : ', SERVER PRESENTS ANOTHER KEY'})`,
+    );
+    out(
+      `ledger         chain ${server.chain.slice(0, 16)}…, checkpoint block ${checkpoint.header.height} (history only appended to)`,
+    );
+    out(
+      `on the ledger  ${record ? `${record.status}, ${record.fingerprint === identity.fingerprint ? 'same key as here' : `ANOTHER KEY ${record.fingerprint}`}` : 'not found'} (state proof ${check.verified ? 'verified' : 'INVALID'})`,
+    );
+  }
+  return pinnedOk && check.verified ? 0 : 1;
+}

@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { PASSPHRASE, tempDir } from './helpers.js';
+
+const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
+const children: ChildProcess[] = [];
+after(() => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+function run(args: string[], env: Record<string, string> = {}) {
+  const { KEYLEDGER_SERVER_PASSPHRASE: _a, KEYLEDGER_PASSPHRASE: _b, ...base } = process.env;
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    env: { ...base, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Starts `keyledger serve` on a free port and returns its URL. */
+export function serveCli(data: string): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, [bin, 'serve', '--data', data, '--port', '0', '--json'], {
+    env: { ...process.env, KEYLEDGER_SERVER_PASSPHRASE: PASSPHRASE },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    child.stderr!.on('data', (c) => (err += c));
+    child.stdout!.on('data', (c) => {
+      out += c;
+      const line = out.split('\n')[0];
+      if (out.includes('\n')) resolve({ url: JSON.parse(line!).url, child });
+    });
+    child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
+  });
+}
+
+describe('a new user through the CLI: serve → invite → init → register → login', () => {
+  it('works as the README says', async () => {
+    const data = join(tempDir(), 'server-data');
+    const { url, child } = await serveCli(data);
+    const home = join(tempDir(), 'home');
+    const user = { KEYLEDGER_PASSPHRASE: 'my secret passphrase' };
+
+    const inv = run(['admin', 'invite', 'Dana@Example.org', '--data', data, '--json']);
+    assert.equal(inv.code, 0, inv.stderr);
+    const { code, id } = JSON.parse(inv.stdout);
+    assert.equal(id, 'dana@example.org');
+    assert.match(code, /^KL-(?:[0-9A-Z]{4}-){4}[0-9A-Z]{4}$/);
+
+    const initR = run(['init', '--id', 'dana@example.org', '--name', 'Dana', '--home', home, '--json'], user);
+    assert.equal(initR.code, 0, initR.stderr);
+    const identity = JSON.parse(initR.stdout);
+    assert.match(identity.fingerprint, /^[0-9a-f]{40}$/);
+    assert.equal(statSync(join(home, 'private-key.asc')).mode & 0o777, 0o600);
+
+    const reg = run(['register', '--server', url, '--invite', code, '--home', home], user);
+    assert.equal(reg.code, 0, reg.stderr);
+    assert.match(reg.stdout, /registered {3}dana@example.org/);
+    assert.match(reg.stdout, /receipt verified against the genesis/);
+
+    const again = run(['register', '--server', url, '--invite', code, '--home', home], user);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /error KL_IDENTITY_PROOF_INVALID/);
+
+    const li = run(['login', '--home', home, '--json'], user);
+    assert.equal(li.code, 0, li.stderr);
+    const session = JSON.parse(li.stdout);
+    assert.equal(session.verified, true);
+    assert.equal(session.id, 'dana@example.org');
+    assert.ok(Date.parse(session.expiresAt) > Date.now());
+
+    const who = JSON.parse(run(['whoami', '--home', home, '--json']).stdout);
+    assert.equal(who.fingerprint, identity.fingerprint);
+    const st = run(['status', '--home', home, '--json']);
+    assert.equal(st.code, 0, st.stderr);
+    const s = JSON.parse(st.stdout);
+    assert.equal(s.ledger.status, 'active');
+    assert.equal(s.ledger.matchesLocalKey, true);
+    assert.equal(s.serverKeyMatchesPin, true);
+
+    const wrong = run(['login', '--home', home], { KEYLEDGER_PASSPHRASE: 'not my passphrase' });
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /error KL_PASSPHRASE_WRONG/);
+
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    const verify = run(['ledger', 'verify', '--data', data]);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+  });
+
+  it('--help works for every command', () => {
+    for (const cmd of ['serve', 'admin', 'init', 'register', 'login', 'whoami', 'status', 'ledger', 'demo']) {
+      const r = run([cmd, '--help']);
+      assert.equal(r.code, 0, cmd);
+      assert.match(r.stderr, new RegExp(`keyledger ${cmd}`));
+    }
+  });
+});
