@@ -63,3 +63,10 @@ export function registration(id: string, name = 'Test User'): TxBodies['KeyRegis
 export function fakeSignature(): string {
   return `-----BEGIN PGP SIGNATURE-----\n\n${randomBytes(90).toString('base64')}\n-----END PGP SIGNATURE-----\n`;
 }
+
+/** A clock that follows real time plus an offset the test can move (keys made "now" stay valid). */
+export function liveClock() {
+  let offset = 0;
+  const now = () => Date.now() + offset;
+  return Object.assign(now, { advance: (ms: number) => (offset += ms) });
+}

@@ -293,9 +293,21 @@ export class EmbeddedLedger implements Ledger {
     };
   }
 
+  /**
+   * Reads a state entry and checks it against the in-memory state tree (built from verified blocks):
+   * a row changed in the database behind the ledger's back is never used.
+   */
   private stateGet = (key: string): unknown => {
     const row = this.stmt.stateGet.get(key) as { value: string } | undefined;
-    return row ? JSON.parse(row.value) : undefined;
+    const expected = this.tree.get(stateTreeKey(key));
+    if (!row) {
+      if (expected) throw new KlError('KL_LEDGER_CORRUPT', `state entry ${key} is missing from the database`);
+      return undefined;
+    }
+    if (!expected || !sha256(Buffer.from(row.value, 'utf8')).equals(expected)) {
+      throw new KlError('KL_LEDGER_CORRUPT', `state entry ${key} was changed outside the ledger`);
+    }
+    return JSON.parse(row.value);
   };
 
   private enqueue(

@@ -72,7 +72,10 @@ export class ParsedKeyCache {
 
 /** Reads the identity's record from the ledger and requires it to be active. */
 async function activeRecord(ledger: Ledger, id: string): Promise<KeyRecord> {
-  const { record } = await ledger.getKeyRecord(id);
+  const { record } = await ledger.getKeyRecord(id).catch((err: unknown) => {
+    if (err instanceof KlError && err.code === 'KL_IDENTITY_UNKNOWN') return { record: null };
+    throw err;
+  });
   // An unknown identity gets the same answer as a failed signature: no enumeration through login.
   if (!record) throw new KlError('KL_AUTH_FAILED', 'authentication failed');
   if (record.status !== 'active')

@@ -1,0 +1,43 @@
+/** A bare WebSocket client for attack tests: send any message, read answers one by one. */
+import WebSocket from 'ws';
+
+export interface RawSocket {
+  send(msg: unknown): void;
+  sendText(text: string): void;
+  next(): Promise<Record<string, unknown>>;
+  closed: Promise<{ code: number; reason: string }>;
+  ws: WebSocket;
+}
+
+export async function rawSocket(url: string): Promise<RawSocket> {
+  const ws = new WebSocket(url);
+  const queue: Array<Record<string, unknown>> = [];
+  const waiters: Array<(m: Record<string, unknown>) => void> = [];
+  ws.on('message', (d) => {
+    const m = JSON.parse(d.toString());
+    const w = waiters.shift();
+    if (w) w(m);
+    else queue.push(m);
+  });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  return {
+    ws,
+    closed,
+    send: (msg) => ws.send(JSON.stringify(msg)),
+    sendText: (text) => ws.send(text),
+    next: () => {
+      const m = queue.shift();
+      if (m) return Promise.resolve(m);
+      return new Promise((resolve, reject) => {
+        waiters.push(resolve);
+        closed.then(() => reject(new Error('closed without answer')));
+      });
+    },
+  };
+}
