@@ -50,7 +50,10 @@ function runGpg(args: string[], input: Uint8Array, o: GpgKeyOptions): Promise<Gp
       if (code === 0) resolve({ stdout: Buffer.concat(out), status });
       else reject(Object.assign(new Error('gpg failed'), { status, code }));
     });
+    // gpg may exit before reading all input (e.g. a wrong passphrase): ignore the broken pipe.
+    child.stdin!.on('error', () => {});
     const fd3 = child.stdio[3] as NodeJS.WritableStream | null;
+    fd3?.on('error', () => {});
     if (o.passphrase !== undefined && fd3) fd3.end(`${o.passphrase}\n`);
     else fd3?.end();
     child.stdin!.end(Buffer.from(input));
@@ -59,7 +62,7 @@ function runGpg(args: string[], input: Uint8Array, o: GpgKeyOptions): Promise<Gp
 
 function gpgError(err: unknown, what: string): KlError {
   const status = (err as { status?: string }).status ?? '';
-  if (/BAD_PASSPHRASE|MISSING_PASSPHRASE|PINENTRY_LAUNCHED.*\n.*ERROR/.test(status)) {
+  if (/BAD_PASSPHRASE|MISSING_PASSPHRASE|Bad passphrase|No passphrase given/i.test(status)) {
     return new KlError('KL_PASSPHRASE_WRONG', `gpg could not unlock the key (${what})`);
   }
   if (isKlError(err)) return err;
@@ -128,7 +131,7 @@ export class GpgClientKey implements ClientKey {
 /** Exports the armored public key of `fingerprint` from GnuPG. */
 export async function exportGpgPublicKey(o: GpgKeyOptions): Promise<string> {
   try {
-    const r = await runGpg(['--armor', '--export', `${o.fingerprint.toUpperCase()}!`], new Uint8Array(), {
+    const r = await runGpg(['--armor', '--export', o.fingerprint.toUpperCase()], new Uint8Array(), {
       ...o,
       passphrase: undefined,
     });

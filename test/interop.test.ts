@@ -1,0 +1,266 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ClientHome } from '../src/client/home.js';
+import { createIdentity } from '../src/client/identity.js';
+import { login } from '../src/client/login.js';
+import { register } from '../src/client/register.js';
+import { isKlError } from '../src/protocol/errors.js';
+import { generateEphemeral } from '../src/protocol/x25519.js';
+import { createChallenge, ParsedKeyCache } from '../src/server/handshake.js';
+import { loadServerKey } from '../src/server/server-key.js';
+import { PASSPHRASE, tempDir } from './helpers.js';
+import { CLIENT_PASSPHRASE, invite, testServer } from './support/server.js';
+
+type Srv = Awaited<ReturnType<typeof testServer>>;
+let server: Srv;
+const gnupgHomes: string[] = [];
+before(async () => {
+  server = await testServer();
+});
+after(async () => {
+  await server.close();
+  for (const h of gnupgHomes) spawnSync('gpgconf', ['--homedir', h, '--kill', 'gpg-agent']);
+});
+
+function gnupgHome(): string {
+  const dir = join(tempDir('kl-gpg-'), 'gnupg');
+  mkdirSync(dir, { mode: 0o700 });
+  gnupgHomes.push(dir);
+  return dir;
+}
+
+function gpg(home: string, args: string[], input?: string): string {
+  return execFileSync('gpg', ['--homedir', home, '--batch', '--no-tty', ...args], {
+    input,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  }).toString();
+}
+
+function fingerprintOf(home: string, uid: string): string {
+  const line = gpg(home, ['--with-colons', '--list-keys', uid])
+    .split('\n')
+    .find((l) => l.startsWith('fpr:'))!;
+  return line.split(':')[9]!.toLowerCase();
+}
+
+async function registerAndLogin(home: ClientHome, passphrase: string | undefined) {
+  const id = home.readIdentity().id;
+  const r = await register({
+    home,
+    server: server.url,
+    proof: { method: 'invite', code: invite(server, id) },
+    ...(passphrase !== undefined ? { passphrase } : {}),
+  });
+  assert.equal(r.verified, true);
+  const s = await login({ home, ...(passphrase !== undefined ? { passphrase } : {}) });
+  assert.equal(s.verified, true);
+  assert.equal(server.sessions.get(s.sessionId)?.id, id);
+  s.close();
+}
+
+describe('interop: keys made by GnuPG and Sequoia register and log in', () => {
+  it('gpg future-default (Ed25519/Cv25519), imported', async () => {
+    const g = gnupgHome();
+    gpg(g, [
+      '--passphrase',
+      '',
+      '--quick-gen-key',
+      'Gina <gina@example.org>',
+      'future-default',
+      'default',
+      'never',
+    ]);
+    const secret = gpg(g, [
+      '--armor',
+      '--pinentry-mode',
+      'loopback',
+      '--passphrase',
+      '',
+      '--export-secret-keys',
+      'gina@example.org',
+    ]);
+    const home = new ClientHome(join(tempDir(), 'home'));
+    const identity = await createIdentity({
+      home,
+      id: 'gina@example.org',
+      name: 'Gina',
+      source: 'import',
+      armoredSecretKey: secret,
+      passphrase: CLIENT_PASSPHRASE,
+    });
+    assert.equal(identity.fingerprint, fingerprintOf(g, 'gina@example.org'));
+    await registerAndLogin(home, CLIENT_PASSPHRASE);
+  });
+
+  it('gpg RSA-3072 with an RSA-3072 encryption subkey, imported', async () => {
+    const g = gnupgHome();
+    gpg(g, [
+      '--passphrase',
+      '',
+      '--quick-gen-key',
+      'Rita <rita@example.org>',
+      'rsa3072',
+      'sign,cert',
+      'never',
+    ]);
+    const fpr = fingerprintOf(g, 'rita@example.org');
+    gpg(g, ['--passphrase', '', '--quick-add-key', fpr.toUpperCase(), 'rsa3072', 'encr', 'never']);
+    const secret = gpg(g, [
+      '--armor',
+      '--pinentry-mode',
+      'loopback',
+      '--passphrase',
+      '',
+      '--export-secret-keys',
+      fpr.toUpperCase(),
+    ]);
+    const home = new ClientHome(join(tempDir(), 'home'));
+    const identity = await createIdentity({
+      home,
+      id: 'rita@example.org',
+      name: 'Rita',
+      source: 'import',
+      armoredSecretKey: secret,
+      passphrase: CLIENT_PASSPHRASE,
+    });
+    assert.equal(identity.algorithm, 'rsa3072');
+    await registerAndLogin(home, CLIENT_PASSPHRASE);
+  });
+
+  it('Sequoia sqop generate-key, imported', async () => {
+    const secret = execFileSync('sqop', ['generate-key', 'Sam <sam@example.org>']).toString();
+    const home = new ClientHome(join(tempDir(), 'home'));
+    await createIdentity({
+      home,
+      id: 'sam@example.org',
+      name: 'Sam',
+      source: 'import',
+      armoredSecretKey: secret,
+      passphrase: CLIENT_PASSPHRASE,
+    });
+    await registerAndLogin(home, CLIENT_PASSPHRASE);
+  });
+
+  it('--gpg mode: a key that stays in gpg-agent logs in, without a passphrase', async () => {
+    const g = gnupgHome();
+    gpg(g, [
+      '--passphrase',
+      '',
+      '--quick-gen-key',
+      'Gus <gus@example.org>',
+      'future-default',
+      'default',
+      'never',
+    ]);
+    const home = new ClientHome(join(tempDir(), 'home'));
+    const identity = await createIdentity({
+      home,
+      id: 'gus@example.org',
+      name: 'Gus',
+      source: 'gpg',
+      fingerprint: fingerprintOf(g, 'gus@example.org'),
+      gpgHome: g,
+    });
+    assert.equal(identity.keySource, 'gpg');
+    await registerAndLogin(home, undefined);
+  });
+
+  it('--gpg mode with a passphrase (loopback pinentry); a wrong one is refused clearly', async () => {
+    const g = gnupgHome();
+    gpg(g, [
+      '--pinentry-mode',
+      'loopback',
+      '--passphrase',
+      'gpg secret',
+      '--quick-gen-key',
+      'Pia <pia@example.org>',
+      'future-default',
+      'default',
+      'never',
+    ]);
+    spawnSync('gpg-connect-agent', ['--homedir', g, 'reloadagent', '/bye']);
+    const home = new ClientHome(join(tempDir(), 'home'));
+    await createIdentity({
+      home,
+      id: 'pia@example.org',
+      name: 'Pia',
+      source: 'gpg',
+      fingerprint: fingerprintOf(g, 'pia@example.org'),
+      gpgHome: g,
+    });
+    await assert.rejects(
+      register({
+        home,
+        server: server.url,
+        proof: { method: 'invite', code: invite(server, 'pia@example.org') },
+        passphrase: 'wrong',
+      }),
+      (e: unknown) => isKlError(e, 'KL_PASSPHRASE_WRONG'),
+    );
+    await registerAndLogin(home, 'gpg secret');
+  });
+
+  it('challenges the server makes decrypt in gpg (and carry a signature gpg can check)', async () => {
+    const g = gnupgHome();
+    gpg(g, [
+      '--passphrase',
+      '',
+      '--quick-gen-key',
+      'Dee <dee@example.org>',
+      'future-default',
+      'default',
+      'never',
+    ]);
+    const pub = gpg(g, ['--armor', '--export', 'dee@example.org']);
+    const home = new ClientHome(join(tempDir(), 'home'));
+    await createIdentity({
+      home,
+      id: 'dee@example.org',
+      name: 'Dee',
+      source: 'gpg',
+      fingerprint: fingerprintOf(g, 'dee@example.org'),
+      gpgHome: g,
+    });
+    await register({
+      home,
+      server: server.url,
+      proof: { method: 'invite', code: invite(server, 'dee@example.org') },
+    });
+    assert.ok(pub.includes('BEGIN PGP PUBLIC KEY BLOCK'));
+    const serverKey = await loadServerKey(server.dataDir, PASSPHRASE);
+    const { message } = await createChallenge({
+      hello: { type: 'hello', v: 1, id: 'dee@example.org', ephemeral: generateEphemeral().publicKey },
+      ledger: server.ledger,
+      serverKey,
+      keys: new ParsedKeyCache(),
+      now: Date.now(),
+      ttlMs: 60_000,
+    });
+    gpg(g, ['--import'], serverKey.armoredPublicKey);
+    const file = join(tempDir(), 'challenge.asc');
+    writeFileSync(file, message.message);
+    const r = spawnSync(
+      'gpg',
+      [
+        '--homedir',
+        g,
+        '--batch',
+        '--no-tty',
+        '--status-fd',
+        '1',
+        '--trust-model',
+        'always',
+        '--decrypt',
+        file,
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /\[GNUPG:\] DECRYPTION_OKAY/);
+    assert.match(r.stdout, new RegExp(`\\[GNUPG:\\] VALIDSIG ${serverKey.fingerprint.toUpperCase()}`));
+    assert.match(r.stdout, /"type":"keyledger\/challenge"/);
+  });
+});
