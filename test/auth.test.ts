@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as openpgp from 'openpgp';
 import { after, before, describe, it } from 'node:test';
 import { login } from '../src/client/login.js';
 import { register } from '../src/client/register.js';
@@ -44,6 +46,19 @@ describe('registration and login, end to end over 127.0.0.1', () => {
     const again = await login({ home, passphrase: CLIENT_PASSPHRASE });
     assert.ok(!again.keys.c2sKey.equals(session.keys.c2sKey), 'every login has new keys');
     again.close();
+  });
+
+  it('keeps every file of the data directory private (0600 files in a 0700 directory)', async () => {
+    const { readdirSync, statSync } = await import('node:fs');
+    assert.equal(statSync(server.dataDir).mode & 0o777, 0o700);
+    for (const f of readdirSync(server.dataDir)) {
+      if (f === 'genesis.json' || f === 'ledger.lock') continue;
+      assert.equal(statSync(`${server.dataDir}/${f}`).mode & 0o777, 0o600, f);
+    }
+    assert.match(readFileSync(`${server.dataDir}/server-key.asc`, 'utf8'), /BEGIN PGP PRIVATE KEY BLOCK/);
+    // The server key is encrypted at rest: it cannot be used without the passphrase.
+    const key = await openpgp.readPrivateKey({ armoredKey: readFileSync(`${server.dataDir}/server-key.asc`, 'utf8') });
+    assert.equal(key.isDecrypted(), false);
   });
 
   it('writes the registration and the session start to the ledger audit trail', async () => {

@@ -5,6 +5,7 @@
  * the block has committed, i.e. after it is on disk: that is the ledger's "confirmation".
  */
 import { randomBytes } from 'node:crypto';
+import { chmodSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import Database from 'better-sqlite3';
 import { canonicalize } from '../protocol/canonical-json.js';
@@ -90,6 +91,8 @@ export function initEmbeddedLedger({
   sealKeyFile(paths.registrarKey, registrar, passphrase, 'registrar');
   const chainId = chainIdOf(genesis);
   const db = new Database(paths.db);
+  // SQLite gives the -wal and -shm files the database file's mode.
+  chmodSync(paths.db, 0o600);
   try {
     createSchema(db);
     db.prepare('INSERT INTO meta(key, value) VALUES (?, ?), (?, ?), (?, ?)').run(

@@ -6,6 +6,7 @@
  * Kept in DATA/server.sqlite (not on the ledger: they are operational secrets).
  */
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { KlError } from '../protocol/errors.js';
@@ -37,7 +38,9 @@ export class IdentityProofs {
   private readonly db: Database.Database;
 
   constructor(dataDir: string) {
-    this.db = new Database(join(dataDir, 'server.sqlite'));
+    const path = join(dataDir, 'server.sqlite');
+    this.db = new Database(path);
+    chmodSync(path, 0o600); // -wal and -shm inherit this mode
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
