@@ -41,9 +41,21 @@ const PASS = 'bench';
 const tsxLoader = ['--import', 'tsx'];
 
 function startChild(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [...tsxLoader, ...(process.env.KL_PROFILE_SERVER ? ['--cpu-prof', '--cpu-prof-dir', process.env.KL_PROFILE_SERVER] : []), new URL('./support/auth-server.ts', import.meta.url).pathname, join(root, 'data'), PASS], {
-    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      ...tsxLoader,
+      ...(process.env.KL_PROFILE_SERVER
+        ? ['--cpu-prof', '--cpu-prof-dir', process.env.KL_PROFILE_SERVER]
+        : []),
+      new URL('./support/auth-server.ts', import.meta.url).pathname,
+      join(root, 'data'),
+      PASS,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    },
+  );
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (c) => {
@@ -75,8 +87,21 @@ async function keyledgerFigures() {
     const home = new ClientHome(join(root, `home${i}`));
     const id = `bench${i}@example.org`;
     await createIdentity({ home, id, name: `Bench ${i}`, source: 'generate', passphrase: PASS });
-    const code = execFileSync(process.execPath, [new URL('../bin/keyledger.js', import.meta.url).pathname, 'admin', 'invite', id, '--data', join(root, 'data'), '--json']).toString();
-    await register({ home, server: url, proof: { method: 'invite', code: JSON.parse(code).code }, passphrase: PASS });
+    const code = execFileSync(process.execPath, [
+      new URL('../bin/keyledger.js', import.meta.url).pathname,
+      'admin',
+      'invite',
+      id,
+      '--data',
+      join(root, 'data'),
+      '--json',
+    ]).toString();
+    await register({
+      home,
+      server: url,
+      proof: { method: 'invite', code: JSON.parse(code).code },
+      passphrase: PASS,
+    });
     clients.push({ home, key: new OpenPgpClientKey(await unlockPrivateKey(home.readPrivateKey(), PASS)) });
   }
   const once = async (i: number) => {
@@ -111,7 +136,10 @@ async function keyledgerFigures() {
     serverCpuSeconds: +cpu.toFixed(2),
     serverCpuMsPerLogin: +((cpu / LOGINS) * 1000).toFixed(3),
     loginsPerSecPerCore: Math.round(LOGINS / cpu),
-    latencyMs: { p50: +latencies[Math.floor(latencies.length / 2)]!.toFixed(1), p99: +latencies[Math.floor(latencies.length * 0.99)]!.toFixed(1) },
+    latencyMs: {
+      p50: +latencies[Math.floor(latencies.length / 2)]!.toFixed(1),
+      p99: +latencies[Math.floor(latencies.length * 0.99)]!.toFixed(1),
+    },
   };
 }
 
@@ -124,16 +152,68 @@ async function tlsFigures() {
   for (const n of ['server', 'client']) {
     ossl(['genpkey', '-algorithm', 'ed25519', '-out', `${n}.key`]);
     ossl(['req', '-new', '-key', `${n}.key`, '-subj', `/CN=${n}`, '-out', `${n}.csr`]);
-    ossl(['x509', '-req', '-in', `${n}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-out', `${n}.crt`]);
+    ossl([
+      'x509',
+      '-req',
+      '-in',
+      `${n}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-out',
+      `${n}.crt`,
+    ]);
   }
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const server = spawn('openssl', ['s_server', '-accept', `127.0.0.1:${port}`, '-tls1_3', '-cert', 'server.crt', '-key', 'server.key', '-Verify', '1', '-CAfile', 'ca.crt', '-quiet', '-naccept', '10000000'], { cwd: dir, stdio: 'ignore' });
+  const server = spawn(
+    'openssl',
+    [
+      's_server',
+      '-accept',
+      `127.0.0.1:${port}`,
+      '-tls1_3',
+      '-cert',
+      'server.crt',
+      '-key',
+      'server.key',
+      '-Verify',
+      '1',
+      '-CAfile',
+      'ca.crt',
+      '-quiet',
+      '-naccept',
+      '10000000',
+    ],
+    { cwd: dir, stdio: 'ignore' },
+  );
   await new Promise((r) => setTimeout(r, 500));
   const cpu0 = procCpuSeconds(server.pid!);
-  const out = execFileSync('openssl', ['s_time', '-connect', `127.0.0.1:${port}`, '-new', '-time', String(TLS_SECONDS), '-cert', 'client.crt', '-key', 'client.key', '-CAfile', 'ca.crt'], { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+  const out = execFileSync(
+    'openssl',
+    [
+      's_time',
+      '-connect',
+      `127.0.0.1:${port}`,
+      '-new',
+      '-time',
+      String(TLS_SECONDS),
+      '-cert',
+      'client.crt',
+      '-key',
+      'client.key',
+      '-CAfile',
+      'ca.crt',
+    ],
+    { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] },
+  ).toString();
   const cpu = procCpuSeconds(server.pid!) - cpu0;
   server.kill();
-  const m = /(\d+) connections in ([\d.]+) real seconds/.exec(out) ?? /(\d+) connections in ([\d.]+)s/.exec(out);
+  const m =
+    /(\d+) connections in ([\d.]+) real seconds/.exec(out) ?? /(\d+) connections in ([\d.]+)s/.exec(out);
   const handshakes = Number(m?.[1] ?? 0);
   return {
     tool: execFileSync('openssl', ['version']).toString().trim(),
@@ -159,12 +239,19 @@ try {
     keyledger: k,
     tls13MutualEd25519: t,
   };
-  (await import('node:fs')).writeFileSync(new URL('./results/auth.json', import.meta.url), `${JSON.stringify(result, null, 2)}\n`);
+  (await import('node:fs')).writeFileSync(
+    new URL('./results/auth.json', import.meta.url),
+    `${JSON.stringify(result, null, 2)}\n`,
+  );
   if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else {
     log('');
-    log(`keyledger full logins: ${k.loginsPerSec}/s wall (${k.concurrency} concurrent), server ${k.serverCpuMsPerLogin} ms CPU/login → ${k.loginsPerSecPerCore} logins per server core-second; latency p50 ${k.latencyMs.p50} ms, p99 ${k.latencyMs.p99} ms`);
-    log(`TLS 1.3 mutual auth (Ed25519, ${t.tool}): ${t.handshakesPerSec}/s wall → ${t.tlsHandshakesPerSecPerCore} handshakes per server core-second`);
+    log(
+      `keyledger full logins: ${k.loginsPerSec}/s wall (${k.concurrency} concurrent), server ${k.serverCpuMsPerLogin} ms CPU/login → ${k.loginsPerSecPerCore} logins per server core-second; latency p50 ${k.latencyMs.p50} ms, p99 ${k.latencyMs.p99} ms`,
+    );
+    log(
+      `TLS 1.3 mutual auth (Ed25519, ${t.tool}): ${t.handshakesPerSec}/s wall → ${t.tlsHandshakesPerSecPerCore} handshakes per server core-second`,
+    );
     log(`ratio: ${result.ratio} (goal ≥ 2)`);
   }
 } finally {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import * as openpgp from 'openpgp';
 import { after, before, describe, it } from 'node:test';
+import * as openpgp from 'openpgp';
 import { login } from '../src/client/login.js';
 import { register } from '../src/client/register.js';
 import { verifyKeyRecordProof } from '../src/ledger/proofs.js';
@@ -57,7 +57,9 @@ describe('registration and login, end to end over 127.0.0.1', () => {
     }
     assert.match(readFileSync(`${server.dataDir}/server-key.asc`, 'utf8'), /BEGIN PGP PRIVATE KEY BLOCK/);
     // The server key is encrypted at rest: it cannot be used without the passphrase.
-    const key = await openpgp.readPrivateKey({ armoredKey: readFileSync(`${server.dataDir}/server-key.asc`, 'utf8') });
+    const key = await openpgp.readPrivateKey({
+      armoredKey: readFileSync(`${server.dataDir}/server-key.asc`, 'utf8'),
+    });
     assert.equal(key.isDecrypted(), false);
   });
 

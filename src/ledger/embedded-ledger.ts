@@ -5,8 +5,8 @@
  * the block has committed, i.e. after it is on disk: that is the ledger's "confirmation".
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
+import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { canonicalize } from '../protocol/canonical-json.js';
 import { isKlError, KlError } from '../protocol/errors.js';
