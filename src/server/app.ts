@@ -60,6 +60,8 @@ export interface ServerOptions {
   /** Replaces SMTP (for embedding); tests use real SMTP. */
   mailer?: CodeMailer;
   emailCodeTtlMs?: number;
+  /** Group-commit window of the ledger, ms (default 2). */
+  ledgerBatchWaitMs?: number;
   log?: (line: string) => void;
 }
 
@@ -87,7 +89,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const log = o.log ?? (() => {});
   await initNodeIfNeeded({ dataDir: o.dataDir, passphrase: o.passphrase, now });
   const serverKey = await loadServerKey(o.dataDir, o.passphrase);
-  const ledger = EmbeddedLedger.open({ dataDir: o.dataDir, passphrase: o.passphrase, now });
+  // A short batching window lets concurrent registrations and audit events share blocks (fewer
+  // fsyncs and signatures per transaction) for at most this many ms of added latency.
+  const ledger = EmbeddedLedger.open({
+    dataDir: o.dataDir,
+    passphrase: o.passphrase,
+    now,
+    batchWaitMs: o.ledgerBatchWaitMs ?? 2,
+  });
   if (ledger.genesis.server?.fingerprint !== serverKey.fingerprint) {
     await ledger.close();
     throw new KlError('KL_LEDGER_CORRUPT', 'the server key is not the one pinned in the genesis');

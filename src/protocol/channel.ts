@@ -1,0 +1,271 @@
+/**
+ * One side of an established session channel (DESIGN "Phases 3 and 4"; seed phase 3 step 2 and
+ * phase 4 steps 2–3): seals outgoing messages into AEAD frames and opens incoming ones, enforcing
+ * the session id, the epoch and a strictly increasing sequence number per direction, so a replayed,
+ * reordered, dropped, forged or foreign frame is refused and never reaches the application.
+ *
+ * Key renewal (seed phase 4 step 3, "Session Renewal"): the client starts it with a fresh X25519
+ * key in a `rekey` message; the server answers `rekey-ack` with its own key as the last frame of the
+ * old epoch; both derive the next epoch's keys from the new ECDH secret salted with the previous
+ * chain hash, reset the sequence numbers and wipe the old keys. Frames of the old epoch still in
+ * flight towards the server are accepted until the client's first new-epoch frame arrives.
+ * Pure: no I/O.
+ */
+import { canonicalize } from './canonical-json.js';
+import { KlError } from './errors.js';
+import { type Direction, type Frame, openFrame, sealFrame } from './frame.js';
+import { sha256 } from './hash.js';
+import { deriveSessionKeys, type SessionKeys, wipeSessionKeys } from './key-schedule.js';
+import { type EphemeralKey, generateEphemeral, sharedSecret } from './x25519.js';
+
+/** A message inside a frame. */
+export type ChannelMessage =
+  | { t: 'data'; id?: number; body: unknown }
+  | { t: 'reply'; re: number; body?: unknown; error?: { code: string; message: string } }
+  | { t: 'signed'; id: number; body: string; signature: string }
+  | { t: 'receipt'; re: number; receipt?: unknown; error?: { code: string; message: string } }
+  | { t: 'rekey'; ephemeral: string }
+  | { t: 'rekey-ack'; ephemeral: string }
+  | { t: 'rekey-request' }
+  | { t: 'revoke-key'; id: number; reason: string; signature: string; statement: string }
+  | { t: 'close'; reason: string }
+  | { t: 'close-ack' }
+  | { t: 'alert'; code: string; message: string };
+
+/** Counters of what went through, for renewal triggers and hijack detection. */
+export interface ChannelCounters {
+  framesSent: number;
+  framesReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  epochStartedAt: number;
+}
+
+/** Options of {@link Channel}. */
+export interface ChannelOptions {
+  role: 'client' | 'server';
+  sid: string;
+  keys: SessionKeys;
+  /** Chain hash: the handshake transcript hash, then folded with each renewal. */
+  chain: Buffer;
+  /** First sequence numbers (the server's finished frame used s2c seq 0). */
+  nextSendSeq?: number;
+  nextRecvSeq?: number;
+  now: () => number;
+}
+
+/** One side of a session channel. */
+export class Channel {
+  readonly role: 'client' | 'server';
+  readonly sid: string;
+  epoch = 0;
+  private keys: SessionKeys;
+  private previousRecv: { key: Buffer; iv: Buffer; epoch: number; nextSeq: number } | null = null;
+  private chain: Buffer;
+  private sendSeq: number;
+  private recvSeq: number;
+  private pendingRekey: EphemeralKey | null = null;
+  private closed = false;
+  readonly counters: ChannelCounters;
+  private readonly now: () => number;
+
+  constructor(o: ChannelOptions) {
+    this.role = o.role;
+    this.sid = o.sid;
+    this.keys = o.keys;
+    this.chain = Buffer.from(o.chain);
+    this.sendSeq = o.nextSendSeq ?? 0;
+    this.recvSeq = o.nextRecvSeq ?? 0;
+    this.now = o.now;
+    this.counters = {
+      framesSent: 0,
+      framesReceived: 0,
+      bytesSent: 0,
+      bytesReceived: 0,
+      epochStartedAt: o.now(),
+    };
+  }
+
+  private get sendDir(): Direction {
+    return this.role === 'client' ? 'c2s' : 's2c';
+  }
+  private get recvDir(): Direction {
+    return this.role === 'client' ? 's2c' : 'c2s';
+  }
+  private sendKey() {
+    return this.role === 'client'
+      ? { key: this.keys.c2sKey, iv: this.keys.c2sIv }
+      : { key: this.keys.s2cKey, iv: this.keys.s2cIv };
+  }
+  private recvKey() {
+    return this.role === 'client'
+      ? { key: this.keys.s2cKey, iv: this.keys.s2cIv }
+      : { key: this.keys.c2sKey, iv: this.keys.c2sIv };
+  }
+
+  /** Seals a message into the next frame. */
+  seal(message: ChannelMessage): Frame {
+    if (this.closed) throw new KlError('KL_PROTOCOL', 'the session is closed');
+    const plaintext = Buffer.from(canonicalize(message), 'utf8');
+    const frame = sealFrame({
+      ...this.sendKey(),
+      sid: this.sid,
+      epoch: this.epoch,
+      seq: this.sendSeq,
+      dir: this.sendDir,
+      plaintext,
+    });
+    this.sendSeq += 1;
+    this.counters.framesSent += 1;
+    this.counters.bytesSent += plaintext.length;
+    return frame;
+  }
+
+  /**
+   * Opens an incoming frame. Refuses (and never decrypts twice) anything that is not exactly the next
+   * frame of this session: wrong session, old or future epoch, replayed or skipped sequence number,
+   * failed authentication.
+   * @throws KlError `KL_PROTOCOL` (out of order / foreign) or `KL_DECRYPTION_FAILED` (forged)
+   */
+  open(frame: Frame): ChannelMessage {
+    if (this.closed) throw new KlError('KL_PROTOCOL', 'the session is closed');
+    if (frame.sid !== this.sid) throw new KlError('KL_PROTOCOL', 'frame belongs to another session');
+    let key: { key: Buffer; iv: Buffer };
+    let expected: number;
+    const prev = this.previousRecv;
+    const usePrevious = prev !== null && frame.epoch === prev.epoch;
+    if (usePrevious) {
+      key = prev;
+      expected = prev.nextSeq;
+    } else {
+      if (frame.epoch !== this.epoch)
+        throw new KlError('KL_PROTOCOL', `frame epoch ${frame.epoch} is not the current epoch ${this.epoch}`);
+      key = this.recvKey();
+      expected = this.recvSeq;
+    }
+    if (frame.seq !== expected) {
+      throw new KlError(
+        'KL_PROTOCOL',
+        frame.seq < expected ? 'replayed frame' : 'frame out of order (a frame is missing)',
+      );
+    }
+    const plain = openFrame({ ...key, dir: this.recvDir, frame });
+    if (usePrevious) prev.nextSeq += 1;
+    else {
+      this.recvSeq += 1;
+      if (prev) {
+        // The peer's first frame of the new epoch: the old receive key is no longer needed.
+        prev.key.fill(0);
+        prev.iv.fill(0);
+        this.previousRecv = null;
+      }
+    }
+    this.counters.framesReceived += 1;
+    this.counters.bytesReceived += plain.length;
+    let message: ChannelMessage;
+    try {
+      message = JSON.parse(plain.toString('utf8')) as ChannelMessage;
+    } catch {
+      throw new KlError('KL_PROTOCOL', 'frame does not hold a message');
+    }
+    if (
+      typeof message !== 'object' ||
+      message === null ||
+      typeof (message as { t?: unknown }).t !== 'string'
+    ) {
+      throw new KlError('KL_PROTOCOL', 'frame does not hold a message');
+    }
+    return message;
+  }
+
+  /** Client: starts a renewal; returns the rekey message to seal and send. */
+  startRekey(): ChannelMessage {
+    if (this.role !== 'client') throw new KlError('KL_PROTOCOL', 'only the client starts a renewal');
+    if (this.pendingRekey) throw new KlError('KL_PROTOCOL', 'a renewal is already in progress');
+    this.pendingRekey = generateEphemeral();
+    return { t: 'rekey', ephemeral: this.pendingRekey.publicKey };
+  }
+
+  /** True while the client waits for rekey-ack. */
+  get rekeyPending(): boolean {
+    return this.pendingRekey !== null;
+  }
+
+  /**
+   * Server: answers a client's rekey. Returns the rekey-ack frame, sealed as the last frame of the
+   * old epoch; afterwards this side sends in the new epoch.
+   */
+  acceptRekey(clientEphemeral: string): Frame {
+    if (this.role !== 'server') throw new KlError('KL_PROTOCOL', 'only the server answers a renewal');
+    const mine = generateEphemeral();
+    const ack = this.seal({ t: 'rekey-ack', ephemeral: mine.publicKey });
+    this.advance(sharedSecret(mine.privateKey, clientEphemeral), clientEphemeral, mine.publicKey, true);
+    return ack;
+  }
+
+  /** Client: completes a renewal on rekey-ack. */
+  completeRekey(serverEphemeral: string): void {
+    const mine = this.pendingRekey;
+    if (!mine) throw new KlError('KL_PROTOCOL', 'unexpected rekey-ack');
+    this.pendingRekey = null;
+    this.advance(sharedSecret(mine.privateKey, serverEphemeral), mine.publicKey, serverEphemeral, false);
+  }
+
+  private advance(
+    secret: Buffer,
+    clientEphemeral: string,
+    serverEphemeral: string,
+    keepOldRecv: boolean,
+  ): void {
+    this.chain = sha256(
+      this.chain,
+      Buffer.from(
+        canonicalize({ sid: this.sid, epoch: this.epoch + 1, clientEphemeral, serverEphemeral }),
+        'utf8',
+      ),
+    );
+    const next = deriveSessionKeys(secret, this.chain);
+    secret.fill(0);
+    const old = this.keys;
+    const oldRecv = this.recvKey();
+    if (keepOldRecv) {
+      // Server: client frames of the old epoch may still be in flight.
+      this.previousRecv = {
+        key: Buffer.from(oldRecv.key),
+        iv: Buffer.from(oldRecv.iv),
+        epoch: this.epoch,
+        nextSeq: this.recvSeq,
+      };
+    }
+    wipeSessionKeys(old);
+    this.keys = next;
+    this.epoch += 1;
+    this.sendSeq = 0;
+    this.recvSeq = 0;
+    this.counters.epochStartedAt = this.now();
+    this.counters.framesSent = 0;
+    this.counters.framesReceived = 0;
+    this.counters.bytesSent = 0;
+    this.counters.bytesReceived = 0;
+  }
+
+  /** The resume key of the current epoch (for resumption on a new connection). */
+  get resumeKey(): Buffer {
+    return this.keys.resumeKey;
+  }
+
+  /** Ends the channel and wipes every key. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    wipeSessionKeys(this.keys);
+    if (this.previousRecv) {
+      this.previousRecv.key.fill(0);
+      this.previousRecv.iv.fill(0);
+    }
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+}
