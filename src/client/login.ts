@@ -25,6 +25,12 @@ export interface LoginResult {
   id: string;
   /** Session keys: memory only. */
   keys: SessionKeys;
+  /** SHA-256 of the signed login transcript (the channel's chain hash starts here). */
+  transcriptHash: Buffer;
+  /** The unlocked key (for signed messages and owner revocation). */
+  key: ClientKey;
+  /** What server.json pinned. */
+  server: ServerFile;
   socket: WebSocket;
   /** Closes the connection. */
   close(): void;
@@ -142,6 +148,9 @@ export async function login(o: LoginOptions): Promise<LoginResult> {
               idleTimeoutMs: fin.idleTimeoutMs,
               id: identity.id,
               keys: pending.keys,
+              transcriptHash: pending.transcriptHash,
+              key,
+              server,
               socket,
               close: () => socket.close(1000, 'logout'),
             });

@@ -99,3 +99,51 @@ export function openKeyFile(path: string, passphrase: string, purpose: string): 
     });
   }
 }
+
+/** Encrypts arbitrary secret bytes under `passphrase` into `path` (same format, mode 0600). */
+export function sealSecretFile(path: string, secret: Buffer, passphrase: string, purpose: string): void {
+  const salt = randomBytes(16);
+  const iv = randomBytes(12);
+  const k = deriveKey(passphrase, salt, SCRYPT);
+  const cipher = createCipheriv('aes-256-gcm', k, iv);
+  cipher.setAAD(Buffer.from(`${purpose}\nsecret`, 'utf8'));
+  const ciphertext = Buffer.concat([cipher.update(secret), cipher.final()]);
+  const file = {
+    v: 1,
+    purpose,
+    keyId: 'secret',
+    kdf: { name: 'scrypt', N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, salt: salt.toString('base64') },
+    cipher: 'aes-256-gcm',
+    iv: iv.toString('base64'),
+    ciphertext: ciphertext.toString('base64'),
+    tag: cipher.getAuthTag().toString('base64'),
+  };
+  writeFileAtomic(path, `${JSON.stringify(file, null, 2)}\n`);
+}
+
+/** Opens a file written by {@link sealSecretFile}. */
+export function openSecretFile(path: string, passphrase: string, purpose: string): Buffer {
+  let file: SealedKeyFile;
+  try {
+    file = JSON.parse(readFileSync(path, 'utf8')) as SealedKeyFile;
+  } catch (err) {
+    throw new KlError('KL_DATA_DIR', `cannot read ${path}`, undefined, { cause: err });
+  }
+  if (file?.purpose !== purpose || file.keyId !== 'secret')
+    throw new KlError('KL_DATA_DIR', `${path} is not a ${purpose} file`);
+  try {
+    const k = deriveKey(passphrase, Buffer.from(file.kdf.salt, 'base64'), {
+      N: file.kdf.N,
+      r: file.kdf.r,
+      p: file.kdf.p,
+    });
+    const decipher = createDecipheriv('aes-256-gcm', k, Buffer.from(file.iv, 'base64'));
+    decipher.setAAD(Buffer.from(`${purpose}\nsecret`, 'utf8'));
+    decipher.setAuthTag(Buffer.from(file.tag, 'base64'));
+    return Buffer.concat([decipher.update(Buffer.from(file.ciphertext, 'base64')), decipher.final()]);
+  } catch (err) {
+    throw new KlError('KL_PASSPHRASE_WRONG', `the passphrase does not open ${purpose} file`, undefined, {
+      cause: err,
+    });
+  }
+}

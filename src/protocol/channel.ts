@@ -249,6 +249,22 @@ export class Channel {
     this.counters.bytesReceived = 0;
   }
 
+  /**
+   * Moves both sides to a new epoch after a resumption on a new connection: keys from HKDF over the
+   * current resume key, salted with the chain hash and both nonces; sequence numbers restart. The
+   * client then renews with a fresh ECDH exchange (the SDK does it at once).
+   */
+  resume(clientNonce: string, serverNonce: string): void {
+    const secret = Buffer.from(this.keys.resumeKey);
+    this.advance(secret, `resume:${clientNonce}`, `resume:${serverNonce}`, false);
+    if (this.previousRecv) {
+      this.previousRecv.key.fill(0);
+      this.previousRecv.iv.fill(0);
+      this.previousRecv = null;
+    }
+    this.pendingRekey = null;
+  }
+
   /** The resume key of the current epoch (for resumption on a new connection). */
   get resumeKey(): Buffer {
     return this.keys.resumeKey;

@@ -78,3 +78,19 @@ export function hashOf(value: unknown): string {
 export function hashText(text: string): string {
   return sha256(Buffer.from(text, 'utf8')).toString('hex');
 }
+
+/** What the owner signs to revoke its own key (`keyledger revoke-key`). */
+export interface RevocationStatement {
+  type: 'keyledger/revoke';
+  v: 1;
+  chain: string;
+  id: string;
+  fingerprint: string;
+  reason: 'compromised' | 'superseded' | 'retired' | 'unspecified';
+  time: number;
+}
+
+/** The canonical bytes of a revocation statement. */
+export function revocationStatementBytes(statement: RevocationStatement): Buffer {
+  return canonicalBytes(statement);
+}

@@ -15,6 +15,8 @@ import {
   REGISTER_BEGIN_BODY,
   REGISTER_COMPLETE_BODY,
 } from '../protocol/messages.js';
+import { type Alert, startAdminSocket } from './admin-socket.js';
+import { demoService, storageKey } from './demo-service.js';
 import { ParsedKeyCache } from './handshake.js';
 import { IdentityProofs } from './identity-proofs.js';
 import { attachLoginSocket } from './login-socket.js';
@@ -23,7 +25,16 @@ import { initNodeIfNeeded } from './node.js';
 import { type Limit, RateLimiter } from './rate-limiter.js';
 import { type RegistrationRequest, RegistrationService } from './registration.js';
 import { loadServerKey } from './server-key.js';
-import { DEFAULT_SESSION_POLICY, type SessionPolicy, SessionTable } from './sessions.js';
+import type { MessageHandler } from './session-service.js';
+import {
+  DEFAULT_HIJACK_POLICY,
+  DEFAULT_SESSION_POLICY,
+  type EndReason,
+  type HijackPolicy,
+  type SessionEnded,
+  type SessionPolicy,
+  SessionTable,
+} from './sessions.js';
 
 /** Rate limits of the server, per key. */
 export interface RateLimits {
@@ -53,7 +64,12 @@ export interface ServerOptions {
   challengeTtlMs?: number;
   handshakeTimeoutMs?: number;
   maxPendingChallenges?: number;
-  sessionPolicy?: SessionPolicy;
+  sessionPolicy?: Partial<SessionPolicy>;
+  hijackPolicy?: Partial<HijackPolicy>;
+  /** Serve the built-in echo / note demo service (default true). */
+  demoService?: boolean;
+  /** Listen on DATA/admin.sock for local admin commands (default true). */
+  adminSocket?: boolean;
   rateLimits?: Partial<RateLimits>;
   /** SMTP for emailed codes; without it the email method is off. */
   smtp?: SmtpOptions;
@@ -74,8 +90,22 @@ export interface RunningServer {
   sessions: SessionTable;
   proofs: IdentityProofs;
   registration: RegistrationService;
+  /** Hijack alarms and other alerts, newest last (at most 1,000). */
+  alerts: Alert[];
+  /** Adds an application hook for session messages (before the demo service). */
+  onMessage(handler: MessageHandler): void;
   close(): Promise<void>;
 }
+
+const END_EVENTS: Record<EndReason, string> = {
+  logout: 'session_end',
+  timeout: 'session_timeout',
+  lifetime: 'session_timeout',
+  revoked: 'session_revoked',
+  key_revoked: 'session_revoked',
+  hijack: 'session_hijacked',
+  shutdown: 'session_end',
+};
 
 function sendError(reply: FastifyReply, err: KlError): FastifyReply {
   if (err.code === 'KL_RATE_LIMITED' && typeof err.details?.retryAfter === 'number')
@@ -102,7 +132,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     throw new KlError('KL_LEDGER_CORRUPT', 'the server key is not the one pinned in the genesis');
   }
   const proofs = new IdentityProofs(o.dataDir);
-  const sessions = new SessionTable(o.sessionPolicy ?? DEFAULT_SESSION_POLICY, now);
+  const sessions = new SessionTable(
+    { ...DEFAULT_SESSION_POLICY, ...o.sessionPolicy },
+    { ...DEFAULT_HIJACK_POLICY, ...o.hijackPolicy },
+    now,
+  );
   const registration = new RegistrationService({ ledger, serverKey, proofs, now });
   const limits = { ...DEFAULT_RATE_LIMITS, ...o.rateLimits };
   const rl = {
@@ -122,6 +156,36 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       })
       .catch((err: unknown) => log(`audit event ${event} not written: ${(err as Error).message}`));
   };
+
+  // Seed phase 4 step 6: session events on the ledger audit trail (identifiers hashed).
+  const alerts: Alert[] = [];
+  sessions.on('ended', ({ session, reason, detail }: SessionEnded) => {
+    audit(END_EVENTS[reason], session.id, { session: sha256Hex(session.sessionId).slice(0, 32), reason });
+    if (reason === 'hijack') {
+      alerts.push({ at: now(), kind: 'hijack', id: session.id, sessionId: session.sessionId, detail });
+      if (alerts.length > 1000) alerts.shift();
+      log(`ALERT hijack suspected on a session of ${session.id}: ${detail}`);
+    }
+  });
+  // Revoking (or rotating) a key on the ledger ends every session of that identity at once.
+  const unsubscribe = ledger.subscribe((tx) => {
+    if (tx.type === 'KeyRevoked' || tx.type === 'KeyRotated') {
+      const id = (tx.envelope.tx.body as { id: string }).id;
+      // After the current microtasks, so the owner who asked for the revocation gets its receipt first.
+      setImmediate(() =>
+        sessions.endIdentity(
+          id,
+          'key_revoked',
+          tx.type === 'KeyRevoked'
+            ? 'the key of this identity was revoked on the ledger'
+            : 'the key of this identity was rotated',
+        ),
+      );
+    }
+  });
+  // Application hooks in the order added; the demo service, if on, answers last.
+  const demo = o.demoService === false ? null : demoService(proofs.db, storageKey(o.dataDir, o.passphrase));
+  const handlers: MessageHandler[] = demo ? [demo] : [];
 
   const app = Fastify({
     bodyLimit: MAX_HTTP_BODY,
@@ -240,11 +304,16 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     handshakeTimeoutMs: o.handshakeTimeoutMs ?? 30_000,
     maxPendingChallenges: o.maxPendingChallenges ?? 10_000,
     limits: { loginPerIp: rl.loginPerIp, loginPerIdentity: rl.loginPerIdentity },
+    handlers,
     audit,
     log,
   });
-  const sweeper = setInterval(() => sessions.sweep(), 10_000);
+  const sweeper = setInterval(() => sessions.sweep(), 1_000);
   sweeper.unref();
+  const admin =
+    o.adminSocket === false
+      ? null
+      : await startAdminSocket({ dataDir: o.dataDir, sessions, ledger, alerts, now });
 
   await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 7420 });
   const address = app.server.address();
@@ -259,8 +328,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     sessions,
     proofs,
     registration,
+    alerts,
+    onMessage(handler) {
+      handlers.splice(demo ? handlers.length - 1 : handlers.length, 0, handler);
+    },
     async close() {
       clearInterval(sweeper);
+      unsubscribe();
+      for (const s of sessions.list()) sessions.end(s.sessionId, 'shutdown', 'the server is shutting down');
+      if (admin) await new Promise<void>((resolve) => admin.close(() => resolve()));
       await closeSocket();
       await app.close();
       await ledger.close();

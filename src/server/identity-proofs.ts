@@ -35,7 +35,8 @@ function normaliseCode(method: ProofMethod, code: string): string {
 
 /** Store of identity proofs. */
 export class IdentityProofs {
-  private readonly db: Database.Database;
+  /** The server's operational database (server.sqlite), shared with the demo service. */
+  readonly db: Database.Database;
 
   constructor(dataDir: string) {
     const path = join(dataDir, 'server.sqlite');

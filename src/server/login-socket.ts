@@ -5,6 +5,8 @@
  * closed. Each connection has at most one pending challenge; the global table of pending challenges
  * is bounded.
  */
+
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import type { Ledger } from '../ledger/ledger.js';
@@ -13,6 +15,7 @@ import { isKlError, KlError } from '../protocol/errors.js';
 import { sealFrame } from '../protocol/frame.js';
 import { sha256Hex } from '../protocol/hash.js';
 import { HELLO_SHAPE, MAX_WS_MESSAGE, RESPONSE_SHAPE } from '../protocol/messages.js';
+import { checkResumeProof } from '../protocol/resume.js';
 import { checkShape } from '../protocol/shape.js';
 import {
   type ChallengeResponse,
@@ -24,7 +27,8 @@ import {
 } from './handshake.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { ServerKey } from './server-key.js';
-import type { SessionTable } from './sessions.js';
+import { handleSessionMessage, type MessageHandler } from './session-service.js';
+import type { Session, SessionTable } from './sessions.js';
 
 /** What the login socket needs. */
 export interface LoginSocketContext {
@@ -37,10 +41,22 @@ export interface LoginSocketContext {
   handshakeTimeoutMs: number;
   maxPendingChallenges: number;
   limits: { loginPerIp: RateLimiter; loginPerIdentity: RateLimiter };
+  /** Application hooks for session messages. */
+  handlers: MessageHandler[];
   /** Writes an audit event; failures are logged, never block a login. */
   audit: (event: string, id: string, detail?: Record<string, string | number | boolean>) => void;
   log: (msg: string) => void;
 }
+
+const RESUME_SHAPE = {
+  type: { type: 'string', max: 6, enum: ['resume'] },
+  sid: { type: 'string', max: 22, pattern: /^[A-Za-z0-9_-]{22}$/ },
+  nonce: { type: 'string', max: 22, pattern: /^[A-Za-z0-9_-]{22}$/ },
+} as const;
+const RESUME_PROOF_SHAPE = {
+  type: { type: 'string', max: 12, enum: ['resume-proof'] },
+  proof: { type: 'string', max: 43, pattern: /^[A-Za-z0-9_-]{43}$/ },
+} as const;
 
 /** Attaches the login WebSocket endpoint to an HTTP server. Returns a function that closes it. */
 export function attachLoginSocket(
@@ -68,8 +84,10 @@ export function attachLoginSocket(
 
   function onConnection(ws: WebSocket, req: IncomingMessage): void {
     const ip = req.socket.remoteAddress ?? 'unknown';
-    let state: 'hello' | 'response' | 'established' | 'closed' = 'hello';
+    let state: 'hello' | 'response' | 'resume-proof' | 'established' | 'closed' = 'hello';
     let mine: PendingChallenge | undefined;
+    let session: Session | undefined;
+    let resuming: { session: Session; clientNonce: string; serverNonce: string } | undefined;
     let queue = Promise.resolve();
     const timer = setTimeout(
       () => fail(new KlError('KL_PROTOCOL', 'the handshake took too long')),
@@ -99,6 +117,8 @@ export function attachLoginSocket(
       state = 'closed';
       clearTimeout(timer);
       if (mine) pending.delete(mine.challengeId);
+      // A dropped connection leaves the session alive for resumption until it times out.
+      if (session && session.socket === ws) session.socket = null;
     });
     ws.on('error', () => ws.terminate());
 
@@ -112,6 +132,79 @@ export function attachLoginSocket(
         throw new KlError('KL_PROTOCOL', 'the message is not valid JSON');
       }
       const type = (msg as { type?: unknown })?.type;
+      if (state === 'established' && session) {
+        await handleSessionMessage(ctx, session, msg);
+        if (!ctx.sessions.get(session.sessionId)) state = 'closed';
+        return;
+      }
+      if (state === 'hello' && type === 'resume') {
+        const r = checkShape<{ type: 'resume'; sid: string; nonce: string }>(
+          msg,
+          RESUME_SHAPE,
+          'KL_PROTOCOL',
+          'resume',
+        );
+        ctx.limits.loginPerIp.take(ip);
+        const target = ctx.sessions.get(r.sid);
+        if (!target) throw new KlError('KL_SESSION_UNKNOWN', 'no live session has this id: log in again');
+        resuming = {
+          session: target,
+          clientNonce: r.nonce,
+          serverNonce: randomBytes(16).toString('base64url'),
+        };
+        state = 'resume-proof';
+        send({ type: 'resume-challenge', nonce: resuming.serverNonce, epoch: target.channel.epoch });
+        return;
+      }
+      if (state === 'resume-proof' && resuming) {
+        if (type !== 'resume-proof') throw new KlError('KL_PROTOCOL', 'expected resume-proof');
+        const r = checkShape<{ type: 'resume-proof'; proof: string }>(
+          msg,
+          RESUME_PROOF_SHAPE,
+          'KL_PROTOCOL',
+          'resume-proof',
+        );
+        const target = resuming.session;
+        const live = ctx.sessions.get(target.sessionId);
+        const f = {
+          sid: target.sessionId,
+          epoch: target.channel.epoch,
+          clientNonce: resuming.clientNonce,
+          serverNonce: resuming.serverNonce,
+        };
+        if (!live || !checkResumeProof(target.channel.resumeKey, f, r.proof)) {
+          if (live)
+            ctx.audit('resume_failed', target.id, { session: sha256Hex(target.sessionId).slice(0, 32) });
+          throw new KlError('KL_AUTH_FAILED', 'authentication failed');
+        }
+        // DESIGN "Hijack detection": one session from two connections, or from another address.
+        if (target.socket && target.socket.readyState === target.socket.OPEN) {
+          ctx.audit('hijack_alarm', target.id, { reason: 'two_connections' });
+          ctx.sessions.end(target.sessionId, 'hijack', 'the session was used from two connections at once');
+          throw new KlError(
+            'KL_HIJACK_SUSPECTED',
+            'the session was used from two connections at once: it has been ended',
+          );
+        }
+        if (target.ip !== ip && ctx.sessions.hijack.endOnIpChange) {
+          ctx.audit('hijack_alarm', target.id, { reason: 'ip_change' });
+          ctx.sessions.end(target.sessionId, 'hijack', 'the session was resumed from another address');
+          throw new KlError(
+            'KL_HIJACK_SUSPECTED',
+            'the session was resumed from another address: it has been ended',
+          );
+        }
+        target.channel.resume(resuming.clientNonce, resuming.serverNonce);
+        target.socket = ws;
+        target.lastActivity = ctx.now();
+        session = target;
+        resuming = undefined;
+        clearTimeout(timer);
+        state = 'established';
+        send({ type: 'resumed', epoch: target.channel.epoch });
+        ctx.audit('session_resume', target.id, { session: sha256Hex(target.sessionId).slice(0, 32) });
+        return;
+      }
       if (state === 'hello') {
         if (type !== 'hello') throw new KlError('KL_PROTOCOL', 'expected hello');
         const hello = checkShape<Hello>(msg, HELLO_SHAPE, 'KL_PROTOCOL', 'hello');
@@ -160,11 +253,13 @@ export function attachLoginSocket(
           ctx.audit('login_failed', p.id, { reason: isKlError(err) ? err.code : 'internal' });
           throw err;
         }
-        const session = ctx.sessions.create({
+        session = ctx.sessions.create({
           id: login.id,
           fingerprint: login.fingerprint,
           ip,
           keys: login.keys,
+          transcriptHash: login.transcriptHash,
+          socket: ws,
         });
         clearTimeout(timer);
         state = 'established';
@@ -190,10 +285,7 @@ export function attachLoginSocket(
         ctx.audit('session_start', login.id, { session: sha256Hex(session.sessionId).slice(0, 32) });
         return;
       }
-      throw new KlError(
-        'KL_PROTOCOL',
-        'the encrypted session channel is not available on this server version',
-      );
+      throw new KlError('KL_PROTOCOL', 'unexpected message');
     }
   }
 

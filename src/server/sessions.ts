@@ -1,10 +1,18 @@
 /**
- * The session table: sessions established by a verified login, in memory only (DESIGN: "keys live
- * in memory only"). Expiry by inactivity and by absolute lifetime, with an injected clock; keys are
- * wiped when a session ends. The encrypted channel itself is issue 4.
+ * Sessions (seed phases 3 and 4): the table of live sessions, in memory only (keys never touch disk
+ * or the ledger), and every way a session ends — logout, inactivity timeout, absolute lifetime,
+ * revocation by the client, the server or an admin, key revocation on the ledger, and a hijack
+ * alarm. Ending a session wipes its keys, tells the client (an encrypted alert, then close) when it
+ * is connected, and writes an audit event. Time comes from the injected clock.
  */
 import { randomBytes } from 'node:crypto';
-import { type SessionKeys, wipeSessionKeys } from '../protocol/key-schedule.js';
+import { EventEmitter } from 'node:events';
+import type { WebSocket } from 'ws';
+import { Channel } from '../protocol/channel.js';
+import type { SessionKeys } from '../protocol/key-schedule.js';
+
+/** Why a session ended (also the audit event name). */
+export type EndReason = 'logout' | 'timeout' | 'lifetime' | 'revoked' | 'key_revoked' | 'hijack' | 'shutdown';
 
 /** A live session. */
 export interface Session {
@@ -12,89 +20,207 @@ export interface Session {
   id: string;
   fingerprint: string;
   ip: string;
-  keys: SessionKeys;
+  channel: Channel;
+  socket: WebSocket | null;
   createdAt: number;
   lastActivity: number;
   expiresAt: number;
+  /** Rejected frames (replays, forgeries, gaps) in the current window. */
+  anomalies: number[];
+  /** Accepted frames in the current rate window. */
+  recentWindow?: { start: number; count: number };
+  renewalRequested: boolean;
 }
 
-/** Session policy. */
+/** Session policy (DESIGN "Key renewal", "Inactivity timeout and absolute lifetime"). */
 export interface SessionPolicy {
   idleTimeoutMs: number;
   maxLifetimeMs: number;
+  /** Renew keys after this many frames in one direction, bytes, or ms (whichever comes first). */
+  renewAfterFrames: number;
+  renewAfterBytes: number;
+  renewAfterMs: number;
 }
 
-/** Default policy: 15 minutes idle, 12 hours at most. */
+/** Hijack-detection thresholds (DESIGN "Hijack detection"). */
+export interface HijackPolicy {
+  /** Rejected frames within `anomalyWindowMs` that end the session. */
+  maxAnomalies: number;
+  anomalyWindowMs: number;
+  /** Frames per `rateWindowMs` above which the session is ended as abnormal activity. */
+  maxFramesPerWindow: number;
+  rateWindowMs: number;
+  /** End the session when it is resumed from another IP address. */
+  endOnIpChange: boolean;
+}
+
+/** Defaults: 15 min idle, 12 h lifetime, renew every 10,000 frames, 64 MiB or 10 min. */
 export const DEFAULT_SESSION_POLICY: SessionPolicy = {
   idleTimeoutMs: 15 * 60_000,
   maxLifetimeMs: 12 * 60 * 60_000,
+  renewAfterFrames: 10_000,
+  renewAfterBytes: 64 * 1024 * 1024,
+  renewAfterMs: 10 * 60_000,
 };
 
-/** Sessions by id. */
-export class SessionTable {
+/** Defaults: 3 bad frames a minute, 2,000 frames in 10 s, IP change ends the session. */
+export const DEFAULT_HIJACK_POLICY: HijackPolicy = {
+  maxAnomalies: 3,
+  anomalyWindowMs: 60_000,
+  maxFramesPerWindow: 2_000,
+  rateWindowMs: 10_000,
+  endOnIpChange: true,
+};
+
+/** An ended session, as reported to listeners. */
+export interface SessionEnded {
+  session: Session;
+  reason: EndReason;
+  detail: string;
+}
+
+/** The table of live sessions. Emits `ended` (SessionEnded) and `started` (Session). */
+export class SessionTable extends EventEmitter {
   private readonly sessions = new Map<string, Session>();
 
   constructor(
     readonly policy: SessionPolicy,
+    readonly hijack: HijackPolicy,
     private readonly now: () => number,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Starts a session for a verified login. */
-  create(init: { id: string; fingerprint: string; ip: string; keys: SessionKeys }): Session {
+  create(init: {
+    id: string;
+    fingerprint: string;
+    ip: string;
+    keys: SessionKeys;
+    transcriptHash: Buffer;
+    socket: WebSocket;
+  }): Session {
     const now = this.now();
+    const sessionId = randomBytes(16).toString('base64url');
     const session: Session = {
-      sessionId: randomBytes(16).toString('base64url'),
-      ...init,
+      sessionId,
+      id: init.id,
+      fingerprint: init.fingerprint,
+      ip: init.ip,
+      // The finished frame used server→client sequence 0.
+      channel: new Channel({
+        role: 'server',
+        sid: sessionId,
+        keys: init.keys,
+        chain: init.transcriptHash,
+        nextSendSeq: 1,
+        now: this.now,
+      }),
+      socket: init.socket,
       createdAt: now,
       lastActivity: now,
       expiresAt: now + this.policy.maxLifetimeMs,
+      anomalies: [],
+      renewalRequested: false,
     };
-    this.sessions.set(session.sessionId, session);
+    this.sessions.set(sessionId, session);
+    this.emit('started', session);
     return session;
   }
 
-  /** The live session with this id, or undefined (expired ones are ended on the way). */
+  /** Why `s` has expired at `now`, or null. Idle for exactly idleTimeoutMs counts as expired. */
+  expiry(s: Session, now = this.now()): EndReason | null {
+    if (now >= s.expiresAt) return 'lifetime';
+    if (now - s.lastActivity >= this.policy.idleTimeoutMs) return 'timeout';
+    return null;
+  }
+
+  /** The live session with this id; an expired one is ended on the way and not returned. */
   get(sessionId: string): Session | undefined {
     const s = this.sessions.get(sessionId);
-    if (s && this.expired(s)) {
-      this.end(sessionId);
+    if (!s) return undefined;
+    const why = this.expiry(s);
+    if (why) {
+      this.end(sessionId, why, why === 'timeout' ? 'inactivity timeout' : 'session lifetime reached');
       return undefined;
     }
     return s;
   }
 
-  private expired(s: Session): boolean {
-    const now = this.now();
-    return now >= s.expiresAt || now - s.lastActivity >= this.policy.idleTimeoutMs;
-  }
-
-  /** Ends a session and wipes its keys. */
-  end(sessionId: string): boolean {
+  /**
+   * Ends a session: tells a connected client (encrypted alert, then close frame code 4000+), wipes
+   * the keys, forgets the session. Returns false if there was no such session.
+   */
+  end(sessionId: string, reason: EndReason, detail: string): boolean {
     const s = this.sessions.get(sessionId);
     if (!s) return false;
-    wipeSessionKeys(s.keys);
     this.sessions.delete(sessionId);
+    const ws = s.socket;
+    if (ws && ws.readyState === ws.OPEN && !s.channel.isClosed && reason !== 'logout') {
+      try {
+        ws.send(JSON.stringify(s.channel.seal({ t: 'alert', code: alertCode(reason), message: detail })));
+      } catch {
+        // the socket is going away anyway
+      }
+    }
+    s.channel.close();
+    if (ws && ws.readyState === ws.OPEN) ws.close(reason === 'logout' ? 1000 : 4000, reason);
+    s.socket = null;
+    this.emit('ended', { session: s, reason, detail } satisfies SessionEnded);
     return true;
   }
 
   /** Ends every expired session; returns how many. */
   sweep(): number {
     let n = 0;
+    const now = this.now();
     for (const s of [...this.sessions.values()]) {
-      if (this.expired(s)) {
-        this.end(s.sessionId);
+      const why = this.expiry(s, now);
+      if (why) {
+        this.end(s.sessionId, why, why === 'timeout' ? 'inactivity timeout' : 'session lifetime reached');
         n += 1;
       }
     }
     return n;
   }
 
+  /** Ends every session of an identity (key revoked). */
+  endIdentity(id: string, reason: EndReason, detail: string): number {
+    let n = 0;
+    for (const s of [...this.sessions.values()])
+      if (s.id === id && this.end(s.sessionId, reason, detail)) n += 1;
+    return n;
+  }
+
+  /** Live sessions (not expired). */
+  list(): Session[] {
+    const now = this.now();
+    return [...this.sessions.values()].filter((s) => !this.expiry(s, now));
+  }
+
   /** Live sessions of an identity. */
   ofIdentity(id: string): Session[] {
-    return [...this.sessions.values()].filter((s) => s.id === id && !this.expired(s));
+    return this.list().filter((s) => s.id === id);
   }
 
   get size(): number {
     return this.sessions.size;
+  }
+}
+
+/** The alert code a client sees for each way a session ends. */
+export function alertCode(reason: EndReason): string {
+  switch (reason) {
+    case 'timeout':
+    case 'lifetime':
+      return 'KL_SESSION_EXPIRED';
+    case 'key_revoked':
+      return 'KL_KEY_REVOKED';
+    case 'hijack':
+      return 'KL_HIJACK_SUSPECTED';
+    case 'shutdown':
+      return 'KL_SERVER_SHUTDOWN';
+    default:
+      return 'KL_SESSION_REVOKED';
   }
 }

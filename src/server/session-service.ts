@@ -1,0 +1,292 @@
+/**
+ * What the server does with the frames of an established session (seed phases 3–4): dispatches
+ * application messages to the hooks (`server.onMessage`), answers requests, verifies and anchors
+ * signed messages, renews keys, logs out, revokes keys on the owner's signed request, and watches
+ * for hijacking (bad frames, abnormal rates). Every rejected frame counts as an anomaly.
+ */
+import type { WebSocket } from 'ws';
+import type { Ledger } from '../ledger/ledger.js';
+import type { TransactionReceipt } from '../ledger/proofs.js';
+import { verifyDetached } from '../pgp/messages.js';
+import type { ChannelMessage } from '../protocol/channel.js';
+import { isKlError, KlError } from '../protocol/errors.js';
+import type { Frame } from '../protocol/frame.js';
+import { sha256Hex } from '../protocol/hash.js';
+import { checkShape } from '../protocol/shape.js';
+import { type RevocationStatement, revocationStatementBytes } from '../protocol/statements.js';
+import type { ParsedKeyCache } from './handshake.js';
+import type { Session, SessionTable } from './sessions.js';
+
+/** What an application hook receives. */
+export interface MessageContext {
+  /** Authenticated identity. */
+  id: string;
+  sessionId: string;
+  body: unknown;
+  /** True for signed messages (already verified and anchored; `receipt` is set). */
+  signed: boolean;
+  receipt?: TransactionReceipt;
+}
+
+/** An application hook. A return value other than undefined answers a request. */
+export type MessageHandler = (ctx: MessageContext) => unknown | Promise<unknown>;
+
+/** Shape of a frame on the wire. */
+export const FRAME_SHAPE = {
+  type: { type: 'string', max: 5, enum: ['frame'] },
+  sid: { type: 'string', max: 22, pattern: /^[A-Za-z0-9_-]{22}$/ },
+  epoch: { type: 'integer', min: 0, max: 1_000_000 },
+  seq: { type: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER },
+  ct: { type: 'string', max: 90_000, pattern: /^[A-Za-z0-9_-]+$/ },
+} as const;
+
+/** Largest signed message body, characters. */
+export const MAX_SIGNED_BODY = 48 * 1024;
+
+/** What the session service needs. */
+export interface SessionServiceContext {
+  ledger: Ledger;
+  keys: ParsedKeyCache;
+  sessions: SessionTable;
+  handlers: MessageHandler[];
+  now: () => number;
+  audit: (event: string, id: string, detail?: Record<string, string | number | boolean>) => void;
+  log: (line: string) => void;
+}
+
+function send(ws: WebSocket | null, frame: Frame): void {
+  if (ws && ws.readyState === ws.OPEN) ws.send(JSON.stringify(frame));
+}
+
+/** Records a rejected frame; ends the session as hijacked past the threshold. */
+function anomaly(ctx: SessionServiceContext, s: Session, why: string): void {
+  const now = ctx.now();
+  const { maxAnomalies, anomalyWindowMs } = ctx.sessions.hijack;
+  s.anomalies = s.anomalies.filter((t) => now - t < anomalyWindowMs);
+  s.anomalies.push(now);
+  ctx.log(`session ${s.sessionId.slice(0, 8)}… rejected a frame: ${why}`);
+  if (s.anomalies.length >= maxAnomalies) {
+    ctx.audit('hijack_alarm', s.id, { reason: 'bad_frames', count: s.anomalies.length });
+    ctx.sessions.end(
+      s.sessionId,
+      'hijack',
+      `${s.anomalies.length} rejected frames within ${anomalyWindowMs / 1000} s`,
+    );
+  }
+}
+
+/** Handles one raw message on an established session's connection. */
+export async function handleSessionMessage(
+  ctx: SessionServiceContext,
+  s: Session,
+  msg: unknown,
+): Promise<void> {
+  if (!ctx.sessions.get(s.sessionId))
+    throw new KlError('KL_SESSION_EXPIRED', 'the session has ended: log in again');
+  let frame: Frame;
+  try {
+    frame = checkShape<Frame>(msg, FRAME_SHAPE, 'KL_FRAME_REJECTED', 'frame');
+  } catch (err) {
+    anomaly(ctx, s, (err as Error).message);
+    return;
+  }
+  let m: ChannelMessage;
+  try {
+    m = s.channel.open(frame);
+  } catch (err) {
+    anomaly(ctx, s, isKlError(err) ? err.message : 'bad frame');
+    return;
+  }
+  const now = ctx.now();
+  s.lastActivity = now;
+  // Abnormal activity: frames per window far above what a person or a normal client sends.
+  const { maxFramesPerWindow, rateWindowMs } = ctx.sessions.hijack;
+  if (!s.recentWindow || now - s.recentWindow.start >= rateWindowMs)
+    s.recentWindow = { start: now, count: 0 };
+  s.recentWindow.count += 1;
+  if (s.recentWindow.count > maxFramesPerWindow) {
+    ctx.audit('hijack_alarm', s.id, { reason: 'rate', frames: s.recentWindow.count });
+    ctx.sessions.end(
+      s.sessionId,
+      'hijack',
+      `more than ${maxFramesPerWindow} frames in ${rateWindowMs / 1000} s`,
+    );
+    return;
+  }
+  await dispatch(ctx, s, m);
+  requestRenewalIfDue(ctx, s);
+}
+
+function requestRenewalIfDue(ctx: SessionServiceContext, s: Session): void {
+  if (s.channel.isClosed) return;
+  const p = ctx.sessions.policy;
+  const c = s.channel.counters;
+  const due =
+    c.framesReceived >= p.renewAfterFrames ||
+    c.framesSent >= p.renewAfterFrames ||
+    c.bytesReceived + c.bytesSent >= p.renewAfterBytes ||
+    ctx.now() - c.epochStartedAt >= p.renewAfterMs;
+  if (due && !s.renewalRequested) {
+    s.renewalRequested = true;
+    send(s.socket, s.channel.seal({ t: 'rekey-request' }));
+  } else if (c.framesReceived >= 2 * p.renewAfterFrames) {
+    ctx.sessions.end(s.sessionId, 'revoked', 'the client did not renew the session keys');
+  }
+}
+
+async function dispatch(ctx: SessionServiceContext, s: Session, m: ChannelMessage): Promise<void> {
+  switch (m.t) {
+    case 'data': {
+      const result = await runHandlers(ctx, {
+        id: s.id,
+        sessionId: s.sessionId,
+        body: m.body,
+        signed: false,
+      });
+      if (typeof m.id === 'number' && !s.channel.isClosed)
+        send(s.socket, s.channel.seal({ t: 'reply', re: m.id, ...result }));
+      return;
+    }
+    case 'signed': {
+      const out = await signedMessage(ctx, s, m);
+      if (!s.channel.isClosed) send(s.socket, s.channel.seal({ t: 'receipt', re: m.id, ...out }));
+      return;
+    }
+    case 'rekey': {
+      const ack = s.channel.acceptRekey(String(m.ephemeral));
+      s.renewalRequested = false;
+      send(s.socket, ack);
+      ctx.audit('session_renewal', s.id, {
+        session: sha256Hex(s.sessionId).slice(0, 32),
+        epoch: s.channel.epoch,
+      });
+      return;
+    }
+    case 'close': {
+      send(s.socket, s.channel.seal({ t: 'close-ack' }));
+      ctx.sessions.end(s.sessionId, 'logout', 'logged out');
+      return;
+    }
+    case 'revoke-key': {
+      const out = await ownerRevocation(ctx, s, m);
+      if (!s.channel.isClosed) send(s.socket, s.channel.seal({ t: 'receipt', re: m.id, ...out }));
+      return;
+    }
+    default:
+      anomaly(ctx, s, `unexpected message ${String((m as { t: unknown }).t)}`);
+  }
+}
+
+async function runHandlers(
+  ctx: SessionServiceContext,
+  mc: MessageContext,
+): Promise<{ body?: unknown; error?: { code: string; message: string } }> {
+  try {
+    for (const h of ctx.handlers) {
+      const r = await h(mc);
+      if (r !== undefined) return { body: r };
+    }
+    return { error: { code: 'KL_NOT_FOUND', message: 'no service answered this message' } };
+  } catch (err) {
+    if (isKlError(err)) return { error: { code: err.code, message: err.message } };
+    ctx.log(`message handler failed: ${(err as Error)?.stack ?? String(err)}`);
+    return { error: { code: 'KL_INTERNAL', message: 'internal error' } };
+  }
+}
+
+/** Seed phase 4 step 4: verify the OpenPGP signature with the ledger's key, anchor the hash, answer with the receipt. */
+async function signedMessage(
+  ctx: SessionServiceContext,
+  s: Session,
+  m: Extract<ChannelMessage, { t: 'signed' }>,
+) {
+  try {
+    if (typeof m.body !== 'string' || m.body.length > MAX_SIGNED_BODY) {
+      throw new KlError('KL_BAD_INPUT', `a signed message is text of at most ${MAX_SIGNED_BODY} characters`);
+    }
+    const { record } = await ctx.ledger.getKeyRecord(s.id);
+    if (!record || record.status !== 'active')
+      throw new KlError('KL_KEY_REVOKED', 'the key of this identity is revoked');
+    const bytes = Buffer.from(m.body, 'utf8');
+    await verifyDetached({
+      data: bytes,
+      armoredSignature: m.signature,
+      key: await ctx.keys.get(record.publicKey),
+      now: new Date(ctx.now()),
+      maxSkewMs: 5 * 60_000,
+    });
+    const receipt = await ctx.ledger.submit({
+      type: 'HashAnchored',
+      body: { hash: sha256Hex(bytes), algorithm: 'sha256', id: s.id, label: 'signed message' },
+    });
+    const handled = await runHandlers(ctx, {
+      id: s.id,
+      sessionId: s.sessionId,
+      body: m.body,
+      signed: true,
+      receipt,
+    });
+    return { receipt, ...(handled.body !== undefined ? { body: handled.body } : {}) };
+  } catch (err) {
+    const e = isKlError(err) ? err : new KlError('KL_INTERNAL', 'internal error');
+    return { error: { code: e.code, message: e.message } };
+  }
+}
+
+/** The owner revokes its own key from inside an authenticated session (`keyledger revoke-key`). */
+async function ownerRevocation(
+  ctx: SessionServiceContext,
+  s: Session,
+  m: Extract<ChannelMessage, { t: 'revoke-key' }>,
+) {
+  try {
+    const statement = checkShape<RevocationStatement>(
+      JSON.parse(String(m.statement)),
+      {
+        type: { type: 'string', max: 20, enum: ['keyledger/revoke'] },
+        v: { type: 'integer', min: 1, max: 1 },
+        chain: { type: 'string', max: 64 },
+        id: { type: 'string', max: 254 },
+        fingerprint: { type: 'string', max: 64 },
+        reason: { type: 'string', max: 16, enum: ['compromised', 'superseded', 'retired', 'unspecified'] },
+        time: { type: 'integer', min: 0, max: 8.64e15 },
+      },
+      'KL_STATEMENT_INVALID',
+      'statement',
+    );
+    if (
+      statement.id !== s.id ||
+      statement.chain !== ctx.ledger.chainId ||
+      statement.fingerprint !== s.fingerprint
+    ) {
+      throw new KlError(
+        'KL_STATEMENT_INVALID',
+        'the revocation statement is not for this identity, key and ledger',
+      );
+    }
+    const { record } = await ctx.ledger.getKeyRecord(s.id);
+    if (!record || record.status !== 'active')
+      throw new KlError('KL_KEY_REVOKED', 'the key is already revoked');
+    await verifyDetached({
+      data: revocationStatementBytes(statement),
+      armoredSignature: m.signature,
+      key: await ctx.keys.get(record.publicKey),
+      now: new Date(ctx.now()),
+      maxSkewMs: 5 * 60_000,
+    });
+    const receipt = await ctx.ledger.submit({
+      type: 'KeyRevoked',
+      body: {
+        id: s.id,
+        fingerprint: record.fingerprint,
+        reason: statement.reason,
+        by: 'owner',
+        ownerSignature: m.signature,
+      },
+    });
+    return { receipt };
+  } catch (err) {
+    const e = isKlError(err) ? err : new KlError('KL_INTERNAL', 'internal error');
+    return { error: { code: e.code, message: e.message } };
+  }
+}
