@@ -40,8 +40,9 @@ describe('registration and login, end to end over 127.0.0.1', () => {
     const s = server.sessions.get(session.sessionId)!;
     assert.equal(s.id, 'alice@example.org');
     // Both sides hold the same fresh keys.
-    assert.ok(s.keys.c2sKey.equals(session.keys.c2sKey));
-    assert.ok(s.keys.s2cKey.equals(session.keys.s2cKey));
+    const serverKeys = (s.channel as unknown as { keys: typeof session.keys }).keys;
+    assert.ok(serverKeys.c2sKey.equals(session.keys.c2sKey));
+    assert.ok(serverKeys.s2cKey.equals(session.keys.s2cKey));
     session.close();
     const again = await login({ home, passphrase: CLIENT_PASSPHRASE });
     assert.ok(!again.keys.c2sKey.equals(session.keys.c2sKey), 'every login has new keys');

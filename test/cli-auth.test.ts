@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { PASSPHRASE, tempDir } from './helpers.js';
@@ -95,8 +95,80 @@ describe('a new user through the CLI: serve → invite → init → register →
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
   });
 
+  it('a session through the CLI: send, send --sign and receipt verify, shell, admin sessions, audit, revoke-key', async () => {
+    const data = join(tempDir(), 'server-data');
+    const { url, child } = await serveCli(data);
+    const home = join(tempDir(), 'home');
+    const user = { KEYLEDGER_PASSPHRASE: 'pw for eve' };
+    const code = JSON.parse(
+      run(['admin', 'invite', 'eve@example.org', '--data', data, '--json']).stdout,
+    ).code;
+    assert.equal(run(['init', '--id', 'eve@example.org', '--home', home], user).code, 0);
+    assert.equal(run(['register', '--server', url, '--invite', code, '--home', home], user).code, 0);
+
+    const echo = run(['send', 'hello there', '--home', home], user);
+    assert.equal(echo.code, 0, echo.stderr);
+    assert.match(echo.stdout, /"echo":"hello there"/);
+
+    const file = join(tempDir(), 'signed.json');
+    const signed = run(['send', 'I owe Bob 10 EUR', '--sign', '--out', file, '--home', home], user);
+    assert.equal(signed.code, 0, signed.stderr);
+    assert.match(signed.stdout, /signed and anchored: block \d+/);
+    const ok = run(['receipt', 'verify', file, '--home', home]);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /receipt OK: HashAnchored/);
+    assert.match(ok.stdout, /exactly the one anchored/);
+    const doc = JSON.parse(readFileSync(file, 'utf8'));
+    writeFileSync(file, JSON.stringify({ ...doc, message: 'I owe Bob 1000 EUR' }));
+    const bad = run(['receipt', 'verify', file, '--genesis', join(data, 'genesis.json')]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stdout, /receipt INVALID: the message does not match/);
+
+    const sh = spawnSync(process.execPath, [bin, 'shell', '--home', home], {
+      input: 'ping\n/note put a hello\n/note get a\n/renew\n/quit\n',
+      encoding: 'utf8',
+      env: { ...process.env, ...user },
+    });
+    assert.equal(sh.status, 0, sh.stderr);
+    assert.match(sh.stdout, /"echo":"ping"/);
+    assert.match(sh.stdout, /"text":"hello"/);
+    assert.match(sh.stderr, /keys renewed \(epoch 1\)/);
+
+    assert.match(run(['admin', 'sessions', '--data', data]).stdout, /no live sessions/);
+    const events = JSON.parse(
+      run(['audit', '--data', data, '--id', 'eve@example.org', '--json']).stdout,
+    ) as Array<{ event: string }>;
+    const names = new Set(events.map((e) => e.event));
+    for (const e of ['registration', 'session_start', 'session_end', 'session_renewal'])
+      assert.ok(names.has(e), `audit has ${e}`);
+
+    const rk = run(['revoke-key', '--reason', 'retired', '--home', home], user);
+    assert.equal(rk.code, 0, rk.stderr);
+    const after = run(['login', '--home', home], user);
+    assert.equal(after.code, 2);
+    assert.match(after.stderr, /error KL_KEY_REVOKED/);
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  });
+
   it('--help works for every command', () => {
-    for (const cmd of ['serve', 'admin', 'init', 'register', 'login', 'whoami', 'status', 'ledger', 'demo']) {
+    for (const cmd of [
+      'serve',
+      'admin',
+      'init',
+      'register',
+      'login',
+      'whoami',
+      'status',
+      'ledger',
+      'demo',
+      'send',
+      'shell',
+      'session',
+      'revoke-key',
+      'audit',
+      'receipt',
+    ]) {
       const r = run([cmd, '--help']);
       assert.equal(r.code, 0, cmd);
       assert.match(r.stderr, new RegExp(`keyledger ${cmd}`));

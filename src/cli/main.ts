@@ -9,6 +9,15 @@ import { init, loginCommand, registerCommand, status, whoami } from './commands/
 import { demo } from './commands/demo.js';
 import { ledgerInit, ledgerShow, ledgerVerify, parseHeight } from './commands/ledger.js';
 import { adminInvite, serve } from './commands/server.js';
+import {
+  adminSessionCommand,
+  audit,
+  receiptVerify,
+  revokeKey,
+  send,
+  sessionCommand,
+  shell,
+} from './commands/session.js';
 import { parseDuration } from './duration.js';
 import { info } from './io.js';
 
@@ -24,8 +33,19 @@ user:
   keyledger register --server URL (--invite CODE | --email [--code CODE]) [--home DIR]
   keyledger login [--home DIR] [--json]
   keyledger whoami | status [--home DIR] [--json]
+  keyledger send MESSAGE [--sign [--out FILE]] [--json]     one message in a fresh session
+  keyledger shell                                            an interactive session
+  keyledger session list | revoke SESSION_ID                 your other sessions
+  keyledger revoke-key [--reason compromised]                revoke your key on the ledger
+
+operator (through DATA/admin.sock of the running server):
+  keyledger admin sessions | alerts [--data DIR] [--json]
+  keyledger admin revoke-session SESSION_ID [--data DIR]
+  keyledger admin revoke-key IDENTITY [--reason R] [--data DIR]
 
 ledger (auditor):
+  keyledger audit --data DIR [--id IDENTITY] [--since 2026-11-26] [--json]
+  keyledger receipt verify FILE [--genesis FILE | --home DIR]
   keyledger ledger verify --data DIR [--checkpoint FILE]... [--json]
   keyledger ledger show --data DIR [--height N | --id IDENTITY | --tx TXID] [--json]
   keyledger ledger init --data DIR [--name NAME]
@@ -41,7 +61,25 @@ Run "keyledger COMMAND --help" for details. Exit status: 0 success, 1 a check fa
   Emailed codes: KEYLEDGER_SMTP_URL (smtp://user:pass@host:587), KEYLEDGER_SMTP_FROM, or --smtp-url,
   --smtp-from; --insecure-smtp-plaintext allows a relay without TLS.`,
   admin: `keyledger admin invite IDENTITY [--data DIR] [--expires 24h] [--json]
-  Prints a one-time invitation code bound to IDENTITY (stored hashed, expiring, single use).`,
+  Prints a one-time invitation code bound to IDENTITY (stored hashed, expiring, single use).
+keyledger admin sessions | alerts [--data DIR] [--json]
+keyledger admin revoke-session SESSION_ID [--data DIR]
+keyledger admin revoke-key IDENTITY [--reason compromised|superseded|retired|unspecified] [--data DIR]
+  Talk to the running server through DATA/admin.sock (mode 0600: the operator's account only).`,
+  send: `keyledger send MESSAGE [--sign [--out FILE]] [--home DIR] [--json]
+  Logs in, sends MESSAGE to the demo service, prints the reply, logs out. --sign signs MESSAGE with
+  your key; the server verifies it, anchors its hash on the ledger and returns a receipt (verified
+  here); --out saves message, signature and receipt for keyledger receipt verify.`,
+  shell:
+    'keyledger shell [--home DIR]\n  An interactive session: messages in, replies out; shows renewals and alerts.',
+  session:
+    'keyledger session list | revoke SESSION_ID [--home DIR]\n  Lists or ends your other live sessions.',
+  'revoke-key':
+    'keyledger revoke-key [--reason compromised|superseded|retired|unspecified] [--home DIR]\n  Revokes your key on the ledger (signed by the key itself); every session of your identity ends.',
+  audit:
+    'keyledger audit --data DIR [--id IDENTITY] [--since DATE] [--json]\n  Lists audit events from the ledger (identities are stored hashed; --id hashes yours to match).',
+  receipt:
+    'keyledger receipt verify FILE [--genesis FILE | --home DIR] [--json]\n  Checks a receipt (from keyledger send --sign --out FILE) offline against the ledger genesis.',
   init: `keyledger init --id IDENTITY [--name NAME] [--home DIR] [--force]
   Makes a v4 Ed25519/Cv25519 key (--rsa: RSA-3072) protected by KEYLEDGER_PASSPHRASE or
   --passphrase-file (prompted on a terminal). --home defaults to ~/.keyledger (KEYLEDGER_HOME).
@@ -91,6 +129,11 @@ const OPTIONS = {
   'smtp-from': { type: 'string' },
   'insecure-smtp-plaintext': { type: 'boolean' },
   'passphrase-file': { type: 'string' },
+  sign: { type: 'boolean' },
+  out: { type: 'string' },
+  reason: { type: 'string' },
+  since: { type: 'string' },
+  genesis: { type: 'string' },
   'insecure-dev-passphrase': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
@@ -153,13 +196,54 @@ export async function main(argv: string[]): Promise<number> {
         });
       }
       case 'admin':
-        if (sub !== 'invite' || !arg)
-          usage('usage: keyledger admin invite IDENTITY [--data DIR] [--expires 24h]');
-        return await adminInvite({
+        if (sub === 'invite') {
+          if (!arg) usage('usage: keyledger admin invite IDENTITY [--data DIR] [--expires 24h]');
+          return await adminInvite({
+            data,
+            identity: arg,
+            expiresMs: parseDuration(v.expires ?? '24h', '--expires'),
+            json,
+          });
+        }
+        if (sub === 'sessions' || sub === 'alerts' || sub === 'revoke-session' || sub === 'revoke-key') {
+          return await adminSessionCommand({
+            data,
+            sub,
+            ...(arg ? { target: arg } : {}),
+            ...(v.reason ? { reason: v.reason } : {}),
+            json,
+          });
+        }
+        usage(
+          'usage: keyledger admin invite|sessions|alerts|revoke-session|revoke-key ... (see keyledger admin --help)',
+        );
+        break;
+      case 'send':
+        return await send({
+          ...client,
+          ...(sub !== undefined ? { message: sub } : {}),
+          sign: v.sign ?? false,
+          ...(v.out ? { out: v.out } : {}),
+        });
+      case 'shell':
+        return await shell(client);
+      case 'session':
+        return await sessionCommand({ ...client, ...(sub ? { sub } : {}), ...(arg ? { target: arg } : {}) });
+      case 'revoke-key':
+        return await revokeKey({ ...client, ...(v.reason ? { reason: v.reason } : {}) });
+      case 'audit':
+        return await audit({
           data,
-          identity: arg,
-          expiresMs: parseDuration(v.expires ?? '24h', '--expires'),
+          ...(v.id ? { id: v.id } : {}),
+          ...(v.since ? { since: v.since } : {}),
           json,
+        });
+      case 'receipt':
+        if (sub !== 'verify') usage('usage: keyledger receipt verify FILE [--genesis FILE]');
+        return await receiptVerify({
+          ...client,
+          ...(arg ? { file: arg } : {}),
+          ...(v.genesis ? { genesis: v.genesis } : {}),
         });
       case 'init':
         return await init({

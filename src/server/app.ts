@@ -186,6 +186,31 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // Application hooks in the order added; the demo service, if on, answers last.
   const demo = o.demoService === false ? null : demoService(proofs.db, storageKey(o.dataDir, o.passphrase));
   const handlers: MessageHandler[] = demo ? [demo] : [];
+  // Built in, always first: a user lists and revokes its own sessions (`keyledger session list|revoke`).
+  const ownSessions: MessageHandler = ({ id, sessionId, body }) => {
+    const b = body as { op?: unknown; sessionId?: unknown } | null;
+    if (b?.op === 'session.list') {
+      return sessions
+        .ofIdentity(id)
+        .map((x) => ({
+          sessionId: x.sessionId,
+          ip: x.ip,
+          createdAt: x.createdAt,
+          lastActivity: x.lastActivity,
+          current: x.sessionId === sessionId,
+        }));
+    }
+    if (b?.op === 'session.revoke') {
+      const target = typeof b.sessionId === 'string' ? sessions.get(b.sessionId) : undefined;
+      if (!target || target.id !== id)
+        throw new KlError('KL_SESSION_UNKNOWN', 'you have no live session with this id');
+      // Answer first, then end (the target may be this very session).
+      setImmediate(() => sessions.end(target.sessionId, 'revoked', 'the session was revoked by its owner'));
+      return { revoked: target.sessionId };
+    }
+    return undefined;
+  };
+  handlers.unshift(ownSessions);
 
   const app = Fastify({
     bodyLimit: MAX_HTTP_BODY,

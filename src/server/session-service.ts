@@ -205,7 +205,7 @@ async function signedMessage(
       throw new KlError('KL_BAD_INPUT', `a signed message is text of at most ${MAX_SIGNED_BODY} characters`);
     }
     const { record } = await ctx.ledger.getKeyRecord(s.id);
-    if (!record || record.status !== 'active')
+    if (record?.status !== 'active')
       throw new KlError('KL_KEY_REVOKED', 'the key of this identity is revoked');
     const bytes = Buffer.from(m.body, 'utf8');
     await verifyDetached({
@@ -265,8 +265,7 @@ async function ownerRevocation(
       );
     }
     const { record } = await ctx.ledger.getKeyRecord(s.id);
-    if (!record || record.status !== 'active')
-      throw new KlError('KL_KEY_REVOKED', 'the key is already revoked');
+    if (record?.status !== 'active') throw new KlError('KL_KEY_REVOKED', 'the key is already revoked');
     await verifyDetached({
       data: revocationStatementBytes(statement),
       armoredSignature: m.signature,

@@ -1,0 +1,350 @@
+/**
+ * Session commands: send, shell, session list|revoke, revoke-key (user); admin sessions,
+ * revoke-session, revoke-key, alerts (operator, through the local admin socket); audit and
+ * receipt verify (auditor).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { ClientHome } from '../../client/home.js';
+import { type ClientSession, connect } from '../../client/session.js';
+import { EmbeddedLedger } from '../../ledger/embedded-ledger.js';
+import { checkGenesis } from '../../ledger/genesis.js';
+import { type TransactionReceipt, verifyTransactionReceipt } from '../../ledger/proofs.js';
+import type { TxBodies } from '../../ledger/transactions.js';
+import { KlError } from '../../protocol/errors.js';
+import { sha256Hex } from '../../protocol/hash.js';
+import { canonicalIdentity } from '../../protocol/identity.js';
+import { callAdmin } from '../../server/admin-socket.js';
+import { info, out } from '../io.js';
+import { resolvePassphrase } from '../passphrase.js';
+
+const CLIENT_PASS = { envVar: 'KEYLEDGER_PASSPHRASE', prompt: 'Passphrase of your keyledger key: ' };
+
+async function open(o: { home: string; passphraseFile?: string }): Promise<ClientSession> {
+  const home = new ClientHome(o.home);
+  const identity = home.readIdentity();
+  const passphrase = await resolvePassphrase(o, { ...CLIENT_PASS, optional: identity.keySource === 'gpg' });
+  const session = await connect({ home, ...(passphrase !== undefined ? { passphrase } : {}) });
+  session.on('alert', (a: { code: string; message: string }) => info(`ALERT ${a.code}: ${a.message}`));
+  return session;
+}
+
+/** `keyledger send MESSAGE [--sign] [--out FILE]` */
+export async function send(o: {
+  home: string;
+  passphraseFile?: string;
+  message?: string;
+  sign?: boolean;
+  out?: string;
+  json?: boolean;
+}): Promise<number> {
+  if (o.message === undefined) throw new KlError('KL_BAD_INPUT', 'usage: keyledger send MESSAGE [--sign]');
+  const session = await open(o);
+  try {
+    if (o.sign) {
+      const r = await session.sendSigned(o.message);
+      const record = { message: o.message, signature: r.signature, receipt: r.receipt };
+      if (o.out) writeFileSync(o.out, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+      if (o.json)
+        out(
+          JSON.stringify({
+            verified: true,
+            txid: r.txid,
+            height: r.height,
+            hash: r.hash,
+            ...(o.out ? { file: o.out } : { record }),
+          }),
+        );
+      else {
+        out(`signed and anchored: block ${r.height}, transaction ${r.txid}`);
+        out(`message hash ${r.hash} (receipt verified against the genesis)`);
+        if (o.out)
+          out(
+            `message, signature and receipt saved to ${o.out}; check it with: keyledger receipt verify ${o.out}`,
+          );
+      }
+    } else {
+      const reply = await session.request(o.message);
+      out(o.json ? JSON.stringify(reply) : typeof reply === 'string' ? reply : JSON.stringify(reply));
+    }
+  } finally {
+    await session.close();
+  }
+  return 0;
+}
+
+/** `keyledger shell`: an interactive session. */
+export async function shell(o: { home: string; passphraseFile?: string }): Promise<number> {
+  const session = await open(o);
+  out(
+    `session ${session.sessionId} as ${session.id}. Type a message, or /sign TEXT, /note put NAME TEXT, /note get NAME, /notes, /renew, /sessions, /quit`,
+  );
+  session.on('renewed', (epoch: number) => info(`keys renewed (epoch ${epoch})`));
+  session.on('message', (body: unknown) => out(`< ${JSON.stringify(body)}`));
+  const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: '> ' });
+  let ended = false;
+  session.on('close', (c: { alert?: { code: string; message: string } | null; resumable: boolean }) => {
+    if (c.resumable) {
+      info('connection lost; resuming…');
+      session.resume().then(
+        () => info('resumed'),
+        (err: Error) => {
+          info(`cannot resume: ${err.message}`);
+          rl.close();
+        },
+      );
+      return;
+    }
+    ended = true;
+    info(c.alert ? `session ended: ${c.alert.code} ${c.alert.message}` : 'session ended');
+    rl.close();
+  });
+  rl.prompt();
+  for await (const line of rl) {
+    const text = line.trim();
+    try {
+      if (text === '/quit' || text === '/exit') break;
+      if (text === '') {
+        // nothing
+      } else if (text.startsWith('/sign ')) {
+        const r = await session.sendSigned(text.slice(6));
+        out(`anchored in block ${r.height}, transaction ${r.txid}`);
+      } else if (text === '/renew') {
+        await session.renew();
+      } else if (text === '/notes') {
+        out(JSON.stringify(await session.request({ op: 'note.list' })));
+      } else if (text.startsWith('/note put ')) {
+        const [, , name, ...rest] = text.split(' ');
+        out(JSON.stringify(await session.request({ op: 'note.put', name, text: rest.join(' ') })));
+      } else if (text.startsWith('/note get ')) {
+        out(JSON.stringify(await session.request({ op: 'note.get', name: text.split(' ')[2] })));
+      } else if (text === '/sessions') {
+        out(JSON.stringify(await session.request({ op: 'session.list' }), null, 2));
+      } else {
+        const reply = await session.request(text);
+        out(typeof reply === 'string' ? reply : JSON.stringify(reply));
+      }
+    } catch (err) {
+      info(`error ${(err as KlError).code ?? ''}: ${(err as Error).message}`);
+    }
+    if (ended) break;
+    rl.prompt();
+  }
+  if (!ended) await session.close();
+  return 0;
+}
+
+/** `keyledger session list|revoke [ID]` */
+export async function sessionCommand(o: {
+  home: string;
+  passphraseFile?: string;
+  sub?: string;
+  target?: string;
+  json?: boolean;
+}): Promise<number> {
+  const session = await open(o);
+  try {
+    if (o.sub === 'list') {
+      const list = await session.request<
+        Array<{ sessionId: string; ip: string; createdAt: number; lastActivity: number; current: boolean }>
+      >({ op: 'session.list' });
+      if (o.json) out(JSON.stringify(list.filter((s) => !s.current)));
+      else
+        for (const s of list.filter((x) => !x.current))
+          out(
+            `${s.sessionId}  ${s.ip}  started ${new Date(s.createdAt).toISOString()}  last active ${new Date(s.lastActivity).toISOString()}`,
+          );
+      return 0;
+    }
+    if (o.sub === 'revoke') {
+      if (!o.target)
+        throw new KlError(
+          'KL_BAD_INPUT',
+          'usage: keyledger session revoke SESSION_ID (see keyledger session list)',
+        );
+      const r = await session.request<{ revoked: string }>({ op: 'session.revoke', sessionId: o.target });
+      out(o.json ? JSON.stringify(r) : `revoked session ${r.revoked}`);
+      return 0;
+    }
+    throw new KlError('KL_BAD_INPUT', 'usage: keyledger session list | keyledger session revoke SESSION_ID');
+  } finally {
+    if (!session.isClosed) await session.close();
+  }
+}
+
+/** `keyledger revoke-key [--reason R]`: the owner revokes its key on the ledger. */
+export async function revokeKey(o: {
+  home: string;
+  passphraseFile?: string;
+  reason?: string;
+  json?: boolean;
+}): Promise<number> {
+  const reason = (['compromised', 'superseded', 'retired', 'unspecified'] as const).find(
+    (r) => r === (o.reason ?? 'compromised'),
+  );
+  if (!reason)
+    throw new KlError('KL_BAD_INPUT', '--reason must be compromised, superseded, retired or unspecified');
+  const session = await open(o);
+  const r = await session.revokeKey(reason);
+  out(
+    o.json
+      ? JSON.stringify(r)
+      : `key revoked on the ledger: block ${r.height}, transaction ${r.txid}; every session of ${session.id} has ended`,
+  );
+  return 0;
+}
+
+/** `keyledger admin sessions|revoke-session|revoke-key|alerts` through DATA/admin.sock */
+export async function adminSessionCommand(o: {
+  data: string;
+  sub: string;
+  target?: string;
+  reason?: string;
+  json?: boolean;
+}): Promise<number> {
+  if (o.sub === 'sessions') {
+    const list = await callAdmin<Array<Record<string, unknown>>>(o.data, 'GET', '/sessions');
+    if (o.json) out(JSON.stringify(list));
+    else if (list.length === 0) out('no live sessions');
+    else
+      for (const s of list)
+        out(
+          `${s.sessionId}  ${String(s.id).padEnd(30)} ${s.ip}  epoch ${s.epoch}  frames ${s.framesIn}/${s.framesOut}  ${s.connected ? 'connected' : 'disconnected'}  last active ${new Date(Number(s.lastActivity)).toISOString()}`,
+        );
+    return 0;
+  }
+  if (o.sub === 'alerts') {
+    const list = await callAdmin<Array<Record<string, unknown>>>(o.data, 'GET', '/alerts');
+    if (o.json) out(JSON.stringify(list));
+    else if (list.length === 0) out('no alerts');
+    else
+      for (const a of list) out(`${new Date(Number(a.at)).toISOString()}  ${a.kind}  ${a.id}  ${a.detail}`);
+    return 0;
+  }
+  if (!o.target)
+    throw new KlError(
+      'KL_BAD_INPUT',
+      `usage: keyledger admin ${o.sub} ${o.sub === 'revoke-key' ? 'IDENTITY' : 'SESSION_ID'} --data DIR`,
+    );
+  if (o.sub === 'revoke-session') {
+    await callAdmin(o.data, 'POST', `/sessions/${encodeURIComponent(o.target)}/revoke`);
+    out(o.json ? JSON.stringify({ revoked: o.target }) : `session ${o.target} revoked`);
+    return 0;
+  }
+  if (o.sub === 'revoke-key') {
+    const id = canonicalIdentity(o.target);
+    const r = await callAdmin<{ receipt: TransactionReceipt }>(
+      o.data,
+      'POST',
+      `/keys/${encodeURIComponent(id)}/revoke`,
+      { reason: o.reason ?? 'compromised', admin: process.env.KEYLEDGER_ADMIN ?? 'admin@localhost' },
+    );
+    out(
+      o.json
+        ? JSON.stringify({ revoked: id, txid: r.receipt.txid, height: r.receipt.block.header.height })
+        : `key of ${id} revoked: block ${r.receipt.block.header.height}, transaction ${r.receipt.txid}; its sessions have ended`,
+    );
+    return 0;
+  }
+  throw new KlError(
+    'KL_BAD_INPUT',
+    'usage: keyledger admin sessions|alerts|revoke-session ID|revoke-key IDENTITY --data DIR',
+  );
+}
+
+/** `keyledger audit [--id IDENTITY] [--since T] [--json] --data DIR` */
+export async function audit(o: {
+  data: string;
+  id?: string;
+  since?: string;
+  json?: boolean;
+}): Promise<number> {
+  const since = o.since ? Date.parse(o.since) : 0;
+  if (Number.isNaN(since))
+    throw new KlError('KL_BAD_INPUT', '--since must be a date such as 2026-11-26 or 2026-11-26T10:00:00Z');
+  const subject = o.id ? sha256Hex(canonicalIdentity(o.id)) : undefined;
+  const ledger = EmbeddedLedger.open({ dataDir: o.data });
+  const rows: Array<{
+    at: string;
+    event: string;
+    subject?: string;
+    detail?: unknown;
+    height: number;
+    txid: string;
+  }> = [];
+  try {
+    const top = (await ledger.checkpoint())?.header.height ?? 0;
+    for (let h = 1; h <= top; h++) {
+      const { block, txids } = await ledger.getBlock(h);
+      if (block.header.time < since) continue;
+      for (const txid of txids) {
+        const r = await ledger.getTransaction(txid);
+        if (r.envelope.tx.type !== 'AuditEvent') continue;
+        const b = r.envelope.tx.body as TxBodies['AuditEvent'];
+        if (b.at < since || (subject && b.subject !== subject)) continue;
+        rows.push({
+          at: new Date(b.at).toISOString(),
+          event: b.event,
+          ...(b.subject ? { subject: b.subject } : {}),
+          ...(b.detail ? { detail: b.detail } : {}),
+          height: h,
+          txid,
+        });
+      }
+    }
+  } finally {
+    await ledger.close();
+  }
+  if (o.json) out(JSON.stringify(rows));
+  else
+    for (const r of rows)
+      out(
+        `${r.at}  ${r.event.padEnd(18)} ${r.subject ? `${r.subject.slice(0, 16)}…` : ''.padEnd(17)}  block ${r.height}  ${r.detail ? JSON.stringify(r.detail) : ''}`,
+      );
+  return 0;
+}
+
+/** `keyledger receipt verify FILE [--genesis FILE | --home DIR]`: offline check of a signed-message receipt. */
+export async function receiptVerify(o: {
+  file?: string;
+  genesis?: string;
+  home: string;
+  json?: boolean;
+}): Promise<number> {
+  if (!o.file) throw new KlError('KL_BAD_INPUT', 'usage: keyledger receipt verify FILE [--genesis FILE]');
+  const doc = JSON.parse(readFileSync(o.file, 'utf8')) as {
+    message?: string;
+    signature?: string;
+    receipt?: TransactionReceipt;
+  } & Partial<TransactionReceipt>;
+  const receipt = (doc.receipt ?? doc) as TransactionReceipt;
+  const genesis = checkGenesis(
+    o.genesis ? JSON.parse(readFileSync(o.genesis, 'utf8')) : new ClientHome(o.home).readServer().genesis,
+  );
+  const check = verifyTransactionReceipt({ genesis, receipt });
+  let messageOk: boolean | null = null;
+  if (check.verified && typeof doc.message === 'string' && check.envelope.tx.type === 'HashAnchored') {
+    messageOk =
+      (check.envelope.tx.body as TxBodies['HashAnchored']).hash ===
+      sha256Hex(Buffer.from(doc.message, 'utf8'));
+  }
+  const ok = check.verified && messageOk !== false;
+  if (o.json)
+    out(
+      JSON.stringify({
+        verified: ok,
+        ...(check.verified
+          ? { txid: check.txid, height: check.height, type: check.envelope.tx.type }
+          : { reason: check.reason }),
+        messageMatches: messageOk,
+      }),
+    );
+  else if (ok) {
+    out(
+      `receipt OK: ${check.envelope.tx.type} in block ${check.height}, transaction ${check.txid}, signed by the ledger's validators`,
+    );
+    if (messageOk) out('the message in the file is exactly the one anchored');
+  } else
+    out(`receipt INVALID: ${check.verified ? 'the message does not match the anchored hash' : check.reason}`);
+  return ok ? 0 : 1;
+}
