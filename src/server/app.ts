@@ -190,15 +190,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const ownSessions: MessageHandler = ({ id, sessionId, body }) => {
     const b = body as { op?: unknown; sessionId?: unknown } | null;
     if (b?.op === 'session.list') {
-      return sessions
-        .ofIdentity(id)
-        .map((x) => ({
-          sessionId: x.sessionId,
-          ip: x.ip,
-          createdAt: x.createdAt,
-          lastActivity: x.lastActivity,
-          current: x.sessionId === sessionId,
-        }));
+      return sessions.ofIdentity(id).map((x) => ({
+        sessionId: x.sessionId,
+        ip: x.ip,
+        createdAt: x.createdAt,
+        lastActivity: x.lastActivity,
+        current: x.sessionId === sessionId,
+      }));
     }
     if (b?.op === 'session.revoke') {
       const target = typeof b.sessionId === 'string' ? sessions.get(b.sessionId) : undefined;
