@@ -265,7 +265,7 @@ describe('handshake attacks', () => {
     s3.send({ type: 'response', challengeId: 'x' });
     assert.match(String((await s3.next()).message), /expected hello/);
     const s4 = await rawSocket(server.wsUrl);
-    s4.sendText('x'.repeat(70_000));
+    s4.sendText('x'.repeat(170_000));
     assert.equal((await s4.closed).code, 1009, 'message too big');
     const s5 = await rawSocket(server.wsUrl);
     s5.send({ type: 'hello', v: 1, id: 'x@example.org', ephemeral: Buffer.alloc(32).toString('base64url') });

@@ -2,6 +2,8 @@
  * Child process of bench/auth.ts: a real keyledger server with rate limits raised for the benchmark.
  * Prints {"url"} once listening; answers "cpu" on IPC with its own CPU seconds so far.
  */
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer } from 'ws';
 import { startServer } from '../../src/server/app.js';
 
 const [dataDir, passphrase] = process.argv.slice(2);
@@ -12,11 +14,27 @@ const server = await startServer({
   port: 0,
   rateLimits: { registerPerIp: big, registerPerIdentity: big, loginPerIp: big, loginPerIdentity: big },
 });
-process.stdout.write(`${JSON.stringify({ url: server.url })}\n`);
+// A plain ws echo server in the same process, as the round-trip baseline of bench/session.ts.
+const echo = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 1024 * 1024 });
+echo.on('connection', (ws) => ws.on('message', (d, isBinary) => ws.send(d, { binary: isBinary })));
+await new Promise((r) => echo.once('listening', r));
+const echoUrl = `ws://127.0.0.1:${(echo.address() as AddressInfo).port}`;
+process.stdout.write(`${JSON.stringify({ url: server.url, echoUrl })}\n`);
 process.on('message', (msg) => {
   if (msg === 'cpu') {
     const u = process.cpuUsage();
     process.send!({ cpuSeconds: (u.user + u.system) / 1e6 });
+  }
+  if (msg === 'mem') {
+    (globalThis as { gc?: () => void }).gc?.();
+    const m = process.memoryUsage();
+    process.send!({
+      heapUsed: m.heapUsed,
+      external: m.external,
+      rss: m.rss,
+      arrayBuffers: m.arrayBuffers,
+      sessions: server.sessions.size,
+    });
   }
   if (msg === 'stop') void server.close().then(() => process.exit(0));
 });

@@ -22,7 +22,7 @@ export interface Frame {
 }
 
 /** Largest plaintext per frame. */
-export const MAX_FRAME_PLAINTEXT = 60 * 1024;
+export const MAX_FRAME_PLAINTEXT = 96 * 1024;
 
 function nonce(iv: Buffer, seq: number): Buffer {
   const n = Buffer.from(iv);

@@ -88,6 +88,6 @@ export const ERROR_SHAPE: ObjectShape = {
 };
 
 /** Largest WebSocket message accepted, bytes. */
-export const MAX_WS_MESSAGE = 64 * 1024;
+export const MAX_WS_MESSAGE = 160 * 1024;
 /** Largest HTTP body accepted, bytes. */
 export const MAX_HTTP_BODY = 64 * 1024;

@@ -37,7 +37,7 @@ export const FRAME_SHAPE = {
   sid: { type: 'string', max: 22, pattern: /^[A-Za-z0-9_-]{22}$/ },
   epoch: { type: 'integer', min: 0, max: 1_000_000 },
   seq: { type: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER },
-  ct: { type: 'string', max: 90_000, pattern: /^[A-Za-z0-9_-]+$/ },
+  ct: { type: 'string', max: 140_000, pattern: /^[A-Za-z0-9_-]+$/ },
 } as const;
 
 /** Largest signed message body, characters. */

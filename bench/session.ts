@@ -1,0 +1,207 @@
+/**
+ * `npm run bench:session` — the session channel, each figure next to a baseline from the same run:
+ *   bulk:        MB/s of 64 KiB application messages through the channel (client process → server
+ *                process), next to raw AES-256-GCM seal+open of 64 KiB buffers in one process;
+ *   round trips: sequential request/answer per second, next to a plain `ws` echo served by the same
+ *                server process;
+ *   memory:      bytes per idle session in the server (heap + external after GC) with N sessions open.
+ * `--json` prints bulkRatio, roundTripRatio and bytesPerIdleSession among the rest; results go to
+ * bench/results/session.json. Options: --idle-sessions N (default 2000; 10000 for the goal figure),
+ * --frames N (default 2000), --round-trips N (default 3000). Never fails on timing.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+import { OpenPgpClientKey } from '../src/client/client-key.js';
+import { ClientHome } from '../src/client/home.js';
+import { createIdentity } from '../src/client/identity.js';
+import { register } from '../src/client/register.js';
+import { type ClientSession, connect } from '../src/client/session.js';
+import { unlockPrivateKey } from '../src/pgp/messages.js';
+
+const { values } = parseArgs({
+  options: {
+    'idle-sessions': { type: 'string' },
+    frames: { type: 'string' },
+    'round-trips': { type: 'string' },
+    json: { type: 'boolean' },
+  },
+});
+const IDLE = Number(values['idle-sessions'] ?? 2000);
+const FRAMES = Number(values.frames ?? 2000);
+const RTS = Number(values['round-trips'] ?? 3000);
+const root = mkdtempSync(join(tmpdir(), 'kl-bench-session-'));
+const log = (s: string) => process.stderr.write(`${s}\n`);
+const PASS = 'bench';
+
+function startChild(): Promise<{ child: ChildProcess; url: string; echoUrl: string }> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--expose-gc',
+      '--import',
+      'tsx',
+      new URL('./support/auth-server.ts', import.meta.url).pathname,
+      join(root, 'data'),
+      PASS,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    },
+  );
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (c) => {
+      out += c;
+      if (out.includes('\n')) resolve({ child, ...JSON.parse(out.split('\n')[0]!) });
+    });
+    child.on('exit', (code) => reject(new Error(`server exited ${code}`)));
+  });
+}
+
+const ask = <T>(child: ChildProcess, msg: string) =>
+  new Promise<T>((resolve) => {
+    child.once('message', (m) => resolve(m as T));
+    child.send(msg);
+  });
+
+function rawAesMBps(size: number, n: number): number {
+  const key = randomBytes(32);
+  const data = randomBytes(size);
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', key, iv);
+    const ct = Buffer.concat([c.update(data), c.final()]);
+    const tag = c.getAuthTag();
+    const d = createDecipheriv('aes-256-gcm', key, iv);
+    d.setAuthTag(tag);
+    Buffer.concat([d.update(ct), d.final()]);
+  }
+  return (size * n) / 1e6 / ((performance.now() - t0) / 1000);
+}
+
+async function echoRoundTrips(url: string, n: number): Promise<number> {
+  const ws = new WebSocket(url);
+  await new Promise((r) => ws.once('open', r));
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    await new Promise<void>((resolve) => {
+      ws.once('message', () => resolve());
+      ws.send(JSON.stringify({ t: 'data', id: i, body: 'x' }));
+    });
+  }
+  const rate = n / ((performance.now() - t0) / 1000);
+  ws.close();
+  return rate;
+}
+
+try {
+  log(`keyledger session benchmark — ${cpus()[0]?.model} × ${cpus().length}, Node ${process.version}`);
+  const { child, url, echoUrl } = await startChild();
+  const home = new ClientHome(join(root, 'home'));
+  await createIdentity({
+    home,
+    id: 'bench@example.org',
+    name: 'Bench',
+    source: 'generate',
+    passphrase: PASS,
+  });
+  const code = JSON.parse(
+    execFileSync(process.execPath, [
+      new URL('../bin/keyledger.js', import.meta.url).pathname,
+      'admin',
+      'invite',
+      'bench@example.org',
+      '--data',
+      join(root, 'data'),
+      '--json',
+    ]).toString(),
+  ).code;
+  await register({ home, server: url, proof: { method: 'invite', code }, passphrase: PASS });
+  const key = new OpenPgpClientKey(await unlockPrivateKey(home.readPrivateKey(), PASS));
+  const session = await connect({ home, key, checkLedger: false });
+
+  // Bulk.
+  const body = 'x'.repeat(64 * 1024);
+  for (let i = 0; i < 50; i++) session.send(body);
+  await session.request('warm');
+  const t0 = performance.now();
+  for (let i = 0; i < FRAMES; i++) {
+    session.send(body);
+    if (i % 64 === 63) await session.request('sync'); // bounded in flight, as a real sender would be
+  }
+  await session.request('done');
+  const bulkMBps = (FRAMES * body.length) / 1e6 / ((performance.now() - t0) / 1000);
+  const rawMBps = rawAesMBps(64 * 1024, FRAMES);
+  log(
+    `bulk 64 KiB messages: ${bulkMBps.toFixed(1)} MB/s   (raw AES-256-GCM seal+open in one process: ${rawMBps.toFixed(1)} MB/s)`,
+  );
+
+  // Round trips.
+  for (let i = 0; i < 100; i++) await session.request('x');
+  const t1 = performance.now();
+  for (let i = 0; i < RTS; i++) await session.request('x');
+  const rtPerSec = RTS / ((performance.now() - t1) / 1000);
+  const echoPerSec = await echoRoundTrips(echoUrl, RTS);
+  log(
+    `round trips: ${Math.round(rtPerSec)}/s   (plain ws echo, same server process: ${Math.round(echoPerSec)}/s)`,
+  );
+  await session.close();
+
+  // Memory per idle session.
+  const before = await ask<{ heapUsed: number; external: number; rss: number; sessions: number }>(
+    child,
+    'mem',
+  );
+  const idle: ClientSession[] = [];
+  for (let i = 0; i < IDLE; i += 50) {
+    idle.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(50, IDLE - i) }, () => connect({ home, key, checkLedger: false })),
+      )),
+    );
+    if (i % 1000 === 0) log(`  ${idle.length}/${IDLE} idle sessions open`);
+  }
+  const afterMem = await ask<{ heapUsed: number; external: number; rss: number; sessions: number }>(
+    child,
+    'mem',
+  );
+  const bytesPerIdleSession = Math.round(
+    (afterMem.heapUsed + afterMem.external - before.heapUsed - before.external) / IDLE,
+  );
+  const rssPerIdleSession = Math.round((afterMem.rss - before.rss) / IDLE);
+  log(
+    `memory per idle session: ${bytesPerIdleSession} bytes heap+external (${rssPerIdleSession} bytes RSS) with ${afterMem.sessions} sessions open`,
+  );
+  for (const s of idle) s.dropConnection();
+  child.send('stop');
+
+  const result = {
+    date: new Date().toISOString(),
+    machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version },
+    bulkMBps: +bulkMBps.toFixed(1),
+    rawAesGcmMBps: +rawMBps.toFixed(1),
+    bulkRatio: +(bulkMBps / rawMBps).toFixed(3),
+    roundTripsPerSec: Math.round(rtPerSec),
+    wsEchoRoundTripsPerSec: Math.round(echoPerSec),
+    roundTripRatio: +(rtPerSec / echoPerSec).toFixed(3),
+    idleSessions: IDLE,
+    bytesPerIdleSession,
+    rssBytesPerIdleSession: rssPerIdleSession,
+    goals: { bulkRatio: '≥ 0.6', roundTripRatio: '≥ 0.6', bytesPerIdleSession: '< 10240' },
+  };
+  writeFileSync(new URL('./results/session.json', import.meta.url), `${JSON.stringify(result, null, 2)}\n`);
+  if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  else
+    log(
+      `ratios: bulk ${result.bulkRatio} (goal ≥ 0.6), round trips ${result.roundTripRatio} (goal ≥ 0.6); ${bytesPerIdleSession} B per idle session (goal < 10 KiB)`,
+    );
+  process.exit(0);
+} finally {
+  rmSync(root, { recursive: true, force: true });
+}
