@@ -149,6 +149,16 @@ describe('a new user through the CLI: serve → invite → init → register →
     assert.match(after.stderr, /error KL_KEY_REVOKED/);
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
+
+    // Both sides kept encrypted logs.
+    const serverLog = run(['logs', 'decrypt', '--data', data], { KEYLEDGER_SERVER_PASSPHRASE: PASSPHRASE });
+    assert.equal(serverLog.code, 0, serverLog.stderr);
+    assert.match(serverLog.stdout, /server started on http/);
+    assert.match(serverLog.stdout, /server stopped/);
+    const clientLog = run(['logs', 'decrypt', '--home', home], user);
+    assert.equal(clientLog.code, 0, clientLog.stderr);
+    assert.match(clientLog.stdout, /session \S+ started as eve@example.org/);
+    assert.match(clientLog.stdout, /keys renewed, epoch 1/);
   });
 
   it('--help works for every command', () => {

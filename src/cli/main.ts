@@ -8,6 +8,7 @@ import { isKlError, KlError } from '../protocol/errors.js';
 import { init, loginCommand, registerCommand, status, whoami } from './commands/client.js';
 import { demo } from './commands/demo.js';
 import { ledgerInit, ledgerShow, ledgerVerify, parseHeight } from './commands/ledger.js';
+import { logsDecrypt } from './commands/logs.js';
 import { adminInvite, serve } from './commands/server.js';
 import {
   adminSessionCommand,
@@ -45,6 +46,7 @@ operator (through DATA/admin.sock of the running server):
 
 ledger (auditor):
   keyledger audit --data DIR [--id IDENTITY] [--since 2026-11-26] [--json]
+  keyledger logs decrypt --data DIR [--key FILE]      (or --home DIR for a client's log)
   keyledger receipt verify FILE [--genesis FILE | --home DIR]
   keyledger ledger verify --data DIR [--checkpoint FILE]... [--json]
   keyledger ledger show --data DIR [--height N | --id IDENTITY | --tx TXID] [--json]
@@ -134,6 +136,10 @@ const OPTIONS = {
   reason: { type: 'string' },
   since: { type: 'string' },
   genesis: { type: 'string' },
+  'operator-key': { type: 'string' },
+  'insecure-plain-logs': { type: 'boolean' },
+  key: { type: 'string' },
+  file: { type: 'string' },
   'insecure-dev-passphrase': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
@@ -193,6 +199,8 @@ export async function main(argv: string[]): Promise<number> {
           ...(v['smtp-url'] ? { smtpUrl: v['smtp-url'] } : {}),
           ...(v['smtp-from'] ? { smtpFrom: v['smtp-from'] } : {}),
           insecureSmtpPlaintext: v['insecure-smtp-plaintext'] ?? false,
+          ...(v['operator-key'] ? { operatorKey: v['operator-key'] } : {}),
+          insecurePlainLogs: v['insecure-plain-logs'] ?? false,
         });
       }
       case 'admin':
@@ -237,6 +245,17 @@ export async function main(argv: string[]): Promise<number> {
           ...(v.id ? { id: v.id } : {}),
           ...(v.since ? { since: v.since } : {}),
           json,
+        });
+      case 'logs':
+        if (sub !== 'decrypt')
+          usage('usage: keyledger logs decrypt (--data DIR [--key FILE] | --home DIR) [--file F] [--json]');
+        return await logsDecrypt({
+          ...passphrase,
+          json,
+          ...(v.data ? { data: v.data } : {}),
+          ...(v.home ? { home: v.home } : {}),
+          ...(v.key ? { key: v.key } : {}),
+          ...(v.file ? { file: v.file } : {}),
         });
       case 'receipt':
         if (sub !== 'verify') usage('usage: keyledger receipt verify FILE [--genesis FILE]');

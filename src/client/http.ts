@@ -1,7 +1,10 @@
 /**
  * HTTP calls to the server with timeouts, size bounds and typed errors: a server error body
- * `{ error: { code, message } }` becomes a KlError with that code.
+ * `{ error: { code, message } }` becomes a KlError with that code. Plain node:http(s) with no
+ * connection pooling: a CLI command or a test ends as soon as its work is done.
  */
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { ERROR_CODES, type ErrorCode, KlError } from '../protocol/errors.js';
 
 const MAX_RESPONSE = 1024 * 1024;
@@ -13,36 +16,58 @@ export async function callJson<T>(
   body?: unknown,
   timeoutMs = 30_000,
 ): Promise<T> {
-  let res: Response;
-  try {
-    res = await fetch(url, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(timeoutMs),
-      redirect: 'error',
-    });
-  } catch (err) {
-    throw new KlError(
-      'KL_NETWORK',
-      `cannot reach ${new URL(url).origin}: ${(err as Error).message}`,
-      undefined,
-      { cause: err },
+  const u = new URL(url);
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
+  const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(
+      u,
+      {
+        method,
+        agent: false,
+        headers: {
+          accept: 'application/json',
+          ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > MAX_RESPONSE) {
+            req.destroy();
+            reject(new KlError('KL_NETWORK', 'the server answer is too large'));
+          } else chunks.push(c);
+        });
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', (err) =>
+          reject(new KlError('KL_NETWORK', `the answer from ${u.origin} broke off: ${err.message}`)),
+        );
+      },
     );
-  }
-  const text = await res.text();
-  if (text.length > MAX_RESPONSE) throw new KlError('KL_NETWORK', 'the server answer is too large');
+    const timer = setTimeout(() => req.destroy(new Error('timed out')), timeoutMs);
+    timer.unref();
+    req.on('close', () => clearTimeout(timer));
+    req.on('error', (err) =>
+      reject(
+        new KlError('KL_NETWORK', `cannot reach ${u.origin}: ${err.message}`, undefined, { cause: err }),
+      ),
+    );
+    req.end(payload);
+  });
   let json: unknown;
   try {
     json = text ? JSON.parse(text) : null;
   } catch {
-    throw new KlError('KL_NETWORK', `the server answered ${res.status} with something that is not JSON`);
+    throw new KlError('KL_NETWORK', `the server answered ${status} with something that is not JSON`);
   }
-  if (!res.ok) {
+  if (status < 200 || status >= 300) {
     const e = (json as { error?: { code?: string; message?: string; details?: Record<string, unknown> } })
       ?.error;
     const code = e?.code && e.code in ERROR_CODES ? (e.code as ErrorCode) : 'KL_NETWORK';
-    throw new KlError(code, e?.message ?? `the server answered ${res.status}`, e?.details);
+    throw new KlError(code, e?.message ?? `the server answered ${status}`, e?.details);
   }
   return json as T;
 }

@@ -213,6 +213,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const app = Fastify({
     bodyLimit: MAX_HTTP_BODY,
     logger: false,
+    // On close, also end keep-alive connections (clients would otherwise hold them open).
+    forceCloseConnections: true,
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
     },

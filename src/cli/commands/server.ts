@@ -1,11 +1,16 @@
 /**
  * `keyledger serve` and `keyledger admin invite`.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { isInitialised, readGenesisFile } from '../../ledger/data-dir.js';
+import { EncryptedLog } from '../../pgp/encrypted-log.js';
+import { readPublicKey } from '../../pgp/messages.js';
 import { KlError } from '../../protocol/errors.js';
 import { canonicalIdentity } from '../../protocol/identity.js';
 import { startServer } from '../../server/app.js';
 import { IdentityProofs } from '../../server/identity-proofs.js';
+import { loadServerKey } from '../../server/server-key.js';
 import { info, out } from '../io.js';
 import { resolvePassphrase } from '../passphrase.js';
 
@@ -20,6 +25,10 @@ export interface ServeOptions {
   smtpUrl?: string;
   smtpFrom?: string;
   insecureSmtpPlaintext?: boolean;
+  /** Armored OpenPGP public key of the operator: log files are readable with its private key. */
+  operatorKey?: string;
+  /** Also print log lines in clear on stderr (development only). */
+  insecurePlainLogs?: boolean;
   json?: boolean;
 }
 
@@ -29,6 +38,14 @@ export async function serve(o: ServeOptions): Promise<number> {
   const fresh = !isInitialised(o.data);
   const smtpUrl = o.smtpUrl ?? process.env.KEYLEDGER_SMTP_URL;
   const smtpFrom = o.smtpFrom ?? process.env.KEYLEDGER_SMTP_FROM ?? 'keyledger <no-reply@localhost>';
+  // Seed phase 4 step 6: the server's log is encrypted at rest, readable with the operator's key
+  // (--operator-key) or, by default, with the server key (keyledger logs decrypt --data DIR).
+  let logFile: EncryptedLog | null = null;
+  const log = (line: string) => {
+    const stamped = `${new Date().toISOString()} ${line}`;
+    logFile?.append(stamped);
+    if (o.insecurePlainLogs) info(stamped);
+  };
   const server = await startServer({
     dataDir: o.data,
     passphrase,
@@ -38,8 +55,16 @@ export async function serve(o: ServeOptions): Promise<number> {
     ...(smtpUrl
       ? { smtp: { url: smtpUrl, from: smtpFrom, insecureAllowPlaintext: o.insecureSmtpPlaintext === true } }
       : {}),
-    log: (line) => info(line),
+    log,
   });
+  const reader = o.operatorKey
+    ? await readPublicKey(readFileSync(o.operatorKey, 'utf8'))
+    : (await loadServerKey(o.data, passphrase)).publicKey;
+  logFile = await EncryptedLog.create(
+    join(o.data, 'logs', `server-${new Date().toISOString().replace(/[:.]/g, '-')}.log.enc`),
+    reader,
+  );
+  log(`server started on ${server.url}`);
   const g = server.ledger.genesis;
   if (o.json) {
     out(
@@ -66,6 +91,8 @@ export async function serve(o: ServeOptions): Promise<number> {
   });
   info('shutting down…');
   await server.close();
+  log('server stopped');
+  logFile.close();
   return 0;
 }
 

@@ -4,6 +4,7 @@
  * receipt verify (auditor).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ClientHome } from '../../client/home.js';
 import { type ClientSession, connect } from '../../client/session.js';
@@ -11,6 +12,8 @@ import { EmbeddedLedger } from '../../ledger/embedded-ledger.js';
 import { checkGenesis } from '../../ledger/genesis.js';
 import { type TransactionReceipt, verifyTransactionReceipt } from '../../ledger/proofs.js';
 import type { TxBodies } from '../../ledger/transactions.js';
+import { EncryptedLog } from '../../pgp/encrypted-log.js';
+import { readPublicKey } from '../../pgp/messages.js';
 import { KlError } from '../../protocol/errors.js';
 import { sha256Hex } from '../../protocol/hash.js';
 import { canonicalIdentity } from '../../protocol/identity.js';
@@ -25,7 +28,22 @@ async function open(o: { home: string; passphraseFile?: string }): Promise<Clien
   const identity = home.readIdentity();
   const passphrase = await resolvePassphrase(o, { ...CLIENT_PASS, optional: identity.keySource === 'gpg' });
   const session = await connect({ home, ...(passphrase !== undefined ? { passphrase } : {}) });
-  session.on('alert', (a: { code: string; message: string }) => info(`ALERT ${a.code}: ${a.message}`));
+  // The client keeps its own log too, encrypted to its own key (keyledger logs decrypt --home DIR).
+  const log = await EncryptedLog.create(
+    join(home.dir, 'logs', `client-${new Date().toISOString().replace(/[:.]/g, '-')}.log.enc`),
+    await readPublicKey(identity.publicKey),
+  );
+  const line = (text: string) => log.append(`${new Date().toISOString()} ${text}`);
+  line(`session ${session.sessionId} started as ${session.id}`);
+  session.on('alert', (a: { code: string; message: string }) => {
+    info(`ALERT ${a.code}: ${a.message}`);
+    line(`alert ${a.code}: ${a.message}`);
+  });
+  session.on('renewed', (epoch: number) => line(`keys renewed, epoch ${epoch}`));
+  session.on('close', (c: { code: number; resumable: boolean }) => {
+    line(`connection closed (${c.code}${c.resumable ? ', resumable' : ''})`);
+    if (!c.resumable) log.close();
+  });
   return session;
 }
 

@@ -1,0 +1,137 @@
+/**
+ * Encrypted logs (seed phase 4 step 6, "Logs … are encrypted and stored securely"). Each log file
+ * starts with a header line holding a random 256-bit log key, OpenPGP-encrypted to the reader's key
+ * (the operator's, or the user's own for client logs); every further line is one log line sealed with
+ * AES-256-GCM under that key, the file id and line number as associated data, so lines cannot be
+ * altered, reordered or moved between files unnoticed. The log key lives in memory only while the
+ * writer runs.
+ *
+ *   line 0: {"v":1,"type":"keyledger-log","fileId":"…","created":…,"recipient":"<fpr>","wrappedKey":"-----BEGIN PGP MESSAGE-----…"}
+ *   line n: base64url(iv ‖ ciphertext ‖ tag)
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { appendFileSync, chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import * as openpgp from 'openpgp';
+import { KlError } from '../protocol/errors.js';
+import { PGP_CONFIG } from './config.js';
+
+interface LogHeader {
+  v: 1;
+  type: 'keyledger-log';
+  fileId: string;
+  created: number;
+  recipient: string;
+  wrappedKey: string;
+}
+
+function aad(fileId: string, line: number): Buffer {
+  return Buffer.from(`keyledger-log\n${fileId}\n${line}`, 'utf8');
+}
+
+/** An append-only encrypted log file. */
+export class EncryptedLog {
+  private line = 0;
+
+  private constructor(
+    readonly path: string,
+    private readonly fileId: string,
+    private readonly key: Buffer,
+  ) {}
+
+  /** Creates a new log file at `path` (mode 0600) whose key is wrapped to `recipient`. */
+  static async create(path: string, recipient: openpgp.PublicKey, now = Date.now()): Promise<EncryptedLog> {
+    const key = randomBytes(32);
+    const fileId = randomBytes(12).toString('base64url');
+    const wrappedKey = (await openpgp.encrypt({
+      message: await openpgp.createMessage({ binary: key }),
+      encryptionKeys: recipient,
+      format: 'armored',
+      config: PGP_CONFIG,
+    })) as string;
+    const header: LogHeader = {
+      v: 1,
+      type: 'keyledger-log',
+      fileId,
+      created: now,
+      recipient: recipient.getFingerprint(),
+      wrappedKey,
+    };
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    writeFileSync(path, `${JSON.stringify(header)}\n`, { mode: 0o600 });
+    chmodSync(path, 0o600);
+    return new EncryptedLog(path, fileId, key);
+  }
+
+  /** Appends one line (synchronously, so nothing is lost on a crash after the call returns). */
+  append(text: string): void {
+    this.line += 1;
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', this.key, iv);
+    c.setAAD(aad(this.fileId, this.line));
+    const sealed = Buffer.concat([iv, c.update(text, 'utf8'), c.final(), c.getAuthTag()]);
+    appendFileSync(this.path, `${sealed.toString('base64url')}\n`);
+  }
+
+  /** Forgets the log key. */
+  close(): void {
+    this.key.fill(0);
+  }
+}
+
+/** One decrypted line, or the reason it could not be read. */
+export type LogLine = { line: number; text: string } | { line: number; error: string };
+
+/**
+ * Decrypts a log file with the reader's private key. Lines that fail authentication are reported,
+ * not skipped silently.
+ * @throws KlError `KL_DECRYPTION_FAILED` when the key cannot unwrap the log key.
+ */
+export async function readEncryptedLog(
+  path: string,
+  readerKey: openpgp.PrivateKey,
+): Promise<{ header: Omit<LogHeader, 'wrappedKey'>; lines: LogLine[] }> {
+  const [first, ...rest] = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0);
+  let header: LogHeader;
+  try {
+    header = JSON.parse(first ?? '') as LogHeader;
+    if (header.type !== 'keyledger-log' || header.v !== 1) throw new Error('not a log');
+  } catch {
+    throw new KlError('KL_MESSAGE_MALFORMED', `${path} is not a keyledger log file`);
+  }
+  let key: Buffer;
+  try {
+    const { data } = await openpgp.decrypt({
+      message: await openpgp.readMessage({ armoredMessage: header.wrappedKey, config: PGP_CONFIG }),
+      decryptionKeys: readerKey,
+      format: 'binary',
+      config: PGP_CONFIG,
+    });
+    key = Buffer.from(data as Uint8Array);
+  } catch {
+    throw new KlError(
+      'KL_DECRYPTION_FAILED',
+      'this key cannot open the log (it was written for another key)',
+    );
+  }
+  const lines: LogLine[] = rest.map((b64, i) => {
+    const n = i + 1;
+    try {
+      const raw = Buffer.from(b64, 'base64url');
+      const d = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
+      d.setAAD(aad(header.fileId, n));
+      d.setAuthTag(raw.subarray(raw.length - 16));
+      return {
+        line: n,
+        text: Buffer.concat([d.update(raw.subarray(12, raw.length - 16)), d.final()]).toString('utf8'),
+      };
+    } catch {
+      return { line: n, error: 'line altered, moved or out of order' };
+    }
+  });
+  key.fill(0);
+  const { wrappedKey: _w, ...rest2 } = header;
+  return { header: rest2, lines };
+}
