@@ -5,6 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type * as openpgp from 'openpgp';
 import { ClientHome } from '../../client/home.js';
 import { readEncryptedLog } from '../../pgp/encrypted-log.js';
 import { unlockPrivateKey } from '../../pgp/messages.js';
@@ -36,7 +37,7 @@ export async function logsDecrypt(o: LogsOptions): Promise<number> {
           .map((f) => join(dir, f))
       : [];
   if (files.length === 0) throw new KlError('KL_NOT_FOUND', `no encrypted log files in ${dir}`);
-  let key;
+  let key: openpgp.PrivateKey;
   if (o.key) {
     key = await unlockPrivateKey(readFileSync(o.key, 'utf8'), process.env.KEYLEDGER_OPERATOR_PASSPHRASE);
   } else if (o.home) {
