@@ -26,7 +26,6 @@ before(async () => {
   server = await testServer({
     now: clock,
     log: (l) => logLines.push(l),
-    sessionPolicy: { idleTimeoutMs: 60_000, maxLifetimeMs: 3_600_000 },
   });
 });
 after(async () => {

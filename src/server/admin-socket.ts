@@ -117,7 +117,13 @@ export async function callAdmin<T>(
   const { request } = await import('node:http');
   return new Promise((resolve, reject) => {
     const req = request(
-      { socketPath: adminSocketPath(dataDir), method, path, headers: { 'content-type': 'application/json' } },
+      {
+        socketPath: adminSocketPath(dataDir),
+        method,
+        path,
+        agent: false,
+        headers: { 'content-type': 'application/json' },
+      },
       (res) => {
         let text = '';
         res.on('data', (c) => (text += c));
@@ -133,6 +139,8 @@ export async function callAdmin<T>(
     req.on('error', () =>
       reject(new KlError('KL_NETWORK', `no server is running on ${dataDir} (admin socket unreachable)`)),
     );
-    req.end(body === undefined ? undefined : JSON.stringify(body));
+    const payload = Buffer.from(body === undefined ? '' : JSON.stringify(body), 'utf8');
+    req.setHeader('content-length', payload.length);
+    req.end(payload);
   });
 }
