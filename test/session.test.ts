@@ -189,16 +189,9 @@ describe('revocation', () => {
     const home = await registeredClient(server, 'pat@example.org');
     const sessions = await Promise.all([1, 2, 3].map(() => connect({ home, passphrase: CLIENT_PASSPHRASE })));
     const closes = sessions.map((s) => once<{ alert: { code: string } }>(s, 'close'));
-    const fingerprint = home.readIdentity().fingerprint;
-    await server.ledger.submit({
-      type: 'KeyRevoked',
-      body: {
-        id: 'pat@example.org',
-        fingerprint,
-        reason: 'compromised',
-        by: 'admin',
-        admin: 'root@example.org',
-      },
+    await callAdmin(server.dataDir, 'POST', '/keys/pat@example.org/revoke', {
+      reason: 'compromised',
+      admin: 'root@example.org',
     });
     for (const c of closes)
       assert.equal((await c).alert?.code, 'KL_KEY_REVOKED', JSON.stringify((await c).alert));

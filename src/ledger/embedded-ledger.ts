@@ -328,6 +328,18 @@ export class EmbeddedLedger implements Ledger {
     });
   }
 
+  /**
+   * Cancels a scheduled flush with the function that matches its kind. (Passing a Timeout to
+   * clearImmediate corrupts Node's immediate queue: other code's setImmediate callbacks get lost.)
+   */
+  private cancelFlush(): void {
+    const t = this.flushTimer;
+    this.flushTimer = null;
+    if (!t) return;
+    if (this.batchWaitMs > 0) clearTimeout(t as NodeJS.Timeout);
+    else clearImmediate(t as NodeJS.Immediate);
+  }
+
   private schedule(): void {
     if (this.flushTimer || this.pending.length === 0) return;
     this.flushTimer =
@@ -561,16 +573,9 @@ export class EmbeddedLedger implements Ledger {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    if (this.flushTimer) {
-      clearImmediate(this.flushTimer as NodeJS.Immediate);
-      clearTimeout(this.flushTimer as NodeJS.Timeout);
-      this.flushTimer = null;
-    }
+    this.cancelFlush();
     while (this.pending.length > 0 && this.validator) this.flush();
-    if (this.flushTimer) {
-      clearImmediate(this.flushTimer as NodeJS.Immediate);
-      clearTimeout(this.flushTimer as NodeJS.Timeout);
-    }
+    this.cancelFlush();
     this.closed = true;
     this.db.close();
     this.releaseLock?.();
