@@ -142,6 +142,27 @@ describe('a new user through the CLI: serve → invite → init → register →
     for (const e of ['registration', 'session_start', 'session_end', 'session_renewal'])
       assert.ok(names.has(e), `audit has ${e}`);
 
+    // Rotate the key: the new key logs in, the ledger and the home agree, the old key is retired.
+    const oldFpr = JSON.parse(run(['whoami', '--home', home, '--json']).stdout).fingerprint;
+    const rot = run(['rotate-key', '--home', home, '--json'], user);
+    assert.equal(rot.code, 0, rot.stderr);
+    const rotated = JSON.parse(rot.stdout);
+    assert.equal(rotated.verified, true);
+    assert.equal(rotated.oldFingerprint, oldFpr);
+    assert.notEqual(rotated.fingerprint, oldFpr);
+    assert.equal(
+      JSON.parse(run(['whoami', '--home', home, '--json']).stdout).fingerprint,
+      rotated.fingerprint,
+    );
+    assert.equal(statSync(join(home, 'retired', `${oldFpr}.asc`)).mode & 0o777, 0o600);
+    const st = JSON.parse(run(['status', '--home', home, '--json']).stdout);
+    assert.equal(st.ledger.matchesLocalKey, true);
+    assert.equal(run(['send', 'after rotation', '--home', home], user).code, 0);
+    const shown = JSON.parse(
+      run(['ledger', 'show', '--data', data, '--id', 'eve@example.org', '--json']).stdout,
+    );
+    assert.equal(JSON.stringify(shown).includes(oldFpr), true, 'the ledger keeps the old key in the history');
+
     const rk = run(['revoke-key', '--reason', 'retired', '--home', home], user);
     assert.equal(rk.code, 0, rk.stderr);
     const after = run(['login', '--home', home], user);
@@ -176,6 +197,7 @@ describe('a new user through the CLI: serve → invite → init → register →
       'shell',
       'session',
       'revoke-key',
+      'rotate-key',
       'audit',
       'receipt',
     ]) {

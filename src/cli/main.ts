@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { defaultHome } from '../client/home.js';
 import { isKlError, KlError } from '../protocol/errors.js';
-import { init, loginCommand, registerCommand, status, whoami } from './commands/client.js';
+import { init, loginCommand, registerCommand, rotateKeyCommand, status, whoami } from './commands/client.js';
 import { demo } from './commands/demo.js';
 import { ledgerInit, ledgerShow, ledgerVerify, parseHeight } from './commands/ledger.js';
 import { logsDecrypt } from './commands/logs.js';
@@ -37,6 +37,7 @@ user:
   keyledger send MESSAGE [--sign [--out FILE]] [--json]     one message in a fresh session
   keyledger shell                                            an interactive session
   keyledger session list | revoke SESSION_ID                 your other sessions
+  keyledger rotate-key [--rsa | --gpg FPR | --import FILE]  replace your key on the ledger
   keyledger revoke-key [--reason compromised]                revoke your key on the ledger
 
 operator (through DATA/admin.sock of the running server):
@@ -78,6 +79,13 @@ keyledger admin revoke-key IDENTITY [--reason compromised|superseded|retired|uns
     'keyledger session list | revoke SESSION_ID [--home DIR]\n  Lists or ends your other live sessions.',
   'revoke-key':
     'keyledger revoke-key [--reason compromised|superseded|retired|unspecified] [--home DIR]\n  Revokes your key on the ledger (signed by the key itself); every session of your identity ends.',
+  'rotate-key': `keyledger rotate-key [--rsa | --gpg FPR [--gpg-home DIR] | --import FILE] [--home DIR] [--json]
+  Replaces your key on the ledger (KeyRotated, signed by the current and by the new key): makes a
+  new key (or uses the one given), logs in with the current key, has the server write the rotation,
+  verifies the receipt, installs the new key and logs in with it. The old private key moves to
+  HOME/retired/. The new key is protected by KEYLEDGER_NEW_PASSPHRASE or --new-passphrase-file,
+  else by the current passphrase. Every session opened with the old key ends. If the rotation is
+  interrupted, run the command again: it finishes it (or starts over if the ledger never changed).`,
   audit:
     'keyledger audit --data DIR [--id IDENTITY] [--since DATE] [--json]\n  Lists audit events from the ledger (identities are stored hashed; --id hashes yours to match).',
   receipt:
@@ -131,6 +139,7 @@ const OPTIONS = {
   'smtp-from': { type: 'string' },
   'insecure-smtp-plaintext': { type: 'boolean' },
   'passphrase-file': { type: 'string' },
+  'new-passphrase-file': { type: 'string' },
   sign: { type: 'boolean' },
   out: { type: 'string' },
   reason: { type: 'string' },
@@ -237,6 +246,15 @@ export async function main(argv: string[]): Promise<number> {
         return await shell(client);
       case 'session':
         return await sessionCommand({ ...client, ...(sub ? { sub } : {}), ...(arg ? { target: arg } : {}) });
+      case 'rotate-key':
+        return await rotateKeyCommand({
+          ...client,
+          ...(v.gpg ? { gpg: v.gpg } : {}),
+          ...(v['gpg-home'] ? { gpgHome: v['gpg-home'] } : {}),
+          ...(v.import ? { importFile: v.import } : {}),
+          ...(v['new-passphrase-file'] ? { newPassphraseFile: v['new-passphrase-file'] } : {}),
+          rsa: v.rsa ?? false,
+        });
       case 'revoke-key':
         return await revokeKey({ ...client, ...(v.reason ? { reason: v.reason } : {}) });
       case 'audit':

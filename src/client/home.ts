@@ -5,8 +5,20 @@
  *   private-key.asc   the private key, passphrase-protected (iterated S2K), mode 0600 (file keys only)
  *   server.json       the server this identity registered with: URL, pinned genesis and server key,
  *                     the last checkpoint seen, the registration receipt
+ *   rotation.json     a key rotation in progress: the new key, kept until the ledger has it and it
+ *                     is installed (so an interrupted `keyledger rotate-key` can be finished)
+ *   retired/          private keys replaced by a rotation, named by fingerprint (mode 0600)
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { SignedHeader } from '../ledger/block.js';
@@ -36,6 +48,16 @@ export interface ServerFile {
   server: { fingerprint: string; publicKey: string };
   checkpoint: SignedHeader;
   registration: { receipt: TransactionReceipt; at: number };
+}
+
+/** rotation.json: a key rotation that has started but is not installed yet. */
+export interface PendingRotation {
+  v: 1;
+  /** identity.json as it will be once the rotation is installed. */
+  identity: IdentityFile;
+  /** The new protected private key (file keys). */
+  privateKey?: string;
+  startedAt: number;
 }
 
 /** Default home directory. */
@@ -88,6 +110,60 @@ export class ClientHome {
 
   readPrivateKey(): string {
     return readFileSync(this.privateKeyPath, 'utf8');
+  }
+
+  get rotationPath(): string {
+    return join(this.dir, 'rotation.json');
+  }
+
+  /** A rotation that was started and not installed, if any. */
+  readPendingRotation(): PendingRotation | null {
+    if (!existsSync(this.rotationPath)) return null;
+    return JSON.parse(readFileSync(this.rotationPath, 'utf8')) as PendingRotation;
+  }
+
+  /** Keeps the new key before the ledger is asked to switch to it. */
+  writePendingRotation(pending: PendingRotation): void {
+    this.ensure();
+    writePrivate(this.rotationPath, `${JSON.stringify(pending, null, 2)}\n`);
+  }
+
+  /** Forgets a rotation the ledger refused. */
+  discardPendingRotation(): void {
+    rmSync(this.rotationPath, { force: true });
+  }
+
+  /**
+   * Installs a pending rotation once the ledger has the new key: the old private key moves to
+   * retired/FINGERPRINT.asc, the new key and identity.json take its place, rotation.json goes.
+   * Each step is an atomic rename, and running it again after a crash finishes the job.
+   */
+  installPendingRotation(): IdentityFile {
+    const pending = this.readPendingRotation();
+    if (!pending) throw new KlError('KL_BAD_INPUT', 'no key rotation is in progress');
+    const current = this.readIdentity();
+    if (current.fingerprint !== pending.identity.fingerprint) {
+      // (If a crash came after the new key was written but before identity.json, keep it.)
+      const installed = existsSync(this.privateKeyPath) && this.readPrivateKey() === pending.privateKey;
+      if (current.keySource === 'file' && existsSync(this.privateKeyPath) && !installed) {
+        const retired = join(this.dir, 'retired');
+        mkdirSync(retired, { recursive: true, mode: 0o700 });
+        renameSync(this.privateKeyPath, join(retired, `${current.fingerprint}.asc`));
+      }
+      this.writeIdentity(pending.identity, pending.privateKey);
+    }
+    this.discardPendingRotation();
+    return pending.identity;
+  }
+
+  /** Armored private keys replaced by rotations (retired/*.asc), oldest first by name order. */
+  readRetiredKeys(): string[] {
+    const dir = join(this.dir, 'retired');
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir)
+      .filter((f) => f.endsWith('.asc'))
+      .sort()
+      .map((f) => readFileSync(join(dir, f), 'utf8'));
   }
 
   hasServer(): boolean {

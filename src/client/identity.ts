@@ -14,6 +14,12 @@ import { type ClientKey, OpenPgpClientKey } from './client-key.js';
 import { exportGpgPublicKey, GpgClientKey } from './gpg-key.js';
 import type { ClientHome, IdentityFile } from './home.js';
 
+/** Where a key comes from: made here, an armored secret key from another tool, or GnuPG. */
+export type KeySource =
+  | { source: 'generate'; passphrase: string; type?: 'ecc' | 'rsa' }
+  | { source: 'import'; armoredSecretKey: string; passphrase: string; currentPassphrase?: string }
+  | { source: 'gpg'; fingerprint: string; gpgHome?: string };
+
 /** Options of {@link createIdentity}. */
 export type CreateIdentityOptions = {
   home: ClientHome;
@@ -21,34 +27,39 @@ export type CreateIdentityOptions = {
   name: string;
   /** Overwrite an existing identity in this home. */
   force?: boolean;
-} & (
-  | { source: 'generate'; passphrase: string; type?: 'ecc' | 'rsa' }
-  | { source: 'import'; armoredSecretKey: string; passphrase: string; currentPassphrase?: string }
-  | { source: 'gpg'; fingerprint: string; gpgHome?: string }
-);
+} & KeySource;
 
-/** Makes or brings a key and writes identity.json (and the protected private key for file keys). */
-export async function createIdentity(o: CreateIdentityOptions): Promise<IdentityFile> {
-  if (o.home.hasIdentity() && !o.force)
-    throw new KlError('KL_BAD_INPUT', `${o.home.dir} already holds an identity (use --force to replace it)`);
-  const id = canonicalIdentity(o.id);
-  const name = canonicalDisplayName(o.name);
+/** A key ready to be written to a home: its public part and, for file keys, the protected secret. */
+export interface PreparedKey {
+  key: Pick<IdentityFile, 'fingerprint' | 'algorithm' | 'publicKey' | 'keySource' | 'gpgHome'>;
+  /** Armored, passphrase-protected (iterated S2K, no AEAD) private key; absent for gpg keys. */
+  privateKey?: string;
+}
+
+/**
+ * Makes or brings a key (seed phase 1 step 1) and checks it against the key policy; nothing is
+ * written. Used for a new identity and for a key rotation.
+ */
+export async function prepareKey(o: KeySource & { id: string; name: string }): Promise<PreparedKey> {
   const now = new Date();
   if (o.source === 'generate') {
     if (!o.passphrase)
       throw new KlError('KL_PASSPHRASE_REQUIRED', 'a passphrase is required to protect the private key');
-    const pair = await generateKeyPair({ id, name, passphrase: o.passphrase, type: o.type ?? 'ecc' });
-    const identity: IdentityFile = {
-      v: 1,
-      id,
-      name,
-      fingerprint: pair.fingerprint,
-      algorithm: pair.algorithm,
-      publicKey: pair.publicKey,
-      keySource: 'file',
+    const pair = await generateKeyPair({
+      id: o.id,
+      name: o.name,
+      passphrase: o.passphrase,
+      type: o.type ?? 'ecc',
+    });
+    return {
+      key: {
+        fingerprint: pair.fingerprint,
+        algorithm: pair.algorithm,
+        publicKey: pair.publicKey,
+        keySource: 'file',
+      },
+      privateKey: pair.privateKey,
     };
-    o.home.writeIdentity(identity, pair.privateKey);
-    return identity;
   }
   if (o.source === 'import') {
     if (!o.passphrase)
@@ -57,25 +68,22 @@ export async function createIdentity(o: CreateIdentityOptions): Promise<Identity
         'a passphrase is required to protect the imported private key',
       );
     const unlocked = await unlockPrivateKey(o.armoredSecretKey, o.currentPassphrase ?? o.passphrase);
-    const pub = unlocked.toPublic();
-    const accepted = await acceptPublicKey(pub.armor(), now);
+    const accepted = await acceptPublicKey(unlocked.toPublic().armor(), now);
     // Re-protect under our passphrase with interoperable (non-AEAD) S2K.
     const protectedKey = await openpgp.encryptKey({
       privateKey: unlocked,
       passphrase: o.passphrase,
       config: PGP_CONFIG,
     });
-    const identity: IdentityFile = {
-      v: 1,
-      id,
-      name,
-      fingerprint: accepted.fingerprint,
-      algorithm: accepted.algorithm,
-      publicKey: accepted.armored,
-      keySource: 'file',
+    return {
+      key: {
+        fingerprint: accepted.fingerprint,
+        algorithm: accepted.algorithm,
+        publicKey: accepted.armored,
+        keySource: 'file',
+      },
+      privateKey: protectedKey.armor(),
     };
-    o.home.writeIdentity(identity, protectedKey.armor());
-    return identity;
   }
   const armored = await exportGpgPublicKey({
     fingerprint: o.fingerprint,
@@ -85,18 +93,49 @@ export async function createIdentity(o: CreateIdentityOptions): Promise<Identity
   if (accepted.fingerprint !== o.fingerprint.toLowerCase()) {
     throw new KlError('KL_BAD_INPUT', 'give the full fingerprint of the primary key (40 hex digits)');
   }
-  const identity: IdentityFile = {
-    v: 1,
-    id,
-    name,
-    fingerprint: accepted.fingerprint,
-    algorithm: algorithmLabel(accepted.key),
-    publicKey: accepted.armored,
-    keySource: 'gpg',
-    ...(o.gpgHome ? { gpgHome: o.gpgHome } : {}),
+  return {
+    key: {
+      fingerprint: accepted.fingerprint,
+      algorithm: algorithmLabel(accepted.key),
+      publicKey: accepted.armored,
+      keySource: 'gpg',
+      ...(o.gpgHome ? { gpgHome: o.gpgHome } : {}),
+    },
   };
-  o.home.writeIdentity(identity);
+}
+
+/** Makes or brings a key and writes identity.json (and the protected private key for file keys). */
+export async function createIdentity(o: CreateIdentityOptions): Promise<IdentityFile> {
+  if (o.home.hasIdentity() && !o.force)
+    throw new KlError('KL_BAD_INPUT', `${o.home.dir} already holds an identity (use --force to replace it)`);
+  const id = canonicalIdentity(o.id);
+  const name = canonicalDisplayName(o.name);
+  const prepared = await prepareKey({ ...o, id, name });
+  const identity: IdentityFile = { v: 1, id, name, ...prepared.key };
+  o.home.writeIdentity(identity, prepared.privateKey);
   return identity;
+}
+
+/**
+ * The private-key operations of an identity: GnuPG for gpg keys, else the protected private key
+ * (`armoredPrivateKey`, default the home's private-key.asc) unlocked with `passphrase`.
+ */
+export async function clientKeyFor(
+  identity: IdentityFile,
+  passphrase: string | undefined,
+  armoredPrivateKey: () => string,
+): Promise<ClientKey> {
+  if (identity.keySource === 'gpg') {
+    return new GpgClientKey(identity.publicKey, {
+      fingerprint: identity.fingerprint,
+      ...(passphrase !== undefined ? { passphrase } : {}),
+      ...(identity.gpgHome ? { homedir: identity.gpgHome } : {}),
+    });
+  }
+  const key = await unlockPrivateKey(armoredPrivateKey(), passphrase);
+  if (key.getFingerprint() !== identity.fingerprint)
+    throw new KlError('KL_DATA_DIR', 'the private key does not match identity.json');
+  return new OpenPgpClientKey(key);
 }
 
 /** Unlocks the identity's key for signing and decrypting. */
@@ -105,20 +144,7 @@ export async function openClientKey(
   passphrase: string | undefined,
 ): Promise<{ identity: IdentityFile; key: ClientKey }> {
   const identity = home.readIdentity();
-  if (identity.keySource === 'gpg') {
-    return {
-      identity,
-      key: new GpgClientKey(identity.publicKey, {
-        fingerprint: identity.fingerprint,
-        ...(passphrase !== undefined ? { passphrase } : {}),
-        ...(identity.gpgHome ? { homedir: identity.gpgHome } : {}),
-      }),
-    };
-  }
-  const key = await unlockPrivateKey(home.readPrivateKey(), passphrase);
-  if (key.getFingerprint() !== identity.fingerprint)
-    throw new KlError('KL_DATA_DIR', 'private-key.asc does not match identity.json');
-  return { identity, key: new OpenPgpClientKey(key) };
+  return { identity, key: await clientKeyFor(identity, passphrase, () => home.readPrivateKey()) };
 }
 
 /** Parses the pinned server key. */

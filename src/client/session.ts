@@ -9,14 +9,15 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import { type TransactionReceipt, verifyTransactionReceipt } from '../ledger/proofs.js';
-import type { TxBodies } from '../ledger/transactions.js';
+import type { Transaction, TxBodies } from '../ledger/transactions.js';
 import { Channel, type ChannelMessage } from '../protocol/channel.js';
 import { ERROR_CODES, type ErrorCode, KlError } from '../protocol/errors.js';
 import type { Frame } from '../protocol/frame.js';
 import { sha256Hex } from '../protocol/hash.js';
 import { MAX_WS_MESSAGE } from '../protocol/messages.js';
 import { resumeProof } from '../protocol/resume.js';
-import { type RevocationStatement, revocationStatementBytes } from '../protocol/statements.js';
+import { type RevocationStatement, type RotationStatement, statementBytes } from '../protocol/statements.js';
+import type { ClientKey } from './client-key.js';
 import { type LoginOptions, type LoginResult, login } from './login.js';
 
 /** A verified receipt for a signed message. */
@@ -31,6 +32,15 @@ export interface SignedMessageReceipt {
   receipt: TransactionReceipt;
   /** The service's answer, if any. */
   body?: unknown;
+}
+
+/** A verified receipt for a key revocation or rotation. */
+export interface KeyChangeReceipt {
+  verified: true;
+  txid: string;
+  height: number;
+  /** Keep it: proof that the ledger recorded the change. */
+  receipt: TransactionReceipt;
 }
 
 function klError(e: { code?: string; message?: string } | undefined, fallback: ErrorCode): KlError {
@@ -258,7 +268,7 @@ export class ClientSession extends EventEmitter {
   async revokeKey(
     reason: RevocationStatement['reason'] = 'compromised',
     { timeoutMs = 30_000 } = {},
-  ): Promise<{ verified: true; txid: string; height: number }> {
+  ): Promise<KeyChangeReceipt> {
     const statement: RevocationStatement = {
       type: 'keyledger/revoke',
       v: 1,
@@ -268,23 +278,79 @@ export class ClientSession extends EventEmitter {
       reason,
       time: this.now(),
     };
-    const signature = await this.login.key.signDetached(
-      revocationStatementBytes(statement),
-      new Date(statement.time),
-    );
+    const signature = await this.login.key.signDetached(statementBytes(statement), new Date(statement.time));
     const id = this.nextId++;
-    const r = (await this.call(
+    return this.keyChange(
       { t: 'revoke-key', id, reason, statement: JSON.stringify(statement), signature },
       timeoutMs,
-    )) as Extract<ChannelMessage, { t: 'receipt' }>;
+      (tx) =>
+        tx.type === 'KeyRevoked' && (tx.body as TxBodies['KeyRevoked']).fingerprint === statement.fingerprint,
+    );
+  }
+
+  /**
+   * Replaces this identity's key on the ledger by `newKey` (KeyRotated): one statement signed by the
+   * current key and by the new key. Every session of the identity ends once it is written (they
+   * were opened with the old key); log in again with the new key. Keeping the new private key is
+   * the caller's job ({@link rotateKey} in client/rotate.ts does it for a home directory).
+   */
+  async rotateKey(newKey: ClientKey, { timeoutMs = 30_000 } = {}): Promise<KeyChangeReceipt> {
+    const statement: RotationStatement = {
+      type: 'keyledger/rotate',
+      v: 1,
+      chain: this.login.server.chain,
+      id: this.id,
+      oldFingerprint: this.login.key.fingerprint,
+      fingerprint: newKey.fingerprint,
+      time: this.now(),
+    };
+    const bytes = statementBytes(statement);
+    const date = new Date(statement.time);
+    const oldKeySignature = await this.login.key.signDetached(bytes, date);
+    const newKeySignature = await newKey.signDetached(bytes, date);
+    const id = this.nextId++;
+    return this.keyChange(
+      {
+        t: 'rotate-key',
+        id,
+        statement: JSON.stringify(statement),
+        publicKey: newKey.publicKey,
+        oldKeySignature,
+        newKeySignature,
+      },
+      timeoutMs,
+      (tx) => {
+        const b = tx.body as TxBodies['KeyRotated'];
+        return (
+          tx.type === 'KeyRotated' &&
+          b.id === this.id &&
+          b.oldFingerprint === statement.oldFingerprint &&
+          b.fingerprint === statement.fingerprint
+        );
+      },
+    );
+  }
+
+  /** Sends a key revocation or rotation and verifies that the receipt proves exactly that change. */
+  private async keyChange(
+    message: ChannelMessage & { id: number },
+    timeoutMs: number,
+    expected: (tx: Transaction) => boolean,
+  ): Promise<KeyChangeReceipt> {
+    const r = (await this.call(message, timeoutMs)) as Extract<ChannelMessage, { t: 'receipt' }>;
     if (r.error) throw klError(r.error, 'KL_INTERNAL');
     const check = verifyTransactionReceipt({
       genesis: this.login.server.genesis,
       receipt: r.receipt as TransactionReceipt,
     });
-    if (!check.verified || check.envelope.tx.type !== 'KeyRevoked')
-      throw new KlError('KL_RECEIPT_INVALID', 'the revocation receipt does not verify');
-    return { verified: true, txid: check.txid, height: check.height };
+    if (!check.verified || !expected(check.envelope.tx))
+      throw new KlError('KL_RECEIPT_INVALID', 'the receipt does not prove the requested key change');
+    return {
+      verified: true,
+      txid: check.txid,
+      height: check.height,
+      receipt: r.receipt as TransactionReceipt,
+    };
   }
 
   /**

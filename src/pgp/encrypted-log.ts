@@ -89,7 +89,7 @@ export type LogLine = { line: number; text: string } | { line: number; error: st
  */
 export async function readEncryptedLog(
   path: string,
-  readerKey: openpgp.PrivateKey,
+  readerKey: openpgp.PrivateKey | openpgp.PrivateKey[],
 ): Promise<{ header: Omit<LogHeader, 'wrappedKey'>; lines: LogLine[] }> {
   const [first, ...rest] = readFileSync(path, 'utf8')
     .split('\n')

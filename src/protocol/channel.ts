@@ -28,6 +28,14 @@ export type ChannelMessage =
   | { t: 'rekey-ack'; ephemeral: string }
   | { t: 'rekey-request' }
   | { t: 'revoke-key'; id: number; reason: string; signature: string; statement: string }
+  | {
+      t: 'rotate-key';
+      id: number;
+      statement: string;
+      publicKey: string;
+      oldKeySignature: string;
+      newKeySignature: string;
+    }
   | { t: 'close'; reason: string }
   | { t: 'close-ack' }
   | { t: 'alert'; code: string; message: string };

@@ -5,6 +5,7 @@
  */
 import { canonicalBytes } from './canonical-json.js';
 import { sha256 } from './hash.js';
+import type { FieldShape, ObjectShape } from './shape.js';
 
 /** Seed phase 1 step 1/2, DESIGN phase 1 step 3: what the client signs to prove it holds KprivC. */
 export interface RegistrationStatement {
@@ -63,9 +64,7 @@ export interface LoginTranscript {
 }
 
 /** The canonical bytes of a statement: what is signed. */
-export function statementBytes(
-  statement: RegistrationStatement | ChallengePayload | LoginTranscript,
-): Buffer {
+export function statementBytes(statement: Statement): Buffer {
   return canonicalBytes(statement);
 }
 
@@ -90,7 +89,51 @@ export interface RevocationStatement {
   time: number;
 }
 
-/** The canonical bytes of a revocation statement. */
-export function revocationStatementBytes(statement: RevocationStatement): Buffer {
-  return canonicalBytes(statement);
+/**
+ * What the owner signs, with the old key and again with the new key, to replace its key
+ * (`keyledger rotate-key`, ledger transaction KeyRotated). Two signatures over one statement prove
+ * that the holder of the registered key hands over to a key it also holds.
+ */
+export interface RotationStatement {
+  type: 'keyledger/rotate';
+  v: 1;
+  chain: string;
+  id: string;
+  /** Fingerprint of the key on the ledger now. */
+  oldFingerprint: string;
+  /** Fingerprint of the key that replaces it. */
+  fingerprint: string;
+  time: number;
 }
+
+/** Every statement that is signed somewhere in the protocol. */
+export type Statement =
+  | RegistrationStatement
+  | ChallengePayload
+  | LoginTranscript
+  | RevocationStatement
+  | RotationStatement;
+
+const FINGERPRINT_FIELD: FieldShape = { type: 'string', max: 64, pattern: /^[0-9a-f]{40}([0-9a-f]{24})?$/ };
+const COMMON_FIELDS: ObjectShape = {
+  v: { type: 'integer', min: 1, max: 1 },
+  chain: { type: 'string', max: 64, pattern: /^[0-9a-f]{64}$/ },
+  id: { type: 'string', max: 254, min: 3 },
+  time: { type: 'integer', min: 0, max: 8.64e15 },
+};
+
+/** Shape of a {@link RevocationStatement} as received (checked with `checkShape`). */
+export const REVOCATION_STATEMENT_SHAPE: ObjectShape = {
+  ...COMMON_FIELDS,
+  type: { type: 'string', max: 20, enum: ['keyledger/revoke'] },
+  fingerprint: FINGERPRINT_FIELD,
+  reason: { type: 'string', max: 16, enum: ['compromised', 'superseded', 'retired', 'unspecified'] },
+};
+
+/** Shape of a {@link RotationStatement} as received (checked with `checkShape`). */
+export const ROTATION_STATEMENT_SHAPE: ObjectShape = {
+  ...COMMON_FIELDS,
+  type: { type: 'string', max: 20, enum: ['keyledger/rotate'] },
+  oldFingerprint: FINGERPRINT_FIELD,
+  fingerprint: FINGERPRINT_FIELD,
+};

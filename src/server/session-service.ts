@@ -4,16 +4,26 @@
  * signed messages, renews keys, logs out, revokes keys on the owner's signed request, and watches
  * for hijacking (bad frames, abnormal rates). Every rejected frame counts as an anomaly.
  */
+import type * as openpgp from 'openpgp';
 import type { WebSocket } from 'ws';
 import type { Ledger } from '../ledger/ledger.js';
 import type { TransactionReceipt } from '../ledger/proofs.js';
+import type { KeyRecord } from '../ledger/state-machine.js';
+import { acceptPublicKey } from '../pgp/key-policy.js';
 import { verifyDetached } from '../pgp/messages.js';
 import type { ChannelMessage } from '../protocol/channel.js';
 import { isKlError, KlError } from '../protocol/errors.js';
 import type { Frame } from '../protocol/frame.js';
 import { sha256Hex } from '../protocol/hash.js';
+import type { ObjectShape } from '../protocol/shape.js';
 import { checkShape } from '../protocol/shape.js';
-import { type RevocationStatement, revocationStatementBytes } from '../protocol/statements.js';
+import {
+  REVOCATION_STATEMENT_SHAPE,
+  type RevocationStatement,
+  ROTATION_STATEMENT_SHAPE,
+  type RotationStatement,
+  statementBytes,
+} from '../protocol/statements.js';
 import type { ParsedKeyCache } from './handshake.js';
 import type { Session, SessionTable } from './sessions.js';
 
@@ -147,11 +157,8 @@ async function dispatch(ctx: SessionServiceContext, s: Session, m: ChannelMessag
         send(s.socket, s.channel.seal({ t: 'reply', re: m.id, ...result }));
       return;
     }
-    case 'signed': {
-      const out = await signedMessage(ctx, s, m);
-      if (!s.channel.isClosed) send(s.socket, s.channel.seal({ t: 'receipt', re: m.id, ...out }));
-      return;
-    }
+    case 'signed':
+      return answerWithReceipt(ctx, s, m.id, () => signedMessage(ctx, s, m));
     case 'rekey': {
       const ack = s.channel.acceptRekey(String(m.ephemeral));
       s.renewalRequested = false;
@@ -167,11 +174,10 @@ async function dispatch(ctx: SessionServiceContext, s: Session, m: ChannelMessag
       ctx.sessions.end(s.sessionId, 'logout', 'logged out');
       return;
     }
-    case 'revoke-key': {
-      const out = await ownerRevocation(ctx, s, m);
-      if (!s.channel.isClosed) send(s.socket, s.channel.seal({ t: 'receipt', re: m.id, ...out }));
-      return;
-    }
+    case 'revoke-key':
+      return answerWithReceipt(ctx, s, m.id, () => ownerRevocation(ctx, s, m));
+    case 'rotate-key':
+      return answerWithReceipt(ctx, s, m.id, () => ownerRotation(ctx, s, m));
     default:
       anomaly(ctx, s, `unexpected message ${String((m as { t: unknown }).t)}`);
   }
@@ -194,43 +200,97 @@ async function runHandlers(
   }
 }
 
+/**
+ * Runs a request that writes to the ledger and answers it with a `receipt` frame: the receipt, or
+ * the typed error that stopped it (never an internal detail).
+ */
+async function answerWithReceipt(
+  ctx: SessionServiceContext,
+  s: Session,
+  re: number,
+  work: () => Promise<{ receipt: TransactionReceipt; body?: unknown }>,
+): Promise<void> {
+  let out: { receipt: TransactionReceipt; body?: unknown } | { error: { code: string; message: string } };
+  try {
+    out = await work();
+  } catch (err) {
+    if (!isKlError(err)) ctx.log(`session request failed: ${(err as Error)?.stack ?? String(err)}`);
+    const e = isKlError(err) ? err : new KlError('KL_INTERNAL', 'internal error');
+    out = { error: { code: e.code, message: e.message } };
+  }
+  if (!s.channel.isClosed) send(s.socket, s.channel.seal({ t: 'receipt', re, ...out }));
+}
+
+/** The identity's active key record on the ledger; KL_KEY_REVOKED when there is none. */
+async function activeKey(ctx: SessionServiceContext, s: Session): Promise<KeyRecord> {
+  const { record } = await ctx.ledger.getKeyRecord(s.id);
+  if (record?.status !== 'active') throw new KlError('KL_KEY_REVOKED', 'the key of this identity is revoked');
+  if (record.fingerprint !== s.fingerprint) {
+    throw new KlError('KL_KEY_REVOKED', 'the key this session logged in with has been replaced');
+  }
+  return record;
+}
+
+function verifyBy(ctx: SessionServiceContext, key: openpgp.PublicKey, data: Uint8Array, signature: unknown) {
+  return verifyDetached({
+    data,
+    armoredSignature: signature,
+    key,
+    now: new Date(ctx.now()),
+    maxSkewMs: STATEMENT_SKEW_MS,
+  });
+}
+
+/** How far a signed statement's time may be from the server's clock. */
+const STATEMENT_SKEW_MS = 5 * 60_000;
+
+/** Parses a statement sent as JSON text and checks that it is for this session's identity and ledger. */
+function parseStatement<T extends { id: string; chain: string; time: number }>(
+  ctx: SessionServiceContext,
+  s: Session,
+  text: unknown,
+  shape: ObjectShape,
+): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(String(text));
+  } catch {
+    throw new KlError('KL_STATEMENT_INVALID', 'the statement is not JSON');
+  }
+  const statement = checkShape<T>(value, shape, 'KL_STATEMENT_INVALID', 'statement');
+  if (statement.id !== s.id || statement.chain !== ctx.ledger.chainId) {
+    throw new KlError('KL_STATEMENT_INVALID', 'the statement is not for this identity and ledger');
+  }
+  if (Math.abs(statement.time - ctx.now()) > STATEMENT_SKEW_MS) {
+    throw new KlError('KL_STATEMENT_INVALID', 'the statement is too old or too far in the future');
+  }
+  return statement;
+}
+
 /** Seed phase 4 step 4: verify the OpenPGP signature with the ledger's key, anchor the hash, answer with the receipt. */
 async function signedMessage(
   ctx: SessionServiceContext,
   s: Session,
   m: Extract<ChannelMessage, { t: 'signed' }>,
 ) {
-  try {
-    if (typeof m.body !== 'string' || m.body.length > MAX_SIGNED_BODY) {
-      throw new KlError('KL_BAD_INPUT', `a signed message is text of at most ${MAX_SIGNED_BODY} characters`);
-    }
-    const { record } = await ctx.ledger.getKeyRecord(s.id);
-    if (record?.status !== 'active')
-      throw new KlError('KL_KEY_REVOKED', 'the key of this identity is revoked');
-    const bytes = Buffer.from(m.body, 'utf8');
-    await verifyDetached({
-      data: bytes,
-      armoredSignature: m.signature,
-      key: await ctx.keys.get(record.publicKey),
-      now: new Date(ctx.now()),
-      maxSkewMs: 5 * 60_000,
-    });
-    const receipt = await ctx.ledger.submit({
-      type: 'HashAnchored',
-      body: { hash: sha256Hex(bytes), algorithm: 'sha256', id: s.id, label: 'signed message' },
-    });
-    const handled = await runHandlers(ctx, {
-      id: s.id,
-      sessionId: s.sessionId,
-      body: m.body,
-      signed: true,
-      receipt,
-    });
-    return { receipt, ...(handled.body !== undefined ? { body: handled.body } : {}) };
-  } catch (err) {
-    const e = isKlError(err) ? err : new KlError('KL_INTERNAL', 'internal error');
-    return { error: { code: e.code, message: e.message } };
+  if (typeof m.body !== 'string' || m.body.length > MAX_SIGNED_BODY) {
+    throw new KlError('KL_BAD_INPUT', `a signed message is text of at most ${MAX_SIGNED_BODY} characters`);
   }
+  const record = await activeKey(ctx, s);
+  const bytes = Buffer.from(m.body, 'utf8');
+  await verifyBy(ctx, await ctx.keys.get(record.publicKey), bytes, m.signature);
+  const receipt = await ctx.ledger.submit({
+    type: 'HashAnchored',
+    body: { hash: sha256Hex(bytes), algorithm: 'sha256', id: s.id, label: 'signed message' },
+  });
+  const handled = await runHandlers(ctx, {
+    id: s.id,
+    sessionId: s.sessionId,
+    body: m.body,
+    signed: true,
+    receipt,
+  });
+  return { receipt, ...(handled.body !== undefined ? { body: handled.body } : {}) };
 }
 
 /** The owner revokes its own key from inside an authenticated session (`keyledger revoke-key`). */
@@ -239,53 +299,58 @@ async function ownerRevocation(
   s: Session,
   m: Extract<ChannelMessage, { t: 'revoke-key' }>,
 ) {
-  try {
-    const statement = checkShape<RevocationStatement>(
-      JSON.parse(String(m.statement)),
-      {
-        type: { type: 'string', max: 20, enum: ['keyledger/revoke'] },
-        v: { type: 'integer', min: 1, max: 1 },
-        chain: { type: 'string', max: 64 },
-        id: { type: 'string', max: 254 },
-        fingerprint: { type: 'string', max: 64 },
-        reason: { type: 'string', max: 16, enum: ['compromised', 'superseded', 'retired', 'unspecified'] },
-        time: { type: 'integer', min: 0, max: 8.64e15 },
-      },
-      'KL_STATEMENT_INVALID',
-      'statement',
-    );
-    if (
-      statement.id !== s.id ||
-      statement.chain !== ctx.ledger.chainId ||
-      statement.fingerprint !== s.fingerprint
-    ) {
-      throw new KlError(
-        'KL_STATEMENT_INVALID',
-        'the revocation statement is not for this identity, key and ledger',
-      );
-    }
-    const { record } = await ctx.ledger.getKeyRecord(s.id);
-    if (record?.status !== 'active') throw new KlError('KL_KEY_REVOKED', 'the key is already revoked');
-    await verifyDetached({
-      data: revocationStatementBytes(statement),
-      armoredSignature: m.signature,
-      key: await ctx.keys.get(record.publicKey),
-      now: new Date(ctx.now()),
-      maxSkewMs: 5 * 60_000,
-    });
-    const receipt = await ctx.ledger.submit({
-      type: 'KeyRevoked',
-      body: {
-        id: s.id,
-        fingerprint: record.fingerprint,
-        reason: statement.reason,
-        by: 'owner',
-        ownerSignature: m.signature,
-      },
-    });
-    return { receipt };
-  } catch (err) {
-    const e = isKlError(err) ? err : new KlError('KL_INTERNAL', 'internal error');
-    return { error: { code: e.code, message: e.message } };
+  const statement = parseStatement<RevocationStatement>(ctx, s, m.statement, REVOCATION_STATEMENT_SHAPE);
+  const record = await activeKey(ctx, s);
+  if (statement.fingerprint !== record.fingerprint) {
+    throw new KlError('KL_STATEMENT_INVALID', 'the revocation statement names another key');
   }
+  await verifyBy(ctx, await ctx.keys.get(record.publicKey), statementBytes(statement), m.signature);
+  const receipt = await ctx.ledger.submit({
+    type: 'KeyRevoked',
+    body: {
+      id: s.id,
+      fingerprint: record.fingerprint,
+      reason: statement.reason,
+      by: 'owner',
+      ownerSignature: m.signature,
+    },
+  });
+  return { receipt };
+}
+
+/**
+ * The owner replaces its key (`keyledger rotate-key`): one statement signed by the key on the
+ * ledger and by the new key, which must pass the same key policy as at registration. Writes
+ * KeyRotated; every session of the identity then ends (they were opened with the old key).
+ */
+async function ownerRotation(
+  ctx: SessionServiceContext,
+  s: Session,
+  m: Extract<ChannelMessage, { t: 'rotate-key' }>,
+) {
+  const statement = parseStatement<RotationStatement>(ctx, s, m.statement, ROTATION_STATEMENT_SHAPE);
+  const record = await activeKey(ctx, s);
+  if (statement.oldFingerprint !== record.fingerprint) {
+    throw new KlError('KL_STATEMENT_INVALID', 'the rotation statement does not name the key on the ledger');
+  }
+  const next = await acceptPublicKey(m.publicKey, new Date(ctx.now()));
+  if (next.fingerprint !== statement.fingerprint) {
+    throw new KlError('KL_STATEMENT_INVALID', 'the rotation statement names another new key');
+  }
+  const bytes = statementBytes(statement);
+  await verifyBy(ctx, await ctx.keys.get(record.publicKey), bytes, m.oldKeySignature);
+  await verifyBy(ctx, next.key, bytes, m.newKeySignature);
+  const receipt = await ctx.ledger.submit({
+    type: 'KeyRotated',
+    body: {
+      id: s.id,
+      oldFingerprint: record.fingerprint,
+      fingerprint: next.fingerprint,
+      publicKey: next.armored,
+      algorithm: next.algorithm,
+      oldKeySignature: String(m.oldKeySignature),
+      newKeySignature: String(m.newKeySignature),
+    },
+  });
+  return { receipt };
 }
