@@ -7,6 +7,7 @@ import { Channel } from '../src/protocol/channel.js';
 import type { Frame } from '../src/protocol/frame.js';
 import { callAdmin } from '../src/server/admin-socket.js';
 import type { MessageContext } from '../src/server/session-service.js';
+import { liveClock } from './helpers.js';
 import { CLIENT_PASSPHRASE, registeredClient, testServer } from './support/server.js';
 
 type Srv = Awaited<ReturnType<typeof testServer>>;
@@ -132,6 +133,54 @@ describe('frame attacks', () => {
     const r = await rawSession('burst@example.org');
     for (let i = 0; i < 60; i++) r.send(r.channel.seal({ t: 'data', body: i }));
     assert.equal(await r.closed, 4000);
+  });
+});
+
+describe("abnormal activity against the identity's own baseline (injected clock)", () => {
+  let srv: Srv;
+  const clock = liveClock();
+  const WINDOW = 10_000;
+  before(async () => {
+    srv = await testServer({
+      now: clock,
+      hijackPolicy: { baselineFactor: 5, baselineMinFrames: 20, baselineMinHistory: 3 },
+    });
+  });
+  after(async () => {
+    await srv.close();
+  });
+  /** Moves the clock 1 s into the next rate window (so a window's frames stay inside it). */
+  const nextWindow = () => clock.advance((Math.floor(clock() / WINDOW) + 1) * WINDOW + 1_000 - clock());
+
+  it('a burst far above what this identity usually sends ends the session at the exact threshold', async () => {
+    const home = await registeredClient(srv, 'steady@example.org');
+    const s = await connect({ home, passphrase: CLIENT_PASSPHRASE, now: clock });
+    // Three active windows of 4 frames: the baseline is 4, the threshold max(20, 5 × 4) = 20.
+    for (let w = 0; w < 3; w++) {
+      nextWindow();
+      for (let i = 0; i < 4; i++) await s.request({ op: 'echo', text: `w${w}.${i}` });
+    }
+    nextWindow();
+    for (let i = 0; i < 20; i++) await s.request({ op: 'echo', text: `burst ${i}` });
+    assert.equal(s.isClosed, false, '20 frames: at the threshold, still normal');
+    const closed = new Promise<{ alert: { code: string } | null }>((r) => s.once('close', r));
+    await assert.rejects(s.request({ op: 'echo', text: 'one too many' }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'KL_HIJACK_SUSPECTED');
+      return true;
+    });
+    assert.equal((await closed).alert?.code, 'KL_HIJACK_SUSPECTED');
+    const alerts = await callAdmin<Array<{ id: string; detail: string }>>(srv.dataDir, 'GET', '/alerts');
+    const alert = alerts.find((a) => a.id === 'steady@example.org');
+    assert.match(alert?.detail ?? '', /21 frames in 10 s, against a usual 4/);
+  });
+
+  it('the same burst from an identity without a history yet is not judged by a baseline', async () => {
+    const home = await registeredClient(srv, 'newcomer@example.org');
+    const s = await connect({ home, passphrase: CLIENT_PASSPHRASE, now: clock });
+    nextWindow();
+    for (let i = 0; i < 30; i++) await s.request({ op: 'echo', text: `n${i}` });
+    assert.equal(s.isClosed, false);
+    await s.close();
   });
 });
 

@@ -109,7 +109,8 @@ export async function handleSessionMessage(
   }
   const now = ctx.now();
   s.lastActivity = now;
-  // Abnormal activity: frames per window far above what a person or a normal client sends.
+  // Abnormal activity (seed phase 4 step 5): frames per window far above what a person or a normal
+  // client sends, or far above this identity's own recent baseline.
   const { maxFramesPerWindow, rateWindowMs } = ctx.sessions.hijack;
   if (!s.recentWindow || now - s.recentWindow.start >= rateWindowMs)
     s.recentWindow = { start: now, count: 0 };
@@ -120,6 +121,20 @@ export async function handleSessionMessage(
       s.sessionId,
       'hijack',
       `more than ${maxFramesPerWindow} frames in ${rateWindowMs / 1000} s`,
+    );
+    return;
+  }
+  const usual = ctx.sessions.baseline.record(s.id, now);
+  if (usual.abnormal) {
+    ctx.audit('hijack_alarm', s.id, {
+      reason: 'baseline',
+      frames: usual.count,
+      baseline: Math.round(usual.mean),
+    });
+    ctx.sessions.end(
+      s.sessionId,
+      'hijack',
+      `${usual.count} frames in ${rateWindowMs / 1000} s, against a usual ${Math.round(usual.mean)} for this identity`,
     );
     return;
   }

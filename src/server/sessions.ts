@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
 import { Channel } from '../protocol/channel.js';
 import type { SessionKeys } from '../protocol/key-schedule.js';
+import { ActivityBaseline, DEFAULT_BASELINE_POLICY } from './activity-baseline.js';
 
 /** Why a session ended (also the audit event name). */
 export type EndReason = 'logout' | 'timeout' | 'lifetime' | 'revoked' | 'key_revoked' | 'hijack' | 'shutdown';
@@ -52,6 +53,14 @@ export interface HijackPolicy {
   rateWindowMs: number;
   /** End the session when it is resumed from another IP address. */
   endOnIpChange: boolean;
+  /**
+   * Per-identity baseline (see activity-baseline.ts): a `rateWindowMs` window with more frames than
+   * `baselineFactor` × the identity's mean active window (and more than `baselineMinFrames`) is
+   * abnormal, once `baselineMinHistory` active windows are known. `baselineFactor: 0` turns it off.
+   */
+  baselineFactor: number;
+  baselineMinFrames: number;
+  baselineMinHistory: number;
 }
 
 /** Defaults: 15 min idle, 12 h lifetime, renew every 10,000 frames, 64 MiB or 10 min. */
@@ -63,13 +72,19 @@ export const DEFAULT_SESSION_POLICY: SessionPolicy = {
   renewAfterMs: 10 * 60_000,
 };
 
-/** Defaults: 3 bad frames a minute, 2,000 frames in 10 s, IP change ends the session. */
+/**
+ * Defaults: 3 bad frames a minute, 2,000 frames in 10 s, IP change ends the session; more than 10×
+ * the identity's mean active 10 s window (and more than 300) after 5 active windows.
+ */
 export const DEFAULT_HIJACK_POLICY: HijackPolicy = {
   maxAnomalies: 3,
   anomalyWindowMs: 60_000,
   maxFramesPerWindow: 2_000,
   rateWindowMs: 10_000,
   endOnIpChange: true,
+  baselineFactor: DEFAULT_BASELINE_POLICY.factor,
+  baselineMinFrames: DEFAULT_BASELINE_POLICY.minFrames,
+  baselineMinHistory: DEFAULT_BASELINE_POLICY.minHistory,
 };
 
 /** An ended session, as reported to listeners. */
@@ -82,6 +97,8 @@ export interface SessionEnded {
 /** The table of live sessions. Emits `ended` (SessionEnded) and `started` (Session). */
 export class SessionTable extends EventEmitter {
   private readonly sessions = new Map<string, Session>();
+  /** Each identity's recent activity, for the baseline rule of hijack detection. */
+  readonly baseline: ActivityBaseline;
 
   constructor(
     readonly policy: SessionPolicy,
@@ -89,6 +106,13 @@ export class SessionTable extends EventEmitter {
     private readonly now: () => number,
   ) {
     super();
+    this.baseline = new ActivityBaseline({
+      ...DEFAULT_BASELINE_POLICY,
+      factor: hijack.baselineFactor,
+      minFrames: hijack.baselineMinFrames,
+      minHistory: hijack.baselineMinHistory,
+      windowMs: hijack.rateWindowMs,
+    });
   }
 
   /** Starts a session for a verified login. */
