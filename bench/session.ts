@@ -43,6 +43,7 @@ function startChild(): Promise<{ child: ChildProcess; url: string; echoUrl: stri
     process.execPath,
     [
       '--expose-gc',
+      ...(process.env.KL_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.KL_BENCH_PROFILE] : []),
       '--import',
       'tsx',
       new URL('./support/auth-server.ts', import.meta.url).pathname,
@@ -100,9 +101,11 @@ async function echoRoundTrips(url: string, n: number): Promise<number> {
   return rate;
 }
 
+let server: ChildProcess | undefined;
 try {
   log(`keyledger session benchmark — ${cpus()[0]?.model} × ${cpus().length}, Node ${process.version}`);
   const { child, url, echoUrl } = await startChild();
+  server = child;
   const home = new ClientHome(join(root, 'home'));
   await createIdentity({
     home,
@@ -125,6 +128,40 @@ try {
   await register({ home, server: url, proof: { method: 'invite', code }, passphrase: PASS });
   const key = new OpenPgpClientKey(await unlockPrivateKey(home.readPrivateKey(), PASS));
   const session = await connect({ home, key, checkLedger: false });
+
+  // Memory per idle session, next to the memory of as many idle plain ws connections (same process).
+  type Mem = { heapUsed: number; external: number; rss: number; sessions: number };
+  const perConnection = (a: Mem, b: Mem) =>
+    Math.round((b.heapUsed + b.external - a.heapUsed - a.external) / IDLE);
+  const beforeWs = await ask<Mem>(child, 'mem');
+  const plain: WebSocket[] = [];
+  for (let i = 0; i < IDLE; i += 100) {
+    const batch = Array.from({ length: Math.min(100, IDLE - i) }, () => new WebSocket(echoUrl));
+    await Promise.all(batch.map((ws) => new Promise((r) => ws.once('open', r))));
+    plain.push(...batch);
+  }
+  const wsBytesPerIdleConnection = perConnection(beforeWs, await ask<Mem>(child, 'mem'));
+  for (const ws of plain) ws.terminate();
+  await new Promise((r) => setTimeout(r, 500));
+
+  const before = await ask<Mem>(child, 'mem');
+  const idle: ClientSession[] = [];
+  for (let i = 0; i < IDLE; i += 50) {
+    idle.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(50, IDLE - i) }, () => connect({ home, key, checkLedger: false })),
+      )),
+    );
+    if (i % 1000 === 0) log(`  ${idle.length}/${IDLE} idle sessions open`);
+  }
+  const afterMem = await ask<Mem>(child, 'mem');
+  const bytesPerIdleSession = perConnection(before, afterMem);
+  const rssPerIdleSession = Math.round((afterMem.rss - before.rss) / IDLE);
+  log(
+    `memory per idle session: ${bytesPerIdleSession} bytes heap+external (${rssPerIdleSession} bytes RSS) with ${afterMem.sessions} sessions open   (a plain idle ws connection: ${wsBytesPerIdleConnection} bytes)`,
+  );
+  for (const s of idle) s.dropConnection();
+  await new Promise((r) => setTimeout(r, 500));
 
   // Bulk.
   const body = 'x'.repeat(64 * 1024);
@@ -153,32 +190,6 @@ try {
   );
   await session.close();
 
-  // Memory per idle session.
-  const before = await ask<{ heapUsed: number; external: number; rss: number; sessions: number }>(
-    child,
-    'mem',
-  );
-  const idle: ClientSession[] = [];
-  for (let i = 0; i < IDLE; i += 50) {
-    idle.push(
-      ...(await Promise.all(
-        Array.from({ length: Math.min(50, IDLE - i) }, () => connect({ home, key, checkLedger: false })),
-      )),
-    );
-    if (i % 1000 === 0) log(`  ${idle.length}/${IDLE} idle sessions open`);
-  }
-  const afterMem = await ask<{ heapUsed: number; external: number; rss: number; sessions: number }>(
-    child,
-    'mem',
-  );
-  const bytesPerIdleSession = Math.round(
-    (afterMem.heapUsed + afterMem.external - before.heapUsed - before.external) / IDLE,
-  );
-  const rssPerIdleSession = Math.round((afterMem.rss - before.rss) / IDLE);
-  log(
-    `memory per idle session: ${bytesPerIdleSession} bytes heap+external (${rssPerIdleSession} bytes RSS) with ${afterMem.sessions} sessions open`,
-  );
-  for (const s of idle) s.dropConnection();
   child.send('stop');
 
   const result = {
@@ -192,6 +203,7 @@ try {
     roundTripRatio: +(rtPerSec / echoPerSec).toFixed(3),
     idleSessions: IDLE,
     bytesPerIdleSession,
+    wsBytesPerIdleConnection,
     rssBytesPerIdleSession: rssPerIdleSession,
     goals: { bulkRatio: '≥ 0.6', roundTripRatio: '≥ 0.6', bytesPerIdleSession: '< 10240' },
   };
@@ -203,5 +215,6 @@ try {
     );
   process.exit(0);
 } finally {
+  server?.kill();
   rmSync(root, { recursive: true, force: true });
 }

@@ -12,7 +12,7 @@ import { type TransactionReceipt, verifyTransactionReceipt } from '../ledger/pro
 import type { Transaction, TxBodies } from '../ledger/transactions.js';
 import { Channel, type ChannelMessage } from '../protocol/channel.js';
 import { ERROR_CODES, type ErrorCode, KlError } from '../protocol/errors.js';
-import type { Frame } from '../protocol/frame.js';
+import { encodeFrame, type Frame } from '../protocol/frame.js';
 import { sha256Hex } from '../protocol/hash.js';
 import { MAX_WS_MESSAGE } from '../protocol/messages.js';
 import { resumeProof } from '../protocol/resume.js';
@@ -96,8 +96,8 @@ export class ClientSession extends EventEmitter {
   }
 
   private attach(ws: WebSocket): void {
-    ws.removeAllListeners('message');
-    ws.removeAllListeners('close');
+    // Drop the login's listeners too: they hold the whole handshake (parsed keys, transcript).
+    for (const event of ['open', 'error', 'message', 'close'] as const) ws.removeAllListeners(event);
     ws.on('message', (data) => this.onMessage(data.toString()));
     ws.on('close', (code, reason) => this.onClose(ws, code, reason.toString()));
     ws.on('error', () => {});
@@ -181,7 +181,7 @@ export class ClientSession extends EventEmitter {
     if (this.ended) throw this.ended;
     if (this.socket.readyState !== WebSocket.OPEN)
       throw new KlError('KL_NETWORK', 'not connected: resume() or log in again');
-    this.socket.send(JSON.stringify(this.channel.seal(m)));
+    this.socket.send(encodeFrame(this.channel.seal(m)));
   }
 
   private call(m: ChannelMessage & { id: number }, timeoutMs: number): Promise<ChannelMessage> {
