@@ -10,17 +10,15 @@
  * A login here is the handshake (hello → challenge → response → finished) with an unlocked key;
  * the CLI's login adds a ledger consistency check (one HTTP GET).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { OpenPgpClientKey } from '../src/client/client-key.js';
-import { ClientHome } from '../src/client/home.js';
-import { createIdentity } from '../src/client/identity.js';
+import type { OpenPgpClientKey } from '../src/client/client-key.js';
+import type { ClientHome } from '../src/client/home.js';
 import { login } from '../src/client/login.js';
-import { register } from '../src/client/register.js';
-import { unlockPrivateKey } from '../src/pgp/messages.js';
+import { benchClient, startBenchServer } from './support/bench-server.js';
 
 const { values } = parseArgs({
   options: {
@@ -38,40 +36,6 @@ const TLS_SECONDS = Number(values.seconds ?? 5);
 const root = mkdtempSync(join(tmpdir(), 'kl-bench-auth-'));
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const PASS = 'bench';
-const tsxLoader = ['--import', 'tsx'];
-
-function startChild(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      ...tsxLoader,
-      ...(process.env.KL_PROFILE_SERVER
-        ? ['--cpu-prof', '--cpu-prof-dir', process.env.KL_PROFILE_SERVER]
-        : []),
-      new URL('./support/auth-server.ts', import.meta.url).pathname,
-      join(root, 'data'),
-      PASS,
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-    },
-  );
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (c) => {
-      out += c;
-      if (out.includes('\n')) resolve({ child, url: JSON.parse(out.split('\n')[0]!).url });
-    });
-    child.on('exit', (code) => reject(new Error(`server exited ${code}`)));
-  });
-}
-
-function childCpu(child: ChildProcess): Promise<number> {
-  return new Promise((resolve) => {
-    child.once('message', (m) => resolve((m as { cpuSeconds: number }).cpuSeconds));
-    child.send('cpu');
-  });
-}
 
 /** utime + stime of a process, seconds (Linux /proc). */
 function procCpuSeconds(pid: number): number {
@@ -80,37 +44,18 @@ function procCpuSeconds(pid: number): number {
 }
 
 async function keyledgerFigures() {
-  const { child, url } = await startChild();
-  log(`server at ${url}; registering ${CLIENTS} clients…`);
+  const server = await startBenchServer(root, PASS);
+  log(`server at ${server.url}; registering ${CLIENTS} clients…`);
   const clients: Array<{ home: ClientHome; key: OpenPgpClientKey }> = [];
-  for (let i = 0; i < CLIENTS; i++) {
-    const home = new ClientHome(join(root, `home${i}`));
-    const id = `bench${i}@example.org`;
-    await createIdentity({ home, id, name: `Bench ${i}`, source: 'generate', passphrase: PASS });
-    const code = execFileSync(process.execPath, [
-      new URL('../bin/keyledger.js', import.meta.url).pathname,
-      'admin',
-      'invite',
-      id,
-      '--data',
-      join(root, 'data'),
-      '--json',
-    ]).toString();
-    await register({
-      home,
-      server: url,
-      proof: { method: 'invite', code: JSON.parse(code).code },
-      passphrase: PASS,
-    });
-    clients.push({ home, key: new OpenPgpClientKey(await unlockPrivateKey(home.readPrivateKey(), PASS)) });
-  }
+  for (let i = 0; i < CLIENTS; i++)
+    clients.push(await benchClient(server, root, `bench${i}@example.org`, PASS));
   const once = async (i: number) => {
     const c = clients[i % clients.length]!;
     const s = await login({ home: c.home, key: c.key, checkLedger: false });
     s.close();
   };
   for (let i = 0; i < 50; i++) await once(i); // warm-up
-  const cpu0 = await childCpu(child);
+  const cpu0 = await server.cpuSeconds();
   const t0 = performance.now();
   let next = 0;
   const latencies: number[] = [];
@@ -125,8 +70,8 @@ async function keyledgerFigures() {
     }),
   );
   const wall = (performance.now() - t0) / 1000;
-  const cpu = (await childCpu(child)) - cpu0;
-  child.send('stop');
+  const cpu = (await server.cpuSeconds()) - cpu0;
+  server.stop();
   latencies.sort((a, b) => a - b);
   return {
     logins: LOGINS,

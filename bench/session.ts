@@ -9,19 +9,19 @@
  * bench/results/session.json. Options: --idle-sessions N (default 2000; 10000 for the goal figure),
  * --frames N (default 2000), --round-trips N (default 3000). Never fails on timing.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { OpenPgpClientKey } from '../src/client/client-key.js';
-import { ClientHome } from '../src/client/home.js';
-import { createIdentity } from '../src/client/identity.js';
-import { register } from '../src/client/register.js';
 import { type ClientSession, connect } from '../src/client/session.js';
-import { unlockPrivateKey } from '../src/pgp/messages.js';
+import {
+  type BenchServer,
+  benchClient,
+  type ServerMemory,
+  startBenchServer,
+} from './support/bench-server.js';
 
 const { values } = parseArgs({
   options: {
@@ -37,38 +37,6 @@ const RTS = Number(values['round-trips'] ?? 3000);
 const root = mkdtempSync(join(tmpdir(), 'kl-bench-session-'));
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const PASS = 'bench';
-
-function startChild(): Promise<{ child: ChildProcess; url: string; echoUrl: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--expose-gc',
-      ...(process.env.KL_BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.KL_BENCH_PROFILE] : []),
-      '--import',
-      'tsx',
-      new URL('./support/auth-server.ts', import.meta.url).pathname,
-      join(root, 'data'),
-      PASS,
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-    },
-  );
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (c) => {
-      out += c;
-      if (out.includes('\n')) resolve({ child, ...JSON.parse(out.split('\n')[0]!) });
-    });
-    child.on('exit', (code) => reject(new Error(`server exited ${code}`)));
-  });
-}
-
-const ask = <T>(child: ChildProcess, msg: string) =>
-  new Promise<T>((resolve) => {
-    child.once('message', (m) => resolve(m as T));
-    child.send(msg);
-  });
 
 function rawAesMBps(size: number, n: number): number {
   const key = randomBytes(32);
@@ -101,50 +69,30 @@ async function echoRoundTrips(url: string, n: number): Promise<number> {
   return rate;
 }
 
-let server: ChildProcess | undefined;
+let server: BenchServer | undefined;
 try {
   log(`keyledger session benchmark — ${cpus()[0]?.model} × ${cpus().length}, Node ${process.version}`);
-  const { child, url, echoUrl } = await startChild();
-  server = child;
-  const home = new ClientHome(join(root, 'home'));
-  await createIdentity({
-    home,
-    id: 'bench@example.org',
-    name: 'Bench',
-    source: 'generate',
-    passphrase: PASS,
-  });
-  const code = JSON.parse(
-    execFileSync(process.execPath, [
-      new URL('../bin/keyledger.js', import.meta.url).pathname,
-      'admin',
-      'invite',
-      'bench@example.org',
-      '--data',
-      join(root, 'data'),
-      '--json',
-    ]).toString(),
-  ).code;
-  await register({ home, server: url, proof: { method: 'invite', code }, passphrase: PASS });
-  const key = new OpenPgpClientKey(await unlockPrivateKey(home.readPrivateKey(), PASS));
+  server = await startBenchServer(root, PASS);
+  const { echoUrl } = server;
+  const { home, key } = await benchClient(server, root, 'bench@example.org', PASS);
   const session = await connect({ home, key, checkLedger: false });
 
   // Memory per idle session, next to the memory of as many idle plain ws connections (same process).
-  type Mem = { heapUsed: number; external: number; rss: number; sessions: number };
+  type Mem = ServerMemory;
   const perConnection = (a: Mem, b: Mem) =>
     Math.round((b.heapUsed + b.external - a.heapUsed - a.external) / IDLE);
-  const beforeWs = await ask<Mem>(child, 'mem');
+  const beforeWs = await server.memory();
   const plain: WebSocket[] = [];
   for (let i = 0; i < IDLE; i += 100) {
     const batch = Array.from({ length: Math.min(100, IDLE - i) }, () => new WebSocket(echoUrl));
     await Promise.all(batch.map((ws) => new Promise((r) => ws.once('open', r))));
     plain.push(...batch);
   }
-  const wsBytesPerIdleConnection = perConnection(beforeWs, await ask<Mem>(child, 'mem'));
+  const wsBytesPerIdleConnection = perConnection(beforeWs, await server.memory());
   for (const ws of plain) ws.terminate();
   await new Promise((r) => setTimeout(r, 500));
 
-  const before = await ask<Mem>(child, 'mem');
+  const before = await server.memory();
   const idle: ClientSession[] = [];
   for (let i = 0; i < IDLE; i += 50) {
     idle.push(
@@ -154,7 +102,7 @@ try {
     );
     if (i % 1000 === 0) log(`  ${idle.length}/${IDLE} idle sessions open`);
   }
-  const afterMem = await ask<Mem>(child, 'mem');
+  const afterMem = await server.memory();
   const bytesPerIdleSession = perConnection(before, afterMem);
   const rssPerIdleSession = Math.round((afterMem.rss - before.rss) / IDLE);
   log(
@@ -190,7 +138,7 @@ try {
   );
   await session.close();
 
-  child.send('stop');
+  server.stop();
 
   const result = {
     date: new Date().toISOString(),
@@ -215,6 +163,6 @@ try {
     );
   process.exit(0);
 } finally {
-  server?.kill();
+  server?.stop();
   rmSync(root, { recursive: true, force: true });
 }

@@ -17,7 +17,7 @@ import {
   type ChallengePayload,
   hashOf,
   hashText,
-  type LoginTranscript,
+  loginTranscript,
   statementBytes,
 } from '../protocol/statements.js';
 import { type EphemeralKey, sharedSecret } from '../protocol/x25519.js';
@@ -66,9 +66,7 @@ export async function answerChallenge(o: AnswerChallengeOptions): Promise<{
   if (payload.challengeId !== msg.challengeId) throw fail('challenge id mismatch');
   if (payload.expiresAt <= o.now) throw new KlError('KL_CHALLENGE_EXPIRED', 'the challenge expired');
   const rc = randomBytes(32).toString('base64url');
-  const transcript: LoginTranscript = {
-    type: 'keyledger/login',
-    v: 1,
+  const transcript = loginTranscript({
     chain: o.chain,
     id: o.hello.id,
     fingerprint: o.key.fingerprint,
@@ -80,7 +78,8 @@ export async function answerChallenge(o: AnswerChallengeOptions): Promise<{
     serverEphemeral: payload.serverEphemeral,
     helloHash: payload.helloHash,
     challengeHash: hashText(msg.message),
-  };
+  });
+
   const bytes = statementBytes(transcript);
   const signature = await o.key.signDetached(bytes, new Date(o.now));
   const transcriptHash = sha256(bytes);

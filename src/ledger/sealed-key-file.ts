@@ -37,19 +37,22 @@ export function writeFileAtomic(path: string, data: string | Buffer): void {
   renameSync(tmp, path);
 }
 
-/** Encrypts `key` under `passphrase` and writes it to `path` (mode 0600). */
-export function sealKeyFile(path: string, key: SigningKey, passphrase: string, purpose: string): void {
+/**
+ * Encrypts `plaintext` under `passphrase` into `path` (mode 0600). `label` (a key id, or "secret")
+ * is stored in the clear and bound, with `purpose`, as associated data: a file cannot be passed off
+ * for another purpose or key.
+ */
+function sealFile(path: string, plaintext: Buffer, passphrase: string, purpose: string, label: string): void {
   if (!passphrase) throw new KlError('KL_PASSPHRASE_REQUIRED', 'a passphrase is required to protect the key');
   const salt = randomBytes(16);
   const iv = randomBytes(12);
-  const k = deriveKey(passphrase, salt, SCRYPT);
-  const cipher = createCipheriv('aes-256-gcm', k, iv);
-  cipher.setAAD(Buffer.from(`${purpose}\n${key.keyId}`, 'utf8'));
-  const ciphertext = Buffer.concat([cipher.update(key.exportPkcs8()), cipher.final()]);
+  const cipher = createCipheriv('aes-256-gcm', deriveKey(passphrase, salt, SCRYPT), iv);
+  cipher.setAAD(Buffer.from(`${purpose}\n${label}`, 'utf8'));
+  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
   const file: SealedKeyFile = {
     v: 1,
     purpose,
-    keyId: key.keyId,
+    keyId: label,
     kdf: { name: 'scrypt', N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, salt: salt.toString('base64') },
     cipher: 'aes-256-gcm',
     iv: iv.toString('base64'),
@@ -60,90 +63,83 @@ export function sealKeyFile(path: string, key: SigningKey, passphrase: string, p
 }
 
 /**
- * Reads and decrypts a sealed key file.
+ * Reads and decrypts a file written by {@link sealFile}; returns the plaintext and the label.
  * @throws KlError `KL_PASSPHRASE_WRONG` when the passphrase does not open it, `KL_DATA_DIR` when the
- * file is missing or malformed.
+ * file is missing, malformed, for another purpose, or asks for unreasonable KDF work.
  */
-export function openKeyFile(path: string, passphrase: string, purpose: string): SigningKey {
-  let file: SealedKeyFile;
-  try {
-    file = JSON.parse(readFileSync(path, 'utf8')) as SealedKeyFile;
-  } catch (err) {
-    throw new KlError('KL_DATA_DIR', `cannot read key file ${path}`, undefined, { cause: err });
-  }
-  if (
-    file?.v !== 1 ||
-    file.kdf?.name !== 'scrypt' ||
-    file.cipher !== 'aes-256-gcm' ||
-    file.purpose !== purpose
-  ) {
-    throw new KlError('KL_DATA_DIR', `key file ${path} is not a ${purpose} key file`);
-  }
-  const { N, r, p } = file.kdf;
-  if (![N, r, p].every(Number.isSafeInteger) || N > 2 ** 20 || r > 32 || p > 16) {
-    throw new KlError('KL_DATA_DIR', `key file ${path} has unacceptable KDF parameters`);
-  }
-  try {
-    const k = deriveKey(passphrase, Buffer.from(file.kdf.salt, 'base64'), { N, r, p });
-    const decipher = createDecipheriv('aes-256-gcm', k, Buffer.from(file.iv, 'base64'));
-    decipher.setAAD(Buffer.from(`${purpose}\n${file.keyId}`, 'utf8'));
-    decipher.setAuthTag(Buffer.from(file.tag, 'base64'));
-    const der = Buffer.concat([decipher.update(Buffer.from(file.ciphertext, 'base64')), decipher.final()]);
-    const key = SigningKey.fromPkcs8(der);
-    der.fill(0);
-    if (key.keyId !== file.keyId) throw new Error('key id mismatch');
-    return key;
-  } catch (err) {
-    throw new KlError('KL_PASSPHRASE_WRONG', `the passphrase does not open ${purpose} key file`, undefined, {
-      cause: err,
-    });
-  }
-}
-
-/** Encrypts arbitrary secret bytes under `passphrase` into `path` (same format, mode 0600). */
-export function sealSecretFile(path: string, secret: Buffer, passphrase: string, purpose: string): void {
-  const salt = randomBytes(16);
-  const iv = randomBytes(12);
-  const k = deriveKey(passphrase, salt, SCRYPT);
-  const cipher = createCipheriv('aes-256-gcm', k, iv);
-  cipher.setAAD(Buffer.from(`${purpose}\nsecret`, 'utf8'));
-  const ciphertext = Buffer.concat([cipher.update(secret), cipher.final()]);
-  const file = {
-    v: 1,
-    purpose,
-    keyId: 'secret',
-    kdf: { name: 'scrypt', N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, salt: salt.toString('base64') },
-    cipher: 'aes-256-gcm',
-    iv: iv.toString('base64'),
-    ciphertext: ciphertext.toString('base64'),
-    tag: cipher.getAuthTag().toString('base64'),
-  };
-  writeFileAtomic(path, `${JSON.stringify(file, null, 2)}\n`);
-}
-
-/** Opens a file written by {@link sealSecretFile}. */
-export function openSecretFile(path: string, passphrase: string, purpose: string): Buffer {
+function openFile(path: string, passphrase: string, purpose: string): { plaintext: Buffer; label: string } {
   let file: SealedKeyFile;
   try {
     file = JSON.parse(readFileSync(path, 'utf8')) as SealedKeyFile;
   } catch (err) {
     throw new KlError('KL_DATA_DIR', `cannot read ${path}`, undefined, { cause: err });
   }
-  if (file?.purpose !== purpose || file.keyId !== 'secret')
+  if (
+    file?.v !== 1 ||
+    file.kdf?.name !== 'scrypt' ||
+    file.cipher !== 'aes-256-gcm' ||
+    file.purpose !== purpose ||
+    typeof file.keyId !== 'string'
+  ) {
     throw new KlError('KL_DATA_DIR', `${path} is not a ${purpose} file`);
-  try {
-    const k = deriveKey(passphrase, Buffer.from(file.kdf.salt, 'base64'), {
-      N: file.kdf.N,
-      r: file.kdf.r,
-      p: file.kdf.p,
-    });
-    const decipher = createDecipheriv('aes-256-gcm', k, Buffer.from(file.iv, 'base64'));
-    decipher.setAAD(Buffer.from(`${purpose}\nsecret`, 'utf8'));
-    decipher.setAuthTag(Buffer.from(file.tag, 'base64'));
-    return Buffer.concat([decipher.update(Buffer.from(file.ciphertext, 'base64')), decipher.final()]);
-  } catch (err) {
-    throw new KlError('KL_PASSPHRASE_WRONG', `the passphrase does not open ${purpose} file`, undefined, {
-      cause: err,
-    });
   }
+  const { N, r, p } = file.kdf;
+  if (![N, r, p].every(Number.isSafeInteger) || N > 2 ** 20 || r > 32 || p > 16) {
+    throw new KlError('KL_DATA_DIR', `${path} has unacceptable KDF parameters`);
+  }
+  try {
+    const k = deriveKey(passphrase, Buffer.from(file.kdf.salt, 'base64'), { N, r, p });
+    const decipher = createDecipheriv('aes-256-gcm', k, Buffer.from(file.iv, 'base64'));
+    decipher.setAAD(Buffer.from(`${purpose}\n${file.keyId}`, 'utf8'));
+    decipher.setAuthTag(Buffer.from(file.tag, 'base64'));
+    const plaintext = Buffer.concat([
+      decipher.update(Buffer.from(file.ciphertext, 'base64')),
+      decipher.final(),
+    ]);
+    return { plaintext, label: file.keyId };
+  } catch (err) {
+    throw new KlError(
+      'KL_PASSPHRASE_WRONG',
+      `the passphrase does not open ${purpose} file ${path}`,
+      undefined,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+/** Encrypts `key` under `passphrase` and writes it to `path` (mode 0600). */
+export function sealKeyFile(path: string, key: SigningKey, passphrase: string, purpose: string): void {
+  const der = key.exportPkcs8();
+  sealFile(path, der, passphrase, purpose, key.keyId);
+  der.fill(0);
+}
+
+/**
+ * Reads and decrypts a sealed key file.
+ * @throws KlError `KL_PASSPHRASE_WRONG` when the passphrase does not open it, `KL_DATA_DIR` when the
+ * file is missing or malformed.
+ */
+export function openKeyFile(path: string, passphrase: string, purpose: string): SigningKey {
+  const { plaintext: der, label } = openFile(path, passphrase, purpose);
+  try {
+    const key = SigningKey.fromPkcs8(der);
+    if (key.keyId !== label) throw new KlError('KL_DATA_DIR', `${path} holds another key than it names`);
+    return key;
+  } finally {
+    der.fill(0);
+  }
+}
+
+/** Encrypts arbitrary secret bytes under `passphrase` into `path` (same format, mode 0600). */
+export function sealSecretFile(path: string, secret: Buffer, passphrase: string, purpose: string): void {
+  sealFile(path, secret, passphrase, purpose, 'secret');
+}
+
+/** Opens a file written by {@link sealSecretFile}. */
+export function openSecretFile(path: string, passphrase: string, purpose: string): Buffer {
+  const { plaintext, label } = openFile(path, passphrase, purpose);
+  if (label !== 'secret') throw new KlError('KL_DATA_DIR', `${path} is not a ${purpose} file`);
+  return plaintext;
 }

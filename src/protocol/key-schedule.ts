@@ -23,15 +23,31 @@ function expand(ikm: Buffer, salt: Buffer, label: string, length: number): Buffe
   return Buffer.from(hkdfSync('sha256', ikm, salt, Buffer.from(LABEL + label, 'utf8'), length));
 }
 
-/** Derives the session keys from the ECDH secret and the transcript hash. */
+const KEY_LAYOUT = [
+  ['c2sKey', 'c2s key', 32],
+  ['c2sIv', 'c2s iv', 12],
+  ['s2cKey', 's2c key', 32],
+  ['s2cIv', 's2c iv', 12],
+  ['resumeKey', 'resume', 32],
+] as const;
+
+/**
+ * Derives the session keys from the ECDH secret and the transcript hash: one HKDF-SHA256 expansion
+ * per key and label. The five keys are views of one buffer of their own (not Node's shared pool):
+ * one allocation per session instead of five, and one `fill(0)` wipes them all.
+ */
 export function deriveSessionKeys(sharedSecret: Buffer, transcriptHash: Buffer): SessionKeys {
-  return {
-    c2sKey: expand(sharedSecret, transcriptHash, 'c2s key', 32),
-    c2sIv: expand(sharedSecret, transcriptHash, 'c2s iv', 12),
-    s2cKey: expand(sharedSecret, transcriptHash, 's2c key', 32),
-    s2cIv: expand(sharedSecret, transcriptHash, 's2c iv', 12),
-    resumeKey: expand(sharedSecret, transcriptHash, 'resume', 32),
-  };
+  const store = Buffer.alloc(KEY_LAYOUT.reduce((n, [, , len]) => n + len, 0));
+  const keys: Partial<SessionKeys> = {};
+  let offset = 0;
+  for (const [name, label, length] of KEY_LAYOUT) {
+    const k = expand(sharedSecret, transcriptHash, label, length);
+    k.copy(store, offset);
+    k.fill(0);
+    keys[name] = store.subarray(offset, offset + length);
+    offset += length;
+  }
+  return keys as SessionKeys;
 }
 
 /** Overwrites every key with zeros (keys live in memory only and die with the session). */

@@ -63,6 +63,14 @@ export interface LoginTranscript {
   challengeHash: string;
 }
 
+/**
+ * Builds the login transcript (seed phase 2 step 3). Client and server each build it from what they
+ * saw; the signature only verifies if both saw the same handshake.
+ */
+export function loginTranscript(fields: Omit<LoginTranscript, 'type' | 'v'>): LoginTranscript {
+  return { type: 'keyledger/login', v: 1, ...fields };
+}
+
 /** The canonical bytes of a statement: what is signed. */
 export function statementBytes(statement: Statement): Buffer {
   return canonicalBytes(statement);

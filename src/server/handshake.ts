@@ -16,7 +16,7 @@ import {
   type ChallengePayload,
   hashOf,
   hashText,
-  type LoginTranscript,
+  loginTranscript,
   statementBytes,
 } from '../protocol/statements.js';
 import { type EphemeralKey, generateEphemeral, sharedSecret } from '../protocol/x25519.js';
@@ -195,9 +195,7 @@ export async function verifyChallengeResponse({
   const record = await activeRecord(ledger, pending.id);
   if (record.fingerprint !== pending.fingerprint)
     throw new KlError('KL_AUTH_FAILED', 'authentication failed');
-  const transcript: LoginTranscript = {
-    type: 'keyledger/login',
-    v: 1,
+  const transcript = loginTranscript({
     chain: ledger.chainId,
     id: pending.id,
     fingerprint: pending.fingerprint,
@@ -209,7 +207,8 @@ export async function verifyChallengeResponse({
     serverEphemeral: pending.ephemeral.publicKey,
     helloHash: pending.helloHash,
     challengeHash: pending.challengeHash,
-  };
+  });
+
   const bytes = statementBytes(transcript);
   try {
     await verifyDetached({

@@ -89,11 +89,16 @@ export function attachLoginSocket(
     let session: Session | undefined;
     let resuming: { session: Session; clientNonce: string; serverNonce: string } | undefined;
     let queue = Promise.resolve();
-    const timer = setTimeout(
+    let timer: NodeJS.Timeout | undefined = setTimeout(
       () => fail(new KlError('KL_PROTOCOL', 'the handshake took too long')),
       ctx.handshakeTimeoutMs,
     );
     timer.unref();
+    // Cleared and dropped once the handshake is over: an idle session keeps nothing of it.
+    const stopTimer = () => {
+      clearTimeout(timer);
+      timer = undefined;
+    };
 
     const send = (msg: object) => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
@@ -104,7 +109,7 @@ export function attachLoginSocket(
       if (!isKlError(err)) ctx.log(`login socket error: ${(err as Error)?.stack ?? String(err)}`);
       send({ type: 'error', code: e.code, message: e.message });
       state = 'closed';
-      clearTimeout(timer);
+      stopTimer();
       if (mine) pending.delete(mine.challengeId);
       ws.close(1008, e.code);
     }
@@ -115,7 +120,7 @@ export function attachLoginSocket(
     });
     ws.on('close', () => {
       state = 'closed';
-      clearTimeout(timer);
+      stopTimer();
       if (mine) pending.delete(mine.challengeId);
       // A dropped connection leaves the session alive for resumption until it times out.
       if (session && session.socket === ws) session.socket = null;
@@ -199,7 +204,7 @@ export function attachLoginSocket(
         target.lastActivity = ctx.now();
         session = target;
         resuming = undefined;
-        clearTimeout(timer);
+        stopTimer();
         state = 'established';
         send({ type: 'resumed', epoch: target.channel.epoch });
         ctx.audit('session_resume', target.id, { session: sha256Hex(target.sessionId).slice(0, 32) });
@@ -261,7 +266,7 @@ export function attachLoginSocket(
           transcriptHash: login.transcriptHash,
           socket: ws,
         });
-        clearTimeout(timer);
+        stopTimer();
         state = 'established';
         // Key confirmation: the first frame under the new server→client key.
         const finished = {

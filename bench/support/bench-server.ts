@@ -1,0 +1,113 @@
+/**
+ * What the benchmarks share: a real keyledger server in a child process (auth-server.ts, rate limits
+ * and flood alarms off), asked over IPC for its CPU time and memory, and registered clients with
+ * unlocked keys.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { OpenPgpClientKey } from '../../src/client/client-key.js';
+import { ClientHome } from '../../src/client/home.js';
+import { createIdentity } from '../../src/client/identity.js';
+import { register } from '../../src/client/register.js';
+import { unlockPrivateKey } from '../../src/pgp/messages.js';
+
+/** Memory figures of the server process (after two full GCs). */
+export interface ServerMemory {
+  heapUsed: number;
+  external: number;
+  rss: number;
+  sessions: number;
+}
+
+/** A running benchmark server. */
+export interface BenchServer {
+  child: ChildProcess;
+  url: string;
+  /** A plain `ws` echo server in the same process (round-trip baseline). */
+  echoUrl: string;
+  dataDir: string;
+  cpuSeconds(): Promise<number>;
+  memory(): Promise<ServerMemory>;
+  stop(): void;
+}
+
+function ask<T>(child: ChildProcess, msg: string): Promise<T> {
+  return new Promise((resolve) => {
+    child.once('message', (m) => resolve(m as T));
+    child.send(msg);
+  });
+}
+
+/**
+ * Starts the server over `root`/data. `profileDir` (or KL_PROFILE_SERVER) writes a CPU profile of
+ * the server there.
+ */
+export function startBenchServer(
+  root: string,
+  passphrase: string,
+  profileDir?: string,
+): Promise<BenchServer> {
+  const dataDir = join(root, 'data');
+  const prof = profileDir ?? process.env.KL_PROFILE_SERVER;
+  const child = spawn(
+    process.execPath,
+    [
+      '--expose-gc',
+      '--import',
+      'tsx',
+      ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []),
+      new URL('./auth-server.ts', import.meta.url).pathname,
+      dataDir,
+      passphrase,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] },
+  );
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (c) => {
+      out += c;
+      if (!out.includes('\n')) return;
+      const { url, echoUrl } = JSON.parse(out.split('\n')[0]!) as { url: string; echoUrl: string };
+      resolve({
+        child,
+        url,
+        echoUrl,
+        dataDir,
+        cpuSeconds: () => ask<{ cpuSeconds: number }>(child, 'cpu').then((m) => m.cpuSeconds),
+        memory: () => ask<ServerMemory>(child, 'mem'),
+        stop: () => {
+          if (child.connected) child.send('stop');
+          setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+        },
+      });
+    });
+    child.on('exit', (code) => reject(new Error(`server exited ${code}`)));
+  });
+}
+
+/** A client home registered with `server` (invitation through the CLI), with its key unlocked. */
+export async function benchClient(
+  server: BenchServer,
+  root: string,
+  id: string,
+  passphrase: string,
+): Promise<{ home: ClientHome; key: OpenPgpClientKey }> {
+  const home = new ClientHome(join(root, `home-${id}`));
+  await createIdentity({ home, id, name: id.split('@')[0]!, source: 'generate', passphrase });
+  const invitation = execFileSync(process.execPath, [
+    new URL('../../bin/keyledger.js', import.meta.url).pathname,
+    'admin',
+    'invite',
+    id,
+    '--data',
+    server.dataDir,
+    '--json',
+  ]).toString();
+  await register({
+    home,
+    server: server.url,
+    proof: { method: 'invite', code: JSON.parse(invitation).code },
+    passphrase,
+  });
+  return { home, key: new OpenPgpClientKey(await unlockPrivateKey(home.readPrivateKey(), passphrase)) };
+}
