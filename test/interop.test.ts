@@ -4,9 +4,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ClientHome } from '../src/client/home.js';
-import { createIdentity } from '../src/client/identity.js';
+import { createIdentity, type KeySource } from '../src/client/identity.js';
 import { login } from '../src/client/login.js';
 import { register } from '../src/client/register.js';
+import { rotateKey } from '../src/client/rotate.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { generateEphemeral } from '../src/protocol/x25519.js';
 import { createChallenge, ParsedKeyCache } from '../src/server/handshake.js';
@@ -61,69 +62,60 @@ async function registerAndLogin(home: ClientHome, passphrase: string | undefined
   s.close();
 }
 
+/** A fresh GnuPG home with one new key for `uid`; returns the home and the key's fingerprint. */
+function gpgKey(
+  uid: string,
+  o: { algo?: string; usage?: string; passphrase?: string } = {},
+): { g: string; fpr: string } {
+  const g = gnupgHome();
+  const pass = o.passphrase ?? '';
+  gpg(g, [
+    ...(pass ? ['--pinentry-mode', 'loopback'] : []),
+    '--passphrase',
+    pass,
+    '--quick-gen-key',
+    uid,
+    o.algo ?? 'future-default',
+    o.usage ?? 'default',
+    'never',
+  ]);
+  return { g, fpr: fingerprintOf(g, uid.replace(/^.*<|>$/g, '')) };
+}
+
+/** The armored secret key `who` of GnuPG home `g` (no passphrase). */
+function exportSecret(g: string, who: string): string {
+  return gpg(g, ['--armor', '--pinentry-mode', 'loopback', '--passphrase', '', '--export-secret-keys', who]);
+}
+
+/** A client home whose identity is made from `source`. */
+async function homeWith(o: { id: string; name: string } & KeySource) {
+  const home = new ClientHome(join(tempDir(), 'home'));
+  const identity = await createIdentity({ home, ...o });
+  return { home, identity };
+}
+
 describe('interop: keys made by GnuPG and Sequoia register and log in', () => {
   it('gpg future-default (Ed25519/Cv25519), imported', async () => {
-    const g = gnupgHome();
-    gpg(g, [
-      '--passphrase',
-      '',
-      '--quick-gen-key',
-      'Gina <gina@example.org>',
-      'future-default',
-      'default',
-      'never',
-    ]);
-    const secret = gpg(g, [
-      '--armor',
-      '--pinentry-mode',
-      'loopback',
-      '--passphrase',
-      '',
-      '--export-secret-keys',
-      'gina@example.org',
-    ]);
-    const home = new ClientHome(join(tempDir(), 'home'));
-    const identity = await createIdentity({
-      home,
+    const { g, fpr } = gpgKey('Gina <gina@example.org>');
+    const { home, identity } = await homeWith({
       id: 'gina@example.org',
       name: 'Gina',
       source: 'import',
-      armoredSecretKey: secret,
+      armoredSecretKey: exportSecret(g, 'gina@example.org'),
       passphrase: CLIENT_PASSPHRASE,
     });
-    assert.equal(identity.fingerprint, fingerprintOf(g, 'gina@example.org'));
+    assert.equal(identity.fingerprint, fpr);
     await registerAndLogin(home, CLIENT_PASSPHRASE);
   });
 
   it('gpg RSA-3072 with an RSA-3072 encryption subkey, imported', async () => {
-    const g = gnupgHome();
-    gpg(g, [
-      '--passphrase',
-      '',
-      '--quick-gen-key',
-      'Rita <rita@example.org>',
-      'rsa3072',
-      'sign,cert',
-      'never',
-    ]);
-    const fpr = fingerprintOf(g, 'rita@example.org');
+    const { g, fpr } = gpgKey('Rita <rita@example.org>', { algo: 'rsa3072', usage: 'sign,cert' });
     gpg(g, ['--passphrase', '', '--quick-add-key', fpr.toUpperCase(), 'rsa3072', 'encr', 'never']);
-    const secret = gpg(g, [
-      '--armor',
-      '--pinentry-mode',
-      'loopback',
-      '--passphrase',
-      '',
-      '--export-secret-keys',
-      fpr.toUpperCase(),
-    ]);
-    const home = new ClientHome(join(tempDir(), 'home'));
-    const identity = await createIdentity({
-      home,
+    const { home, identity } = await homeWith({
       id: 'rita@example.org',
       name: 'Rita',
       source: 'import',
-      armoredSecretKey: secret,
+      armoredSecretKey: exportSecret(g, fpr.toUpperCase()),
       passphrase: CLIENT_PASSPHRASE,
     });
     assert.equal(identity.algorithm, 'rsa3072');
@@ -131,37 +123,23 @@ describe('interop: keys made by GnuPG and Sequoia register and log in', () => {
   });
 
   it('Sequoia sqop generate-key, imported', async () => {
-    const secret = execFileSync('sqop', ['generate-key', 'Sam <sam@example.org>']).toString();
-    const home = new ClientHome(join(tempDir(), 'home'));
-    await createIdentity({
-      home,
+    const { home } = await homeWith({
       id: 'sam@example.org',
       name: 'Sam',
       source: 'import',
-      armoredSecretKey: secret,
+      armoredSecretKey: execFileSync('sqop', ['generate-key', 'Sam <sam@example.org>']).toString(),
       passphrase: CLIENT_PASSPHRASE,
     });
     await registerAndLogin(home, CLIENT_PASSPHRASE);
   });
 
   it('--gpg mode: a key that stays in gpg-agent logs in, without a passphrase', async () => {
-    const g = gnupgHome();
-    gpg(g, [
-      '--passphrase',
-      '',
-      '--quick-gen-key',
-      'Gus <gus@example.org>',
-      'future-default',
-      'default',
-      'never',
-    ]);
-    const home = new ClientHome(join(tempDir(), 'home'));
-    const identity = await createIdentity({
-      home,
+    const { g, fpr } = gpgKey('Gus <gus@example.org>');
+    const { home, identity } = await homeWith({
       id: 'gus@example.org',
       name: 'Gus',
       source: 'gpg',
-      fingerprint: fingerprintOf(g, 'gus@example.org'),
+      fingerprint: fpr,
       gpgHome: g,
     });
     assert.equal(identity.keySource, 'gpg');
@@ -169,26 +147,13 @@ describe('interop: keys made by GnuPG and Sequoia register and log in', () => {
   });
 
   it('--gpg mode with a passphrase (loopback pinentry); a wrong one is refused clearly', async () => {
-    const g = gnupgHome();
-    gpg(g, [
-      '--pinentry-mode',
-      'loopback',
-      '--passphrase',
-      'gpg secret',
-      '--quick-gen-key',
-      'Pia <pia@example.org>',
-      'future-default',
-      'default',
-      'never',
-    ]);
+    const { g, fpr } = gpgKey('Pia <pia@example.org>', { passphrase: 'gpg secret' });
     spawnSync('gpg-connect-agent', ['--homedir', g, 'reloadagent', '/bye']);
-    const home = new ClientHome(join(tempDir(), 'home'));
-    await createIdentity({
-      home,
+    const { home } = await homeWith({
       id: 'pia@example.org',
       name: 'Pia',
       source: 'gpg',
-      fingerprint: fingerprintOf(g, 'pia@example.org'),
+      fingerprint: fpr,
       gpgHome: g,
     });
     await assert.rejects(
@@ -203,25 +168,47 @@ describe('interop: keys made by GnuPG and Sequoia register and log in', () => {
     await registerAndLogin(home, 'gpg secret');
   });
 
-  it('challenges the server makes decrypt in gpg (and carry a signature gpg can check)', async () => {
-    const g = gnupgHome();
-    gpg(g, [
-      '--passphrase',
-      '',
-      '--quick-gen-key',
-      'Dee <dee@example.org>',
-      'future-default',
-      'default',
-      'never',
-    ]);
-    const pub = gpg(g, ['--armor', '--export', 'dee@example.org']);
-    const home = new ClientHome(join(tempDir(), 'home'));
-    await createIdentity({
+  it('rotation from a file key to a key that stays in gpg, and from there to a Sequoia key', async () => {
+    const { home } = await homeWith({
+      id: 'otto@example.org',
+      name: 'Otto',
+      source: 'generate',
+      passphrase: CLIENT_PASSPHRASE,
+    });
+    await registerAndLogin(home, CLIENT_PASSPHRASE);
+    const { g, fpr } = gpgKey('Otto <otto@example.org>');
+    const toGpg = await rotateKey({
       home,
+      passphrase: CLIENT_PASSPHRASE,
+      next: { source: 'gpg', fingerprint: fpr, gpgHome: g },
+    });
+    assert.equal(toGpg.identity.keySource, 'gpg');
+    assert.equal((await server.ledger.getKeyRecord('otto@example.org')).record?.fingerprint, fpr);
+    const s = await login({ home });
+    assert.equal(s.key.fingerprint, fpr);
+    s.close();
+    const toSq = await rotateKey({
+      home,
+      next: {
+        source: 'import',
+        armoredSecretKey: execFileSync('sqop', ['generate-key', 'Otto <otto@example.org>']).toString(),
+        passphrase: 'otto sq',
+      },
+    });
+    assert.equal(toSq.identity.keySource, 'file');
+    const record = (await server.ledger.getKeyRecord('otto@example.org')).record!;
+    assert.equal(record.fingerprint, toSq.identity.fingerprint);
+    assert.equal(record.history.length, 2);
+  });
+
+  it('challenges the server makes decrypt in gpg (and carry a signature gpg can check)', async () => {
+    const { g, fpr } = gpgKey('Dee <dee@example.org>');
+    const pub = gpg(g, ['--armor', '--export', 'dee@example.org']);
+    const { home } = await homeWith({
       id: 'dee@example.org',
       name: 'Dee',
       source: 'gpg',
-      fingerprint: fingerprintOf(g, 'dee@example.org'),
+      fingerprint: fpr,
       gpgHome: g,
     });
     await register({
