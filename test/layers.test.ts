@@ -22,7 +22,11 @@ describe('architecture: layers import only what they may', () => {
           "import { readFileSync } from 'node:fs';\nexport { a } from '../ledger/merkle.js';",
         ],
         ['ledger/x.ts', "const m = await import('../server/hooks.js');"],
-        ['dashboard/app.ts', "import { KlError } from '../protocol/errors.js';"],
+        [
+          'dashboard/app.ts',
+          "import { startServer } from '../server/app.js';\nimport { EmbeddedLedger } from '../ledger/embedded-ledger.js';\nimport x from 'left-pad';",
+        ],
+        ['dashboard/verifier.ts', "export { verifyTransactionReceipt } from '../ledger/proofs.js';"],
       ]),
     );
     assert.deepEqual(problems, [
@@ -31,7 +35,9 @@ describe('architecture: layers import only what they may', () => {
       'protocol/frame.ts: protocol must not import node:fs',
       'protocol/frame.ts: protocol must not import ledger (../ledger/merkle.js)',
       'ledger/x.ts: ledger must not import server (../server/hooks.js)',
-      'dashboard/app.ts: dashboard must not import protocol (../protocol/errors.js)',
+      'dashboard/app.ts: dashboard must not import server (../server/app.js)',
+      'dashboard/app.ts: dashboard must not import ledger storage (../ledger/embedded-ledger.js)',
+      'dashboard/app.ts: dashboard must not import left-pad',
     ]);
   });
 

@@ -11,6 +11,8 @@ import { ledgerInit, ledgerShow, ledgerVerify, parseHeight } from './commands/le
 import { logsDecrypt } from './commands/logs.js';
 import { adminInvite, serve } from './commands/server.js';
 import {
+  adminDashboard,
+  adminGrant,
   adminSessionCommand,
   audit,
   receiptVerify,
@@ -26,8 +28,9 @@ const HELP: Record<string, string> = {
   '': `keyledger — passwordless mutual authentication with OpenPGP keys on a permissioned ledger
 
 server (operator):
-  keyledger serve [--data DIR] [--host 127.0.0.1] [--port 7420] [--challenge-ttl 60s]
+  keyledger serve [--data DIR] [--host 127.0.0.1] [--port 7420] [--admin IDENTITY]...
   keyledger admin invite IDENTITY [--data DIR] [--expires 24h] [--json]
+  keyledger admin grant | ungrant IDENTITY [--data DIR]   the admin role, on the ledger
 
 user:
   keyledger init --id IDENTITY [--name NAME] [--home DIR] [--gpg FPR | --import FILE] [--rsa]
@@ -39,6 +42,9 @@ user:
   keyledger session list | revoke SESSION_ID                 your other sessions
   keyledger rotate-key [--rsa | --gpg FPR | --import FILE]  replace your key on the ledger
   keyledger revoke-key [--reason compromised]                revoke your key on the ledger
+
+admin (an identity with the admin role, from its own machine):
+  keyledger admin dashboard [--home DIR] [--no-open]        a one-time link to the web dashboard
 
 operator (through DATA/admin.sock of the running server):
   keyledger admin sessions | alerts [--data DIR] [--json]
@@ -57,14 +63,24 @@ ledger (auditor):
 Run "keyledger COMMAND --help" for details. Exit status: 0 success, 1 a check failed, 2 error
 (the message starts with the error code).`,
   serve: `keyledger serve [--data DIR] [--host 127.0.0.1] [--port 7420] [--challenge-ttl 60s]
+                [--admin IDENTITY]... [--public-url URL]
   Starts the server; initialises DIR (default ./keyledger-data) on first start: the ledger, its
-  validator key and the server's OpenPGP key, pinned in the genesis.
+  validator key and the server's OpenPGP key, pinned in the genesis. --admin names identities that
+  get the admin role on the ledger once registered (the first admin); --public-url is the address
+  people use to reach the server (dashboard links; https:// makes the dashboard cookie Secure).
+  Also serves /admin (dashboard), /openapi.json and /docs, /metrics, /healthz, /readyz.
   Passphrase of the node keys: KEYLEDGER_SERVER_PASSPHRASE, --passphrase-file FILE, a prompt, or
   --insecure-dev-passphrase (public passphrase, demos only).
   Emailed codes: KEYLEDGER_SMTP_URL (smtp://user:pass@host:587), KEYLEDGER_SMTP_FROM, or --smtp-url,
   --smtp-from; --insecure-smtp-plaintext allows a relay without TLS.`,
   admin: `keyledger admin invite IDENTITY [--data DIR] [--expires 24h] [--json]
   Prints a one-time invitation code bound to IDENTITY (stored hashed, expiring, single use).
+keyledger admin grant | ungrant IDENTITY [--data DIR]
+  Grants or removes the admin role on the ledger (a governance transaction approved by the node's
+  validator); the identity must be registered.
+keyledger admin dashboard [--home DIR] [--no-open] [--json]
+  Logs in with your key (the normal handshake), asks for a one-time dashboard link (valid 60 s, single
+  use; your identity must hold the admin role), prints it and opens it in a browser if there is one.
 keyledger admin sessions | alerts [--data DIR] [--json]
 keyledger admin revoke-session SESSION_ID [--data DIR]
 keyledger admin revoke-key IDENTITY [--reason compromised|superseded|retired|unspecified] [--data DIR]
@@ -139,6 +155,9 @@ const OPTIONS = {
   'smtp-from': { type: 'string' },
   'insecure-smtp-plaintext': { type: 'boolean' },
   'passphrase-file': { type: 'string' },
+  admin: { type: 'string', multiple: true },
+  'public-url': { type: 'string' },
+  'no-open': { type: 'boolean' },
   'new-passphrase-file': { type: 'string' },
   sign: { type: 'boolean' },
   out: { type: 'string' },
@@ -210,6 +229,8 @@ export async function main(argv: string[]): Promise<number> {
           insecureSmtpPlaintext: v['insecure-smtp-plaintext'] ?? false,
           ...(v['operator-key'] ? { operatorKey: v['operator-key'] } : {}),
           insecurePlainLogs: v['insecure-plain-logs'] ?? false,
+          admins: v.admin ?? [],
+          ...(v['public-url'] ? { publicUrl: v['public-url'] } : {}),
         });
       }
       case 'admin':
@@ -222,6 +243,11 @@ export async function main(argv: string[]): Promise<number> {
             json,
           });
         }
+        if (sub === 'dashboard') return await adminDashboard({ ...client, open: !v['no-open'] });
+        if (sub === 'grant' || sub === 'ungrant') {
+          if (!arg) usage(`usage: keyledger admin ${sub} IDENTITY [--data DIR]`);
+          return await adminGrant({ data, id: arg, grant: sub === 'grant', json });
+        }
         if (sub === 'sessions' || sub === 'alerts' || sub === 'revoke-session' || sub === 'revoke-key') {
           return await adminSessionCommand({
             data,
@@ -232,7 +258,7 @@ export async function main(argv: string[]): Promise<number> {
           });
         }
         usage(
-          'usage: keyledger admin invite|sessions|alerts|revoke-session|revoke-key ... (see keyledger admin --help)',
+          'usage: keyledger admin invite|grant|ungrant|dashboard|sessions|alerts|revoke-session|revoke-key ... (see keyledger admin --help)',
         );
         break;
       case 'send':

@@ -21,15 +21,18 @@ import {
   readGenesisFile,
   writeGenesisFile,
 } from './data-dir.js';
+import { GOVERNANCE_DOMAIN } from './domains.js';
 import { chainIdOf, checkGenesis, type Genesis } from './genesis.js';
-import type { BlockView, CommittedTransaction, Ledger } from './ledger.js';
+import type { BlockView, CommittedTransaction, GovernanceIntent, IdentityListing, Ledger } from './ledger.js';
 import { leafHash, MerkleTree } from './merkle.js';
 import type { ConsistencyProof, KeyRecordProof, TransactionReceipt } from './proofs.js';
 import { openKeyFile, sealKeyFile } from './sealed-key-file.js';
 import { SigningKey } from './signing-keys.js';
 import {
   applyTransaction,
+  GOVERNANCE_KEY,
   genesisEntries,
+  governanceMessage,
   identityKey,
   type KeyRecord,
   stateTreeKey,
@@ -139,6 +142,8 @@ export interface OpenOptions {
   maxBlockTxs?: number;
   /** How long to wait for more transactions before writing a block. Default 0 (next tick). */
   batchWaitMs?: number;
+  /** Told, for every transaction, the ms from `submit` to its block being durable (metrics). */
+  observeCommit?: (ms: number) => void;
 }
 
 interface Pending {
@@ -146,6 +151,8 @@ interface Pending {
   txid: string;
   text: string;
   local: boolean;
+  /** performance.now() at submit. */
+  since: number;
   resolve: (r: TransactionReceipt) => void;
   reject: (e: unknown) => void;
 }
@@ -163,6 +170,7 @@ export class EmbeddedLedger implements Ledger {
   private readonly now: () => number;
   private readonly maxBlockTxs: number;
   private readonly batchWaitMs: number;
+  private readonly observeCommit: ((ms: number) => void) | undefined;
   private readonly validator: SigningKey | null;
   private readonly registrar: SigningKey | null;
   private readonly releaseLock: (() => void) | null;
@@ -184,6 +192,7 @@ export class EmbeddedLedger implements Ledger {
     this.now = opts.now ?? Date.now;
     this.maxBlockTxs = Math.max(1, Math.min(opts.maxBlockTxs ?? 1000, 10_000));
     this.batchWaitMs = Math.max(0, opts.batchWaitMs ?? 0);
+    this.observeCommit = opts.observeCommit;
     const fromFile = readGenesisFile(paths.genesis);
     this.releaseLock = opts.passphrase !== undefined ? acquireWriterLock(opts.dataDir) : null;
     try {
@@ -250,6 +259,12 @@ export class EmbeddedLedger implements Ledger {
       blockInsert: db.prepare('INSERT INTO blocks(height, hash, header, signatures) VALUES (?, ?, ?, ?)'),
       blockGet: db.prepare('SELECT hash, header, signatures FROM blocks WHERE height = ?'),
       blockHashes: db.prepare('SELECT height, hash FROM blocks ORDER BY height'),
+      identityKeys: db.prepare(
+        "SELECT key FROM state WHERE key >= 'identity:' AND key < 'identity;' AND key LIKE ? ESCAPE '\\' ORDER BY key LIMIT ?",
+      ),
+      identityCounts: db.prepare(
+        "SELECT json_extract(value, '$.status') AS status, count(*) AS n FROM state WHERE key >= 'identity:' AND key < 'identity;' GROUP BY status",
+      ),
     };
   }
 
@@ -323,7 +338,7 @@ export class EmbeddedLedger implements Ledger {
     if (!this.validator)
       return Promise.reject(new KlError('KL_NOT_PERMITTED', 'the ledger is open read-only'));
     return new Promise((resolve, reject) => {
-      this.pending.push({ envelope, txid, text, local, resolve, reject });
+      this.pending.push({ envelope, txid, text, local, since: performance.now(), resolve, reject });
       this.schedule();
     });
   }
@@ -365,6 +380,29 @@ export class EmbeddedLedger implements Ledger {
       );
     }
     return this.enqueue(envelope, leafHash(bytes).toString('hex'), bytes.toString('utf8'), true);
+  }
+
+  private governanceChain: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Writes a role change approved by this node's validator (the embedded engine's only validator,
+   * so its approval is the quorum). Calls are serialised: each reads the governance sequence the
+   * previous one left.
+   */
+  governance(intent: GovernanceIntent): Promise<TransactionReceipt> {
+    const run = async () => {
+      if (!this.validator) throw new KlError('KL_NOT_PERMITTED', 'the ledger is open read-only');
+      const govSeq = (this.stateGet(GOVERNANCE_KEY) as { govSeq: number } | undefined)?.govSeq ?? 0;
+      const body = { id: canonicalIdentity(intent.body.id), role: intent.body.role, govSeq };
+      const sig = this.validator.sign(GOVERNANCE_DOMAIN, governanceMessage(this.chainId, intent.type, body));
+      return this.submit({
+        type: intent.type,
+        body: { ...body, approvals: [{ validator: this.validator.keyId, sig }] },
+      } as TxIntent);
+    };
+    const result = this.governanceChain.then(run, run);
+    this.governanceChain = result.catch(() => {});
+    return result;
   }
 
   /** A unique nonce: a random per-process prefix and a counter (uniqueness is all a nonce needs). */
@@ -463,7 +501,9 @@ export class EmbeddedLedger implements Ledger {
     this.tree = state.tree;
     this.history.append(leafHash(Buffer.from(signed.hash, 'hex')));
     this.last = signed;
+    const done = performance.now();
     accepted.forEach((p, index) => {
+      this.observeCommit?.(done - p.since);
       p.resolve({
         envelope: p.envelope,
         txid: p.txid,
@@ -530,6 +570,26 @@ export class EmbeddedLedger implements Ledger {
       txid: string;
     }>;
     return Promise.all(rows.map((r) => this.getTransaction(r.txid)));
+  }
+
+  async listIdentities({
+    query = '',
+    limit = 50,
+  }: {
+    query?: string;
+    limit?: number;
+  } = {}): Promise<IdentityListing> {
+    this.assertOpen();
+    const pattern = `identity:%${query.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    const keys = this.stmt.identityKeys.all(pattern, Math.max(1, Math.min(limit, 500))) as Array<{
+      key: string;
+    }>;
+    // Each record is read through the state tree check, like every other state read.
+    const records = keys.map((k) => this.stateGet(k.key) as KeyRecord);
+    const counts = { active: 0, revoked: 0 };
+    for (const row of this.stmt.identityCounts.all() as Array<{ status: string; n: number }>)
+      if (row.status === 'active' || row.status === 'revoked') counts[row.status] = row.n;
+    return { records, counts };
   }
 
   async checkpoint(): Promise<SignedHeader | null> {

@@ -6,7 +6,8 @@
 import type { SignedHeader } from './block.js';
 import type { Genesis } from './genesis.js';
 import type { ConsistencyProof, KeyRecordProof, TransactionReceipt } from './proofs.js';
-import type { TxEnvelope, TxIntent, TxType } from './transactions.js';
+import type { KeyRecord } from './state-machine.js';
+import type { IdentityRole, TxEnvelope, TxIntent, TxType } from './transactions.js';
 
 /** A committed transaction, as told to subscribers. */
 export interface CommittedTransaction {
@@ -24,6 +25,18 @@ export interface BlockView {
 }
 
 /** A permissioned ledger. */
+/** What {@link Ledger.listIdentities} returns. */
+export interface IdentityListing {
+  records: KeyRecord[];
+  counts: { active: number; revoked: number };
+}
+
+/** A role change, before the engine adds its governance sequence and approvals. */
+export interface GovernanceIntent {
+  type: 'RoleGranted' | 'RoleRevoked';
+  body: { id: string; role: IdentityRole };
+}
+
 export interface Ledger {
   /** The genesis document (the root of trust). */
   readonly genesis: Genesis;
@@ -39,6 +52,13 @@ export interface Ledger {
   submitSigned(envelope: TxEnvelope): Promise<TransactionReceipt>;
   /** The identity's current key record (or null) with a state proof against the latest checkpoint. */
   getKeyRecord(id: string): Promise<KeyRecordProof>;
+  /** Identities whose id contains `query` (case-insensitive), in id order, and counts by status. */
+  listIdentities(options?: { query?: string; limit?: number }): Promise<IdentityListing>;
+  /**
+   * Writes a governance change about an identity's roles (RoleGranted / RoleRevoked), with the
+   * approvals this engine's governance requires; resolves once committed.
+   */
+  governance(intent: GovernanceIntent): Promise<TransactionReceipt>;
   /** A transaction with its inclusion proof. */
   getTransaction(txid: string): Promise<TransactionReceipt>;
   /** One block and its transaction ids. */

@@ -28,6 +28,8 @@ export const WRITE_PERMISSIONS: { readonly [T in TxType]: WritePermission } = {
   AuditEvent: { signers: ['registrar'], approvals: 'none' },
   RegistrarAdded: { signers: ['registrar', 'validator'], approvals: 'validator-quorum' },
   RegistrarRemoved: { signers: ['registrar', 'validator'], approvals: 'validator-quorum' },
+  RoleGranted: { signers: ['registrar', 'validator'], approvals: 'validator-quorum' },
+  RoleRevoked: { signers: ['registrar', 'validator'], approvals: 'validator-quorum' },
 };
 
 /** What the permission check needs to know about current state. */

@@ -17,7 +17,12 @@ import type { Genesis } from './genesis.js';
 import { resolveSigner, WRITE_PERMISSIONS } from './permissions.js';
 import { keyIdMatches, verifySignature } from './signing-keys.js';
 import type { StateTree } from './state-tree.js';
-import { type TxBodies, type TxEnvelope, verifyEnvelopeSignature } from './transactions.js';
+import {
+  type IdentityRole,
+  type TxBodies,
+  type TxEnvelope,
+  verifyEnvelopeSignature,
+} from './transactions.js';
 
 /** Where and when a change happened. */
 export interface TxRef {
@@ -39,6 +44,8 @@ export interface KeyRecord {
   registered: TxRef;
   updated: TxRef;
   revocation?: { reason: string; by: 'owner' | 'admin'; admin?: string; at: TxRef };
+  /** Roles granted by governance (RoleGranted); absent means none. Dropped when the identity re-registers. */
+  roles?: IdentityRole[];
   /** Earlier keys of this identity, oldest first. */
   history: Array<{ fingerprint: string; algorithm: string; replaced: TxRef; reason: 'rotated' | 'revoked' }>;
 }
@@ -151,19 +158,18 @@ export interface ApplyContext {
   signatureAlreadyVerified?: boolean;
 }
 
+/** Transaction types that need validator approvals. */
+export type GovernanceType = 'RegistrarAdded' | 'RegistrarRemoved' | 'RoleGranted' | 'RoleRevoked';
+
 /** The message validators sign to approve a governance change. */
-export function governanceMessage(
-  chain: string,
-  type: 'RegistrarAdded' | 'RegistrarRemoved',
-  body: object,
-): Buffer {
+export function governanceMessage(chain: string, type: GovernanceType, body: object): Buffer {
   const { approvals: _ignored, ...rest } = body as { approvals?: unknown };
   return Buffer.from(canonicalize({ chain, type, ...rest }), 'utf8');
 }
 
 function checkQuorum(env: TxEnvelope, ctx: ApplyContext): void {
-  const body = env.tx.body as TxBodies['RegistrarAdded'] | TxBodies['RegistrarRemoved'];
-  const msg = governanceMessage(ctx.chain, env.tx.type as 'RegistrarAdded', body);
+  const body = env.tx.body as TxBodies[GovernanceType];
+  const msg = governanceMessage(ctx.chain, env.tx.type as GovernanceType, body);
   const approved = new Set<string>();
   for (const a of body.approvals) {
     const v = ctx.genesis.validators.find((x) => x.keyId === a.validator);
@@ -278,6 +284,26 @@ export function applyTransaction(state: WorkingState, env: TxEnvelope, ctx: Appl
         key: registrarKey(b.keyId),
         value: { keyId: b.keyId, publicKey: b.publicKey, name: b.name, active: true, since: ctx.height },
       });
+      state.put({ kind: 'governance', key: GOVERNANCE_KEY, value: { govSeq: b.govSeq + 1 } });
+      return;
+    }
+    case 'RoleGranted':
+    case 'RoleRevoked': {
+      const b = tx.body as TxBodies['RoleGranted'];
+      checkGovSeq(state, b.govSeq);
+      const prev = state.get<KeyRecord>(identityKey(b.id));
+      if (prev?.status !== 'active')
+        throw new KlError('KL_IDENTITY_UNKNOWN', 'roles are granted to registered, active identities only');
+      const roles = prev.roles ?? [];
+      const has = roles.includes(b.role);
+      if (tx.type === 'RoleGranted' && has)
+        throw new KlError('KL_ROLE_EXISTS', `${b.id} already has the ${b.role} role`);
+      if (tx.type === 'RoleRevoked' && !has)
+        throw new KlError('KL_ROLE_UNKNOWN', `${b.id} does not have the ${b.role} role`);
+      const next = tx.type === 'RoleGranted' ? [...roles, b.role].sort() : roles.filter((r) => r !== b.role);
+      const { roles: _old, ...rest } = prev;
+      const record: KeyRecord = { ...rest, ...(next.length ? { roles: next } : {}), updated: at };
+      state.put({ kind: 'identity', key: identityKey(b.id), value: record });
       state.put({ kind: 'governance', key: GOVERNANCE_KEY, value: { govSeq: b.govSeq + 1 } });
       return;
     }

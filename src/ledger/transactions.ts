@@ -41,7 +41,14 @@ export const TX_TYPES = [
   'AuditEvent',
   'RegistrarAdded',
   'RegistrarRemoved',
+  'RoleGranted',
+  'RoleRevoked',
 ] as const;
+
+/** Roles an identity can hold on the ledger (issue 5: admins of the dashboard and admin API). */
+export const IDENTITY_ROLES = ['admin'] as const;
+/** An identity role. */
+export type IdentityRole = (typeof IDENTITY_ROLES)[number];
 /** A transaction type. */
 export type TxType = (typeof TX_TYPES)[number];
 
@@ -87,6 +94,8 @@ export interface TxBodies {
   };
   RegistrarAdded: { keyId: string; publicKey: string; name: string; govSeq: number; approvals: Approval[] };
   RegistrarRemoved: { keyId: string; govSeq: number; approvals: Approval[] };
+  RoleGranted: { id: string; role: IdentityRole; govSeq: number; approvals: Approval[] };
+  RoleRevoked: { id: string; role: IdentityRole; govSeq: number; approvals: Approval[] };
 }
 
 /** The signed part of a transaction. */
@@ -179,6 +188,8 @@ export const BODY_SHAPES: { readonly [T in TxType]: ObjectShape } = {
     approvals,
   },
   RegistrarRemoved: { keyId: { type: 'string', max: 32, pattern: KEY_ID }, govSeq, approvals },
+  RoleGranted: { id: identity, role: { type: 'string', max: 16, enum: IDENTITY_ROLES }, govSeq, approvals },
+  RoleRevoked: { id: identity, role: { type: 'string', max: 16, enum: IDENTITY_ROLES }, govSeq, approvals },
 };
 
 const TX_SHAPE: ObjectShape = {

@@ -1,8 +1,8 @@
 /**
  * The local admin endpoint: HTTP over a Unix socket in the data directory (DATA/admin.sock, mode
  * 0600), so only the operator's account on this machine can use it — `keyledger admin sessions`,
- * `admin revoke-session`, `admin revoke-key`, `admin alerts`. (The authenticated web admin API and
- * dashboard are issue 5.)
+ * `admin revoke-session`, `admin revoke-key`, `admin alerts`, `admin grant|ungrant`. The web admin
+ * API behind the dashboard (admin-api.ts) does the same through admin-actions.ts.
  */
 import { chmodSync, existsSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Ledger } from '../ledger/ledger.js';
 import { isKlError, KlError } from '../protocol/errors.js';
 import { canonicalIdentity } from '../protocol/identity.js';
+import { listSessions, revokeKeyAsAdmin, setAdminRole, terminateSession } from './admin-actions.js';
 import type { SessionTable } from './sessions.js';
 
 /** A hijack alarm or other alert kept for the operator. */
@@ -57,44 +58,31 @@ export async function startAdminSocket(o: {
     try {
       const url = new URL(req.url ?? '/', 'http://admin');
       const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-      if (req.method === 'GET' && url.pathname === '/sessions') {
-        return reply(
-          res,
-          200,
-          o.sessions.list().map((s) => ({
-            sessionId: s.sessionId,
-            id: s.id,
-            ip: s.ip,
-            createdAt: s.createdAt,
-            lastActivity: s.lastActivity,
-            expiresAt: s.expiresAt,
-            epoch: s.channel.epoch,
-            framesIn: s.channel.counters.framesReceived,
-            framesOut: s.channel.counters.framesSent,
-            connected: s.socket !== null,
-          })),
-        );
-      }
+      if (req.method === 'GET' && url.pathname === '/sessions')
+        return reply(res, 200, listSessions(o.sessions));
       if (req.method === 'GET' && url.pathname === '/alerts') return reply(res, 200, o.alerts);
       if (req.method === 'POST' && parts[0] === 'sessions' && parts[2] === 'revoke' && parts[1]) {
-        const ended = o.sessions.end(parts[1], 'revoked', 'the session was revoked by an administrator');
-        if (!ended) throw new KlError('KL_SESSION_UNKNOWN', 'no live session has this id');
+        terminateSession(o.sessions, parts[1], 'operator');
         return reply(res, 200, { ended: true });
       }
       if (req.method === 'POST' && parts[0] === 'keys' && parts[2] === 'revoke' && parts[1]) {
-        const id = canonicalIdentity(parts[1]);
         const body = await readBody(req);
-        const admin = canonicalIdentity(body.admin ?? 'admin@localhost');
-        const reason =
-          (['compromised', 'superseded', 'retired', 'unspecified'] as const).find((r) => r === body.reason) ??
-          'unspecified';
-        const { record } = await o.ledger.getKeyRecord(id).catch(() => ({ record: null }));
-        if (!record) throw new KlError('KL_IDENTITY_UNKNOWN', 'no key is registered for this identity');
-        const receipt = await o.ledger.submit({
-          type: 'KeyRevoked',
-          body: { id, fingerprint: record.fingerprint, reason, by: 'admin', admin },
+        const receipt = await revokeKeyAsAdmin(o.ledger, {
+          id: parts[1],
+          admin: String(body.admin ?? 'admin@localhost'),
+          reason: body.reason,
         });
-        return reply(res, 200, { revoked: id, receipt });
+        return reply(res, 200, { revoked: canonicalIdentity(parts[1]), receipt });
+      }
+      // keyledger admin grant|ungrant IDENTITY: the admin role on the ledger (dashboard, web admin API).
+      if (
+        req.method === 'POST' &&
+        parts[0] === 'admins' &&
+        parts[1] &&
+        (parts[2] === 'grant' || parts[2] === 'revoke')
+      ) {
+        const receipt = await setAdminRole(o.ledger, parts[1], parts[2] === 'grant');
+        return reply(res, 200, { id: canonicalIdentity(parts[1]), admin: parts[2] === 'grant', receipt });
       }
       throw new KlError('KL_NOT_FOUND', 'no such admin route');
     } catch (err) {

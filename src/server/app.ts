@@ -4,6 +4,10 @@
  * type coercion), bodies are size-limited, errors are `{ error: { code, message } }` with the status
  * of the code. Every time-dependent part takes the injected clock.
  */
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { EmbeddedLedger } from '../ledger/embedded-ledger.js';
 import { isKlError, KlError } from '../protocol/errors.js';
@@ -15,12 +19,16 @@ import {
   REGISTER_BEGIN_BODY,
   REGISTER_COMPLETE_BODY,
 } from '../protocol/messages.js';
+import { isAdmin, setAdminRole } from './admin-actions.js';
+import { registerAdminApi } from './admin-api.js';
 import { type Alert, startAdminSocket } from './admin-socket.js';
+import { DashboardAuth, type DashboardAuthPolicy, DEFAULT_DASHBOARD_AUTH_POLICY } from './dashboard-auth.js';
 import { demoService, storageKey } from './demo-service.js';
 import { ParsedKeyCache } from './handshake.js';
 import { IdentityProofs } from './identity-proofs.js';
 import { attachLoginSocket } from './login-socket.js';
 import { type CodeMailer, type SmtpOptions, smtpMailer } from './mailer.js';
+import { ServerMetrics } from './metrics.js';
 import { initNodeIfNeeded } from './node.js';
 import { type Limit, RateLimiter } from './rate-limiter.js';
 import { type RegistrationRequest, RegistrationService } from './registration.js';
@@ -78,6 +86,14 @@ export interface ServerOptions {
   emailCodeTtlMs?: number;
   /** Group-commit window of the ledger, ms (default 2). */
   ledgerBatchWaitMs?: number;
+  /**
+   * Identities that get the admin role on the ledger as soon as they are registered (the first
+   * admin of a new data directory: `keyledger serve --admin IDENTITY`).
+   */
+  admins?: string[];
+  /** The URL people use to reach this server (dashboard links); default the listening address. */
+  publicUrl?: string;
+  dashboardAuth?: Partial<DashboardAuthPolicy>;
   log?: (line: string) => void;
 }
 
@@ -92,10 +108,17 @@ export interface RunningServer {
   registration: RegistrationService;
   /** Hijack alarms and other alerts, newest last (at most 1,000). */
   alerts: Alert[];
+  /** Links and sessions of the admin dashboard. */
+  dashboard: DashboardAuth;
+  metrics: ServerMetrics;
   /** Adds an application hook for session messages (before the demo service). */
   onMessage(handler: MessageHandler): void;
   close(): Promise<void>;
 }
+
+const PACKAGE_VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 const END_EVENTS: Record<EndReason, string> = {
   logout: 'session_end',
@@ -126,6 +149,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     passphrase: o.passphrase,
     now,
     batchWaitMs: o.ledgerBatchWaitMs ?? 2,
+    observeCommit: (ms) => metrics.observeCommit(ms),
   });
   if (ledger.genesis.server?.fingerprint !== serverKey.fingerprint) {
     await ledger.close();
@@ -137,6 +161,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     { ...DEFAULT_HIJACK_POLICY, ...o.hijackPolicy },
     now,
   );
+  let ledgerHeight = (await ledger.checkpoint())?.header.height ?? 0;
+  const metrics = new ServerMetrics(
+    { activeSessions: () => sessions.size, ledgerHeight: () => ledgerHeight },
+    now,
+  );
+  const dashboard = new DashboardAuth({ ...DEFAULT_DASHBOARD_AUTH_POLICY, ...o.dashboardAuth }, now);
+  const alertEvents = new EventEmitter();
   const registration = new RegistrationService({ ledger, serverKey, proofs, now });
   const limits = { ...DEFAULT_RATE_LIMITS, ...o.rateLimits };
   const rl = {
@@ -149,6 +180,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const mailer = o.mailer ?? (o.smtp ? smtpMailer(o.smtp) : undefined);
   const keys = new ParsedKeyCache();
   const audit = (event: string, id: string, detail?: Record<string, string | number | boolean>) => {
+    metrics.observeAudit(event, detail);
     ledger
       .submit({
         type: 'AuditEvent',
@@ -162,13 +194,29 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   sessions.on('ended', ({ session, reason, detail }: SessionEnded) => {
     audit(END_EVENTS[reason], session.id, { session: sha256Hex(session.sessionId).slice(0, 32), reason });
     if (reason === 'hijack') {
-      alerts.push({ at: now(), kind: 'hijack', id: session.id, sessionId: session.sessionId, detail });
-      if (alerts.length > 1000) alerts.shift();
+      const alert: Alert = {
+        at: now(),
+        kind: 'hijack',
+        id: session.id,
+        sessionId: session.sessionId,
+        detail,
+      };
+      // Kept for the operator (at most 10,000; the ledger's audit trail keeps every alarm).
+      if (alerts.length < 10_000) alerts.push(alert);
+      alertEvents.emit('alert', { ...alert, n: alerts.length - 1 });
       log(`ALERT hijack suspected on a session of ${session.id}: ${detail}`);
     }
   });
   // Revoking (or rotating) a key on the ledger ends every session of that identity at once.
   const unsubscribe = ledger.subscribe((tx) => {
+    ledgerHeight = Math.max(ledgerHeight, tx.height);
+    const subject = (tx.envelope.tx.body as { id?: unknown }).id;
+    // A revoked key or admin role also ends that identity's dashboard sessions and links.
+    if ((tx.type === 'KeyRevoked' || tx.type === 'RoleRevoked') && typeof subject === 'string')
+      dashboard.endIdentity(subject);
+    // The first admins named at start get their role once they are registered.
+    if (tx.type === 'KeyRegistered' && typeof subject === 'string' && bootstrapAdmins.has(subject))
+      setImmediate(() => grantBootstrapAdmin(subject));
     if (tx.type === 'KeyRevoked' || tx.type === 'KeyRotated') {
       const id = (tx.envelope.tx.body as { id: string }).id;
       // After the current microtasks, so the owner who asked for the revocation gets its receipt first.
@@ -208,7 +256,27 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     }
     return undefined;
   };
-  handlers.unshift(ownSessions);
+  // Built in: an admin asks, inside its authenticated session, for a one-time dashboard link.
+  const dashboardLink: MessageHandler = async ({ id, body }) => {
+    if ((body as { op?: unknown } | null)?.op !== 'admin.dashboard-link') return undefined;
+    if (!(await isAdmin(ledger, id)))
+      throw new KlError('KL_NOT_ADMIN', 'this identity does not hold the admin role on the ledger');
+    const { token, expiresAt } = dashboard.issueLink(id);
+    log(`dashboard link issued to ${id}`);
+    return { url: `${publicUrl}/admin/login?token=${token}`, expiresAt };
+  };
+  handlers.unshift(ownSessions, dashboardLink);
+  const bootstrapAdmins = new Set((o.admins ?? []).map((a) => canonicalIdentity(a)));
+  async function grantBootstrapAdmin(id: string): Promise<void> {
+    try {
+      const { record } = await ledger.getKeyRecord(id);
+      if (record?.status !== 'active' || record.roles?.includes('admin')) return;
+      await setAdminRole(ledger, id, true);
+      log(`admin role granted to ${id} (named at start)`);
+    } catch (err) {
+      log(`could not grant the admin role to ${id}: ${(err as Error).message}`);
+    }
+  }
 
   const app = Fastify({
     bodyLimit: MAX_HTTP_BODY,
@@ -238,21 +306,85 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   });
   app.setNotFoundHandler((_req, reply) => sendError(reply, new KlError('KL_NOT_FOUND', 'no such route')));
 
+  // OpenAPI 3, generated from the route schemas below (registered first so it sees every route).
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'keyledger',
+        version: PACKAGE_VERSION,
+        description:
+          'Passwordless mutual authentication with OpenPGP keys on a permissioned ledger. The login ' +
+          'handshake and the session run over the WebSocket /v1/login (docs/protocol.md).',
+      },
+      components: {
+        securitySchemes: { dashboardCookie: { type: 'apiKey', in: 'cookie', name: 'kl_admin' } },
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  // --- operations: health, readiness, metrics ---
+  let ready = false;
+  app.get(
+    '/healthz',
+    { schema: { summary: 'Liveness: the process answers', tags: ['operations'] } },
+    async () => ({
+      ok: true,
+    }),
+  );
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        summary: 'Readiness: the ledger is open and the server accepts logins',
+        tags: ['operations'],
+      },
+    },
+    async (_req, reply) => {
+      const checkpoint = await ledger.checkpoint().catch(() => undefined);
+      const ok = ready && checkpoint !== undefined;
+      return reply.status(ok ? 200 : 503).send({ ready: ok, height: checkpoint?.header.height ?? 0 });
+    },
+  );
+  app.get(
+    '/metrics',
+    { schema: { summary: 'Prometheus metrics (text exposition format)', tags: ['operations'] } },
+    async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.text()),
+  );
+
   // --- public information and ledger reads (reads are open) ---
-  app.get('/v1/info', async () => ({
-    server: { fingerprint: serverKey.fingerprint, publicKey: serverKey.armoredPublicKey },
-    chain: ledger.chainId,
-    genesis: ledger.genesis,
-    checkpoint: await ledger.checkpoint(),
-    methods: mailer ? ['invite', 'email'] : ['invite'],
-    challengeTtlMs: o.challengeTtlMs ?? 60_000,
-  }));
-  app.get('/v1/ledger/genesis', async () => ledger.genesis);
-  app.get('/v1/ledger/checkpoint', async () => ({ checkpoint: await ledger.checkpoint() }));
+  app.get(
+    '/v1/info',
+    { schema: { summary: 'Server key, ledger genesis, checkpoint, registration methods', tags: ['public'] } },
+    async () => ({
+      server: { fingerprint: serverKey.fingerprint, publicKey: serverKey.armoredPublicKey },
+      chain: ledger.chainId,
+      genesis: ledger.genesis,
+      checkpoint: await ledger.checkpoint(),
+      methods: mailer ? ['invite', 'email'] : ['invite'],
+      challengeTtlMs: o.challengeTtlMs ?? 60_000,
+    }),
+  );
+  app.get(
+    '/v1/ledger/genesis',
+    { schema: { summary: 'The ledger genesis', tags: ['ledger'] } },
+    async () => ledger.genesis,
+  );
+  app.get(
+    '/v1/ledger/checkpoint',
+    { schema: { summary: 'The latest signed block header', tags: ['ledger'] } },
+    async () => ({
+      checkpoint: await ledger.checkpoint(),
+    }),
+  );
   app.get<{ Querystring: { from: number; to?: number } }>(
     '/v1/ledger/consistency',
     {
       schema: {
+        summary: 'Consistency proof between two checkpoints (RFC 6962 over block hashes)',
+        tags: ['ledger'],
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -270,17 +402,49 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         req.query.to === undefined ? undefined : Number(req.query.to),
       ),
   );
-  app.get<{ Params: { id: string } }>('/v1/ledger/keys/:id', async (req) =>
-    ledger.getKeyRecord(canonicalIdentity(req.params.id)),
+  app.get<{ Params: { id: string } }>(
+    '/v1/ledger/keys/:id',
+    {
+      schema: {
+        summary: "An identity's key record (or its absence) with a state proof",
+        tags: ['ledger'],
+        params: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['id'],
+          properties: { id: { type: 'string', minLength: 3, maxLength: 254 } },
+        },
+      },
+    },
+    async (req) => ledger.getKeyRecord(canonicalIdentity(req.params.id)),
   );
-  app.get<{ Params: { txid: string } }>('/v1/ledger/tx/:txid', async (req) =>
-    ledger.getTransaction(req.params.txid),
+  app.get<{ Params: { txid: string } }>(
+    '/v1/ledger/tx/:txid',
+    {
+      schema: {
+        summary: 'A transaction with its inclusion proof and signed block header',
+        tags: ['ledger'],
+        params: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['txid'],
+          properties: { txid: { type: 'string', pattern: '^[0-9a-f]{64}$' } },
+        },
+      },
+    },
+    async (req) => ledger.getTransaction(req.params.txid),
   );
 
   // --- identity verification by email (DESIGN phase 1 step 1) ---
   app.post<{ Body: { id: string } }>(
     '/v1/enroll/email',
-    { schema: { body: ENROLL_EMAIL_BODY } },
+    {
+      schema: {
+        summary: 'Emails a one-time registration code',
+        tags: ['registration'],
+        body: ENROLL_EMAIL_BODY,
+      },
+    },
     async (req, reply) => {
       if (!mailer)
         throw new KlError(
@@ -301,7 +465,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // --- registration (seed phase 1) ---
   app.post<{ Body: { id: string } }>(
     '/v1/register/begin',
-    { schema: { body: REGISTER_BEGIN_BODY } },
+    {
+      schema: {
+        summary: 'Starts a registration: the nonce to sign',
+        tags: ['registration'],
+        body: REGISTER_BEGIN_BODY,
+      },
+    },
     async (req) => {
       rl.registerPerIp.take(req.ip);
       return registration.begin(req.body.id);
@@ -309,7 +479,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   );
   app.post<{ Body: RegistrationRequest }>(
     '/v1/register/complete',
-    { schema: { body: REGISTER_COMPLETE_BODY } },
+    {
+      schema: {
+        summary: 'Registers a key: proof of identity and of possession; answers after the ledger commit',
+        tags: ['registration'],
+        body: REGISTER_COMPLETE_BODY,
+      },
+    },
     async (req) => {
       rl.registerPerIp.take(req.ip);
       rl.registerPerIdentity.take(String(req.body.statement.id).toLowerCase());
@@ -318,6 +494,22 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       return result;
     },
   );
+
+  let publicUrl = o.publicUrl?.replace(/\/$/, '') ?? '';
+  registerAdminApi(app, {
+    ledger,
+    sessions,
+    alerts,
+    auth: dashboard,
+    metrics,
+    now,
+    secureCookies: publicUrl.startsWith('https:'),
+    log,
+    onAlert: (listener) => {
+      alertEvents.on('alert', listener);
+      return () => alertEvents.off('alert', listener);
+    },
+  });
 
   const closeSocket = attachLoginSocket(app.server, '/v1/login', {
     ledger,
@@ -345,6 +537,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const port = typeof address === 'object' && address ? address.port : (o.port ?? 7420);
   const host = o.host ?? '127.0.0.1';
   const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  publicUrl ||= base;
+  ready = true;
+  for (const id of bootstrapAdmins) void grantBootstrapAdmin(id);
   return {
     app,
     url: base,
@@ -354,10 +549,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     proofs,
     registration,
     alerts,
+    dashboard,
+    metrics,
     onMessage(handler) {
       handlers.splice(demo ? handlers.length - 1 : handlers.length, 0, handler);
     },
     async close() {
+      ready = false;
       clearInterval(sweeper);
       unsubscribe();
       for (const s of sessions.list()) sessions.end(s.sessionId, 'shutdown', 'the server is shutting down');

@@ -29,6 +29,9 @@ export interface ServeOptions {
   operatorKey?: string;
   /** Also print log lines in clear on stderr (development only). */
   insecurePlainLogs?: boolean;
+  /** Identities that get the admin role once registered. */
+  admins?: string[];
+  publicUrl?: string;
   json?: boolean;
 }
 
@@ -55,6 +58,8 @@ export async function serve(o: ServeOptions): Promise<number> {
     ...(smtpUrl
       ? { smtp: { url: smtpUrl, from: smtpFrom, insecureAllowPlaintext: o.insecureSmtpPlaintext === true } }
       : {}),
+    ...(o.admins?.length ? { admins: o.admins } : {}),
+    ...(o.publicUrl ? { publicUrl: o.publicUrl } : {}),
     log,
   });
   const reader = o.operatorKey

@@ -3,11 +3,13 @@
  * revoke-session, revoke-key, alerts (operator, through the local admin socket); audit and
  * receipt verify (auditor).
  */
+import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ClientHome } from '../../client/home.js';
 import { type ClientSession, connect } from '../../client/session.js';
+import { type AuditEntry, readAuditTrail } from '../../ledger/audit-trail.js';
 import { EmbeddedLedger } from '../../ledger/embedded-ledger.js';
 import { checkGenesis } from '../../ledger/genesis.js';
 import { type TransactionReceipt, verifyTransactionReceipt } from '../../ledger/proofs.js';
@@ -282,37 +284,16 @@ export async function audit(o: {
     throw new KlError('KL_BAD_INPUT', '--since must be a date such as 2026-11-26 or 2026-11-26T10:00:00Z');
   const subject = o.id ? sha256Hex(canonicalIdentity(o.id)) : undefined;
   const ledger = EmbeddedLedger.open({ dataDir: o.data });
-  const rows: Array<{
-    at: string;
-    event: string;
-    subject?: string;
-    detail?: unknown;
-    height: number;
-    txid: string;
-  }> = [];
+  let entries: AuditEntry[];
   try {
-    const top = (await ledger.checkpoint())?.header.height ?? 0;
-    for (let h = 1; h <= top; h++) {
-      const { block, txids } = await ledger.getBlock(h);
-      if (block.header.time < since) continue;
-      for (const txid of txids) {
-        const r = await ledger.getTransaction(txid);
-        if (r.envelope.tx.type !== 'AuditEvent') continue;
-        const b = r.envelope.tx.body as TxBodies['AuditEvent'];
-        if (b.at < since || (subject && b.subject !== subject)) continue;
-        rows.push({
-          at: new Date(b.at).toISOString(),
-          event: b.event,
-          ...(b.subject ? { subject: b.subject } : {}),
-          ...(b.detail ? { detail: b.detail } : {}),
-          height: h,
-          txid,
-        });
-      }
-    }
+    // Oldest first on the terminal, like a log.
+    entries = (
+      await readAuditTrail(ledger, { ...(subject ? { subject } : {}), since, limit: 10_000 })
+    ).reverse();
   } finally {
     await ledger.close();
   }
+  const rows = entries.map((e) => ({ ...e, at: new Date(e.at).toISOString() }));
   if (o.json) out(JSON.stringify(rows));
   else
     for (const r of rows)
@@ -365,4 +346,61 @@ export async function receiptVerify(o: {
   } else
     out(`receipt INVALID: ${check.verified ? 'the message does not match the anchored hash' : check.reason}`);
   return ok ? 0 : 1;
+}
+
+/** `keyledger admin grant|ungrant IDENTITY`: the admin role on the ledger, through DATA/admin.sock. */
+export async function adminGrant(o: {
+  data: string;
+  id: string;
+  grant: boolean;
+  json?: boolean;
+}): Promise<number> {
+  const r = await callAdmin<{ id: string; admin: boolean; receipt: TransactionReceipt }>(
+    o.data,
+    'POST',
+    `/admins/${encodeURIComponent(o.id)}/${o.grant ? 'grant' : 'revoke'}`,
+  );
+  out(
+    o.json
+      ? JSON.stringify({
+          id: r.id,
+          admin: r.admin,
+          txid: r.receipt.txid,
+          height: r.receipt.block.header.height,
+        })
+      : `${r.id} ${r.admin ? 'now holds' : 'no longer holds'} the admin role: block ${r.receipt.block.header.height}, transaction ${r.receipt.txid}`,
+  );
+  return 0;
+}
+
+/**
+ * `keyledger admin dashboard`: log in with the admin's key (the normal handshake), ask for a one-time
+ * dashboard link inside the session, print it, and open it in a browser when there is one.
+ */
+export async function adminDashboard(o: {
+  home: string;
+  passphraseFile?: string;
+  open?: boolean;
+  json?: boolean;
+}): Promise<number> {
+  const session = await open(o);
+  let link: { url: string; expiresAt: number };
+  try {
+    link = await session.request<{ url: string; expiresAt: number }>({ op: 'admin.dashboard-link' });
+  } finally {
+    if (!session.isClosed) await session.close();
+  }
+  if (o.json) out(JSON.stringify(link));
+  else {
+    out(link.url);
+    info(`one-time link for ${session.id}, valid until ${new Date(link.expiresAt).toISOString()}`);
+  }
+  const browser =
+    process.env.BROWSER ?? (process.env.DISPLAY || process.env.WAYLAND_DISPLAY ? 'xdg-open' : '');
+  if (o.open !== false && browser && !process.env.CI) {
+    const child = spawn(browser, [link.url], { detached: true, stdio: 'ignore' });
+    child.on('error', () => info('(could not start a browser: open the link above yourself)'));
+    child.unref();
+  }
+  return 0;
 }

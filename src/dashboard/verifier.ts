@@ -1,0 +1,7 @@
+/**
+ * The proof verifier, for the browser: the ledger's pure verification code, unchanged. Bundled by
+ * scripts/build-dashboard.mjs (with browser-crypto.ts and browser-buffer.ts) into
+ * dist/dashboard/verifier.js, which the dashboard loads to check inclusion proofs in the page.
+ */
+export { chainIdOf } from '../ledger/genesis.js';
+export { verifyKeyRecordProof, verifyTransactionReceipt } from '../ledger/proofs.js';

@@ -1,0 +1,156 @@
+/**
+ * Operational metrics (issue 5): Prometheus text at /metrics (prom-client, one registry per server)
+ * and the per-minute login series the dashboard charts. Both are fed by the server's audit events —
+ * the same stream that goes to the ledger — so a figure here always has an audit record behind it.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Per-minute login counts, for the dashboard's chart (the last `minutes` minutes, in memory). */
+export interface LoginSeriesPoint {
+  /** Start of the minute, ms. */
+  t: number;
+  ok: number;
+  failed: number;
+}
+
+/** What the gauges read when Prometheus scrapes. */
+export interface MetricsSources {
+  activeSessions: () => number;
+  ledgerHeight: () => number;
+}
+
+/** The server's metrics. */
+export class ServerMetrics {
+  readonly registry = new Registry();
+  private readonly logins: Counter;
+  private readonly failures: Counter<'code'>;
+  private readonly registrations: Counter;
+  private readonly renewals: Counter;
+  private readonly alarms: Counter<'reason'>;
+  private readonly sessionEnds: Counter<'reason'>;
+  private readonly commitSeconds: Histogram;
+  private readonly series = new Map<number, LoginSeriesPoint>();
+
+  constructor(
+    sources: MetricsSources,
+    private readonly now: () => number,
+    private readonly minutes = 60,
+  ) {
+    const registers = [this.registry];
+    this.logins = new Counter({
+      name: 'keyledger_logins_total',
+      help: 'Completed mutual-authentication logins',
+      registers,
+    });
+    this.failures = new Counter({
+      name: 'keyledger_login_failures_total',
+      help: 'Failed logins by error code',
+      labelNames: ['code'],
+      registers,
+    });
+    this.registrations = new Counter({
+      name: 'keyledger_registrations_total',
+      help: 'Keys registered on the ledger',
+      registers,
+    });
+    this.renewals = new Counter({
+      name: 'keyledger_session_renewals_total',
+      help: 'Session key renewals',
+      registers,
+    });
+    this.alarms = new Counter({
+      name: 'keyledger_hijack_alarms_total',
+      help: 'Hijack alarms by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.sessionEnds = new Counter({
+      name: 'keyledger_session_ends_total',
+      help: 'Ended sessions by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.commitSeconds = new Histogram({
+      name: 'keyledger_ledger_commit_seconds',
+      help: 'Time from submitting a transaction to its block being durable',
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    new Gauge({
+      name: 'keyledger_sessions_active',
+      help: 'Live sessions',
+      registers,
+      collect() {
+        this.set(sources.activeSessions());
+      },
+    });
+    new Gauge({
+      name: 'keyledger_ledger_height',
+      help: 'Height of the last committed block',
+      registers,
+      collect() {
+        this.set(sources.ledgerHeight());
+      },
+    });
+  }
+
+  /** Counts one audit event (called for every event the server writes to the ledger). */
+  observeAudit(event: string, detail?: Record<string, string | number | boolean>): void {
+    switch (event) {
+      case 'session_start':
+        this.logins.inc();
+        this.point().ok += 1;
+        return;
+      case 'login_failed':
+        this.failures.inc({ code: String(detail?.reason ?? 'unknown') });
+        this.point().failed += 1;
+        return;
+      case 'registration':
+        this.registrations.inc();
+        return;
+      case 'session_renewal':
+        this.renewals.inc();
+        return;
+      case 'hijack_alarm':
+        this.alarms.inc({ reason: String(detail?.reason ?? 'unknown') });
+        return;
+      default:
+        if (event.startsWith('session_') && detail?.reason)
+          this.sessionEnds.inc({ reason: String(detail.reason) });
+    }
+  }
+
+  /** Records one commit latency, ms. */
+  observeCommit(ms: number): void {
+    this.commitSeconds.observe(ms / 1000);
+  }
+
+  /** The login series of the last `minutes` minutes, oldest first, with empty minutes filled in. */
+  loginSeries(): LoginSeriesPoint[] {
+    const current = this.minute(this.now());
+    const out: LoginSeriesPoint[] = [];
+    for (let t = current - (this.minutes - 1) * 60_000; t <= current; t += 60_000)
+      out.push(this.series.get(t) ?? { t, ok: 0, failed: 0 });
+    return out;
+  }
+
+  /** Prometheus text exposition. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  private minute(ms: number): number {
+    return Math.floor(ms / 60_000) * 60_000;
+  }
+
+  private point(): LoginSeriesPoint {
+    const t = this.minute(this.now());
+    let p = this.series.get(t);
+    if (!p) {
+      p = { t, ok: 0, failed: 0 };
+      this.series.set(t, p);
+      for (const k of this.series.keys()) if (k <= t - this.minutes * 60_000) this.series.delete(k);
+    }
+    return p;
+  }
+}
