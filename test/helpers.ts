@@ -72,5 +72,9 @@ export function fakeSignature(): string {
 export function liveClock() {
   let offset = 0;
   const now = () => Date.now() + offset;
-  return Object.assign(now, { advance: (ms: number) => (offset += ms) });
+  return Object.assign(now, {
+    advance: (ms: number) => (offset += ms),
+    /** Back to real time. */
+    reset: () => (offset = 0),
+  });
 }

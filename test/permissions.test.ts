@@ -4,13 +4,14 @@ import { describe, it } from 'node:test';
 import { dataPaths } from '../src/ledger/data-dir.js';
 import { GOVERNANCE_DOMAIN } from '../src/ledger/domains.js';
 import { WRITE_PERMISSIONS } from '../src/ledger/permissions.js';
+import { verifyKeyRecordProof } from '../src/ledger/proofs.js';
 import { openKeyFile } from '../src/ledger/sealed-key-file.js';
 import { SigningKey } from '../src/ledger/signing-keys.js';
 import { governanceMessage } from '../src/ledger/state-machine.js';
 import { signTransaction, TX_TYPES, type TxIntent } from '../src/ledger/transactions.js';
 import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
 import { isKlError } from '../src/protocol/errors.js';
-import { freshLedger, PASSPHRASE, registration } from './helpers.js';
+import { fakeSignature, freshLedger, PASSPHRASE, registration } from './helpers.js';
 
 const code = (c: string) => (err: unknown) => isKlError(err) && err.code === c;
 const nonce = () => randomBytes(16).toString('hex');
@@ -156,5 +157,104 @@ describe('permissioned writes', () => {
     await ledger.close();
     const audit = verifyLedgerData({ dataDir });
     assert.ok(audit.ok, audit.problem?.reason);
+  });
+});
+
+describe('identity roles (RoleGranted / RoleRevoked)', () => {
+  it('grants and revokes the admin role by validator quorum, kept in the proven key record', async () => {
+    const { ledger, dataDir } = setup();
+    await ledger.submit({ type: 'KeyRegistered', body: registration('ada@example.org') });
+    const granted = await ledger.governance({
+      type: 'RoleGranted',
+      body: { id: 'Ada@Example.org', role: 'admin' },
+    });
+    assert.equal(granted.envelope.tx.type, 'RoleGranted');
+    const proof = await ledger.getKeyRecord('ada@example.org');
+    assert.deepEqual(proof.record?.roles, ['admin']);
+    assert.equal(verifyKeyRecordProof({ genesis: ledger.genesis, proof }).verified, true);
+    await assert.rejects(
+      ledger.governance({ type: 'RoleGranted', body: { id: 'ada@example.org', role: 'admin' } }),
+      code('KL_ROLE_EXISTS'),
+    );
+    await ledger.governance({ type: 'RoleRevoked', body: { id: 'ada@example.org', role: 'admin' } });
+    assert.equal((await ledger.getKeyRecord('ada@example.org')).record?.roles, undefined);
+    await assert.rejects(
+      ledger.governance({ type: 'RoleRevoked', body: { id: 'ada@example.org', role: 'admin' } }),
+      code('KL_ROLE_UNKNOWN'),
+    );
+    await assert.rejects(
+      ledger.governance({ type: 'RoleGranted', body: { id: 'nobody@example.org', role: 'admin' } }),
+      code('KL_IDENTITY_UNKNOWN'),
+    );
+    await ledger.close();
+    assert.equal(verifyLedgerData({ dataDir }).ok, true);
+  });
+
+  it('a registrar alone, an outsider approval or a replayed approval cannot grant a role', async () => {
+    const { ledger, dataDir, sign } = setup();
+    const registrar = openKeyFile(dataPaths(dataDir).registrarKey, PASSPHRASE, 'registrar');
+    await ledger.submit({ type: 'KeyRegistered', body: registration('mal@example.org') });
+    const body = { id: 'mal@example.org', role: 'admin' as const, govSeq: 0 };
+    const outsider = SigningKey.generate();
+    const byOutsider = {
+      validator: outsider.keyId,
+      sig: outsider.sign(GOVERNANCE_DOMAIN, governanceMessage(ledger.chainId, 'RoleGranted', body)),
+    };
+    await assert.rejects(
+      ledger.submitSigned(
+        sign({ type: 'RoleGranted', body: { ...body, approvals: [byOutsider] } }, registrar),
+      ),
+      code('KL_QUORUM_NOT_MET'),
+    );
+    // An approval for RoleRevoked does not grant.
+    const validator = openKeyFile(dataPaths(dataDir).validatorKey, PASSPHRASE, 'validator');
+    const forRevoke = {
+      validator: validator.keyId,
+      sig: validator.sign(GOVERNANCE_DOMAIN, governanceMessage(ledger.chainId, 'RoleRevoked', body)),
+    };
+    await assert.rejects(
+      ledger.submitSigned(
+        sign({ type: 'RoleGranted', body: { ...body, approvals: [forRevoke] } }, registrar),
+      ),
+      code('KL_QUORUM_NOT_MET'),
+    );
+    assert.equal((await ledger.getKeyRecord('mal@example.org')).record?.roles, undefined);
+    await ledger.close();
+  });
+
+  it('a rotated key keeps its roles; a revoked and re-registered identity starts without any', async () => {
+    const { ledger } = setup();
+    const first = registration('rex@example.org');
+    await ledger.submit({ type: 'KeyRegistered', body: first });
+    await ledger.governance({ type: 'RoleGranted', body: { id: 'rex@example.org', role: 'admin' } });
+    const next = registration('rex@example.org');
+    await ledger.submit({
+      type: 'KeyRotated',
+      body: {
+        id: 'rex@example.org',
+        oldFingerprint: first.fingerprint,
+        fingerprint: next.fingerprint,
+        publicKey: next.publicKey,
+        algorithm: next.algorithm,
+        oldKeySignature: fakeSignature(),
+        newKeySignature: fakeSignature(),
+      },
+    });
+    assert.deepEqual((await ledger.getKeyRecord('rex@example.org')).record?.roles, ['admin']);
+    await ledger.submit({
+      type: 'KeyRevoked',
+      body: {
+        id: 'rex@example.org',
+        fingerprint: next.fingerprint,
+        reason: 'compromised',
+        by: 'admin',
+        admin: 'root@example.org',
+      },
+    });
+    await ledger.submit({ type: 'KeyRegistered', body: registration('rex@example.org') });
+    const again = (await ledger.getKeyRecord('rex@example.org')).record!;
+    assert.equal(again.status, 'active');
+    assert.equal(again.roles, undefined);
+    await ledger.close();
   });
 });

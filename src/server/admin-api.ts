@@ -74,7 +74,8 @@ const ID_PARAM = {
 } as const;
 const CSV_FIELDS = ['at', 'event', 'subject', 'height', 'txid', 'detail'] as const;
 
-function csvCell(v: unknown): string {
+/** One CSV cell: always quoted, quotes doubled, and a leading = + - @ defused (CSV injection). */
+export function csvCell(v: unknown): string {
   const text = v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
   // Quote everything; neutralise spreadsheet formulas (CSV injection).
   return `"${(/^[=+\-@]/.test(text) ? `'${text}` : text).replace(/"/g, '""')}"`;

@@ -29,7 +29,9 @@ export class RateLimiter {
     const t = this.now();
     let b = this.buckets.get(key);
     if (b) {
-      b.tokens = Math.min(this.limit.burst, b.tokens + ((t - b.at) / 1000) * this.limit.perSecond);
+      // A clock that stepped backwards refills nothing and takes nothing away (never a negative refill).
+      const elapsed = Math.max(0, t - b.at);
+      b.tokens = Math.min(this.limit.burst, b.tokens + (elapsed / 1000) * this.limit.perSecond);
       b.at = t;
       this.buckets.delete(key); // re-insert: Map order is least recently used first
     } else {

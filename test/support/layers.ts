@@ -16,7 +16,8 @@ export const LAYER_RULES: Record<string, { layers: string[]; external: RegExp }>
   // The page's proof verifier is the ledger's own pure code, bundled for the browser with shims.
   dashboard: {
     layers: ['protocol', 'ledger', 'dashboard'],
-    external: /^(@noble\/(hashes|curves)\/.*|buffer\/?)$/,
+    // The shims' packages, and the page's own files by URL (the page loads the verifier bundle).
+    external: /^(@noble\/(hashes|curves)\/.*|buffer\/?|\/admin\/[a-z-]+\.js)$/,
   },
 };
 

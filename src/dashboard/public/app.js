@@ -348,7 +348,7 @@ async function showTx(txid) {
             const r = verifier.verifyTransactionReceipt({ genesis, receipt });
             result.className = r.verified ? 'verified' : 'invalid';
             result.textContent = r.verified
-              ? `Verified in this browser: transaction ${short(r.txid, 12)} is at index ${r.index} of block ${r.height}, signed by the ledger's validators.`
+              ? `Verified in this browser: transaction ${short(r.txid, 12)} is at index ${receipt.index} of block ${r.height}, signed by the ledger's validators.`
               : `NOT verified: ${r.reason}`;
           },
         },
