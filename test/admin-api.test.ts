@@ -251,3 +251,37 @@ describe('operations endpoints', () => {
     assert.equal(((await ready.json()) as { ready: boolean }).ready, true);
   });
 });
+
+describe('rate-limit trips are operator alerts', () => {
+  // Last in this file: it exhausts this IP's registration budget.
+  it('a flood of registration attempts from one address raises one alert, pushed to the dashboard', async () => {
+    const { cookie } = await dashboardSession();
+    let status = 200;
+    for (let i = 0; i < 80 && status !== 429; i++) {
+      const r = await fetch(`${server.url}/v1/register/begin`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ id: `flood${i}@example.org` }),
+      });
+      status = r.status;
+    }
+    assert.equal(status, 429);
+    for (let i = 0; i < 5; i++)
+      await fetch(`${server.url}/v1/register/begin`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ id: 'again@example.org' }),
+      });
+    const alerts = (await (
+      await fetch(`${server.url}/admin/api/alerts`, { headers: { cookie } })
+    ).json()) as Array<{
+      kind: string;
+      id: string;
+      detail: string;
+    }>;
+    const trips = alerts.filter((a) => a.kind === 'rate_limit');
+    assert.equal(trips.length, 1, 'one alert per limit and address per minute');
+    assert.equal(trips[0]!.id, '127.0.0.1');
+    assert.match(trips[0]!.detail, /registration per IP rate limit reached/);
+  });
+});

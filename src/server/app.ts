@@ -168,14 +168,34 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   );
   const dashboard = new DashboardAuth({ ...DEFAULT_DASHBOARD_AUTH_POLICY, ...o.dashboardAuth }, now);
   const alertEvents = new EventEmitter();
+  const alerts: Alert[] = [];
+  /** Keeps an alert for the operator (at most 10,000; the audit trail keeps every alarm) and pushes it live. */
+  const recordAlert = (alert: Alert) => {
+    if (alerts.length >= 10_000) return;
+    alerts.push(alert);
+    alertEvents.emit('alert', { ...alert, n: alerts.length - 1 });
+  };
   const registration = new RegistrationService({ ledger, serverKey, proofs, now });
   const limits = { ...DEFAULT_RATE_LIMITS, ...o.rateLimits };
+  // Rate-limit trips are alerts for the operator too (one per limit and key per minute).
+  const lastTrip = new Map<string, number>();
+  const tripped = (what: string) => (key: string) => {
+    const k = `${what}\n${key}`;
+    const t = now();
+    if ((lastTrip.get(k) ?? Number.NEGATIVE_INFINITY) > t - 60_000) return;
+    if (lastTrip.size > 10_000) lastTrip.clear();
+    lastTrip.set(k, t);
+    recordAlert({ at: t, kind: 'rate_limit', id: key, sessionId: '', detail: `${what} rate limit reached` });
+    log(`ALERT ${what} rate limit reached by ${key}`);
+  };
+  const limiter = (name: string, what: string, limit: Limit) =>
+    new RateLimiter(name, limit, now, 100_000, tripped(what));
   const rl = {
-    registerPerIp: new RateLimiter('registration', limits.registerPerIp, now),
-    registerPerIdentity: new RateLimiter('registration', limits.registerPerIdentity, now),
-    loginPerIp: new RateLimiter('login', limits.loginPerIp, now),
-    loginPerIdentity: new RateLimiter('login', limits.loginPerIdentity, now),
-    emailPerIdentity: new RateLimiter('email code', limits.emailPerIdentity, now),
+    registerPerIp: limiter('registration', 'registration per IP', limits.registerPerIp),
+    registerPerIdentity: limiter('registration', 'registration per identity', limits.registerPerIdentity),
+    loginPerIp: limiter('login', 'login per IP', limits.loginPerIp),
+    loginPerIdentity: limiter('login', 'login per identity', limits.loginPerIdentity),
+    emailPerIdentity: limiter('email code', 'email code per identity', limits.emailPerIdentity),
   };
   const mailer = o.mailer ?? (o.smtp ? smtpMailer(o.smtp) : undefined);
   const keys = new ParsedKeyCache();
@@ -190,20 +210,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   };
 
   // Seed phase 4 step 6: session events on the ledger audit trail (identifiers hashed).
-  const alerts: Alert[] = [];
   sessions.on('ended', ({ session, reason, detail }: SessionEnded) => {
     audit(END_EVENTS[reason], session.id, { session: sha256Hex(session.sessionId).slice(0, 32), reason });
     if (reason === 'hijack') {
-      const alert: Alert = {
-        at: now(),
-        kind: 'hijack',
-        id: session.id,
-        sessionId: session.sessionId,
-        detail,
-      };
-      // Kept for the operator (at most 10,000; the ledger's audit trail keeps every alarm).
-      if (alerts.length < 10_000) alerts.push(alert);
-      alertEvents.emit('alert', { ...alert, n: alerts.length - 1 });
+      recordAlert({ at: now(), kind: 'hijack', id: session.id, sessionId: session.sessionId, detail });
       log(`ALERT hijack suspected on a session of ${session.id}: ${detail}`);
     }
   });

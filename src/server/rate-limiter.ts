@@ -19,6 +19,8 @@ export class RateLimiter {
     private readonly limit: Limit,
     private readonly now: () => number,
     private readonly maxKeys = 100_000,
+    /** Told the key each time a request is refused (for operator alerts). */
+    private readonly onLimited?: (key: string) => void,
   ) {}
 
   /**
@@ -40,6 +42,7 @@ export class RateLimiter {
     this.buckets.set(key, b);
     if (this.buckets.size > this.maxKeys) this.buckets.delete(this.buckets.keys().next().value!);
     if (b.tokens < 1) {
+      this.onLimited?.(key);
       const wait = Math.ceil((1 - b.tokens) / this.limit.perSecond);
       throw new KlError('KL_RATE_LIMITED', `too many ${this.name} attempts: try again in ${wait} s`, {
         retryAfter: wait,
