@@ -4,12 +4,14 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { defaultHome } from '../client/home.js';
+import { parseDuration } from '../protocol/duration.js';
 import { isKlError, KlError } from '../protocol/errors.js';
+import type { ConfigFile } from '../server/config.js';
 import { init, loginCommand, registerCommand, rotateKeyCommand, status, whoami } from './commands/client.js';
 import { demo } from './commands/demo.js';
 import { ledgerInit, ledgerShow, ledgerVerify, parseHeight } from './commands/ledger.js';
 import { logsDecrypt } from './commands/logs.js';
-import { adminInvite, serve } from './commands/server.js';
+import { adminInvite, configCheck, configSchema, serve } from './commands/server.js';
 import {
   adminDashboard,
   adminGrant,
@@ -21,14 +23,14 @@ import {
   sessionCommand,
   shell,
 } from './commands/session.js';
-import { parseDuration } from './duration.js';
 import { info } from './io.js';
 
 const HELP: Record<string, string> = {
   '': `keyledger — passwordless mutual authentication with OpenPGP keys on a permissioned ledger
 
 server (operator):
-  keyledger serve [--data DIR] [--host 127.0.0.1] [--port 7420] [--admin IDENTITY]...
+  keyledger serve [--config FILE] [--data DIR] [--host 127.0.0.1] [--port 7420] [--admin IDENTITY]...
+  keyledger config check [--config FILE] | config schema   validate / describe the configuration
   keyledger admin invite IDENTITY [--data DIR] [--expires 24h] [--json]
   keyledger admin grant | ungrant IDENTITY [--data DIR]   the admin role, on the ledger
 
@@ -62,8 +64,10 @@ ledger (auditor):
 
 Run "keyledger COMMAND --help" for details. Exit status: 0 success, 1 a check failed, 2 error
 (the message starts with the error code).`,
-  serve: `keyledger serve [--data DIR] [--host 127.0.0.1] [--port 7420] [--challenge-ttl 60s]
+  serve: `keyledger serve [--config FILE] [--data DIR] [--host 127.0.0.1] [--port 7420] [--challenge-ttl 60s]
                 [--admin IDENTITY]... [--public-url URL]
+  Settings come from --config FILE (JSON, docs/configuration.md), then KEYLEDGER_* environment
+  variables, then these flags. keyledger config check shows the result.
   Starts the server; initialises DIR (default ./keyledger-data) on first start: the ledger, its
   validator key and the server's OpenPGP key, pinned in the genesis. --admin names identities that
   get the admin role on the ledger once registered (the first admin); --public-url is the address
@@ -123,6 +127,11 @@ keyledger admin revoke-key IDENTITY [--reason compromised|superseded|retired|uns
   status:
     'keyledger status [--home DIR] [--json]\n  Shows identity, pinned server key and ledger, and verifies what the ledger holds for you now.',
   ledger: 'keyledger ledger verify|show|init --data DIR ...  (see "keyledger --help")',
+  config: `keyledger config check [--config FILE] [serve flags] [--json]
+  Validates the configuration keyledger serve would use (file, then KEYLEDGER_* environment, then
+  flags) against its schema and prints it with secrets hidden; exit 2 with every problem otherwise.
+keyledger config schema
+  Prints the JSON schema of the configuration file (reference: docs/configuration.md).`,
   demo: 'keyledger demo [--data DIR] [--users N]\n  Registers real OpenPGP keys on an embedded ledger and checks every proof.',
 };
 
@@ -155,6 +164,7 @@ const OPTIONS = {
   'smtp-from': { type: 'string' },
   'insecure-smtp-plaintext': { type: 'boolean' },
   'passphrase-file': { type: 'string' },
+  config: { type: 'string' },
   admin: { type: 'string', multiple: true },
   'public-url': { type: 'string' },
   'no-open': { type: 'boolean' },
@@ -178,6 +188,34 @@ function version(): string {
     version: string;
   };
   return pkg.version;
+}
+
+/** Settings given as `serve` flags (only those given: they override the file and the environment). */
+function serveFlags(v: ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values']): ConfigFile {
+  let port: number | undefined;
+  if (v.port !== undefined) {
+    port = Number(v.port);
+    if (!/^\d+$/.test(v.port) || port > 65535) usage('--port must be 0 to 65535');
+  }
+  const smtp =
+    v['smtp-url'] !== undefined
+      ? {
+          url: v['smtp-url'],
+          ...(v['smtp-from'] ? { from: v['smtp-from'] } : {}),
+          ...(v['insecure-smtp-plaintext'] ? { insecurePlaintext: true } : {}),
+        }
+      : undefined;
+  const flags: ConfigFile = {
+    ...(v.data !== undefined ? { dataDir: v.data } : {}),
+    ...(v.host !== undefined ? { host: v.host } : {}),
+    ...(port !== undefined ? { port } : {}),
+    ...(v['challenge-ttl'] !== undefined ? { challengeTtl: v['challenge-ttl'] } : {}),
+    ...(v['operator-key'] !== undefined ? { operatorKey: v['operator-key'] } : {}),
+    ...(v.admin?.length ? { admins: v.admin } : {}),
+    ...(v['public-url'] !== undefined ? { publicUrl: v['public-url'] } : {}),
+    ...(smtp ? { smtp } : {}),
+  };
+  return flags;
 }
 
 function usage(message: string): never {
@@ -212,27 +250,18 @@ export async function main(argv: string[]): Promise<number> {
   const client = { home: v.home ?? defaultHome(), json, ...passphrase };
   try {
     switch (cmd) {
-      case 'serve': {
-        const port = v.port === undefined ? 7420 : Number(v.port);
-        if (!Number.isInteger(port) || port < 0 || port > 65535) usage('--port must be 0 to 65535');
+      case 'serve':
         return await serve({
-          data,
-          host: v.host ?? '127.0.0.1',
-          port,
+          ...(v.config ? { configFile: v.config } : {}),
+          flags: serveFlags(v),
           json,
           ...passphrase,
-          ...(v['challenge-ttl']
-            ? { challengeTtlMs: parseDuration(v['challenge-ttl'], '--challenge-ttl') }
-            : {}),
-          ...(v['smtp-url'] ? { smtpUrl: v['smtp-url'] } : {}),
-          ...(v['smtp-from'] ? { smtpFrom: v['smtp-from'] } : {}),
-          insecureSmtpPlaintext: v['insecure-smtp-plaintext'] ?? false,
-          ...(v['operator-key'] ? { operatorKey: v['operator-key'] } : {}),
           insecurePlainLogs: v['insecure-plain-logs'] ?? false,
-          admins: v.admin ?? [],
-          ...(v['public-url'] ? { publicUrl: v['public-url'] } : {}),
         });
-      }
+      case 'config':
+        if (sub === 'schema') return configSchema();
+        if (sub !== 'check') usage('usage: keyledger config check [--config FILE] | keyledger config schema');
+        return configCheck({ ...(v.config ? { configFile: v.config } : {}), flags: serveFlags(v), json });
       case 'admin':
         if (sub === 'invite') {
           if (!arg) usage('usage: keyledger admin invite IDENTITY [--data DIR] [--expires 24h]');

@@ -9,6 +9,13 @@ import { readPublicKey } from '../../pgp/messages.js';
 import { KlError } from '../../protocol/errors.js';
 import { canonicalIdentity } from '../../protocol/identity.js';
 import { startServer } from '../../server/app.js';
+import {
+  CONFIG_SCHEMA,
+  type ConfigFile,
+  loadConfig,
+  redactConfig,
+  serverOptionsOf,
+} from '../../server/config.js';
 import { IdentityProofs } from '../../server/identity-proofs.js';
 import { loadServerKey } from '../../server/server-key.js';
 import { info, out } from '../io.js';
@@ -16,57 +23,38 @@ import { resolvePassphrase } from '../passphrase.js';
 
 /** Options of `keyledger serve`. */
 export interface ServeOptions {
-  data: string;
-  host: string;
-  port: number;
-  challengeTtlMs?: number;
+  /** A JSON configuration file (docs/configuration.md). */
+  configFile?: string;
+  /** Settings given as flags: they override the file and the environment. */
+  flags: ConfigFile;
   passphraseFile?: string;
   insecureDevPassphrase?: boolean;
-  smtpUrl?: string;
-  smtpFrom?: string;
-  insecureSmtpPlaintext?: boolean;
-  /** Armored OpenPGP public key of the operator: log files are readable with its private key. */
-  operatorKey?: string;
   /** Also print log lines in clear on stderr (development only). */
   insecurePlainLogs?: boolean;
-  /** Identities that get the admin role once registered. */
-  admins?: string[];
-  publicUrl?: string;
   json?: boolean;
 }
 
 /** Runs the server until SIGINT/SIGTERM. */
 export async function serve(o: ServeOptions): Promise<number> {
-  const passphrase = await resolvePassphrase(o, { confirm: !isInitialised(o.data) });
-  const fresh = !isInitialised(o.data);
-  const smtpUrl = o.smtpUrl ?? process.env.KEYLEDGER_SMTP_URL;
-  const smtpFrom = o.smtpFrom ?? process.env.KEYLEDGER_SMTP_FROM ?? 'keyledger <no-reply@localhost>';
+  const config = loadConfig({ ...(o.configFile ? { file: o.configFile } : {}), flags: o.flags });
+  const options = serverOptionsOf(config);
+  const data = options.dataDir;
+  const fresh = !isInitialised(data);
+  const passphrase = await resolvePassphrase(o, { confirm: fresh });
   // Seed phase 4 step 6: the server's log is encrypted at rest, readable with the operator's key
-  // (--operator-key) or, by default, with the server key (keyledger logs decrypt --data DIR).
+  // (operatorKey) or, by default, with the server key (keyledger logs decrypt --data DIR).
   let logFile: EncryptedLog | null = null;
   const log = (line: string) => {
     const stamped = `${new Date().toISOString()} ${line}`;
     logFile?.append(stamped);
     if (o.insecurePlainLogs) info(stamped);
   };
-  const server = await startServer({
-    dataDir: o.data,
-    passphrase,
-    host: o.host,
-    port: o.port,
-    ...(o.challengeTtlMs ? { challengeTtlMs: o.challengeTtlMs } : {}),
-    ...(smtpUrl
-      ? { smtp: { url: smtpUrl, from: smtpFrom, insecureAllowPlaintext: o.insecureSmtpPlaintext === true } }
-      : {}),
-    ...(o.admins?.length ? { admins: o.admins } : {}),
-    ...(o.publicUrl ? { publicUrl: o.publicUrl } : {}),
-    log,
-  });
-  const reader = o.operatorKey
-    ? await readPublicKey(readFileSync(o.operatorKey, 'utf8'))
-    : (await loadServerKey(o.data, passphrase)).publicKey;
+  const server = await startServer({ ...options, passphrase, log });
+  const reader = config.operatorKey
+    ? await readPublicKey(readFileSync(config.operatorKey, 'utf8'))
+    : (await loadServerKey(data, passphrase)).publicKey;
   logFile = await EncryptedLog.create(
-    join(o.data, 'logs', `server-${new Date().toISOString().replace(/[:.]/g, '-')}.log.enc`),
+    join(data, 'logs', `server-${new Date().toISOString().replace(/[:.]/g, '-')}.log.enc`),
     reader,
   );
   log(`server started on ${server.url}`);
@@ -77,18 +65,23 @@ export async function serve(o: ServeOptions): Promise<number> {
         url: server.url,
         chain: server.ledger.chainId,
         serverFingerprint: g.server?.fingerprint,
-        dataDir: o.data,
+        dataDir: data,
         initialised: fresh,
       }),
     );
   } else {
-    if (fresh) out(`initialised ${o.data}: ledger, validator key and server OpenPGP key`);
+    if (fresh) out(`initialised ${data}: ledger, validator key and server OpenPGP key`);
     out(`keyledger listening on ${server.url}`);
     out(`  chain id            ${server.ledger.chainId}`);
     out(`  server fingerprint  ${g.server?.fingerprint}`);
-    out(`  email codes         ${smtpUrl ? 'on' : 'off (set KEYLEDGER_SMTP_URL to enable)'}`);
-    out(`invite a user:  keyledger admin invite alice@example.org --data ${o.data}`);
+    out(`  email codes         ${options.smtp ? 'on' : 'off (set KEYLEDGER_SMTP_URL to enable)'}`);
+    out(`  admin dashboard     ${server.url}/admin/  (keyledger admin dashboard gives a login link)`);
+    out(
+      `  API description     ${server.url}/openapi.json, ${server.url}/docs/; metrics ${server.url}/metrics`,
+    );
+    out(`invite a user:  keyledger admin invite alice@example.org --data ${data}`);
   }
+  // Graceful shutdown: stop taking logins, end sessions with a reason, finish in-flight commits.
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
@@ -98,6 +91,27 @@ export async function serve(o: ServeOptions): Promise<number> {
   await server.close();
   log('server stopped');
   logFile.close();
+  return 0;
+}
+
+/** `keyledger config check [--config FILE]`: validates the effective configuration and prints it. */
+export function configCheck(o: { configFile?: string; flags: ConfigFile; json?: boolean }): number {
+  const config = loadConfig({ ...(o.configFile ? { file: o.configFile } : {}), flags: o.flags });
+  serverOptionsOf(config); // durations parse
+  const shown = redactConfig(config);
+  if (o.json) out(JSON.stringify({ valid: true, config: shown }));
+  else {
+    out(
+      `configuration OK${o.configFile ? ` (${o.configFile}, environment, flags)` : ' (environment, flags)'}`,
+    );
+    out(JSON.stringify(shown, null, 2));
+  }
+  return 0;
+}
+
+/** `keyledger config schema`: the JSON schema of the configuration file. */
+export function configSchema(): number {
+  out(JSON.stringify(CONFIG_SCHEMA, null, 2));
   return 0;
 }
 

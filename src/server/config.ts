@@ -1,0 +1,305 @@
+/**
+ * Server configuration (issue 5): one JSON schema ({@link CONFIG_SCHEMA}) documents every setting;
+ * values come from a JSON file (`keyledger serve --config FILE`), then `KEYLEDGER_*` environment
+ * variables, then command-line flags, each overriding the one before. `keyledger config check`
+ * validates the result and prints it with secrets hidden. docs/configuration.md is the reference
+ * (a test checks that it names every setting of the schema).
+ */
+import { readFileSync } from 'node:fs';
+import { Ajv } from 'ajv';
+import { parseDuration } from '../protocol/duration.js';
+import { KlError } from '../protocol/errors.js';
+import type { ServerOptions } from './app.js';
+
+const duration = (description: string) =>
+  ({
+    type: 'string',
+    pattern: '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)?$',
+    description: `${description} A duration: 500ms, 60s, 15m, 12h, 7d (a bare number is seconds).`,
+  }) as const;
+const count = (description: string, max = 1e12) =>
+  ({ type: 'integer', minimum: 1, maximum: max, description }) as const;
+const limit = (description: string) =>
+  ({
+    type: 'object',
+    additionalProperties: false,
+    description,
+    properties: {
+      burst: count('Requests allowed at once.', 1e9),
+      perSecond: { type: 'number', exclusiveMinimum: 0, maximum: 1e9, description: 'Refill rate.' },
+    },
+    required: ['burst', 'perSecond'],
+  }) as const;
+
+/** The schema of the configuration file (JSON). Every setting is optional; defaults in its text. */
+export const CONFIG_SCHEMA = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  title: 'keyledger server configuration',
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    dataDir: { type: 'string', minLength: 1, description: 'Data directory. Default ./keyledger-data.' },
+    host: { type: 'string', minLength: 1, description: 'Address to listen on. Default 127.0.0.1.' },
+    port: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 65535,
+      description: 'Port. Default 7420 (0: any free port).',
+    },
+    publicUrl: {
+      type: 'string',
+      pattern: '^https?://',
+      description:
+        'The URL people use to reach the server (dashboard links); https makes the dashboard cookie Secure.',
+    },
+    admins: {
+      type: 'array',
+      maxItems: 100,
+      items: { type: 'string', minLength: 3, maxLength: 254 },
+      description: 'Identities that get the admin role on the ledger once registered (the first admins).',
+    },
+    challengeTtl: duration('How long a login challenge stays valid. Default 60s.'),
+    handshakeTimeout: duration('How long a login may take on one connection. Default 30s.'),
+    operatorKey: {
+      type: 'string',
+      minLength: 1,
+      description:
+        "Armored OpenPGP public key file of the operator: the server's log is encrypted to it. Default: the server key.",
+    },
+    ledgerBatchWait: duration('Group-commit window of the ledger. Default 2ms.'),
+    session: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Session lifetime and key renewal.',
+      properties: {
+        idleTimeout: duration('A session idle this long ends. Default 15m.'),
+        maxLifetime: duration('No session lives longer. Default 12h.'),
+        renewAfterFrames: count('Renew the keys after this many frames in one direction. Default 10000.'),
+        renewAfterBytes: count('…or this many bytes. Default 67108864 (64 MiB).'),
+        renewAfter: duration('…or this long. Default 10m.'),
+      },
+    },
+    hijack: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Hijack detection thresholds (docs/protocol.md).',
+      properties: {
+        maxAnomalies: count('Rejected frames within anomalyWindow that end a session. Default 3.', 1e6),
+        anomalyWindow: duration('Default 60s.'),
+        maxFramesPerWindow: count('Frames per rateWindow above which a session ends. Default 2000.'),
+        rateWindow: duration('Default 10s.'),
+        endOnIpChange: {
+          type: 'boolean',
+          description: 'End a session resumed from another address. Default true.',
+        },
+        baselineFactor: {
+          type: 'number',
+          minimum: 0,
+          maximum: 1e6,
+          description: "Abnormal above this many times the identity's usual rate (0: off). Default 10.",
+        },
+        baselineMinFrames: count('…and above this many frames per window. Default 300.'),
+        baselineMinHistory: count('Active windows learnt before the baseline applies. Default 5.', 1e6),
+      },
+    },
+    rateLimits: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Token buckets per IP address and per identity.',
+      properties: {
+        registerPerIp: limit('Registration calls per IP. Default burst 60, 1/s.'),
+        registerPerIdentity: limit('Registrations per identity. Default burst 10, 0.1/s.'),
+        loginPerIp: limit('Logins per IP. Default burst 600, 50/s.'),
+        loginPerIdentity: limit('Logins per identity. Default burst 20, 1/s.'),
+        emailPerIdentity: limit('Emailed codes per identity. Default burst 3, 1/min.'),
+      },
+    },
+    smtp: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Emailed one-time codes. Without it, registration is by invitation only.',
+      properties: {
+        url: {
+          type: 'string',
+          pattern: '^smtps?://',
+          description: 'smtp://user:pass@host:587 (STARTTLS) or smtps://.',
+        },
+        from: {
+          type: 'string',
+          minLength: 3,
+          description: 'Sender. Default keyledger <no-reply@localhost>.',
+        },
+        insecurePlaintext: { type: 'boolean', description: 'Allow a relay without TLS (development only).' },
+      },
+      required: ['url'],
+    },
+  },
+} as const;
+
+/** The configuration as written in a file (durations as text). */
+export interface ConfigFile {
+  dataDir?: string;
+  host?: string;
+  port?: number;
+  publicUrl?: string;
+  admins?: string[];
+  challengeTtl?: string;
+  handshakeTimeout?: string;
+  operatorKey?: string;
+  ledgerBatchWait?: string;
+  session?: Partial<Record<'idleTimeout' | 'maxLifetime' | 'renewAfter', string>> &
+    Partial<Record<'renewAfterFrames' | 'renewAfterBytes', number>>;
+  hijack?: Partial<Record<'anomalyWindow' | 'rateWindow', string>> &
+    Partial<
+      Record<
+        'maxAnomalies' | 'maxFramesPerWindow' | 'baselineFactor' | 'baselineMinFrames' | 'baselineMinHistory',
+        number
+      >
+    > & { endOnIpChange?: boolean };
+  rateLimits?: Partial<
+    Record<keyof NonNullable<ServerOptions['rateLimits']>, { burst: number; perSecond: number }>
+  >;
+  smtp?: { url: string; from?: string; insecurePlaintext?: boolean };
+}
+
+/** Environment variables and the setting each sets. */
+export const CONFIG_ENV: Readonly<Record<string, string>> = {
+  KEYLEDGER_DATA: 'dataDir',
+  KEYLEDGER_HOST: 'host',
+  KEYLEDGER_PORT: 'port',
+  KEYLEDGER_PUBLIC_URL: 'publicUrl',
+  KEYLEDGER_ADMINS: 'admins',
+  KEYLEDGER_CHALLENGE_TTL: 'challengeTtl',
+  KEYLEDGER_OPERATOR_KEY: 'operatorKey',
+  KEYLEDGER_SMTP_URL: 'smtp.url',
+  KEYLEDGER_SMTP_FROM: 'smtp.from',
+  KEYLEDGER_SESSION_IDLE_TIMEOUT: 'session.idleTimeout',
+  KEYLEDGER_SESSION_MAX_LIFETIME: 'session.maxLifetime',
+};
+
+const validate = new Ajv({ allErrors: true, strict: false }).compile(CONFIG_SCHEMA);
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let node = target;
+  for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
+  node[parts.at(-1)!] = value;
+}
+
+function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] =
+      v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
+        ? merge(b as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
+  }
+  return out;
+}
+
+/**
+ * The effective configuration: `file` (path, optional), then the environment, then `flags`, checked
+ * against {@link CONFIG_SCHEMA}.
+ * @throws KlError `KL_CONFIG_INVALID` listing every problem, each with its path.
+ */
+export function loadConfig(
+  o: { file?: string; env?: NodeJS.ProcessEnv; flags?: ConfigFile } = {},
+): ConfigFile {
+  let fromFile: Record<string, unknown> = {};
+  if (o.file) {
+    let text: string;
+    try {
+      text = readFileSync(o.file, 'utf8');
+    } catch (err) {
+      throw new KlError(
+        'KL_CONFIG_INVALID',
+        `cannot read the configuration file ${o.file}: ${(err as Error).message}`,
+      );
+    }
+    try {
+      fromFile = JSON.parse(text) as Record<string, unknown>;
+    } catch (err) {
+      throw new KlError('KL_CONFIG_INVALID', `${o.file} is not JSON: ${(err as Error).message}`);
+    }
+  }
+  const fromEnv: Record<string, unknown> = {};
+  for (const [name, path] of Object.entries(CONFIG_ENV)) {
+    const v = (o.env ?? process.env)[name];
+    if (v === undefined || v === '') continue;
+    setPath(
+      fromEnv,
+      path,
+      path === 'port'
+        ? /^\d+$/.test(v)
+          ? Number(v)
+          : v
+        : path === 'admins'
+          ? v.split(',').map((a) => a.trim())
+          : v,
+    );
+  }
+  const config = merge(merge(fromFile, fromEnv), (o.flags ?? {}) as Record<string, unknown>);
+  if (!validate(config)) {
+    const problems = (validate.errors ?? []).map(
+      (e) =>
+        `${e.instancePath || '(top level)'} ${e.message}${e.params && 'additionalProperty' in e.params ? `: ${e.params.additionalProperty}` : ''}`,
+    );
+    throw new KlError('KL_CONFIG_INVALID', `the configuration is not valid:\n  ${problems.join('\n  ')}`);
+  }
+  return config as ConfigFile;
+}
+
+const ms = (text: string | undefined, path: string) =>
+  text === undefined ? undefined : parseDuration(text, path);
+const defined = <T extends object>(o: T): Partial<T> =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+
+/** The {@link ServerOptions} a configuration means (without the passphrase and the clock). */
+export function serverOptionsOf(c: ConfigFile): Omit<ServerOptions, 'passphrase'> {
+  const session = c.session ?? {};
+  const hijack = c.hijack ?? {};
+  return {
+    dataDir: c.dataDir ?? './keyledger-data',
+    host: c.host ?? '127.0.0.1',
+    port: c.port ?? 7420,
+    ...defined({
+      publicUrl: c.publicUrl,
+      admins: c.admins,
+      challengeTtlMs: ms(c.challengeTtl, 'challengeTtl'),
+      handshakeTimeoutMs: ms(c.handshakeTimeout, 'handshakeTimeout'),
+      ledgerBatchWaitMs: ms(c.ledgerBatchWait, 'ledgerBatchWait'),
+      rateLimits: c.rateLimits,
+      smtp: c.smtp
+        ? {
+            url: c.smtp.url,
+            from: c.smtp.from ?? 'keyledger <no-reply@localhost>',
+            insecureAllowPlaintext: c.smtp.insecurePlaintext === true,
+          }
+        : undefined,
+    }),
+    sessionPolicy: defined({
+      idleTimeoutMs: ms(session.idleTimeout, 'session.idleTimeout'),
+      maxLifetimeMs: ms(session.maxLifetime, 'session.maxLifetime'),
+      renewAfterFrames: session.renewAfterFrames,
+      renewAfterBytes: session.renewAfterBytes,
+      renewAfterMs: ms(session.renewAfter, 'session.renewAfter'),
+    }),
+    hijackPolicy: defined({
+      maxAnomalies: hijack.maxAnomalies,
+      anomalyWindowMs: ms(hijack.anomalyWindow, 'hijack.anomalyWindow'),
+      maxFramesPerWindow: hijack.maxFramesPerWindow,
+      rateWindowMs: ms(hijack.rateWindow, 'hijack.rateWindow'),
+      endOnIpChange: hijack.endOnIpChange,
+      baselineFactor: hijack.baselineFactor,
+      baselineMinFrames: hijack.baselineMinFrames,
+      baselineMinHistory: hijack.baselineMinHistory,
+    }),
+  };
+}
+
+/** The configuration with secrets hidden (the SMTP password), for printing. */
+export function redactConfig(c: ConfigFile): ConfigFile {
+  if (!c.smtp) return c;
+  return { ...c, smtp: { ...c.smtp, url: c.smtp.url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@') } };
+}
