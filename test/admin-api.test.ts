@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { connect } from '../src/client/session.js';
+import { EmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import { isAdmin, setAdminRole } from '../src/server/admin-actions.js';
 import { csvCell } from '../src/server/admin-api.js';
 import { liveClock } from './helpers.js';
@@ -283,5 +284,29 @@ describe('rate-limit trips are operator alerts', () => {
     assert.equal(trips.length, 1, 'one alert per limit and address per minute');
     assert.equal(trips[0]!.id, '127.0.0.1');
     assert.match(trips[0]!.detail, /registration per IP rate limit reached/);
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('ends sessions with a reason, commits every transaction already submitted, then closes the port', async () => {
+    const srv = await testServer();
+    const home = await registeredClient(srv, 'late@example.org');
+    const s = await connect({ home, passphrase: CLIENT_PASSPHRASE });
+    const closed = new Promise<{ alert: { code: string } | null }>((r) => s.once('close', r));
+    // In flight when the shutdown starts: not yet committed.
+    const inFlight = Array.from({ length: 20 }, (_, i) =>
+      srv.ledger.submit({
+        type: 'HashAnchored',
+        body: { hash: `${i}`.padStart(64, 'a'), algorithm: 'sha256' },
+      }),
+    );
+    await srv.close();
+    assert.equal((await closed).alert?.code, 'KL_SERVER_SHUTDOWN');
+    const receipts = await Promise.all(inFlight);
+    assert.equal(receipts.length, 20);
+    const reopened = EmbeddedLedger.open({ dataDir: srv.dataDir });
+    for (const r of receipts) assert.equal((await reopened.getTransaction(r.txid)).txid, r.txid);
+    await reopened.close();
+    await assert.rejects(fetch(`${srv.url}/readyz`), 'the port is closed');
   });
 });

@@ -135,6 +135,19 @@ describe('a new user through the CLI: serve → invite → init → register →
     assert.match(sh.stderr, /keys renewed \(epoch 1\)/);
 
     assert.match(run(['admin', 'sessions', '--data', data]).stdout, /no live sessions/);
+
+    // The operator makes eve an admin; eve gets a one-time dashboard link with her key.
+    const noLink = run(['admin', 'dashboard', '--home', home, '--json', '--no-open'], user);
+    assert.equal(noLink.code, 2);
+    assert.match(noLink.stderr, /error KL_NOT_ADMIN/);
+    const grant = run(['admin', 'grant', 'eve@example.org', '--data', data, '--json']);
+    assert.equal(grant.code, 0, grant.stderr);
+    assert.equal(JSON.parse(grant.stdout).admin, true);
+    const dash = run(['admin', 'dashboard', '--home', home, '--json', '--no-open'], user);
+    assert.equal(dash.code, 0, dash.stderr);
+    const { url: link } = JSON.parse(dash.stdout) as { url: string };
+    assert.ok(link.startsWith(`${url}/admin/login?token=`));
+    assert.equal((await fetch(link, { redirect: 'manual' })).status, 303);
     const events = JSON.parse(
       run(['audit', '--data', data, '--id', 'eve@example.org', '--json']).stdout,
     ) as Array<{ event: string }>;
@@ -198,6 +211,7 @@ describe('a new user through the CLI: serve → invite → init → register →
       'session',
       'revoke-key',
       'rotate-key',
+      'config',
       'audit',
       'receipt',
     ]) {
