@@ -182,7 +182,10 @@ const validate = new Ajv({ allErrors: true, strict: false }).compile(CONFIG_SCHE
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
   const parts = path.split('.');
   let node = target;
-  for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Record<string, unknown>;
+  for (const p of parts.slice(0, -1)) {
+    if (node[p] === undefined) node[p] = {};
+    node = node[p] as Record<string, unknown>;
+  }
   node[parts.at(-1)!] = value;
 }
 
