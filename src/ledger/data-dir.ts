@@ -32,6 +32,10 @@ export function dataPaths(dir: string) {
     validatorKey: join(dir, 'validator.key'),
     registrarKey: join(dir, 'registrar.key'),
     lock: join(dir, 'ledger.lock'),
+    /** The node's Ethereum account key, sealed like the ledger keys (EVM engine only). */
+    evmAccountKey: join(dir, 'evm-account.key'),
+    /** Where the EVM node is: { rpcUrl, confirmations } (EVM engine only; no secrets). */
+    evmSettings: join(dir, 'evm.json'),
   };
 }
 

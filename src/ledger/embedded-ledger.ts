@@ -57,6 +57,8 @@ export interface InitOptions {
   name?: string;
   /** The server's OpenPGP key to pin in the genesis. */
   server?: Genesis['server'];
+  /** The EVM chain that orders this ledger (issue 6). */
+  engine?: Genesis['engine'];
   now?: () => number;
 }
 
@@ -69,6 +71,7 @@ export function initEmbeddedLedger({
   passphrase,
   name = 'keyledger',
   server,
+  engine,
   now = Date.now,
 }: InitOptions): {
   genesis: Genesis;
@@ -89,6 +92,7 @@ export function initEmbeddedLedger({
     quorum: 1,
     registrars: [{ ...registrar.info(), name: 'local registrar' }],
     ...(server ? { server } : {}),
+    ...(engine ? { engine } : {}),
   });
   sealKeyFile(paths.validatorKey, validator, passphrase, 'validator');
   sealKeyFile(paths.registrarKey, registrar, passphrase, 'registrar');
@@ -144,6 +148,18 @@ export interface OpenOptions {
   batchWaitMs?: number;
   /** Told, for every transaction, the ms from `submit` to its block being durable (metrics). */
   observeCommit?: (ms: number) => void;
+  /**
+   * Orders transactions elsewhere (the EVM engine, issue 6): `submit` hands each signed transaction
+   * to the sequencer, and blocks are written only from what the sequencer feeds back through
+   * {@link EmbeddedLedger.ingest}, so every node derives the same ledger from the same order.
+   */
+  sequencer?: Sequencer;
+}
+
+/** Orders signed transactions somewhere else (an EVM chain). */
+export interface Sequencer {
+  /** Sends one signed transaction to be ordered; resolves once it is final there. */
+  submit(tx: { envelope: TxEnvelope; text: string; txid: string }): Promise<void>;
 }
 
 interface Pending {
@@ -171,6 +187,12 @@ export class EmbeddedLedger implements Ledger {
   private readonly maxBlockTxs: number;
   private readonly batchWaitMs: number;
   private readonly observeCommit: ((ms: number) => void) | undefined;
+  private readonly sequencer: Sequencer | undefined;
+  /** Transactions sent to the sequencer, waiting to come back through `ingest`. */
+  private readonly awaiting = new Map<
+    string,
+    { resolve: (r: TransactionReceipt) => void; reject: (e: unknown) => void }
+  >();
   private readonly validator: SigningKey | null;
   private readonly registrar: SigningKey | null;
   private readonly releaseLock: (() => void) | null;
@@ -193,6 +215,7 @@ export class EmbeddedLedger implements Ledger {
     this.maxBlockTxs = Math.max(1, Math.min(opts.maxBlockTxs ?? 1000, 10_000));
     this.batchWaitMs = Math.max(0, opts.batchWaitMs ?? 0);
     this.observeCommit = opts.observeCommit;
+    this.sequencer = opts.sequencer;
     const fromFile = readGenesisFile(paths.genesis);
     this.releaseLock = opts.passphrase !== undefined ? acquireWriterLock(opts.dataDir) : null;
     try {
@@ -244,6 +267,9 @@ export class EmbeddedLedger implements Ledger {
     const db = this.db;
     return {
       meta: db.prepare('SELECT value FROM meta WHERE key = ?'),
+      metaPut: db.prepare(
+        'INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      ),
       stateGet: db.prepare('SELECT value FROM state WHERE key = ?'),
       stateAll: db.prepare('SELECT key, value FROM state'),
       statePut: db.prepare(
@@ -337,10 +363,104 @@ export class EmbeddedLedger implements Ledger {
     if (this.closed) return Promise.reject(new KlError('KL_LEDGER_CLOSED', 'the ledger is closed'));
     if (!this.validator)
       return Promise.reject(new KlError('KL_NOT_PERMITTED', 'the ledger is open read-only'));
+    if (this.sequencer) return this.viaSequencer(envelope, txid, text);
     return new Promise((resolve, reject) => {
       this.pending.push({ envelope, txid, text, local, since: performance.now(), resolve, reject });
       this.schedule();
     });
+  }
+
+  /** Sends a transaction to the sequencer and resolves when it comes back as part of a block. */
+  private viaSequencer(envelope: TxEnvelope, txid: string, text: string): Promise<TransactionReceipt> {
+    if (this.awaiting.has(txid) || this.stmt.txExists.get(txid))
+      return Promise.reject(
+        new KlError('KL_TX_DUPLICATE', 'this transaction is already on the ledger', { txid }),
+      );
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.awaiting.delete(txid);
+        reject(new KlError('KL_LEDGER_UNAVAILABLE', 'the transaction was ordered but not seen back in time'));
+      }, 120_000);
+      timer.unref();
+      const settle = {
+        resolve: (r: TransactionReceipt) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e: unknown) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      this.awaiting.set(txid, settle);
+      this.sequencer!.submit({ envelope, text, txid }).catch((err: unknown) => {
+        this.awaiting.delete(txid);
+        settle.reject(err);
+      });
+    });
+  }
+
+  /**
+   * Writes one block from transactions ordered by the sequencer (the EVM engine's follower), in that
+   * order, at that time; `cursor` (the sequencer's position, e.g. an EVM block number) is stored in
+   * the same database transaction, so a crash never loses or repeats a block. Transactions the
+   * state rules refuse are left out and reported; an empty batch only moves the cursor.
+   * @returns the txids written and those refused, with why.
+   */
+  ingest(batch: { texts: string[]; time: number; cursor: string }): {
+    written: string[];
+    refused: Array<{ txid: string; reason: string }>;
+  } {
+    this.assertOpen();
+    const validator = this.validator;
+    if (!validator) throw new KlError('KL_NOT_PERMITTED', 'the ledger is open read-only');
+    const refused: Array<{ txid: string; reason: string }> = [];
+    const pending: Pending[] = [];
+    for (const text of batch.texts) {
+      let envelope: TxEnvelope;
+      let txid: string;
+      try {
+        ({ txid } = checkEnvelopeShape(JSON.parse(text)));
+        envelope = JSON.parse(text) as TxEnvelope;
+      } catch (err) {
+        refused.push({
+          txid: leafHash(Buffer.from(text, 'utf8')).toString('hex'),
+          reason: (err as Error).message,
+        });
+        continue;
+      }
+      const waiter = this.awaiting.get(txid);
+      this.awaiting.delete(txid);
+      pending.push({
+        envelope,
+        txid,
+        text,
+        local: false,
+        since: performance.now(),
+        resolve: (r) => waiter?.resolve(r),
+        reject: (e) => {
+          refused.push({ txid, reason: (e as Error).message });
+          waiter?.reject(e);
+        },
+      });
+    }
+    const time = Math.max(batch.time, this.last?.header.time ?? 0);
+    const written = this.buildBlock(pending, time, validator, ['evm-cursor', batch.cursor]);
+    return { written, refused };
+  }
+
+  /**
+   * Waits (at most `ms`) until every transaction sent to the sequencer has come back or failed: a
+   * graceful shutdown lets in-flight writes finish before the follower stops.
+   */
+  async drain(ms = 10_000): Promise<void> {
+    const end = Date.now() + ms;
+    while (this.awaiting.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  /** The sequencer's stored position (see {@link ingest}), or null before the first block. */
+  sequencerCursor(): string | null {
+    return (this.stmt.meta.get('evm-cursor') as { value: string } | undefined)?.value ?? null;
   }
 
   /**
@@ -424,8 +544,18 @@ export class EmbeddedLedger implements Ledger {
     const validator = this.validator;
     if (!validator || this.pending.length === 0) return;
     const batch = this.pending.splice(0, this.maxBlockTxs);
+    this.buildBlock(batch, Math.max(this.now(), this.last?.header.time ?? 0), validator);
+    this.schedule();
+  }
+
+  /** Applies `batch` in order, rejects what the rules refuse, commits the rest as one block. */
+  private buildBlock(
+    batch: Pending[],
+    time: number,
+    validator: SigningKey,
+    meta?: [string, string],
+  ): string[] {
     const height = (this.last?.header.height ?? 0) + 1;
-    const time = Math.max(this.now(), this.last?.header.time ?? 0);
     const state = new WorkingState({ get: this.stateGet }, this.tree);
     const accepted: Pending[] = [];
     const seen = new Set<string>();
@@ -448,8 +578,9 @@ export class EmbeddedLedger implements Ledger {
         p.reject(err);
       }
     }
-    if (accepted.length > 0) this.commit(accepted, state, height, time, validator);
-    this.schedule();
+    if (accepted.length > 0) this.commit(accepted, state, height, time, validator, meta);
+    else if (meta) this.stmt.metaPut.run(meta[0], meta[1]);
+    return accepted.map((p) => p.txid);
   }
 
   private commit(
@@ -458,6 +589,7 @@ export class EmbeddedLedger implements Ledger {
     height: number,
     time: number,
     validator: SigningKey,
+    meta?: [string, string],
   ): void {
     const txTree = new MerkleTree(accepted.map((p) => Buffer.from(p.txid, 'hex')));
     const header: BlockHeader = {
@@ -485,6 +617,7 @@ export class EmbeddedLedger implements Ledger {
           this.stmt.txInsert.run(p.txid, height, i, p.envelope.tx.type, subjectOf(p.envelope), p.text);
         });
         for (const [key, { text }] of state.writes) this.stmt.statePut.run(key, text);
+        if (meta) this.stmt.metaPut.run(meta[0], meta[1]);
       })();
     } catch (err) {
       const failure = new KlError(
@@ -633,6 +766,9 @@ export class EmbeddedLedger implements Ledger {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    for (const w of this.awaiting.values())
+      w.reject(new KlError('KL_LEDGER_CLOSED', 'the ledger closed before the chain answered'));
+    this.awaiting.clear();
     this.cancelFlush();
     while (this.pending.length > 0 && this.validator) this.flush();
     this.cancelFlush();

@@ -31,6 +31,22 @@ export interface Genesis {
   registrars: RegistrarInfo[];
   /** The authentication server's OpenPGP public key, pinned for clients (issue 3). */
   server?: { fingerprint: string; publicKey: string };
+  /**
+   * Where transactions are ordered when not by this node alone (issue 6): an EVM chain and the
+   * KeyRegistry contract on it. Absent: the embedded engine.
+   */
+  engine?: EvmEngineInfo;
+}
+
+/** The EVM chain a ledger is ordered by. */
+export interface EvmEngineInfo {
+  type: 'evm';
+  /** EIP-155 chain id. */
+  chainId: number;
+  /** Address of the KeyRegistry contract (0x…, lowercase). */
+  contract: string;
+  /** Block the contract was deployed in: where followers start reading. */
+  fromBlock: number;
 }
 
 const keyInfo = {
@@ -67,6 +83,16 @@ export function checkGenesis(value: unknown): Genesis {
         fields: {
           fingerprint: { type: 'string', max: 64, pattern: FINGERPRINT },
           publicKey: { type: 'string', max: MAX_ARMORED_KEY },
+        },
+      },
+      engine: {
+        type: 'object',
+        optional: true,
+        fields: {
+          type: { type: 'string', max: 8, enum: ['evm'] },
+          chainId: { type: 'integer', min: 1, max: Number.MAX_SAFE_INTEGER },
+          contract: { type: 'string', max: 42, pattern: /^0x[0-9a-f]{40}$/ },
+          fromBlock: { type: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER },
         },
       },
     },

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { dataPaths, readGenesisFile } from '../ledger/data-dir.js';
 import { EmbeddedLedger } from '../ledger/embedded-ledger.js';
 import { isKlError, KlError } from '../protocol/errors.js';
 import { sha256Hex } from '../protocol/hash.js';
@@ -29,7 +30,7 @@ import { IdentityProofs } from './identity-proofs.js';
 import { attachLoginSocket } from './login-socket.js';
 import { type CodeMailer, type SmtpOptions, smtpMailer } from './mailer.js';
 import { ServerMetrics } from './metrics.js';
-import { initNodeIfNeeded } from './node.js';
+import { evmSequencerFor, initNodeIfNeeded } from './node.js';
 import { type Limit, RateLimiter } from './rate-limiter.js';
 import { type RegistrationRequest, RegistrationService } from './registration.js';
 import { loadServerKey } from './server-key.js';
@@ -86,6 +87,8 @@ export interface ServerOptions {
   emailCodeTtlMs?: number;
   /** Group-commit window of the ledger, ms (default 2). */
   ledgerBatchWaitMs?: number;
+  /** EVM engine: the node's JSON-RPC URL (default: DATA/evm.json) and follower poll interval. */
+  evm?: { rpcUrl?: string; pollMs?: number };
   /**
    * Identities that get the admin role on the ledger as soon as they are registered (the first
    * admin of a new data directory: `keyledger serve --admin IDENTITY`).
@@ -144,13 +147,32 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const serverKey = await loadServerKey(o.dataDir, o.passphrase);
   // A short batching window lets concurrent registrations and audit events share blocks (fewer
   // fsyncs and signatures per transaction) for at most this many ms of added latency.
+  // The EVM engine (issue 6): the chain orders transactions; this node derives the same ledger.
+  const { engine } = readGenesisFile(dataPaths(o.dataDir).genesis).genesis;
+  const sequencer = engine
+    ? evmSequencerFor({
+        dataDir: o.dataDir,
+        passphrase: o.passphrase,
+        engine,
+        ...(o.evm?.rpcUrl ? { rpcUrl: o.evm.rpcUrl } : {}),
+        ...(o.evm?.pollMs ? { pollMs: o.evm.pollMs } : {}),
+        log,
+      })
+    : undefined;
   const ledger = EmbeddedLedger.open({
     dataDir: o.dataDir,
     passphrase: o.passphrase,
     now,
     batchWaitMs: o.ledgerBatchWaitMs ?? 2,
     observeCommit: (ms) => metrics.observeCommit(ms),
+    ...(sequencer ? { sequencer } : {}),
   });
+  if (sequencer) {
+    log(
+      `ledger ordered by EVM chain ${engine!.chainId}, contract ${engine!.contract}, account ${await sequencer.address}`,
+    );
+    await sequencer.follow((batch) => ledger.ingest(batch), ledger.sequencerCursor());
+  }
   if (ledger.genesis.server?.fingerprint !== serverKey.fingerprint) {
     await ledger.close();
     throw new KlError('KL_LEDGER_CORRUPT', 'the server key is not the one pinned in the genesis');
@@ -572,6 +594,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       if (admin) await new Promise<void>((resolve) => admin.close(() => resolve()));
       await closeSocket();
       await app.close();
+      if (sequencer) {
+        await ledger.drain(10_000); // in-flight chain writes (the audit events just written) finish
+        await sequencer.stop();
+      }
       await ledger.close();
       proofs.close();
     },

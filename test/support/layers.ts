@@ -9,7 +9,7 @@ import { dirname, join, normalize, relative } from 'node:path';
 export const LAYER_RULES: Record<string, { layers: string[]; external: RegExp }> = {
   protocol: { layers: ['protocol'], external: /^node:crypto$/ },
   pgp: { layers: ['protocol', 'pgp'], external: /^(openpgp|node:.*)$/ },
-  ledger: { layers: ['protocol', 'ledger'], external: /^(better-sqlite3|node:.*)$/ },
+  ledger: { layers: ['protocol', 'ledger'], external: /^(better-sqlite3|ethers|node:.*)$/ },
   server: { layers: ['protocol', 'pgp', 'ledger', 'server'], external: /.*/ },
   client: { layers: ['protocol', 'pgp', 'ledger', 'client'], external: /.*/ },
   cli: { layers: ['protocol', 'pgp', 'ledger', 'server', 'client', 'cli'], external: /.*/ },
@@ -22,7 +22,7 @@ export const LAYER_RULES: Record<string, { layers: string[]; external: RegExp }>
 };
 
 /** Ledger modules that touch storage: the client may verify, never store or write ledger data. */
-const LEDGER_STORAGE = /^ledger\/(embedded-ledger|data-dir|sealed-key-file|verify-ledger)\.ts$/;
+const LEDGER_STORAGE = /^ledger\/(embedded-ledger|data-dir|sealed-key-file|verify-ledger|evm-[a-z-]+)\.ts$/;
 
 const IMPORT =
   /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;

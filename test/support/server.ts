@@ -7,16 +7,52 @@ import { ClientHome } from '../../src/client/home.js';
 import { createIdentity } from '../../src/client/identity.js';
 import { register } from '../../src/client/register.js';
 import { type RunningServer, type ServerOptions, startServer } from '../../src/server/app.js';
+import { initEvmNode } from '../../src/server/node.js';
 import { PASSPHRASE, tempDir } from '../helpers.js';
+import { ANVIL_FUNDER_KEY, type Anvil, startAnvil } from './anvil.js';
 
 export const CLIENT_PASSPHRASE = 'client passphrase';
 
-/** Starts a server on a random loopback port. */
+/**
+ * The ledger engine the protocol suites run on: `KEYLEDGER_TEST_ENGINE=evm` runs them against the EVM
+ * engine on a real local chain (anvil, one per test process); anything else, the embedded engine.
+ * `npm test` runs the registration, login, session, revocation, anchoring and audit suites both ways.
+ */
+export const TEST_ENGINE: 'embedded' | 'evm' =
+  process.env.KEYLEDGER_TEST_ENGINE === 'evm' ? 'evm' : 'embedded';
+
+let chain: Promise<Anvil> | undefined;
+/** The test process's anvil, started on first use and killed when the process exits. */
+export function sharedChain(): Promise<Anvil> {
+  chain ??= startAnvil().then((a) => {
+    process.once('exit', () => a.child.kill('SIGKILL'));
+    return a;
+  });
+  return chain;
+}
+
+/** Starts a server on a random loopback port, on the engine of {@link TEST_ENGINE}. */
 export async function testServer(
   o: Partial<ServerOptions> = {},
 ): Promise<RunningServer & { dataDir: string }> {
   const dataDir = join(tempDir('kl-srv-'), 'data');
-  const server = await startServer({ dataDir, passphrase: PASSPHRASE, host: '127.0.0.1', port: 0, ...o });
+  if (TEST_ENGINE === 'evm') {
+    const anvil = await sharedChain();
+    await initEvmNode({
+      dataDir,
+      passphrase: PASSPHRASE,
+      rpcUrl: anvil.url,
+      insecureDevFunderKey: ANVIL_FUNDER_KEY,
+    });
+  }
+  const server = await startServer({
+    dataDir,
+    passphrase: PASSPHRASE,
+    host: '127.0.0.1',
+    port: 0,
+    evm: { pollMs: 20 },
+    ...o,
+  });
   return Object.assign(server, { dataDir });
 }
 

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title keyledger key registry for permissioned EVM chains (Hyperledger Besu / GoQuorum, QBFT)
+/// @notice Holds identity -> key record (hashes only), revocations, rotations, hash anchors and
+/// audit events. Every accepted call carries the keyledger transaction it implements (the
+/// registrar-signed canonical envelope) and emits it with its RFC 6962 leaf hash, so each keyledger
+/// node derives the same ordered ledger from the chain and can check it. Full armored keys live in
+/// the envelope (an event), only their hashes in storage.
+/// Write rules mirror the embedded engine's permission table (src/ledger/permissions.ts):
+///   KeyRegistered, KeyRotated, KeyRevoked, HashAnchored, AuditEvent: a registrar;
+///   RegistrarAdded/Removed, RoleGranted/Revoked: the governor (a multisig in production).
+contract KeyRegistry {
+    enum Status { None, Active, Revoked }
+
+    struct Record {
+        bytes32 fingerprint; // sha256 of the lowercase hex fingerprint
+        bytes32 keyHash;     // sha256 of the armored public key
+        Status status;
+        uint32 rotations;
+        bool admin;
+    }
+
+    address public governor;
+    mapping(address => bool) public registrars;
+    mapping(bytes32 => Record) private records;        // sha256(identity) -> record
+    mapping(bytes32 => bytes32) public fingerprintOwner; // sha256(fingerprint) -> sha256(identity)
+    mapping(bytes32 => uint256) public anchoredAt;      // anchored hash -> block number
+    uint64 public txCount;
+
+    /// One keyledger transaction, in chain order: seq, its leaf hash (txid) and the envelope.
+    event KeyledgerTx(uint64 indexed seq, bytes32 indexed txid, bytes envelope);
+    event RegistrarChanged(address indexed account, bool allowed);
+    event GovernorChanged(address indexed governor);
+
+    error NotGovernor();
+    error NotRegistrar();
+    error IdentityTaken();
+    error KeyInUse();
+    error NotActive();
+    error WrongKey();
+    error RoleUnchanged();
+
+    modifier onlyGovernor() {
+        if (msg.sender != governor) revert NotGovernor();
+        _;
+    }
+
+    modifier onlyRegistrar() {
+        if (!registrars[msg.sender]) revert NotRegistrar();
+        _;
+    }
+
+    constructor(address firstRegistrar) {
+        governor = msg.sender;
+        registrars[firstRegistrar] = true;
+        emit GovernorChanged(msg.sender);
+        emit RegistrarChanged(firstRegistrar, true);
+    }
+
+    function _record(bytes calldata envelope) private {
+        bytes32 txid = sha256(abi.encodePacked(bytes1(0x00), envelope));
+        emit KeyledgerTx(txCount, txid, envelope);
+        txCount += 1;
+    }
+
+    function record(bytes32 id) external view returns (Record memory) {
+        return records[id];
+    }
+
+    function setGovernor(address next) external onlyGovernor {
+        governor = next;
+        emit GovernorChanged(next);
+    }
+
+    function setRegistrar(address account, bool allowed) external onlyGovernor {
+        registrars[account] = allowed;
+        emit RegistrarChanged(account, allowed);
+    }
+
+    function registerKey(bytes32 id, bytes32 fingerprint, bytes32 keyHash, bytes calldata envelope)
+        external
+        onlyRegistrar
+    {
+        Record storage r = records[id];
+        if (r.status == Status.Active) revert IdentityTaken();
+        if (fingerprintOwner[fingerprint] != bytes32(0)) revert KeyInUse();
+        // A revoked identity may register again; roles do not carry over.
+        records[id] = Record(fingerprint, keyHash, Status.Active, r.rotations, false);
+        fingerprintOwner[fingerprint] = id;
+        _record(envelope);
+    }
+
+    function rotateKey(bytes32 id, bytes32 oldFingerprint, bytes32 fingerprint, bytes32 keyHash, bytes calldata envelope)
+        external
+        onlyRegistrar
+    {
+        Record storage r = records[id];
+        if (r.status != Status.Active) revert NotActive();
+        if (r.fingerprint != oldFingerprint) revert WrongKey();
+        if (fingerprintOwner[fingerprint] != bytes32(0)) revert KeyInUse();
+        r.fingerprint = fingerprint;
+        r.keyHash = keyHash;
+        r.rotations += 1;
+        fingerprintOwner[fingerprint] = id;
+        _record(envelope);
+    }
+
+    function revokeKey(bytes32 id, bytes32 fingerprint, bytes calldata envelope) external onlyRegistrar {
+        Record storage r = records[id];
+        if (r.status != Status.Active) revert NotActive();
+        if (r.fingerprint != fingerprint) revert WrongKey();
+        r.status = Status.Revoked;
+        _record(envelope);
+    }
+
+    function anchorHash(bytes32 hash, bytes calldata envelope) external onlyRegistrar {
+        if (anchoredAt[hash] == 0) anchoredAt[hash] = block.number;
+        _record(envelope);
+    }
+
+    function auditEvent(bytes calldata envelope) external onlyRegistrar {
+        _record(envelope);
+    }
+
+    /// Governance changes of the keyledger ledger (registrar keys, identity roles) are also
+    /// envelopes, approved by keyledger's validators inside; on chain only the governor may send them.
+    function governance(bytes32 id, bool grantAdmin, bool roleChange, bytes calldata envelope) external onlyGovernor {
+        if (roleChange) {
+            Record storage r = records[id];
+            if (r.status != Status.Active) revert NotActive();
+            if (r.admin == grantAdmin) revert RoleUnchanged();
+            r.admin = grantAdmin;
+        }
+        _record(envelope);
+    }
+}
