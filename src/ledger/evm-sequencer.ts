@@ -202,10 +202,24 @@ export class EvmSequencer implements Sequencer {
       } catch (err) {
         // A failed send leaves the nonce manager ahead of the chain: start again from the node's count.
         this.signer.reset();
-        throw chainError(err, c);
+        throw err;
       }
     };
-    const result = this.sendChain.then(run, run);
+    // Another writer with the same account (a replica) took our nonce: ask the node again and resend.
+    const attempt = async (): Promise<void> => {
+      for (let tries = 1; ; tries++) {
+        try {
+          return await run();
+        } catch (err) {
+          const e = err as { code?: string; message?: string };
+          const nonceClash =
+            e.code === 'NONCE_EXPIRED' || /nonce|replacement transaction/i.test(e.message ?? '');
+          if (!nonceClash || tries >= 30) throw chainError(err, this.contract);
+          await new Promise((r) => setTimeout(r, 10 + Math.random() * 50));
+        }
+      }
+    };
+    const result = this.sendChain.then(attempt, attempt);
     this.sendChain = result.catch(() => {});
     return result;
   }

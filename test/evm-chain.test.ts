@@ -1,0 +1,255 @@
+/**
+ * What a real chain does to the EVM engine (issue 6), on anvil (a real EVM node, started and stopped
+ * here): a write the contract refuses for lack of permission (clear error, nothing half-done, retry
+ * works once permitted), the RPC node down (clear error, no half-registered user, retry safe), a node
+ * restart with its state kept, a keyledger server restart that re-derives nothing twice, and replicas
+ * sharing one account (nonce clashes resolved). The contract's own rules are checked directly too.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Contract, Wallet } from 'ethers';
+import { register } from '../src/client/register.js';
+import { connect } from '../src/client/session.js';
+import { dataPaths, readGenesisFile } from '../src/ledger/data-dir.js';
+import { EvmSequencer, evmProvider, registryArtifact } from '../src/ledger/evm-sequencer.js';
+import { openSecretFile } from '../src/ledger/sealed-key-file.js';
+import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
+import { startServer } from '../src/server/app.js';
+import { initEvmNode } from '../src/server/node.js';
+import { PASSPHRASE, tempDir } from './helpers.js';
+import { ANVIL_FUNDER_KEY, type Anvil, startAnvil } from './support/anvil.js';
+import { CLIENT_PASSPHRASE, invite, newClient } from './support/server.js';
+
+const chains: Anvil[] = [];
+after(async () => {
+  for (const c of chains) await c.stop();
+});
+
+async function chain(o: { stateFile?: string; port?: number } = {}): Promise<Anvil> {
+  const a = await startAnvil(o);
+  chains.push(a);
+  return a;
+}
+
+const code = (c: string) => (e: unknown) => {
+  assert.equal((e as { code?: string }).code, c, (e as Error).message);
+  return true;
+};
+
+/** The node account's private key, from its sealed file. */
+function accountKey(dataDir: string): string {
+  return `0x${openSecretFile(dataPaths(dataDir).evmAccountKey, PASSPHRASE, 'evm-account').toString('hex')}`;
+}
+
+async function evmServer(anvil: Anvil, dataDir = join(tempDir('kl-evm-'), 'data')) {
+  await initEvmNode({
+    dataDir,
+    passphrase: PASSPHRASE,
+    rpcUrl: anvil.url,
+    insecureDevFunderKey: ANVIL_FUNDER_KEY,
+  });
+  const server = await startServer({
+    dataDir,
+    passphrase: PASSPHRASE,
+    host: '127.0.0.1',
+    port: 0,
+    evm: { pollMs: 20 },
+  });
+  return Object.assign(server, { dataDir });
+}
+
+describe('EVM engine against a real chain (anvil)', () => {
+  it('the contract enforces the write rules itself: a stranger cannot write, a registrar cannot govern', async () => {
+    const anvil = await chain();
+    const srv = await evmServer(anvil);
+    const { genesis } = readGenesisFile(dataPaths(srv.dataDir).genesis);
+    const provider = evmProvider(anvil.url);
+    const stranger = new Wallet(Wallet.createRandom().privateKey, provider);
+    await (
+      await new Wallet(ANVIL_FUNDER_KEY, provider).sendTransaction({
+        to: stranger.address,
+        value: 10n ** 18n,
+      })
+    ).wait();
+    const asStranger = new Contract(genesis.engine!.contract, registryArtifact().abi, stranger);
+    const revert = (name: string) => (e: unknown) => {
+      assert.equal(asStranger.interface.parseError((e as { data: string }).data)?.name, name);
+      return true;
+    };
+    await assert.rejects(asStranger.auditEvent!(new Uint8Array([1])), revert('NotRegistrar'));
+    await assert.rejects(asStranger.setRegistrar!(stranger.address, true), revert('NotGovernor'));
+    const record = await asStranger.record!(`0x${'0'.repeat(64)}`);
+    assert.equal(record.status, 0n);
+    provider.destroy();
+    await srv.close();
+  });
+
+  it('a write the contract refuses for lack of permission fails clearly, leaves nothing, and works once permitted', async () => {
+    const anvil = await chain();
+    const a = await evmServer(anvil);
+    const { genesis } = readGenesisFile(dataPaths(a.dataDir).genesis);
+    // Node B's account is made a registrar only later: it attaches to A's contract with A's genesis.
+    const bDir = join(tempDir('kl-evm-'), 'data');
+    const b = await initEvmNode({
+      dataDir: bDir,
+      passphrase: PASSPHRASE,
+      rpcUrl: anvil.url,
+      contract: { address: genesis.engine!.contract, fromBlock: genesis.engine!.fromBlock },
+      insecureDevFunderKey: ANVIL_FUNDER_KEY,
+    });
+    const bServer = await startServer({
+      dataDir: bDir,
+      passphrase: PASSPHRASE,
+      host: '127.0.0.1',
+      port: 0,
+      evm: { pollMs: 20 },
+    });
+    const home = await newClient('perm@example.org');
+    const code1 = invite(bServer, 'perm@example.org');
+    await assert.rejects(
+      register({
+        home,
+        server: bServer.url,
+        proof: { method: 'invite', code: code1 },
+        passphrase: CLIENT_PASSPHRASE,
+      }),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'KL_NOT_PERMITTED');
+        assert.match(e.message, /not a registrar of the contract/);
+        return true;
+      },
+    );
+    assert.equal(await bServer.ledger.checkpoint(), null, 'no half-registered user: nothing was written');
+    // The governor (A's account) makes B a registrar; the same invitation now works.
+    const provider = evmProvider(anvil.url);
+    const governor = new Contract(
+      genesis.engine!.contract,
+      registryArtifact().abi,
+      new Wallet(accountKey(a.dataDir), provider),
+    );
+    await (await governor.setRegistrar!(b.account, true)).wait();
+    provider.destroy();
+    const r = await register({
+      home,
+      server: bServer.url,
+      proof: { method: 'invite', code: code1 },
+      passphrase: CLIENT_PASSPHRASE,
+    });
+    assert.equal(r.verified, true);
+    await bServer.close();
+    await a.close();
+  });
+
+  it('the RPC node down: a clear error, no half-registered user; after a restart with its state, retry works', async () => {
+    const stateFile = join(tempDir('kl-anvil-'), 'state.json');
+    let anvil = await chain({ stateFile });
+    const srv = await evmServer(anvil);
+    const before = await newClient('first@example.org');
+    await register({
+      home: before,
+      server: srv.url,
+      proof: { method: 'invite', code: invite(srv, 'first@example.org') },
+      passphrase: CLIENT_PASSPHRASE,
+    });
+    await new Promise((r) => setTimeout(r, 1_200)); // anvil writes its state file every second
+    await anvil.stop();
+    const home = await newClient('down@example.org');
+    const code1 = invite(srv, 'down@example.org');
+    await assert.rejects(
+      register({
+        home,
+        server: srv.url,
+        proof: { method: 'invite', code: code1 },
+        passphrase: CLIENT_PASSPHRASE,
+      }),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'KL_LEDGER_UNAVAILABLE');
+        assert.match(e.message, /EVM node cannot be reached/);
+        return true;
+      },
+    );
+    assert.equal((await srv.ledger.getKeyRecord('down@example.org')).record, null);
+    // The node comes back on the same port with its chain; the server's follower picks up again.
+    anvil = await chain({ stateFile, port: anvil.port });
+    const r = await register({
+      home,
+      server: srv.url,
+      proof: { method: 'invite', code: code1 },
+      passphrase: CLIENT_PASSPHRASE,
+    });
+    assert.equal(r.verified, true, 'the same invitation works: it was not used up by the failed attempt');
+    const s = await connect({ home: before, passphrase: CLIENT_PASSPHRASE });
+    await s.close();
+    await srv.close();
+  });
+
+  it('a restarted keyledger server derives the same ledger from the chain and adds nothing twice', async () => {
+    const anvil = await chain();
+    const srv = await evmServer(anvil);
+    const home = await newClient('again@example.org');
+    await register({
+      home,
+      server: srv.url,
+      proof: { method: 'invite', code: invite(srv, 'again@example.org') },
+      passphrase: CLIENT_PASSPHRASE,
+    });
+    await new Promise((r) => setTimeout(r, 300)); // the registration's audit event lands too
+    await srv.close();
+    const before = verifyLedgerData({ dataDir: srv.dataDir });
+    const again = await startServer({
+      dataDir: srv.dataDir,
+      passphrase: PASSPHRASE,
+      host: '127.0.0.1',
+      port: Number(new URL(srv.url).port), // the client pinned this address
+      evm: { pollMs: 20 },
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const after = verifyLedgerData({ dataDir: srv.dataDir });
+    // Read again from its cursor: the same blocks and transactions, none twice, none lost.
+    assert.deepEqual([after.blocks, after.transactions], [before.blocks, before.transactions]);
+    assert.ok(before.transactions >= 2);
+    const s = await connect({ home, passphrase: CLIENT_PASSPHRASE });
+    await s.close();
+    await again.close();
+    const check = verifyLedgerData({ dataDir: srv.dataDir });
+    assert.equal(check.ok, true, check.problem?.reason);
+  });
+
+  it('replicas sharing one account: concurrent writes with clashing nonces all land, in one order', async () => {
+    const anvil = await chain();
+    const srv = await evmServer(anvil);
+    const { genesis } = readGenesisFile(dataPaths(srv.dataDir).genesis);
+    const key = accountKey(srv.dataDir);
+    const replicas = [0, 1].map(
+      () => new EvmSequencer({ rpcUrl: anvil.url, engine: genesis.engine!, privateKey: key, pollMs: 20 }),
+    );
+    const before = (await srv.ledger.checkpoint())?.header.height ?? 0;
+    // The server's sequencer and two replicas with the same account all start from the same nonce.
+    const anchors = Array.from({ length: 16 }, (_, i) =>
+      srv.ledger.submit({
+        type: 'HashAnchored',
+        body: { hash: `${i}`.padStart(64, 'c'), algorithm: 'sha256' },
+      }),
+    );
+    // Other writers on the same account, racing the server's own sequencer.
+    const junk = replicas.flatMap((rep, r) =>
+      Array.from({ length: 4 }, (_, i) =>
+        rep.submit({
+          envelope: { tx: { type: 'AuditEvent' } } as never,
+          text: `{"not":"a keyledger envelope ${r}-${i}"}`,
+          txid: '',
+        }),
+      ),
+    );
+    const receipts = await Promise.all(anchors);
+    await Promise.all(junk);
+    for (const rep of replicas) await rep.stop();
+    assert.ok((await srv.ledger.checkpoint())!.header.height > before);
+    for (const r of receipts) assert.equal((await srv.ledger.getTransaction(r.txid)).txid, r.txid);
+    // The junk the replicas wrote is on the chain but never enters the ledger (not a signed envelope).
+    const check = verifyLedgerData({ dataDir: srv.dataDir });
+    assert.equal(check.ok, true, check.problem?.reason);
+    await srv.close();
+  });
+});
