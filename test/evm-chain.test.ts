@@ -6,8 +6,10 @@
  * sharing one account (nonce clashes resolved). The contract's own rules are checked directly too.
  */
 import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { Contract, Wallet } from 'ethers';
 import { register } from '../src/client/register.js';
 import { connect } from '../src/client/session.js';
@@ -21,6 +23,7 @@ import { PASSPHRASE, tempDir } from './helpers.js';
 import { ANVIL_FUNDER_KEY, type Anvil, startAnvil } from './support/anvil.js';
 import { CLIENT_PASSPHRASE, invite, newClient } from './support/server.js';
 
+const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
 const chains: Anvil[] = [];
 after(async () => {
   for (const c of chains) await c.stop();
@@ -251,5 +254,80 @@ describe('EVM engine against a real chain (anvil)', () => {
     const check = verifyLedgerData({ dataDir: srv.dataDir });
     assert.equal(check.ok, true, check.problem?.reason);
     await srv.close();
+  });
+});
+
+describe('EVM engine through the CLI', () => {
+  it('ledger deploy, serve, invite, init, register, login: the README flow on a chain', async () => {
+    const anvil = await chain();
+    const data = join(tempDir('kl-evm-cli-'), 'data');
+    const home = join(tempDir('kl-evm-cli-'), 'home');
+    const env = {
+      ...process.env,
+      KEYLEDGER_SERVER_PASSPHRASE: PASSPHRASE,
+      KEYLEDGER_PASSPHRASE: 'evm user pw',
+    };
+    const run = (args: string[]) =>
+      promisify(execFile)(process.execPath, [bin, ...args], { env, encoding: 'utf8' }).catch(
+        (e: { code: number; stdout: string; stderr: string }) => e,
+      );
+    const deployed = await run([
+      'ledger',
+      'deploy',
+      '--data',
+      data,
+      '--rpc',
+      anvil.url,
+      '--insecure-dev-funder-key',
+      ANVIL_FUNDER_KEY,
+      '--json',
+    ]);
+    const info = JSON.parse(deployed.stdout) as { contract: string; chainId: number };
+    assert.match(info.contract, /^0x[0-9a-f]{40}$/);
+    assert.equal(info.chainId, 31337);
+    // An initialised directory keeps its contract.
+    const wrong = (await run([
+      'serve',
+      '--data',
+      data,
+      '--port',
+      '0',
+      '--contract',
+      `0x${'1'.repeat(40)}`,
+    ])) as {
+      code?: number;
+      stderr: string;
+    };
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /error KL_CONFIG_INVALID: .* is bound to contract 0x[0-9a-f]{40}/);
+    const child = spawn(process.execPath, [bin, 'serve', '--data', data, '--port', '0', '--json'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout!.on('data', (c) => {
+          out += c;
+          if (out.includes('\n')) resolve((JSON.parse(out.split('\n')[0]!) as { url: string }).url);
+        });
+        child.on('exit', (c) => reject(new Error(`serve exited ${c}`)));
+      });
+      const inv = JSON.parse(
+        (await run(['admin', 'invite', 'cli@example.org', '--data', data, '--json'])).stdout,
+      ) as { code: string };
+      assert.equal((await run(['init', '--id', 'cli@example.org', '--home', home])).stdout.length > 0, true);
+      const reg = await run(['register', '--server', url, '--invite', inv.code, '--home', home]);
+      assert.match(reg.stdout, /receipt verified against the genesis/);
+      const login = JSON.parse((await run(['login', '--home', home, '--json'])).stdout) as {
+        verified: boolean;
+      };
+      assert.equal(login.verified, true);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    const verified = await run(['ledger', 'verify', '--data', data, '--json']);
+    assert.equal(JSON.parse(verified.stdout).ok, true);
   });
 });

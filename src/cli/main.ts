@@ -11,7 +11,7 @@ import { init, loginCommand, registerCommand, rotateKeyCommand, status, whoami }
 import { demo } from './commands/demo.js';
 import { ledgerInit, ledgerShow, ledgerVerify, parseHeight } from './commands/ledger.js';
 import { logsDecrypt } from './commands/logs.js';
-import { adminInvite, configCheck, configSchema, serve } from './commands/server.js';
+import { adminInvite, configCheck, configSchema, ledgerDeploy, serve } from './commands/server.js';
 import {
   adminDashboard,
   adminGrant,
@@ -60,6 +60,7 @@ ledger (auditor):
   keyledger ledger verify --data DIR [--checkpoint FILE]... [--json]
   keyledger ledger show --data DIR [--height N | --id IDENTITY | --tx TXID] [--json]
   keyledger ledger init --data DIR [--name NAME]
+  keyledger ledger deploy --data DIR --rpc URL [--contract ADDR --from-block N]   EVM engine (issue 6)
   keyledger demo [--data DIR] [--users N]
 
 Run "keyledger COMMAND --help" for details. Exit status: 0 success, 1 a check failed, 2 error
@@ -68,6 +69,9 @@ Run "keyledger COMMAND --help" for details. Exit status: 0 success, 1 a check fa
                 [--admin IDENTITY]... [--public-url URL]
   Settings come from --config FILE (JSON, docs/configuration.md), then KEYLEDGER_* environment
   variables, then these flags. keyledger config check shows the result.
+  --ledger evm --rpc URL [--contract ADDRESS --from-block N]: on first start, a ledger ordered by an
+  EVM chain (Besu/GoQuorum QBFT): deploys the KeyRegistry contract, or attaches to ADDRESS
+  (docs/deploy-besu.md). Later starts read the engine from the data directory; --rpc changes the node.
   Starts the server; initialises DIR (default ./keyledger-data) on first start: the ledger, its
   validator key and the server's OpenPGP key, pinned in the genesis. --admin names identities that
   get the admin role on the ledger once registered (the first admin); --public-url is the address
@@ -126,7 +130,11 @@ keyledger admin revoke-key IDENTITY [--reason compromised|superseded|retired|uns
   whoami: 'keyledger whoami [--home DIR] [--json]\n  Shows your identity, key fingerprint and server.',
   status:
     'keyledger status [--home DIR] [--json]\n  Shows identity, pinned server key and ledger, and verifies what the ledger holds for you now.',
-  ledger: 'keyledger ledger verify|show|init --data DIR ...  (see "keyledger --help")',
+  ledger: `keyledger ledger verify|show|init --data DIR ...  (see "keyledger --help")
+keyledger ledger deploy --data DIR --rpc URL [--contract ADDRESS --from-block N] [--insecure-dev-funder-key KEY]
+  A new data directory whose ledger is ordered by an EVM chain: makes this node's Ethereum account
+  (sealed under the node passphrase) and deploys KeyRegistry from it (or attaches to ADDRESS). On a
+  development chain (anvil, Hardhat) --insecure-dev-funder-key pays for the account with a public key.`,
   config: `keyledger config check [--config FILE] [serve flags] [--json]
   Validates the configuration keyledger serve would use (file, then KEYLEDGER_* environment, then
   flags) against its schema and prints it with secrets hidden; exit 2 with every problem otherwise.
@@ -165,6 +173,11 @@ const OPTIONS = {
   'insecure-smtp-plaintext': { type: 'boolean' },
   'passphrase-file': { type: 'string' },
   config: { type: 'string' },
+  ledger: { type: 'string' },
+  rpc: { type: 'string' },
+  contract: { type: 'string' },
+  'from-block': { type: 'string' },
+  'insecure-dev-funder-key': { type: 'string' },
   admin: { type: 'string', multiple: true },
   'public-url': { type: 'string' },
   'no-open': { type: 'boolean' },
@@ -215,6 +228,13 @@ function serveFlags(v: ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>
     ...(v['public-url'] !== undefined ? { publicUrl: v['public-url'] } : {}),
     ...(smtp ? { smtp } : {}),
   };
+  const ledger = {
+    ...(v.ledger !== undefined ? { engine: v.ledger as 'embedded' | 'evm' } : {}),
+    ...(v.rpc !== undefined ? { rpcUrl: v.rpc } : {}),
+    ...(v.contract !== undefined ? { contract: v.contract } : {}),
+    ...(v['from-block'] !== undefined ? { fromBlock: Number(v['from-block']) } : {}),
+  };
+  if (Object.keys(ledger).length) flags.ledger = ledger;
   return flags;
 }
 
@@ -373,6 +393,12 @@ export async function main(argv: string[]): Promise<number> {
         if (!v.data) usage('--data DIR is required');
         const common = { data, json, quiet: v.quiet ?? false, ...passphrase };
         if (sub === 'init') return await ledgerInit({ ...common, ...(v.name ? { name: v.name } : {}) });
+        if (sub === 'deploy')
+          return await ledgerDeploy({
+            ...common,
+            ledger: { engine: 'evm', ...serveFlags(v).ledger },
+            ...(v['insecure-dev-funder-key'] ? { insecureDevFunderKey: v['insecure-dev-funder-key'] } : {}),
+          });
         if (sub === 'verify') return await ledgerVerify({ ...common, checkpoints: v.checkpoint ?? [] });
         if (sub === 'show') {
           if ([v.height, v.id, v.tx].filter((x) => x !== undefined).length > 1)

@@ -114,6 +114,35 @@ export const CONFIG_SCHEMA = {
         emailPerIdentity: limit('Emailed codes per identity. Default burst 3, 1/min.'),
       },
     },
+    ledger: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Which engine orders the ledger (fixed when the data directory is initialised).',
+      properties: {
+        engine: {
+          type: 'string',
+          enum: ['embedded', 'evm'],
+          description: 'embedded (default) or evm (issue 6).',
+        },
+        rpcUrl: {
+          type: 'string',
+          pattern: '^(https?|wss?)://',
+          description: "EVM: the node's JSON-RPC URL.",
+        },
+        contract: {
+          type: 'string',
+          pattern: '^0x[0-9a-fA-F]{40}$',
+          description: 'EVM: attach to this deployed KeyRegistry instead of deploying one.',
+        },
+        fromBlock: {
+          type: 'integer',
+          minimum: 0,
+          description: 'EVM: the block the attached contract was deployed in.',
+        },
+        confirmations: count('EVM: confirmations before a write is final. Default 1 (QBFT).', 1000),
+        pollMs: count('EVM: how often to read new blocks, ms. Default 250.', 60_000),
+      },
+    },
     smtp: {
       type: 'object',
       additionalProperties: false,
@@ -160,6 +189,14 @@ export interface ConfigFile {
     Record<keyof NonNullable<ServerOptions['rateLimits']>, { burst: number; perSecond: number }>
   >;
   smtp?: { url: string; from?: string; insecurePlaintext?: boolean };
+  ledger?: {
+    engine?: 'embedded' | 'evm';
+    rpcUrl?: string;
+    contract?: string;
+    fromBlock?: number;
+    confirmations?: number;
+    pollMs?: number;
+  };
 }
 
 /** Environment variables and the setting each sets. */
@@ -175,6 +212,9 @@ export const CONFIG_ENV: Readonly<Record<string, string>> = {
   KEYLEDGER_SMTP_FROM: 'smtp.from',
   KEYLEDGER_SESSION_IDLE_TIMEOUT: 'session.idleTimeout',
   KEYLEDGER_SESSION_MAX_LIFETIME: 'session.maxLifetime',
+  KEYLEDGER_LEDGER: 'ledger.engine',
+  KEYLEDGER_EVM_RPC: 'ledger.rpcUrl',
+  KEYLEDGER_EVM_CONTRACT: 'ledger.contract',
 };
 
 const validate = new Ajv({ allErrors: true, strict: false }).compile(CONFIG_SCHEMA);
@@ -273,6 +313,10 @@ export function serverOptionsOf(c: ConfigFile): Omit<ServerOptions, 'passphrase'
       handshakeTimeoutMs: ms(c.handshakeTimeout, 'handshakeTimeout'),
       ledgerBatchWaitMs: ms(c.ledgerBatchWait, 'ledgerBatchWait'),
       rateLimits: c.rateLimits,
+      evm:
+        c.ledger?.rpcUrl || c.ledger?.pollMs
+          ? defined({ rpcUrl: c.ledger.rpcUrl, pollMs: c.ledger.pollMs })
+          : undefined,
       smtp: c.smtp
         ? {
             url: c.smtp.url,

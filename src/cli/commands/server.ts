@@ -17,6 +17,7 @@ import {
   serverOptionsOf,
 } from '../../server/config.js';
 import { IdentityProofs } from '../../server/identity-proofs.js';
+import { initEvmNode } from '../../server/node.js';
 import { loadServerKey } from '../../server/server-key.js';
 import { info, out } from '../io.js';
 import { resolvePassphrase } from '../passphrase.js';
@@ -41,6 +42,8 @@ export async function serve(o: ServeOptions): Promise<number> {
   const data = options.dataDir;
   const fresh = !isInitialised(data);
   const passphrase = await resolvePassphrase(o, { confirm: fresh });
+  if (fresh && config.ledger?.engine === 'evm') await initEvm(data, passphrase, config.ledger);
+  else if (config.ledger?.engine === 'evm' || config.ledger?.contract) checkEngine(data, config.ledger ?? {});
   // Seed phase 4 step 6: the server's log is encrypted at rest, readable with the operator's key
   // (operatorKey) or, by default, with the server key (keyledger logs decrypt --data DIR).
   let logFile: EncryptedLog | null = null;
@@ -91,6 +94,67 @@ export async function serve(o: ServeOptions): Promise<number> {
   await server.close();
   log('server stopped');
   logFile.close();
+  return 0;
+}
+
+type LedgerSettings = NonNullable<ConfigFile['ledger']>;
+
+/** A new EVM-engine data directory: deploys KeyRegistry, or attaches to `contract`. */
+async function initEvm(data: string, passphrase: string, l: LedgerSettings, funder?: string) {
+  if (!l.rpcUrl) throw new KlError('KL_CONFIG_INVALID', 'the EVM engine needs --rpc URL (ledger.rpcUrl)');
+  const r = await initEvmNode({
+    dataDir: data,
+    passphrase,
+    rpcUrl: l.rpcUrl,
+    ...(l.contract ? { contract: { address: l.contract, fromBlock: l.fromBlock ?? 0 } } : {}),
+    ...(l.confirmations ? { confirmations: l.confirmations } : {}),
+    ...(funder ? { insecureDevFunderKey: funder } : {}),
+  });
+  const e = r.genesis.engine!;
+  info(
+    `${l.contract ? 'attached to' : 'deployed'} KeyRegistry ${e.contract} on chain ${e.chainId} (block ${e.fromBlock}); this node's account: ${r.account}`,
+  );
+  if (l.contract)
+    info(
+      `the contract's governor must make ${r.account} a registrar (setRegistrar) before this node can write`,
+    );
+  return r;
+}
+
+/** An initialised directory keeps its engine: refuse settings that name another. */
+function checkEngine(data: string, l: LedgerSettings): void {
+  const { engine } = readGenesisFile(`${data}/genesis.json`).genesis;
+  if (!engine)
+    throw new KlError('KL_CONFIG_INVALID', `${data} holds an embedded-engine ledger, not an EVM one`);
+  if (l.contract && l.contract.toLowerCase() !== engine.contract)
+    throw new KlError(
+      'KL_CONFIG_INVALID',
+      `${data} is bound to contract ${engine.contract}, not ${l.contract}`,
+    );
+}
+
+/**
+ * `keyledger ledger deploy --rpc URL --data DIR`: a new EVM-engine data directory with the
+ * KeyRegistry contract deployed from a new account of this node (sealed under the node passphrase).
+ */
+export async function ledgerDeploy(o: {
+  data: string;
+  ledger: LedgerSettings;
+  insecureDevFunderKey?: string;
+  passphraseFile?: string;
+  insecureDevPassphrase?: boolean;
+  json?: boolean;
+}): Promise<number> {
+  if (isInitialised(o.data)) throw new KlError('KL_DATA_DIR', `${o.data} already holds a ledger`);
+  const passphrase = await resolvePassphrase(o, { confirm: true });
+  const r = await initEvm(o.data, passphrase, o.ledger, o.insecureDevFunderKey);
+  const e = r.genesis.engine!;
+  if (o.json) out(JSON.stringify({ ...e, account: r.account, dataDir: o.data }));
+  else
+    out(`contract ${e.contract}
+chain ${e.chainId}
+account ${r.account}
+start it: keyledger serve --data ${o.data}`);
   return 0;
 }
 
