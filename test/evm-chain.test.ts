@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -15,11 +16,14 @@ import { register } from '../src/client/register.js';
 import { connect } from '../src/client/session.js';
 import { dataPaths, readGenesisFile } from '../src/ledger/data-dir.js';
 import { EvmSequencer, evmProvider, registryArtifact } from '../src/ledger/evm-sequencer.js';
-import { openSecretFile } from '../src/ledger/sealed-key-file.js';
+import { openKeyFile, openSecretFile } from '../src/ledger/sealed-key-file.js';
+import { signTransaction } from '../src/ledger/transactions.js';
 import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
+import { canonicalize } from '../src/protocol/canonical-json.js';
+import { sha256Hex } from '../src/protocol/hash.js';
 import { startServer } from '../src/server/app.js';
 import { initEvmNode } from '../src/server/node.js';
-import { PASSPHRASE, tempDir } from './helpers.js';
+import { PASSPHRASE, registration, tempDir } from './helpers.js';
 import { ANVIL_FUNDER_KEY, type Anvil, startAnvil } from './support/anvil.js';
 import { CLIENT_PASSPHRASE, invite, newClient } from './support/server.js';
 
@@ -85,6 +89,52 @@ describe('EVM engine against a real chain (anvil)', () => {
     const record = await asStranger.record!(`0x${'0'.repeat(64)}`);
     assert.equal(record.status, 0n);
     provider.destroy();
+    await srv.close();
+  });
+
+  it('reads check what was written: a key stored on chain under another key hash is left out of the ledger', async () => {
+    const anvil = await chain();
+    const srv = await evmServer(anvil);
+    const home = await newClient('ok@example.org');
+    await register({
+      home,
+      server: srv.url,
+      proof: { method: 'invite', code: invite(srv, 'ok@example.org') },
+      passphrase: CLIENT_PASSPHRASE,
+    });
+    // A writer with the registrar's keys stores one key hash on chain while the envelope carries another key.
+    const { genesis } = readGenesisFile(dataPaths(srv.dataDir).genesis);
+    const registrar = openKeyFile(dataPaths(srv.dataDir).registrarKey, PASSPHRASE, 'registrar');
+    const body = registration('forged@example.org');
+    const env = signTransaction({
+      chain: srv.ledger.chainId,
+      intent: { type: 'KeyRegistered', body },
+      signer: registrar,
+      now: Date.now(),
+      nonce: randomBytes(16).toString('hex'),
+    });
+    const text = canonicalize(env);
+    const provider = evmProvider(anvil.url);
+    const asRegistrar = new Contract(
+      genesis.engine!.contract,
+      registryArtifact().abi,
+      new Wallet(accountKey(srv.dataDir), provider),
+    );
+    const h = (t: string) => `0x${sha256Hex(t)}`;
+    await (
+      await asRegistrar.registerKey!(
+        h(body.id),
+        h(body.fingerprint),
+        h('some other key'),
+        Buffer.from(text, 'utf8'),
+      )
+    ).wait();
+    provider.destroy();
+    // The follower reads that block and refuses it; the server's own writes go on.
+    const s = await connect({ home, passphrase: CLIENT_PASSPHRASE });
+    await s.sendSigned('after the forged write');
+    await s.close();
+    assert.equal((await srv.ledger.getKeyRecord('forged@example.org')).record, null);
     await srv.close();
   });
 

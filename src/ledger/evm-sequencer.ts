@@ -102,6 +102,18 @@ function chainError(err: unknown, contract: Contract): KlError {
 }
 
 const hash32 = (text: string) => `0x${sha256Hex(text)}`;
+
+/** The identity a key registration or rotation envelope is about, or null. */
+function keyChangeId(text: string): string | null {
+  try {
+    const env = JSON.parse(text) as TxEnvelope;
+    const type = env?.tx?.type;
+    const id = (env?.tx?.body as { id?: unknown })?.id;
+    return (type === 'KeyRegistered' || type === 'KeyRotated') && typeof id === 'string' ? id : null;
+  } catch {
+    return null;
+  }
+}
 const idHash = (id: string) => hash32(id);
 
 /** Options of {@link EvmSequencer}. */
@@ -273,6 +285,24 @@ export class EvmSequencer implements Sequencer {
           }
           texts.push(bytes.toString('utf8'));
         }
+        // The contract's storage shows the state at the end of the block: check the last key
+        // change of each identity in it against the key its envelope carries.
+        const lastChange = new Map<string, number>();
+        texts.forEach((t, i) => {
+          const id = keyChangeId(t);
+          if (id) lastChange.set(id, i);
+        });
+        for (const [id, i] of lastChange) {
+          const mismatch = await this.storedKeyMismatch(texts[i]!, number);
+          if (mismatch) {
+            this.o.onRefused?.(
+              leafHash(Buffer.from(texts[i]!, 'utf8')).toString('hex'),
+              `${mismatch} (${id})`,
+            );
+            texts.splice(i, 1, '');
+          }
+        }
+        for (let i = texts.length - 1; i >= 0; i--) if (texts[i] === '') texts.splice(i, 1);
         const r = ingest({ texts, time: block.timestamp * 1000, cursor: String(number) }) as {
           refused?: Array<{ txid: string; reason: string }>;
         };
@@ -283,6 +313,32 @@ export class EvmSequencer implements Sequencer {
       next = to + 1;
     }
     return next;
+  }
+
+  /**
+   * For a key registration or rotation, checks that the key hash and fingerprint the contract
+   * stored (as of that block) are those of the key in the envelope: a writer that stored one key's
+   * hash while logging another key is caught here. Returns why it does not match, or null.
+   */
+  private async storedKeyMismatch(text: string, blockNumber: number): Promise<string | null> {
+    let env: TxEnvelope;
+    try {
+      env = JSON.parse(text) as TxEnvelope;
+    } catch {
+      return null; // not an envelope: the ledger refuses it itself
+    }
+    const type = env?.tx?.type;
+    if (type !== 'KeyRegistered' && type !== 'KeyRotated') return null;
+    const b = env.tx.body as TxBodies['KeyRegistered'];
+    if (typeof b?.id !== 'string' || typeof b.publicKey !== 'string' || typeof b.fingerprint !== 'string')
+      return null;
+    const stored = (await this.contract.record!(idHash(b.id), { blockTag: blockNumber })) as {
+      fingerprint: string;
+      keyHash: string;
+    };
+    if (stored.keyHash !== hash32(b.publicKey) || stored.fingerprint !== hash32(b.fingerprint))
+      return 'the key stored on the chain is not the key in the transaction';
+    return null;
   }
 
   /** Stops following and sending. */
