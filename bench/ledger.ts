@@ -8,7 +8,8 @@
  *   3. `ledger verify` time for the whole data directory (baseline: Ed25519 verification alone).
  * Results go to bench/results/ledger.json. Never fails on timing.
  *
- * Options: --identities N (default 100000), --keep DIR (keep the filled data directory there).
+ * Options: --identities N (default 100000), --keep DIR (keep the filled data directory there);
+ * --engine evm runs bench/ledger-evm.ts instead (EVM engine on anvil next to the embedded engine).
  * Keys are OpenPGP-shaped random blocks (the ledger stores keys, it does not parse them).
  */
 import { spawnSync } from 'node:child_process';
@@ -23,7 +24,21 @@ import { verifyKeyRecordProof } from '../src/ledger/proofs.js';
 import type { TxBodies } from '../src/ledger/transactions.js';
 import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
 
-const { values } = parseArgs({ options: { identities: { type: 'string' }, keep: { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    identities: { type: 'string' },
+    keep: { type: 'string' },
+    engine: { type: 'string' },
+    registrations: { type: 'string' },
+    'in-flight': { type: 'string' },
+    json: { type: 'boolean' },
+  },
+});
+if (values.engine === 'evm') {
+  // The EVM engine next to the embedded one, on a local chain: bench/ledger-evm.ts.
+  await import('./ledger-evm.js');
+  process.exit(0);
+}
 const IDENTITIES = Number(values.identities ?? 100_000);
 const PASS = 'bench passphrase';
 const root = values.keep ?? mkdtempSync(join(tmpdir(), 'kl-bench-'));

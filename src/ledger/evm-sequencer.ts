@@ -20,7 +20,6 @@ import {
   type InterfaceAbi,
   JsonRpcProvider,
   type Log,
-  NonceManager,
   toUtf8Bytes,
   Wallet,
 } from 'ethers';
@@ -51,7 +50,15 @@ export function registryArtifact(): RegistryArtifact {
 
 /** A JSON-RPC provider that never serves a stale nonce or block number (rapid sequential sends). */
 export function evmProvider(rpcUrl: string): JsonRpcProvider {
-  return new JsonRpcProvider(rpcUrl, undefined, { cacheTimeout: -1, staticNetwork: false, polling: true });
+  // The chain id is fixed for a deployment (checked against the genesis): ask for it once, not per call.
+  // No batching stall (ethers waits 10 ms per call to batch requests by default).
+  return new JsonRpcProvider(rpcUrl, undefined, {
+    cacheTimeout: -1,
+    staticNetwork: true,
+    polling: true,
+    batchStallTime: 0,
+    batchMaxCount: 1,
+  });
 }
 
 const REVERTS: Record<string, [ErrorCode, string]> = {
@@ -138,7 +145,9 @@ export type Ingest = (batch: { texts: string[]; time: number; cursor: string }) 
 export class EvmSequencer implements Sequencer {
   readonly provider: JsonRpcProvider;
   readonly contract: Contract;
-  private readonly signer: NonceManager;
+  private readonly wallet: Wallet;
+  /** The next nonce of the account (null: ask the node). Sends are serialised, so one counter. */
+  private nonce: number | null = null;
   private readonly confirmations: number;
   private readonly pollMs: number;
   private sendChain: Promise<unknown> = Promise.resolve();
@@ -148,81 +157,117 @@ export class EvmSequencer implements Sequencer {
 
   constructor(private readonly o: EvmSequencerOptions) {
     this.provider = evmProvider(o.rpcUrl);
-    const wallet = new Wallet(o.privateKey, this.provider);
+    // Receipts are polled at this interval (ethers' default, 4 s, would add seconds to every write).
+    this.provider.pollingInterval = Math.min(o.pollMs ?? 250, 250);
     // One writer per account, nonces in order (a node that automines refuses gaps).
-    this.signer = new NonceManager(wallet);
-    this.contract = new Contract(o.engine.contract, registryArtifact().abi, this.signer);
+    this.wallet = new Wallet(o.privateKey, this.provider);
+    this.contract = new Contract(o.engine.contract, registryArtifact().abi, this.wallet);
     this.confirmations = Math.max(1, o.confirmations ?? 1);
     this.pollMs = o.pollMs ?? 250;
   }
 
   /** The account's address. */
   get address(): Promise<string> {
-    return this.signer.getAddress();
+    return Promise.resolve(this.wallet.address);
   }
 
-  /** Sends one signed transaction to the contract function of its type and waits until final. */
-  submit({ envelope, text }: { envelope: TxEnvelope; text: string; txid: string }): Promise<void> {
-    const run = async () => {
-      const bytes = toUtf8Bytes(text);
-      const { type, body } = envelope.tx;
-      let call: Promise<{ wait: (n: number) => Promise<unknown> }>;
-      const c = this.contract;
-      try {
-        switch (type) {
-          case 'KeyRegistered': {
-            const b = body as TxBodies['KeyRegistered'];
-            call = c.registerKey!(idHash(b.id), hash32(b.fingerprint), hash32(b.publicKey), bytes);
-            break;
-          }
-          case 'KeyRotated': {
-            const b = body as TxBodies['KeyRotated'];
-            call = c.rotateKey!(
-              idHash(b.id),
-              hash32(b.oldFingerprint),
-              hash32(b.fingerprint),
-              hash32(b.publicKey),
-              bytes,
-            );
-            break;
-          }
-          case 'KeyRevoked': {
-            const b = body as TxBodies['KeyRevoked'];
-            call = c.revokeKey!(idHash(b.id), hash32(b.fingerprint), bytes);
-            break;
-          }
-          case 'HashAnchored':
-            call = c.anchorHash!(`0x${(body as TxBodies['HashAnchored']).hash}`, bytes);
-            break;
-          case 'AuditEvent':
-            call = c.auditEvent!(bytes);
-            break;
-          case 'RoleGranted':
-          case 'RoleRevoked':
-            call = c.governance!(
-              idHash((body as TxBodies['RoleGranted']).id),
-              type === 'RoleGranted',
-              true,
-              bytes,
-            );
-            break;
-          default:
-            call = c.governance!(`0x${'0'.repeat(64)}`, false, false, bytes);
-        }
-        const sent = await call;
-        await sent.wait(this.confirmations);
-      } catch (err) {
-        // A failed send leaves the nonce manager ahead of the chain: start again from the node's count.
-        this.signer.reset();
-        throw err;
+  /** The contract function and arguments that implement one keyledger transaction. */
+  private callFor(envelope: TxEnvelope, text: string): { name: string; args: unknown[] } {
+    const bytes = toUtf8Bytes(text);
+    const { type, body } = envelope.tx;
+    switch (type) {
+      case 'KeyRegistered': {
+        const b = body as TxBodies['KeyRegistered'];
+        return {
+          name: 'registerKey',
+          args: [idHash(b.id), hash32(b.fingerprint), hash32(b.publicKey), bytes],
+        };
       }
-    };
-    // Another writer with the same account (a replica) took our nonce: ask the node again and resend.
-    const attempt = async (): Promise<void> => {
+      case 'KeyRotated': {
+        const b = body as TxBodies['KeyRotated'];
+        return {
+          name: 'rotateKey',
+          args: [idHash(b.id), hash32(b.oldFingerprint), hash32(b.fingerprint), hash32(b.publicKey), bytes],
+        };
+      }
+      case 'KeyRevoked': {
+        const b = body as TxBodies['KeyRevoked'];
+        return { name: 'revokeKey', args: [idHash(b.id), hash32(b.fingerprint), bytes] };
+      }
+      case 'HashAnchored':
+        return { name: 'anchorHash', args: [`0x${(body as TxBodies['HashAnchored']).hash}`, bytes] };
+      case 'AuditEvent':
+        return { name: 'auditEvent', args: [bytes] };
+      case 'RoleGranted':
+      case 'RoleRevoked':
+        return {
+          name: 'governance',
+          args: [idHash((body as TxBodies['RoleGranted']).id), type === 'RoleGranted', true, bytes],
+        };
+      default:
+        return { name: 'governance', args: [`0x${'0'.repeat(64)}`, false, false, bytes] };
+    }
+  }
+
+  private fees: { at: number; value: Promise<Record<string, bigint>> } | null = null;
+
+  /** Fee fields for a transaction, asked of the node at most every 2 s (0 on gas-free networks). */
+  private feeFields(): Promise<Record<string, bigint>> {
+    const now = Date.now();
+    if (!this.fees || now - this.fees.at > 2_000) {
+      const value = this.provider.getFeeData().then((f) => {
+        const fields: Record<string, bigint> =
+          f.maxFeePerGas !== null && f.maxPriorityFeePerGas !== null
+            ? { maxFeePerGas: f.maxFeePerGas * 2n, maxPriorityFeePerGas: f.maxPriorityFeePerGas }
+            : { gasPrice: f.gasPrice ?? 0n };
+        return fields;
+      });
+      this.fees = { at: now, value };
+      value.catch(() => (this.fees = null));
+    }
+    return this.fees.value;
+  }
+
+  /**
+   * Sends one signed transaction to the contract function of its type and waits until final. The
+   * call is simulated first (a refusal is a typed error and nothing is sent); sends are serialised
+   * for nonce order, waiting for finality is not, so writes pipeline.
+   */
+  async submit({ envelope, text }: { envelope: TxEnvelope; text: string; txid: string }): Promise<void> {
+    const { name, args } = this.callFor(envelope, text);
+    const fn = this.contract.getFunction(name);
+    let request: Awaited<ReturnType<typeof fn.populateTransaction>>;
+    let gasLimit: bigint;
+    let fees: Record<string, bigint>;
+    try {
+      [request, gasLimit, fees] = await Promise.all([
+        fn.populateTransaction(...args),
+        fn.estimateGas(...args),
+        this.feeFields(),
+      ]);
+    } catch (err) {
+      throw chainError(err, this.contract);
+    }
+    const send = async () => {
+      // Another writer with the same account (a replica) took our nonce: ask the node again and resend.
       for (let tries = 1; ; tries++) {
         try {
-          return await run();
+          this.nonce ??= await this.provider.getTransactionCount(this.wallet.address, 'pending');
+          // Signed here and broadcast in one call: no per-send fee or nonce round trips.
+          const signed = await this.wallet.signTransaction({
+            to: request.to,
+            data: request.data,
+            nonce: this.nonce,
+            gasLimit: (gasLimit * 12n) / 10n,
+            chainId: this.o.engine.chainId,
+            ...('maxFeePerGas' in fees ? { type: 2 } : { type: 0 }),
+            ...fees,
+          });
+          const response = await this.provider.broadcastTransaction(signed);
+          this.nonce += 1;
+          return response;
         } catch (err) {
+          this.nonce = null; // ahead of the chain now: recount from the node
           const e = err as { code?: string; message?: string };
           const nonceClash =
             e.code === 'NONCE_EXPIRED' || /nonce|replacement transaction/i.test(e.message ?? '');
@@ -231,9 +276,15 @@ export class EvmSequencer implements Sequencer {
         }
       }
     };
-    const result = this.sendChain.then(attempt, attempt);
-    this.sendChain = result.catch(() => {});
-    return result;
+    const sent = this.sendChain.then(send, send);
+    this.sendChain = sent.catch(() => {});
+    const tx = await sent;
+    try {
+      const receipt = await tx.wait(this.confirmations);
+      if (receipt?.status !== 1) throw new Error('the transaction reverted on chain');
+    } catch (err) {
+      throw chainError(err, this.contract);
+    }
   }
 
   /**
