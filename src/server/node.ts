@@ -65,7 +65,18 @@ export async function initEvmNode(o: InitEvmNodeOptions): Promise<{ genesis: Gen
   if (isInitialised(o.dataDir)) throw new KlError('KL_DATA_DIR', `${o.dataDir} already holds a ledger`);
   ensureDir(o.dataDir);
   const paths = dataPaths(o.dataDir);
-  const account = Wallet.createRandom();
+  // The account is made (and sealed) first and kept if deploying fails, so that a network with an
+  // accounts allowlist can allowlist it and the same command, run again, uses it.
+  const account = existsSync(paths.evmAccountKey)
+    ? new Wallet(`0x${openSecretFile(paths.evmAccountKey, o.passphrase, 'evm-account').toString('hex')}`)
+    : Wallet.createRandom();
+  if (!existsSync(paths.evmAccountKey))
+    sealSecretFile(
+      paths.evmAccountKey,
+      Buffer.from(account.privateKey.slice(2), 'hex'),
+      o.passphrase,
+      'evm-account',
+    );
   if (o.insecureDevFunderKey) {
     const provider = evmProvider(o.rpcUrl);
     try {
@@ -101,14 +112,15 @@ export async function initEvmNode(o: InitEvmNodeOptions): Promise<{ genesis: Gen
       provider.destroy();
     }
   } else {
-    engine = await deployRegistry({ rpcUrl: o.rpcUrl, privateKey: account.privateKey });
+    engine = await deployRegistry({ rpcUrl: o.rpcUrl, privateKey: account.privateKey }).catch(
+      (err: Error) => {
+        throw new KlError(
+          'KL_LEDGER_UNAVAILABLE',
+          `${err.message} (this node's account is ${account.address})`,
+        );
+      },
+    );
   }
-  sealSecretFile(
-    paths.evmAccountKey,
-    Buffer.from(account.privateKey.slice(2), 'hex'),
-    o.passphrase,
-    'evm-account',
-  );
   const settings: EvmSettings = { rpcUrl: o.rpcUrl, confirmations: o.confirmations ?? 1 };
   writeFileSync(paths.evmSettings, `${JSON.stringify(settings, null, 2)}\n`, { mode: 0o600 });
   const server = await createServerKey(o.dataDir, o.passphrase, { now: new Date((o.now ?? Date.now)()) });
