@@ -39,11 +39,6 @@ async function chain(o: { stateFile?: string; port?: number } = {}): Promise<Anv
   return a;
 }
 
-const code = (c: string) => (e: unknown) => {
-  assert.equal((e as { code?: string }).code, c, (e as Error).message);
-  return true;
-};
-
 /** The node account's private key, from its sealed file. */
 function accountKey(dataDir: string): string {
   return `0x${openSecretFile(dataPaths(dataDir).evmAccountKey, PASSPHRASE, 'evm-account').toString('hex')}`;

@@ -301,7 +301,10 @@ export class EvmSequencer implements Sequencer {
       } catch (err) {
         this.o.log?.(`EVM follower: ${(err as Error).message}`);
       }
-      if (!this.stopped) this.timer = setTimeout(() => void (this.following = tick()), this.pollMs);
+      if (!this.stopped)
+        this.timer = setTimeout(() => {
+          this.following = tick();
+        }, this.pollMs);
     };
     this.following = tick();
     return this.following;
