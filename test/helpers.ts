@@ -71,10 +71,26 @@ export function fakeSignature(): string {
 /** A clock that follows real time plus an offset the test can move (keys made "now" stay valid). */
 export function liveClock() {
   let offset = 0;
-  const now = () => Date.now() + offset;
+  let frozen: number | null = null;
+  const now = () => frozen ?? Date.now() + offset;
   return Object.assign(now, {
-    advance: (ms: number) => (offset += ms),
+    advance: (ms: number) => {
+      if (frozen !== null) frozen += ms;
+      else offset += ms;
+    },
     /** Back to real time. */
-    reset: () => (offset = 0),
+    reset: () => {
+      offset = 0;
+      frozen = null;
+    },
+    /** Stops the clock where it is (for exact boundaries: real time must not slip in between). */
+    freeze: () => {
+      frozen = Date.now() + offset;
+    },
+    /** Lets it run again from where it stood. */
+    thaw: () => {
+      if (frozen !== null) offset = frozen - Date.now();
+      frozen = null;
+    },
   });
 }

@@ -134,6 +134,7 @@ describe('session lifecycle at its exact boundaries (injected clock)', () => {
     const s = await connect({ home, passphrase: CLIENT_PASSPHRASE, now: clock });
     const live = server.sessions.get(s.sessionId)!;
     const base = live.lastActivity;
+    clock.freeze();
     clock.advance(base + 59_999 - clock());
     assert.equal(server.sessions.sweep(), 0);
     assert.ok(server.sessions.get(s.sessionId), 'alive at T-1 ms');
@@ -142,6 +143,7 @@ describe('session lifecycle at its exact boundaries (injected clock)', () => {
     assert.equal(server.sessions.sweep(), 1);
     assert.equal((await closed).alert?.code, 'KL_SESSION_EXPIRED');
     assert.throws(() => s.send('late'), code('KL_SESSION_EXPIRED'));
+    clock.thaw();
     // And a new login works.
     const again = await connect({ home, passphrase: CLIENT_PASSPHRASE, now: clock });
     assert.deepEqual(await again.request('x'), { echo: 'x', id: 'mo@example.org' });
@@ -152,6 +154,7 @@ describe('session lifecycle at its exact boundaries (injected clock)', () => {
     const home = await registeredClient(server, 'ned@example.org');
     const s = await connect({ home, passphrase: CLIENT_PASSPHRASE, now: clock });
     const live = server.sessions.get(s.sessionId)!;
+    clock.freeze();
     clock.advance(live.expiresAt - 1 - clock());
     live.lastActivity = clock();
     assert.ok(server.sessions.get(s.sessionId));
@@ -160,6 +163,7 @@ describe('session lifecycle at its exact boundaries (injected clock)', () => {
     const closed = once<{ alert: { code: string } }>(s, 'close');
     server.sessions.sweep();
     assert.equal((await closed).alert?.code, 'KL_SESSION_EXPIRED');
+    clock.thaw();
   });
 });
 
