@@ -69,7 +69,7 @@ function checkHeader(genesis: Genesis, value: unknown): SignedHeader | Unverifie
 }
 
 /** Verifies a transaction receipt against the genesis. */
-export function verifyTransactionReceipt({
+function verifyTransactionReceiptUnguarded({
   genesis,
   receipt,
 }: {
@@ -102,7 +102,7 @@ export function verifyTransactionReceipt({
 }
 
 /** Verifies an identity's key record (or its absence) against a signed checkpoint. */
-export function verifyKeyRecordProof({
+function verifyKeyRecordProofUnguarded({
   genesis,
   proof,
 }: {
@@ -135,7 +135,7 @@ export function verifyKeyRecordProof({
  * of `older` plus `older` itself. A client that keeps its last checkpoint refuses a ledger for which
  * this fails (history was rewritten).
  */
-export function verifyCheckpointConsistency({
+function verifyCheckpointConsistencyUnguarded({
   genesis,
   proof,
 }: {
@@ -175,3 +175,24 @@ export function verifyCheckpointConsistency({
   if (!included) return fail('KL_PROOF_INVALID', 'the older checkpoint is not in the newer history');
   return { verified: true, checkpoint: newer };
 }
+
+/**
+ * Verifiers never throw (docs/architecture.md): anything a malformed input makes the checking code
+ * trip over is a failed verification, not an exception (found by fuzzing, issue 7).
+ */
+function guarded<A, R>(check: (a: A) => R | Unverified): (a: A) => R | Unverified {
+  return (a) => {
+    try {
+      return check(a);
+    } catch {
+      return fail('KL_PROOF_INVALID', 'the proof is malformed');
+    }
+  };
+}
+
+/** Verifies a transaction receipt against the genesis. */
+export const verifyTransactionReceipt = guarded(verifyTransactionReceiptUnguarded);
+/** Verifies an identity's key record (or its absence) against a signed checkpoint. */
+export const verifyKeyRecordProof = guarded(verifyKeyRecordProofUnguarded);
+/** Verifies that a newer checkpoint extends an older one (see verifyCheckpointConsistencyUnguarded). */
+export const verifyCheckpointConsistency = guarded(verifyCheckpointConsistencyUnguarded);

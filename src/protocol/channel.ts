@@ -139,6 +139,14 @@ export class Channel {
    */
   open(frame: Frame): ChannelMessage {
     if (this.closed) throw new KlError('KL_PROTOCOL', 'the session is closed');
+    if (
+      typeof frame !== 'object' ||
+      frame === null ||
+      typeof frame.ct !== 'string' ||
+      !Number.isSafeInteger(frame.seq) ||
+      !Number.isSafeInteger(frame.epoch)
+    )
+      throw new KlError('KL_FRAME_REJECTED', 'not a frame');
     if (frame.sid !== this.sid) throw new KlError('KL_PROTOCOL', 'frame belongs to another session');
     let key: { key: Buffer; iv: Buffer };
     let expected: number;
