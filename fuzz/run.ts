@@ -1,6 +1,7 @@
 /**
- * `npm run fuzz [-- --runs 100000] [--target NAME] [--seed N] [--json]` — every fuzz target with
- * `runs` inputs each (default 10,000), in process and against a real server on 127.0.0.1. Prints,
+ * `npm run fuzz [-- --runs 100000] [--network-runs N] [--target NAME] [--seed N] [--json]` — every
+ * fuzz target with `runs` inputs each (default 10,000; the network targets a tenth unless
+ * --network-runs is given), in process and against a real server on 127.0.0.1. Prints,
  * per target: inputs tried, accepted, rejected (typed errors), crashes (any other exception), 5xx
  * answers, time; and the process's peak memory. Writes bench/results/fuzz.json. Exit 1 on any crash
  * or 5xx, with the smallest failing input fast-check found and the seed to replay it.
@@ -19,6 +20,7 @@ const { values } = parseArgs({
     runs: { type: 'string' },
     target: { type: 'string' },
     seed: { type: 'string' },
+    'network-runs': { type: 'string' },
     json: { type: 'boolean' },
   },
 });
@@ -50,8 +52,9 @@ const all: FuzzTarget[] = [...targets(m), ...networkTargets(server)].filter(
 const rows: Array<Record<string, unknown>> = [];
 let failed = false;
 for (const t of all) {
-  // Network targets are slower: a tenth of the inputs (still the same generators).
-  const runs = t.name.startsWith('HTTP') || t.name.startsWith('WebSocket') ? Math.ceil(RUNS / 10) : RUNS;
+  // Network targets are slower: a tenth of the inputs unless --network-runs says otherwise.
+  const network = t.name.startsWith('HTTP') || t.name.startsWith('WebSocket');
+  const runs = network ? Number(values['network-runs'] ?? Math.ceil(RUNS / 10)) : RUNS;
   const counts = { accepted: 0, rejected: 0, crashes: 0, serverErrors: 0 };
   const t0 = performance.now();
   const result = await fc.check(

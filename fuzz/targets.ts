@@ -100,6 +100,8 @@ export interface Material {
   armoredKey: string;
   armoredSignature: string;
   signedData: Uint8Array;
+  /** When the signature was made (verifications run "as of" then, however long the run). */
+  signedAt: Date;
   publicKey: openpgp.PublicKey;
   close(): Promise<void>;
 }
@@ -128,10 +130,12 @@ export async function material(dir: string): Promise<Material> {
   await ledger.submit({ type: 'HashAnchored', body: { hash: 'a'.repeat(64), algorithm: 'sha256' } });
   await ledger.submit({ type: 'AuditEvent', body: { event: 'fuzz', at: 1 } });
   const signedData = new TextEncoder().encode('fuzz me');
+  const signedAt = new Date();
   const armoredSignature = (await openpgp.sign({
     message: await openpgp.createMessage({ binary: signedData }),
     signingKeys: privateKey,
     detached: true,
+    date: signedAt,
   })) as string;
   const signer = SigningKey.generate();
   const envelope = signTransaction({
@@ -150,6 +154,7 @@ export async function material(dir: string): Promise<Material> {
     armoredKey,
     armoredSignature,
     signedData,
+    signedAt,
     publicKey,
     close: () => ledger.close(),
   };
@@ -262,7 +267,7 @@ export function targets(m: Material): FuzzTarget[] {
       ),
       run: (v) =>
         classify(() =>
-          verifyDetached({ data: m.signedData, armoredSignature: v, key: m.publicKey, now: new Date(), maxSkewMs: 60_000 }),
+          verifyDetached({ data: m.signedData, armoredSignature: v, key: m.publicKey, now: m.signedAt, maxSkewMs: 60_000 }),
         ),
     },
   ];

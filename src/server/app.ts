@@ -114,6 +114,8 @@ export interface RunningServer {
   /** Links and sessions of the admin dashboard. */
   dashboard: DashboardAuth;
   metrics: ServerMetrics;
+  /** Challenges issued and not yet answered (bounded by maxPendingChallenges). */
+  pendingChallenges(): number;
   /** Adds an application hook for session messages (before the demo service). */
   onMessage(handler: MessageHandler): void;
   close(): Promise<void>;
@@ -315,6 +317,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     logger: false,
     // On close, also end keep-alive connections (clients would otherwise hold them open).
     forceCloseConnections: true,
+    // A request (headers and body) must arrive within 30 s: half-sent requests are cut (slowloris).
+    requestTimeout: 30_000,
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
     },
@@ -543,7 +547,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     },
   });
 
-  const closeSocket = attachLoginSocket(app.server, '/v1/login', {
+  const loginSocket = attachLoginSocket(app.server, '/v1/login', {
     ledger,
     serverKey,
     keys,
@@ -583,6 +587,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     alerts,
     dashboard,
     metrics,
+    pendingChallenges: () => loginSocket.pendingChallenges(),
     onMessage(handler) {
       handlers.splice(demo ? handlers.length - 1 : handlers.length, 0, handler);
     },
@@ -592,7 +597,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       unsubscribe();
       for (const s of sessions.list()) sessions.end(s.sessionId, 'shutdown', 'the server is shutting down');
       if (admin) await new Promise<void>((resolve) => admin.close(() => resolve()));
-      await closeSocket();
+      await loginSocket.close();
       await app.close();
       if (sequencer) {
         await ledger.drain(10_000); // in-flight chain writes (the audit events just written) finish

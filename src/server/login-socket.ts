@@ -58,12 +58,12 @@ const RESUME_PROOF_SHAPE = {
   proof: { type: 'string', max: 43, pattern: /^[A-Za-z0-9_-]{43}$/ },
 } as const;
 
-/** Attaches the login WebSocket endpoint to an HTTP server. Returns a function that closes it. */
+/** Attaches the login WebSocket endpoint to an HTTP server; returns how to close it and the size of its challenge table. */
 export function attachLoginSocket(
   server: Server,
   path: string,
   ctx: LoginSocketContext,
-): () => Promise<void> {
+): { close: () => Promise<void>; pendingChallenges: () => number } {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_MESSAGE });
   const pending = new Map<string, PendingChallenge>();
 
@@ -294,9 +294,12 @@ export function attachLoginSocket(
     }
   }
 
-  return async () => {
-    clearInterval(sweep);
-    for (const ws of wss.clients) ws.terminate();
-    await new Promise<void>((resolve) => wss.close(() => resolve()));
+  return {
+    close: async () => {
+      clearInterval(sweep);
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+    pendingChallenges: () => pending.size,
   };
 }
