@@ -79,6 +79,7 @@ export function mutated<T>(valid: T): fc.Arbitrary<unknown> {
       const last = path.at(-1)!;
       if (op === 'replace') parent[last] = value;
       else if (op === 'delete') delete parent[last];
+      else if (op === 'add' && Array.isArray(parent[last])) (parent[last] as unknown[]).push(value);
       else if (op === 'add' && typeof parent[last] === 'object' && parent[last] !== null)
         (parent[last] as Record<string, unknown>)[key] = value;
       else if (typeof parent[last] === 'string') {

@@ -25,7 +25,7 @@ import { startServer } from '../src/server/app.js';
 import { initEvmNode } from '../src/server/node.js';
 import { PASSPHRASE, registration, tempDir } from './helpers.js';
 import { ANVIL_FUNDER_KEY, type Anvil, startAnvil } from './support/anvil.js';
-import { CLIENT_PASSPHRASE, invite, newClient } from './support/server.js';
+import { CLIENT_PASSPHRASE, evmTestServer, invite, newClient } from './support/server.js';
 
 const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
 const chains: Anvil[] = [];
@@ -44,22 +44,7 @@ function accountKey(dataDir: string): string {
   return `0x${openSecretFile(dataPaths(dataDir).evmAccountKey, PASSPHRASE, 'evm-account').toString('hex')}`;
 }
 
-async function evmServer(anvil: Anvil, dataDir = join(tempDir('kl-evm-'), 'data')) {
-  await initEvmNode({
-    dataDir,
-    passphrase: PASSPHRASE,
-    rpcUrl: anvil.url,
-    insecureDevFunderKey: ANVIL_FUNDER_KEY,
-  });
-  const server = await startServer({
-    dataDir,
-    passphrase: PASSPHRASE,
-    host: '127.0.0.1',
-    port: 0,
-    evm: { pollMs: 20 },
-  });
-  return Object.assign(server, { dataDir });
-}
+const evmServer = (anvil: Anvil) => evmTestServer(anvil);
 
 describe('EVM engine against a real chain (anvil)', () => {
   it('the contract enforces the write rules itself: a stranger cannot write, a registrar cannot govern', async () => {

@@ -31,20 +31,11 @@ export function sharedChain(): Promise<Anvil> {
   return chain;
 }
 
-/** Starts a server on a random loopback port, on the engine of {@link TEST_ENGINE}. */
-export async function testServer(
-  o: Partial<ServerOptions> = {},
+/** Starts a server on a random loopback port over `dataDir` (initialised on first start if embedded). */
+async function startOn(
+  dataDir: string,
+  o: Partial<ServerOptions>,
 ): Promise<RunningServer & { dataDir: string }> {
-  const dataDir = join(tempDir('kl-srv-'), 'data');
-  if (TEST_ENGINE === 'evm') {
-    const anvil = await sharedChain();
-    await initEvmNode({
-      dataDir,
-      passphrase: PASSPHRASE,
-      rpcUrl: anvil.url,
-      insecureDevFunderKey: ANVIL_FUNDER_KEY,
-    });
-  }
   const server = await startServer({
     dataDir,
     passphrase: PASSPHRASE,
@@ -54,6 +45,29 @@ export async function testServer(
     ...o,
   });
   return Object.assign(server, { dataDir });
+}
+
+/** A server on the EVM engine over `anvil`, with its own freshly deployed contract. */
+export async function evmTestServer(
+  anvil: Anvil,
+  o: Partial<ServerOptions> = {},
+): Promise<RunningServer & { dataDir: string }> {
+  const dataDir = join(tempDir('kl-evm-'), 'data');
+  await initEvmNode({
+    dataDir,
+    passphrase: PASSPHRASE,
+    rpcUrl: anvil.url,
+    insecureDevFunderKey: ANVIL_FUNDER_KEY,
+  });
+  return startOn(dataDir, o);
+}
+
+/** Starts a server on a random loopback port, on the engine of {@link TEST_ENGINE}. */
+export async function testServer(
+  o: Partial<ServerOptions> = {},
+): Promise<RunningServer & { dataDir: string }> {
+  if (TEST_ENGINE === 'evm') return evmTestServer(await sharedChain(), o);
+  return startOn(join(tempDir('kl-srv-'), 'data'), o);
 }
 
 /** Issues an invitation for `id` valid for a day. */
