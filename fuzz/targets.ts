@@ -233,7 +233,7 @@ export function targets(m: Material): FuzzTarget[] {
       run: (v) =>
         classify(() => {
           const type = (v as { type?: unknown })?.type;
-          return checkShape(v, type === 'response' ? RESPONSE_SHAPE : HELLO_SHAPE, 'KL_PROTOCOL', String(type));
+          return checkShape(v, type === 'response' ? RESPONSE_SHAPE : HELLO_SHAPE, 'KL_PROTOCOL', 'message');
         }),
     },
     {

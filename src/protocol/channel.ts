@@ -216,8 +216,10 @@ export class Channel {
   acceptRekey(clientEphemeral: string): Frame {
     if (this.role !== 'server') throw new KlError('KL_PROTOCOL', 'only the server answers a renewal');
     const mine = generateEphemeral();
+    // The peer's key is checked before anything is sent: a bad one leaves the channel as it was.
+    const secret = sharedSecret(mine.privateKey, clientEphemeral);
     const ack = this.seal({ t: 'rekey-ack', ephemeral: mine.publicKey });
-    this.advance(sharedSecret(mine.privateKey, clientEphemeral), clientEphemeral, mine.publicKey, true);
+    this.advance(secret, clientEphemeral, mine.publicKey, true);
     return ack;
   }
 

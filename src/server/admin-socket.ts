@@ -69,7 +69,7 @@ export async function startAdminSocket(o: {
         const body = await readBody(req);
         const receipt = await revokeKeyAsAdmin(o.ledger, {
           id: parts[1],
-          admin: String(body.admin ?? 'admin@localhost'),
+          admin: typeof body.admin === 'string' ? body.admin : 'admin@localhost',
           reason: body.reason,
         });
         return reply(res, 200, { revoked: canonicalIdentity(parts[1]), receipt });

@@ -176,7 +176,7 @@ async function dispatch(ctx: SessionServiceContext, s: Session, m: ChannelMessag
     case 'signed':
       return answerWithReceipt(ctx, s, m.id, () => signedMessage(ctx, s, m));
     case 'rekey': {
-      const ack = s.channel.acceptRekey(String(m.ephemeral));
+      const ack = s.channel.acceptRekey(typeof m.ephemeral === 'string' ? m.ephemeral : '');
       s.renewalRequested = false;
       send(s.socket, ack);
       ctx.audit('session_renewal', s.id, {
@@ -194,8 +194,11 @@ async function dispatch(ctx: SessionServiceContext, s: Session, m: ChannelMessag
       return answerWithReceipt(ctx, s, m.id, () => ownerRevocation(ctx, s, m));
     case 'rotate-key':
       return answerWithReceipt(ctx, s, m.id, () => ownerRotation(ctx, s, m));
-    default:
-      anomaly(ctx, s, `unexpected message ${String((m as { t: unknown }).t)}`);
+    default: {
+      // Described without String(): a hostile object here could make the conversion itself throw.
+      const t = (m as { t: unknown }).t;
+      anomaly(ctx, s, `unexpected message ${typeof t === 'string' ? t.slice(0, 40) : `of type ${typeof t}`}`);
+    }
   }
 }
 
