@@ -195,6 +195,15 @@ describe('a new user through the CLI: serve → invite → init → register →
     assert.match(clientLog.stdout, /keys renewed, epoch 1/);
   });
 
+  it('serve shuts down gracefully (exit 0) on SIGTERM, even right after it reports in', async () => {
+    const { child } = await serveCli(join(tempDir(), 'server-data'));
+    const t = performance.now();
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    assert.equal(code, 0);
+    assert.ok(performance.now() - t < 5_000, 'and promptly');
+  });
+
   it('--help works for every command', () => {
     for (const cmd of [
       'serve',

@@ -53,6 +53,12 @@ export async function serve(o: ServeOptions): Promise<number> {
     if (o.insecurePlainLogs) info(stamped);
   };
   const server = await startServer({ ...options, passphrase, log });
+  // Listening for SIGINT/SIGTERM before announcing anything: a supervisor that stops the server as
+  // soon as it reports in still gets a graceful shutdown.
+  const stopRequested = new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
   const reader = config.operatorKey
     ? await readPublicKey(readFileSync(config.operatorKey, 'utf8'))
     : (await loadServerKey(data, passphrase)).publicKey;
@@ -85,11 +91,7 @@ export async function serve(o: ServeOptions): Promise<number> {
     out(`invite a user:  keyledger admin invite alice@example.org --data ${data}`);
   }
   // Graceful shutdown: stop taking logins, end sessions with a reason, finish in-flight commits.
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await stopRequested;
   info('shutting down…');
   await server.close();
   log('server stopped');
