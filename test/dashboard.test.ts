@@ -170,7 +170,11 @@ describe('admin dashboard in Chromium', () => {
     await page.getByLabel('Identity', { exact: true }).fill('tina@example.org');
     await page.getByLabel('Event', { exact: true }).selectOption('session_start');
     await page.getByRole('button', { name: 'Filter' }).click();
-    await page.locator('#audit-rows tr', { hasText: 'session_start' }).first().waitFor();
+    // Wait for the filtered table (the unfiltered one, shown first, has session_start rows too).
+    await page.waitForFunction(() => {
+      const cells = [...document.querySelectorAll('#audit-rows tr td:nth-child(2)')];
+      return cells.length > 0 && cells.every((td) => td.textContent === 'session_start');
+    });
     const events = await page.locator('#audit-rows tr td:nth-child(2)').allTextContents();
     assert.ok(events.length >= 1 && events.every((e) => e === 'session_start'), events.join(','));
     await shot('06-audit');

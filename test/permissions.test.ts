@@ -258,3 +258,22 @@ describe('identity roles (RoleGranted / RoleRevoked)', () => {
     await ledger.close();
   });
 });
+
+describe('transaction signatures', () => {
+  it('a signature re-encoded with other unused bits is refused: no second txid for one transaction', async () => {
+    const { ledger, dataDir, sign } = setup();
+    const registrar = openKeyFile(dataPaths(dataDir).registrarKey, PASSPHRASE, 'registrar');
+    const env = sign(
+      { type: 'HashAnchored', body: { hash: 'f'.repeat(64), algorithm: 'sha256' } },
+      registrar,
+    );
+    // The last of 86 base64url characters holds 2 bits of the signature and 4 unused bits.
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const last = alphabet.indexOf(env.sig.at(-1)!);
+    const twin = `${env.sig.slice(0, -1)}${alphabet[last ^ 1]}`;
+    assert.deepEqual(Buffer.from(twin, 'base64url'), Buffer.from(env.sig, 'base64url'), 'same bytes');
+    await ledger.submitSigned(env);
+    await assert.rejects(ledger.submitSigned({ ...env, sig: twin }), code('KL_TX_BAD_SIGNATURE'));
+    await ledger.close();
+  });
+});

@@ -105,6 +105,10 @@ export function verifySignature(
   signature: string,
 ): boolean {
   if (typeof signature !== 'string' || !SIGNATURE_B64.test(signature)) return false;
+  // Only the canonical encoding: the last base64url character carries 2 unused bits, and a signature
+  // written with other values there decodes to the same bytes — the same transaction under a new txid
+  // (a replay). Found by the random-mutation test.
+  if (Buffer.from(signature, 'base64url').toString('base64url') !== signature) return false;
   const key = publicKeyObject(publicKeyB64);
   if (!key) return false;
   try {
