@@ -225,6 +225,42 @@ describe('EVM engine against a real chain (anvil)', () => {
     await srv.close();
   });
 
+  it('logins fail closed while the chain cannot be read (a revocation could be missed), and work again after', async () => {
+    const stateFile = join(tempDir('kl-anvil-'), 'state.json');
+    let anvil = await chain({ stateFile });
+    const srv = await evmTestServer(anvil, { maxLedgerStalenessMs: 400 });
+    const open = await evmTestServer(anvil, { insecureAllowStaleLedger: true });
+    const home = await newClient('closed@example.org');
+    await register({
+      home,
+      server: srv.url,
+      proof: { method: 'invite', code: invite(srv, 'closed@example.org') },
+      passphrase: CLIENT_PASSPHRASE,
+    });
+    const other = await newClient('open@example.org');
+    await register({
+      home: other,
+      server: open.url,
+      proof: { method: 'invite', code: invite(open, 'open@example.org') },
+      passphrase: CLIENT_PASSPHRASE,
+    });
+    await new Promise((r) => setTimeout(r, 1_200)); // anvil writes its state every second
+    await anvil.stop();
+    await new Promise((r) => setTimeout(r, 800));
+    await assert.rejects(connect({ home, passphrase: CLIENT_PASSPHRASE }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'KL_LEDGER_UNAVAILABLE');
+      return true;
+    });
+    // Opted out by name: availability over revocation freshness.
+    (await connect({ home: other, passphrase: CLIENT_PASSPHRASE })).close();
+    anvil = await chain({ stateFile, port: anvil.port });
+    for (let i = 0; i < 100 && srv.ledger.staleness() > 400; i++) await new Promise((r) => setTimeout(r, 50));
+    const s = await connect({ home, passphrase: CLIENT_PASSPHRASE });
+    await s.close();
+    await open.close();
+    await srv.close();
+  });
+
   it('a restarted keyledger server derives the same ledger from the chain and adds nothing twice', async () => {
     const anvil = await chain();
     const srv = await evmServer(anvil);

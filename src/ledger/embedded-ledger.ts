@@ -160,6 +160,8 @@ export interface OpenOptions {
 export interface Sequencer {
   /** Sends one signed transaction to be ordered; resolves once it is final there. */
   submit(tx: { envelope: TxEnvelope; text: string; txid: string }): Promise<void>;
+  /** When the ledger last caught up with everything the sequencer ordered (wall clock, ms). */
+  readonly lastSyncAt: number;
 }
 
 interface Pending {
@@ -456,6 +458,15 @@ export class EmbeddedLedger implements Ledger {
   async drain(ms = 10_000): Promise<void> {
     const end = Date.now() + ms;
     while (this.awaiting.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  /**
+   * How long ago (ms, wall clock) this ledger last confirmed it holds everything ordered so far: 0
+   * for the embedded engine (it orders its own writes); with a sequencer, the time since the chain
+   * was last read to its end.
+   */
+  staleness(): number {
+    return this.sequencer ? Date.now() - this.sequencer.lastSyncAt : 0;
   }
 
   /** The sequencer's stored position (see {@link ingest}), or null before the first block. */

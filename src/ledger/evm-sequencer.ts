@@ -152,6 +152,8 @@ export class EvmSequencer implements Sequencer {
   private readonly pollMs: number;
   private sendChain: Promise<unknown> = Promise.resolve();
   private stopped = false;
+  /** When the follower last read up to the chain's final block (wall clock, ms). */
+  lastSyncAt = 0;
   private timer: NodeJS.Timeout | null = null;
   private following: Promise<void> | null = null;
 
@@ -298,6 +300,7 @@ export class EvmSequencer implements Sequencer {
       if (this.stopped) return;
       try {
         next = await this.catchUp(ingest, next);
+        this.lastSyncAt = Date.now();
       } catch (err) {
         this.o.log?.(`EVM follower: ${(err as Error).message}`);
       }

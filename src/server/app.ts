@@ -90,6 +90,13 @@ export interface ServerOptions {
   /** EVM engine: the node's JSON-RPC URL (default: DATA/evm.json) and follower poll interval. */
   evm?: { rpcUrl?: string; pollMs?: number };
   /**
+   * Logins are refused (KL_LEDGER_UNAVAILABLE) while the ledger has not confirmed it is current for
+   * this long — the EVM node unreachable — so a key revoked meanwhile cannot log in. Default 30 s.
+   */
+  maxLedgerStalenessMs?: number;
+  /** Let logins through however stale the ledger is (availability over revocation freshness). */
+  insecureAllowStaleLedger?: boolean;
+  /**
    * Identities that get the admin role on the ledger as soon as they are registered (the first
    * admin of a new data directory: `keyledger serve --admin IDENTITY`).
    */
@@ -556,6 +563,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     challengeTtlMs: o.challengeTtlMs ?? 60_000,
     handshakeTimeoutMs: o.handshakeTimeoutMs ?? 30_000,
     maxPendingChallenges: o.maxPendingChallenges ?? 10_000,
+    maxLedgerStalenessMs: o.insecureAllowStaleLedger
+      ? Number.POSITIVE_INFINITY
+      : (o.maxLedgerStalenessMs ?? 30_000),
     limits: { loginPerIp: rl.loginPerIp, loginPerIdentity: rl.loginPerIdentity },
     handlers,
     audit,

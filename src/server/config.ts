@@ -141,6 +141,14 @@ export const CONFIG_SCHEMA = {
         },
         confirmations: count('EVM: confirmations before a write is final. Default 1 (QBFT).', 1000),
         pollMs: count('EVM: how often to read new blocks, ms. Default 250.', 60_000),
+        maxStaleness: duration(
+          'EVM: refuse logins while the chain has not been read for this long (fail closed). Default 30s.',
+        ),
+        insecureAllowStale: {
+          type: 'boolean',
+          description:
+            'EVM: let logins through however long the chain is unreadable (a revocation may be missed).',
+        },
       },
     },
     smtp: {
@@ -196,6 +204,8 @@ export interface ConfigFile {
     fromBlock?: number;
     confirmations?: number;
     pollMs?: number;
+    maxStaleness?: string;
+    insecureAllowStale?: boolean;
   };
 }
 
@@ -313,6 +323,8 @@ export function serverOptionsOf(c: ConfigFile): Omit<ServerOptions, 'passphrase'
       handshakeTimeoutMs: ms(c.handshakeTimeout, 'handshakeTimeout'),
       ledgerBatchWaitMs: ms(c.ledgerBatchWait, 'ledgerBatchWait'),
       rateLimits: c.rateLimits,
+      maxLedgerStalenessMs: ms(c.ledger?.maxStaleness, 'ledger.maxStaleness'),
+      insecureAllowStaleLedger: c.ledger?.insecureAllowStale,
       evm:
         c.ledger?.rpcUrl || c.ledger?.pollMs
           ? defined({ rpcUrl: c.ledger.rpcUrl, pollMs: c.ledger.pollMs })

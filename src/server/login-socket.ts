@@ -40,6 +40,8 @@ export interface LoginSocketContext {
   challengeTtlMs: number;
   handshakeTimeoutMs: number;
   maxPendingChallenges: number;
+  /** Refuse logins while the ledger is more stale than this (fail closed); Infinity turns it off. */
+  maxLedgerStalenessMs: number;
   limits: { loginPerIp: RateLimiter; loginPerIdentity: RateLimiter };
   /** Application hooks for session messages. */
   handlers: MessageHandler[];
@@ -217,6 +219,12 @@ export function attachLoginSocket(
         ctx.limits.loginPerIdentity.take(hello.id.toLowerCase());
         if (pending.size >= ctx.maxPendingChallenges)
           throw new KlError('KL_RATE_LIMITED', 'the server is busy: try again shortly');
+        // Fail closed: a key revoked on the chain while this server cannot read it must not log in.
+        if (ctx.ledger.staleness() > ctx.maxLedgerStalenessMs)
+          throw new KlError(
+            'KL_LEDGER_UNAVAILABLE',
+            'the ledger cannot be read right now, so the key cannot be checked: try again shortly',
+          );
         const { message, pending: p } = await createChallenge({
           hello,
           ledger: ctx.ledger,
