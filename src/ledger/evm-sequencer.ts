@@ -16,7 +16,6 @@ import { readFileSync } from 'node:fs';
 import {
   Contract,
   ContractFactory,
-  sha256 as ethSha256,
   type InterfaceAbi,
   JsonRpcProvider,
   type Log,
@@ -110,13 +109,16 @@ function chainError(err: unknown, contract: Contract): KlError {
 
 const hash32 = (text: string) => `0x${sha256Hex(text)}`;
 
-/** The identity a key registration or rotation envelope is about, or null. */
-function keyChangeId(text: string): string | null {
+/** The key a registration or rotation envelope carries (parsed once), or null for any other text. */
+function keyChange(text: string): { id: string; fingerprint: string; publicKey: string } | null {
   try {
     const env = JSON.parse(text) as TxEnvelope;
     const type = env?.tx?.type;
-    const id = (env?.tx?.body as { id?: unknown })?.id;
-    return (type === 'KeyRegistered' || type === 'KeyRotated') && typeof id === 'string' ? id : null;
+    const b = env?.tx?.body as Partial<TxBodies['KeyRegistered']> | undefined;
+    if (type !== 'KeyRegistered' && type !== 'KeyRotated') return null;
+    if (typeof b?.id !== 'string' || typeof b.fingerprint !== 'string' || typeof b.publicKey !== 'string')
+      return null;
+    return { id: b.id, fingerprint: b.fingerprint, publicKey: b.publicKey };
   } catch {
     return null;
   }
@@ -331,7 +333,7 @@ export class EvmSequencer implements Sequencer {
         list.sort((a, b) => a.index - b.index);
         const block = await this.provider.getBlock(number);
         if (!block) throw new KlError('KL_LEDGER_UNAVAILABLE', `block ${number} is not available`);
-        const texts: string[] = [];
+        let texts: string[] = [];
         for (const l of list) {
           const parsed = this.contract.interface.parseLog(l);
           const bytes = Buffer.from((parsed!.args.envelope as string).slice(2), 'hex');
@@ -344,22 +346,23 @@ export class EvmSequencer implements Sequencer {
         }
         // The contract's storage shows the state at the end of the block: check the last key
         // change of each identity in it against the key its envelope carries.
-        const lastChange = new Map<string, number>();
+        const lastChange = new Map<string, { i: number; key: NonNullable<ReturnType<typeof keyChange>> }>();
         texts.forEach((t, i) => {
-          const id = keyChangeId(t);
-          if (id) lastChange.set(id, i);
+          const key = keyChange(t);
+          if (key) lastChange.set(key.id, { i, key });
         });
-        for (const [id, i] of lastChange) {
-          const mismatch = await this.storedKeyMismatch(texts[i]!, number);
+        const dropped = new Set<number>();
+        for (const [id, { i, key }] of lastChange) {
+          const mismatch = await this.storedKeyMismatch(key, number);
           if (mismatch) {
             this.o.onRefused?.(
               leafHash(Buffer.from(texts[i]!, 'utf8')).toString('hex'),
               `${mismatch} (${id})`,
             );
-            texts.splice(i, 1, '');
+            dropped.add(i);
           }
         }
-        for (let i = texts.length - 1; i >= 0; i--) if (texts[i] === '') texts.splice(i, 1);
+        texts = texts.filter((_, i) => !dropped.has(i));
         const r = ingest({ texts, time: block.timestamp * 1000, cursor: String(number) }) as {
           refused?: Array<{ txid: string; reason: string }>;
         };
@@ -377,18 +380,10 @@ export class EvmSequencer implements Sequencer {
    * stored (as of that block) are those of the key in the envelope: a writer that stored one key's
    * hash while logging another key is caught here. Returns why it does not match, or null.
    */
-  private async storedKeyMismatch(text: string, blockNumber: number): Promise<string | null> {
-    let env: TxEnvelope;
-    try {
-      env = JSON.parse(text) as TxEnvelope;
-    } catch {
-      return null; // not an envelope: the ledger refuses it itself
-    }
-    const type = env?.tx?.type;
-    if (type !== 'KeyRegistered' && type !== 'KeyRotated') return null;
-    const b = env.tx.body as TxBodies['KeyRegistered'];
-    if (typeof b?.id !== 'string' || typeof b.publicKey !== 'string' || typeof b.fingerprint !== 'string')
-      return null;
+  private async storedKeyMismatch(
+    b: { id: string; fingerprint: string; publicKey: string },
+    blockNumber: number,
+  ): Promise<string | null> {
     const stored = (await this.contract.record!(idHash(b.id), { blockTag: blockNumber })) as {
       fingerprint: string;
       keyHash: string;
@@ -444,6 +439,3 @@ export async function deployRegistry(o: {
     provider.destroy();
   }
 }
-
-/** SHA-256 as the contract computes it (for tests and tools). */
-export const contractSha256 = (bytes: Uint8Array): string => ethSha256(bytes);
