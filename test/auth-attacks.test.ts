@@ -377,6 +377,25 @@ describe('registration attacks and key policy', () => {
     assert.equal(((await replay.json()) as { error: { code: string } }).error.code, 'KL_NONCE_INVALID');
   });
 
+  it('a registration retried with the same key (its answer lost) gets the original receipt and writes nothing', async () => {
+    const home = await registeredClient(server, 'retry@example.org');
+    const first = home.readServer().registration!.receipt;
+    const before = await server.ledger.transactionsFor('retry@example.org');
+    // The code was used by the first registration; the retry proves possession of the key instead.
+    const again = await register({
+      home,
+      server: server.url,
+      proof: { method: 'invite', code: 'used-or-unknown-code' },
+      passphrase: CLIENT_PASSPHRASE,
+    });
+    assert.equal(again.verified, true);
+    assert.equal(again.txid, first.txid);
+    assert.deepEqual(await server.ledger.transactionsFor('retry@example.org'), before);
+    // Another key for the same identity is still refused, with or without a valid code.
+    const other = await newClient('retry@example.org');
+    await assert.rejects(tryRegister(other, 'retry@example.org'), code('KL_IDENTITY_TAKEN'));
+  });
+
   it('case and Unicode variants of a registered identity are the same identity', async () => {
     await registeredClient(server, 'carol@example.org');
     for (const variant of ['Carol@Example.ORG', 'ｃarol@example.org']) {

@@ -150,6 +150,39 @@ describe('session lifecycle at its exact boundaries (injected clock)', () => {
     await again.close();
   });
 
+  it('clock jumps: forward past the timeout ends a session at once; back by D delays its end by exactly D', async () => {
+    const ahead = await registeredClient(server, 'jump-ahead@example.org');
+    const back = await registeredClient(server, 'jump-back@example.org');
+    try {
+      // Forward two hours (a suspended host waking up, NTP stepping): idle far past the timeout.
+      const a = await connect({ home: ahead, passphrase: CLIENT_PASSPHRASE, now: clock });
+      clock.freeze();
+      clock.advance(2 * 3_600_000);
+      const closedA = once<{ alert: { code: string } }>(a, 'close');
+      server.sessions.sweep();
+      assert.equal(server.sessions.get(a.sessionId), undefined);
+      assert.equal((await closedA).alert?.code, 'KL_SESSION_EXPIRED');
+      clock.thaw();
+
+      // Back ten minutes: times are read off the clock, so the session ends when the clock reaches
+      // lastActivity + idle timeout again — D later in real time, never "never".
+      const b = await connect({ home: back, passphrase: CLIENT_PASSPHRASE, now: clock });
+      const last = server.sessions.get(b.sessionId)!.lastActivity;
+      clock.freeze();
+      clock.advance(-10 * 60_000);
+      assert.equal(server.sessions.sweep(), 0);
+      assert.ok(server.sessions.get(b.sessionId), 'alive after the step back');
+      clock.advance(last + 59_999 - clock());
+      assert.ok(server.sessions.get(b.sessionId), 'alive at T-1 ms on the clock');
+      clock.advance(1);
+      const closedB = once<{ alert: { code: string } }>(b, 'close');
+      server.sessions.sweep();
+      assert.equal((await closedB).alert?.code, 'KL_SESSION_EXPIRED');
+    } finally {
+      clock.reset();
+    }
+  });
+
   it('absolute lifetime ends even an active session', async () => {
     const home = await registeredClient(server, 'ned@example.org');
     const s = await connect({ home, passphrase: CLIENT_PASSPHRASE, now: clock });

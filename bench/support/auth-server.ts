@@ -1,12 +1,14 @@
 /**
- * Child process of bench/auth.ts: a real keyledger server with rate limits raised for the benchmark.
- * Prints {"url"} once listening; answers "cpu" on IPC with its own CPU seconds so far.
+ * Child process of the benchmarks: a real keyledger server with rate limits raised for the benchmark.
+ * Prints {"url"} once listening; answers on IPC "cpu" (its CPU seconds so far), "mem" (memory after
+ * GC), {invite: id} (an invitation code) and "stop". With `--production-hijack` the hijack alarms
+ * keep their defaults (the load test sends at a normal pace; the throughput benchmarks flood).
  */
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { startServer } from '../../src/server/app.js';
 
-const [dataDir, passphrase] = process.argv.slice(2);
+const [dataDir, passphrase, ...flags] = process.argv.slice(2);
 const big = { burst: 1e9, perSecond: 1e9 };
 const server = await startServer({
   dataDir: dataDir!,
@@ -14,7 +16,9 @@ const server = await startServer({
   port: 0,
   rateLimits: { registerPerIp: big, registerPerIdentity: big, loginPerIp: big, loginPerIdentity: big },
   // A benchmark is a flood by design: the abnormal-activity alarms would (rightly) end its session.
-  hijackPolicy: { maxFramesPerWindow: 1e9, baselineFactor: 0 },
+  ...(flags.includes('--production-hijack')
+    ? {}
+    : { hijackPolicy: { maxFramesPerWindow: 1e9, baselineFactor: 0 } }),
 });
 // A plain ws echo server in the same process, as the round-trip baseline of bench/session.ts.
 const echo = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 1024 * 1024 });
@@ -23,6 +27,10 @@ await new Promise((r) => echo.once('listening', r));
 const echoUrl = `ws://127.0.0.1:${(echo.address() as AddressInfo).port}`;
 process.stdout.write(`${JSON.stringify({ url: server.url, echoUrl })}\n`);
 process.on('message', (msg) => {
+  if (typeof msg === 'object' && msg !== null && 'invite' in msg) {
+    const now = Date.now();
+    process.send!({ code: server.proofs.issueInvite(String(msg.invite), now, now + 3_600_000) });
+  }
   if (msg === 'cpu') {
     const u = process.cpuUsage();
     process.send!({ cpuSeconds: (u.user + u.system) / 1e6 });

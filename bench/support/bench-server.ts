@@ -3,7 +3,7 @@
  * and flood alarms off), asked over IPC for its CPU time and memory, and registered clients with
  * unlocked keys.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { OpenPgpClientKey } from '../../src/client/client-key.js';
 import { ClientHome } from '../../src/client/home.js';
@@ -27,11 +27,13 @@ export interface BenchServer {
   echoUrl: string;
   dataDir: string;
   cpuSeconds(): Promise<number>;
+  /** An invitation code for `id`, issued by the server process. */
+  invite(id: string): Promise<string>;
   memory(): Promise<ServerMemory>;
   stop(): void;
 }
 
-function ask<T>(child: ChildProcess, msg: string): Promise<T> {
+function ask<T>(child: ChildProcess, msg: string | object): Promise<T> {
   return new Promise((resolve) => {
     child.once('message', (m) => resolve(m as T));
     child.send(msg);
@@ -46,6 +48,7 @@ export function startBenchServer(
   root: string,
   passphrase: string,
   profileDir?: string,
+  { productionHijack = false } = {},
 ): Promise<BenchServer> {
   const dataDir = join(root, 'data');
   const prof = profileDir ?? process.env.KL_PROFILE_SERVER;
@@ -59,6 +62,7 @@ export function startBenchServer(
       new URL('./auth-server.ts', import.meta.url).pathname,
       dataDir,
       passphrase,
+      ...(productionHijack ? ['--production-hijack'] : []),
     ],
     { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] },
   );
@@ -75,6 +79,7 @@ export function startBenchServer(
         dataDir,
         cpuSeconds: () => ask<{ cpuSeconds: number }>(child, 'cpu').then((m) => m.cpuSeconds),
         memory: () => ask<ServerMemory>(child, 'mem'),
+        invite: (id) => ask<{ code: string }>(child, { invite: id }).then((m) => m.code),
         stop: () => {
           if (child.connected) child.send('stop');
           setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
@@ -85,7 +90,7 @@ export function startBenchServer(
   });
 }
 
-/** A client home registered with `server` (invitation through the CLI), with its key unlocked. */
+/** A client home registered with `server` (invitation from the server process), with its key unlocked. */
 export async function benchClient(
   server: BenchServer,
   root: string,
@@ -94,19 +99,10 @@ export async function benchClient(
 ): Promise<{ home: ClientHome; key: OpenPgpClientKey }> {
   const home = new ClientHome(join(root, `home-${id}`));
   await createIdentity({ home, id, name: id.split('@')[0]!, source: 'generate', passphrase });
-  const invitation = execFileSync(process.execPath, [
-    new URL('../../bin/keyledger.js', import.meta.url).pathname,
-    'admin',
-    'invite',
-    id,
-    '--data',
-    server.dataDir,
-    '--json',
-  ]).toString();
   await register({
     home,
     server: server.url,
-    proof: { method: 'invite', code: JSON.parse(invitation).code },
+    proof: { method: 'invite', code: await server.invite(id) },
     passphrase,
   });
   return { home, key: new OpenPgpClientKey(await unlockPrivateKey(home.readPrivateKey(), passphrase)) };

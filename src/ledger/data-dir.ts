@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { KlError } from '../protocol/errors.js';
 import { chainIdOf, checkGenesis, type Genesis } from './genesis.js';
 import { writeFileAtomic } from './sealed-key-file.js';
+import { storageFaultReason } from './storage-fault.js';
 
 /** Paths inside a data directory. */
 export function dataPaths(dir: string) {
@@ -97,20 +98,30 @@ export function acquireWriterLock(dir: string): () => void {
       closeSync(fd);
     }
   };
+  const cannotLock = (err: unknown) => {
+    const why = storageFaultReason(err);
+    return why
+      ? new KlError('KL_STORAGE_UNAVAILABLE', `cannot open ${dir} for writing: ${why}`, undefined, {
+          cause: err,
+        })
+      : new KlError('KL_DATA_DIR', `cannot lock ${dir}: ${(err as Error).message}`, undefined, {
+          cause: err,
+        });
+  };
   try {
     create();
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-      throw new KlError('KL_DATA_DIR', `cannot lock ${dir}: ${(err as Error).message}`, undefined, {
-        cause: err,
-      });
-    }
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw cannotLock(err);
     const pid = Number.parseInt(readFileSync(lock, 'utf8'), 10);
     if (Number.isSafeInteger(pid) && pidAlive(pid)) {
       throw new KlError('KL_DATA_DIR', `the ledger in ${dir} is in use by process ${pid}`, { pid });
     }
-    rmSync(lock, { force: true }); // left by a process that died
-    create();
+    try {
+      rmSync(lock, { force: true }); // left by a process that died
+      create();
+    } catch (again) {
+      throw cannotLock(again);
+    }
   }
   return () => {
     try {

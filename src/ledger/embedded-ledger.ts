@@ -39,6 +39,7 @@ import {
   WorkingState,
 } from './state-machine.js';
 import { StateTree } from './state-tree.js';
+import { type StorageFault, storageError } from './storage-fault.js';
 import {
   checkEnvelopeShape,
   MAX_TX_BYTES,
@@ -202,6 +203,8 @@ export class EmbeddedLedger implements Ledger {
   private readonly history = new MerkleTree();
   private tree: StateTree;
   private last: SignedHeader | null;
+  /** Set while blocks cannot be written (disk full, read-only); cleared by the next committed block. */
+  private storage: { fault: StorageFault; since: number } | null = null;
   private pending: Pending[] = [];
   private flushTimer: NodeJS.Immediate | NodeJS.Timeout | null = null;
   private closed = false;
@@ -469,6 +472,14 @@ export class EmbeddedLedger implements Ledger {
     return this.sequencer ? Date.now() - this.sequencer.lastSyncAt : 0;
   }
 
+  /**
+   * The storage fault that made the last block write fail (disk full, data directory read-only) and
+   * since when, or null once a block was written again. Reads and proofs are unaffected.
+   */
+  storageFault(): { fault: StorageFault; since: number } | null {
+    return this.storage;
+  }
+
   /** The sequencer's stored position (see {@link ingest}), or null before the first block. */
   sequencerCursor(): string | null {
     return (this.stmt.meta.get('evm-cursor') as { value: string } | undefined)?.value ?? null;
@@ -631,16 +642,25 @@ export class EmbeddedLedger implements Ledger {
         if (meta) this.stmt.metaPut.run(meta[0], meta[1]);
       })();
     } catch (err) {
-      const failure = new KlError(
-        'KL_LEDGER_WRITE_FAILED',
-        `the ledger could not write block ${height}: ${(err as Error).message}`,
-        {
-          height,
-        },
-      );
+      // The SQLite transaction rolled back: nothing of the block is on disk, and nothing in memory
+      // has changed yet — the next block is built on the last committed one, as if this never was.
+      const failure =
+        storageError(err, `ledger block ${height}`) ??
+        new KlError(
+          'KL_LEDGER_WRITE_FAILED',
+          `the ledger could not write block ${height}: ${(err as Error).message}`,
+          {
+            height,
+          },
+        );
+      this.storage = {
+        fault: (failure.details?.fault as StorageFault | undefined) ?? 'read-only',
+        since: this.now(),
+      };
       for (const p of accepted) p.reject(failure);
       return;
     }
+    this.storage = null;
     // Durable: now (and only now) the block becomes visible and its transactions confirmed.
     this.tree = state.tree;
     this.history.append(leafHash(Buffer.from(signed.hash, 'hex')));

@@ -10,7 +10,15 @@
  *   line n: base64url(iv ‖ ciphertext ‖ tag)
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { appendFileSync, chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import * as openpgp from 'openpgp';
 import { KlError } from '../protocol/errors.js';
@@ -32,11 +40,15 @@ function aad(fileId: string, line: number): Buffer {
 /** An append-only encrypted log file. */
 export class EncryptedLog {
   private line = 0;
+  /** Set when an append failed: the file may end in part of a line, cut off before the next one. */
+  private torn = false;
 
   private constructor(
     readonly path: string,
     private readonly fileId: string,
     private readonly key: Buffer,
+    /** Bytes in the file after the last complete line. */
+    private size: number,
   ) {}
 
   /** Creates a new log file at `path` (mode 0600) whose key is wrapped to `recipient`. */
@@ -58,19 +70,42 @@ export class EncryptedLog {
       wrappedKey,
     };
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    writeFileSync(path, `${JSON.stringify(header)}\n`, { mode: 0o600 });
-    chmodSync(path, 0o600);
-    return new EncryptedLog(path, fileId, key);
+    const first = `${JSON.stringify(header)}\n`;
+    try {
+      writeFileSync(path, first, { mode: 0o600, flag: 'wx' });
+      chmodSync(path, 0o600);
+    } catch (err) {
+      // No header cut short left behind (disk full); an existing file is never touched.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') rmSync(path, { force: true });
+      throw err;
+    }
+    return new EncryptedLog(path, fileId, key, Buffer.byteLength(first));
   }
 
-  /** Appends one line (synchronously, so nothing is lost on a crash after the call returns). */
+  /**
+   * Appends one line (synchronously, so nothing is lost on a crash after the call returns). When it
+   * throws (disk full, read-only), nothing counts as written: the next append first cuts off what
+   * part of this line reached the file, so every line in the file stays whole and in sequence.
+   */
   append(text: string): void {
-    this.line += 1;
+    if (this.torn) {
+      truncateSync(this.path, this.size);
+      this.torn = false;
+    }
+    const n = this.line + 1;
     const iv = randomBytes(12);
     const c = createCipheriv('aes-256-gcm', this.key, iv);
-    c.setAAD(aad(this.fileId, this.line));
+    c.setAAD(aad(this.fileId, n));
     const sealed = Buffer.concat([iv, c.update(text, 'utf8'), c.final(), c.getAuthTag()]);
-    appendFileSync(this.path, `${sealed.toString('base64url')}\n`);
+    const line = `${sealed.toString('base64url')}\n`;
+    try {
+      appendFileSync(this.path, line);
+    } catch (err) {
+      this.torn = true;
+      throw err;
+    }
+    this.line = n;
+    this.size += line.length; // base64url and a newline: one byte per character
   }
 
   /** Forgets the log key. */

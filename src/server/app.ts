@@ -194,7 +194,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   );
   let ledgerHeight = (await ledger.checkpoint())?.header.height ?? 0;
   const metrics = new ServerMetrics(
-    { activeSessions: () => sessions.size, ledgerHeight: () => ledgerHeight },
+    {
+      activeSessions: () => sessions.size,
+      ledgerHeight: () => ledgerHeight,
+      storageFault: () => (ledger.storageFault() ? 1 : 0),
+    },
     now,
   );
   const dashboard = new DashboardAuth({ ...DEFAULT_DASHBOARD_AUTH_POLICY, ...o.dashboardAuth }, now);
@@ -205,6 +209,17 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     if (alerts.length >= 10_000) return;
     alerts.push(alert);
     alertEvents.emit('alert', { ...alert, n: alerts.length - 1 });
+  };
+  // Storage faults (disk full, data directory read-only): one alert per episode, on the first
+  // write that fails; the episode ends with the next block written.
+  let storageAlerted = false;
+  const noteStorageFault = (err: unknown) => {
+    const fault = ledger.storageFault();
+    if (!fault) storageAlerted = false;
+    if (!isKlError(err) || err.code !== 'KL_STORAGE_UNAVAILABLE' || storageAlerted) return;
+    storageAlerted = true;
+    recordAlert({ at: now(), kind: 'storage', id: '', sessionId: '', detail: err.message });
+    log(`ALERT ${err.message}`);
   };
   const registration = new RegistrationService({ ledger, serverKey, proofs, now });
   const limits = { ...DEFAULT_RATE_LIMITS, ...o.rateLimits };
@@ -237,7 +252,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         type: 'AuditEvent',
         body: { event, at: now(), subject: sha256Hex(id), ...(detail ? { detail } : {}) },
       })
-      .catch((err: unknown) => log(`audit event ${event} not written: ${(err as Error).message}`));
+      .catch((err: unknown) => {
+        // Policy: a session event that cannot be written is logged and alerted, and never blocks
+        // the login or logout it records (docs/reliability.md, "Disk full").
+        noteStorageFault(err);
+        log(`audit event ${event} not written: ${(err as Error).message}`);
+      });
   };
 
   // Seed phase 4 step 6: session events on the ledger audit trail (identifiers hashed).
@@ -332,6 +352,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   });
 
   app.setErrorHandler((err: unknown, _req: FastifyRequest, reply: FastifyReply) => {
+    noteStorageFault(err);
     if (isKlError(err)) return sendError(reply, err);
     const e = err as { validation?: unknown; code?: string; statusCode?: number; message?: string };
     if (e.validation) return sendError(reply, new KlError('KL_BAD_INPUT', `invalid request: ${e.message}`));
@@ -388,7 +409,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     async (_req, reply) => {
       const checkpoint = await ledger.checkpoint().catch(() => undefined);
       const ok = ready && checkpoint !== undefined;
-      return reply.status(ok ? 200 : 503).send({ ready: ok, height: checkpoint?.header.height ?? 0 });
+      // Logins (reads) go on while the disk is full, so readiness stays; `storage` says it.
+      const storage = ledger.storageFault()?.fault ?? 'ok';
+      return reply
+        .status(ok ? 200 : 503)
+        .send({ ready: ok, height: checkpoint?.header.height ?? 0, storage });
     },
   );
   app.get(

@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { openSecretFile, sealSecretFile } from '../ledger/sealed-key-file.js';
+import { guardWrite } from '../ledger/storage-fault.js';
 import { KlError } from '../protocol/errors.js';
 import type { MessageHandler } from './session-service.js';
 
@@ -64,7 +65,8 @@ export function demoService(db: Database.Database, master: Buffer): MessageHandl
         const iv = randomBytes(12);
         const c = createCipheriv('aes-256-gcm', keyFor(id), iv);
         c.setAAD(Buffer.from(`${id}\n${n}`));
-        put.run(id, n, iv, Buffer.concat([c.update(b.text, 'utf8'), c.final(), c.getAuthTag()]));
+        const ct = Buffer.concat([c.update(b.text, 'utf8'), c.final(), c.getAuthTag()]);
+        guardWrite('the note', () => put.run(id, n, iv, ct));
         return { stored: n };
       }
       case 'note.get': {

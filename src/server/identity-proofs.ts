@@ -9,6 +9,7 @@ import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { guardWrite } from '../ledger/storage-fault.js';
 import { KlError } from '../protocol/errors.js';
 import { sha256 } from '../protocol/hash.js';
 
@@ -40,15 +41,23 @@ export class IdentityProofs {
 
   constructor(dataDir: string) {
     const path = join(dataDir, 'server.sqlite');
-    this.db = new Database(path);
-    chmodSync(path, 0o600); // -wal and -shm inherit this mode
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
-    this.db.exec(`CREATE TABLE IF NOT EXISTS identity_proofs (
-      id TEXT NOT NULL, method TEXT NOT NULL, hash BLOB NOT NULL, created_at INTEGER NOT NULL,
-      expires_at INTEGER NOT NULL, used_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
-      PRIMARY KEY (id, method, hash))`);
+    this.db = guardWrite('its operational database', () => {
+      const db = new Database(path);
+      try {
+        chmodSync(path, 0o600); // -wal and -shm inherit this mode
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = FULL');
+        db.pragma('busy_timeout = 5000');
+        db.exec(`CREATE TABLE IF NOT EXISTS identity_proofs (
+          id TEXT NOT NULL, method TEXT NOT NULL, hash BLOB NOT NULL, created_at INTEGER NOT NULL,
+          expires_at INTEGER NOT NULL, used_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
+          PRIMARY KEY (id, method, hash))`);
+        return db;
+      } catch (err) {
+        db.close();
+        throw err;
+      }
+    });
   }
 
   /** Issues an invitation code for `id` (canonical), valid until `expiresAt`. Returns the code (shown once). */
@@ -59,26 +68,32 @@ export class IdentityProofs {
     let chars = '';
     for (let i = 0; i < 20; i++) chars += CROCKFORD[Number((bits >> BigInt(5 * i)) & 31n)];
     const code = `KL-${chars.match(/.{4}/g)!.join('-')}`;
-    this.db
-      .prepare('INSERT INTO identity_proofs(id, method, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)')
-      .run(id, 'invite', codeHash(id, 'invite', code), now, expiresAt);
+    guardWrite('the invitation', () =>
+      this.db
+        .prepare(
+          'INSERT INTO identity_proofs(id, method, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+        )
+        .run(id, 'invite', codeHash(id, 'invite', code), now, expiresAt),
+    );
     return code;
   }
 
   /** Issues an email code for `id`; earlier unused email codes for it are voided. */
   issueEmailCode(id: string, now: number, expiresAt: number): string {
     const code = String(randomInt(0, 100_000_000)).padStart(8, '0');
-    this.db.transaction(() => {
-      // A new code supersedes every earlier one for this address. Deleting (not just marking them
-      // used) keeps the table bounded and lets a new code equal an old one: with 8 digits that
-      // happens, and a duplicate key was a 500 (found by fuzzing).
-      this.db.prepare(`DELETE FROM identity_proofs WHERE id = ? AND method = 'email'`).run(id);
-      this.db
-        .prepare(
-          'INSERT INTO identity_proofs(id, method, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
-        )
-        .run(id, 'email', codeHash(id, 'email', code), now, expiresAt);
-    })();
+    guardWrite('the email code', () =>
+      this.db.transaction(() => {
+        // A new code supersedes every earlier one for this address. Deleting (not just marking them
+        // used) keeps the table bounded and lets a new code equal an old one: with 8 digits that
+        // happens, and a duplicate key was a 500 (found by fuzzing).
+        this.db.prepare(`DELETE FROM identity_proofs WHERE id = ? AND method = 'email'`).run(id);
+        this.db
+          .prepare(
+            'INSERT INTO identity_proofs(id, method, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+          )
+          .run(id, 'email', codeHash(id, 'email', code), now, expiresAt);
+      })(),
+    );
     return code;
   }
 
@@ -105,22 +120,28 @@ export class IdentityProofs {
     const match = rows.find((r) => r.hash.length === want.length && timingSafeEqual(r.hash, want));
     if (match && (method === 'invite' || match.attempts < MAX_EMAIL_ATTEMPTS)) return;
     if (method === 'email') {
-      this.db
-        .prepare(
-          `UPDATE identity_proofs SET attempts = attempts + 1 WHERE id = ? AND method = 'email' AND used_at IS NULL`,
-        )
-        .run(id);
+      // A wrong guess that cannot be counted is refused as a storage fault, not as a wrong code:
+      // guesses must not go uncounted.
+      guardWrite('the attempt count', () =>
+        this.db
+          .prepare(
+            `UPDATE identity_proofs SET attempts = attempts + 1 WHERE id = ? AND method = 'email' AND used_at IS NULL`,
+          )
+          .run(id),
+      );
     }
     throw invalid;
   }
 
   /** Marks a code used (after the registration committed). */
   consume(id: string, method: ProofMethod, code: string, now: number): void {
-    this.db
-      .prepare(
-        'UPDATE identity_proofs SET used_at = ? WHERE id = ? AND method = ? AND hash = ? AND used_at IS NULL',
-      )
-      .run(now, id, method, codeHash(id, method, code));
+    guardWrite('the use of the code', () =>
+      this.db
+        .prepare(
+          'UPDATE identity_proofs SET used_at = ? WHERE id = ? AND method = ? AND hash = ? AND used_at IS NULL',
+        )
+        .run(now, id, method, codeHash(id, method, code)),
+    );
   }
 
   close(): void {

@@ -17,6 +17,8 @@ export interface LoginSeriesPoint {
 export interface MetricsSources {
   activeSessions: () => number;
   ledgerHeight: () => number;
+  /** 1 while the ledger cannot write blocks (disk full, read-only data directory), else 0. */
+  storageFault: () => number;
 }
 
 /** The server's metrics. */
@@ -82,6 +84,14 @@ export class ServerMetrics {
       registers,
       collect() {
         this.set(sources.activeSessions());
+      },
+    });
+    new Gauge({
+      name: 'keyledger_storage_fault',
+      help: '1 while the ledger cannot write (disk full or data directory read-only) until a write succeeds',
+      registers,
+      collect() {
+        this.set(sources.storageFault());
       },
     });
     new Gauge({

@@ -8,7 +8,7 @@ import type { Ledger } from '../ledger/ledger.js';
 import type { TransactionReceipt } from '../ledger/proofs.js';
 import { acceptPublicKey } from '../pgp/key-policy.js';
 import { verifyDetached } from '../pgp/messages.js';
-import { KlError } from '../protocol/errors.js';
+import { isKlError, KlError } from '../protocol/errors.js';
 import { canonicalDisplayName, canonicalIdentity } from '../protocol/identity.js';
 import { type RegistrationStatement, statementBytes } from '../protocol/statements.js';
 import type { IdentityProofs, ProofMethod } from './identity-proofs.js';
@@ -127,6 +127,25 @@ export class RegistrationService {
       maxSkewMs: MAX_CLOCK_SKEW_MS,
     });
 
+    // A retry after a lost answer (the server died between the ledger commit and the reply): the
+    // ledger already holds this very key for this identity, and the statement just proved possession
+    // of it with a fresh nonce. The identity was proven when the key was written, so the answer is
+    // the receipt of that registration, not KL_IDENTITY_TAKEN — registration is safe to retry.
+    const record = await this.o.ledger.getKeyRecord(id).then(
+      (r) => r.record,
+      (err: unknown) => {
+        if (isKlError(err) && err.code === 'KL_IDENTITY_UNKNOWN') return null; // no blocks yet
+        throw err;
+      },
+    );
+    if (record?.status === 'active' && record.fingerprint === accepted.fingerprint) {
+      const receipt = await this.o.ledger.getTransaction(record.registered.txid);
+      if (receipt.envelope.tx.type === 'KeyRegistered') {
+        this.o.proofs.consume(id, req.proof.method, req.proof.code, now); // a no-op once used
+        return this.result(id, name, accepted, receipt);
+      }
+    }
+
     this.o.proofs.check(id, req.proof.method, req.proof.code, now);
     if (this.inFlight.has(id))
       throw new KlError('KL_IDENTITY_TAKEN', 'a registration of this identity is already in progress');
@@ -144,18 +163,27 @@ export class RegistrationService {
         },
       });
       this.o.proofs.consume(id, req.proof.method, req.proof.code, this.o.now());
-      // Seed phase 1 steps 3–4: the server's public key and the acknowledgment (with its proof).
-      return {
-        id,
-        name,
-        fingerprint: accepted.fingerprint,
-        algorithm: accepted.algorithm,
-        server: { fingerprint: this.o.serverKey.fingerprint, publicKey: this.o.serverKey.armoredPublicKey },
-        receipt,
-      };
+      return this.result(id, name, accepted, receipt);
     } finally {
       this.inFlight.delete(id);
     }
+  }
+
+  /** Seed phase 1 steps 3–4: the server's public key and the acknowledgment (with its proof). */
+  private result(
+    id: string,
+    name: string,
+    accepted: { fingerprint: string; algorithm: string },
+    receipt: TransactionReceipt,
+  ): RegistrationResult {
+    return {
+      id,
+      name,
+      fingerprint: accepted.fingerprint,
+      algorithm: accepted.algorithm,
+      server: { fingerprint: this.o.serverKey.fingerprint, publicKey: this.o.serverKey.armoredPublicKey },
+      receipt,
+    };
   }
 
   /** Number of unexpired nonces waiting (for tests and metrics). */

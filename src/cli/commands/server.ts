@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isInitialised, readGenesisFile } from '../../ledger/data-dir.js';
+import { storageError } from '../../ledger/storage-fault.js';
 import { EncryptedLog } from '../../pgp/encrypted-log.js';
 import { readPublicKey } from '../../pgp/messages.js';
 import { KlError } from '../../protocol/errors.js';
@@ -20,6 +21,7 @@ import { IdentityProofs } from '../../server/identity-proofs.js';
 import { initEvmNode } from '../../server/node.js';
 import { loadServerKey } from '../../server/server-key.js';
 import { info, out } from '../io.js';
+import { logWriter } from '../log-writer.js';
 import { resolvePassphrase } from '../passphrase.js';
 
 /** Options of `keyledger serve`. */
@@ -46,11 +48,10 @@ export async function serve(o: ServeOptions): Promise<number> {
   else if (config.ledger?.engine === 'evm' || config.ledger?.contract) checkEngine(data, config.ledger ?? {});
   // Seed phase 4 step 6: the server's log is encrypted at rest, readable with the operator's key
   // (operatorKey) or, by default, with the server key (keyledger logs decrypt --data DIR).
-  let logFile: EncryptedLog | null = null;
+  let logLine: ((text: string) => void) | null = null;
   const log = (line: string) => {
-    const stamped = `${new Date().toISOString()} ${line}`;
-    logFile?.append(stamped);
-    if (o.insecurePlainLogs) info(stamped);
+    logLine?.(line);
+    if (o.insecurePlainLogs) info(`${new Date().toISOString()} ${line}`);
   };
   const server = await startServer({ ...options, passphrase, log });
   // Listening for SIGINT/SIGTERM before announcing anything: a supervisor that stops the server as
@@ -62,10 +63,17 @@ export async function serve(o: ServeOptions): Promise<number> {
   const reader = config.operatorKey
     ? await readPublicKey(readFileSync(config.operatorKey, 'utf8'))
     : (await loadServerKey(data, passphrase)).publicKey;
-  logFile = await EncryptedLog.create(
-    join(data, 'logs', `server-${new Date().toISOString().replace(/[:.]/g, '-')}.log.enc`),
-    reader,
-  );
+  let logFile: EncryptedLog;
+  try {
+    logFile = await EncryptedLog.create(
+      join(data, 'logs', `server-${new Date().toISOString().replace(/[:.]/g, '-')}.log.enc`),
+      reader,
+    );
+  } catch (err) {
+    await server.close();
+    throw storageError(err, 'its encrypted log') ?? err;
+  }
+  logLine = logWriter(logFile, { report: (m) => info(`keyledger: ${m}`) });
   log(`server started on ${server.url}`);
   const g = server.ledger.genesis;
   if (o.json) {

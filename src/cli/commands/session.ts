@@ -21,6 +21,7 @@ import { sha256Hex } from '../../protocol/hash.js';
 import { canonicalIdentity } from '../../protocol/identity.js';
 import { callAdmin } from '../../server/admin-socket.js';
 import { info, out } from '../io.js';
+import { logWriter } from '../log-writer.js';
 import { resolvePassphrase } from '../passphrase.js';
 
 const CLIENT_PASS = { envVar: 'KEYLEDGER_PASSPHRASE', prompt: 'Passphrase of your keyledger key: ' };
@@ -35,7 +36,7 @@ async function open(o: { home: string; passphraseFile?: string }): Promise<Clien
     join(home.dir, 'logs', `client-${new Date().toISOString().replace(/[:.]/g, '-')}.log.enc`),
     await readPublicKey(identity.publicKey),
   );
-  const line = (text: string) => log.append(`${new Date().toISOString()} ${text}`);
+  const line = logWriter(log, { report: (m) => info(`keyledger: ${m}`) });
   line(`session ${session.sessionId} started as ${session.id}`);
   session.on('alert', (a: { code: string; message: string }) => {
     info(`ALERT ${a.code}: ${a.message}`);
