@@ -1,15 +1,12 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { PASSPHRASE, tempDir } from './helpers.js';
+import { serveCli } from './support/serve-cli.js';
 
 const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
-const children: ChildProcess[] = [];
-after(() => {
-  for (const c of children) c.kill('SIGKILL');
-});
 
 function run(args: string[], env: Record<string, string> = {}) {
   const { KEYLEDGER_SERVER_PASSPHRASE: _a, KEYLEDGER_PASSPHRASE: _b, ...base } = process.env;
@@ -19,26 +16,6 @@ function run(args: string[], env: Record<string, string> = {}) {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Starts `keyledger serve` on a free port and returns its URL. */
-export function serveCli(data: string): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [bin, 'serve', '--data', data, '--port', '0', '--json'], {
-    env: { ...process.env, KEYLEDGER_SERVER_PASSPHRASE: PASSPHRASE },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stderr!.on('data', (c) => (err += c));
-    child.stdout!.on('data', (c) => {
-      out += c;
-      const line = out.split('\n')[0];
-      if (out.includes('\n')) resolve({ url: JSON.parse(line!).url, child });
-    });
-    child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
-  });
 }
 
 describe('a new user through the CLI: serve → invite → init → register → login', () => {
@@ -65,9 +42,16 @@ describe('a new user through the CLI: serve → invite → init → register →
     assert.match(reg.stdout, /registered {3}dana@example.org/);
     assert.match(reg.stdout, /receipt verified against the genesis/);
 
+    // Run again (as after a lost answer): the same key gets the same receipt, nothing is written.
     const again = run(['register', '--server', url, '--invite', code, '--home', home], user);
-    assert.equal(again.code, 2);
-    assert.match(again.stderr, /error KL_IDENTITY_PROOF_INVALID/);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /receipt verified against the genesis/);
+    // Another key cannot use the spent invitation.
+    const other = join(tempDir(), 'home');
+    assert.equal(run(['init', '--id', 'dana@example.org', '--name', 'Dana', '--home', other], user).code, 0);
+    const stolen = run(['register', '--server', url, '--invite', code, '--home', other], user);
+    assert.equal(stolen.code, 2);
+    assert.match(stolen.stderr, /error KL_IDENTITY_PROOF_INVALID/);
 
     const li = run(['login', '--home', home, '--json'], user);
     assert.equal(li.code, 0, li.stderr);

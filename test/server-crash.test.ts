@@ -12,12 +12,10 @@
  *   - the killed server's encrypted log opens and every line in it authenticates.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { readdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { ClientHome } from '../src/client/home.js';
 import { register } from '../src/client/register.js';
 import { type ClientSession, connect } from '../src/client/session.js';
@@ -28,54 +26,15 @@ import { isKlError } from '../src/protocol/errors.js';
 import { IdentityProofs } from '../src/server/identity-proofs.js';
 import { loadServerKey } from '../src/server/server-key.js';
 import { PASSPHRASE, tempDir } from './helpers.js';
+import { freePort, killServer, serveCli, writeServeConfig } from './support/serve-cli.js';
 import { CLIENT_PASSPHRASE, newClient } from './support/server.js';
 
 const TRIALS = Number(process.env.KL_SERVER_CRASH_TRIALS ?? 4);
 const REGISTRATIONS_PER_TRIAL = 5;
 const REVOCATIONS_PER_TRIAL = 2;
 const SESSIONS_PER_TRIAL = 2;
-const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
-const children = new Set<ChildProcess>();
-after(() => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** `keyledger serve` on a fixed port (clients keep its URL across restarts); resolves once it reports in. */
-function serve(data: string, config: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [bin, 'serve', '--data', data, '--config', config, '--json'], {
-    env: { ...process.env, KEYLEDGER_SERVER_PASSPHRASE: PASSPHRASE },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stderr!.on('data', (c) => (err += c));
-    child.stdout!.on('data', (c) => {
-      out += c;
-      if (out.includes('\n')) resolve(child);
-    });
-    child.on('exit', (code, signal) => reject(new Error(`serve exited ${code ?? signal}: ${err}`)));
-  });
-}
-
-function killed(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGKILL');
-  });
-}
+/** `keyledger serve` with the run's configuration (a fixed port: clients keep its URL across restarts). */
+const serve = (data: string, config: string) => serveCli(data, ['--config', config]);
 
 const code = (c: string) => (err: unknown) => isKlError(err) && err.code === c;
 
@@ -90,25 +49,11 @@ describe('kill -9 of the whole server during registrations and revocations', () 
     const root = tempDir('kl-srvcrash-');
     const data = join(root, 'data');
     const port = await freePort();
-    const config = join(root, 'config.json');
-    const open = { burst: 1e6, perSecond: 1e6 };
-    writeFileSync(
-      config,
-      JSON.stringify({
-        host: '127.0.0.1',
-        port,
-        rateLimits: {
-          registerPerIp: open,
-          registerPerIdentity: open,
-          loginPerIp: open,
-          loginPerIdentity: open,
-        },
-      }),
-    );
+    const config = writeServeConfig(join(root, 'config.json'), port);
     const url = `http://127.0.0.1:${port}`;
 
     // Initialise the data directory, then issue every invitation of the run (the server is down).
-    await killed(await serve(data, config));
+    await killServer(await serve(data, config));
     const proofs = new IdentityProofs(data);
     const newUser = async (n: number): Promise<User> => {
       const id = `crash${n}@example.org`;
@@ -184,7 +129,7 @@ describe('kill -9 of the whole server during registrations and revocations', () 
       const regs = registering.map((u) => acked(reg(u)));
       const revs = revoking.map((u) => acked(logIn(u).then((s) => s.revokeKey('retired'))));
       await Promise.race([killTime, Promise.all([...regs, ...revs])]);
-      await killed(server);
+      await killServer(server);
       const regAcks = await Promise.all(regs);
       const revAcks = await Promise.all(revs);
       for (const s of live) s.dropConnection();
@@ -246,7 +191,7 @@ describe('kill -9 of the whole server during registrations and revocations', () 
       }
       for (const u of active.slice(-SESSIONS_PER_TRIAL)) await (await logIn(u)).close();
     }
-    await killed(server);
+    await killServer(server);
     const final = verifyLedgerData({ dataDir: data });
     assert.ok(final.ok, final.problem?.reason);
     const ledger = EmbeddedLedger.open({ dataDir: data });

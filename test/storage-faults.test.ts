@@ -11,9 +11,8 @@
  * — a read-only remount is refused while the server holds its files open. Both need root, as CI has.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { execFile, execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -29,6 +28,7 @@ import { isKlError } from '../src/protocol/errors.js';
 import { IdentityProofs } from '../src/server/identity-proofs.js';
 import { loadServerKey } from '../src/server/server-key.js';
 import { PASSPHRASE, tempDir } from './helpers.js';
+import { freePort, type ServedCli, serveCli, writeServeConfig } from './support/serve-cli.js';
 import { CLIENT_PASSPHRASE, newClient } from './support/server.js';
 
 const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
@@ -44,60 +44,13 @@ after(() => {
   }
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-interface Served {
-  child: ChildProcess;
-  url: string;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: string | null }>;
-}
-
-/** `keyledger serve` (on `port`, or a free one) with rate limits open; resolves once it reports in. */
-async function serve(data: string, root: string, port?: number): Promise<Served> {
+/** `keyledger serve` (on `port`, or a free one) with rate limits open. */
+async function serve(data: string, root: string, port?: number): Promise<ServedCli> {
   port ??= await freePort();
-  const config = join(root, `config-${port}.json`);
-  const open = { burst: 1e6, perSecond: 1e6 };
-  writeFileSync(
-    config,
-    JSON.stringify({
-      port,
-      rateLimits: { registerPerIp: open, registerPerIdentity: open, loginPerIp: open },
-    }),
-  );
-  const child = spawn(process.execPath, [bin, 'serve', '--data', data, '--config', config, '--json'], {
-    env: { ...process.env, KEYLEDGER_SERVER_PASSPHRASE: PASSPHRASE },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  cleanups.push(() => child.kill('SIGKILL'));
-  let err = '';
-  child.stderr!.on('data', (c) => (err += c));
-  const exited = new Promise<{ code: number | null; signal: string | null }>((r) =>
-    child.on('exit', (code, signal) => r({ code, signal })),
-  );
-  // A server that dies on its own shows why in the test output.
-  void exited.then(({ code, signal }) => {
-    if (signal !== 'SIGTERM' && code !== 0) console.error(`serve exited ${code ?? signal}:\n${err}`);
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (c) => {
-      out += c;
-      if (out.includes('\n'))
-        resolve({ child, url: JSON.parse(out.split('\n')[0]!).url, stderr: () => err, exited });
-    });
-    void exited.then(({ code }) => reject(new Error(`serve exited ${code}: ${err}`)));
-  });
+  return serveCli(data, ['--config', writeServeConfig(join(root, `config-${port}.json`), port)]);
 }
 
-async function stop(s: Served): Promise<void> {
+async function stop(s: ServedCli): Promise<void> {
   s.child.kill('SIGTERM');
   const { code } = await s.exited;
   assert.equal(code, 0, `graceful shutdown: ${s.stderr()}`);
