@@ -207,7 +207,7 @@ describe('disk full', () => {
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
     assert.equal((await readyz(server.url)).storage, 'full');
     assert.match(await (await fetch(`${server.url}/metrics`)).text(), /^keyledger_storage_fault 1$/m);
-    // One operator alert for the episode, however many writes failed.
+    // One operator alert (at most one a minute), however many writes failed.
     const { stdout } = await run(process.execPath, [bin, 'admin', 'alerts', '--data', data, '--json']);
     const storageAlerts = (JSON.parse(stdout) as Array<{ kind: string; detail: string }>).filter(
       (a) => a.kind === 'storage',

@@ -39,7 +39,7 @@ import {
   WorkingState,
 } from './state-machine.js';
 import { StateTree } from './state-tree.js';
-import { type StorageFault, storageError } from './storage-fault.js';
+import { type StorageFault, storageError, storageFault } from './storage-fault.js';
 import {
   checkEnvelopeShape,
   MAX_TX_BYTES,
@@ -644,6 +644,8 @@ export class EmbeddedLedger implements Ledger {
     } catch (err) {
       // The SQLite transaction rolled back: nothing of the block is on disk, and nothing in memory
       // has changed yet — the next block is built on the last committed one, as if this never was.
+      const fault = storageFault(err);
+      if (fault) this.storage = { fault, since: this.now() };
       const failure =
         storageError(err, `ledger block ${height}`) ??
         new KlError(
@@ -653,10 +655,6 @@ export class EmbeddedLedger implements Ledger {
             height,
           },
         );
-      this.storage = {
-        fault: (failure.details?.fault as StorageFault | undefined) ?? 'read-only',
-        since: this.now(),
-      };
       for (const p of accepted) p.reject(failure);
       return;
     }

@@ -210,15 +210,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     alerts.push(alert);
     alertEvents.emit('alert', { ...alert, n: alerts.length - 1 });
   };
-  // Storage faults (disk full, data directory read-only): one alert per episode, on the first
-  // write that fails; the episode ends with the next block written.
-  let storageAlerted = false;
+  // Storage faults (disk full, data directory read-only): an alert on the first write that fails,
+  // then at most one a minute while writes keep failing.
+  let storageAlertAt = Number.NEGATIVE_INFINITY;
   const noteStorageFault = (err: unknown) => {
-    const fault = ledger.storageFault();
-    if (!fault) storageAlerted = false;
-    if (!isKlError(err) || err.code !== 'KL_STORAGE_UNAVAILABLE' || storageAlerted) return;
-    storageAlerted = true;
-    recordAlert({ at: now(), kind: 'storage', id: '', sessionId: '', detail: err.message });
+    if (!isKlError(err) || err.code !== 'KL_STORAGE_UNAVAILABLE') return;
+    const t = now();
+    if (t >= storageAlertAt && t - storageAlertAt < 60_000) return;
+    storageAlertAt = t;
+    recordAlert({ at: t, kind: 'storage', id: '', sessionId: '', detail: err.message });
     log(`ALERT ${err.message}`);
   };
   const registration = new RegistrationService({ ledger, serverKey, proofs, now });
