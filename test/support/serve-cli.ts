@@ -30,7 +30,12 @@ export function writeServeConfig(path: string, port: number): string {
     path,
     JSON.stringify({
       port,
-      rateLimits: { registerPerIp: open, registerPerIdentity: open, loginPerIp: open, loginPerIdentity: open },
+      rateLimits: {
+        registerPerIp: open,
+        registerPerIdentity: open,
+        loginPerIp: open,
+        loginPerIdentity: open,
+      },
     }),
   );
   return path;
