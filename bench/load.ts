@@ -145,6 +145,7 @@ try {
   enter('login burst');
   const loginMs: number[] = [];
   const burstStart = performance.now();
+  const burstCpu0 = await server.cpuSeconds();
   await Promise.all(
     Array.from({ length: LOGINS }, async (_, i) => {
       const t = performance.now();
@@ -158,6 +159,7 @@ try {
     }),
   );
   const burstSeconds = (performance.now() - burstStart) / 1000;
+  const burstCpu = (await server.cpuSeconds()) - burstCpu0;
   log(`  ${loginMs.length}/${LOGINS} logins in ${burstSeconds.toFixed(1)} s`);
 
   // 2. Open the sessions of the soak.
@@ -167,6 +169,7 @@ try {
   let unexpectedCloses = 0;
   let closing = false;
   const openStart = performance.now();
+  const openCpu0 = await server.cpuSeconds();
   await pool(SESSIONS, OPEN_CONCURRENCY, openStart + 30 * 60_000, async (i) => {
     const t = performance.now();
     try {
@@ -187,11 +190,13 @@ try {
     }
   });
   const openSeconds = (performance.now() - openStart) / 1000;
+  const openCpu = (await server.cpuSeconds()) - openCpu0;
 
   // 3. Soak: each session asks the demo service every INTERVAL_MS (first one at a random offset).
   enter('soak');
   const rtMs: number[] = [];
   const soakStart = performance.now();
+  const soakCpu0 = await server.cpuSeconds();
   const soakEnd = soakStart + DURATION_MS;
   const timers = new Set<NodeJS.Timeout>();
   await new Promise<void>((done) => {
@@ -222,6 +227,7 @@ try {
   });
   for (const t of timers) clearTimeout(t);
   const soakSeconds = (performance.now() - soakStart) / 1000;
+  const soakCpu = (await server.cpuSeconds()) - soakCpu0;
   await new Promise((r) => setTimeout(r, 1_000)); // answers still in flight
 
   // 4. Log every session out.
@@ -259,18 +265,22 @@ try {
       seconds: +burstSeconds.toFixed(2),
       loginsPerSec: Math.round(loginMs.length / burstSeconds),
       latencyMs: percentiles(loginMs),
+      serverCpuMsPerLogin: +((burstCpu * 1000) / Math.max(1, loginMs.length)).toFixed(2),
     },
     openSessions: {
       ok: sessions.length,
       seconds: +openSeconds.toFixed(2),
       loginsPerSec: Math.round(sessions.length / openSeconds),
       latencyMs: percentiles(openMs),
+      serverCpuMsPerLogin: +((openCpu * 1000) / Math.max(1, sessions.length)).toFixed(2),
     },
     soak: {
       seconds: +soakSeconds.toFixed(1),
       requests: rtMs.length,
       requestsPerSec: Math.round(rtMs.length / soakSeconds),
       roundTripMs: percentiles(rtMs),
+      /** Share of one core the server used while serving the soak. */
+      serverCpuCores: +(soakCpu / soakSeconds).toFixed(3),
       unexpectedCloses,
     },
     errors: { total: errorTotal(), byPhase: errors },
@@ -293,9 +303,9 @@ try {
   if (values.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   log(
     [
-      `login burst: ${result.loginBurst.ok}/${LOGINS} in ${result.loginBurst.seconds} s = ${result.loginBurst.loginsPerSec}/s, p50 ${result.loginBurst.latencyMs.p50} ms, p99 ${result.loginBurst.latencyMs.p99} ms`,
-      `sessions opened: ${result.openSessions.ok}/${SESSIONS} at ${result.openSessions.loginsPerSec}/s, p50 ${result.openSessions.latencyMs.p50} ms, p99 ${result.openSessions.latencyMs.p99} ms`,
-      `soak: ${result.soak.requests} requests in ${result.soak.seconds} s (${result.soak.requestsPerSec}/s), round trip p50 ${result.soak.roundTripMs.p50} ms, p99 ${result.soak.roundTripMs.p99} ms`,
+      `login burst: ${result.loginBurst.ok}/${LOGINS} in ${result.loginBurst.seconds} s = ${result.loginBurst.loginsPerSec}/s, p50 ${result.loginBurst.latencyMs.p50} ms, p99 ${result.loginBurst.latencyMs.p99} ms; server ${result.loginBurst.serverCpuMsPerLogin} ms CPU per login`,
+      `sessions opened: ${result.openSessions.ok}/${SESSIONS} at ${result.openSessions.loginsPerSec}/s, p50 ${result.openSessions.latencyMs.p50} ms, p99 ${result.openSessions.latencyMs.p99} ms; server ${result.openSessions.serverCpuMsPerLogin} ms CPU per login`,
+      `soak: ${result.soak.requests} requests in ${result.soak.seconds} s (${result.soak.requestsPerSec}/s), round trip p50 ${result.soak.roundTripMs.p50} ms, p99 ${result.soak.roundTripMs.p99} ms; server busy ${(result.soak.serverCpuCores * 100).toFixed(1)} % of a core`,
       `errors: ${result.errors.total} (goal 0)${result.errors.total ? ` ${JSON.stringify(errors)}` : ''}`,
       `server RSS: max ${result.memory.serverRssMaxMiB} MiB; soak ${result.memory.serverRssSoakEarlyMiB} → ${result.memory.serverRssSoakLateMiB} MiB (${(growth * 100).toFixed(1)} %, ${result.memory.flat ? 'flat' : 'NOT flat'})`,
       `written: ${join(OUT, 'load.json')}, ${join(OUT, 'load.svg')}${values.png ? `, ${join(OUT, 'load.png')}` : ''}`,
