@@ -1,7 +1,8 @@
 /**
  * Issue 7, faults: `kill -9` of the whole server (`keyledger serve`, the real binary) while clients
- * register and revoke keys, at a random moment, KL_SERVER_CRASH_TRIALS times (default 4 in
- * `npm test`; `npm run test:crash` runs 100). After each kill:
+ * register and revoke keys, right after a random number of those writes were acknowledged (0 to
+ * all but one), KL_SERVER_CRASH_TRIALS times (default 4 in `npm test`; `npm run test:crash` runs
+ * 100). After each kill:
  *   - the ledger on disk verifies (every block, signature, Merkle root and state root);
  *   - every acknowledged write (a registration or revocation whose receipt the client verified) is
  *     on the ledger after the restart;
