@@ -179,7 +179,7 @@ try {
         openSessions--;
         if (!closing) {
           unexpectedCloses++;
-          countError('soak', { code: e.code ?? 'session closed' });
+          countError(phase, { code: e.code ?? 'session closed' });
         }
       });
       sessions.push(s);
