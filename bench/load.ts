@@ -82,6 +82,17 @@ function percentiles(ms: number[]): { p50: number; p99: number; max: number } {
   return { p50: at(0.5), p99: at(0.99), max: +s[s.length - 1]!.toFixed(1) };
 }
 
+/** Figures of a login phase: `ms` holds the latency of each successful login. */
+function loginFigures(ms: number[], seconds: number, serverCpuSeconds: number) {
+  return {
+    ok: ms.length,
+    seconds: +seconds.toFixed(2),
+    loginsPerSec: Math.round(ms.length / seconds),
+    latencyMs: percentiles(ms),
+    serverCpuMsPerLogin: +((serverCpuSeconds * 1000) / Math.max(1, ms.length)).toFixed(2),
+  };
+}
+
 /** Resident set size of a process, bytes (Linux /proc). */
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -260,20 +271,8 @@ try {
       requestIntervalSeconds: INTERVAL_MS / 1000,
       openConcurrency: OPEN_CONCURRENCY,
     },
-    loginBurst: {
-      ok: loginMs.length,
-      seconds: +burstSeconds.toFixed(2),
-      loginsPerSec: Math.round(loginMs.length / burstSeconds),
-      latencyMs: percentiles(loginMs),
-      serverCpuMsPerLogin: +((burstCpu * 1000) / Math.max(1, loginMs.length)).toFixed(2),
-    },
-    openSessions: {
-      ok: sessions.length,
-      seconds: +openSeconds.toFixed(2),
-      loginsPerSec: Math.round(sessions.length / openSeconds),
-      latencyMs: percentiles(openMs),
-      serverCpuMsPerLogin: +((openCpu * 1000) / Math.max(1, sessions.length)).toFixed(2),
-    },
+    loginBurst: loginFigures(loginMs, burstSeconds, burstCpu),
+    openSessions: loginFigures(openMs, openSeconds, openCpu),
     soak: {
       seconds: +soakSeconds.toFixed(1),
       requests: rtMs.length,
