@@ -25,7 +25,7 @@ import { startServer } from '../src/server/app.js';
 import { initEvmNode } from '../src/server/node.js';
 import { PASSPHRASE, registration, tempDir } from './helpers.js';
 import { ANVIL_FUNDER_KEY, type Anvil, startAnvil } from './support/anvil.js';
-import { CLIENT_PASSPHRASE, evmTestServer, invite, newClient } from './support/server.js';
+import { CLIENT_PASSPHRASE, evmTestServer, invite, newClient, registeredClient } from './support/server.js';
 
 const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
 const chains: Anvil[] = [];
@@ -75,13 +75,7 @@ describe('EVM engine against a real chain (anvil)', () => {
   it('reads check what was written: a key stored on chain under another key hash is left out of the ledger', async () => {
     const anvil = await chain();
     const srv = await evmServer(anvil);
-    const home = await newClient('ok@example.org');
-    await register({
-      home,
-      server: srv.url,
-      proof: { method: 'invite', code: invite(srv, 'ok@example.org') },
-      passphrase: CLIENT_PASSPHRASE,
-    });
+    const home = await registeredClient(srv, 'ok@example.org');
     // A writer with the registrar's keys stores one key hash on chain while the envelope carries another key.
     const { genesis } = readGenesisFile(dataPaths(srv.dataDir).genesis);
     const registrar = openKeyFile(dataPaths(srv.dataDir).registrarKey, PASSPHRASE, 'registrar');
@@ -186,13 +180,7 @@ describe('EVM engine against a real chain (anvil)', () => {
     const stateFile = join(tempDir('kl-anvil-'), 'state.json');
     let anvil = await chain({ stateFile });
     const srv = await evmServer(anvil);
-    const before = await newClient('first@example.org');
-    await register({
-      home: before,
-      server: srv.url,
-      proof: { method: 'invite', code: invite(srv, 'first@example.org') },
-      passphrase: CLIENT_PASSPHRASE,
-    });
+    const before = await registeredClient(srv, 'first@example.org');
     await new Promise((r) => setTimeout(r, 1_200)); // anvil writes its state file every second
     await anvil.stop();
     const home = await newClient('down@example.org');
@@ -230,20 +218,8 @@ describe('EVM engine against a real chain (anvil)', () => {
     let anvil = await chain({ stateFile });
     const srv = await evmTestServer(anvil, { maxLedgerStalenessMs: 400 });
     const open = await evmTestServer(anvil, { insecureAllowStaleLedger: true });
-    const home = await newClient('closed@example.org');
-    await register({
-      home,
-      server: srv.url,
-      proof: { method: 'invite', code: invite(srv, 'closed@example.org') },
-      passphrase: CLIENT_PASSPHRASE,
-    });
-    const other = await newClient('open@example.org');
-    await register({
-      home: other,
-      server: open.url,
-      proof: { method: 'invite', code: invite(open, 'open@example.org') },
-      passphrase: CLIENT_PASSPHRASE,
-    });
+    const home = await registeredClient(srv, 'closed@example.org');
+    const other = await registeredClient(open, 'open@example.org');
     await new Promise((r) => setTimeout(r, 1_200)); // anvil writes its state every second
     await anvil.stop();
     await new Promise((r) => setTimeout(r, 800));
@@ -264,13 +240,7 @@ describe('EVM engine against a real chain (anvil)', () => {
   it('a restarted keyledger server derives the same ledger from the chain and adds nothing twice', async () => {
     const anvil = await chain();
     const srv = await evmServer(anvil);
-    const home = await newClient('again@example.org');
-    await register({
-      home,
-      server: srv.url,
-      proof: { method: 'invite', code: invite(srv, 'again@example.org') },
-      passphrase: CLIENT_PASSPHRASE,
-    });
+    const home = await registeredClient(srv, 'again@example.org');
     await new Promise((r) => setTimeout(r, 300)); // the registration's audit event lands too
     await srv.close();
     const before = verifyLedgerData({ dataDir: srv.dataDir });

@@ -14,21 +14,24 @@
  */
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { ClientHome } from '../src/client/home.js';
-import { register } from '../src/client/register.js';
-import { type ClientSession, connect } from '../src/client/session.js';
+import type { ClientSession } from '../src/client/session.js';
 import { EmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
-import { readEncryptedLog } from '../src/pgp/encrypted-log.js';
 import { isKlError } from '../src/protocol/errors.js';
-import { IdentityProofs } from '../src/server/identity-proofs.js';
-import { loadServerKey } from '../src/server/server-key.js';
-import { PASSPHRASE, tempDir } from './helpers.js';
-import { freePort, killServer, serveCli, writeServeConfig } from './support/serve-cli.js';
-import { CLIENT_PASSPHRASE, newClient } from './support/server.js';
+import { tempDir } from './helpers.js';
+import {
+  freePort,
+  type InvitedUser,
+  invitedUsers,
+  killServer,
+  logInUser,
+  registerUser,
+  serveCli,
+  serverLogs,
+  writeServeConfig,
+} from './support/serve-cli.js';
 
 const TRIALS = Number(process.env.KL_SERVER_CRASH_TRIALS ?? 4);
 const REGISTRATIONS_PER_TRIAL = 5;
@@ -38,12 +41,6 @@ const SESSIONS_PER_TRIAL = 2;
 const serve = (data: string, config: string) => serveCli(data, ['--config', config]);
 
 const code = (c: string) => (err: unknown) => isKlError(err) && err.code === c;
-
-interface User {
-  id: string;
-  home: ClientHome;
-  invite: string;
-}
 
 describe('kill -9 of the whole server during registrations and revocations', () => {
   it(`${TRIALS} trials: no acknowledged write lost, the ledger verifies, clients retry or log in again`, async () => {
@@ -55,46 +52,17 @@ describe('kill -9 of the whole server during registrations and revocations', () 
 
     // Initialise the data directory, then issue every invitation of the run (the server is down).
     await killServer(await serve(data, config));
-    const proofs = new IdentityProofs(data);
-    const newUser = async (n: number): Promise<User> => {
-      const id = `crash${n}@example.org`;
-      return {
-        id,
-        home: await newClient(id),
-        invite: proofs.issueInvite(id, Date.now(), Date.now() + 86_400_000),
-      };
-    };
-    const pending: User[] = [];
-    for (let n = 0; n < TRIALS * REGISTRATIONS_PER_TRIAL + 8; n++) pending.push(await newUser(n));
-    proofs.close();
-    const reg = (u: User) =>
-      register({
-        home: u.home,
-        server: url,
-        proof: { method: 'invite', code: u.invite },
-        passphrase: CLIENT_PASSPHRASE,
-      });
-    const logIn = (u: User) => connect({ home: u.home, passphrase: CLIENT_PASSPHRASE, checkLedger: false });
+    const pending = await invitedUsers(data, 'crash', TRIALS * REGISTRATIONS_PER_TRIAL + 8);
+    const reg = (u: InvitedUser) => registerUser(url, u);
 
     // A few users registered before the first crash, so that there is something to revoke.
     let server = await serve(data, config);
-    const active: User[] = [];
+    const active: InvitedUser[] = [];
     for (const u of pending.splice(0, 8)) {
       await reg(u);
       active.push(u);
     }
-    const revoked: User[] = [];
-    const killServerLog = async () => {
-      const key = await loadServerKey(data, PASSPHRASE);
-      const logs = readdirSync(join(data, 'logs')).filter((f) => f.startsWith('server-'));
-      for (const f of logs) {
-        const { lines } = await readEncryptedLog(join(data, 'logs', f), key.privateKey);
-        const bad = lines.filter((l) => 'error' in l);
-        assert.deepEqual(bad, [], `${f}: every line of the server log authenticates`);
-      }
-      return logs.length;
-    };
-
+    const revoked: InvitedUser[] = [];
     let ackedRegistrations = 0;
     let ackedRevocations = 0;
     let retriedRegistrations = 0;
@@ -103,11 +71,10 @@ describe('kill -9 of the whole server during registrations and revocations', () 
     for (let trial = 0; trial < TRIALS; trial++) {
       // Sessions that are open when the server dies.
       const live: ClientSession[] = [];
-      for (const u of active.slice(-SESSIONS_PER_TRIAL)) live.push(await logIn(u));
+      for (const u of active.slice(-SESSIONS_PER_TRIAL)) live.push(await logInUser(u));
       const registering = pending.splice(0, REGISTRATIONS_PER_TRIAL);
       const revoking = active.splice(0, REVOCATIONS_PER_TRIAL);
 
-      // Every operation starts at once; the server is killed at a random moment among them.
       // Every operation starts at once. The server is killed right after a random number of them
       // (0 to all but one) were acknowledged, so each trial has writes acknowledged and in flight.
       const total = registering.length + revoking.length;
@@ -128,7 +95,7 @@ describe('kill -9 of the whole server during registrations and revocations', () 
           () => false,
         );
       const regs = registering.map((u) => acked(reg(u)));
-      const revs = revoking.map((u) => acked(logIn(u).then((s) => s.revokeKey('retired'))));
+      const revs = revoking.map((u) => acked(logInUser(u).then((s) => s.revokeKey('retired'))));
       await Promise.race([killTime, Promise.all([...regs, ...revs])]);
       await killServer(server);
       const regAcks = await Promise.all(regs);
@@ -137,7 +104,7 @@ describe('kill -9 of the whole server during registrations and revocations', () 
 
       const audit = verifyLedgerData({ dataDir: data });
       assert.ok(audit.ok, `trial ${trial}: the ledger does not verify: ${audit.problem?.reason}`);
-      await killServerLog();
+      await serverLogs(data); // every line of every server log authenticates
 
       server = await serve(data, config);
       const ledger = EmbeddedLedger.open({ dataDir: data });
@@ -174,13 +141,13 @@ describe('kill -9 of the whole server during registrations and revocations', () 
             // Revoke again, or learn that the revocation was written after all.
             retriedRevocations++;
             try {
-              const s = await logIn(u);
+              const s = await logInUser(u);
               await s.revokeKey('retired');
             } catch (err) {
               assert.ok(code('KL_KEY_REVOKED')(err), `trial ${trial}: ${String(err)}`);
             }
           }
-          await assert.rejects(logIn(u), code('KL_KEY_REVOKED'));
+          await assert.rejects(logInUser(u), code('KL_KEY_REVOKED'));
           revoked.push(u);
         }
       } finally {
@@ -190,7 +157,7 @@ describe('kill -9 of the whole server during registrations and revocations', () 
       for (const s of live) {
         await assert.rejects(s.resume(), code('KL_SESSION_UNKNOWN'));
       }
-      for (const u of active.slice(-SESSIONS_PER_TRIAL)) await (await logIn(u)).close();
+      for (const u of active.slice(-SESSIONS_PER_TRIAL)) await (await logInUser(u)).close();
     }
     await killServer(server);
     const final = verifyLedgerData({ dataDir: data });
@@ -199,8 +166,7 @@ describe('kill -9 of the whole server during registrations and revocations', () 
     for (const u of active) assert.equal((await ledger.getKeyRecord(u.id)).record?.status, 'active', u.id);
     for (const u of revoked) assert.equal((await ledger.getKeyRecord(u.id)).record?.status, 'revoked', u.id);
     await ledger.close();
-    const logs = await killServerLog();
-    assert.equal(logs, TRIALS + 2);
+    assert.equal((await serverLogs(data)).files, TRIALS + 2);
     // The figures of the run (docs/reliability.md).
     console.log(
       `server crash trials: ${TRIALS}; acknowledged registrations ${ackedRegistrations} (0 lost), ` +

@@ -12,24 +12,27 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import * as openpgp from 'openpgp';
 import { logWriter } from '../src/cli/log-writer.js';
-import type { ClientHome } from '../src/client/home.js';
-import { register } from '../src/client/register.js';
-import { connect } from '../src/client/session.js';
 import { EmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
 import { EncryptedLog, readEncryptedLog } from '../src/pgp/encrypted-log.js';
 import { isKlError } from '../src/protocol/errors.js';
-import { IdentityProofs } from '../src/server/identity-proofs.js';
-import { loadServerKey } from '../src/server/server-key.js';
-import { PASSPHRASE, tempDir } from './helpers.js';
-import { freePort, type ServedCli, serveCli, writeServeConfig } from './support/serve-cli.js';
-import { CLIENT_PASSPHRASE, newClient } from './support/server.js';
+import { tempDir } from './helpers.js';
+import {
+  freePort,
+  invitedUsers,
+  logInUser,
+  registerUser,
+  type ServedCli,
+  serveCli,
+  serverLogs,
+  writeServeConfig,
+} from './support/serve-cli.js';
 
 const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
 const run = promisify(execFile);
@@ -59,47 +62,8 @@ async function stop(s: ServedCli): Promise<void> {
 const refused = (fault: RegExp) => (err: unknown) =>
   isKlError(err) && err.code === 'KL_STORAGE_UNAVAILABLE' && fault.test(err.message);
 
-async function users(data: string, prefix: string, n: number) {
-  const proofs = new IdentityProofs(data);
-  const out: Array<{ id: string; home: ClientHome; invite: string }> = [];
-  for (let i = 0; i < n; i++) {
-    const id = `${prefix}${i}@example.org`;
-    out.push({
-      id,
-      home: await newClient(id),
-      invite: proofs.issueInvite(id, Date.now(), Date.now() + 86_400_000),
-    });
-  }
-  proofs.close();
-  return out;
-}
-
-const reg = (url: string, u: { home: ClientHome; invite: string }) =>
-  register({
-    home: u.home,
-    server: url,
-    proof: { method: 'invite', code: u.invite },
-    passphrase: CLIENT_PASSPHRASE,
-  });
-const logIn = (u: { home: ClientHome }) =>
-  connect({ home: u.home, passphrase: CLIENT_PASSPHRASE, checkLedger: false });
-
 async function readyz(url: string): Promise<{ ready: boolean; storage: string }> {
   return (await fetch(`${url}/readyz`)).json() as Promise<{ ready: boolean; storage: string }>;
-}
-
-/** Every server log in `data` opens and every line authenticates; returns all their lines. */
-async function serverLogLines(data: string): Promise<string[]> {
-  const key = await loadServerKey(data, PASSPHRASE);
-  const texts: string[] = [];
-  for (const f of readdirSync(join(data, 'logs'))) {
-    const { lines } = await readEncryptedLog(join(data, 'logs', f), key.privateKey);
-    for (const l of lines) {
-      assert.ok('text' in l, `${f} line ${l.line}: ${'error' in l ? l.error : ''}`);
-      texts.push(l.text);
-    }
-  }
-  return texts;
 }
 
 /** A size-limited tmpfs mounted for the test (unmounted at the end). */
@@ -165,11 +129,11 @@ describe('disk full', () => {
     const mnt = smallDisk(root, '24m');
     const data = join(mnt, 'data');
     let server = await serve(data, root);
-    const [alice, ...waiting] = await users(data, 'full', 40);
-    await reg(server.url, alice!);
+    const [alice, ...waiting] = await invitedUsers(data, 'full', 40);
+    await registerUser(server.url, alice!);
     const revoker = waiting.pop()!;
-    await reg(server.url, revoker);
-    const live = await logIn(alice!);
+    await registerUser(server.url, revoker);
+    const live = await logInUser(alice!);
 
     const filler = fill(mnt);
 
@@ -179,7 +143,7 @@ describe('disk full', () => {
     const refusedUsers: typeof waiting = [];
     for (const u of waiting) {
       try {
-        await reg(server.url, u);
+        await registerUser(server.url, u);
         committed.push(u);
       } catch (err) {
         assert.ok(refused(/disk is full/)(err), String(err));
@@ -188,7 +152,7 @@ describe('disk full', () => {
       }
     }
     assert.equal(refusedUsers.length, 3, 'a full disk refuses registrations');
-    const revokerSession = await logIn(revoker); // logins only read: they go on
+    const revokerSession = await logInUser(revoker); // logins only read: they go on
     await assert.rejects(revokerSession.revokeKey('retired'), refused(/disk is full/));
     assert.deepEqual(await live.request('still here'), { echo: 'still here', id: alice!.id });
     const invite = await run(process.execPath, [
@@ -220,7 +184,7 @@ describe('disk full', () => {
 
     // Space returns: the same invitations work (nothing was used up), the revocation goes through.
     rmSync(filler);
-    for (const u of refusedUsers) assert.equal((await reg(server.url, u)).verified, true);
+    for (const u of refusedUsers) assert.equal((await registerUser(server.url, u)).verified, true);
     await revokerSession.revokeKey('retired');
     assert.equal((await readyz(server.url)).storage, 'ok');
     assert.match(await (await fetch(`${server.url}/metrics`)).text(), /^keyledger_storage_fault 0$/m);
@@ -234,11 +198,11 @@ describe('disk full', () => {
       assert.equal((await ledger.getKeyRecord(u.id)).record?.status, 'active', u.id);
     assert.equal((await ledger.getKeyRecord(revoker.id)).record?.status, 'revoked');
     await ledger.close();
-    await serverLogLines(data);
+    await serverLogs(data);
 
     // And a restart on the recovered disk serves as before.
     server = await serve(data, root, Number(new URL(server.url).port)); // the port clients know
-    await (await logIn(alice!)).close();
+    await (await logInUser(alice!)).close();
     await stop(server);
     execFileSync('umount', [mnt]);
   });
@@ -260,20 +224,20 @@ describe('read-only data directory', () => {
     const root = tempDir('kl-readonly-');
     const data = join(root, 'data');
     let server = await serve(data, root);
-    const [alice, bob, carol] = await users(data, 'ro', 3);
-    await reg(server.url, alice!);
-    const live = await logIn(alice!);
+    const [alice, bob, carol] = await invitedUsers(data, 'ro', 3);
+    await registerUser(server.url, alice!);
+    const live = await logInUser(alice!);
     cleanups.push(() => immutable(data, false));
 
     immutable(data, true);
-    await assert.rejects(reg(server.url, bob!), refused(/read-only/));
-    await (await logIn(alice!)).close(); // logins go on
+    await assert.rejects(registerUser(server.url, bob!), refused(/read-only/));
+    await (await logInUser(alice!)).close(); // logins go on
     assert.deepEqual(await live.request('ro'), { echo: 'ro', id: alice!.id });
     assert.equal((await readyz(server.url)).storage, 'read-only');
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
 
     immutable(data, false);
-    assert.equal((await reg(server.url, bob!)).verified, true);
+    assert.equal((await registerUser(server.url, bob!)).verified, true);
     assert.equal((await readyz(server.url)).storage, 'ok');
     await live.close();
     await stop(server);
@@ -291,8 +255,8 @@ describe('read-only data directory', () => {
     const audit = verifyLedgerData({ dataDir: data });
     assert.ok(audit.ok, audit.problem?.reason);
     server = await serve(data, root);
-    assert.equal((await reg(server.url, carol!)).verified, true);
+    assert.equal((await registerUser(server.url, carol!)).verified, true);
     await stop(server);
-    await serverLogLines(data);
+    await serverLogs(data);
   });
 });

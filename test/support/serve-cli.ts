@@ -1,12 +1,22 @@
 /**
  * `keyledger serve` — the real binary — as a child process, for tests of the whole server (crashes,
- * storage faults, the CLI). Every child is killed when the test file ends.
+ * storage faults, the CLI), and the users of such a server. Every child is killed when the test
+ * file ends.
  */
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { after } from 'node:test';
+import type { ClientHome } from '../../src/client/home.js';
+import { register } from '../../src/client/register.js';
+import { connect } from '../../src/client/session.js';
+import { readEncryptedLog } from '../../src/pgp/encrypted-log.js';
+import { IdentityProofs } from '../../src/server/identity-proofs.js';
+import { loadServerKey } from '../../src/server/server-key.js';
 import { PASSPHRASE } from '../helpers.js';
+import { CLIENT_PASSPHRASE, newClient } from './server.js';
 
 const bin = new URL('../../bin/keyledger.js', import.meta.url).pathname;
 const children = new Set<ChildProcess>();
@@ -90,4 +100,66 @@ export function serveCli(data: string, args: string[] = ['--port', '0']): Promis
 export async function killServer(s: ServedCli): Promise<void> {
   if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
   await s.exited;
+}
+
+/** A user of a served data directory: a client home with a fresh key and an invitation code. */
+export interface InvitedUser {
+  id: string;
+  home: ClientHome;
+  invite: string;
+}
+
+/**
+ * `n` users `PREFIXi@example.org`, invited in DATA/server.sqlite (what `keyledger admin invite`
+ * writes; works while the server runs or not), each with a client home and a fresh key.
+ */
+export async function invitedUsers(data: string, prefix: string, n: number): Promise<InvitedUser[]> {
+  const proofs = new IdentityProofs(data);
+  try {
+    const out: InvitedUser[] = [];
+    for (let i = 0; i < n; i++) {
+      const id = `${prefix}${i}@example.org`;
+      out.push({
+        id,
+        home: await newClient(id),
+        invite: proofs.issueInvite(id, Date.now(), Date.now() + 86_400_000),
+      });
+    }
+    return out;
+  } finally {
+    proofs.close();
+  }
+}
+
+/** Registers `u` with the server at `url`, with its invitation. */
+export function registerUser(url: string, u: InvitedUser) {
+  return register({
+    home: u.home,
+    server: url,
+    proof: { method: 'invite', code: u.invite },
+    passphrase: CLIENT_PASSPHRASE,
+  });
+}
+
+/** Logs `u` in to the server it registered with (without the checkpoint check). */
+export function logInUser(u: { home: ClientHome }) {
+  return connect({ home: u.home, passphrase: CLIENT_PASSPHRASE, checkLedger: false });
+}
+
+/**
+ * Opens every server log in DATA/logs with the server key and asserts that every line
+ * authenticates; returns how many files there are and all their lines.
+ */
+export async function serverLogs(data: string): Promise<{ files: number; lines: string[] }> {
+  const key = await loadServerKey(data, PASSPHRASE);
+  const files = readdirSync(join(data, 'logs')).filter((f) => f.startsWith('server-'));
+  const texts: string[] = [];
+  for (const f of files) {
+    const { lines } = await readEncryptedLog(join(data, 'logs', f), key.privateKey);
+    for (const l of lines) {
+      assert.ok('text' in l, `${f} line ${l.line}: ${'error' in l ? l.error : ''}`);
+      texts.push(l.text);
+    }
+  }
+  return { files: files.length, lines: texts };
 }
