@@ -67,10 +67,11 @@ export async function initEvmNode(o: InitEvmNodeOptions): Promise<{ genesis: Gen
   const paths = dataPaths(o.dataDir);
   // The account is made (and sealed) first and kept if deploying fails, so that a network with an
   // accounts allowlist can allowlist it and the same command, run again, uses it.
-  const account = existsSync(paths.evmAccountKey)
+  const kept = existsSync(paths.evmAccountKey);
+  const account = kept
     ? new Wallet(`0x${openSecretFile(paths.evmAccountKey, o.passphrase, 'evm-account').toString('hex')}`)
     : Wallet.createRandom();
-  if (!existsSync(paths.evmAccountKey))
+  if (!kept)
     sealSecretFile(
       paths.evmAccountKey,
       Buffer.from(account.privateKey.slice(2), 'hex'),
