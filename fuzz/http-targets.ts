@@ -25,7 +25,7 @@ export function networkTargets(server: RunningServer): FuzzTarget[] {
   const validComplete = {
     statement: {
       type: 'keyledger/register',
-      v: 1,
+      v: 2,
       chain: server.ledger.chainId,
       id: 'a@example.org',
       name: 'A',
@@ -33,10 +33,13 @@ export function networkTargets(server: RunningServer): FuzzTarget[] {
       nonce: 'A'.repeat(43),
       server: 'b'.repeat(40),
       time: 1,
+      proof: {
+        method: 'invite',
+        sealed: '-----BEGIN PGP MESSAGE-----\n\nxx\n-----END PGP MESSAGE-----\n',
+      },
     },
     publicKey: '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxx\n-----END PGP PUBLIC KEY BLOCK-----\n',
     signature: '-----BEGIN PGP SIGNATURE-----\n\nxx\n-----END PGP SIGNATURE-----\n',
-    proof: { method: 'invite', code: 'KL-AAAA-AAAA-AAAA-AAAA-AAAA' },
   };
   return [
     {

@@ -9,7 +9,7 @@ import { OpenPgpClientKey } from '../src/client/client-key.js';
 import { answerChallenge } from '../src/client/handshake.js';
 import { openClientKey, pinnedServerKey } from '../src/client/identity.js';
 import { login } from '../src/client/login.js';
-import { register } from '../src/client/register.js';
+import { buildRegistrationRequest, register } from '../src/client/register.js';
 import { dataPaths } from '../src/ledger/data-dir.js';
 import { EmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import { signDetached } from '../src/pgp/messages.js';
@@ -347,24 +347,16 @@ describe('registration attacks and key policy', () => {
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ id: identity.id }),
       })
-    ).json()) as { nonce: string; chain: string; server: { fingerprint: string } };
-    const statement = {
-      type: 'keyledger/register' as const,
-      v: 1 as const,
+    ).json()) as { nonce: string; chain: string; server: { fingerprint: string; publicKey: string } };
+    const body = await buildRegistrationRequest({
+      identity,
+      key,
       chain: begun.chain,
-      id: identity.id,
-      name: identity.name,
-      fingerprint: identity.fingerprint,
       nonce: begun.nonce,
-      server: begun.server.fingerprint,
-      time: clock(),
-    };
-    const body = {
-      statement,
-      signature: await key.signDetached(statementBytes(statement), new Date(clock())),
-      publicKey: identity.publicKey,
+      server: begun.server,
       proof: { method: 'invite', code: invite(server, identity.id) },
-    };
+      time: clock(),
+    });
     const post = (b: unknown) =>
       fetch(`${server.url}/v1/register/complete`, {
         method: 'POST',
@@ -414,31 +406,24 @@ describe('registration attacks and key policy', () => {
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ id }),
         })
-      ).json()) as { nonce: string; chain: string; server: { fingerprint: string } };
+      ).json()) as { nonce: string; chain: string; server: { fingerprint: string; publicKey: string } };
       const pub = await openpgp.readKey({ armoredKey: publicKey });
-      const statement = {
-        type: 'keyledger/register' as const,
-        v: 1 as const,
+      const body = await buildRegistrationRequest({
+        identity: { id, name: 'P', fingerprint: pub.getFingerprint(), publicKey },
+        key: {
+          signDetached: (data, date) =>
+            privateKey ? signDetached(data, privateKey, date).catch(() => 'x') : Promise.resolve('x'),
+        },
         chain: begun.chain,
-        id,
-        name: 'P',
-        fingerprint: pub.getFingerprint(),
         nonce: begun.nonce,
-        server: begun.server.fingerprint,
+        server: begun.server,
+        proof: { method: 'invite', code: invite(server, id) },
         time: clock(),
-      };
-      const signature = privateKey
-        ? await signDetached(statementBytes(statement), privateKey).catch(() => 'x')
-        : 'x';
+      });
       const res = await fetch(`${server.url}/v1/register/complete`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          statement,
-          signature,
-          publicKey,
-          proof: { method: 'invite', code: invite(server, id) },
-        }),
+        body: JSON.stringify(body),
       });
       return {
         status: res.status,
@@ -555,27 +540,20 @@ describe('registration attacks and key policy', () => {
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ id: 'bomber@example.org' }),
       })
-    ).json()) as { nonce: string; chain: string; server: { fingerprint: string } };
-    const statement = {
-      type: 'keyledger/register',
-      v: 1,
+    ).json()) as { nonce: string; chain: string; server: { fingerprint: string; publicKey: string } };
+    const body = await buildRegistrationRequest({
+      identity: { ...identity, id: 'bomber@example.org', name: 'B' },
+      key: { signDetached: async () => bomb.slice(0, 8000) },
       chain: begun.chain,
-      id: 'bomber@example.org',
-      name: 'B',
-      fingerprint: identity.fingerprint,
       nonce: begun.nonce,
-      server: begun.server.fingerprint,
+      server: begun.server,
+      proof: { method: 'invite', code: 'KL-0000' },
       time: clock(),
-    };
+    });
     const res = await fetch(`${server.url}/v1/register/complete`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        statement,
-        signature: bomb.slice(0, 8000),
-        publicKey: identity.publicKey,
-        proof: { method: 'invite', code: 'KL-0000' },
-      }),
+      body: JSON.stringify(body),
     });
     assert.ok(res.status >= 400 && res.status < 500);
   });

@@ -10,9 +10,10 @@ import type * as openpgp from 'openpgp';
 import { KlError } from '../protocol/errors.js';
 import { type Frame, openFrame } from '../protocol/frame.js';
 import { sha256 } from '../protocol/hash.js';
+import { MAX_IDENTITY_LENGTH } from '../protocol/identity.js';
 import { deriveSessionKeys, type SessionKeys } from '../protocol/key-schedule.js';
 import { CHALLENGE_SHAPE } from '../protocol/messages.js';
-import { checkShape } from '../protocol/shape.js';
+import { checkShape, type ObjectShape } from '../protocol/shape.js';
 import {
   type ChallengePayload,
   hashOf,
@@ -35,6 +36,33 @@ export interface AnswerChallengeOptions {
   now: number;
 }
 
+const B64URL_32 = { type: 'string', max: 43, pattern: /^[A-Za-z0-9_-]{43}$/ } as const;
+const HEX_FINGERPRINT = { type: 'string', max: 64, pattern: /^[0-9a-f]{40}([0-9a-f]{24})?$/ } as const;
+
+/** The statement inside a challenge (statements.ts ChallengePayload), as the client accepts it. */
+const CHALLENGE_PAYLOAD_SHAPE: ObjectShape = {
+  type: { type: 'string', max: 19, enum: ['keyledger/challenge'] },
+  v: { type: 'integer', min: 1, max: 1 },
+  chain: { type: 'string', max: 64, pattern: /^[0-9a-f]{64}$/ },
+  challengeId: { type: 'string', max: 22, pattern: /^[A-Za-z0-9_-]{22}$/ },
+  rs: B64URL_32,
+  serverEphemeral: B64URL_32,
+  id: { type: 'string', max: MAX_IDENTITY_LENGTH },
+  fingerprint: HEX_FINGERPRINT,
+  server: HEX_FINGERPRINT,
+  expiresAt: { type: 'integer', min: 0, max: 8.64e15 },
+  helloHash: { type: 'string', max: 64, pattern: /^[0-9a-f]{64}$/ },
+};
+
+/** The server's key confirmation inside the first sealed frame. */
+const FINISHED_SHAPE: ObjectShape = {
+  type: { type: 'string', max: 8, enum: ['finished'] },
+  sessionId: { type: 'string', max: 22, pattern: /^[A-Za-z0-9_-]{22}$/ },
+  expiresAt: { type: 'integer', min: 0, max: 8.64e15 },
+  idleTimeoutMs: { type: 'integer', min: 0, max: 8.64e15 },
+  transcriptHash: { type: 'string', max: 64, pattern: /^[0-9a-f]{64}$/ },
+};
+
 /** Answers a challenge; returns the response to send and what to keep for the finished check. */
 export async function answerChallenge(o: AnswerChallengeOptions): Promise<{
   response: { type: 'response'; challengeId: string; rs: string; rc: string; signature: string };
@@ -51,7 +79,12 @@ export async function answerChallenge(o: AnswerChallengeOptions): Promise<{
   const plain = await o.key.decryptVerified(msg.message, o.serverKey, new Date(o.now));
   let payload: ChallengePayload;
   try {
-    payload = JSON.parse(Buffer.from(plain).toString('utf8')) as ChallengePayload;
+    payload = checkShape<ChallengePayload>(
+      JSON.parse(Buffer.from(plain).toString('utf8')),
+      CHALLENGE_PAYLOAD_SHAPE,
+      'KL_PROTOCOL',
+      'challenge',
+    );
   } catch {
     throw new KlError('KL_PROTOCOL', 'the challenge does not hold a valid statement');
   }
@@ -126,15 +159,17 @@ export function verifyFinished({
     throw new KlError('KL_AUTH_FAILED', 'the server did not confirm the session keys');
   }
   let plain: {
-    type?: string;
-    sessionId?: string;
-    expiresAt?: number;
-    idleTimeoutMs?: number;
-    transcriptHash?: string;
+    type: 'finished';
+    sessionId: string;
+    expiresAt: number;
+    idleTimeoutMs: number;
+    transcriptHash: string;
   };
   try {
-    plain = JSON.parse(
-      openFrame({ key: keys.s2cKey, iv: keys.s2cIv, dir: 's2c', frame: f }).toString('utf8'),
+    plain = checkShape(
+      JSON.parse(openFrame({ key: keys.s2cKey, iv: keys.s2cIv, dir: 's2c', frame: f }).toString('utf8')),
+      FINISHED_SHAPE,
+      'KL_AUTH_FAILED',
     );
   } catch {
     throw new KlError('KL_AUTH_FAILED', 'the server did not confirm the session keys');
@@ -149,7 +184,7 @@ export function verifyFinished({
   return {
     verified: true,
     sessionId: f.sid,
-    expiresAt: Number(plain.expiresAt),
-    idleTimeoutMs: Number(plain.idleTimeoutMs),
+    expiresAt: plain.expiresAt,
+    idleTimeoutMs: plain.idleTimeoutMs,
   };
 }

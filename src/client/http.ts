@@ -5,7 +5,7 @@
  */
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { ERROR_CODES, type ErrorCode, KlError } from '../protocol/errors.js';
+import { errorFromWire, KlError } from '../protocol/errors.js';
 
 const MAX_RESPONSE = 1024 * 1024;
 
@@ -64,10 +64,8 @@ export async function callJson<T>(
     throw new KlError('KL_NETWORK', `the server answered ${status} with something that is not JSON`);
   }
   if (status < 200 || status >= 300) {
-    const e = (json as { error?: { code?: string; message?: string; details?: Record<string, unknown> } })
-      ?.error;
-    const code = e?.code && e.code in ERROR_CODES ? (e.code as ErrorCode) : 'KL_NETWORK';
-    throw new KlError(code, e?.message ?? `the server answered ${status}`, e?.details);
+    const e = typeof json === 'object' && json !== null ? (json as { error?: unknown }).error : undefined;
+    throw errorFromWire(e, 'KL_NETWORK', { message: `the server answered ${status}` });
   }
   return json as T;
 }

@@ -6,7 +6,7 @@
 import WebSocket from 'ws';
 import type { SignedHeader } from '../ledger/block.js';
 import { type ConsistencyProof, verifyCheckpointConsistency } from '../ledger/proofs.js';
-import { ERROR_CODES, type ErrorCode, KlError } from '../protocol/errors.js';
+import { errorFromWire, KlError } from '../protocol/errors.js';
 import type { SessionKeys } from '../protocol/key-schedule.js';
 import { MAX_WS_MESSAGE } from '../protocol/messages.js';
 import { generateEphemeral } from '../protocol/x25519.js';
@@ -103,18 +103,22 @@ export async function login(o: LoginOptions): Promise<LoginResult> {
     socket.on('close', () => finish(new KlError('KL_NETWORK', 'the server closed the connection')));
     let chain = Promise.resolve();
     socket.on('message', (data) => {
-      let msg: { type?: string; code?: string; message?: string };
+      let msg: unknown;
       try {
         msg = JSON.parse(data.toString());
       } catch {
         finish(new KlError('KL_PROTOCOL', 'the server sent something that is not JSON'));
         return;
       }
-      if (msg?.type === 'error') {
-        // Handled at once: the server closes the connection right after an error.
-        const code =
-          typeof msg.code === 'string' && msg.code in ERROR_CODES ? (msg.code as ErrorCode) : 'KL_PROTOCOL';
-        finish(new KlError(code, String(msg.message ?? 'the server refused the login').slice(0, 300)));
+      if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
+        finish(new KlError('KL_PROTOCOL', 'the server sent something that is not a login message'));
+        return;
+      }
+      if ((msg as { type?: unknown }).type === 'error') {
+        // Handled at once: the server closes the connection right after an error. A plaintext error
+        // is not authenticated (anyone on the path can send one): it fails this attempt, and only
+        // its code is shown, marked as unverified (docs/protocol.md).
+        finish(errorFromWire(msg, 'KL_PROTOCOL', { authenticated: false }));
         return;
       }
       chain = chain

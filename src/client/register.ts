@@ -1,15 +1,22 @@
 /**
- * Client side of registration (seed phase 1; DESIGN phase 1): begin → sign the statement with KprivC
- * (proof of possession) → complete with the identity proof → verify the receipt against the genesis,
- * check that the server key is the one pinned in the genesis, and pin both.
+ * Client side of registration (seed phase 1; DESIGN phase 1): authenticate the server (the pin the
+ * invitation carries, or an expected chain id; otherwise trust on first use) → begin → seal the
+ * identity proof to the server key and sign the statement that carries it with KprivC (proof of
+ * possession) → complete → verify the receipt against the genesis, and pin the genesis and server key.
+ * docs/protocol.md, "Registration on a hostile network".
  */
 import type { SignedHeader } from '../ledger/block.js';
 import { chainIdOf, checkGenesis, type Genesis } from '../ledger/genesis.js';
 import { type TransactionReceipt, verifyTransactionReceipt } from '../ledger/proofs.js';
 import type { TxBodies } from '../ledger/transactions.js';
-import { KlError } from '../protocol/errors.js';
-import { type RegistrationStatement, statementBytes } from '../protocol/statements.js';
-import type { ClientHome } from './home.js';
+import { readPublicKey } from '../pgp/messages.js';
+import { sealTo } from '../pgp/sealed.js';
+import { canonicalBytes } from '../protocol/canonical-json.js';
+import { isKlError, KlError } from '../protocol/errors.js';
+import { chainMatchesPin, parseInvitation } from '../protocol/invitation.js';
+import { identityProofPayload, type RegistrationStatement, statementBytes } from '../protocol/statements.js';
+import type { ClientKey } from './client-key.js';
+import type { ClientHome, IdentityFile } from './home.js';
 import { callJson } from './http.js';
 import { openClientKey } from './identity.js';
 
@@ -27,12 +34,24 @@ export interface RegisterOptions {
   home: ClientHome;
   /** Base URL, e.g. http://127.0.0.1:7420 */
   server: string;
+  /**
+   * The invitation or emailed code exactly as received: `CODE.PIN` pins the server (the PIN is the
+   * start of the ledger's chain id); a bare code trusts the server on first use.
+   */
   proof: { method: 'invite' | 'email'; code: string };
   passphrase?: string;
-  /** Expected chain id, learnt out of band; without it the first contact is trusted (and pinned). */
+  /** Expected chain id, learnt out of band; without it (or a pin) the first contact is trusted. */
   expectChain?: string;
+  /**
+   * Told who the server is before anything secret is sent: `pinned` when the invitation's pin or
+   * `expectChain` authenticated it, `first-use` when nothing did (the CLI says so plainly).
+   */
+  onServer?: (server: { url: string; chain: string; fingerprint: string; trust: ServerTrust }) => void;
   now?: () => number;
 }
+
+/** How the client knows the server it registers with. */
+export type ServerTrust = 'pinned' | 'first-use';
 
 /** Result: what was registered and verified. */
 export interface RegisterResult {
@@ -43,6 +62,50 @@ export interface RegisterResult {
   txid: string;
   server: { fingerprint: string };
   chain: string;
+  /** Whether the server was authenticated by a pin before the identity proof was sent. */
+  trust: ServerTrust;
+}
+
+/** What register/begin answers. */
+export interface RegistrationBegun {
+  nonce: string;
+  chain: string;
+  server: { fingerprint: string; publicKey: string };
+}
+
+/**
+ * Builds the body of register/complete: the identity proof sealed to the server key (bound to this
+ * identity, key, nonce and server) inside the statement, and the statement signed by the key being
+ * registered. `serverPublicKey` must be the key the client authenticated (pinned or checked against
+ * the genesis), never one taken from the same answer unchecked.
+ */
+export async function buildRegistrationRequest(o: {
+  identity: Pick<IdentityFile, 'id' | 'name' | 'fingerprint' | 'publicKey'>;
+  key: Pick<ClientKey, 'signDetached'>;
+  chain: string;
+  nonce: string;
+  server: { fingerprint: string; publicKey: string };
+  proof: { method: 'invite' | 'email'; code: string };
+  time: number;
+}): Promise<{ statement: RegistrationStatement; signature: string; publicKey: string }> {
+  const serverKey = await readPublicKey(o.server.publicKey);
+  if (serverKey.getFingerprint() !== o.server.fingerprint)
+    throw new KlError('KL_SERVER_KEY_MISMATCH', 'the server key does not have the pinned fingerprint');
+  const base = {
+    type: 'keyledger/register' as const,
+    v: 2 as const,
+    chain: o.chain,
+    id: o.identity.id,
+    name: o.identity.name,
+    fingerprint: o.identity.fingerprint,
+    nonce: o.nonce,
+    server: o.server.fingerprint,
+    time: o.time,
+  };
+  const sealed = await sealTo(canonicalBytes(identityProofPayload(base, o.proof)), serverKey, new Date(o.time));
+  const statement: RegistrationStatement = { ...base, proof: { method: o.proof.method, sealed } };
+  const signature = await o.key.signDetached(statementBytes(statement), new Date(o.time));
+  return { statement, signature, publicKey: o.identity.publicKey };
 }
 
 /** Fetches and checks the server's genesis and key: the key must be the one the genesis pins. */
@@ -63,38 +126,41 @@ export async function fetchServerInfo(server: string, expectChain?: string): Pro
 /** Registers the identity in `home` with `server`. */
 export async function register(o: RegisterOptions): Promise<RegisterResult> {
   const now = o.now ?? Date.now;
+  const { code, pin } = parseInvitation(o.proof.code);
   const { identity, key } = await openClientKey(o.home, o.passphrase);
   const info = await fetchServerInfo(o.server, o.expectChain);
-  const begun = await callJson<{ nonce: string; chain: string; server: { fingerprint: string } }>(
-    'POST',
-    new URL('/v1/register/begin', o.server).toString(),
-    { id: identity.id },
-  );
-  if (begun.server.fingerprint !== info.server.fingerprint || begun.chain !== info.chain) {
+  // The server is authenticated before anything secret leaves: the invitation's pin names the
+  // ledger, whose genesis names the server key (docs/protocol.md, "Registration on a hostile network").
+  if (pin && !chainMatchesPin(info.chain, pin))
+    throw new KlError(
+      'KL_SERVER_KEY_MISMATCH',
+      `the server at ${o.server} is not the one your ${o.proof.method === 'invite' ? 'invitation' : 'code'} names ` +
+        '(its ledger has another chain id): someone may be intercepting the connection. Nothing was sent.',
+    );
+  const trust: ServerTrust = pin || o.expectChain ? 'pinned' : 'first-use';
+  o.onServer?.({ url: o.server, chain: info.chain, fingerprint: info.server.fingerprint, trust });
+  const begun = await callJson<RegistrationBegun>('POST', new URL('/v1/register/begin', o.server).toString(), {
+    id: identity.id,
+  });
+  if (begun?.server?.fingerprint !== info.server.fingerprint || begun.chain !== info.chain) {
     throw new KlError('KL_SERVER_KEY_MISMATCH', 'the server changed its key during registration');
   }
-  const statement: RegistrationStatement = {
-    type: 'keyledger/register',
-    v: 1,
+  const request = await buildRegistrationRequest({
+    identity,
+    key,
     chain: info.chain,
-    id: identity.id,
-    name: identity.name,
-    fingerprint: identity.fingerprint,
     nonce: begun.nonce,
-    server: info.server.fingerprint,
+    server: info.server,
+    proof: { method: o.proof.method, code },
     time: now(),
-  };
-  const signature = await key.signDetached(statementBytes(statement), new Date(statement.time));
+  });
   const result = await callJson<{
     id: string;
     fingerprint: string;
     server: { fingerprint: string; publicKey: string };
     receipt: TransactionReceipt;
-  }>('POST', new URL('/v1/register/complete', o.server).toString(), {
-    statement,
-    signature,
-    publicKey: identity.publicKey,
-    proof: o.proof,
+  }>('POST', new URL('/v1/register/complete', o.server).toString(), request).catch((err: unknown) => {
+    throw explainRefusal(err, identity.id, trust);
   });
   // Seed phase 1 step 4 acknowledgment, checked: the receipt proves KeyRegistered(id → our key) is in
   // a block signed by the ledger's validators.
@@ -125,7 +191,28 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
     txid: check.txid,
     server: { fingerprint: info.server.fingerprint },
     chain: info.chain,
+    trust,
   };
+}
+
+/**
+ * Says what a refusal means for the person registering: another key holding the identity means
+ * someone registered first — with this person's invitation or code if they did not do it themselves.
+ */
+function explainRefusal(err: unknown, id: string, trust: ServerTrust): unknown {
+  if (!isKlError(err) || err.code !== 'KL_IDENTITY_TAKEN') return err;
+  const other = typeof err.details?.fingerprint === 'string' ? err.details.fingerprint : undefined;
+  if (!other) return err;
+  return new KlError(
+    'KL_IDENTITY_TAKEN',
+    `the ledger already holds another key for ${id} (fingerprint ${other}). If you did not register ` +
+      'that key, someone else registered first' +
+      (trust === 'first-use'
+        ? ' — possibly with your code, read on the way to an unauthenticated server;'
+        : ';') +
+      ' do not use that identity: ask the operator to revoke that key and to invite you again.',
+    err.details,
+  );
 }
 
 /** Asks the server to email a one-time code to the identity in `home`. */

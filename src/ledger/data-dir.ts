@@ -5,9 +5,11 @@
  *   validator.key                 the validator's Ed25519 key, sealed (scrypt + AES-256-GCM), 0600
  *   registrar.key                 this node's registrar key, sealed the same way, 0600
  *   ledger.lock                   pid of the process that writes, while it runs
- * The directory itself is made with mode 0700.
+ * The directory itself is made with mode 0700, and a directory that already exists is set back to
+ * 0700 whenever a writer opens it.
  */
 import {
+  chmodSync,
   closeSync,
   existsSync,
   fsyncSync,
@@ -45,12 +47,34 @@ export function isInitialised(dir: string): boolean {
   return existsSync(dataPaths(dir).genesis) && existsSync(dataPaths(dir).db);
 }
 
-/** Makes the directory (0700) if needed. */
+/** Makes the directory (0700) if needed; an existing one is set to 0700 (see {@link tightenDir}). */
 export function ensureDir(dir: string): void {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
     throw new KlError('KL_DATA_DIR', `cannot create data directory ${dir}`, undefined, { cause: err });
+  }
+  tightenDir(dir);
+}
+
+/**
+ * Sets an existing data directory to mode 0700 (owner only) when it is more open: a directory made
+ * by hand or by an older version with the umask's 0755 would let other accounts list it and reach
+ * the admin socket's name. Nothing is written when the mode is already 0700.
+ * @throws KlError `KL_DATA_DIR` when the mode cannot be set (e.g. the directory is not ours).
+ */
+export function tightenDir(dir: string): void {
+  try {
+    const st = statSync(dir);
+    if (!st.isDirectory()) throw new Error('not a directory');
+    if ((st.mode & 0o777) !== 0o700) chmodSync(dir, 0o700);
+  } catch (err) {
+    throw new KlError(
+      'KL_DATA_DIR',
+      `cannot restrict data directory ${dir} to mode 0700 (owner only): ${(err as Error).message}`,
+      undefined,
+      { cause: err },
+    );
   }
 }
 
@@ -82,12 +106,14 @@ function pidAlive(pid: number): boolean {
 
 /**
  * Takes the writer lock of a data directory: one writing process at a time. A lock left by a process
- * that no longer runs (killed) is taken over.
+ * that no longer runs (killed) is taken over. The directory is set to mode 0700 first.
  * @returns the function that releases the lock.
- * @throws KlError `KL_DATA_DIR` when another live process holds it.
+ * @throws KlError `KL_DATA_DIR` when another live process holds it, or the directory's mode cannot
+ * be set.
  */
 export function acquireWriterLock(dir: string): () => void {
   const { lock } = dataPaths(dir);
+  tightenDir(dir);
   const create = (): void => {
     // O_EXCL: of two processes starting at once, exactly one creates the file.
     const fd = openSync(lock, 'wx', 0o600);

@@ -9,3 +9,5 @@ export const TX_DOMAIN = 'keyledger/tx/v1\n';
 export const BLOCK_DOMAIN = 'keyledger/block/v1\n';
 /** Validator approval of a governance change. */
 export const GOVERNANCE_DOMAIN = 'keyledger/governance/v1\n';
+/** A node's own record of how far it has verified its stored ledger (docs/ledger.md "Integrity at start"). */
+export const VERIFIED_DOMAIN = 'keyledger/verified/v1\n';

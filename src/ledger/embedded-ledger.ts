@@ -14,6 +14,16 @@ import { sha256 } from '../protocol/hash.js';
 import { canonicalIdentity } from '../protocol/identity.js';
 import { type BlockHeader, blockHashOf, type SignedHeader, signHeader, verifySignedHeader } from './block.js';
 import {
+  checkStoredHeader,
+  checkStoredTx,
+  checkStoredTxs,
+  checkTxCount,
+  checkTxRoot,
+  headerTextMatchesHash,
+  ledgerDamage,
+  type StoredTx,
+} from './block-check.js';
+import {
   acquireWriterLock,
   dataPaths,
   ensureDir,
@@ -40,6 +50,7 @@ import {
 } from './state-machine.js';
 import { StateTree } from './state-tree.js';
 import { type StorageFault, storageError, storageFault } from './storage-fault.js';
+import { readVerifiedCheckpoint, signVerifiedCheckpoint } from './verified-checkpoint.js';
 import {
   checkEnvelopeShape,
   MAX_TX_BYTES,
@@ -176,6 +187,9 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/** Meta key of the node's verified checkpoint (verified-checkpoint.ts). */
+const VERIFIED_KEY = 'verified';
+
 function subjectOf(envelope: TxEnvelope): string | null {
   const body = envelope.tx.body as { id?: string };
   return typeof body.id === 'string' ? body.id : null;
@@ -203,6 +217,12 @@ export class EmbeddedLedger implements Ledger {
   private readonly history = new MerkleTree();
   private tree: StateTree;
   private last: SignedHeader | null;
+  /** Heights whose validator signatures this process has verified. */
+  private readonly signaturesChecked = new Set<number>();
+  /** Height up to which the node's verified checkpoint vouches for the stored rows. */
+  private verifiedHeight = 0;
+  /** Transactions in the committed blocks. */
+  private txTotal = 0;
   /** Set while blocks cannot be written (disk full, read-only); cleared by the next committed block. */
   private storage: { fault: StorageFault; since: number } | null = null;
   private pending: Pending[] = [];
@@ -247,7 +267,8 @@ export class EmbeddedLedger implements Ledger {
       if (this.validator && !this.genesis.validators.some((v) => v.keyId === this.validator!.keyId)) {
         throw new KlError('KL_LEDGER_CORRUPT', 'the validator key is not named in the genesis');
       }
-      ({ tree: this.tree, last: this.last } = this.load());
+      ({ tree: this.tree, last: this.last } = this.load(opts.dataDir));
+      this.advanceVerifiedCheckpoint();
     } catch (err) {
       this.db.close();
       this.releaseLock?.();
@@ -289,7 +310,10 @@ export class EmbeddedLedger implements Ledger {
       txsOfSubject: db.prepare('SELECT txid FROM txs WHERE subject = ? ORDER BY height, idx LIMIT ?'),
       blockInsert: db.prepare('INSERT INTO blocks(height, hash, header, signatures) VALUES (?, ?, ?, ?)'),
       blockGet: db.prepare('SELECT hash, header, signatures FROM blocks WHERE height = ?'),
-      blockHashes: db.prepare('SELECT height, hash FROM blocks ORDER BY height'),
+      blockHeaders: db.prepare('SELECT height, hash, header FROM blocks ORDER BY height'),
+      blockSignatures: db.prepare('SELECT signatures FROM blocks WHERE height = ?'),
+      txRowsOfBlock: db.prepare('SELECT txid, idx, envelope FROM txs WHERE height = ? ORDER BY idx'),
+      txCount: db.prepare('SELECT count(*) AS n FROM txs'),
       identityKeys: db.prepare(
         "SELECT key FROM state WHERE key >= 'identity:' AND key < 'identity;' AND key LIKE ? ESCAPE '\\' ORDER BY key LIMIT ?",
       ),
@@ -299,47 +323,199 @@ export class EmbeddedLedger implements Ledger {
     };
   }
 
-  private load(): { tree: StateTree; last: SignedHeader | null } {
+  /**
+   * Loads and checks the stored ledger (docs/ledger.md "Integrity at start"), all in one read
+   * transaction so that a writer appending meanwhile cannot make the snapshot inconsistent. On every
+   * start: each header hashes to its stored hash, the hashes form the history the last (signed) block
+   * commits to, the transaction rows number what the headers say, and the state rows give the last
+   * block's state root. Above the node's verified checkpoint, also: each block's validator signatures,
+   * links, and its transaction rows against its transaction root.
+   * @throws KlError `KL_LEDGER_CORRUPT` saying what is damaged.
+   */
+  private load(dataDir: string): { tree: StateTree; last: SignedHeader | null } {
+    try {
+      return this.db.transaction(() => this.loadUnguarded())();
+    } catch (err) {
+      if (isKlError(err, 'KL_LEDGER_CORRUPT')) {
+        throw new KlError(
+          'KL_LEDGER_CORRUPT',
+          `the ledger in ${dataDir} is damaged: ${err.message}. It was changed outside keyledger; run \`keyledger ledger verify --data ${dataDir}\` for a full report`,
+          err.details ? { ...err.details } : undefined,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  private loadUnguarded(): { tree: StateTree; last: SignedHeader | null } {
     let tree = StateTree.empty();
     for (const row of this.stmt.stateAll.iterate() as Iterable<{ key: string; value: string }>) {
       tree = tree.set(stateTreeKey(row.key), sha256(Buffer.from(row.value, 'utf8')));
     }
+    const anchor = readVerifiedCheckpoint(
+      (this.stmt.meta.get(VERIFIED_KEY) as { value: string } | undefined)?.value,
+      this.genesis,
+      this.chainId,
+      this.validator?.keyId,
+    );
+    const from = anchor?.height ?? 0;
+    let txsAbove = 0;
+    let prevHash = this.chainId;
+    let prevTime = 0;
     let expected = 1;
-    for (const row of this.stmt.blockHashes.iterate() as Iterable<{ height: number; hash: string }>) {
-      if (row.height !== expected)
-        throw new KlError('KL_LEDGER_CORRUPT', `block ${expected} is missing`, { height: expected });
+    for (const row of this.stmt.blockHeaders.iterate() as Iterable<{
+      height: number;
+      hash: string;
+      header: string;
+    }>) {
+      if (row.height !== expected) throw ledgerDamage(`block ${expected} is missing`, expected);
+      if (!headerTextMatchesHash(row))
+        throw ledgerDamage(`block ${expected}: header does not match its hash`, expected);
+      if (expected === from && row.hash !== anchor!.hash) {
+        throw ledgerDamage(
+          `block ${expected} is not the block this node verified earlier: history was rewritten`,
+          expected,
+        );
+      }
+      if (expected > from) {
+        const { signatures } = this.stmt.blockSignatures.get(expected) as { signatures: string };
+        const signed = checkStoredHeader(
+          { ...row, signatures },
+          {
+            genesis: this.genesis,
+            chainId: this.chainId,
+            height: expected,
+            prevHash,
+            prevTime,
+            historyRoot: this.history.root().toString('hex'),
+          },
+        );
+        checkStoredTxs(signed.header, this.stmt.txRowsOfBlock.all(expected) as StoredTx[]);
+        txsAbove += signed.header.txCount;
+        prevTime = signed.header.time;
+        this.signaturesChecked.add(expected);
+      } else if (expected === from) {
+        prevTime = (JSON.parse(row.header) as BlockHeader).time;
+      }
+      prevHash = row.hash;
       this.history.append(leafHash(Buffer.from(row.hash, 'hex')));
       expected += 1;
     }
     const height = expected - 1;
+    if (height < from) {
+      throw ledgerDamage(
+        `history cut short: the ledger ends at block ${height}, but this node verified block ${from} earlier`,
+        height + 1,
+      );
+    }
+    const storedTxs = (this.stmt.txCount.get() as { n: number }).n;
+    const txs = (anchor?.txs ?? 0) + txsAbove;
+    if (storedTxs > txs) throw ledgerDamage(`${storedTxs - txs} transaction rows belong to no block`);
+    if (storedTxs < txs) throw ledgerDamage(`${txs - storedTxs} transactions are missing`);
+    this.txTotal = txs;
     if (height === 0) {
       const genesisState = new WorkingState({ get: () => undefined }, StateTree.empty());
       for (const e of genesisEntries(this.genesis)) genesisState.put(e);
       if (!genesisState.tree.root().equals(tree.root()))
-        throw new KlError('KL_LEDGER_CORRUPT', 'state does not match the genesis');
+        throw ledgerDamage('state does not match the genesis');
       return { tree, last: null };
     }
-    const last = this.readBlock(height);
-    verifySignedHeader(last, this.genesis, this.chainId);
-    if (last.header.stateRoot !== tree.root().toString('hex')) {
-      throw new KlError('KL_LEDGER_CORRUPT', `stored state does not match block ${height}`, { height });
+    const last = this.readRow(height);
+    try {
+      verifySignedHeader(last, this.genesis, this.chainId);
+    } catch (err) {
+      throw ledgerDamage(`block ${height}: ${(err as Error).message}`, height);
     }
     if (last.header.historyRoot !== this.history.root(height - 1).toString('hex')) {
-      throw new KlError('KL_LEDGER_CORRUPT', `block history does not match block ${height}`, { height });
+      throw ledgerDamage(
+        `the block hashes do not form the history signed in block ${height} (a block header was changed)`,
+        height,
+      );
     }
+    if (last.header.stateRoot !== tree.root().toString('hex')) {
+      throw ledgerDamage(`stored state does not match block ${height}`, height);
+    }
+    this.signaturesChecked.add(height);
+    this.verifiedHeight = from;
     return { tree, last };
   }
 
-  private readBlock(height: number): SignedHeader {
+  /**
+   * Moves the node's verified checkpoint to the last block checked at open (writers only; a failed
+   * write is harmless: the next start checks from the older checkpoint).
+   */
+  private advanceVerifiedCheckpoint(): void {
+    const validator = this.validator;
+    if (!validator || !this.last || this.last.header.height <= this.verifiedHeight) return;
+    const record = signVerifiedCheckpoint(
+      this.chainId,
+      { height: this.last.header.height, hash: this.last.hash, txs: this.txTotal },
+      validator,
+    );
+    try {
+      this.stmt.metaPut.run(VERIFIED_KEY, JSON.stringify(record));
+      this.verifiedHeight = record.height;
+    } catch {
+      // read-only or full disk: the ledger still opens; storage faults show on the first write
+    }
+  }
+
+  /** A stored block row, parsed, without checks (open checks it; reads go through {@link readBlock}). */
+  private readRow(height: number): SignedHeader {
     const row = this.stmt.blockGet.get(height) as
       | { hash: string; header: string; signatures: string }
       | undefined;
     if (!row) throw new KlError('KL_BLOCK_UNKNOWN', `there is no block ${height}`, { height });
-    return {
-      header: JSON.parse(row.header) as BlockHeader,
-      hash: row.hash,
-      signatures: JSON.parse(row.signatures),
-    };
+    try {
+      return {
+        header: JSON.parse(row.header) as BlockHeader,
+        hash: row.hash,
+        signatures: JSON.parse(row.signatures),
+      };
+    } catch {
+      throw ledgerDamage(`block ${height}: header is not valid JSON`, height);
+    }
+  }
+
+  /**
+   * A block as stored, checked against what the ledger verified: its header hashes to the block hash
+   * that the signed history holds at that height, and its validator signatures verify (once per
+   * block and process). A row changed in the database behind the ledger's back is never served.
+   */
+  private readBlock(height: number): SignedHeader {
+    const top = this.last?.header.height ?? 0;
+    if (!Number.isSafeInteger(height) || height < 1 || height > top)
+      throw new KlError('KL_BLOCK_UNKNOWN', `there is no block ${height}`, { height });
+    const row = this.stmt.blockGet.get(height) as
+      | { hash: string; header: string; signatures: string }
+      | undefined;
+    if (!row) throw ledgerDamage(`block ${height} is missing from the database`, height);
+    if (
+      !headerTextMatchesHash(row) ||
+      !leafHash(Buffer.from(row.hash, 'hex')).equals(this.history.leaf(height - 1))
+    ) {
+      throw ledgerDamage(`block ${height} was changed outside the ledger`, height);
+    }
+    const block = this.readRow(height);
+    if (!this.signaturesChecked.has(height)) {
+      try {
+        verifySignedHeader(block, this.genesis, this.chainId);
+      } catch (err) {
+        throw ledgerDamage(`block ${height}: ${(err as Error).message}`, height);
+      }
+      this.signaturesChecked.add(height);
+    }
+    return block;
+  }
+
+  /** The txids of a block, checked against its header's count and transaction root. */
+  private blockTxids(block: SignedHeader): { ids: Buffer[]; tree: MerkleTree } {
+    const ids = (this.stmt.txidsOfBlock.all(block.header.height) as Array<{ txid: string }>).map((r) =>
+      Buffer.from(r.txid, 'hex'),
+    );
+    checkTxCount(block.header, ids.length);
+    return { ids, tree: checkTxRoot(block.header, ids) };
   }
 
   /**
@@ -663,6 +839,8 @@ export class EmbeddedLedger implements Ledger {
     this.tree = state.tree;
     this.history.append(leafHash(Buffer.from(signed.hash, 'hex')));
     this.last = signed;
+    this.signaturesChecked.add(height);
+    this.txTotal += accepted.length;
     const done = performance.now();
     accepted.forEach((p, index) => {
       this.observeCommit?.(done - p.since);
@@ -707,12 +885,15 @@ export class EmbeddedLedger implements Ledger {
     if (typeof txid !== 'string' || !/^[0-9a-f]{64}$/.test(txid))
       throw new KlError('KL_BAD_INPUT', 'txid must be 64 hex characters');
     const row = this.stmt.txGet.get(txid) as { height: number; idx: number; envelope: string } | undefined;
-    if (!row) throw new KlError('KL_TX_UNKNOWN', 'no such transaction', { txid });
+    if (!row || row.height > (this.last?.header.height ?? 0))
+      throw new KlError('KL_TX_UNKNOWN', 'no such transaction', { txid });
+    // The row is served only if it is the transaction its block's signed root holds at its position.
     const block = this.readBlock(row.height);
-    const ids = (this.stmt.txidsOfBlock.all(row.height) as Array<{ txid: string }>).map((r) =>
-      Buffer.from(r.txid, 'hex'),
-    );
-    const proof = new MerkleTree(ids).inclusionProof(row.idx).map((h) => h.toString('hex'));
+    const { ids, tree } = this.blockTxids(block);
+    if (!ids[row.idx]?.equals(Buffer.from(txid, 'hex')))
+      throw ledgerDamage(`block ${row.height}: transaction ${txid} is not at its position`, row.height, txid);
+    checkStoredTx(row.height, row.idx, { txid, idx: row.idx, envelope: row.envelope });
+    const proof = tree.inclusionProof(row.idx).map((h) => h.toString('hex'));
     return { envelope: JSON.parse(row.envelope) as TxEnvelope, txid, index: row.idx, proof, block };
   }
 
@@ -721,8 +902,8 @@ export class EmbeddedLedger implements Ledger {
     if (!Number.isSafeInteger(height) || height < 1)
       throw new KlError('KL_BAD_INPUT', 'height must be a positive integer');
     const block = this.readBlock(height);
-    const txids = (this.stmt.txidsOfBlock.all(height) as Array<{ txid: string }>).map((r) => r.txid);
-    return { block, txids };
+    const { ids } = this.blockTxids(block);
+    return { block, txids: ids.map((id) => id.toString('hex')) };
   }
 
   async transactionsFor(id: string, { limit = 100 }: { limit?: number } = {}): Promise<TransactionReceipt[]> {
@@ -763,6 +944,14 @@ export class EmbeddedLedger implements Ledger {
     this.assertOpen();
     const top = this.last?.header.height ?? 0;
     const to = toHeight ?? top;
+    if (toHeight === undefined && Number.isSafeInteger(fromHeight) && fromHeight > top) {
+      // A client holds a checkpoint this ledger does not reach: its history was cut short.
+      throw new KlError(
+        'KL_CHECKPOINT_INVALID',
+        `history cut short: this ledger ends at block ${top}, before block ${fromHeight}`,
+        { height: top, from: fromHeight },
+      );
+    }
     if (
       !Number.isSafeInteger(fromHeight) ||
       !Number.isSafeInteger(to) ||

@@ -1,25 +1,40 @@
 /**
- * The key policy for client keys at registration (DESIGN phase 1 step 4): one armored public key;
- * v4; Ed25519 (legacy EdDSA) with a Cv25519 encryption subkey, or RSA ≥ 3072 bits; a valid signing
- * and a valid encryption capability now; not expired, not revoked; binding signatures not made with
- * SHA-1. A private key is refused and never stored.
+ * The key policy for client keys at registration and rotation (docs/protocol.md phase 1, "Key
+ * policy"): one armored public key, BEGIN and END lines alike; v4; Ed25519 (legacy EdDSA) with a
+ * Cv25519 encryption subkey, or RSA ≥ 3072 bits; at most {@link MAX_USER_IDS} user IDs and
+ * {@link MAX_SUBKEYS} subkeys; a valid signing and a valid encryption capability now; not expired, not
+ * revoked; self-signatures not made with SHA-1. The key is then reduced to what its own valid
+ * self-signatures bind (minimal-key.ts), and only that reduced key is returned for storing. A private
+ * key is refused and never stored.
  */
 import * as openpgp from 'openpgp';
 import { KlError } from '../protocol/errors.js';
+import { checkArmor } from './armor.js';
 import { PGP_CONFIG, PGP_FULL_CONFIG } from './config.js';
 import { algorithmLabel } from './key-pair.js';
+import { minimalKey } from './minimal-key.js';
 
-/** Longest armored public key accepted. */
+/** Longest armored public key accepted (as sent, and as stored after reduction). */
 export const MAX_ARMORED_PUBLIC_KEY = 32 * 1024;
+/** Most user IDs (and user attributes) a key may carry, counted as sent, before reduction. */
+export const MAX_USER_IDS = 16;
+/** Most subkeys a key may carry, counted as sent, before reduction. */
+export const MAX_SUBKEYS = 16;
 
 /** A public key that passed the policy. */
 export interface AcceptedKey {
   key: openpgp.PublicKey;
   fingerprint: string;
   algorithm: string;
-  /** E-mail addresses in the key's user ids (lower-cased). */
+  /**
+   * E-mail addresses in the key's self-signed user IDs (lower-cased): the key holder's own claims,
+   * never evidence of identity (the registration statement and proof bind the identity).
+   */
   emails: string[];
-  /** The armored form to store: re-armored from the parsed packets, so nothing unparsed is kept. */
+  /**
+   * The armored form to store: the reduced key (self-signed parts only) re-armored from its packets,
+   * so nothing unsigned, third-party or unparsed is kept. `key` is this same reduced key.
+   */
   armored: string;
 }
 
@@ -42,10 +57,7 @@ export async function acceptPublicKey(armored: unknown, now: Date): Promise<Acce
       'this is a private key: send only the public key (it was not stored)',
     );
   }
-  const blocks = armored.match(/-----BEGIN PGP [A-Z ]+-----/g) ?? [];
-  if (blocks.length !== 1 || blocks[0] !== '-----BEGIN PGP PUBLIC KEY BLOCK-----') {
-    throw new KlError('KL_KEY_MALFORMED', 'send exactly one armored public key block');
-  }
+  checkArmor(armored, 'PUBLIC KEY BLOCK', 'KL_KEY_MALFORMED', 'public key');
   let key: openpgp.Key;
   try {
     key = await openpgp.readKey({ armoredKey: armored, config: PGP_CONFIG });
@@ -57,33 +69,39 @@ export async function acceptPublicKey(armored: unknown, now: Date): Promise<Acce
       'KL_KEY_IS_PRIVATE',
       'this is a private key: send only the public key (it was not stored)',
     );
-  const pub = key as openpgp.PublicKey;
-  if (pub.keyPacket.version !== 4)
+  const sent = key as openpgp.PublicKey;
+  if (sent.keyPacket.version !== 4)
     throw new KlError(
       'KL_KEY_POLICY',
       'only version 4 OpenPGP keys are accepted (GnuPG 2.2 cannot use v6 keys)',
     );
-
-  for (const k of [pub, ...pub.getSubkeys()]) {
-    const info = k.getAlgorithmInfo() as { algorithm: string; bits?: number; curve?: string };
-    if (!ACCEPTED_ALGOS.has(info.algorithm)) {
-      throw new KlError(
-        'KL_KEY_POLICY',
-        `key algorithm ${info.algorithm} is not accepted: use Ed25519/Cv25519 or RSA of 3072 bits or more`,
-      );
-    }
-    if (info.algorithm.startsWith('rsa') && (info.bits ?? 0) < 3072) {
-      throw new KlError('KL_KEY_POLICY', `RSA keys must have at least 3072 bits (this one has ${info.bits})`);
-    }
-    if (info.algorithm === 'eddsaLegacy' && info.curve !== 'ed25519Legacy') {
-      throw new KlError('KL_KEY_POLICY', `EdDSA keys must use Ed25519 (this one uses ${info.curve})`);
-    }
-    if (info.algorithm === 'ecdh' && info.curve !== 'curve25519Legacy') {
-      throw new KlError('KL_KEY_POLICY', `ECDH subkeys must use Curve25519 (this one uses ${info.curve})`);
-    }
+  // Bounded before any signature is checked, so a key stuffed with parts costs little to refuse.
+  if (sent.users.length > MAX_USER_IDS)
+    throw new KlError(
+      'KL_KEY_POLICY',
+      `the key carries ${sent.users.length} user IDs; at most ${MAX_USER_IDS} are accepted (export only the ones you need, e.g. gpg --export-filter keep-uid=...)`,
+      { userIDs: sent.users.length, max: MAX_USER_IDS },
+    );
+  if (sent.subkeys.length > MAX_SUBKEYS)
+    throw new KlError(
+      'KL_KEY_POLICY',
+      `the key carries ${sent.subkeys.length} subkeys; at most ${MAX_SUBKEYS} are accepted`,
+      { subkeys: sent.subkeys.length, max: MAX_SUBKEYS },
+    );
+  checkAlgorithm(sent);
+  if (sent.getCreationTime().getTime() > now.getTime() + 5 * 60_000) {
+    throw new KlError('KL_KEY_POLICY', 'the key was created in the future: check the clock');
   }
-  if (await pub.isRevoked(undefined, undefined, now, PGP_FULL_CONFIG))
+  if (await sent.isRevoked(undefined, undefined, now, PGP_FULL_CONFIG))
     throw new KlError('KL_KEY_POLICY', 'the key is revoked');
+  // What is checked below, returned and stored is the key reduced to its valid self-signed parts.
+  const pub = (await minimalKey(sent, now, PGP_FULL_CONFIG)).key;
+  if (pub.users.length === 0)
+    throw new KlError(
+      'KL_KEY_POLICY',
+      'the key has no user ID with a valid self-signature (SHA-1 and other weak signatures are refused)',
+    );
+  for (const k of pub.getSubkeys()) checkAlgorithm(k);
   const expires = await pub.getExpirationTime(undefined, PGP_FULL_CONFIG).catch(() => null);
   if (expires === null) {
     throw new KlError(
@@ -93,9 +111,6 @@ export async function acceptPublicKey(armored: unknown, now: Date): Promise<Acce
   }
   if (expires instanceof Date && expires.getTime() <= now.getTime()) {
     throw new KlError('KL_KEY_POLICY', `the key expired on ${expires.toISOString()}`);
-  }
-  if (pub.getCreationTime().getTime() > now.getTime() + 5 * 60_000) {
-    throw new KlError('KL_KEY_POLICY', 'the key was created in the future: check the clock');
   }
   try {
     await pub.getSigningKey(undefined, now, undefined, PGP_FULL_CONFIG);
@@ -116,11 +131,34 @@ export async function acceptPublicKey(armored: unknown, now: Date): Promise<Acce
   const emails = pub.users
     .map((u) => u.userID?.email?.toLowerCase())
     .filter((e): e is string => typeof e === 'string' && e.length > 0);
+  const stored = pub.armor(PGP_FULL_CONFIG);
+  if (stored.length > MAX_ARMORED_PUBLIC_KEY)
+    throw new KlError('KL_KEY_POLICY', `the key is larger than ${MAX_ARMORED_PUBLIC_KEY} bytes armored`);
   return {
     key: pub,
     fingerprint: pub.getFingerprint(),
     algorithm: algorithmLabel(pub),
     emails,
-    armored: pub.armor(PGP_FULL_CONFIG),
+    armored: stored,
   };
+}
+
+/** Refuses a primary key or subkey whose algorithm or size the policy does not accept. */
+function checkAlgorithm(k: openpgp.PublicKey | openpgp.Subkey): void {
+  const info = k.getAlgorithmInfo() as { algorithm: string; bits?: number; curve?: string };
+  if (!ACCEPTED_ALGOS.has(info.algorithm)) {
+    throw new KlError(
+      'KL_KEY_POLICY',
+      `key algorithm ${info.algorithm} is not accepted: use Ed25519/Cv25519 or RSA of 3072 bits or more`,
+    );
+  }
+  if (info.algorithm.startsWith('rsa') && (info.bits ?? 0) < 3072) {
+    throw new KlError('KL_KEY_POLICY', `RSA keys must have at least 3072 bits (this one has ${info.bits})`);
+  }
+  if (info.algorithm === 'eddsaLegacy' && info.curve !== 'ed25519Legacy') {
+    throw new KlError('KL_KEY_POLICY', `EdDSA keys must use Ed25519 (this one uses ${info.curve})`);
+  }
+  if (info.algorithm === 'ecdh' && info.curve !== 'curve25519Legacy') {
+    throw new KlError('KL_KEY_POLICY', `ECDH subkeys must use Curve25519 (this one uses ${info.curve})`);
+  }
 }

@@ -110,3 +110,69 @@ export class KlError extends Error {
 export function isKlError(err: unknown, code?: ErrorCode): err is KlError {
   return err instanceof KlError && (code === undefined || err.code === code);
 }
+
+/** True when `code` is one of {@link ERROR_CODES}: own keys only, so `toString` or `__proto__` never pass. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
+}
+
+/** Longest message kept from an error a server sent. */
+const MAX_WIRE_MESSAGE = 500;
+/** C0 and C1 controls and bidirectional overrides: a remote text must not drive the terminal it is shown on. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the point is to match control characters
+const UNSAFE_TEXT = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const DETAIL_KEY = /^[A-Za-z][A-Za-z0-9_]{0,39}$/;
+
+/** A remote text made safe to show: control characters replaced, length bounded. */
+export function wireText(text: string, max = MAX_WIRE_MESSAGE): string {
+  return text.slice(0, max).replace(UNSAFE_TEXT, ' ');
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** At most 16 flat details (short strings, finite numbers, booleans); anything else is dropped. */
+function wireDetails(v: unknown): Record<string, unknown> | undefined {
+  if (!isRecord(v)) return undefined;
+  const out: Record<string, unknown> = {};
+  let n = 0;
+  for (const [k, item] of Object.entries(v)) {
+    if (n >= 16 || !DETAIL_KEY.test(k)) continue;
+    if (typeof item === 'string') out[k] = wireText(item, 200);
+    else if ((typeof item === 'number' && Number.isFinite(item)) || typeof item === 'boolean') out[k] = item;
+    else continue;
+    n += 1;
+  }
+  return n > 0 ? out : undefined;
+}
+
+/** Options of {@link errorFromWire}. */
+export interface WireErrorOptions {
+  /**
+   * False for an error that did not arrive authenticated: a plaintext `{ type: "error" }` on the login
+   * or resume socket, which anyone on the path can forge (docs/protocol.md). Only its code is kept,
+   * in a generic message marked as unverified, with `details.authenticated = false`; its text is
+   * never shown as the server's word. Default true (an error inside a sealed frame, an HTTP answer).
+   */
+  authenticated?: boolean;
+  /** Message when an authenticated error carries none. */
+  message?: string;
+}
+
+/**
+ * The one place where an error a server sent (`{ code, message, details? }`) becomes a
+ * {@link KlError}: any value is accepted; a missing or unknown code becomes `fallback`; the message
+ * is bounded and stripped of control characters; details are kept only when flat and small.
+ */
+export function errorFromWire(value: unknown, fallback: ErrorCode, o: WireErrorOptions = {}): KlError {
+  const e = isRecord(value) ? value : {};
+  const code = isErrorCode(e.code) ? e.code : fallback;
+  if (o.authenticated === false) {
+    return new KlError(code, `the connection was refused: ${code} (an unauthenticated answer: not verified)`, {
+      authenticated: false,
+    });
+  }
+  const text = typeof e.message === 'string' ? wireText(e.message).trim() : '';
+  return new KlError(code, text || o.message || 'the server refused the request', wireDetails(e.details));
+}

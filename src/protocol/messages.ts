@@ -17,19 +17,22 @@ export const REGISTER_BEGIN_BODY = {
   properties: { id: { type: 'string', minLength: 3, maxLength: MAX_IDENTITY_LENGTH } },
 } as const;
 
-/** POST /v1/register/complete */
+/** Longest armored sealed identity proof accepted (one PKESK and a short SEIPD; ~700 bytes in practice). */
+export const MAX_SEALED_PROOF = 4096;
+
+/** POST /v1/register/complete (docs/protocol.md, phase 1 step 4). */
 export const REGISTER_COMPLETE_BODY = {
   type: 'object',
   additionalProperties: false,
-  required: ['statement', 'signature', 'publicKey', 'proof'],
+  required: ['statement', 'signature', 'publicKey'],
   properties: {
     statement: {
       type: 'object',
       additionalProperties: false,
-      required: ['type', 'v', 'chain', 'id', 'name', 'fingerprint', 'nonce', 'server', 'time'],
+      required: ['type', 'v', 'chain', 'id', 'name', 'fingerprint', 'nonce', 'server', 'time', 'proof'],
       properties: {
         type: { const: 'keyledger/register' },
-        v: { const: 1 },
+        v: { const: 2 },
         chain: { type: 'string', pattern: '^[0-9a-f]{64}$' },
         id: { type: 'string', minLength: 3, maxLength: MAX_IDENTITY_LENGTH },
         name: { type: 'string', minLength: 1, maxLength: MAX_NAME_LENGTH },
@@ -37,19 +40,19 @@ export const REGISTER_COMPLETE_BODY = {
         nonce: b64url(32),
         server: { type: 'string', pattern: '^([0-9a-f]{40}|[0-9a-f]{64})$' },
         time: { type: 'integer', minimum: 0, maximum: 8.64e15 },
+        proof: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['method', 'sealed'],
+          properties: {
+            method: { enum: ['invite', 'email'] },
+            sealed: { type: 'string', minLength: 1, maxLength: MAX_SEALED_PROOF },
+          },
+        },
       },
     },
     signature: { type: 'string', minLength: 1, maxLength: 8192 },
     publicKey: { type: 'string', minLength: 1, maxLength: 32768 },
-    proof: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['method', 'code'],
-      properties: {
-        method: { enum: ['invite', 'email'] },
-        code: { type: 'string', minLength: 4, maxLength: 64 },
-      },
-    },
   },
 } as const;
 

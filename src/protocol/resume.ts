@@ -5,6 +5,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { canonicalize } from './canonical-json.js';
+import type { ObjectShape } from './shape.js';
 
 /** Computes the resume proof, base64url. */
 export function resumeProof(
@@ -33,3 +34,19 @@ export function checkResumeProof(
   const got = Buffer.from(proof, 'base64url');
   return got.length === want.length && timingSafeEqual(got, want);
 }
+
+const NONCE = { type: 'string', max: 22, pattern: /^[A-Za-z0-9_-]{22}$/ } as const;
+const EPOCH = { type: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER } as const;
+
+/** WebSocket, server → client: the challenge of a resumption (plaintext, so checked field by field). */
+export const RESUME_CHALLENGE_SHAPE: ObjectShape = {
+  type: { type: 'string', max: 16, enum: ['resume-challenge'] },
+  nonce: NONCE,
+  epoch: EPOCH,
+};
+
+/** WebSocket, server → client: the resumption was accepted (plaintext; the first sealed frame confirms it). */
+export const RESUMED_SHAPE: ObjectShape = {
+  type: { type: 'string', max: 7, enum: ['resumed'] },
+  epoch: EPOCH,
+};

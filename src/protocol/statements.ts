@@ -7,10 +7,14 @@ import { canonicalBytes } from './canonical-json.js';
 import { sha256 } from './hash.js';
 import type { FieldShape, ObjectShape } from './shape.js';
 
-/** Seed phase 1 step 1/2, DESIGN phase 1 step 3: what the client signs to prove it holds KprivC. */
+/**
+ * Seed phase 1 step 1/2, DESIGN phase 1 step 3: what the client signs to prove it holds KprivC.
+ * Version 2 carries the identity proof sealed to the server key (docs/protocol.md, "Registration on a
+ * hostile network"), so the signature binds the sealed proof to this key, identity and nonce.
+ */
 export interface RegistrationStatement {
   type: 'keyledger/register';
-  v: 1;
+  v: 2;
   /** Ledger chain id (from the genesis). */
   chain: string;
   id: string;
@@ -23,6 +27,57 @@ export interface RegistrationStatement {
   server: string;
   /** Client time, ms. */
   time: number;
+  /** The identity proof, encrypted to KpubS: an OpenPGP message whose plaintext is an {@link IdentityProofPayload}. */
+  proof: { method: 'invite' | 'email'; sealed: string };
+}
+
+/**
+ * The plaintext of a sealed identity proof. It repeats what the statement binds, so a sealed proof
+ * copied into another statement (another key, identity, nonce or server) is refused when opened.
+ */
+export interface IdentityProofPayload {
+  type: 'keyledger/identity-proof';
+  v: 1;
+  chain: string;
+  id: string;
+  /** Fingerprint of the key being registered. */
+  fingerprint: string;
+  nonce: string;
+  server: string;
+  method: 'invite' | 'email';
+  /** The invitation or emailed code, as the person received it (without the server pin). */
+  code: string;
+}
+
+/** Shape of an {@link IdentityProofPayload} as decrypted (checked with `checkShape`). */
+export const IDENTITY_PROOF_SHAPE: ObjectShape = {
+  type: { type: 'string', max: 24, enum: ['keyledger/identity-proof'] },
+  v: { type: 'integer', min: 1, max: 1 },
+  chain: { type: 'string', max: 64, pattern: /^[0-9a-f]{64}$/ },
+  id: { type: 'string', max: 254, min: 3 },
+  fingerprint: { type: 'string', max: 64, pattern: /^[0-9a-f]{40}([0-9a-f]{24})?$/ },
+  nonce: { type: 'string', max: 43, pattern: /^[A-Za-z0-9_-]{43}$/ },
+  server: { type: 'string', max: 64, pattern: /^[0-9a-f]{40}([0-9a-f]{24})?$/ },
+  method: { type: 'string', max: 6, enum: ['invite', 'email'] },
+  code: { type: 'string', max: 64, min: 4 },
+};
+
+/** The identity proof payload that goes with a registration statement (before sealing). */
+export function identityProofPayload(
+  statement: Omit<RegistrationStatement, 'proof'>,
+  proof: { method: 'invite' | 'email'; code: string },
+): IdentityProofPayload {
+  return {
+    type: 'keyledger/identity-proof',
+    v: 1,
+    chain: statement.chain,
+    id: statement.id,
+    fingerprint: statement.fingerprint,
+    nonce: statement.nonce,
+    server: statement.server,
+    method: proof.method,
+    code: proof.code,
+  };
 }
 
 /** Seed phase 2 step 2: what the server encrypts to KpubC and signs with KprivS. */
@@ -117,6 +172,7 @@ export interface RotationStatement {
 /** Every statement that is signed somewhere in the protocol. */
 export type Statement =
   | RegistrationStatement
+  | IdentityProofPayload
   | ChallengePayload
   | LoginTranscript
   | RevocationStatement

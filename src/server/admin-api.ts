@@ -16,7 +16,7 @@ import { KlError } from '../protocol/errors.js';
 import { sha256Hex } from '../protocol/hash.js';
 import { canonicalIdentity } from '../protocol/identity.js';
 import { isAdmin, listSessions, revokeKeyAsAdmin, terminateSession } from './admin-actions.js';
-import type { Alert } from './admin-socket.js';
+import type { AlertLog, NumberedAlert } from './alert-log.js';
 import { DASHBOARD_COOKIE, type DashboardAuth, type DashboardSession } from './dashboard-auth.js';
 import type { ServerMetrics } from './metrics.js';
 import type { SessionTable } from './sessions.js';
@@ -25,7 +25,7 @@ import type { SessionTable } from './sessions.js';
 export interface AdminApiContext {
   ledger: Ledger;
   sessions: SessionTable;
-  alerts: Alert[];
+  alerts: AlertLog;
   auth: DashboardAuth;
   metrics: ServerMetrics;
   now: () => number;
@@ -33,17 +33,19 @@ export interface AdminApiContext {
   secureCookies: boolean;
   log: (line: string) => void;
   /** Listeners for live alerts (server-sent events). */
-  onAlert: (listener: (a: Alert & { n: number }) => void) => () => void;
+  onAlert: (listener: (a: NumberedAlert) => void) => () => void;
 }
 
 const PUBLIC_DIR = new URL('../../src/dashboard/public/', import.meta.url);
 const BUNDLE_DIR = new URL('../../dist/dashboard/', import.meta.url);
-const ASSETS: Record<string, { dir: URL; type: string }> = {
-  'index.html': { dir: PUBLIC_DIR, type: 'text/html; charset=utf-8' },
-  'app.js': { dir: PUBLIC_DIR, type: 'text/javascript; charset=utf-8' },
-  'style.css': { dir: PUBLIC_DIR, type: 'text/css; charset=utf-8' },
-  'verifier.js': { dir: BUNDLE_DIR, type: 'text/javascript; charset=utf-8' },
-};
+// A Map, not an object literal: the file name comes from the URL, and a plain object would also
+// "have" constructor, __proto__, toString… from its prototype.
+const ASSETS: ReadonlyMap<string, { dir: URL; type: string }> = new Map([
+  ['index.html', { dir: PUBLIC_DIR, type: 'text/html; charset=utf-8' }],
+  ['app.js', { dir: PUBLIC_DIR, type: 'text/javascript; charset=utf-8' }],
+  ['style.css', { dir: PUBLIC_DIR, type: 'text/css; charset=utf-8' }],
+  ['verifier.js', { dir: BUNDLE_DIR, type: 'text/javascript; charset=utf-8' }],
+]);
 
 /** Headers on every dashboard response: no framing, no referrer (links carry tokens), local code only. */
 function hardened(reply: FastifyReply): FastifyReply {
@@ -101,7 +103,7 @@ export function registerAdminApi(app: FastifyInstance, ctx: AdminApiContext): vo
   app.get('/admin', { schema: { hide: true } }, (_req, reply) => reply.redirect('/admin/', 302));
   app.get<{ Params: { file?: string } }>('/admin/:file', { schema: { hide: true } }, async (req, reply) => {
     const name = req.params.file || 'index.html';
-    const asset = ASSETS[name];
+    const asset = ASSETS.get(name);
     if (!asset) throw new KlError('KL_NOT_FOUND', 'no such page');
     const url = new URL(name, asset.dir);
     if (!existsSync(url))
@@ -113,7 +115,7 @@ export function registerAdminApi(app: FastifyInstance, ctx: AdminApiContext): vo
   });
   app.get('/admin/', { schema: { hide: true } }, async (_req, reply) =>
     hardened(reply)
-      .type(ASSETS['index.html']!.type)
+      .type(ASSETS.get('index.html')!.type)
       .send(readFileSync(new URL('index.html', PUBLIC_DIR))),
   );
 
@@ -185,7 +187,10 @@ export function registerAdminApi(app: FastifyInstance, ctx: AdminApiContext): vo
         identities: counts,
         sessions: { live: ctx.sessions.list().length },
         logins: ctx.metrics.loginSeries(),
-        alerts: { open: ctx.alerts.filter((_, n) => !acked.has(n)).length },
+        alerts: {
+          open: ctx.alerts.list().filter((a) => !acked.has(a.n)).length,
+          dropped: ctx.alerts.dropped(),
+        },
       };
     },
   );
@@ -387,8 +392,19 @@ export function registerAdminApi(app: FastifyInstance, ctx: AdminApiContext): vo
 
   app.get('/admin/api/alerts', api('Hijack alarms and other alerts, newest first'), async (req) => {
     await admin(req);
-    return ctx.alerts.map((a, n) => ({ ...a, n, acknowledged: acked.has(n) })).reverse();
+    return ctx.alerts
+      .list()
+      .map((a) => ({ ...a, acknowledged: acked.has(a.n) }))
+      .reverse();
   });
+  app.get(
+    '/admin/api/alerts/dropped',
+    api('How many older alerts were pushed out of memory, by kind (the newest are kept)'),
+    async (req) => {
+      await admin(req);
+      return ctx.alerts.dropped();
+    },
+  );
 
   app.post<{ Params: { n: string } }>(
     '/admin/api/alerts/:n/ack',
@@ -397,14 +413,16 @@ export function registerAdminApi(app: FastifyInstance, ctx: AdminApiContext): vo
         type: 'object',
         additionalProperties: false,
         required: ['n'],
-        properties: { n: { type: 'string', pattern: '^[0-9]{1,6}$' } },
+        properties: { n: { type: 'string', pattern: '^[0-9]{1,15}$' } },
       },
     }),
     async (req) => {
       const s = await admin(req, { change: true });
       const n = Number(req.params.n);
-      if (!ctx.alerts[n]) throw new KlError('KL_NOT_FOUND', 'no such alert');
+      if (!ctx.alerts.has(n)) throw new KlError('KL_NOT_FOUND', 'no such alert');
       acked.add(n);
+      // Acknowledgements of alerts no longer kept are forgotten with them (the set stays bounded).
+      if (acked.size > ctx.alerts.size) for (const k of acked) if (!ctx.alerts.has(k)) acked.delete(k);
       ctx.log(`alert ${n} acknowledged by ${s.id}`);
       return { acknowledged: n };
     },

@@ -4,37 +4,64 @@
  * `admin revoke-session`, `admin revoke-key`, `admin alerts`, `admin grant|ungrant`. The web admin
  * API behind the dashboard (admin-api.ts) does the same through admin-actions.ts.
  */
-import { chmodSync, existsSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { Ledger } from '../ledger/ledger.js';
-import { isKlError, KlError } from '../protocol/errors.js';
+import { ERROR_CODES, type ErrorCode, isKlError, KlError } from '../protocol/errors.js';
 import { canonicalIdentity } from '../protocol/identity.js';
 import { listSessions, revokeKeyAsAdmin, setAdminRole, terminateSession } from './admin-actions.js';
+import type { AlertLog } from './alert-log.js';
 import type { SessionTable } from './sessions.js';
 
-/** A hijack alarm or other alert kept for the operator. */
-export interface Alert {
-  at: number;
-  kind: string;
-  id: string;
-  sessionId: string;
-  detail: string;
-}
+export type { Alert } from './alert-log.js';
 
 /** Path of the admin socket. */
 export const adminSocketPath = (dataDir: string): string => join(dataDir, 'admin.sock');
 
-/** Starts the admin socket. */
+/**
+ * Longest Unix socket path, in bytes, without the terminating NUL: `sun_path` holds 108 bytes on
+ * Linux and 104 on macOS and the BSDs (unix(7)). A longer path is cut short silently by the system
+ * call, so the socket would be made — and reached — somewhere outside the data directory.
+ */
+export const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
+
+/**
+ * Checks that the admin socket of `dataDir` fits in a Unix socket address, and returns its path.
+ * Call it before anything is started (the server) or connected to (the CLI).
+ * @throws KlError `KL_DATA_DIR` when the path is too long.
+ */
+export function checkAdminSocketPath(dataDir: string): string {
+  const path = adminSocketPath(dataDir);
+  const bytes = Buffer.byteLength(path, 'utf8');
+  if (bytes > MAX_SOCKET_PATH_BYTES) {
+    throw new KlError(
+      'KL_DATA_DIR',
+      `the data directory path is too long for its admin socket ${path} (${bytes} bytes; a Unix socket path holds at most ${MAX_SOCKET_PATH_BYTES}): use a shorter data directory path`,
+      { bytes, max: MAX_SOCKET_PATH_BYTES },
+    );
+  }
+  return path;
+}
+
+/**
+ * Starts the admin socket at DATA/admin.sock, mode 0600.
+ * @throws KlError `KL_DATA_DIR` when the path is too long for a socket, the socket cannot be made, or
+ * its mode cannot be set to 0600 (then nothing is left listening).
+ */
 export async function startAdminSocket(o: {
   dataDir: string;
   sessions: SessionTable;
   ledger: Ledger;
-  alerts: Alert[];
+  alerts: AlertLog;
   now: () => number;
 }): Promise<Server> {
-  const path = adminSocketPath(o.dataDir);
-  if (existsSync(path)) rmSync(path);
+  const path = checkAdminSocketPath(o.dataDir);
+  try {
+    if (existsSync(path)) rmSync(path); // left by a server that stopped without closing it
+  } catch (err) {
+    throw new KlError('KL_DATA_DIR', `cannot remove the old admin socket ${path}`, undefined, { cause: err });
+  }
   const reply = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
@@ -60,7 +87,10 @@ export async function startAdminSocket(o: {
       const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
       if (req.method === 'GET' && url.pathname === '/sessions')
         return reply(res, 200, listSessions(o.sessions));
-      if (req.method === 'GET' && url.pathname === '/alerts') return reply(res, 200, o.alerts);
+      // The alerts kept (oldest first), and how many newer ones pushed out of memory, by kind.
+      if (req.method === 'GET' && url.pathname === '/alerts') return reply(res, 200, o.alerts.list());
+      if (req.method === 'GET' && url.pathname === '/alerts/dropped')
+        return reply(res, 200, o.alerts.dropped());
       if (req.method === 'POST' && parts[0] === 'sessions' && parts[2] === 'revoke' && parts[1]) {
         terminateSession(o.sessions, parts[1], 'operator');
         return reply(res, 200, { ended: true });
@@ -90,8 +120,24 @@ export async function startAdminSocket(o: {
       return reply(res, e.status, e.toJSON());
     }
   });
-  await new Promise<void>((resolve) => server.listen(path, () => resolve()));
-  chmodSync(path, 0o600);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) =>
+      reject(new KlError('KL_DATA_DIR', `cannot make the admin socket ${path}`, undefined, { cause: err })),
+    );
+    server.listen(path, () => resolve());
+  });
+  try {
+    chmodSync(path, 0o600);
+    const st = lstatSync(path);
+    if (!st.isSocket() || (st.mode & 0o777) !== 0o600)
+      throw new Error(`mode ${(st.mode & 0o777).toString(8)}`);
+  } catch (err) {
+    // Never serve the admin API through a socket whose permissions are not ours to set.
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    throw new KlError('KL_DATA_DIR', `cannot restrict the admin socket ${path} to mode 0600`, undefined, {
+      cause: err,
+    });
+  }
   return server;
 }
 
@@ -103,10 +149,12 @@ export async function callAdmin<T>(
   body?: unknown,
 ): Promise<T> {
   const { request } = await import('node:http');
+  // A path too long for a socket address would be cut short and reach some other socket.
+  const socketPath = checkAdminSocketPath(dataDir);
   return new Promise((resolve, reject) => {
     const req = request(
       {
-        socketPath: adminSocketPath(dataDir),
+        socketPath,
         method,
         path,
         agent: false,
@@ -116,10 +164,20 @@ export async function callAdmin<T>(
         let text = '';
         res.on('data', (c) => (text += c));
         res.on('end', () => {
-          const json = JSON.parse(text || 'null');
+          let json: { error?: { code?: unknown; message?: unknown } } | null;
+          try {
+            json = JSON.parse(text || 'null');
+          } catch {
+            reject(new KlError('KL_NETWORK', 'the admin socket answered something that is not JSON'));
+            return;
+          }
           if ((res.statusCode ?? 500) >= 400) {
             const e = json?.error ?? {};
-            reject(new KlError(e.code ?? 'KL_INTERNAL', e.message ?? 'admin call failed'));
+            const code =
+              typeof e.code === 'string' && Object.hasOwn(ERROR_CODES, e.code)
+                ? (e.code as ErrorCode)
+                : 'KL_INTERNAL';
+            reject(new KlError(code, typeof e.message === 'string' ? e.message : 'admin call failed'));
           } else resolve(json as T);
         });
       },

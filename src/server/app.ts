@@ -23,6 +23,7 @@ import {
 import { isAdmin, setAdminRole } from './admin-actions.js';
 import { registerAdminApi } from './admin-api.js';
 import { type Alert, startAdminSocket } from './admin-socket.js';
+import { AlertLog, DEFAULT_ALERT_CAPACITY } from './alert-log.js';
 import { DashboardAuth, type DashboardAuthPolicy, DEFAULT_DASHBOARD_AUTH_POLICY } from './dashboard-auth.js';
 import { demoService, storageKey } from './demo-service.js';
 import { ParsedKeyCache } from './handshake.js';
@@ -32,6 +33,8 @@ import { type CodeMailer, type SmtpOptions, smtpMailer } from './mailer.js';
 import { ServerMetrics } from './metrics.js';
 import { evmSequencerFor, initNodeIfNeeded } from './node.js';
 import { type Limit, RateLimiter } from './rate-limiter.js';
+import { proxyTrust } from './client-address.js';
+import { formatInvitation } from '../protocol/invitation.js';
 import { type RegistrationRequest, RegistrationService } from './registration.js';
 import { loadServerKey } from './server-key.js';
 import type { MessageHandler } from './session-service.js';
@@ -45,20 +48,41 @@ import {
   SessionTable,
 } from './sessions.js';
 
-/** Rate limits of the server, per key. */
+/**
+ * Rate limits of the server (docs/protocol.md, "Rate limits"). A limit keyed on an identity is
+ * charged only by what proved something about it; unauthenticated traffic is charged to its source
+ * address (`…PerIp`, after the proxy trust list) and to server-wide budgets (`…Global`).
+ */
 export interface RateLimits {
+  /** Registration requests and emailed-code requests per source address. */
   registerPerIp: Limit;
+  /** Registrations per identity whose identity proof verified. */
   registerPerIdentity: Limit;
+  /** Wrong invitation or emailed codes per source address. */
+  wrongCodePerIp: Limit;
+  /** Wrong emailed codes, server-wide: bounds guessing the 8-digit codes from many addresses. */
+  wrongEmailCodeGlobal: Limit;
+  /** Login hellos and resumes per source address. */
   loginPerIp: Limit;
+  /** Login hellos and resumes, server-wide (each hello costs an encryption and a signature). */
+  loginGlobal: Limit;
+  /** Verified logins per identity. */
   loginPerIdentity: Limit;
+  /**
+   * Emails per address (protects the mailbox). When it is used up no mail is sent, and the codes sent
+   * meanwhile stay valid, so the owner always holds one: it cannot lock anybody out.
+   */
   emailPerIdentity: Limit;
 }
 
-/** Defaults: generous enough for a busy office behind one NAT, tight per identity. */
+/** Defaults: generous enough for a busy office behind one NAT, tight for what can be guessed. */
 export const DEFAULT_RATE_LIMITS: RateLimits = {
   registerPerIp: { burst: 60, perSecond: 1 },
   registerPerIdentity: { burst: 10, perSecond: 0.1 },
+  wrongCodePerIp: { burst: 10, perSecond: 1 / 60 },
+  wrongEmailCodeGlobal: { burst: 100, perSecond: 0.2 },
   loginPerIp: { burst: 600, perSecond: 50 },
+  loginGlobal: { burst: 2_000, perSecond: 500 },
   loginPerIdentity: { burst: 20, perSecond: 1 },
   emailPerIdentity: { burst: 3, perSecond: 1 / 60 },
 };
@@ -80,6 +104,11 @@ export interface ServerOptions {
   /** Listen on DATA/admin.sock for local admin commands (default true). */
   adminSocket?: boolean;
   rateLimits?: Partial<RateLimits>;
+  /**
+   * Proxies whose `X-Forwarded-For` is believed for the client's address (addresses, CIDR ranges,
+   * `loopback`…); default none: the socket's address is the client's.
+   */
+  trustProxy?: string[];
   /** SMTP for emailed codes; without it the email method is off. */
   smtp?: SmtpOptions;
   /** Replaces SMTP (for embedding); tests use real SMTP. */
@@ -101,6 +130,8 @@ export interface ServerOptions {
    * admin of a new data directory: `keyledger serve --admin IDENTITY`).
    */
   admins?: string[];
+  /** Alerts kept in memory per ring (hijack and storage alarms; the others). Default 10,000. */
+  maxAlerts?: number;
   /** The URL people use to reach this server (dashboard links); default the listening address. */
   publicUrl?: string;
   dashboardAuth?: Partial<DashboardAuthPolicy>;
@@ -116,8 +147,8 @@ export interface RunningServer {
   sessions: SessionTable;
   proofs: IdentityProofs;
   registration: RegistrationService;
-  /** Hijack alarms and other alerts, newest last (at most 1,000). */
-  alerts: Alert[];
+  /** Hijack alarms and other alerts: the newest kept, the others counted (alert-log.ts). */
+  alerts: AlertLog;
   /** Links and sessions of the admin dashboard. */
   dashboard: DashboardAuth;
   metrics: ServerMetrics;
@@ -203,12 +234,23 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   );
   const dashboard = new DashboardAuth({ ...DEFAULT_DASHBOARD_AUTH_POLICY, ...o.dashboardAuth }, now);
   const alertEvents = new EventEmitter();
-  const alerts: Alert[] = [];
-  /** Keeps an alert for the operator (at most 10,000; the audit trail keeps every alarm) and pushes it live. */
+  // The newest alerts are kept; one pushed out is counted (metric, a log line a minute at most), and
+  // hijack alarms have their own ring, so a flood of rate-limit alerts cannot push them out.
+  let dropLoggedAt = Number.NEGATIVE_INFINITY;
+  let dropsUnlogged = 0;
+  const alerts = new AlertLog(o.maxAlerts ?? DEFAULT_ALERT_CAPACITY, (a) => {
+    metrics.observeAlertDropped(a.kind);
+    dropsUnlogged++;
+    if (now() - dropLoggedAt < 60_000) return;
+    dropLoggedAt = now();
+    log(
+      `ALERT ${dropsUnlogged} older alert(s) dropped from memory (the newest are kept; ${alerts.dropped().total} so far)`,
+    );
+    dropsUnlogged = 0;
+  });
+  /** Keeps an alert for the operator and pushes it live. */
   const recordAlert = (alert: Alert) => {
-    if (alerts.length >= 10_000) return;
-    alerts.push(alert);
-    alertEvents.emit('alert', { ...alert, n: alerts.length - 1 });
+    alertEvents.emit('alert', alerts.record(alert));
   };
   // Storage faults (disk full, data directory read-only): an alert on the first write that fails,
   // then at most one a minute while writes keep failing.
@@ -221,7 +263,6 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     recordAlert({ at: t, kind: 'storage', id: '', sessionId: '', detail: err.message });
     log(`ALERT ${err.message}`);
   };
-  const registration = new RegistrationService({ ledger, serverKey, proofs, now });
   const limits = { ...DEFAULT_RATE_LIMITS, ...o.rateLimits };
   // Rate-limit trips are alerts for the operator too (one per limit and key per minute).
   const lastTrip = new Map<string, number>();
@@ -239,10 +280,29 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const rl = {
     registerPerIp: limiter('registration', 'registration per IP', limits.registerPerIp),
     registerPerIdentity: limiter('registration', 'registration per identity', limits.registerPerIdentity),
+    wrongCodePerIp: limiter('wrong code', 'wrong codes per IP', limits.wrongCodePerIp),
+    wrongEmailCodeGlobal: limiter(
+      'wrong code',
+      'wrong emailed codes (server-wide)',
+      limits.wrongEmailCodeGlobal,
+    ),
     loginPerIp: limiter('login', 'login per IP', limits.loginPerIp),
+    loginGlobal: limiter('login', 'logins (server-wide)', limits.loginGlobal),
     loginPerIdentity: limiter('login', 'login per identity', limits.loginPerIdentity),
     emailPerIdentity: limiter('email code', 'email code per identity', limits.emailPerIdentity),
   };
+  const registration = new RegistrationService({
+    ledger,
+    serverKey,
+    proofs,
+    now,
+    limits: {
+      wrongCodePerSource: rl.wrongCodePerIp,
+      wrongEmailCodeGlobal: rl.wrongEmailCodeGlobal,
+      perIdentity: rl.registerPerIdentity,
+    },
+  });
+  const trust = proxyTrust(o.trustProxy);
   const mailer = o.mailer ?? (o.smtp ? smtpMailer(o.smtp) : undefined);
   const keys = new ParsedKeyCache();
   const audit = (event: string, id: string, detail?: Record<string, string | number | boolean>) => {
@@ -346,6 +406,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     forceCloseConnections: true,
     // A request (headers and body) must arrive within 30 s: half-sent requests are cut (slowloris).
     requestTimeout: 30_000,
+    // req.ip: the forwarded client address only from proxies in the trust list (client-address.ts).
+    trustProxy: trust,
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
     },
@@ -521,10 +583,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         );
       const id = canonicalIdentity(req.body.id);
       rl.registerPerIp.take(req.ip);
+      // The mailbox is protected by a limit per address; when it is used up, codes were sent within
+      // the last minutes and are still valid (earlier codes are never voided by a new request), so the
+      // owner holds one: the answer says so instead of refusing.
+      if (!rl.emailPerIdentity.available(id) && proofs.liveEmailCodes(id, now()) > 0)
+        return reply.status(202).send({ sent: false, reason: 'recently-sent' });
       rl.emailPerIdentity.take(id);
       const expiresAt = now() + (o.emailCodeTtlMs ?? 15 * 60_000);
       const code = proofs.issueEmailCode(id, now(), expiresAt);
-      await mailer.sendCode(id, code, expiresAt);
+      await mailer.sendCode(id, formatInvitation(code, ledger.chainId), expiresAt);
       // Same answer whether or not the identity is registered: the mailbox owner is who learns the code.
       return reply.status(202).send({ sent: true, expiresAt });
     },
@@ -556,8 +623,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     },
     async (req) => {
       rl.registerPerIp.take(req.ip);
-      rl.registerPerIdentity.take(String(req.body.statement.id).toLowerCase());
-      const result = await registration.complete(req.body);
+      const result = await registration.complete(req.body, req.ip);
       audit('registration', result.id, { fingerprint: result.fingerprint });
       return result;
     },
@@ -591,7 +657,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     maxLedgerStalenessMs: o.insecureAllowStaleLedger
       ? Number.POSITIVE_INFINITY
       : (o.maxLedgerStalenessMs ?? 30_000),
-    limits: { loginPerIp: rl.loginPerIp, loginPerIdentity: rl.loginPerIdentity },
+    limits: { loginPerIp: rl.loginPerIp, loginGlobal: rl.loginGlobal, loginPerIdentity: rl.loginPerIdentity },
+    proxyTrust: trust,
     handlers,
     audit,
     log,

@@ -2,7 +2,9 @@
  * Identity verification before registration (seed phase 1 step 2; DESIGN phase 1 step 1): one-time
  * codes bound to an identity, stored hashed, expiring, single use. Two kinds:
  *   invite — issued by an admin (`keyledger admin invite`), 100 bits, shown once;
- *   email  — sent to the address itself, 8 digits, at most 5 tries.
+ *   email  — sent to the address itself, 8 digits; a new code leaves the earlier ones valid.
+ * Wrong codes are not counted here: they are charged to their source address and a server-wide
+ * budget (RegistrationService), so nobody can void another person's code by guessing.
  * Kept in DATA/server.sqlite (not on the ledger: they are operational secrets).
  */
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
@@ -17,8 +19,8 @@ import { sha256 } from '../protocol/hash.js';
 export type ProofMethod = 'invite' | 'email';
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-/** Most wrong tries an emailed code allows before it is void. */
-export const MAX_EMAIL_ATTEMPTS = 5;
+/** Most unused emailed codes kept per address: a new one beyond this retires the oldest. */
+export const MAX_LIVE_EMAIL_CODES = 5;
 
 function codeHash(id: string, method: ProofMethod, code: string): Buffer {
   return sha256(Buffer.from(`${method}\n${id}\n${normaliseCode(method, code)}`, 'utf8'));
@@ -78,23 +80,46 @@ export class IdentityProofs {
     return code;
   }
 
-  /** Issues an email code for `id`; earlier unused email codes for it are voided. */
+  /**
+   * Issues an email code for `id`. Earlier unused codes stay valid until they expire or one of them is
+   * used (a request by someone else must not void the code the mailbox owner just received); at
+   * most {@link MAX_LIVE_EMAIL_CODES} are kept, the oldest retired first.
+   */
   issueEmailCode(id: string, now: number, expiresAt: number): string {
     const code = String(randomInt(0, 100_000_000)).padStart(8, '0');
     guardWrite('the email code', () =>
       this.db.transaction(() => {
-        // A new code supersedes every earlier one for this address. Deleting (not just marking them
-        // used) keeps the table bounded and lets a new code equal an old one: with 8 digits that
-        // happens, and a duplicate key was a 500 (found by fuzzing).
-        this.db.prepare(`DELETE FROM identity_proofs WHERE id = ? AND method = 'email'`).run(id);
+        this.db
+          .prepare(`DELETE FROM identity_proofs WHERE id = ? AND method = 'email' AND (expires_at <= ? OR used_at IS NOT NULL)`)
+          .run(id, now);
+        // With 8 digits a new code can equal a live one: that row is renewed (a duplicate key was a
+        // 500, found by fuzzing).
         this.db
           .prepare(
-            'INSERT INTO identity_proofs(id, method, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+            `INSERT INTO identity_proofs(id, method, hash, created_at, expires_at) VALUES (?, 'email', ?, ?, ?)
+             ON CONFLICT(id, method, hash) DO UPDATE SET created_at = excluded.created_at, expires_at = excluded.expires_at`,
           )
-          .run(id, 'email', codeHash(id, 'email', code), now, expiresAt);
+          .run(id, codeHash(id, 'email', code), now, expiresAt);
+        this.db
+          .prepare(
+            `DELETE FROM identity_proofs WHERE id = ? AND method = 'email' AND rowid NOT IN (
+               SELECT rowid FROM identity_proofs WHERE id = ? AND method = 'email' ORDER BY created_at DESC, rowid DESC LIMIT ?)`,
+          )
+          .run(id, id, MAX_LIVE_EMAIL_CODES);
       })(),
     );
     return code;
+  }
+
+  /** Unused, unexpired emailed codes for `id` (what the mailbox owner can still use). */
+  liveEmailCodes(id: string, now: number): number {
+    return (
+      this.db
+        .prepare(
+          `SELECT count(*) AS n FROM identity_proofs WHERE id = ? AND method = 'email' AND used_at IS NULL AND expires_at > ?`,
+        )
+        .get(id, now) as { n: number }
+    ).n;
   }
 
   /**
@@ -108,39 +133,27 @@ export class IdentityProofs {
     );
     const rows = this.db
       .prepare(
-        'SELECT hash, expires_at, used_at, attempts FROM identity_proofs WHERE id = ? AND method = ? AND used_at IS NULL AND expires_at > ?',
+        'SELECT hash FROM identity_proofs WHERE id = ? AND method = ? AND used_at IS NULL AND expires_at > ?',
       )
-      .all(id, method, now) as Array<{
-      hash: Buffer;
-      expires_at: number;
-      used_at: number | null;
-      attempts: number;
-    }>;
+      .all(id, method, now) as Array<{ hash: Buffer }>;
     const want = codeHash(id, method, code);
-    const match = rows.find((r) => r.hash.length === want.length && timingSafeEqual(r.hash, want));
-    if (match && (method === 'invite' || match.attempts < MAX_EMAIL_ATTEMPTS)) return;
-    if (method === 'email') {
-      // A wrong guess that cannot be counted is refused as a storage fault, not as a wrong code:
-      // guesses must not go uncounted.
-      guardWrite('the attempt count', () =>
-        this.db
-          .prepare(
-            `UPDATE identity_proofs SET attempts = attempts + 1 WHERE id = ? AND method = 'email' AND used_at IS NULL`,
-          )
-          .run(id),
-      );
-    }
+    if (rows.some((r) => r.hash.length === want.length && timingSafeEqual(r.hash, want))) return;
     throw invalid;
   }
 
-  /** Marks a code used (after the registration committed). */
+  /** Marks a code used (after the registration committed); the identity's other emailed codes go with it. */
   consume(id: string, method: ProofMethod, code: string, now: number): void {
     guardWrite('the use of the code', () =>
-      this.db
-        .prepare(
-          'UPDATE identity_proofs SET used_at = ? WHERE id = ? AND method = ? AND hash = ? AND used_at IS NULL',
-        )
-        .run(now, id, method, codeHash(id, method, code)),
+      this.db.transaction(() => {
+        this.db
+          .prepare(
+            'UPDATE identity_proofs SET used_at = ? WHERE id = ? AND method = ? AND hash = ? AND used_at IS NULL',
+          )
+          .run(now, id, method, codeHash(id, method, code));
+        this.db
+          .prepare(`UPDATE identity_proofs SET used_at = ? WHERE id = ? AND method = 'email' AND used_at IS NULL`)
+          .run(now, id);
+      })(),
     );
   }
 

@@ -25,6 +25,7 @@ import {
   type PendingChallenge,
   verifyChallengeResponse,
 } from './handshake.js';
+import { clientAddress, type ProxyTrust } from './client-address.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { ServerKey } from './server-key.js';
 import { handleSessionMessage, type MessageHandler } from './session-service.js';
@@ -42,7 +43,13 @@ export interface LoginSocketContext {
   maxPendingChallenges: number;
   /** Refuse logins while the ledger is more stale than this (fail closed); Infinity turns it off. */
   maxLedgerStalenessMs: number;
-  limits: { loginPerIp: RateLimiter; loginPerIdentity: RateLimiter };
+  /**
+   * Unauthenticated traffic (hellos, resumes) is charged to its source and to the server-wide budget;
+   * the per-identity limit only by logins that verified (docs/protocol.md, "Rate limits").
+   */
+  limits: { loginPerIp: RateLimiter; loginGlobal: RateLimiter; loginPerIdentity: RateLimiter };
+  /** Which proxies' forwarded addresses to believe. */
+  proxyTrust: ProxyTrust;
   /** Application hooks for session messages. */
   handlers: MessageHandler[];
   /** Writes an audit event; failures are logged, never block a login. */
@@ -85,7 +92,7 @@ export function attachLoginSocket(
   });
 
   function onConnection(ws: WebSocket, req: IncomingMessage): void {
-    const ip = req.socket.remoteAddress ?? 'unknown';
+    const ip = clientAddress(req, ctx.proxyTrust);
     let state: 'hello' | 'response' | 'resume-proof' | 'established' | 'closed' = 'hello';
     let mine: PendingChallenge | undefined;
     let session: Session | undefined;
@@ -152,6 +159,7 @@ export function attachLoginSocket(
           'resume',
         );
         ctx.limits.loginPerIp.take(ip);
+        ctx.limits.loginGlobal.take('*');
         const target = ctx.sessions.get(r.sid);
         if (!target) throw new KlError('KL_SESSION_UNKNOWN', 'no live session has this id: log in again');
         resuming = {
@@ -216,7 +224,10 @@ export function attachLoginSocket(
         if (type !== 'hello') throw new KlError('KL_PROTOCOL', 'expected hello');
         const hello = checkShape<Hello>(msg, HELLO_SHAPE, 'KL_PROTOCOL', 'hello');
         ctx.limits.loginPerIp.take(ip);
-        ctx.limits.loginPerIdentity.take(hello.id.toLowerCase());
+        ctx.limits.loginGlobal.take('*');
+        // Only verified logins charge the identity's limit: a stranger's hellos for alice never do.
+        // Once her own logins used it up, further hellos are refused before any work is spent.
+        ctx.limits.loginPerIdentity.check(hello.id.toLowerCase());
         if (pending.size >= ctx.maxPendingChallenges)
           throw new KlError('KL_RATE_LIMITED', 'the server is busy: try again shortly');
         // Fail closed: a key revoked on the chain while this server cannot read it must not log in.
@@ -266,6 +277,7 @@ export function attachLoginSocket(
           ctx.audit('login_failed', p.id, { reason: isKlError(err) ? err.code : 'internal' });
           throw err;
         }
+        ctx.limits.loginPerIdentity.take(login.id);
         session = ctx.sessions.create({
           id: login.id,
           fingerprint: login.fingerprint,

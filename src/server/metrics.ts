@@ -30,6 +30,7 @@ export class ServerMetrics {
   private readonly renewals: Counter;
   private readonly alarms: Counter<'reason'>;
   private readonly sessionEnds: Counter<'reason'>;
+  private readonly alertsDropped: Counter<'kind'>;
   private readonly commitSeconds: Histogram;
   private readonly series = new Map<number, LoginSeriesPoint>();
 
@@ -70,6 +71,12 @@ export class ServerMetrics {
       name: 'keyledger_session_ends_total',
       help: 'Ended sessions by reason',
       labelNames: ['reason'],
+      registers,
+    });
+    this.alertsDropped = new Counter({
+      name: 'keyledger_alerts_dropped_total',
+      help: 'Operator alerts pushed out of memory by newer ones, by kind (the newest are kept)',
+      labelNames: ['kind'],
       registers,
     });
     this.commitSeconds = new Histogram({
@@ -128,6 +135,11 @@ export class ServerMetrics {
         if (event.startsWith('session_') && detail?.reason)
           this.sessionEnds.inc({ reason: String(detail.reason) });
     }
+  }
+
+  /** Counts one operator alert pushed out of memory (see alert-log.ts). */
+  observeAlertDropped(kind: string): void {
+    this.alertsDropped.inc({ kind });
   }
 
   /** Records one commit latency, ms. */

@@ -28,6 +28,32 @@ export class RateLimiter {
    * @throws KlError `KL_RATE_LIMITED` with the seconds to wait.
    */
   take(key: string): void {
+    const b = this.refill(key);
+    this.refuseIfEmpty(key, b);
+    b.tokens -= 1;
+  }
+
+  /**
+   * Refuses like {@link take} when `key` has no token left, but takes none: for limits charged only
+   * by what a request turns out to be (a wrong code, a verified login), checked before the work.
+   * @throws KlError `KL_RATE_LIMITED` with the seconds to wait.
+   */
+  check(key: string): void {
+    this.refuseIfEmpty(key, this.refill(key));
+  }
+
+  /** Takes one token for `key` if there is one; never throws (charges what a request turned out to be). */
+  spend(key: string): void {
+    const b = this.refill(key);
+    b.tokens = Math.max(0, b.tokens - 1);
+  }
+
+  /** Whether `key` has a token now (takes none). */
+  available(key: string): boolean {
+    return this.refill(key).tokens >= 1;
+  }
+
+  private refill(key: string): { tokens: number; at: number } {
     const t = this.now();
     let b = this.buckets.get(key);
     if (b) {
@@ -41,13 +67,15 @@ export class RateLimiter {
     }
     this.buckets.set(key, b);
     if (this.buckets.size > this.maxKeys) this.buckets.delete(this.buckets.keys().next().value!);
-    if (b.tokens < 1) {
-      this.onLimited?.(key);
-      const wait = Math.ceil((1 - b.tokens) / this.limit.perSecond);
-      throw new KlError('KL_RATE_LIMITED', `too many ${this.name} attempts: try again in ${wait} s`, {
-        retryAfter: wait,
-      });
-    }
-    b.tokens -= 1;
+    return b;
+  }
+
+  private refuseIfEmpty(key: string, b: { tokens: number }): void {
+    if (b.tokens >= 1) return;
+    this.onLimited?.(key);
+    const wait = Math.ceil((1 - b.tokens) / this.limit.perSecond);
+    throw new KlError('KL_RATE_LIMITED', `too many ${this.name} attempts: try again in ${wait} s`, {
+      retryAfter: wait,
+    });
   }
 }

@@ -8,10 +8,18 @@ import type { Ledger } from '../ledger/ledger.js';
 import type { TransactionReceipt } from '../ledger/proofs.js';
 import { acceptPublicKey } from '../pgp/key-policy.js';
 import { verifyDetached } from '../pgp/messages.js';
+import { openSealed } from '../pgp/sealed.js';
 import { isKlError, KlError } from '../protocol/errors.js';
 import { canonicalDisplayName, canonicalIdentity } from '../protocol/identity.js';
-import { type RegistrationStatement, statementBytes } from '../protocol/statements.js';
-import type { IdentityProofs, ProofMethod } from './identity-proofs.js';
+import { checkShape } from '../protocol/shape.js';
+import {
+  IDENTITY_PROOF_SHAPE,
+  type IdentityProofPayload,
+  type RegistrationStatement,
+  statementBytes,
+} from '../protocol/statements.js';
+import type { IdentityProofs } from './identity-proofs.js';
+import type { RateLimiter } from './rate-limiter.js';
 import type { ServerKey } from './server-key.js';
 
 /** How far a client's clock may be from the server's. */
@@ -30,7 +38,20 @@ export interface RegistrationRequest {
   statement: RegistrationStatement;
   signature: string;
   publicKey: string;
-  proof: { method: ProofMethod; code: string };
+}
+
+/**
+ * Limits of registration (docs/protocol.md, "Rate limits"). None is charged by a request that proved
+ * nothing about the identity: wrong codes are charged to their source and, for the guessable 8-digit
+ * emailed codes, to a global budget; `perIdentity` only once the identity proof verified.
+ */
+export interface RegistrationLimits {
+  /** Wrong codes per source address (invitations and emailed codes). */
+  wrongCodePerSource: RateLimiter;
+  /** Wrong emailed codes for the whole server: bounds guessing from many addresses. */
+  wrongEmailCodeGlobal: RateLimiter;
+  /** Registrations per identity whose identity proof verified. */
+  perIdentity: RateLimiter;
 }
 
 /** Answer of register/complete: what the client must verify and keep. */
@@ -51,6 +72,7 @@ export interface RegistrationServiceOptions {
   now: () => number;
   nonceTtlMs?: number;
   maxPendingNonces?: number;
+  limits?: RegistrationLimits;
 }
 
 /** The server side of registration. */
@@ -85,8 +107,11 @@ export class RegistrationService {
     };
   }
 
-  /** DESIGN phase 1 steps 4–6. */
-  async complete(req: RegistrationRequest): Promise<RegistrationResult> {
+  /**
+   * DESIGN phase 1 steps 4–6. `source` is the requester's address (after the proxy trust list), which
+   * wrong codes are charged to.
+   */
+  async complete(req: RegistrationRequest, source = 'unknown'): Promise<RegistrationResult> {
     const now = this.o.now();
     const s = req.statement;
     const id = canonicalIdentity(s.id);
@@ -118,7 +143,8 @@ export class RegistrationService {
     const accepted = await acceptPublicKey(req.publicKey, new Date(now));
     if (accepted.fingerprint !== s.fingerprint)
       throw new KlError('KL_STATEMENT_INVALID', 'the statement names another key than the one sent');
-    // Proof of possession: the statement (with the server's nonce) signed by the key being registered.
+    // Proof of possession: the statement (with the server's nonce and the sealed identity proof)
+    // signed by the key being registered.
     await verifyDetached({
       data: statementBytes(s),
       armoredSignature: req.signature,
@@ -127,10 +153,6 @@ export class RegistrationService {
       maxSkewMs: MAX_CLOCK_SKEW_MS,
     });
 
-    // A retry after a lost answer (the server died between the ledger commit and the reply): the
-    // ledger already holds this very key for this identity, and the statement just proved possession
-    // of it with a fresh nonce. The identity was proven when the key was written, so the answer is
-    // the receipt of that registration, not KL_IDENTITY_TAKEN — registration is safe to retry.
     const record = await this.o.ledger.getKeyRecord(id).then(
       (r) => r.record,
       (err: unknown) => {
@@ -138,15 +160,26 @@ export class RegistrationService {
         throw err;
       },
     );
+    // A retry after a lost answer (the server died between the ledger commit and the reply): the
+    // ledger already holds this very key for this identity, and the statement just proved possession
+    // of it with a fresh nonce. The identity was proven when the key was written, so the answer is
+    // the receipt of that registration, not KL_IDENTITY_TAKEN — registration is safe to retry.
     if (record?.status === 'active' && record.fingerprint === accepted.fingerprint) {
       const receipt = await this.o.ledger.getTransaction(record.registered.txid);
-      if (receipt.envelope.tx.type === 'KeyRegistered') {
-        this.o.proofs.consume(id, req.proof.method, req.proof.code, now); // a no-op once used
-        return this.result(id, name, accepted, receipt);
-      }
+      if (receipt.envelope.tx.type === 'KeyRegistered') return this.result(id, name, accepted, receipt);
     }
+    // The ledger is public (GET /v1/ledger/keys/:id): saying which key holds the identity tells an
+    // attacker nothing, and tells a raced user what happened.
+    if (record?.status === 'active')
+      throw new KlError(
+        'KL_IDENTITY_TAKEN',
+        `${id} is already registered on the ledger with another key (${record.fingerprint})`,
+        { fingerprint: record.fingerprint, height: record.registered.height },
+      );
 
-    this.o.proofs.check(id, req.proof.method, req.proof.code, now);
+    const proof = await this.openProof(s, now);
+    this.checkCode(id, proof, source, now);
+    this.o.limits?.perIdentity.take(id);
     if (this.inFlight.has(id))
       throw new KlError('KL_IDENTITY_TAKEN', 'a registration of this identity is already in progress');
     this.inFlight.add(id);
@@ -162,10 +195,63 @@ export class RegistrationService {
           algorithm: accepted.algorithm,
         },
       });
-      this.o.proofs.consume(id, req.proof.method, req.proof.code, this.o.now());
+      this.o.proofs.consume(id, proof.method, proof.code, this.o.now());
       return this.result(id, name, accepted, receipt);
     } finally {
       this.inFlight.delete(id);
+    }
+  }
+
+  /**
+   * Opens the sealed identity proof and checks that it was made for this very statement (identity,
+   * key, nonce, server, ledger, method): a sealed proof copied from another registration is refused.
+   */
+  private async openProof(s: RegistrationStatement, now: number): Promise<IdentityProofPayload> {
+    const invalid = () =>
+      new KlError('KL_IDENTITY_PROOF_INVALID', 'the invitation or verification code is not valid for this identity');
+    let payload: IdentityProofPayload;
+    try {
+      const bytes = await openSealed(s.proof.sealed, this.o.serverKey.privateKey, new Date(now));
+      payload = checkShape<IdentityProofPayload>(
+        JSON.parse(Buffer.from(bytes).toString('utf8')),
+        IDENTITY_PROOF_SHAPE,
+        'KL_IDENTITY_PROOF_INVALID',
+      );
+    } catch (err) {
+      if (isKlError(err) && err.code === 'KL_STORAGE_UNAVAILABLE') throw err;
+      throw invalid();
+    }
+    const bound =
+      payload.chain === s.chain &&
+      payload.id === s.id &&
+      payload.fingerprint === s.fingerprint &&
+      payload.nonce === s.nonce &&
+      payload.server === s.server &&
+      payload.method === s.proof.method;
+    if (!bound) throw invalid();
+    return payload;
+  }
+
+  /**
+   * Checks the code. Wrong codes are counted against their source address and, for emailed codes,
+   * against the server-wide budget — never against the identity, so nobody can void or block another
+   * person's code by guessing (docs/protocol.md, "Rate limits").
+   */
+  private checkCode(id: string, proof: IdentityProofPayload, source: string, now: number): void {
+    const limits = this.o.limits;
+    const budgets: Array<[RateLimiter, string]> = limits
+      ? [
+          [limits.wrongCodePerSource, source],
+          ...(proof.method === 'email' ? [[limits.wrongEmailCodeGlobal, '*'] as [RateLimiter, string]] : []),
+        ]
+      : [];
+    for (const [limiter, key] of budgets) limiter.check(key);
+    try {
+      this.o.proofs.check(id, proof.method, proof.code, now);
+    } catch (err) {
+      if (isKlError(err) && err.code === 'KL_IDENTITY_PROOF_INVALID')
+        for (const [limiter, key] of budgets) limiter.spend(key);
+      throw err;
     }
   }
 

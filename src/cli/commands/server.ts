@@ -37,6 +37,9 @@ export interface ServeOptions {
   json?: boolean;
 }
 
+/** Log lines kept while the encrypted log is not open yet (start-up); more are counted, not kept. */
+const MAX_EARLY_LOG_LINES = 10_000;
+
 /** Runs the server until SIGINT/SIGTERM. */
 export async function serve(o: ServeOptions): Promise<number> {
   const config = loadConfig({ ...(o.configFile ? { file: o.configFile } : {}), flags: o.flags });
@@ -48,9 +51,16 @@ export async function serve(o: ServeOptions): Promise<number> {
   else if (config.ledger?.engine === 'evm' || config.ledger?.contract) checkEngine(data, config.ledger ?? {});
   // Seed phase 4 step 6: the server's log is encrypted at rest, readable with the operator's key
   // (operatorKey) or, by default, with the server key (keyledger logs decrypt --data DIR).
+  // Lines logged before the log file is open (the server key it is encrypted to is only there once
+  // the server has initialised the data directory) wait in a bounded buffer, with their time, and
+  // are written first: an admin role granted at start is on record like any other ledger change.
   let logLine: ((text: string) => void) | null = null;
+  const early: Array<{ at: Date; text: string }> = [];
+  let earlyDropped = 0;
   const log = (line: string) => {
-    logLine?.(line);
+    if (logLine) logLine(line);
+    else if (early.length < MAX_EARLY_LOG_LINES) early.push({ at: new Date(), text: line });
+    else earlyDropped++;
     if (o.insecurePlainLogs) info(`${new Date().toISOString()} ${line}`);
   };
   const server = await startServer({ ...options, passphrase, log });
@@ -73,7 +83,20 @@ export async function serve(o: ServeOptions): Promise<number> {
     await server.close();
     throw storageError(err, 'its encrypted log') ?? err;
   }
-  logLine = logWriter(logFile, { report: (m) => info(`keyledger: ${m}`) });
+  let stamp: Date | undefined;
+  const write = logWriter(logFile, {
+    report: (m) => info(`keyledger: ${m}`),
+    now: () => stamp ?? new Date(),
+  });
+  for (const e of early) {
+    stamp = e.at;
+    write(e.text);
+  }
+  stamp = undefined;
+  if (earlyDropped > 0)
+    write(`${earlyDropped} log line(s) lost: more than ${MAX_EARLY_LOG_LINES} before the log opened`);
+  early.length = 0;
+  logLine = write;
   log(`server started on ${server.url}`);
   const g = server.ledger.genesis;
   if (o.json) {

@@ -20,6 +20,7 @@ import { KlError } from '../../protocol/errors.js';
 import { sha256Hex } from '../../protocol/hash.js';
 import { canonicalIdentity } from '../../protocol/identity.js';
 import { callAdmin } from '../../server/admin-socket.js';
+import type { DroppedAlerts } from '../../server/alert-log.js';
 import { info, out } from '../io.js';
 import { logWriter } from '../log-writer.js';
 import { resolvePassphrase } from '../passphrase.js';
@@ -236,6 +237,15 @@ export async function adminSessionCommand(o: {
   }
   if (o.sub === 'alerts') {
     const list = await callAdmin<Array<Record<string, unknown>>>(o.data, 'GET', '/alerts');
+    const dropped = await callAdmin<DroppedAlerts>(o.data, 'GET', '/alerts/dropped');
+    // The server keeps the newest alerts; older ones pushed out are counted, and said (on stderr
+    // with --json, whose stdout stays the list).
+    if (dropped.total > 0) {
+      const kinds = Object.entries(dropped.byKind).map(([k, n]) => `${k} ${n}`);
+      (o.json ? info : out)(
+        `${dropped.total} older alert(s) dropped from memory (${kinds.join(', ')}); the newest are listed`,
+      );
+    }
     if (o.json) out(JSON.stringify(list));
     else if (list.length === 0) out('no alerts');
     else

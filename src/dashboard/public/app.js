@@ -75,6 +75,7 @@ async function showOverview() {
   $('#ov-revoked').textContent = o.identities.revoked;
   $('#ov-sessions').textContent = o.sessions.live;
   $('#ov-alerts').textContent = o.alerts.open;
+  showDropped($('#ov-alerts-dropped'), o.alerts.dropped);
   $('#ov-chain').textContent = `Chain id ${o.ledger.chain}`;
   drawChart(o.logins);
 }
@@ -415,8 +416,19 @@ function alertRow(a, fresh = false) {
   );
 }
 
+// The server keeps the newest alerts in memory; older ones pushed out are counted, and said here.
+function showDropped(node, dropped) {
+  node.hidden = !dropped || dropped.total === 0;
+  if (node.hidden) return;
+  const kinds = Object.entries(dropped.byKind)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  node.textContent = `${dropped.total} older alert(s) dropped from memory (${kinds}); the newest are listed.`;
+}
+
 async function showAlerts() {
-  const list = await api('alerts');
+  const [list, dropped] = await Promise.all([api('alerts'), api('alerts/dropped')]);
+  showDropped($('#alerts-dropped'), dropped);
   $('#alert-rows').replaceChildren(...list.map((a) => alertRow(a)));
   if (list.length === 0)
     $('#alert-rows').replaceChildren(el('tr', { id: 'no-alerts' }, el('td', { colspan: 5 }, 'No alerts.')));

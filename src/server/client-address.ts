@@ -1,0 +1,24 @@
+/**
+ * The address a request comes from, for limits keyed on the source (docs/protocol.md, "Rate
+ * limits"). Behind a reverse proxy every request arrives from the proxy, so the address it forwards
+ * (`X-Forwarded-For`) is believed, hop by hop, only from proxies in the trust list of the
+ * configuration (`trustProxy`: addresses, CIDR ranges, or `loopback`, `linklocal`, `uniquelocal`).
+ * Without a trust list the socket's address is the source and forwarded headers are ignored.
+ */
+import type { IncomingMessage } from 'node:http';
+import proxyaddr from '@fastify/proxy-addr';
+
+/** Decides, hop by hop, whether an address is a trusted proxy (the form Fastify's `trustProxy` takes). */
+export type ProxyTrust = (address: string, hop: number) => boolean;
+
+/** Compiles the trust list; an empty or absent list trusts no proxy. */
+export function proxyTrust(list: readonly string[] | undefined): ProxyTrust {
+  if (!list || list.length === 0) return () => false;
+  return proxyaddr.compile([...list]);
+}
+
+/** The client's address of a raw request (the WebSocket upgrade), by the same rule as Fastify's `req.ip`. */
+export function clientAddress(req: IncomingMessage, trust: ProxyTrust): string {
+  if (!req.socket.remoteAddress) return 'unknown';
+  return proxyaddr(req, trust);
+}
