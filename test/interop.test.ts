@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { ClientHome } from '../src/client/home.js';
 import { createIdentity, type KeySource } from '../src/client/identity.js';
 import { login } from '../src/client/login.js';
@@ -16,6 +17,8 @@ import { PASSPHRASE, tempDir } from './helpers.js';
 import { CLIENT_PASSPHRASE, invite, testServer } from './support/server.js';
 
 type Srv = Awaited<ReturnType<typeof testServer>>;
+const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
+const run = promisify(execFile);
 let server: Srv;
 const gnupgHomes: string[] = [];
 before(async () => {
@@ -199,6 +202,123 @@ describe('interop: keys made by GnuPG and Sequoia register and log in', () => {
     const record = (await server.ledger.getKeyRecord('otto@example.org')).record!;
     assert.equal(record.fingerprint, toSq.identity.fingerprint);
     assert.equal(record.history.length, 2);
+  });
+
+  it('--gpg mode with a certify-only primary key made by Sequoia sq (fixture): signs with its signing subkey', async () => {
+    const g = gnupgHome();
+    gpg(
+      g,
+      ['--import'],
+      readFileSync(new URL('./fixtures/keys/sq-certify-only.sec.asc', import.meta.url), 'utf8'),
+    );
+    const fpr = fingerprintOf(g, 'cera@example.org');
+    assert.match(
+      gpg(g, ['--with-colons', '--list-keys', fpr]),
+      /^pub:(?:[^:]*:){10}c[A-Z]*:/m,
+      'primary is certify-only',
+    );
+    const { home, identity } = await homeWith({
+      id: 'cera@example.org',
+      name: 'Cera',
+      source: 'gpg',
+      fingerprint: fpr,
+      gpgHome: g,
+    });
+    assert.equal(identity.fingerprint, fpr);
+    await registerAndLogin(home, undefined);
+  });
+
+  it('keyledger init --gpg, register and login (the CLI) with the certify-only sq key', async () => {
+    const g = gnupgHome();
+    gpg(
+      g,
+      ['--import'],
+      readFileSync(new URL('./fixtures/keys/sq-certify-only.sec.asc', import.meta.url), 'utf8'),
+    );
+    const fpr = fingerprintOf(g, 'cera@example.org');
+    const home = join(tempDir(), 'home');
+    // Asynchronous: the server answering the CLI runs in this process.
+    const cli = async (args: string[]) => {
+      const { KEYLEDGER_PASSPHRASE: _drop, ...env } = process.env;
+      try {
+        return (await run(process.execPath, [bin, ...args, '--home', home], { env })).stdout;
+      } catch (err) {
+        const e = err as { stderr?: string; stdout?: string };
+        assert.fail(`${args[0]}: ${e.stderr}${e.stdout}`);
+      }
+    };
+    const init = await cli(['init', '--id', 'cera.cli@example.org', '--gpg', fpr, '--gpg-home', g]);
+    assert.match(init, /signs with {3}subkey [0-9a-f]{40} \(the primary key only certifies\)/);
+    await cli(['register', '--server', server.url, '--invite', invite(server, 'cera.cli@example.org')]);
+    assert.match(await cli(['login', '--json']), /"verified":true/);
+  });
+
+  it('--gpg mode with a certify-only primary key made by gpg (cert, then sign and encr subkeys)', async () => {
+    const { g, fpr } = gpgKey('Cody <cody@example.org>', { algo: 'ed25519', usage: 'cert' });
+    gpg(g, ['--passphrase', '', '--quick-add-key', fpr.toUpperCase(), 'ed25519', 'sign', 'never']);
+    gpg(g, ['--passphrase', '', '--quick-add-key', fpr.toUpperCase(), 'cv25519', 'encr', 'never']);
+    const { home } = await homeWith({
+      id: 'cody@example.org',
+      name: 'Cody',
+      source: 'gpg',
+      fingerprint: fpr,
+      gpgHome: g,
+    });
+    await registerAndLogin(home, undefined);
+  });
+
+  it('--gpg init refuses, clearly, a key that cannot encrypt or whose signing secret GnuPG lacks', async () => {
+    const noEncr = gpgKey('Nora <nora@example.org>', { algo: 'ed25519', usage: 'cert' });
+    gpg(noEncr.g, [
+      '--passphrase',
+      '',
+      '--quick-add-key',
+      noEncr.fpr.toUpperCase(),
+      'ed25519',
+      'sign',
+      'never',
+    ]);
+    await assert.rejects(
+      homeWith({
+        id: 'nora@example.org',
+        name: 'Nora',
+        source: 'gpg',
+        fingerprint: noEncr.fpr,
+        gpgHome: noEncr.g,
+      }),
+      (e: unknown) => isKlError(e, 'KL_KEY_POLICY') && /encryption/.test(e.message),
+    );
+    const stub = gpgKey('Stu <stu@example.org>', { algo: 'ed25519', usage: 'cert' });
+    gpg(stub.g, ['--passphrase', '', '--quick-add-key', stub.fpr.toUpperCase(), 'ed25519', 'sign', 'never']);
+    gpg(stub.g, ['--passphrase', '', '--quick-add-key', stub.fpr.toUpperCase(), 'cv25519', 'encr', 'never']);
+    const signing = gpg(stub.g, ['--with-colons', '--list-keys', stub.fpr])
+      .split('\n')
+      .map((l) => l.split(':'))
+      .reduce<{ last?: string[]; fpr?: string }>((acc, f) => {
+        if (f[0] === 'sub') acc.last = f;
+        else if (f[0] === 'fpr' && acc.last?.[11] === 's') acc.fpr = f[9];
+        if (f[0] === 'fpr') acc.last = undefined;
+        return acc;
+      }, {}).fpr!;
+    // Only the signing subkey's secret goes: GnuPG keeps a stub for it.
+    gpg(stub.g, ['--yes', '--delete-secret-keys', `${signing}!`]);
+    await assert.rejects(
+      homeWith({ id: 'stu@example.org', name: 'Stu', source: 'gpg', fingerprint: stub.fpr, gpgHome: stub.g }),
+      (e: unknown) =>
+        isKlError(e, 'KL_KEY_POLICY') &&
+        e.message.includes(`signing subkey ${signing.toLowerCase()}`) &&
+        /can both sign and decrypt/.test(e.message),
+    );
+    await assert.rejects(
+      homeWith({
+        id: 'stu@example.org',
+        name: 'Stu',
+        source: 'gpg',
+        fingerprint: '--armor',
+        gpgHome: stub.g,
+      }),
+      (e: unknown) => isKlError(e, 'KL_BAD_INPUT') && /40 hex digits/.test(e.message),
+    );
   });
 
   it('challenges the server makes decrypt in gpg (and carry a signature gpg can check)', async () => {

@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import * as openpgp from 'openpgp';
-import { acceptPublicKey } from '../src/pgp/key-policy.js';
+import { acceptPublicKey, MAX_USER_IDS } from '../src/pgp/key-policy.js';
+import {
+  readArmoredMessage,
+  readPublicKey,
+  signDetached,
+  unlockPrivateKey,
+  verifyDetached,
+} from '../src/pgp/messages.js';
 import { isKlError } from '../src/protocol/errors.js';
 
 const now = () => new Date();
@@ -94,5 +101,144 @@ describe('key policy', () => {
     });
     const { publicKey } = await openpgp.revokeKey({ key: k.privateKey, format: 'armored' });
     await assert.rejects(acceptPublicKey(publicKey, now()), refused('KL_KEY_POLICY', /revoked/));
+  });
+
+  it('stores only what self-signatures bind: an unsigned user ID and a third-party certification go (fixture made by gpg)', async () => {
+    const armored = readFileSync(
+      new URL('./fixtures/keys/gpg-third-party-and-unsigned-uid.pub.asc', import.meta.url),
+      'utf8',
+    );
+    const sent = await openpgp.readKey({ armoredKey: armored });
+    assert.deepEqual(sent.getUserIDs(), ['Dana <dana@example.org>', 'Root Admin <root@example.org>']);
+    assert.equal(
+      sent.users[0]!.otherCertifications.length,
+      1,
+      'the fixture carries a third-party certification',
+    );
+    const a = await acceptPublicKey(armored, now());
+    assert.equal(a.fingerprint, sent.getFingerprint());
+    assert.deepEqual(a.emails, ['dana@example.org']);
+    // What is returned for storing is the reduced key, read back from its own armor.
+    for (const key of [a.key, await openpgp.readKey({ armoredKey: a.armored })]) {
+      assert.equal(key.getFingerprint(), sent.getFingerprint());
+      assert.deepEqual(key.getUserIDs(), ['Dana <dana@example.org>']);
+      assert.equal(key.users[0]!.otherCertifications.length, 0);
+      assert.equal(key.users[0]!.selfCertifications.length, 1);
+      assert.equal(key.getSubkeys().length, 1);
+    }
+    assert.doesNotMatch(a.armored, /Root Admin/);
+  });
+
+  it('drops subkeys without a valid binding by this primary key, and keeps the fingerprint', async () => {
+    const own = await openpgp.generateKey({
+      type: 'ecc',
+      userIDs: [{ email: 'o@example.org' }],
+      format: 'object',
+    });
+    const other = await openpgp.generateKey({
+      type: 'ecc',
+      userIDs: [{ email: 'x@example.org' }],
+      format: 'object',
+    });
+    const packets = own.publicKey.toPacketList() as openpgp.PacketList<openpgp.AnyPacket>;
+    const foreign = other.publicKey.subkeys[0]!;
+    packets.push(foreign.keyPacket); // no binding signature at all
+    packets.push(other.publicKey.subkeys[0]!.keyPacket, ...foreign.bindingSignatures); // bound by another key
+    packets.push(openpgp.UserIDPacket.fromObject({ name: 'Root Admin', email: 'root@example.org' }));
+    const stuffed = new openpgp.PublicKey(packets).armor();
+    assert.equal((await openpgp.readKey({ armoredKey: stuffed })).getSubkeys().length, 3);
+    const a = await acceptPublicKey(stuffed, now());
+    assert.equal(a.fingerprint, own.publicKey.getFingerprint());
+    assert.deepEqual(
+      a.key.getSubkeys().map((k) => k.getFingerprint()),
+      own.publicKey.getSubkeys().map((k) => k.getFingerprint()),
+    );
+    assert.deepEqual(a.key.getUserIDs(), ['<o@example.org>']);
+  });
+
+  it('refuses a key stuffed with 5,000 user IDs, or with more than 16 subkeys, before checking signatures', async () => {
+    const k = await openpgp.generateKey({
+      type: 'ecc',
+      userIDs: [{ email: 'u@example.org' }],
+      format: 'object',
+    });
+    const packets = k.publicKey.toPacketList() as openpgp.PacketList<openpgp.AnyPacket>;
+    for (let i = 0; i < 5_000; i++) packets.push(openpgp.UserIDPacket.fromObject({ name: 'a' }));
+    const stuffed = new openpgp.PublicKey(packets).armor();
+    assert.ok(stuffed.length < 32 * 1024, 'small enough to pass the size bound');
+    await assert.rejects(
+      acceptPublicKey(stuffed, now()),
+      refused('KL_KEY_POLICY', new RegExp(`5001 user IDs; at most ${MAX_USER_IDS}`)),
+    );
+    const subs = k.publicKey.toPacketList() as openpgp.PacketList<openpgp.AnyPacket>;
+    const sub = k.publicKey.subkeys[0]!;
+    for (let i = 0; i < 16; i++) subs.push(sub.keyPacket, ...sub.bindingSignatures);
+    await assert.rejects(
+      acceptPublicKey(new openpgp.PublicKey(subs).armor(), now()),
+      refused('KL_KEY_POLICY', /17 subkeys; at most 16/),
+    );
+  });
+
+  it("keeps a self-signed user ID that names someone else (the key holder's claim, never evidence)", async () => {
+    const k = await openpgp.generateKey({
+      type: 'ecc',
+      userIDs: [{ email: 'me@example.org' }, { name: 'Root Admin', email: 'root@example.org' }],
+      format: 'armored',
+    });
+    const a = await acceptPublicKey(k.publicKey, now());
+    assert.deepEqual(a.emails, ['me@example.org', 'root@example.org']);
+  });
+
+  it('refuses armor whose BEGIN and END lines differ, for keys, signatures and messages', async () => {
+    const k = await openpgp.generateKey({
+      type: 'ecc',
+      userIDs: [{ email: 'e@example.org' }],
+      format: 'object',
+    });
+    const pub = k.publicKey.armor();
+    const swapEnd = (text: string, from: string, to: string) =>
+      text.replace(`-----END PGP ${from}-----`, `-----END PGP ${to}-----`);
+    // OpenPGP.js alone reads the key whatever the END line says.
+    await openpgp.readKey({ armoredKey: swapEnd(pub, 'PUBLIC KEY BLOCK', 'SIGNATURE') });
+    for (const to of ['SIGNATURE', 'MESSAGE', 'PRIVATE KEY BLOCK']) {
+      const bad = swapEnd(pub, 'PUBLIC KEY BLOCK', to);
+      await assert.rejects(
+        acceptPublicKey(bad, now()),
+        refused('KL_KEY_MALFORMED', /matching BEGIN and END/),
+      );
+      await assert.rejects(readPublicKey(bad), refused('KL_KEY_MALFORMED'));
+    }
+    await assert.rejects(
+      acceptPublicKey(`${pub}\n-----END PGP PUBLIC KEY BLOCK-----\n`, now()),
+      refused('KL_KEY_MALFORMED'),
+    );
+    const data = new TextEncoder().encode('statement');
+    const sig = await signDetached(data, k.privateKey, new Date());
+    await verifyDetached({ data, armoredSignature: sig, key: k.publicKey, now: new Date() });
+    await assert.rejects(
+      verifyDetached({
+        data,
+        armoredSignature: swapEnd(sig, 'SIGNATURE', 'MESSAGE'),
+        key: k.publicKey,
+        now: new Date(),
+      }),
+      refused('KL_MESSAGE_MALFORMED', /matching BEGIN and END/),
+    );
+    const msg = (await openpgp.encrypt({
+      message: await openpgp.createMessage({ binary: data }),
+      encryptionKeys: k.publicKey,
+      format: 'armored',
+    })) as string;
+    await readArmoredMessage(msg);
+    await assert.rejects(
+      readArmoredMessage(swapEnd(msg, 'MESSAGE', 'SIGNATURE')),
+      refused('KL_MESSAGE_MALFORMED', /matching BEGIN and END/),
+    );
+    const priv = k.privateKey.armor();
+    await unlockPrivateKey(priv, undefined);
+    await assert.rejects(
+      unlockPrivateKey(swapEnd(priv, 'PRIVATE KEY BLOCK', 'PUBLIC KEY BLOCK'), undefined),
+      refused('KL_KEY_MALFORMED', /matching BEGIN and END/),
+    );
   });
 });

@@ -1,14 +1,18 @@
 /**
  * A client key that lives in GnuPG: every private-key operation runs `gpg`, so keys in gpg-agent or
  * on an OpenPGP smartcard work and never leave it (`keyledger init --gpg FINGERPRINT`).
- *   sign:    gpg --batch --no-tty --status-fd 2 --armor --detach-sign --local-user FPR!
+ *   sign:    gpg --batch --no-tty --status-fd 2 --armor --detach-sign --local-user SIGNING-FPR!
+ *            where SIGNING-FPR is the key the registered public key signs with: the primary key, or
+ *            its signing subkey when the primary can only certify (as Sequoia's `sq key generate`
+ *            and PGPainless make keys); the `!` makes gpg use exactly that (sub)key
  *   decrypt: gpg --batch --no-tty --status-fd 2 --unwrap --decrypt   (keeps the inner signed message,
  *            whose server signature is then checked against the pinned server key here)
  * With a passphrase: --pinentry-mode loopback --passphrase-fd 3 (the passphrase never touches disk).
  */
 import { spawn } from 'node:child_process';
 import type * as openpgp from 'openpgp';
-import { verifySignedMessage } from '../pgp/messages.js';
+import { PGP_FULL_CONFIG } from '../pgp/config.js';
+import { readPublicKey, verifySignedMessage } from '../pgp/messages.js';
 import { KlError } from '../protocol/errors.js';
 import type { ClientKey } from './client-key.js';
 
@@ -78,6 +82,69 @@ function isKlError(err: unknown): err is KlError {
   return err instanceof KlError;
 }
 
+/**
+ * The fingerprint of the (sub)key `armoredPublicKey` signs or encrypts with at `date` (the one
+ * OpenPGP.js — and so the server — picks: valid, unexpired, unrevoked, newest first).
+ * @throws KlError `KL_KEY_POLICY` when the key has no valid (sub)key for `role`.
+ */
+export async function gpgKeyFor(
+  armoredPublicKey: string,
+  role: 'signing' | 'encryption',
+  date: Date,
+): Promise<string> {
+  const key = await readPublicKey(armoredPublicKey);
+  try {
+    const k =
+      role === 'signing'
+        ? await key.getSigningKey(undefined, date, undefined, PGP_FULL_CONFIG)
+        : await key.getEncryptionKey(undefined, date, undefined, PGP_FULL_CONFIG);
+    return k.getFingerprint();
+  } catch {
+    throw new KlError('KL_KEY_POLICY', `the key has no valid ${role} key or subkey`);
+  }
+}
+
+/**
+ * Checks that GnuPG holds the secret parts `keyledger` will use: the signing (sub)key and the
+ * encryption subkey of the primary key `o.fingerprint` (secret keys that are present, or on a
+ * smartcard; not stubs such as `gpg --export-secret-subkeys` leaves for the primary key).
+ * @throws KlError `KL_KEY_POLICY` naming the part GnuPG cannot use, or `KL_GPG_FAILED`.
+ */
+export async function checkGpgSecretKeys(
+  o: GpgKeyOptions,
+  roles: { signing: string; encryption: string },
+): Promise<void> {
+  let listing: string;
+  try {
+    const r = await runGpg(
+      ['--with-colons', '--with-fingerprint', '--list-secret-keys', o.fingerprint.toUpperCase()],
+      new Uint8Array(),
+      { ...o, passphrase: undefined },
+    );
+    listing = r.stdout.toString('utf8');
+  } catch (err) {
+    throw gpgError(err, `find the secret key ${o.fingerprint}`);
+  }
+  // --with-colons: a sec/ssb record, then its fpr record; field 15 is '#' for a stub (no secret).
+  const usable = new Set<string>();
+  let pending: string[] | null = null;
+  for (const line of listing.split('\n')) {
+    const f = line.split(':');
+    if (f[0] === 'sec' || f[0] === 'ssb') pending = f;
+    else if (f[0] === 'fpr' && pending) {
+      if (pending[14] !== '#') usable.add((f[9] ?? '').toLowerCase());
+      pending = null;
+    }
+  }
+  const missing = (role: string, fpr: string) =>
+    new KlError(
+      'KL_KEY_POLICY',
+      `GnuPG has no usable secret key for the ${role} ${fpr === o.fingerprint.toLowerCase() ? 'primary key' : `subkey ${fpr}`} of ${o.fingerprint}: keyledger needs a key that can both sign and decrypt`,
+    );
+  if (!usable.has(roles.signing)) throw missing('signing', roles.signing);
+  if (!usable.has(roles.encryption)) throw missing('encryption', roles.encryption);
+}
+
 /** A key held by GnuPG. */
 export class GpgClientKey implements ClientKey {
   readonly fingerprint: string;
@@ -89,17 +156,12 @@ export class GpgClientKey implements ClientKey {
     this.fingerprint = o.fingerprint.toLowerCase();
   }
 
-  async signDetached(data: Uint8Array): Promise<string> {
+  async signDetached(data: Uint8Array, date?: Date): Promise<string> {
+    // Sign with the (sub)key the registered key signs with, which is also what the server verifies.
+    const signing = await gpgKeyFor(this.publicKey, 'signing', date ?? new Date());
     try {
       const r = await runGpg(
-        [
-          '--armor',
-          '--detach-sign',
-          '--digest-algo',
-          'SHA256',
-          '--local-user',
-          `${this.fingerprint.toUpperCase()}!`,
-        ],
+        ['--armor', '--detach-sign', '--digest-algo', 'SHA256', '--local-user', `${signing.toUpperCase()}!`],
         data,
         this.o,
       );

@@ -11,7 +11,7 @@ import { readPublicKey, unlockPrivateKey } from '../pgp/messages.js';
 import { KlError } from '../protocol/errors.js';
 import { canonicalDisplayName, canonicalIdentity } from '../protocol/identity.js';
 import { type ClientKey, OpenPgpClientKey } from './client-key.js';
-import { exportGpgPublicKey, GpgClientKey } from './gpg-key.js';
+import { checkGpgSecretKeys, exportGpgPublicKey, GpgClientKey, gpgKeyFor } from './gpg-key.js';
 import type { ClientHome, IdentityFile } from './home.js';
 
 /** Where a key comes from: made here, an armored secret key from another tool, or GnuPG. */
@@ -85,14 +85,20 @@ export async function prepareKey(o: KeySource & { id: string; name: string }): P
       privateKey: protectedKey.armor(),
     };
   }
-  const armored = await exportGpgPublicKey({
-    fingerprint: o.fingerprint,
-    ...(o.gpgHome ? { homedir: o.gpgHome } : {}),
-  });
+  if (!/^[0-9a-fA-F]{40}$/.test(o.fingerprint))
+    throw new KlError('KL_BAD_INPUT', 'give the full fingerprint of the primary key (40 hex digits)');
+  const gpgOptions = { fingerprint: o.fingerprint, ...(o.gpgHome ? { homedir: o.gpgHome } : {}) };
+  const armored = await exportGpgPublicKey(gpgOptions);
   const accepted = await acceptPublicKey(armored, now);
   if (accepted.fingerprint !== o.fingerprint.toLowerCase()) {
     throw new KlError('KL_BAD_INPUT', 'give the full fingerprint of the primary key (40 hex digits)');
   }
+  // The key must sign and decrypt through GnuPG with the (sub)keys the server will use: e.g. a
+  // certify-only primary key signs with its signing subkey, whose secret GnuPG must hold.
+  await checkGpgSecretKeys(gpgOptions, {
+    signing: await gpgKeyFor(accepted.armored, 'signing', now),
+    encryption: await gpgKeyFor(accepted.armored, 'encryption', now),
+  });
   return {
     key: {
       fingerprint: accepted.fingerprint,

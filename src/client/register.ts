@@ -102,7 +102,11 @@ export async function buildRegistrationRequest(o: {
     server: o.server.fingerprint,
     time: o.time,
   };
-  const sealed = await sealTo(canonicalBytes(identityProofPayload(base, o.proof)), serverKey, new Date(o.time));
+  const sealed = await sealTo(
+    canonicalBytes(identityProofPayload(base, o.proof)),
+    serverKey,
+    new Date(o.time),
+  );
   const statement: RegistrationStatement = { ...base, proof: { method: o.proof.method, sealed } };
   const signature = await o.key.signDetached(statementBytes(statement), new Date(o.time));
   return { statement, signature, publicKey: o.identity.publicKey };
@@ -139,9 +143,13 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
     );
   const trust: ServerTrust = pin || o.expectChain ? 'pinned' : 'first-use';
   o.onServer?.({ url: o.server, chain: info.chain, fingerprint: info.server.fingerprint, trust });
-  const begun = await callJson<RegistrationBegun>('POST', new URL('/v1/register/begin', o.server).toString(), {
-    id: identity.id,
-  });
+  const begun = await callJson<RegistrationBegun>(
+    'POST',
+    new URL('/v1/register/begin', o.server).toString(),
+    {
+      id: identity.id,
+    },
+  );
   if (begun?.server?.fingerprint !== info.server.fingerprint || begun.chain !== info.chain) {
     throw new KlError('KL_SERVER_KEY_MISMATCH', 'the server changed its key during registration');
   }
@@ -216,10 +224,19 @@ function explainRefusal(err: unknown, id: string, trust: ServerTrust): unknown {
 }
 
 /** Asks the server to email a one-time code to the identity in `home`. */
-export async function requestEmailCode(o: {
-  home: ClientHome;
-  server: string;
-}): Promise<{ sent: boolean; expiresAt: number }> {
+export async function requestEmailCode(o: { home: ClientHome; server: string }): Promise<EmailCodeRequested> {
   const identity = o.home.readIdentity();
-  return callJson('POST', new URL('/v1/enroll/email', o.server).toString(), { id: identity.id });
+  const answer = await callJson<unknown>('POST', new URL('/v1/enroll/email', o.server).toString(), {
+    id: identity.id,
+  });
+  const a = answer as { sent?: unknown; expiresAt?: unknown; reason?: unknown } | null;
+  if (a?.sent === true && typeof a.expiresAt === 'number') return { sent: true, expiresAt: a.expiresAt };
+  if (a?.sent === false) return { sent: false, reason: 'recently-sent' };
+  throw new KlError('KL_PROTOCOL', 'the server answered the email request with something unexpected');
 }
+
+/**
+ * What the server did with a request for an emailed code: sent one, or — when codes went to this
+ * address in the last minutes — sent none, because those are still valid.
+ */
+export type EmailCodeRequested = { sent: true; expiresAt: number } | { sent: false; reason: 'recently-sent' };

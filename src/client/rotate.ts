@@ -61,8 +61,17 @@ export async function rotateKey(o: RotateKeyOptions): Promise<RotateKeyResult> {
       const identity = o.home.installPendingRotation();
       return { verified: true, oldFingerprint: current.fingerprint, identity, checkedSessionId };
     } catch (err) {
-      // Unreachable server: keep the new key, the ledger may have it. Refused: the ledger never did.
+      // Unreachable server: keep the new key, the ledger may have it. A refusal of a login is a
+      // plaintext answer, which anyone on the path can forge: the new key is forgotten only once
+      // the current key logs in (mutual authentication: the ledger still holds the current key).
       if (!(err instanceof KlError) || err.code === 'KL_NETWORK') throw err;
+      const check = await connect({
+        home: o.home,
+        ...(o.passphrase !== undefined ? { passphrase: o.passphrase } : {}),
+        ...(o.now ? { now: o.now } : {}),
+        ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
+      });
+      await check.close();
       o.home.discardPendingRotation();
     }
   }
@@ -99,10 +108,16 @@ export async function rotateKey(o: RotateKeyOptions): Promise<RotateKeyResult> {
   try {
     rotation = await session.rotateKey(nextKey, o.timeoutMs ? { timeoutMs: o.timeoutMs } : {});
   } catch (err) {
-    // A typed refusal means the ledger did not change: forget the new key. Anything else (the
-    // connection dropped, no answer) may have happened after the write: keep rotation.json so
-    // that running the rotation again finishes or restarts it.
-    if (err instanceof KlError && err.code !== 'KL_NETWORK' && !err.code.startsWith('KL_SESSION_'))
+    // A typed refusal sealed in the live session means the ledger did not change: forget the new
+    // key. Anything else (the connection dropped, no answer, the session ended under the request,
+    // e.g. because the rotation was written) may have happened after the write: keep rotation.json
+    // so that running the rotation again finishes or restarts it.
+    if (
+      err instanceof KlError &&
+      err.code !== 'KL_NETWORK' &&
+      !err.code.startsWith('KL_SESSION_') &&
+      !session.isClosed
+    )
       o.home.discardPendingRotation();
     throw err;
   } finally {

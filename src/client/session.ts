@@ -3,7 +3,14 @@
  * {@link ClientSession} that sends and receives application messages over the AEAD channel, makes
  * requests, sends OpenPGP-signed messages and verifies their ledger receipts, renews keys, resumes
  * on a new connection, revokes its own key, and logs out. Events: `message` (body), `alert`
- * ({ code, message }), `renewed` (epoch), `close` ({ code, reason, alert }).
+ * ({ code, message }), `renewed` (epoch), `resumed` (epoch), `close` ({ code, reason, alert,
+ * resumable }).
+ *
+ * Once the login's `finished` frame is verified, only what the channel opens is the server's word
+ * (docs/protocol.md "Phases 3 and 4"): a plaintext message (an `error` included), a frame that fails
+ * its checks, garbage, a WebSocket close code or reason are all unauthenticated, so they can only
+ * mean a lost connection, never a verdict. The session then drops that connection and resumes on a
+ * new one. Only an `alert` sealed in the channel ends the session with the server's code.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -11,11 +18,12 @@ import WebSocket from 'ws';
 import { type TransactionReceipt, verifyTransactionReceipt } from '../ledger/proofs.js';
 import type { Transaction, TxBodies } from '../ledger/transactions.js';
 import { Channel, type ChannelMessage } from '../protocol/channel.js';
-import { ERROR_CODES, type ErrorCode, KlError } from '../protocol/errors.js';
+import { errorFromWire, isErrorCode, isKlError, KlError, wireText } from '../protocol/errors.js';
 import { encodeFrame, type Frame } from '../protocol/frame.js';
 import { sha256Hex } from '../protocol/hash.js';
 import { MAX_WS_MESSAGE } from '../protocol/messages.js';
-import { resumeProof } from '../protocol/resume.js';
+import { RESUME_CHALLENGE_SHAPE, RESUMED_SHAPE, resumeProof } from '../protocol/resume.js';
+import { checkShape } from '../protocol/shape.js';
 import { type RevocationStatement, type RotationStatement, statementBytes } from '../protocol/statements.js';
 import type { ClientKey } from './client-key.js';
 import { type LoginOptions, type LoginResult, login } from './login.js';
@@ -43,9 +51,46 @@ export interface KeyChangeReceipt {
   receipt: TransactionReceipt;
 }
 
-function klError(e: { code?: string; message?: string } | undefined, fallback: ErrorCode): KlError {
-  const code = e?.code && e.code in ERROR_CODES ? (e.code as ErrorCode) : fallback;
-  return new KlError(code, String(e?.message ?? 'the server refused the request').slice(0, 500));
+/** At most this many automatic resumptions per minute; past that, resuming is left to the caller. */
+const MAX_AUTO_RESUMES = 20;
+
+/**
+ * Checks the fields a sealed message must have before it is acted on (sealed means it came from the
+ * server, not that the server is bug-free). Unknown message types are refused too.
+ */
+function wellFormed(m: ChannelMessage): boolean {
+  const r = m as Record<string, unknown>;
+  switch (m.t) {
+    case 'data':
+    case 'rekey-request':
+    case 'close-ack':
+    case 'alert':
+      return true;
+    case 'reply':
+    case 'receipt':
+      return (
+        Number.isSafeInteger(r.re) &&
+        (r.error === undefined ||
+          (typeof r.error === 'object' && r.error !== null && !Array.isArray(r.error)))
+      );
+    case 'rekey-ack':
+      return typeof r.ephemeral === 'string';
+    default:
+      return false;
+  }
+}
+
+/** The JSON object in a plaintext message of the resume socket. */
+function parseObject(text: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new KlError('KL_PROTOCOL', 'the server sent something that is not JSON');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new KlError('KL_PROTOCOL', 'the server sent something that is not a message');
+  return v as Record<string, unknown>;
 }
 
 /** An authenticated, encrypted session. */
@@ -63,7 +108,12 @@ export class ClientSession extends EventEmitter {
   private renewing: { resolve: () => void; reject: (e: unknown) => void } | null = null;
   private closing: (() => void) | null = null;
   private ended: KlError | null = null;
-  private lastAlert: { code: string; message: string } | null = null;
+  /** The alert the server sealed in the channel, if any: the only way it ends a session. */
+  private sealedAlert: { code: string; message: string } | null = null;
+  /** Set when this side dropped the connection because of unauthenticated input. */
+  private droppedUntrusted = false;
+  private resuming: Promise<void> | null = null;
+  private autoResumes: number[] = [];
 
   constructor(
     private readonly login: LoginResult,
@@ -98,24 +148,26 @@ export class ClientSession extends EventEmitter {
   private attach(ws: WebSocket): void {
     // Drop the login's listeners too: they hold the whole handshake (parsed keys, transcript).
     for (const event of ['open', 'error', 'message', 'close'] as const) ws.removeAllListeners(event);
-    ws.on('message', (data) => this.onMessage(data.toString()));
-    ws.on('close', (code, reason) => this.onClose(ws, code, reason.toString()));
+    ws.on('message', (data) => this.onMessage(ws, data.toString()));
+    // The close code and reason are not authenticated: only the code is passed on, as a number.
+    ws.on('close', (code) => this.onClose(ws, code));
     ws.on('error', () => {});
   }
 
-  private onMessage(text: string): void {
+  private onMessage(ws: WebSocket, text: string): void {
+    if (ws !== this.socket || ws.readyState !== WebSocket.OPEN || this.ended) return;
     let m: ChannelMessage;
     try {
-      const raw = JSON.parse(text) as { type?: string; code?: string; message?: string };
-      if (raw.type === 'error') {
-        this.lastAlert = { code: String(raw.code), message: String(raw.message) };
-        return;
-      }
-      m = this.channel.open(raw as Frame);
-    } catch (err) {
-      // A frame we cannot open means the connection is not trustworthy: drop it.
-      this.emit('alert', { code: 'KL_FRAME_REJECTED', message: (err as Error).message });
-      this.socket.terminate();
+      m = this.channel.open(JSON.parse(text) as Frame);
+    } catch {
+      // Not sealed by this channel: plaintext (an `error` too), a forged, replayed or foreign frame,
+      // garbage. Anyone on the path can send that, so it is never the server's word: the
+      // connection is treated as lost, and resumed.
+      this.dropUntrusted();
+      return;
+    }
+    if (!wellFormed(m)) {
+      this.dropUntrusted();
       return;
     }
     switch (m.t) {
@@ -131,37 +183,49 @@ export class ClientSession extends EventEmitter {
         p.resolve(m);
         return;
       }
-      case 'rekey-ack':
-        this.channel.completeRekey(m.ephemeral);
+      case 'rekey-ack': {
+        if (!this.channel.rekeyPending) {
+          this.dropUntrusted();
+          return;
+        }
+        try {
+          this.channel.completeRekey(m.ephemeral);
+        } catch {
+          this.renewing?.reject(new KlError('KL_PROTOCOL', 'the server answered the renewal with a bad key'));
+          this.renewing = null;
+          this.dropUntrusted();
+          return;
+        }
         this.renewing?.resolve();
         this.renewing = null;
         this.emit('renewed', this.channel.epoch);
         return;
+      }
       case 'rekey-request':
         if (!this.channel.rekeyPending) this.renew().catch(() => {});
         return;
-      case 'alert':
-        this.lastAlert = { code: m.code, message: m.message };
-        this.emit('alert', this.lastAlert);
+      case 'alert': {
+        const a = m as { code?: unknown; message?: unknown };
+        this.sealedAlert = {
+          code: isErrorCode(a.code) ? a.code : 'KL_SESSION_REVOKED',
+          message: typeof a.message === 'string' ? wireText(a.message) : 'the server ended the session',
+        };
+        this.emit('alert', { ...this.sealedAlert });
         return;
+      }
       case 'close-ack':
         this.closing?.();
         return;
     }
   }
 
-  private onClose(ws: WebSocket, code: number, reason: string): void {
-    if (ws !== this.socket) return;
-    const err = this.lastAlert
-      ? klError(this.lastAlert, 'KL_SESSION_REVOKED')
-      : code === 1000
-        ? new KlError('KL_SESSION_REVOKED', 'the session is closed')
-        : new KlError(
-            'KL_NETWORK',
-            `the connection was lost (${code}${reason ? ` ${reason}` : ''}): resume() or log in again`,
-          );
-    // A lost connection (no alert, not a normal close) can be resumed: keep the keys.
-    const resumable = !this.lastAlert && code !== 1000 && code !== 4000 && !this.closing;
+  /** Drops the current connection because of unauthenticated input; the close handler resumes. */
+  private dropUntrusted(): void {
+    this.droppedUntrusted = true;
+    this.socket.terminate();
+  }
+
+  private failPending(err: KlError): void {
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
       p.reject(err);
@@ -169,12 +233,55 @@ export class ClientSession extends EventEmitter {
     this.pending.clear();
     this.renewing?.reject(err);
     this.renewing = null;
+  }
+
+  private onClose(ws: WebSocket, code: number): void {
+    if (ws !== this.socket) return;
+    const alert = this.sealedAlert;
+    const untrusted = this.droppedUntrusted;
+    this.droppedUntrusted = false;
+    const loggingOut = this.closing !== null || this.ended !== null;
+    // Only a sealed alert (or our own logout) ends the session; any other close, whatever its code
+    // or reason, is a lost connection that can be resumed: keep the keys.
+    const resumable = !alert && !loggingOut;
+    const err = alert
+      ? new KlError(isErrorCode(alert.code) ? alert.code : 'KL_SESSION_REVOKED', alert.message)
+      : resumable
+        ? new KlError('KL_NETWORK', 'the connection was lost: resume() or log in again')
+        : new KlError('KL_SESSION_REVOKED', 'the session is closed');
+    const reason = alert
+      ? 'ended by the server'
+      : loggingOut
+        ? 'logged out'
+        : untrusted
+          ? 'unauthenticated data on the connection'
+          : 'connection lost';
+    this.failPending(err);
     this.closing?.();
     if (!resumable) {
-      this.ended = err;
+      this.ended ??= err;
       this.channel.close();
     }
-    this.emit('close', { code, reason, alert: this.lastAlert, resumable });
+    // Started before the event, so that calls made from a `close` listener share the resumption.
+    if (resumable && untrusted && this.mayAutoResume()) this.resume().catch(() => {});
+    this.emit('close', { code, reason, alert: alert ? { ...alert } : null, resumable });
+  }
+
+  private mayAutoResume(): boolean {
+    const now = this.now();
+    this.autoResumes = this.autoResumes.filter((t) => now - t < 60_000);
+    if (this.autoResumes.length >= MAX_AUTO_RESUMES) return false;
+    this.autoResumes.push(now);
+    return true;
+  }
+
+  /** Waits until a connection dropped for unauthenticated input is resumed (or fails to be). */
+  private async settled(): Promise<void> {
+    if (this.droppedUntrusted && this.socket.readyState !== WebSocket.CLOSED) {
+      const ws = this.socket;
+      await new Promise((r) => ws.once('close', r));
+    }
+    if (this.resuming) await this.resuming.catch(() => {});
   }
 
   private sendMessage(m: ChannelMessage): void {
@@ -184,7 +291,8 @@ export class ClientSession extends EventEmitter {
     this.socket.send(encodeFrame(this.channel.seal(m)));
   }
 
-  private call(m: ChannelMessage & { id: number }, timeoutMs: number): Promise<ChannelMessage> {
+  private async call(m: ChannelMessage & { id: number }, timeoutMs: number): Promise<ChannelMessage> {
+    await this.settled();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(m.id);
@@ -209,11 +317,9 @@ export class ClientSession extends EventEmitter {
   /** Sends an application message and waits for the service's answer. */
   async request<T = unknown>(body: unknown, { timeoutMs = 30_000 } = {}): Promise<T> {
     const id = this.nextId++;
-    const r = (await this.call({ t: 'data', id, body }, timeoutMs)) as Extract<
-      ChannelMessage,
-      { t: 'reply' }
-    >;
-    if (r.error) throw klError(r.error, 'KL_INTERNAL');
+    const r = await this.call({ t: 'data', id, body }, timeoutMs);
+    if (r.t !== 'reply') throw new KlError('KL_PROTOCOL', 'the server answered a request with a receipt');
+    if (r.error) throw errorFromWire(r.error, 'KL_INTERNAL');
     return r.body as T;
   }
 
@@ -225,11 +331,9 @@ export class ClientSession extends EventEmitter {
   async sendSigned(text: string, { timeoutMs = 30_000 } = {}): Promise<SignedMessageReceipt> {
     const signature = await this.login.key.signDetached(Buffer.from(text, 'utf8'), new Date(this.now()));
     const id = this.nextId++;
-    const r = (await this.call({ t: 'signed', id, body: text, signature }, timeoutMs)) as Extract<
-      ChannelMessage,
-      { t: 'receipt' }
-    >;
-    if (r.error) throw klError(r.error, 'KL_INTERNAL');
+    const r = await this.call({ t: 'signed', id, body: text, signature }, timeoutMs);
+    if (r.t !== 'receipt') throw new KlError('KL_PROTOCOL', 'the server did not answer with a receipt');
+    if (r.error) throw errorFromWire(r.error, 'KL_INTERNAL');
     const receipt = r.receipt as TransactionReceipt;
     const check = verifyTransactionReceipt({ genesis: this.login.server.genesis, receipt });
     if (!check.verified)
@@ -250,16 +354,37 @@ export class ClientSession extends EventEmitter {
     };
   }
 
-  /** Renews the session keys with a fresh X25519 exchange inside the channel (seed phase 4 step 3). */
-  renew(): Promise<void> {
+  /**
+   * Renews the session keys with a fresh X25519 exchange inside the channel (seed phase 4 step 3).
+   * Without an answer in time the connection is dropped as lost (resume() then starts afresh).
+   */
+  renew({ timeoutMs = 30_000 } = {}): Promise<void> {
     if (this.renewing) return Promise.reject(new KlError('KL_PROTOCOL', 'a renewal is already in progress'));
     return new Promise((resolve, reject) => {
-      this.renewing = { resolve, reject };
+      const ws = this.socket;
+      const timer = setTimeout(() => {
+        if (this.renewing !== entry) return;
+        this.renewing = null;
+        reject(new KlError('KL_NETWORK', 'no answer to the key renewal in time'));
+        ws.terminate();
+      }, timeoutMs);
+      timer.unref();
+      const entry = {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      this.renewing = entry;
       try {
         this.sendMessage(this.channel.startRekey());
       } catch (err) {
         this.renewing = null;
-        reject(err);
+        entry.reject(err);
       }
     });
   }
@@ -337,8 +462,9 @@ export class ClientSession extends EventEmitter {
     timeoutMs: number,
     expected: (tx: Transaction) => boolean,
   ): Promise<KeyChangeReceipt> {
-    const r = (await this.call(message, timeoutMs)) as Extract<ChannelMessage, { t: 'receipt' }>;
-    if (r.error) throw klError(r.error, 'KL_INTERNAL');
+    const r = await this.call(message, timeoutMs);
+    if (r.t !== 'receipt') throw new KlError('KL_PROTOCOL', 'the server did not answer with a receipt');
+    if (r.error) throw errorFromWire(r.error, 'KL_INTERNAL');
     const check = verifyTransactionReceipt({
       genesis: this.login.server.genesis,
       receipt: r.receipt as TransactionReceipt,
@@ -355,62 +481,95 @@ export class ClientSession extends EventEmitter {
 
   /**
    * Resumes the session on a new connection after the old one dropped, by proving the resume key
-   * (DESIGN "Resumption"). Renews the keys with a fresh ECDH exchange right after.
+   * (DESIGN "Resumption"). Renews the keys with a fresh ECDH exchange right after. Calls made while
+   * a resumption runs share it; with a live connection there is nothing to do. The resume socket's
+   * plaintext answers are not authenticated: a refusal only fails this attempt (the session is not
+   * ended by it), with the code alone and no remote text.
    */
-  async resume({ timeoutMs = 30_000 } = {}): Promise<void> {
-    if (this.ended) throw this.ended;
+  resume({ timeoutMs = 30_000 } = {}): Promise<void> {
+    if (this.ended) return Promise.reject(this.ended);
+    if (this.resuming) return this.resuming;
+    if (this.socket.readyState === WebSocket.OPEN && !this.droppedUntrusted) return Promise.resolve();
+    const run: Promise<void> = this.resumeOnNewConnection(timeoutMs).finally(() => {
+      if (this.resuming === run) this.resuming = null;
+    });
+    this.resuming = run;
+    return run;
+  }
+
+  private async resumeOnNewConnection(timeoutMs: number): Promise<void> {
     const url = `${this.login.server.url.replace(/^http/, 'ws').replace(/\/$/, '')}/v1/login`;
     const ws = new WebSocket(url, { maxPayload: MAX_WS_MESSAGE, handshakeTimeout: timeoutMs });
     const clientNonce = randomBytes(16).toString('base64url');
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new KlError('KL_NETWORK', 'resumption took too long')),
-        timeoutMs,
-      );
+      let step: 'challenge' | 'resumed' | 'done' = 'challenge';
+      let serverNonce = '';
       const done = (err?: unknown) => {
+        if (step === 'done') return;
+        step = 'done';
         clearTimeout(timer);
         if (err) {
+          ws.removeAllListeners('message');
           ws.terminate();
           reject(err);
         } else resolve();
       };
+      // On time-out the resume socket is closed too, never left half open.
+      const timer = setTimeout(() => done(new KlError('KL_NETWORK', 'resumption took too long')), timeoutMs);
       ws.on('error', (e) => done(new KlError('KL_NETWORK', `cannot reach the server: ${e.message}`)));
       ws.on('close', () => done(new KlError('KL_NETWORK', 'the server closed the connection')));
       ws.on('open', () =>
         ws.send(JSON.stringify({ type: 'resume', sid: this.sessionId, nonce: clientNonce })),
       );
       ws.on('message', (data) => {
-        const m = JSON.parse(data.toString()) as {
-          type: string;
-          nonce?: string;
-          epoch?: number;
-          code?: string;
-          message?: string;
-        };
-        if (m.type === 'error') return done(klError(m, 'KL_AUTH_FAILED'));
-        if (m.type === 'resume-challenge' && typeof m.nonce === 'string') {
-          const serverNonce = m.nonce;
-          const proof = resumeProof(this.channel.resumeKey, {
-            sid: this.sessionId,
-            epoch: this.channel.epoch,
-            clientNonce,
-            serverNonce,
-          });
-          ws.once('message', (d2) => {
-            const r = JSON.parse(d2.toString()) as { type: string; code?: string; message?: string };
-            if (r.type !== 'resumed') return done(klError(r, 'KL_AUTH_FAILED'));
-            this.channel.resume(clientNonce, serverNonce);
-            done();
-          });
-          ws.send(JSON.stringify({ type: 'resume-proof', proof }));
+        if (step === 'done') return;
+        try {
+          const m = parseObject(data.toString());
+          if (m.type === 'error') {
+            done(errorFromWire(m, 'KL_AUTH_FAILED', { authenticated: false }));
+            return;
+          }
+          if (this.ended) throw this.ended;
+          if (step === 'challenge') {
+            serverNonce = checkShape<{ nonce: string }>(
+              m,
+              RESUME_CHALLENGE_SHAPE,
+              'KL_PROTOCOL',
+              'resume-challenge',
+            ).nonce;
+            const proof = resumeProof(this.channel.resumeKey, {
+              sid: this.sessionId,
+              epoch: this.channel.epoch,
+              clientNonce,
+              serverNonce,
+            });
+            step = 'resumed';
+            ws.send(JSON.stringify({ type: 'resume-proof', proof }));
+            return;
+          }
+          checkShape(m, RESUMED_SHAPE, 'KL_PROTOCOL', 'resumed');
+          this.channel.resume(clientNonce, serverNonce);
+          done();
+        } catch (err) {
+          done(
+            isKlError(err) ? err : new KlError('KL_PROTOCOL', 'the server answered the resumption wrongly'),
+          );
         }
       });
     });
     ws.removeAllListeners();
+    if (this.ended) {
+      ws.terminate();
+      throw this.ended;
+    }
+    // Answers still owed on the old connection will not come on the new one.
+    this.failPending(new KlError('KL_NETWORK', 'the connection was lost before the answer came'));
+    this.droppedUntrusted = false;
     this.socket = ws;
-    this.lastAlert = null;
+    this.sealedAlert = null;
     this.attach(ws);
     await this.renew();
+    this.emit('resumed', this.channel.epoch);
   }
 
   /** Logs out: an encrypted close frame, acknowledged; keys wiped (seed phase 3 step 3). */

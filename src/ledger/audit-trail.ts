@@ -4,7 +4,13 @@
  * Used by `keyledger audit` and the dashboard's audit page. Walks blocks from the top down and stops
  * at `since` or after `limit` events, so the cost is bounded by what is asked for.
  */
+import { canonicalBytes } from '../protocol/canonical-json.js';
+import { HASH_HEX, hashFromHex } from '../protocol/hash.js';
+import { type SignedHeader, verifySignedHeader } from './block.js';
+import { ledgerDamage } from './block-check.js';
 import type { Ledger } from './ledger.js';
+import { leafHash, verifyInclusion } from './merkle.js';
+import type { TransactionReceipt } from './proofs.js';
 import type { TxBodies } from './transactions.js';
 
 /** One audit event as read from the ledger. */
@@ -31,7 +37,13 @@ export interface AuditQuery {
   limit?: number;
 }
 
-/** Audit events matching `q`, newest first. */
+/**
+ * Audit events matching `q`, newest first. Every event is checked before it is returned, whatever
+ * engine stands behind `ledger`: its block's header must carry a quorum of validator signatures, and
+ * the transaction must be in that block's signed transaction root at its position (docs/ledger.md
+ * "Integrity at start"). A row changed in storage is never returned as genuine.
+ * @throws KlError `KL_LEDGER_CORRUPT` naming the block and transaction that failed.
+ */
 export async function readAuditTrail(ledger: Ledger, q: AuditQuery = {}): Promise<AuditEntry[]> {
   const limit = Math.max(1, Math.min(q.limit ?? 1_000, 10_000));
   const since = q.since ?? 0;
@@ -40,10 +52,18 @@ export async function readAuditTrail(ledger: Ledger, q: AuditQuery = {}): Promis
   const top = (await ledger.checkpoint())?.header.height ?? 0;
   for (let h = top; h >= 1 && out.length < limit; h--) {
     const { block, txids } = await ledger.getBlock(h);
+    try {
+      verifySignedHeader(block, ledger.genesis, ledger.chainId);
+    } catch (err) {
+      throw ledgerDamage(`block ${h}: ${(err as Error).message}`, h);
+    }
+    if (block.header.height !== h || txids.length !== block.header.txCount)
+      throw ledgerDamage(`block ${h}: its transaction list does not match its header`, h);
     // Audit events carry the server's time, which is never after the block that holds them.
     if (block.header.time < since) break;
     for (const txid of [...txids].reverse()) {
       const r = await ledger.getTransaction(txid);
+      checkInBlock(r, block, txid);
       if (r.envelope.tx.type !== 'AuditEvent') continue;
       const b = r.envelope.tx.body as TxBodies['AuditEvent'];
       if (b.at < since || b.at >= until) continue;
@@ -60,4 +80,36 @@ export async function readAuditTrail(ledger: Ledger, q: AuditQuery = {}): Promis
     }
   }
   return out;
+}
+
+/** Checks that `r` is transaction `txid` of the (already verified) `block`, by its inclusion proof. */
+function checkInBlock(r: TransactionReceipt, block: SignedHeader, txid: string): void {
+  const h = block.header.height;
+  let id: Buffer | null = null;
+  try {
+    id = leafHash(canonicalBytes(r.envelope));
+  } catch {
+    // malformed: fails below
+  }
+  const path = Array.isArray(r.proof) && r.proof.every((p) => typeof p === 'string' && HASH_HEX.test(p));
+  if (
+    !id ||
+    id.toString('hex') !== txid ||
+    r.txid !== txid ||
+    r.block?.hash !== block.hash ||
+    !path ||
+    !verifyInclusion({
+      leafHash: id,
+      index: r.index,
+      treeSize: block.header.txCount,
+      proof: r.proof.map((p) => hashFromHex(p)),
+      root: hashFromHex(block.header.txRoot),
+    })
+  ) {
+    throw ledgerDamage(
+      `block ${h}: transaction ${txid} does not match the block's signed transaction root`,
+      h,
+      txid,
+    );
+  }
 }

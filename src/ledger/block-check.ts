@@ -79,12 +79,15 @@ export function checkStoredHeader(row: StoredBlock, ctx: HeaderContext): SignedH
   } catch (err) {
     throw ledgerDamage(`block ${height}: ${isKlError(err) ? err.message : 'bad header'}`, height);
   }
-  if (blockHashOf(header) !== row.hash) throw ledgerDamage(`block ${height}: hash does not match header`, height);
-  if (header.height !== height) throw ledgerDamage(`block ${height}: header says height ${header.height}`, height);
+  if (blockHashOf(header) !== row.hash)
+    throw ledgerDamage(`block ${height}: hash does not match header`, height);
+  if (header.height !== height)
+    throw ledgerDamage(`block ${height}: header says height ${header.height}`, height);
   if (header.prevHash !== ctx.prevHash)
     throw ledgerDamage(`block ${height}: does not link to the previous block`, height);
   if (header.time < ctx.prevTime) throw ledgerDamage(`block ${height}: time goes backwards`, height);
-  if (header.historyRoot !== ctx.historyRoot) throw ledgerDamage(`block ${height}: history root is wrong`, height);
+  if (header.historyRoot !== ctx.historyRoot)
+    throw ledgerDamage(`block ${height}: history root is wrong`, height);
   return signed;
 }
 

@@ -50,7 +50,6 @@ import {
 } from './state-machine.js';
 import { StateTree } from './state-tree.js';
 import { type StorageFault, storageError, storageFault } from './storage-fault.js';
-import { readVerifiedCheckpoint, signVerifiedCheckpoint } from './verified-checkpoint.js';
 import {
   checkEnvelopeShape,
   MAX_TX_BYTES,
@@ -59,6 +58,7 @@ import {
   type TxIntent,
   type TxType,
 } from './transactions.js';
+import { readVerifiedCheckpoint, signVerifiedCheckpoint } from './verified-checkpoint.js';
 
 /** Options of {@link initEmbeddedLedger}. */
 export interface InitOptions {

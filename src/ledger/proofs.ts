@@ -176,6 +176,56 @@ function verifyCheckpointConsistencyUnguarded({
   return { verified: true, checkpoint: newer };
 }
 
+/** What a client got when it asked whether the ledger extends the checkpoint it keeps. */
+export interface ExtensionAnswer {
+  genesis: Genesis;
+  /** The checkpoint the client kept (already verified when it was kept). */
+  kept: SignedHeader;
+  /** The consistency proof from `kept`'s height to the latest block, when the server gave one. */
+  proof?: ConsistencyProof;
+  /** The server's latest signed header, fetched when it refused the proof. */
+  latest?: unknown;
+}
+
+/**
+ * Decides whether the ledger only grew since the client's kept checkpoint (docs/ledger.md "Proofs"):
+ * verified with the new checkpoint to keep; or `KL_CHECKPOINT_INVALID` saying "history cut short"
+ * when the ledger's signed history now ends below the kept height (a truncated ledger), or "history
+ * was rewritten" when it holds another block there or gives no valid proof.
+ */
+function verifyLedgerExtendsUnguarded({
+  genesis,
+  kept,
+  proof,
+  latest,
+}: ExtensionAnswer): { verified: true; checkpoint: SignedHeader } | Unverified {
+  const a = kept.header.height;
+  const cutShort = (b: number) =>
+    fail(
+      'KL_CHECKPOINT_INVALID',
+      `history cut short: the ledger now ends at block ${b}, but this client already saw block ${a}`,
+    );
+  const rewritten = fail(
+    'KL_CHECKPOINT_INVALID',
+    `the ledger does not extend the checkpoint kept at block ${a}: history was rewritten`,
+  );
+  // Only a header signed by the validators counts as the ledger's end: anyone can claim a height.
+  const end = (value: unknown) => {
+    const h = checkHeader(genesis, value);
+    return 'verified' in h ? null : h.header.height;
+  };
+  if (proof === undefined) {
+    const b = end(latest);
+    return b !== null && b < a ? cutShort(b) : rewritten;
+  }
+  const b = end(proof?.newer);
+  if (b !== null && b < a) return cutShort(b);
+  const check = verifyCheckpointConsistencyUnguarded({ genesis, proof });
+  if (!check.verified) return rewritten;
+  if (proof.older.hash !== kept.hash || proof.older.header.height !== a) return rewritten;
+  return check;
+}
+
 /**
  * Verifiers never throw (docs/architecture.md): anything a malformed input makes the checking code
  * trip over is a failed verification, not an exception (found by fuzzing, issue 7).
@@ -196,3 +246,5 @@ export const verifyTransactionReceipt = guarded(verifyTransactionReceiptUnguarde
 export const verifyKeyRecordProof = guarded(verifyKeyRecordProofUnguarded);
 /** Verifies that a newer checkpoint extends an older one (see verifyCheckpointConsistencyUnguarded). */
 export const verifyCheckpointConsistency = guarded(verifyCheckpointConsistencyUnguarded);
+/** Decides whether the ledger only grew since a kept checkpoint (see verifyLedgerExtendsUnguarded). */
+export const verifyLedgerExtends = guarded(verifyLedgerExtendsUnguarded);

@@ -34,7 +34,11 @@ function signedBytes(chain: string, p: VerifiedPoint): Buffer {
 }
 
 /** Signs a verified point with the node's validator key. */
-export function signVerifiedCheckpoint(chain: string, p: VerifiedPoint, validator: SigningKey): VerifiedCheckpoint {
+export function signVerifiedCheckpoint(
+  chain: string,
+  p: VerifiedPoint,
+  validator: SigningKey,
+): VerifiedCheckpoint {
   return {
     v: 1,
     chain,

@@ -8,12 +8,14 @@
 import Database from 'better-sqlite3';
 import { canonicalize } from '../protocol/canonical-json.js';
 import { isKlError } from '../protocol/errors.js';
-import { type BlockHeader, blockHashOf, verifySignedHeader } from './block.js';
+import { verifySignedHeader } from './block.js';
+import { checkStoredHeader, checkStoredTx, checkTxCount, checkTxRoot } from './block-check.js';
 import { dataPaths, readGenesisFile } from './data-dir.js';
 import { leafHash, MerkleTree } from './merkle.js';
 import { applyTransaction, genesisEntries, WorkingState } from './state-machine.js';
 import { StateTree } from './state-tree.js';
 import { checkEnvelopeShape, type TxEnvelope } from './transactions.js';
+import { readVerifiedCheckpoint } from './verified-checkpoint.js';
 
 /** Result of {@link verifyLedgerData}. */
 export interface LedgerVerification {
@@ -96,28 +98,14 @@ export function verifyLedgerData({
     }>) {
       const height = expected;
       if (row.height !== expected) throw new Problem(`block ${expected} is missing`, expected);
-      let header: BlockHeader;
-      let signatures: unknown;
-      try {
-        header = JSON.parse(row.header) as BlockHeader;
-        signatures = JSON.parse(row.signatures);
-      } catch {
-        throw new Problem(`block ${height}: header is not valid JSON`, height);
-      }
-      try {
-        verifySignedHeader({ header, hash: row.hash, signatures }, genesis, chainId);
-      } catch (err) {
-        throw new Problem(`block ${height}: ${isKlError(err) ? err.message : 'bad header'}`, height);
-      }
-      if (blockHashOf(header) !== row.hash)
-        throw new Problem(`block ${height}: hash does not match header`, height);
-      if (header.height !== height)
-        throw new Problem(`block ${height}: header says height ${header.height}`, height);
-      if (header.prevHash !== prevHash)
-        throw new Problem(`block ${height}: does not link to the previous block`, height);
-      if (header.time < prevTime) throw new Problem(`block ${height}: time goes backwards`, height);
-      if (header.historyRoot !== history.root().toString('hex'))
-        throw new Problem(`block ${height}: history root is wrong`, height);
+      const { header } = checkStoredHeader(row, {
+        genesis,
+        chainId,
+        height,
+        prevHash,
+        prevTime,
+        historyRoot: history.root().toString('hex'),
+      });
 
       const ws = new WorkingState(source, tree);
       const ids: Buffer[] = [];
@@ -128,17 +116,9 @@ export function verifyLedgerData({
         subject: string | null;
         envelope: string;
       }>;
-      if (rows.length !== header.txCount) {
-        throw new Problem(
-          `block ${height}: holds ${rows.length} transactions, header says ${header.txCount}`,
-          height,
-        );
-      }
+      checkTxCount(header, rows.length);
       rows.forEach((tx, i) => {
-        if (tx.idx !== i) throw new Problem(`block ${height}: transaction ${i} is missing`, height);
-        if (leafHash(Buffer.from(tx.envelope, 'utf8')).toString('hex') !== tx.txid) {
-          throw new Problem(`block ${height}: transaction ${tx.txid} does not match its id`, height, tx.txid);
-        }
+        const id = checkStoredTx(height, i, tx);
         let envelope: TxEnvelope;
         try {
           const parsed = JSON.parse(tx.envelope) as unknown;
@@ -174,11 +154,10 @@ export function verifyLedgerData({
             tx.txid,
           );
         }
-        ids.push(Buffer.from(tx.txid, 'hex'));
+        ids.push(id);
         transactions += 1;
       });
-      if (new MerkleTree(ids).root().toString('hex') !== header.txRoot)
-        throw new Problem(`block ${height}: transaction root is wrong`, height);
+      checkTxRoot(header, ids);
       if (ws.tree.root().toString('hex') !== header.stateRoot)
         throw new Problem(`block ${height}: state root is wrong`, height);
       for (const [k, { text }] of ws.writes) state.set(k, text);
@@ -209,6 +188,24 @@ export function verifyLedgerData({
     if (rowsSeen !== state.size) throw new Problem(`${state.size - rowsSeen} state rows are missing`);
     stateEntries = rowsSeen;
 
+    // The node's own record of how far it verified (verified-checkpoint.ts): a ledger that no longer
+    // reaches it, or holds another block there, was cut short or rewritten.
+    const node = readVerifiedCheckpoint(
+      (meta.get('verified') as { value: string } | undefined)?.value,
+      genesis,
+      chainId,
+    );
+    if (node && node.height > hashes.length)
+      throw new Problem(
+        `the ledger ends at block ${hashes.length} but this node verified block ${node.height} earlier: it was cut short`,
+        node.height,
+      );
+    if (node && hashes[node.height - 1] !== node.hash)
+      throw new Problem(
+        `block ${node.height} differs from the block this node verified earlier: history was rewritten`,
+        node.height,
+      );
+
     for (const value of knownCheckpoints) {
       let cp: ReturnType<typeof verifySignedHeader>;
       try {
@@ -227,12 +224,19 @@ export function verifyLedgerData({
     }
     return { ok: true, blocks, transactions, stateEntries };
   } catch (err) {
+    const damage = isKlError(err, 'KL_LEDGER_CORRUPT')
+      ? new Problem(
+          err.message,
+          err.details?.height as number | undefined,
+          err.details?.txid as string | undefined,
+        )
+      : err;
     const problem =
-      err instanceof Problem
+      damage instanceof Problem
         ? {
-            reason: err.reason,
-            ...(err.height ? { height: err.height } : {}),
-            ...(err.txid ? { txid: err.txid } : {}),
+            reason: damage.reason,
+            ...(damage.height ? { height: damage.height } : {}),
+            ...(damage.txid ? { txid: damage.txid } : {}),
           }
         : { reason: `cannot read the ledger: ${(err as Error).message}` };
     return { ok: false, blocks, transactions, stateEntries, problem };

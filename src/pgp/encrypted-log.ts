@@ -22,6 +22,7 @@ import {
 import { dirname } from 'node:path';
 import * as openpgp from 'openpgp';
 import { KlError } from '../protocol/errors.js';
+import { checkArmor } from './armor.js';
 import { PGP_CONFIG } from './config.js';
 
 interface LogHeader {
@@ -136,6 +137,9 @@ export async function readEncryptedLog(
   } catch {
     throw new KlError('KL_MESSAGE_MALFORMED', `${path} is not a keyledger log file`);
   }
+  if (typeof header.wrappedKey !== 'string')
+    throw new KlError('KL_MESSAGE_MALFORMED', `${path} is not a keyledger log file`);
+  checkArmor(header.wrappedKey, 'MESSAGE', 'KL_MESSAGE_MALFORMED', 'log key');
   let key: Buffer;
   try {
     const { data } = await openpgp.decrypt({

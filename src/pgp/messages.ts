@@ -5,6 +5,7 @@
  */
 import * as openpgp from 'openpgp';
 import { KlError } from '../protocol/errors.js';
+import { checkArmor } from './armor.js';
 import { PGP_CONFIG } from './config.js';
 
 /** Longest armored detached signature accepted. */
@@ -57,6 +58,7 @@ export async function verifyDetached({
       `the signature must be armored and at most ${MAX_ARMORED_SIGNATURE} bytes`,
     );
   }
+  checkArmor(armoredSignature, 'SIGNATURE', 'KL_MESSAGE_MALFORMED', 'detached signature');
   let signature: openpgp.Signature;
   try {
     signature = await openpgp.readSignature({ armoredSignature, config: PGP_CONFIG });
@@ -117,6 +119,7 @@ export async function readArmoredMessage(armored: unknown): Promise<openpgp.Mess
       `the message must be armored and at most ${MAX_ARMORED_MESSAGE} bytes`,
     );
   }
+  checkArmor(armored, 'MESSAGE', 'KL_MESSAGE_MALFORMED', 'message');
   try {
     return (await openpgp.readMessage({
       armoredMessage: armored,
@@ -194,6 +197,7 @@ export async function unlockPrivateKey(
   armored: string,
   passphrase: string | undefined,
 ): Promise<openpgp.PrivateKey> {
+  checkArmor(armored, 'PRIVATE KEY BLOCK', 'KL_KEY_MALFORMED', 'private key');
   let key: openpgp.PrivateKey;
   try {
     key = await openpgp.readPrivateKey({ armoredKey: armored, config: PGP_CONFIG });
@@ -212,6 +216,7 @@ export async function unlockPrivateKey(
 
 /** Reads an armored public key (no policy checks: for pinned and ledger keys already accepted). */
 export async function readPublicKey(armored: string): Promise<openpgp.PublicKey> {
+  checkArmor(armored, 'PUBLIC KEY BLOCK', 'KL_KEY_MALFORMED', 'public key');
   try {
     const key = await openpgp.readKey({ armoredKey: armored, config: PGP_CONFIG });
     return key.isPrivate() ? (key as openpgp.PrivateKey).toPublic() : (key as openpgp.PublicKey);

@@ -169,9 +169,13 @@ export function errorFromWire(value: unknown, fallback: ErrorCode, o: WireErrorO
   const e = isRecord(value) ? value : {};
   const code = isErrorCode(e.code) ? e.code : fallback;
   if (o.authenticated === false) {
-    return new KlError(code, `the connection was refused: ${code} (an unauthenticated answer: not verified)`, {
-      authenticated: false,
-    });
+    return new KlError(
+      code,
+      `the connection was refused: ${code} (an unauthenticated answer: not verified)`,
+      {
+        authenticated: false,
+      },
+    );
   }
   const text = typeof e.message === 'string' ? wireText(e.message).trim() : '';
   return new KlError(code, text || o.message || 'the server refused the request', wireDetails(e.details));

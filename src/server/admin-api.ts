@@ -367,12 +367,19 @@ export function registerAdminApi(app: FastifyInstance, ctx: AdminApiContext): vo
     async (req, reply) => {
       await admin(req);
       const q = req.query;
+      // Every event is checked against its block's signed transaction root; a damaged ledger
+      // answers 500 KL_LEDGER_CORRUPT naming the block, never a list with forged rows
+      // (docs/ledger.md "Integrity at start").
       const rows = await readAuditTrail(ctx.ledger, {
         ...(q.id ? { subject: sha256Hex(canonicalIdentity(q.id)) } : {}),
         ...(q.event ? { event: q.event } : {}),
         ...(q.since ? { since: Number(q.since) } : {}),
         ...(q.until ? { until: Number(q.until) } : {}),
         limit: 5_000,
+      }).catch((err: unknown) => {
+        if (err instanceof KlError && err.code === 'KL_LEDGER_CORRUPT')
+          ctx.log(`audit trail refused: ${err.message}`);
+        throw err;
       });
       if (q.format === 'csv') {
         const lines = [

@@ -14,6 +14,7 @@ import { EmbeddedLedger } from '../ledger/embedded-ledger.js';
 import { isKlError, KlError } from '../protocol/errors.js';
 import { sha256Hex } from '../protocol/hash.js';
 import { canonicalIdentity } from '../protocol/identity.js';
+import { formatInvitation } from '../protocol/invitation.js';
 import {
   ENROLL_EMAIL_BODY,
   MAX_HTTP_BODY,
@@ -24,6 +25,7 @@ import { isAdmin, setAdminRole } from './admin-actions.js';
 import { registerAdminApi } from './admin-api.js';
 import { type Alert, startAdminSocket } from './admin-socket.js';
 import { AlertLog, DEFAULT_ALERT_CAPACITY } from './alert-log.js';
+import { proxyTrust } from './client-address.js';
 import { DashboardAuth, type DashboardAuthPolicy, DEFAULT_DASHBOARD_AUTH_POLICY } from './dashboard-auth.js';
 import { demoService, storageKey } from './demo-service.js';
 import { ParsedKeyCache } from './handshake.js';
@@ -33,8 +35,6 @@ import { type CodeMailer, type SmtpOptions, smtpMailer } from './mailer.js';
 import { ServerMetrics } from './metrics.js';
 import { evmSequencerFor, initNodeIfNeeded } from './node.js';
 import { type Limit, RateLimiter } from './rate-limiter.js';
-import { proxyTrust } from './client-address.js';
-import { formatInvitation } from '../protocol/invitation.js';
 import { type RegistrationRequest, RegistrationService } from './registration.js';
 import { loadServerKey } from './server-key.js';
 import type { MessageHandler } from './session-service.js';

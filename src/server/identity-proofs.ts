@@ -90,16 +90,21 @@ export class IdentityProofs {
     guardWrite('the email code', () =>
       this.db.transaction(() => {
         this.db
-          .prepare(`DELETE FROM identity_proofs WHERE id = ? AND method = 'email' AND (expires_at <= ? OR used_at IS NOT NULL)`)
+          .prepare(
+            `DELETE FROM identity_proofs WHERE id = ? AND method = 'email' AND (expires_at <= ? OR used_at IS NOT NULL)`,
+          )
           .run(id, now);
-        // With 8 digits a new code can equal a live one: that row is renewed (a duplicate key was a
-        // 500, found by fuzzing).
+        // With 8 digits a new code can equal a live one: that row is replaced by the new one (a
+        // duplicate key was a 500, found by fuzzing).
+        const hash = codeHash(id, 'email', code);
+        this.db
+          .prepare(`DELETE FROM identity_proofs WHERE id = ? AND method = 'email' AND hash = ?`)
+          .run(id, hash);
         this.db
           .prepare(
-            `INSERT INTO identity_proofs(id, method, hash, created_at, expires_at) VALUES (?, 'email', ?, ?, ?)
-             ON CONFLICT(id, method, hash) DO UPDATE SET created_at = excluded.created_at, expires_at = excluded.expires_at`,
+            `INSERT INTO identity_proofs(id, method, hash, created_at, expires_at) VALUES (?, 'email', ?, ?, ?)`,
           )
-          .run(id, codeHash(id, 'email', code), now, expiresAt);
+          .run(id, hash, now, expiresAt);
         this.db
           .prepare(
             `DELETE FROM identity_proofs WHERE id = ? AND method = 'email' AND rowid NOT IN (
@@ -151,7 +156,9 @@ export class IdentityProofs {
           )
           .run(now, id, method, codeHash(id, method, code));
         this.db
-          .prepare(`UPDATE identity_proofs SET used_at = ? WHERE id = ? AND method = 'email' AND used_at IS NULL`)
+          .prepare(
+            `UPDATE identity_proofs SET used_at = ? WHERE id = ? AND method = 'email' AND used_at IS NULL`,
+          )
           .run(now, id);
       })(),
     );

@@ -17,6 +17,7 @@ import { sha256Hex } from '../protocol/hash.js';
 import { HELLO_SHAPE, MAX_WS_MESSAGE, RESPONSE_SHAPE } from '../protocol/messages.js';
 import { checkResumeProof } from '../protocol/resume.js';
 import { checkShape } from '../protocol/shape.js';
+import { clientAddress, type ProxyTrust } from './client-address.js';
 import {
   type ChallengeResponse,
   createChallenge,
@@ -25,7 +26,6 @@ import {
   type PendingChallenge,
   verifyChallengeResponse,
 } from './handshake.js';
-import { clientAddress, type ProxyTrust } from './client-address.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { ServerKey } from './server-key.js';
 import { handleSessionMessage, type MessageHandler } from './session-service.js';

@@ -16,6 +16,7 @@ export interface SmtpOptions {
 
 /** Something that can deliver a code. */
 export interface CodeMailer {
+  /** Sends `code` (the 8 digits and the server pin, `12345678.PIN`: protocol/invitation.ts) to `to`. */
   sendCode(to: string, code: string, expiresAt: number): Promise<void>;
 }
 
@@ -41,7 +42,11 @@ export function smtpMailer(o: SmtpOptions): CodeMailer {
           from: o.from,
           to,
           subject: 'Your keyledger verification code',
-          text: `Your keyledger verification code is ${code}\n\nIt expires at ${new Date(expiresAt).toISOString()}. If you did not ask for it, ignore this message.\n`,
+          text:
+            `Your keyledger verification code is\n\n    ${code}\n\n` +
+            'Paste the whole line when keyledger register asks for the code: the part after the "." lets ' +
+            'your client check that it is talking to the right server before it sends the code.\n\n' +
+            `It expires at ${new Date(expiresAt).toISOString()}. If you did not ask for it, ignore this message.\n`,
         });
       } catch (err) {
         throw new KlError(

@@ -208,7 +208,10 @@ export class RegistrationService {
    */
   private async openProof(s: RegistrationStatement, now: number): Promise<IdentityProofPayload> {
     const invalid = () =>
-      new KlError('KL_IDENTITY_PROOF_INVALID', 'the invitation or verification code is not valid for this identity');
+      new KlError(
+        'KL_IDENTITY_PROOF_INVALID',
+        'the invitation or verification code is not valid for this identity',
+      );
     let payload: IdentityProofPayload;
     try {
       const bytes = await openSealed(s.proof.sealed, this.o.serverKey.privateKey, new Date(now));

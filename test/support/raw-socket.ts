@@ -9,8 +9,9 @@ export interface RawSocket {
   ws: WebSocket;
 }
 
-export async function rawSocket(url: string): Promise<RawSocket> {
-  const ws = new WebSocket(url);
+/** Opens a bare client; `localAddress` makes it come from another loopback address (127.0.0.2, …). */
+export async function rawSocket(url: string, localAddress?: string): Promise<RawSocket> {
+  const ws = new WebSocket(url, localAddress ? { localAddress } : {});
   const queue: Array<Record<string, unknown>> = [];
   const waiters: Array<(m: Record<string, unknown>) => void> = [];
   ws.on('message', (d) => {

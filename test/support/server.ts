@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { ClientHome } from '../../src/client/home.js';
 import { createIdentity } from '../../src/client/identity.js';
 import { register } from '../../src/client/register.js';
+import { formatInvitation } from '../../src/protocol/invitation.js';
 import { type RunningServer, type ServerOptions, startServer } from '../../src/server/app.js';
 import { initEvmNode } from '../../src/server/node.js';
 import { PASSPHRASE, tempDir } from '../helpers.js';
@@ -70,10 +71,10 @@ export async function testServer(
   return startOn(join(tempDir('kl-srv-'), 'data'), o);
 }
 
-/** Issues an invitation for `id` valid for a day. */
+/** Issues an invitation for `id` valid for a day, as `keyledger admin invite` prints it (with the server pin). */
 export function invite(server: RunningServer, id: string): string {
   const now = Date.now();
-  return server.proofs.issueInvite(id, now, now + 86_400_000);
+  return formatInvitation(server.proofs.issueInvite(id, now, now + 86_400_000), server.ledger.chainId);
 }
 
 /** A client home with a freshly generated key for `id`. */

@@ -2,10 +2,12 @@
  * The end user's commands: init, register, login, whoami, status, rotate-key.
  */
 import { readFileSync } from 'node:fs';
+import { advanceCheckpoint } from '../../client/checkpoint.js';
+import { gpgKeyFor } from '../../client/gpg-key.js';
 import { ClientHome } from '../../client/home.js';
 import { callJson } from '../../client/http.js';
 import { createIdentity, type KeySource } from '../../client/identity.js';
-import { login, refreshCheckpoint } from '../../client/login.js';
+import { login } from '../../client/login.js';
 import { fetchServerInfo, register, requestEmailCode } from '../../client/register.js';
 import { rotateKey } from '../../client/rotate.js';
 import type { KeyRecordProof } from '../../ledger/proofs.js';
@@ -92,6 +94,12 @@ export async function init(
     out(
       `algorithm    ${identity.algorithm}, key ${identity.keySource === 'gpg' ? 'held by GnuPG' : `in ${home.privateKeyPath} (passphrase-protected, mode 0600)`}`,
     );
+    if (identity.keySource === 'gpg') {
+      // A certify-only primary key (as sq and PGPainless make them) signs with its signing subkey.
+      const signing = await gpgKeyFor(identity.publicKey, 'signing', new Date());
+      if (signing !== identity.fingerprint)
+        out(`signs with   subkey ${signing} (the primary key only certifies)`);
+    }
     info('next: keyledger register --server URL --invite CODE');
   }
   return 0;
@@ -108,10 +116,21 @@ export async function registerCommand(
     throw new KlError('KL_BAD_INPUT', 'give --invite CODE, or --email to receive a code by email');
   if (o.email && !o.code) {
     const r = await requestEmailCode({ home, server: o.server });
-    if (o.json) out(JSON.stringify({ sent: r.sent, expiresAt: new Date(r.expiresAt).toISOString() }));
+    if (o.json)
+      out(
+        JSON.stringify(
+          r.sent
+            ? { sent: true, expiresAt: new Date(r.expiresAt).toISOString() }
+            : { sent: false, reason: r.reason },
+        ),
+      );
+    else if (r.sent)
+      out(
+        `a code was sent to ${identity.id}; run again with --email --code 'THE WHOLE LINE FROM THE EMAIL' (valid until ${new Date(r.expiresAt).toISOString()})`,
+      );
     else
       out(
-        `a code was sent to ${identity.id}; run again with --email --code CODE (valid until ${new Date(r.expiresAt).toISOString()})`,
+        `codes were sent to ${identity.id} in the last minutes and are still valid: run again with --email --code 'THE WHOLE LINE FROM THE NEWEST EMAIL'`,
       );
     return 0;
   }
@@ -125,6 +144,15 @@ export async function registerCommand(
     proof,
     ...(passphrase !== undefined ? { passphrase } : {}),
     ...(o.chain ? { expectChain: o.chain } : {}),
+    onServer: ({ chain, fingerprint, trust }) => {
+      if (trust === 'pinned') return;
+      // Said before the code is sent: nothing authenticated this server (docs/protocol.md).
+      info(
+        `keyledger: trusting ${o.server} on first use — your ${proof.method === 'invite' ? 'invitation' : 'code'} ` +
+          'carries no server pin and no --chain was given, so this server is not authenticated.',
+      );
+      info(`           its ledger ${chain}, server key ${fingerprint}: compare them with your operator's.`);
+    },
   });
   if (o.json) out(JSON.stringify(r));
   else {
@@ -132,6 +160,11 @@ export async function registerCommand(
     out(`fingerprint  ${r.fingerprint}`);
     out(`ledger       block ${r.height}, transaction ${r.txid} (receipt verified against the genesis)`);
     out(`server key   ${r.server.fingerprint} (pinned; matches the ledger genesis)`);
+    out(
+      r.trust === 'pinned'
+        ? `server       authenticated by the pin of your ${proof.method === 'invite' ? 'invitation' : 'code'} before the code was sent`
+        : 'server       trusted on first use (no pin): it is pinned from now on',
+    );
   }
   return 0;
 }
@@ -189,26 +222,47 @@ export async function whoami(o: ClientOptions): Promise<number> {
   return 0;
 }
 
-/** `keyledger status`: identity, pinned keys, and what the ledger says about us now. */
+/**
+ * `keyledger status`: identity, pinned keys, and what the ledger says about us now. Exit codes (also
+ * in its --help and the README), so scripts can act on them: 0 the ledger holds this key, active,
+ * and the server presents the pinned key; 1 a check failed (the server presents another key, or the
+ * ledger's proof does not verify); 2 error (e.g. `KL_CHECKPOINT_INVALID` "history cut short");
+ * 3 the ledger holds ANOTHER key for this identity; 4 the key is revoked; 5 unknown: not registered
+ * from this home, or no record on the ledger.
+ */
 export async function status(o: ClientOptions): Promise<number> {
+  const STATUS_EXIT = { ok: 0, checkFailed: 1, anotherKey: 3, revoked: 4, unknown: 5 } as const;
   const home = new ClientHome(o.home);
   const identity = home.readIdentity();
   if (!home.hasServer()) {
     if (o.json)
       out(JSON.stringify({ id: identity.id, fingerprint: identity.fingerprint, registered: false }));
     else out(`${identity.id}: not registered yet`);
-    return 0;
+    return STATUS_EXIT.unknown;
   }
   const server = home.readServer();
   const info = await fetchServerInfo(server.url, server.chain);
   const pinnedOk = info.server.fingerprint === server.server.fingerprint;
-  const checkpoint = await refreshCheckpoint(home, server);
+  // Refuses a ledger whose history was rewritten or cut short (KL_CHECKPOINT_INVALID, exit 2).
+  const checkpoint = await advanceCheckpoint(home, server);
   const proof = await callJson<KeyRecordProof>(
     'GET',
     new URL(`/v1/ledger/keys/${encodeURIComponent(identity.id)}`, server.url).toString(),
   );
   const check = verifyKeyRecordProof({ genesis: server.genesis, proof });
-  const record = check.verified ? check.record : null;
+  // The proof must be about us, at a checkpoint no older than the one just accepted.
+  const proofOk = check.verified && proof.id === identity.id && check.height >= checkpoint.header.height;
+  const record = proofOk && check.verified ? check.record : null;
+  const state: keyof typeof STATUS_EXIT =
+    !pinnedOk || !proofOk
+      ? 'checkFailed'
+      : !record
+        ? 'unknown'
+        : record.fingerprint !== identity.fingerprint
+          ? 'anotherKey'
+          : record.status !== 'active'
+            ? 'revoked'
+            : 'ok';
   const data = {
     id: identity.id,
     fingerprint: identity.fingerprint,
@@ -218,11 +272,13 @@ export async function status(o: ClientOptions): Promise<number> {
     serverKeyMatchesPin: pinnedOk,
     checkpoint: { height: checkpoint.header.height, hash: checkpoint.hash },
     ledger: {
-      verified: check.verified,
+      verified: proofOk,
       status: record?.status ?? 'absent',
       fingerprint: record?.fingerprint ?? null,
       matchesLocalKey: record?.fingerprint === identity.fingerprint,
     },
+    state,
+    exitCode: STATUS_EXIT[state],
   };
   if (o.json) out(JSON.stringify(data));
   else {
@@ -236,10 +292,10 @@ export async function status(o: ClientOptions): Promise<number> {
       `ledger         chain ${server.chain.slice(0, 16)}…, checkpoint block ${checkpoint.header.height} (history only appended to)`,
     );
     out(
-      `on the ledger  ${record ? `${record.status}, ${record.fingerprint === identity.fingerprint ? 'same key as here' : `ANOTHER KEY ${record.fingerprint}`}` : 'not found'} (state proof ${check.verified ? 'verified' : 'INVALID'})`,
+      `on the ledger  ${record ? `${record.status === 'active' ? 'active' : 'REVOKED'}, ${record.fingerprint === identity.fingerprint ? 'same key as here' : `ANOTHER KEY ${record.fingerprint}`}` : 'not found'} (state proof ${proofOk ? 'verified' : 'INVALID'})`,
     );
   }
-  return pinnedOk && check.verified ? 0 : 1;
+  return STATUS_EXIT[state];
 }
 
 /** `keyledger rotate-key [--rsa | --gpg FPR | --import FILE]`: replace your key on the ledger. */

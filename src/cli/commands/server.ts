@@ -9,6 +9,7 @@ import { EncryptedLog } from '../../pgp/encrypted-log.js';
 import { readPublicKey } from '../../pgp/messages.js';
 import { KlError } from '../../protocol/errors.js';
 import { canonicalIdentity } from '../../protocol/identity.js';
+import { formatInvitation } from '../../protocol/invitation.js';
 import { startServer } from '../../server/app.js';
 import {
   CONFIG_SCHEMA,
@@ -233,7 +234,9 @@ export async function adminInvite(o: InviteOptions): Promise<number> {
   try {
     const now = Date.now();
     const expiresAt = now + o.expiresMs;
-    const code = proofs.issueInvite(id, now, expiresAt);
+    // The invitation carries the ledger's pin: the user's client authenticates this server with it
+    // before revealing the code (docs/protocol.md, "Registration on a hostile network").
+    const code = formatInvitation(proofs.issueInvite(id, now, expiresAt), chainId);
     if (o.json)
       out(JSON.stringify({ id, code, expiresAt: new Date(expiresAt).toISOString(), chain: chainId }));
     else {
@@ -241,6 +244,7 @@ export async function adminInvite(o: InviteOptions): Promise<number> {
       info(
         `invitation for ${id}, valid until ${new Date(expiresAt).toISOString()} (shown once; stored hashed)`,
       );
+      info('hand it over whole: the part after the "." lets the user\'s client authenticate this server');
       info(`the user runs: keyledger register --server URL --invite ${code}`);
     }
   } finally {

@@ -1,0 +1,39 @@
+/**
+ * Moving the client's kept checkpoint forward (docs/ledger.md "Proofs"): the server proves that its
+ * ledger extends the checkpoint kept in server.json; a ledger that rewrote its history, or whose
+ * history is now shorter than what the client already saw ("history cut short"), is refused with
+ * `KL_CHECKPOINT_INVALID`.
+ */
+import type { SignedHeader } from '../ledger/block.js';
+import { type ConsistencyProof, verifyLedgerExtends } from '../ledger/proofs.js';
+import { isKlError, KlError } from '../protocol/errors.js';
+import type { ClientHome, ServerFile } from './home.js';
+import { callJson } from './http.js';
+
+/**
+ * Asks the server for a consistency proof from the kept checkpoint to its latest block, checks it
+ * against the genesis, and keeps the new checkpoint. When the server refuses the proof (an honest
+ * server whose ledger was cut short cannot give one), its latest signed header tells a truncated
+ * history from a rewritten one.
+ * @throws KlError `KL_CHECKPOINT_INVALID` (history cut short or rewritten), `KL_NETWORK`
+ */
+export async function advanceCheckpoint(home: ClientHome, server: ServerFile): Promise<SignedHeader> {
+  const kept = server.checkpoint;
+  const url = (path: string) => new URL(path, server.url).toString();
+  let proof: ConsistencyProof | undefined;
+  let latest: unknown;
+  try {
+    proof = await callJson<ConsistencyProof>('GET', url(`/v1/ledger/consistency?from=${kept.header.height}`));
+  } catch (err) {
+    if (!isKlError(err) || err.code === 'KL_NETWORK') throw err;
+    latest = (await callJson<{ checkpoint?: unknown }>('GET', url('/v1/ledger/checkpoint')))?.checkpoint;
+  }
+  const check = verifyLedgerExtends({
+    genesis: server.genesis,
+    kept,
+    ...(proof !== undefined ? { proof } : { latest }),
+  });
+  if (!check.verified) throw new KlError(check.code, check.reason, { kept: kept.header.height });
+  home.writeServer({ ...server, checkpoint: check.checkpoint });
+  return check.checkpoint;
+}
