@@ -29,7 +29,8 @@ describe('a new user through the CLI: serve → invite → init → register →
     assert.equal(inv.code, 0, inv.stderr);
     const { code, id } = JSON.parse(inv.stdout);
     assert.equal(id, 'dana@example.org');
-    assert.match(code, /^KL-(?:[0-9A-Z]{4}-){4}[0-9A-Z]{4}$/);
+    // The code and, after the ".", the pin of the server's ledger (128 bits of its chain id).
+    assert.match(code, /^KL-(?:[0-9A-Z]{4}-){4}[0-9A-Z]{4}\.[0-9a-f]{32}$/);
 
     const initR = run(['init', '--id', 'dana@example.org', '--name', 'Dana', '--home', home, '--json'], user);
     assert.equal(initR.code, 0, initR.stderr);
@@ -41,6 +42,8 @@ describe('a new user through the CLI: serve → invite → init → register →
     assert.equal(reg.code, 0, reg.stderr);
     assert.match(reg.stdout, /registered {3}dana@example.org/);
     assert.match(reg.stdout, /receipt verified against the genesis/);
+    assert.match(reg.stdout, /authenticated by the pin of your invitation before the code was sent/);
+    assert.doesNotMatch(reg.stderr, /first use/);
 
     // Run again (as after a lost answer): the same key gets the same receipt, nothing is written.
     const again = run(['register', '--server', url, '--invite', code, '--home', home], user);
@@ -51,7 +54,39 @@ describe('a new user through the CLI: serve → invite → init → register →
     assert.equal(run(['init', '--id', 'dana@example.org', '--name', 'Dana', '--home', other], user).code, 0);
     const stolen = run(['register', '--server', url, '--invite', code, '--home', other], user);
     assert.equal(stolen.code, 2);
-    assert.match(stolen.stderr, /error KL_IDENTITY_PROOF_INVALID/);
+    // The identity is taken: the person is told by which key, and what it means if it was not theirs.
+    assert.match(stolen.stderr, /error KL_IDENTITY_TAKEN/);
+    assert.match(
+      stolen.stderr,
+      new RegExp(`another key for dana@example.org \\(fingerprint ${identity.fingerprint}\\)`),
+    );
+    assert.match(stolen.stderr, /someone else registered first/);
+
+    // An invitation without its pin still works, and the CLI says plainly that it trusts on first use.
+    const bare = JSON.parse(
+      run(['admin', 'invite', 'erin@example.org', '--data', data, '--json']).stdout,
+    ).code;
+    const erin = join(tempDir(), 'home');
+    assert.equal(run(['init', '--id', 'erin@example.org', '--name', 'Erin', '--home', erin], user).code, 0);
+    const tofu = run(['register', '--server', url, '--invite', bare.split('.')[0], '--home', erin], user);
+    assert.equal(tofu.code, 0, tofu.stderr);
+    assert.match(tofu.stderr, /trusting http:\/\/127\.0\.0\.1:\d+ on first use/);
+    assert.match(tofu.stdout, /trusted on first use \(no pin\)/);
+    // A pin naming another ledger stops the client before it sends anything.
+    const fayInvite = JSON.parse(
+      run(['admin', 'invite', 'fay@example.org', '--data', data, '--json']).stdout,
+    ).code;
+    const fay = join(tempDir(), 'home');
+    assert.equal(run(['init', '--id', 'fay@example.org', '--name', 'Fay', '--home', fay], user).code, 0);
+    const mismatch = run(
+      ['register', '--server', url, '--invite', `${fayInvite.split('.')[0]}.${'0'.repeat(32)}`, '--home', fay],
+      user,
+    );
+    assert.equal(mismatch.code, 2);
+    assert.match(
+      mismatch.stderr,
+      /KL_SERVER_KEY_MISMATCH.*not the one your invitation names.*Nothing was sent/,
+    );
 
     const li = run(['login', '--home', home, '--json'], user);
     assert.equal(li.code, 0, li.stderr);

@@ -8,10 +8,12 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer, request, type Server } from 'node:http';
-import { after, before, describe, it } from 'node:test';
+import { after, before, beforeEach, describe, it } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { ClientHome } from '../src/client/home.js';
 import { callJson } from '../src/client/http.js';
+import { clientKeyFor, prepareKey } from '../src/client/identity.js';
+import { rotateKey } from '../src/client/rotate.js';
 import { type ClientSession, connect } from '../src/client/session.js';
 import { ERROR_CODES, errorFromWire, isErrorCode, isKlError } from '../src/protocol/errors.js';
 import { callAdmin } from '../src/server/admin-socket.js';
@@ -154,6 +156,8 @@ before(async () => {
   server = await testServer();
   proxy = await mitmProxy(server.url);
 });
+// A test that failed half way must not leave the proxy answering for the server.
+beforeEach(() => proxy.takeOver(null));
 after(async () => {
   process.off('uncaughtException', onUncaught);
   await proxy.close();
@@ -385,6 +389,45 @@ describe('plaintext errors during the login or a resumption only fail that attem
     assert.deepEqual(await s.request('resumed'), { echo: 'resumed', id: 'mitm-resume@example.org' });
     assert.ok(server.sessions.get(s.sessionId));
     await s.close();
+  });
+});
+
+describe('key rotation keeps key material unless the refusal is authenticated', () => {
+  it('a forged plaintext refusal of the new key does not make the client forget it', async () => {
+    const home = await registeredClient(server, 'mitm-rotate@example.org');
+    const current = home.readIdentity();
+    // A rotation written on the ledger, but not installed yet (as after a crash).
+    const prepared = await prepareKey({
+      source: 'generate',
+      passphrase: 'new',
+      id: current.id,
+      name: current.name,
+    });
+    const identity = { ...current, ...prepared.key };
+    home.writePendingRotation({ v: 1, identity, privateKey: prepared.privateKey!, startedAt: Date.now() });
+    const s = await connect({ home, passphrase: CLIENT_PASSPHRASE });
+    await s.rotateKey(await clientKeyFor(identity, 'new', () => prepared.privateKey!));
+
+    // Running it again through the man in the middle, who refuses every login in plaintext.
+    home.writeServer({ ...home.readServer(), url: proxy.url });
+    proxy.takeOver((client) =>
+      client.once('message', () =>
+        client.send(JSON.stringify({ type: 'error', code: 'KL_KEY_MISMATCH', message: EVIL })),
+      ),
+    );
+    const next = { source: 'generate' as const, passphrase: 'new' };
+    await assert.rejects(rotateKey({ home, passphrase: CLIENT_PASSPHRASE, next }), code('KL_KEY_MISMATCH'));
+    assert.equal(
+      home.readPendingRotation()?.identity.fingerprint,
+      prepared.key.fingerprint,
+      'the new key is kept',
+    );
+
+    // Without him, the rotation is finished with the kept key.
+    proxy.takeOver(null);
+    const r = await rotateKey({ home, passphrase: CLIENT_PASSPHRASE, next });
+    assert.equal(r.rotation, undefined);
+    assert.equal(home.readIdentity().fingerprint, prepared.key.fingerprint);
   });
 });
 

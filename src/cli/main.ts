@@ -30,6 +30,7 @@ const HELP: Record<string, string> = {
 
 server (operator):
   keyledger serve [--config FILE] [--data DIR] [--host 127.0.0.1] [--port 7420] [--admin IDENTITY]...
+                  [--tls-cert FILE --tls-key FILE]
   keyledger config check [--config FILE] | config schema   validate / describe the configuration
   keyledger admin invite IDENTITY [--data DIR] [--expires 24h] [--json]
   keyledger admin grant | ungrant IDENTITY [--data DIR]   the admin role, on the ledger
@@ -66,7 +67,7 @@ ledger (auditor):
 Run "keyledger COMMAND --help" for details. Exit status: 0 success, 1 a check failed, 2 error
 (the message starts with the error code).`,
   serve: `keyledger serve [--config FILE] [--data DIR] [--host 127.0.0.1] [--port 7420] [--challenge-ttl 60s]
-                [--admin IDENTITY]... [--public-url URL]
+                [--admin IDENTITY]... [--public-url URL] [--tls-cert FILE --tls-key FILE]
   Settings come from --config FILE (JSON, docs/configuration.md), then KEYLEDGER_* environment
   variables, then these flags. keyledger config check shows the result.
   --ledger evm --rpc URL [--contract ADDRESS --from-block N]: on first start, a ledger ordered by an
@@ -76,6 +77,9 @@ Run "keyledger COMMAND --help" for details. Exit status: 0 success, 1 a check fa
   validator key and the server's OpenPGP key, pinned in the genesis. --admin names identities that
   get the admin role on the ledger once registered (the first admin); --public-url is the address
   people use to reach the server (dashboard links; https:// makes the dashboard cookie Secure).
+  --tls-cert FILE --tls-key FILE (PEM): serve https:// and wss:// (the dashboard cookie is Secure);
+  on SIGHUP both files are read again and serve new connections (live ones are kept); a bad pair is
+  refused and the previous certificate keeps serving. Behind a TLS proxy instead: README, "Deploying".
   Also serves /admin (dashboard), /openapi.json and /docs, /metrics, /healthz, /readyz.
   Passphrase of the node keys: KEYLEDGER_SERVER_PASSPHRASE, --passphrase-file FILE, a prompt, or
   --insecure-dev-passphrase (public passphrase, demos only).
@@ -180,6 +184,8 @@ const OPTIONS = {
   'insecure-dev-funder-key': { type: 'string' },
   admin: { type: 'string', multiple: true },
   'public-url': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
   'no-open': { type: 'boolean' },
   'new-passphrase-file': { type: 'string' },
   sign: { type: 'boolean' },
@@ -226,6 +232,15 @@ function serveFlags(v: ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>
     ...(v['operator-key'] !== undefined ? { operatorKey: v['operator-key'] } : {}),
     ...(v.admin?.length ? { admins: v.admin } : {}),
     ...(v['public-url'] !== undefined ? { publicUrl: v['public-url'] } : {}),
+    // One of the two alone completes (or misses) the other from the file or the environment.
+    ...(v['tls-cert'] !== undefined || v['tls-key'] !== undefined
+      ? {
+          tls: {
+            ...(v['tls-cert'] !== undefined ? { cert: v['tls-cert'] } : {}),
+            ...(v['tls-key'] !== undefined ? { key: v['tls-key'] } : {}),
+          } as NonNullable<ConfigFile['tls']>,
+        }
+      : {}),
     ...(smtp ? { smtp } : {}),
   };
   const ledger = {

@@ -219,6 +219,8 @@ export class EmbeddedLedger implements Ledger {
   private last: SignedHeader | null;
   /** Heights whose validator signatures this process has verified. */
   private readonly signaturesChecked = new Set<number>();
+  /** Checked txid lists of recently read blocks, by block hash (see blockTxids). */
+  private readonly txidCache = new Map<string, { ids: Buffer[]; tree: MerkleTree }>();
   /** Height up to which the node's verified checkpoint vouches for the stored rows. */
   private verifiedHeight = 0;
   /** Transactions in the committed blocks. */
@@ -509,13 +511,22 @@ export class EmbeddedLedger implements Ledger {
     return block;
   }
 
-  /** The txids of a block, checked against its header's count and transaction root. */
+  /**
+   * The txids of a block, checked against its header's count and transaction root. The last few
+   * checked lists are kept (blocks never change once written), so reading a block's transactions
+   * one by one checks its root once, not once per transaction.
+   */
   private blockTxids(block: SignedHeader): { ids: Buffer[]; tree: MerkleTree } {
+    const cached = this.txidCache.get(block.hash);
+    if (cached) return cached;
     const ids = (this.stmt.txidsOfBlock.all(block.header.height) as Array<{ txid: string }>).map((r) =>
       Buffer.from(r.txid, 'hex'),
     );
     checkTxCount(block.header, ids.length);
-    return { ids, tree: checkTxRoot(block.header, ids) };
+    const checked = { ids, tree: checkTxRoot(block.header, ids) };
+    if (this.txidCache.size >= 8) this.txidCache.delete(this.txidCache.keys().next().value!);
+    this.txidCache.set(block.hash, checked);
+    return checked;
   }
 
   /**

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, lstatSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { Ledger } from '../ledger/ledger.js';
-import { ERROR_CODES, type ErrorCode, isKlError, KlError } from '../protocol/errors.js';
+import { errorFromWire, isKlError, KlError } from '../protocol/errors.js';
 import { canonicalIdentity } from '../protocol/identity.js';
 import { listSessions, revokeKeyAsAdmin, setAdminRole, terminateSession } from './admin-actions.js';
 import type { AlertLog } from './alert-log.js';
@@ -171,14 +171,9 @@ export async function callAdmin<T>(
             reject(new KlError('KL_NETWORK', 'the admin socket answered something that is not JSON'));
             return;
           }
-          if ((res.statusCode ?? 500) >= 400) {
-            const e = json?.error ?? {};
-            const code =
-              typeof e.code === 'string' && Object.hasOwn(ERROR_CODES, e.code)
-                ? (e.code as ErrorCode)
-                : 'KL_INTERNAL';
-            reject(new KlError(code, typeof e.message === 'string' ? e.message : 'admin call failed'));
-          } else resolve(json as T);
+          if ((res.statusCode ?? 500) >= 400)
+            reject(errorFromWire(json?.error, 'KL_INTERNAL', { message: 'admin call failed' }));
+          else resolve(json as T);
         });
       },
     );

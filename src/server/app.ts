@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
+import type { Server as HttpsServer } from 'node:https';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -47,6 +48,7 @@ import {
   type SessionPolicy,
   SessionTable,
 } from './sessions.js';
+import { loadTls, type TlsFiles, type TlsMaterial } from './tls.js';
 
 /**
  * Rate limits of the server (docs/protocol.md, "Rate limits"). A limit keyed on an identity is
@@ -134,6 +136,11 @@ export interface ServerOptions {
   maxAlerts?: number;
   /** The URL people use to reach this server (dashboard links); default the listening address. */
   publicUrl?: string;
+  /**
+   * Serve HTTPS and WSS with this certificate and key (PEM files; `keyledger serve --tls-cert
+   * --tls-key`), reloaded by {@link RunningServer.reloadTls}. Also makes the dashboard cookie Secure.
+   */
+  tls?: TlsFiles;
   dashboardAuth?: Partial<DashboardAuthPolicy>;
   log?: (line: string) => void;
 }
@@ -156,6 +163,13 @@ export interface RunningServer {
   pendingChallenges(): number;
   /** Adds an application hook for session messages (before the demo service). */
   onMessage(handler: MessageHandler): void;
+  /** The certificate served now (with TLS on). */
+  tls(): TlsMaterial | undefined;
+  /**
+   * Reads the TLS files again and serves them to new connections; live connections are kept.
+   * @throws KlError `KL_CONFIG_INVALID` (see {@link loadTls}): the certificate served stays as it was.
+   */
+  reloadTls(): TlsMaterial;
   close(): Promise<void>;
 }
 
@@ -399,7 +413,21 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     }
   }
 
+  // TLS in the server itself (defence in depth, docs/configuration.md `tls`): the files are checked
+  // before anything listens; reloadTls() swaps the certificate for new connections only.
+  let tls: TlsMaterial | undefined;
+  if (o.tls) {
+    try {
+      tls = loadTls(o.tls);
+    } catch (err) {
+      await sequencer?.stop();
+      await ledger.close();
+      proofs.close();
+      throw err;
+    }
+  }
   const app = Fastify({
+    ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}),
     bodyLimit: MAX_HTTP_BODY,
     logger: false,
     // On close, also end keep-alive connections (clients would otherwise hold them open).
@@ -411,7 +439,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
     },
-  });
+  }) as unknown as FastifyInstance; // an https.Server underneath when TLS is on
 
   app.setErrorHandler((err: unknown, _req: FastifyRequest, reply: FastifyReply) => {
     noteStorageFault(err);
@@ -637,7 +665,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     auth: dashboard,
     metrics,
     now,
-    secureCookies: publicUrl.startsWith('https:'),
+    secureCookies: publicUrl.startsWith('https:') || tls !== undefined,
     log,
     onAlert: (listener) => {
       alertEvents.on('alert', listener);
@@ -674,7 +702,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : (o.port ?? 7420);
   const host = o.host ?? '127.0.0.1';
-  const base = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const base = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   publicUrl ||= base;
   ready = true;
   for (const id of bootstrapAdmins) void grantBootstrapAdmin(id);
@@ -690,6 +718,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     dashboard,
     metrics,
     pendingChallenges: () => loginSocket.pendingChallenges(),
+    tls: () => tls,
+    reloadTls() {
+      if (!o.tls || !tls) throw new KlError('KL_CONFIG_INVALID', 'this server does not serve TLS');
+      const next = loadTls(o.tls);
+      // New connections get the new certificate; live ones keep theirs (not dropped).
+      (app.server as unknown as HttpsServer).setSecureContext({ cert: next.cert, key: next.key });
+      tls = next;
+      return next;
+    },
     onMessage(handler) {
       handlers.splice(demo ? handlers.length - 1 : handlers.length, 0, handler);
     },

@@ -52,6 +52,25 @@ export const CONFIG_SCHEMA = {
       description:
         'The URL people use to reach the server (dashboard links); https makes the dashboard cookie Secure.',
     },
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      description:
+        'Serve HTTPS and WSS with this certificate and key (PEM files, reloaded on SIGHUP); makes the dashboard cookie Secure. Default off (plain HTTP, e.g. behind a TLS-terminating proxy).',
+      properties: {
+        cert: {
+          type: 'string',
+          minLength: 1,
+          description: 'PEM file: the certificate, then any intermediates.',
+        },
+        key: {
+          type: 'string',
+          minLength: 1,
+          description: 'PEM file: its private key (not passphrase-protected; mode 0600).',
+        },
+      },
+      required: ['cert', 'key'],
+    },
     admins: {
       type: 'array',
       maxItems: 100,
@@ -179,6 +198,7 @@ export interface ConfigFile {
   host?: string;
   port?: number;
   publicUrl?: string;
+  tls?: { cert: string; key: string };
   admins?: string[];
   challengeTtl?: string;
   handshakeTimeout?: string;
@@ -215,6 +235,8 @@ export const CONFIG_ENV: Readonly<Record<string, string>> = {
   KEYLEDGER_HOST: 'host',
   KEYLEDGER_PORT: 'port',
   KEYLEDGER_PUBLIC_URL: 'publicUrl',
+  KEYLEDGER_TLS_CERT: 'tls.cert',
+  KEYLEDGER_TLS_KEY: 'tls.key',
   KEYLEDGER_ADMINS: 'admins',
   KEYLEDGER_CHALLENGE_TTL: 'challengeTtl',
   KEYLEDGER_OPERATOR_KEY: 'operatorKey',
@@ -318,6 +340,7 @@ export function serverOptionsOf(c: ConfigFile): Omit<ServerOptions, 'passphrase'
     port: c.port ?? 7420,
     ...defined({
       publicUrl: c.publicUrl,
+      tls: c.tls ? { certFile: c.tls.cert, keyFile: c.tls.key } : undefined,
       admins: c.admins,
       challengeTtlMs: ms(c.challengeTtl, 'challengeTtl'),
       handshakeTimeoutMs: ms(c.handshakeTimeout, 'handshakeTimeout'),

@@ -21,6 +21,7 @@ import {
 import { IdentityProofs } from '../../server/identity-proofs.js';
 import { initEvmNode } from '../../server/node.js';
 import { loadServerKey } from '../../server/server-key.js';
+import { loadTls } from '../../server/tls.js';
 import { info, out } from '../io.js';
 import { logWriter } from '../log-writer.js';
 import { resolvePassphrase } from '../passphrase.js';
@@ -46,6 +47,8 @@ export async function serve(o: ServeOptions): Promise<number> {
   const config = loadConfig({ ...(o.configFile ? { file: o.configFile } : {}), flags: o.flags });
   const options = serverOptionsOf(config);
   const data = options.dataDir;
+  // TLS files missing, unreadable or not a pair: said before anything is asked or initialised.
+  if (options.tls) loadTls(options.tls);
   const fresh = !isInitialised(data);
   const passphrase = await resolvePassphrase(o, { confirm: fresh });
   if (fresh && config.ledger?.engine === 'evm') await initEvm(data, passphrase, config.ledger);
@@ -71,6 +74,21 @@ export async function serve(o: ServeOptions): Promise<number> {
     process.once('SIGINT', () => resolve());
     process.once('SIGTERM', () => resolve());
   });
+  // SIGHUP, with TLS on: the certificate and key files are read again (after a renewal); a bad pair
+  // is refused and the certificate served stays. Without TLS, SIGHUP keeps its default (stop).
+  const reloadTls = () => {
+    try {
+      const t = server.reloadTls();
+      const line = `TLS certificate reloaded: ${t.subject}, SHA-256 ${t.fingerprint}, valid until ${t.validTo}`;
+      log(line);
+      info(`keyledger: ${line}`);
+    } catch (err) {
+      const line = `TLS certificate NOT reloaded, the previous one keeps serving: ${(err as Error).message}`;
+      log(line);
+      info(`keyledger: ${line}`);
+    }
+  };
+  if (options.tls) process.on('SIGHUP', reloadTls);
   const reader = config.operatorKey
     ? await readPublicKey(readFileSync(config.operatorKey, 'utf8'))
     : (await loadServerKey(data, passphrase)).publicKey;
@@ -99,6 +117,8 @@ export async function serve(o: ServeOptions): Promise<number> {
   early.length = 0;
   logLine = write;
   log(`server started on ${server.url}`);
+  const cert = server.tls();
+  if (cert) log(`TLS certificate: ${cert.subject}, SHA-256 ${cert.fingerprint}, valid until ${cert.validTo}`);
   const g = server.ledger.genesis;
   if (o.json) {
     out(
@@ -108,6 +128,7 @@ export async function serve(o: ServeOptions): Promise<number> {
         serverFingerprint: g.server?.fingerprint,
         dataDir: data,
         initialised: fresh,
+        ...(cert ? { tls: { fingerprint: cert.fingerprint, validTo: cert.validTo } } : {}),
       }),
     );
   } else {
@@ -115,6 +136,7 @@ export async function serve(o: ServeOptions): Promise<number> {
     out(`keyledger listening on ${server.url}`);
     out(`  chain id            ${server.ledger.chainId}`);
     out(`  server fingerprint  ${g.server?.fingerprint}`);
+    if (cert) out(`  TLS certificate     SHA-256 ${cert.fingerprint}, valid until ${cert.validTo}`);
     out(`  email codes         ${options.smtp ? 'on' : 'off (set KEYLEDGER_SMTP_URL to enable)'}`);
     out(`  admin dashboard     ${server.url}/admin/  (keyledger admin dashboard gives a login link)`);
     out(
@@ -124,6 +146,7 @@ export async function serve(o: ServeOptions): Promise<number> {
   }
   // Graceful shutdown: stop taking logins, end sessions with a reason, finish in-flight commits.
   await stopRequested;
+  process.off('SIGHUP', reloadTls);
   info('shutting down…');
   await server.close();
   log('server stopped');

@@ -17,9 +17,10 @@ import { type TransactionReceipt, verifyTransactionReceipt } from '../../ledger/
 import type { TxBodies } from '../../ledger/transactions.js';
 import { EncryptedLog } from '../../pgp/encrypted-log.js';
 import { readPublicKey } from '../../pgp/messages.js';
-import { isKlError, KlError } from '../../protocol/errors.js';
+import { isKlError, KlError, wireText } from '../../protocol/errors.js';
 import { sha256Hex } from '../../protocol/hash.js';
 import { canonicalIdentity } from '../../protocol/identity.js';
+import { checkShape, type ObjectShape } from '../../protocol/shape.js';
 import { callAdmin } from '../../server/admin-socket.js';
 import type { DroppedAlerts } from '../../server/alert-log.js';
 import { info, out } from '../io.js';
@@ -157,6 +158,32 @@ export async function shell(o: { home: string; passphraseFile?: string }): Promi
   return 0;
 }
 
+/** One of the caller's sessions, as `session.list` answers. */
+interface ListedSession {
+  sessionId: string;
+  ip: string;
+  createdAt: number;
+  lastActivity: number;
+  current: boolean;
+}
+
+const LISTED_SESSION_SHAPE: ObjectShape = {
+  sessionId: { type: 'string', max: 22, pattern: /^[A-Za-z0-9_-]{22}$/ },
+  ip: { type: 'string', max: 100 },
+  createdAt: { type: 'integer', min: 0, max: 8.64e15 },
+  lastActivity: { type: 'integer', min: 0, max: 8.64e15 },
+  current: { type: 'boolean' },
+};
+
+/** The `session.list` answer, checked before anything of it is printed. */
+function checkSessionList(value: unknown): ListedSession[] {
+  if (!Array.isArray(value) || value.length > 10_000)
+    throw new KlError('KL_PROTOCOL', 'the server answered the session list with something unexpected');
+  return value.map((v, i) =>
+    checkShape<ListedSession>(v, LISTED_SESSION_SHAPE, 'KL_PROTOCOL', `sessions[${i}]`),
+  );
+}
+
 /** `keyledger session list|revoke [ID]` */
 export async function sessionCommand(o: {
   home: string;
@@ -168,14 +195,12 @@ export async function sessionCommand(o: {
   const session = await open(o);
   try {
     if (o.sub === 'list') {
-      const list = await session.request<
-        Array<{ sessionId: string; ip: string; createdAt: number; lastActivity: number; current: boolean }>
-      >({ op: 'session.list' });
+      const list = checkSessionList(await session.request<unknown>({ op: 'session.list' }));
       if (o.json) out(JSON.stringify(list.filter((s) => !s.current)));
       else
         for (const s of list.filter((x) => !x.current))
           out(
-            `${s.sessionId}  ${s.ip}  started ${new Date(s.createdAt).toISOString()}  last active ${new Date(s.lastActivity).toISOString()}`,
+            `${s.sessionId}  ${wireText(s.ip)}  started ${new Date(s.createdAt).toISOString()}  last active ${new Date(s.lastActivity).toISOString()}`,
           );
       return 0;
     }
@@ -185,8 +210,11 @@ export async function sessionCommand(o: {
           'KL_BAD_INPUT',
           'usage: keyledger session revoke SESSION_ID (see keyledger session list)',
         );
-      const r = await session.request<{ revoked: string }>({ op: 'session.revoke', sessionId: o.target });
-      out(o.json ? JSON.stringify(r) : `revoked session ${r.revoked}`);
+      const r = await session.request<unknown>({ op: 'session.revoke', sessionId: o.target });
+      if (typeof (r as { revoked?: unknown } | null)?.revoked !== 'string')
+        throw new KlError('KL_PROTOCOL', 'the server answered the revocation with something unexpected');
+      const { revoked } = r as { revoked: string };
+      out(o.json ? JSON.stringify({ revoked }) : `revoked session ${wireText(revoked, 64)}`);
       return 0;
     }
     throw new KlError('KL_BAD_INPUT', 'usage: keyledger session list | keyledger session revoke SESSION_ID');

@@ -1,0 +1,448 @@
+/**
+ * Integrity claims the tools keep (docs/ledger.md "Integrity at start"), against an attacker who can
+ * write the SQLite file but holds no node key: a rewritten audit row is never listed as genuine (CLI
+ * and admin API); the server refuses to start on changed transaction rows, changed middle-block
+ * headers, deleted or extra transactions; `keyledger status` exits non-zero for another key, a revoked
+ * key, an unknown identity, and says "history cut short" for a truncated ledger; `keyledger receipt
+ * verify` checks the OpenPGP signature against the key the ledger held. Real servers on 127.0.0.1,
+ * the real CLI, tampered real rows.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import type { ClientHome } from '../src/client/home.js';
+import { openClientKey } from '../src/client/identity.js';
+import { register } from '../src/client/register.js';
+import { rotateKey } from '../src/client/rotate.js';
+import { connect } from '../src/client/session.js';
+import { type BlockHeader, blockHashOf } from '../src/ledger/block.js';
+import { dataPaths } from '../src/ledger/data-dir.js';
+import { EmbeddedLedger } from '../src/ledger/embedded-ledger.js';
+import { leafHash } from '../src/ledger/merkle.js';
+import { canonicalize } from '../src/protocol/canonical-json.js';
+import { isKlError } from '../src/protocol/errors.js';
+import { setAdminRole } from '../src/server/admin-actions.js';
+import { type RunningServer, startServer } from '../src/server/app.js';
+import { PASSPHRASE, tempDir } from './helpers.js';
+import { serveCli } from './support/serve-cli.js';
+import { CLIENT_PASSPHRASE, invite, newClient } from './support/server.js';
+
+const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
+
+/** Runs the real CLI without blocking this process (the server under test runs in it). */
+function run(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const { KEYLEDGER_SERVER_PASSPHRASE: _a, KEYLEDGER_PASSPHRASE: _b, ...base } = process.env;
+  const child = spawn(process.execPath, [bin, ...args], {
+    env: { ...base, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c) => (stdout += c));
+  child.stderr.on('data', (c) => (stderr += c));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+const data = join(tempDir(), 'data');
+let port = 0;
+let server: RunningServer;
+const homes: Record<string, ClientHome> = {};
+/** A copy of the data directory taken after the registrations (a shorter, genuine history). */
+let snapshot = '';
+/** The data directory once the server stopped, untouched. */
+let pristine = '';
+let signedFile = '';
+let carolFile = '';
+
+function start(dataDir: string, p = port): Promise<RunningServer> {
+  return startServer({ dataDir, passphrase: PASSPHRASE, host: '127.0.0.1', port: p });
+}
+
+async function registered(id: string): Promise<ClientHome> {
+  const home = await newClient(id);
+  await register({
+    home,
+    server: server.url,
+    proof: { method: 'invite', code: invite(server, id) },
+    passphrase: CLIENT_PASSPHRASE,
+  });
+  return home;
+}
+
+/** Lets the fire-and-forget audit events of the server reach the ledger. */
+const settle = () => new Promise((r) => setTimeout(r, 300));
+
+before(async () => {
+  server = await start(data, 0);
+  port = Number(new URL(server.url).port);
+  for (const id of ['alice', 'bob', 'carol']) homes[id] = await registered(`${id}@example.org`);
+  await setAdminRole(server.ledger, 'alice@example.org', true);
+  await settle();
+  await server.close();
+  snapshot = join(tempDir(), 'snapshot');
+  cpSync(data, snapshot, { recursive: true });
+  // Restarted on the same port; this start records the node's verified checkpoint.
+  server = await start(data);
+  const s = await connect({ home: homes.alice!, passphrase: CLIENT_PASSPHRASE });
+  await s.close();
+  signedFile = join(tempDir(), 'iou.json');
+  const sent = await run(
+    ['send', 'I owe Bob 10 EUR', '--sign', '--out', signedFile, '--home', homes.alice!.dir],
+    {
+      KEYLEDGER_PASSPHRASE: CLIENT_PASSPHRASE,
+    },
+  );
+  assert.equal(sent.code, 0, sent.stderr);
+  await settle();
+});
+
+after(async () => {
+  await server?.close();
+});
+
+describe('keyledger receipt verify checks the signature against the ledger', () => {
+  it('accepts the genuine file and says which checks passed', async () => {
+    const ok = await run(['receipt', 'verify', signedFile, '--home', homes.alice!.dir]);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /receipt OK: HashAnchored/);
+    assert.match(ok.stdout, /exactly the one anchored/);
+    assert.match(
+      ok.stdout,
+      /signature OK: by alice@example\.org's key [0-9a-f]{40}, the key the ledger held at block \d+/,
+    );
+  });
+
+  it('rejects a garbage signature and a signature by another key', async () => {
+    const doc = JSON.parse(readFileSync(signedFile, 'utf8'));
+    const garbage = join(tempDir(), 'garbage.json');
+    writeFileSync(garbage, JSON.stringify({ ...doc, signature: 'not a signature at all' }));
+    const g = await run(['receipt', 'verify', garbage, '--home', homes.alice!.dir]);
+    assert.equal(g.code, 1, g.stdout + g.stderr);
+    assert.match(g.stdout, /signature INVALID/);
+    assert.doesNotMatch(g.stdout, /signature OK/);
+
+    // Bob signs Alice's message with his own (registered) key.
+    const { key } = await openClientKey(homes.bob!, CLIENT_PASSPHRASE);
+    const forged = join(tempDir(), 'forged.json');
+    writeFileSync(
+      forged,
+      JSON.stringify({
+        ...doc,
+        signature: await key.signDetached(Buffer.from(doc.message, 'utf8'), new Date()),
+      }),
+    );
+    const f = await run(['receipt', 'verify', forged, '--home', homes.alice!.dir, '--json']);
+    assert.equal(f.code, 1, f.stdout + f.stderr);
+    const r = JSON.parse(f.stdout);
+    assert.equal(r.verified, false);
+    assert.equal(r.messageMatches, true);
+    assert.equal(r.signature.verified, false);
+    assert.match(r.signature.reason, /not a valid signature over the message by alice@example\.org's key/);
+  });
+});
+
+describe('keyledger status exits non-zero for states a script must notice', () => {
+  it('0 for the key the ledger holds; 5 for an identity the ledger does not know', async () => {
+    const ok = await run(['status', '--home', homes.alice!.dir, '--json']);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.equal(JSON.parse(ok.stdout).state, 'ok');
+    const stranger = await newClient('stranger@example.org');
+    const unknown = await run(['status', '--home', stranger.dir]);
+    assert.equal(unknown.code, 5, unknown.stdout + unknown.stderr);
+  });
+
+  it('3 when the ledger holds another key, 4 when the key is revoked', async () => {
+    // A copy of carol's home keeps her old key after she rotates it.
+    const oldHome = join(tempDir(), 'carol-old');
+    cpSync(homes.carol!.dir, oldHome, { recursive: true });
+    carolFile = join(tempDir(), 'carol.json');
+    const sent = await run(
+      ['send', 'signed with my first key', '--sign', '--out', carolFile, '--home', homes.carol!.dir],
+      {
+        KEYLEDGER_PASSPHRASE: CLIENT_PASSPHRASE,
+      },
+    );
+    assert.equal(sent.code, 0, sent.stderr);
+    await rotateKey({
+      home: homes.carol!,
+      passphrase: CLIENT_PASSPHRASE,
+      next: { source: 'generate', passphrase: CLIENT_PASSPHRASE, type: 'ecc' },
+    });
+    const other = await run(['status', '--home', oldHome]);
+    assert.equal(other.code, 3, other.stdout + other.stderr);
+    assert.match(other.stdout, /ANOTHER KEY [0-9a-f]{40}/);
+
+    const s = await connect({ home: homes.bob!, passphrase: CLIENT_PASSPHRASE });
+    await s.revokeKey('compromised');
+    const revoked = await run(['status', '--home', homes.bob!.dir, '--json']);
+    assert.equal(revoked.code, 4, revoked.stdout + revoked.stderr);
+    assert.equal(JSON.parse(revoked.stdout).ledger.status, 'revoked');
+  });
+
+  it('a message signed with a key rotated away since still verifies (the key held at that height)', async () => {
+    const ok = await run(['receipt', 'verify', carolFile, '--home', homes.carol!.dir]);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /signature OK: .*no longer its current key/);
+  });
+});
+
+describe('the admin API never lists a forged audit row', () => {
+  it('answers KL_LEDGER_CORRUPT once a row was rewritten in the live file', async () => {
+    const s = await connect({ home: homes.alice!, passphrase: CLIENT_PASSPHRASE });
+    const link = (await s.request<{ url: string }>({ op: 'admin.dashboard-link' })).url;
+    await s.close();
+    const res = await fetch(link, { redirect: 'manual' });
+    const cookie = (res.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const good = await fetch(`${server.url}/admin/api/audit`, { headers: { cookie } });
+    assert.equal(good.status, 200);
+    const rows = (await good.json()) as Array<{ event: string; txid: string }>;
+    const target = rows.find((r) => r.event === 'session_start')!;
+    assert.ok(target, 'a session_start event to rewrite');
+
+    // Rewrite the row behind the running server's back; restore it afterwards.
+    const db = new Database(dataPaths(data).db);
+    const { envelope } = db.prepare('SELECT envelope FROM txs WHERE txid = ?').get(target.txid) as {
+      envelope: string;
+    };
+    try {
+      db.prepare('UPDATE txs SET envelope = ? WHERE txid = ?').run(
+        envelope.replace('"session_start"', '"session_stop"'),
+        target.txid,
+      );
+      const bad = await fetch(`${server.url}/admin/api/audit`, { headers: { cookie } });
+      const text = await bad.text();
+      assert.equal(bad.status, 500, text);
+      assert.equal(JSON.parse(text).error.code, 'KL_LEDGER_CORRUPT');
+      assert.doesNotMatch(text, /session_stop/);
+      const csv = await fetch(`${server.url}/admin/api/audit?format=csv`, { headers: { cookie } });
+      assert.equal(csv.status, 500);
+      // Same with the txid recomputed: the block's signed transaction root no longer fits.
+      const changed = envelope.replace('"session_start"', '"session_stop"');
+      db.prepare('UPDATE txs SET envelope = ?, txid = ? WHERE txid = ?').run(
+        changed,
+        leafHash(Buffer.from(changed)).toString('hex'),
+        target.txid,
+      );
+      const bad2 = await fetch(`${server.url}/admin/api/audit`, { headers: { cookie } });
+      const text2 = await bad2.text();
+      assert.equal(bad2.status, 500, text2);
+      assert.doesNotMatch(text2, /session_stop/);
+      assert.match(text2, /transaction root/);
+    } finally {
+      db.prepare("UPDATE txs SET envelope = ?, txid = ? WHERE type = 'AuditEvent' AND envelope LIKE ?").run(
+        envelope,
+        target.txid,
+        '%"session_stop"%',
+      );
+      db.close();
+    }
+    const restored = await fetch(`${server.url}/admin/api/audit`, { headers: { cookie } });
+    assert.equal(restored.status, 200);
+  });
+});
+
+describe('history cut short', () => {
+  it('keyledger status says so (KL_CHECKPOINT_INVALID), not a range error', async () => {
+    assert.equal((await run(['status', '--home', homes.alice!.dir])).code, 0);
+    await server.close();
+    pristine = join(tempDir(), 'pristine');
+    cpSync(data, pristine, { recursive: true });
+    // The same node, on the same address, with the shorter (genuine) history taken earlier.
+    server = await start(snapshot);
+    const st = await run(['status', '--home', homes.alice!.dir]);
+    assert.equal(st.code, 2, st.stdout + st.stderr);
+    assert.match(
+      st.stderr,
+      /error KL_CHECKPOINT_INVALID: history cut short: the ledger now ends at block \d+, but this client already saw block \d+/,
+    );
+    await server.close();
+  });
+});
+
+/** A copy of the pristine data directory with `mutate` applied to its SQLite file. */
+function tampered(mutate: (db: Database.Database) => void): string {
+  const dir = join(tempDir(), 'copy');
+  cpSync(pristine, dir, { recursive: true });
+  const db = new Database(dataPaths(dir).db);
+  mutate(db);
+  db.close();
+  return dir;
+}
+
+const lastAudit = (db: Database.Database) =>
+  db
+    .prepare(
+      "SELECT txid, envelope, height FROM txs WHERE type = 'AuditEvent' ORDER BY height DESC, idx DESC",
+    )
+    .get() as {
+    txid: string;
+    envelope: string;
+    height: number;
+  };
+
+async function refusesToStart(dir: string, reason: RegExp): Promise<void> {
+  await assert.rejects(start(dir, 0), (e: unknown) => {
+    assert.ok(isKlError(e, 'KL_LEDGER_CORRUPT'), String(e));
+    assert.match((e as Error).message, reason);
+    assert.match((e as Error).message, /run `keyledger ledger verify --data /);
+    return true;
+  });
+}
+
+async function auditReportsDamage(dir: string, forged?: RegExp): Promise<void> {
+  const a = await run(['audit', '--data', dir]);
+  assert.equal(a.code, 1, a.stdout + a.stderr);
+  assert.match(a.stdout, /audit trail DAMAGED \(KL_LEDGER_CORRUPT\)/);
+  if (forged) assert.doesNotMatch(a.stdout, forged);
+}
+
+describe('a damaged ledger: keyledger audit reports it, the server refuses to start', () => {
+  it('the untouched ledger starts and lists its audit trail', async () => {
+    const a = await run(['audit', '--data', pristine]);
+    assert.equal(a.code, 0, a.stdout + a.stderr);
+    assert.match(a.stdout, /session_start/);
+    const s = await start(
+      tampered(() => {}),
+      0,
+    );
+    await s.close();
+  });
+
+  it('a rewritten audit row', async () => {
+    const dir = tampered((db) => {
+      const row = lastAudit(db);
+      db.prepare('UPDATE txs SET envelope = ? WHERE txid = ?').run(
+        row.envelope.replace(/"event":"[a-z_]+"/, '"event":"forged_event"'),
+        row.txid,
+      );
+    });
+    await auditReportsDamage(dir, /forged_event/);
+    await refusesToStart(dir, /transaction [0-9a-f]{64} does not match its id/);
+  });
+
+  it('a rewritten audit row with its id recomputed (keyledger serve, the real binary)', async () => {
+    const dir = tampered((db) => {
+      const row = lastAudit(db);
+      const changed = row.envelope.replace(/"event":"[a-z_]+"/, '"event":"forged_event"');
+      db.prepare('UPDATE txs SET envelope = ?, txid = ? WHERE txid = ?').run(
+        changed,
+        leafHash(Buffer.from(changed)).toString('hex'),
+        row.txid,
+      );
+    });
+    await auditReportsDamage(dir, /forged_event/);
+    await assert.rejects(serveCli(dir), (e: Error) => {
+      assert.match(
+        e.message,
+        /error KL_LEDGER_CORRUPT: the ledger in .* is damaged: block \d+: transaction root is wrong/,
+      );
+      assert.match(e.message, /keyledger ledger verify/);
+      return true;
+    });
+  });
+
+  it('a changed transaction row (the signed message anchor)', async () => {
+    const dir = tampered((db) =>
+      db
+        .prepare(
+          `UPDATE txs SET envelope = replace(envelope, '"signed message"', '"signed massage"') WHERE type = 'HashAnchored'`,
+        )
+        .run(),
+    );
+    await refusesToStart(dir, /does not match its id/);
+    await auditReportsDamage(dir);
+  });
+
+  it('a changed middle-block header, with and without its hash recomputed', async () => {
+    const header = (db: Database.Database, h: number) =>
+      JSON.parse(
+        (db.prepare('SELECT header FROM blocks WHERE height = ?').get(h) as { header: string }).header,
+      ) as BlockHeader;
+    const mid = (db: Database.Database) =>
+      Math.floor((db.prepare('SELECT max(height) AS n FROM blocks').get() as { n: number }).n / 2);
+    const plain = tampered((db) => {
+      const h = mid(db);
+      db.prepare('UPDATE blocks SET header = ? WHERE height = ?').run(
+        canonicalize({ ...header(db, h), time: header(db, h).time + 1 }),
+        h,
+      );
+    });
+    await refusesToStart(plain, /block \d+: header does not match its hash/);
+    await auditReportsDamage(plain);
+    const rehashed = tampered((db) => {
+      const h = mid(db);
+      const changed = { ...header(db, h), time: header(db, h).time + 1 };
+      db.prepare('UPDATE blocks SET header = ?, hash = ? WHERE height = ?').run(
+        canonicalize(changed),
+        blockHashOf(changed),
+        h,
+      );
+    });
+    await refusesToStart(rehashed, /block|history/);
+    await auditReportsDamage(rehashed);
+  });
+
+  it('a deleted transaction, and an extra one', async () => {
+    const deleted = tampered((db) => db.prepare('DELETE FROM txs WHERE txid = ?').run(lastAudit(db).txid));
+    await refusesToStart(deleted, /transactions? (are|is) missing|holds \d+ transactions, header says/);
+    await auditReportsDamage(deleted);
+    const extra = tampered((db) => {
+      const row = lastAudit(db);
+      const changed = row.envelope.replace(/"at":\d+/, '"at":1');
+      db.prepare(
+        'INSERT INTO txs(txid, height, idx, type, subject, envelope) VALUES (?, ?, 9999, ?, NULL, ?)',
+      ).run(leafHash(Buffer.from(changed)).toString('hex'), row.height, 'AuditEvent', changed);
+    });
+    await refusesToStart(extra, /belong to no block|holds \d+ transactions, header says/);
+    await auditReportsDamage(extra);
+    const beyond = tampered((db) => {
+      const row = lastAudit(db);
+      const changed = row.envelope.replace(/"at":\d+/, '"at":2');
+      db.prepare(
+        'INSERT INTO txs(txid, height, idx, type, subject, envelope) VALUES (?, 100000, 0, ?, NULL, ?)',
+      ).run(leafHash(Buffer.from(changed)).toString('hex'), 'AuditEvent', changed);
+    });
+    await refusesToStart(beyond, /1 transaction rows belong to no block/);
+  });
+
+  it('a row below the node’s verified checkpoint: start is fast and does not re-read it, every read checks it', async () => {
+    // The registration-time audit events are in blocks the restart already verified.
+    const dir = tampered((db) => {
+      const row = db
+        .prepare(
+          `SELECT txid, envelope FROM txs WHERE type = 'AuditEvent' AND envelope LIKE '%"registration"%' ORDER BY height LIMIT 1`,
+        )
+        .get() as { txid: string; envelope: string };
+      db.prepare('UPDATE txs SET envelope = ? WHERE txid = ?').run(
+        row.envelope.replace('"registration"', '"forged_event"'),
+        row.txid,
+      );
+    });
+    const reader = EmbeddedLedger.open({ dataDir: dir });
+    await reader.close();
+    await auditReportsDamage(dir, /forged_event/);
+    const v = await run(['ledger', 'verify', '--data', dir, '--quiet']);
+    assert.equal(v.code, 1);
+    assert.match(v.stdout, /ledger TAMPERED: block \d+: transaction [0-9a-f]{64} does not match its id/);
+  });
+
+  it('a ledger cut short below the node’s verified checkpoint is refused at start', async () => {
+    // The snapshot's node never verified beyond its own end; the pristine one did (at its restart).
+    const dir = tampered((db) => {
+      const top = (db.prepare('SELECT max(height) AS n FROM blocks').get() as { n: number }).n;
+      const verified = JSON.parse(
+        (db.prepare("SELECT value FROM meta WHERE key = 'verified'").get() as { value: string }).value,
+      ).height as number;
+      assert.ok(verified > 1 && verified <= top);
+      db.prepare('DELETE FROM txs WHERE height >= ?').run(verified);
+      db.prepare('DELETE FROM blocks WHERE height >= ?').run(verified);
+    });
+    await refusesToStart(dir, /history cut short|stored state does not match/);
+  });
+});
