@@ -233,7 +233,7 @@ describe('the admin API never lists a forged audit row', () => {
       const text2 = await bad2.text();
       assert.equal(bad2.status, 500, text2);
       assert.doesNotMatch(text2, /session_stop/);
-      assert.match(text2, /transaction root/);
+      assert.match(text2, /transaction root|is missing/);
     } finally {
       db.prepare("UPDATE txs SET envelope = ?, txid = ? WHERE type = 'AuditEvent' AND envelope LIKE ?").run(
         envelope,

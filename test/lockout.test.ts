@@ -13,7 +13,7 @@ import { buildRegistrationRequest, register, requestEmailCode } from '../src/cli
 import { generateEphemeral } from '../src/protocol/x25519.js';
 import type { RunningServer } from '../src/server/app.js';
 import { manualClock } from './helpers.js';
-import { rawSocket } from './support/raw-socket.js';
+import { rawSocket, rawSocketWithHeaders } from './support/raw-socket.js';
 import { CLIENT_PASSPHRASE, invite, newClient, registeredClient, testServer } from './support/server.js';
 import { EMAILED_CODE, smtpSink } from './support/smtp-sink.js';
 
@@ -236,3 +236,64 @@ async function lastCode(sink: Awaited<ReturnType<typeof smtpSink>>): Promise<str
   for (let i = 0; i < 50 && sink.mails.length === before; i++) await new Promise((r) => setTimeout(r, 20));
   return EMAILED_CODE.exec(sink.mails.at(-1)!)![1]!;
 }
+
+describe('the source address behind a reverse proxy (trustProxy)', () => {
+  const begin = (server: RunningServer, forwardedFor: string) =>
+    postFrom(
+      '127.0.0.1',
+      `${server.url}/v1/register/begin`,
+      { id: 'x@example.org' },
+      { 'x-forwarded-for': forwardedFor },
+    );
+
+  it('believes X-Forwarded-For only from a trusted proxy: each client has its own budget, and a spoofed header buys nothing', async () => {
+    const limits = {
+      registerPerIp: { burst: 3, perSecond: 1 / 600 },
+      loginPerIp: { burst: 2, perSecond: 1 / 600 },
+    };
+    const proxied = await testServer({ rateLimits: limits, trustProxy: ['127.0.0.1'] });
+    const direct = await testServer({ rateLimits: limits });
+    try {
+      const statuses = async (server: RunningServer, sources: string[]) => {
+        const out: number[] = [];
+        for (const s of sources) out.push((await begin(server, s)).status);
+        return out;
+      };
+      // Behind the trusted proxy: 127.0.0.50 uses its budget up; 127.0.0.51 still has its own.
+      assert.deepEqual(
+        await statuses(proxied, ['127.0.0.50', '127.0.0.50', '127.0.0.50', '127.0.0.50', '127.0.0.51']),
+        [200, 200, 200, 429, 200],
+      );
+      // Without a trust list the header is ignored: changing it does not escape the socket's budget.
+      assert.deepEqual(
+        await statuses(direct, ['127.0.0.60', '127.0.0.61', '127.0.0.62', '127.0.0.63']),
+        [200, 200, 200, 429],
+      );
+      // The login WebSocket follows the same rule.
+      const helloVia = async (forwardedFor: string) => {
+        const socket = await rawSocketWithHeaders(proxied.wsUrl, { 'x-forwarded-for': forwardedFor });
+        socket.send({
+          type: 'hello',
+          v: 1,
+          id: 'nobody@example.org',
+          ephemeral: generateEphemeral().publicKey,
+        });
+        const answer: Record<string, unknown> = await socket.next().catch(() => ({ type: 'closed' }));
+        socket.ws.terminate();
+        return String(answer.code ?? answer.type);
+      };
+      assert.deepEqual(
+        [
+          await helloVia('127.0.0.70'),
+          await helloVia('127.0.0.70'),
+          await helloVia('127.0.0.70'),
+          await helloVia('127.0.0.71'),
+        ],
+        ['KL_AUTH_FAILED', 'KL_AUTH_FAILED', 'KL_RATE_LIMITED', 'KL_AUTH_FAILED'],
+      );
+    } finally {
+      await proxied.close();
+      await direct.close();
+    }
+  });
+});

@@ -5,6 +5,7 @@
  * at `since` or after `limit` events, so the cost is bounded by what is asked for.
  */
 import { canonicalBytes } from '../protocol/canonical-json.js';
+import { isKlError } from '../protocol/errors.js';
 import { HASH_HEX, hashFromHex } from '../protocol/hash.js';
 import { type SignedHeader, verifySignedHeader } from './block.js';
 import { ledgerDamage } from './block-check.js';
@@ -62,7 +63,12 @@ export async function readAuditTrail(ledger: Ledger, q: AuditQuery = {}): Promis
     // Audit events carry the server's time, which is never after the block that holds them.
     if (block.header.time < since) break;
     for (const txid of [...txids].reverse()) {
-      const r = await ledger.getTransaction(txid);
+      const r = await ledger.getTransaction(txid).catch((err: unknown) => {
+        // The block lists it (and the block's root was checked): its row is gone or renamed.
+        throw isKlError(err, 'KL_TX_UNKNOWN')
+          ? ledgerDamage(`block ${h}: transaction ${txid} is missing`, h, txid)
+          : err;
+      });
       checkInBlock(r, block, txid);
       if (r.envelope.tx.type !== 'AuditEvent') continue;
       const b = r.envelope.tx.body as TxBodies['AuditEvent'];

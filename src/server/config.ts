@@ -124,14 +124,27 @@ export const CONFIG_SCHEMA = {
     rateLimits: {
       type: 'object',
       additionalProperties: false,
-      description: 'Token buckets per IP address and per identity.',
+      description:
+        'Token buckets per source address, server-wide, and per identity (charged only by what proved something: docs/protocol.md, "Rate limits").',
       properties: {
-        registerPerIp: limit('Registration calls per IP. Default burst 60, 1/s.'),
-        registerPerIdentity: limit('Registrations per identity. Default burst 10, 0.1/s.'),
-        loginPerIp: limit('Logins per IP. Default burst 600, 50/s.'),
-        loginPerIdentity: limit('Logins per identity. Default burst 20, 1/s.'),
-        emailPerIdentity: limit('Emailed codes per identity. Default burst 3, 1/min.'),
+        registerPerIp: limit('Registration and emailed-code requests per source address. Default burst 60, 1/s.'),
+        registerPerIdentity: limit('Registrations per identity whose code verified. Default burst 10, 0.1/s.'),
+        wrongCodePerIp: limit('Wrong invitation or emailed codes per source address. Default burst 10, 1/min.'),
+        wrongEmailCodeGlobal: limit('Wrong emailed codes, server-wide. Default burst 100, 0.2/s.'),
+        loginPerIp: limit('Login hellos and resumes per source address. Default burst 600, 50/s.'),
+        loginGlobal: limit('Login hellos and resumes, server-wide. Default burst 2000, 500/s.'),
+        loginPerIdentity: limit('Verified logins per identity. Default burst 20, 1/s.'),
+        emailPerIdentity: limit(
+          'Emails per address; when used up, no mail is sent and the codes sent meanwhile stay valid. Default burst 3, 1/min.',
+        ),
       },
+    },
+    trustProxy: {
+      type: 'array',
+      maxItems: 64,
+      items: { type: 'string', minLength: 1, maxLength: 64 },
+      description:
+        'Reverse proxies whose X-Forwarded-For is believed for the client address (addresses, CIDR ranges, loopback, linklocal, uniquelocal). Default none.',
     },
     ledger: {
       type: 'object',
@@ -199,6 +212,7 @@ export interface ConfigFile {
   port?: number;
   publicUrl?: string;
   tls?: { cert: string; key: string };
+  trustProxy?: string[];
   admins?: string[];
   challengeTtl?: string;
   handshakeTimeout?: string;
@@ -238,6 +252,7 @@ export const CONFIG_ENV: Readonly<Record<string, string>> = {
   KEYLEDGER_TLS_CERT: 'tls.cert',
   KEYLEDGER_TLS_KEY: 'tls.key',
   KEYLEDGER_ADMINS: 'admins',
+  KEYLEDGER_TRUST_PROXY: 'trustProxy',
   KEYLEDGER_CHALLENGE_TTL: 'challengeTtl',
   KEYLEDGER_OPERATOR_KEY: 'operatorKey',
   KEYLEDGER_SMTP_URL: 'smtp.url',
@@ -309,7 +324,7 @@ export function loadConfig(
         ? /^\d+$/.test(v)
           ? Number(v)
           : v
-        : path === 'admins'
+        : path === 'admins' || path === 'trustProxy'
           ? v.split(',').map((a) => a.trim())
           : v,
     );
@@ -346,6 +361,7 @@ export function serverOptionsOf(c: ConfigFile): Omit<ServerOptions, 'passphrase'
       handshakeTimeoutMs: ms(c.handshakeTimeout, 'handshakeTimeout'),
       ledgerBatchWaitMs: ms(c.ledgerBatchWait, 'ledgerBatchWait'),
       rateLimits: c.rateLimits,
+      trustProxy: c.trustProxy,
       maxLedgerStalenessMs: ms(c.ledger?.maxStaleness, 'ledger.maxStaleness'),
       insecureAllowStaleLedger: c.ledger?.insecureAllowStale,
       evm:

@@ -11,7 +11,16 @@ export interface RawSocket {
 
 /** Opens a bare client; `localAddress` makes it come from another loopback address (127.0.0.2, …). */
 export async function rawSocket(url: string, localAddress?: string): Promise<RawSocket> {
-  const ws = new WebSocket(url, localAddress ? { localAddress } : {});
+  return rawSocketWith(url, localAddress ? { localAddress } : {});
+}
+
+/** Opens a bare client that sends extra HTTP headers with its upgrade request (as a proxy would). */
+export async function rawSocketWithHeaders(url: string, headers: Record<string, string>): Promise<RawSocket> {
+  return rawSocketWith(url, { headers });
+}
+
+async function rawSocketWith(url: string, options: WebSocket.ClientOptions): Promise<RawSocket> {
+  const ws = new WebSocket(url, options);
   const queue: Array<Record<string, unknown>> = [];
   const waiters: Array<(m: Record<string, unknown>) => void> = [];
   ws.on('message', (d) => {
