@@ -87,6 +87,23 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ env: { KEYLEDGER_PORT: '70000' } }), invalid(/\/port must be <= 65535/));
   });
 
+  it('a "__proto__" or "constructor" key in a file is refused as an unknown setting, never merged into a prototype', () => {
+    for (const key of ['__proto__', 'constructor']) {
+      const text = `{"${key}": {"port": 1, "polluted": true}, "rateLimits": {"${key}": {"burst": 1}}}`;
+      assert.throws(() => loadConfig({ file: file(text) }), invalid(new RegExp(key)));
+      assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    }
+  });
+
+  it('keyledger NAME --help with a name that is also an Object.prototype member prints the general help', () => {
+    for (const name of ['constructor', 'toString', '__proto__']) {
+      const r = spawnSync(process.execPath, [bin, name, '--help'], { encoding: 'utf8' });
+      assert.equal(r.status, 0);
+      assert.match(r.stderr, /keyledger serve/);
+      assert.doesNotMatch(r.stderr, /native code/);
+    }
+  });
+
   it('hides the SMTP password when printed', () => {
     const c = loadConfig({ env: { KEYLEDGER_SMTP_URL: 'smtp://mailer:s3cret@mail.example.org:587' } });
     assert.equal(redactConfig(c).smtp?.url, 'smtp://mailer:***@mail.example.org:587');

@@ -112,6 +112,24 @@ describe('admin socket and data directory', () => {
   });
 });
 
+describe('a server that cannot start', () => {
+  it('leaves nothing open: the same data directory starts right after a failed start', async () => {
+    const blocker: Server = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as { port: number }).port;
+    const dataDir = join(tempDir(), 'data');
+    await assert.rejects(
+      startServer({ dataDir, passphrase: PASSPHRASE, host: '127.0.0.1', port }),
+      /EADDRINUSE/,
+    );
+    await new Promise((r) => blocker.close(r));
+    // The writer lock, the admin socket and the ledger were released: a second start works.
+    const again = await startServer({ dataDir, passphrase: PASSPHRASE, host: '127.0.0.1', port: 0 });
+    assert.ok((await fetch(`${again.url}/healthz`)).ok);
+    await again.close();
+  });
+});
+
 describe('dashboard files are looked up by own name only', () => {
   it('/admin/constructor, __proto__, toString, hasOwnProperty are 404, not 500', async () => {
     for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {

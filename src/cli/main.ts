@@ -273,7 +273,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const [cmd, sub, arg] = positionals;
   if (v.help || !cmd) {
-    info(HELP[cmd ?? ''] ?? HELP['']!);
+    info((Object.hasOwn(HELP, cmd ?? '') ? HELP[cmd ?? ''] : undefined) ?? HELP['']!);
     return v.help ? 0 : 2;
   }
   const passphrase = {

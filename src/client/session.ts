@@ -291,8 +291,13 @@ export class ClientSession extends EventEmitter {
     this.socket.send(encodeFrame(this.channel.seal(m)));
   }
 
-  private async call(m: ChannelMessage & { id: number }, timeoutMs: number): Promise<ChannelMessage> {
-    await this.settled();
+  private call(m: ChannelMessage & { id: number }, timeoutMs: number): Promise<ChannelMessage> {
+    // Sent at once (in call order with send()) unless a resumption is under way.
+    if (this.droppedUntrusted || this.resuming) return this.settled().then(() => this.callNow(m, timeoutMs));
+    return this.callNow(m, timeoutMs);
+  }
+
+  private callNow(m: ChannelMessage & { id: number }, timeoutMs: number): Promise<ChannelMessage> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(m.id);

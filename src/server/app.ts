@@ -24,7 +24,7 @@ import {
 } from '../protocol/messages.js';
 import { isAdmin, setAdminRole } from './admin-actions.js';
 import { registerAdminApi } from './admin-api.js';
-import { type Alert, startAdminSocket } from './admin-socket.js';
+import { type Alert, checkAdminSocketPath, startAdminSocket } from './admin-socket.js';
 import { AlertLog, DEFAULT_ALERT_CAPACITY } from './alert-log.js';
 import { proxyTrust } from './client-address.js';
 import { DashboardAuth, type DashboardAuthPolicy, DEFAULT_DASHBOARD_AUTH_POLICY } from './dashboard-auth.js';
@@ -197,6 +197,8 @@ function sendError(reply: FastifyReply, err: KlError): FastifyReply {
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const now = o.now ?? Date.now;
   const log = o.log ?? (() => {});
+  // Refused before anything is opened: a data directory too deep for its admin socket.
+  if (o.adminSocket !== false) checkAdminSocketPath(o.dataDir);
   await initNodeIfNeeded({ dataDir: o.dataDir, passphrase: o.passphrase, now });
   const serverKey = await loadServerKey(o.dataDir, o.passphrase);
   // A short batching window lets concurrent registrations and audit events share blocks (fewer
@@ -693,12 +695,23 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   });
   const sweeper = setInterval(() => sessions.sweep(), 1_000);
   sweeper.unref();
-  const admin =
-    o.adminSocket === false
-      ? null
-      : await startAdminSocket({ dataDir: o.dataDir, sessions, ledger, alerts, now });
-
-  await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 7420 });
+  let admin: Awaited<ReturnType<typeof startAdminSocket>> | null = null;
+  try {
+    if (o.adminSocket !== false)
+      admin = await startAdminSocket({ dataDir: o.dataDir, sessions, ledger, alerts, now });
+    await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 7420 });
+  } catch (err) {
+    // A server that cannot start leaves nothing open (the writer lock, the chain follower, sockets).
+    clearInterval(sweeper);
+    unsubscribe();
+    if (admin) await new Promise<void>((resolve) => admin!.close(() => resolve()));
+    await loginSocket.close();
+    await app.close();
+    if (sequencer) await sequencer.stop();
+    await ledger.close();
+    proofs.close();
+    throw err;
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : (o.port ?? 7420);
   const host = o.host ?? '127.0.0.1';

@@ -127,9 +127,15 @@ export const CONFIG_SCHEMA = {
       description:
         'Token buckets per source address, server-wide, and per identity (charged only by what proved something: docs/protocol.md, "Rate limits").',
       properties: {
-        registerPerIp: limit('Registration and emailed-code requests per source address. Default burst 60, 1/s.'),
-        registerPerIdentity: limit('Registrations per identity whose code verified. Default burst 10, 0.1/s.'),
-        wrongCodePerIp: limit('Wrong invitation or emailed codes per source address. Default burst 10, 1/min.'),
+        registerPerIp: limit(
+          'Registration and emailed-code requests per source address. Default burst 60, 1/s.',
+        ),
+        registerPerIdentity: limit(
+          'Registrations per identity whose code verified. Default burst 10, 0.1/s.',
+        ),
+        wrongCodePerIp: limit(
+          'Wrong invitation or emailed codes per source address. Default burst 10, 1/min.',
+        ),
         wrongEmailCodeGlobal: limit('Wrong emailed codes, server-wide. Default burst 100, 0.2/s.'),
         loginPerIp: limit('Login hellos and resumes per source address. Default burst 600, 50/s.'),
         loginGlobal: limit('Login hellos and resumes, server-wide. Default burst 2000, 500/s.'),
@@ -279,7 +285,13 @@ function setPath(target: Record<string, unknown>, path: string, value: unknown):
 function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
-    const b = out[k];
+    // A "__proto__" key of a JSON file is a setting name like any other (refused by the schema),
+    // never a prototype to assign.
+    if (k === '__proto__' || k === 'constructor' || k === 'prototype') {
+      Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+      continue;
+    }
+    const b = Object.hasOwn(out, k) ? out[k] : undefined;
     out[k] =
       v && typeof v === 'object' && !Array.isArray(v) && b && typeof b === 'object' && !Array.isArray(b)
         ? merge(b as Record<string, unknown>, v as Record<string, unknown>)

@@ -471,7 +471,7 @@ const VIEWS = {
 };
 
 async function route() {
-  const name = location.hash.slice(1) in VIEWS ? location.hash.slice(1) : 'overview';
+  const name = Object.hasOwn(VIEWS, location.hash.slice(1)) ? location.hash.slice(1) : 'overview';
   for (const v of document.querySelectorAll('.view')) v.hidden = v.id !== `view-${name}`;
   for (const a of document.querySelectorAll('nav a')) {
     if (a.dataset.view === name) a.setAttribute('aria-current', 'page');
