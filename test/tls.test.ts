@@ -8,18 +8,20 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { tempDir } from './helpers.js';
-import { serveCli, serverLogs } from './support/serve-cli.js';
+import { freePort, serveCli, serverLogs } from './support/serve-cli.js';
 
 const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
 const skip = hasOpenssl ? false : 'the openssl command is not installed (Debian package openssl)';
+const nginx = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
+const skipNginx = skip || (nginx ? false : 'nginx is not installed (Debian package nginx)');
 
 /** Runs `openssl ARGS` (words separated by spaces) in `cwd`; returns its stdout. */
 function openssl(args: string, cwd: string): string {
@@ -261,5 +263,138 @@ describe('TLS in keyledger serve', { skip }, () => {
     assert.ok(lines.some((l) => /TLS certificate: CN=first, SHA-256 /.test(l)));
     assert.ok(lines.some((l) => /TLS certificate reloaded: CN=second/.test(l)));
     assert.ok(lines.some((l) => /TLS certificate NOT reloaded/.test(l)));
+  });
+});
+
+/** A fenced block of README.md: the first ```LANG block after `heading`. */
+function readmeBlock(heading: string, lang: string): string {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const from = readme.indexOf(heading);
+  assert.ok(from >= 0, `README.md has "${heading}"`);
+  const m = new RegExp('```' + lang + '\\n([\\s\\S]*?)```').exec(readme.slice(from));
+  assert.ok(m, `a ${lang} block after "${heading}"`);
+  return m[1]!;
+}
+
+describe('behind nginx, as in the README ("Deploying")', { skip: skipNginx }, () => {
+  it('register, log in and a Secure dashboard link through the proxy; limits key on the forwarded client address', async () => {
+    const dir = tempDir();
+    const ca = makeCa(dir);
+    const caPem = readFileSync(ca.cert);
+    const cert = makeServerCert(dir, 'proxy');
+    const [port, proxyPort] = [await freePort(), await freePort()];
+    const publicUrl = `https://127.0.0.1:${proxyPort}`;
+    // keyledger: the README's settings, on this test's ports.
+    const config = JSON.parse(readmeBlock('**Behind a reverse proxy**', 'json')) as Record<string, unknown>;
+    assert.deepEqual(config.trustProxy, ['127.0.0.1']);
+    writeFileSync(
+      join(dir, 'keyledger.json'),
+      JSON.stringify({
+        ...config,
+        port,
+        publicUrl,
+        rateLimits: { registerPerIp: { burst: 20, perSecond: 0.001 } },
+      }),
+    );
+    const data = join(tempDir(), 'data');
+    const server = await serveCli(data, [
+      '--config',
+      join(dir, 'keyledger.json'),
+      '--admin',
+      'bob@example.org',
+    ]);
+    assert.equal(server.url, `http://127.0.0.1:${port}`);
+    // nginx: the README's server block, on this test's ports and certificate.
+    const site = readmeBlock('**Behind a reverse proxy**', 'nginx')
+      .replace('listen 443 ssl;', `listen 127.0.0.1:${proxyPort} ssl;`)
+      .replace('/etc/letsencrypt/live/auth.example.org/fullchain.pem', cert.cert)
+      .replace('/etc/letsencrypt/live/auth.example.org/privkey.pem', cert.key)
+      .replaceAll('http://127.0.0.1:7420', `http://127.0.0.1:${port}`);
+    assert.ok(!site.includes('7420') && !site.includes('letsencrypt'), site);
+    const temp = (name: string) => `${name}_temp_path ${join(dir, `${name}-temp`)};`;
+    writeFileSync(
+      join(dir, 'nginx.conf'),
+      `pid ${join(dir, 'nginx.pid')};\nerror_log ${join(dir, 'nginx-error.log')};\nevents {}\n` +
+        `http {\n  access_log off;\n  ${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(temp).join('\n  ')}\n` +
+        `${site}\n}\n`,
+    );
+    const proxy = spawn(nginx!, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let proxyErr = '';
+    proxy.stderr!.on('data', (c) => (proxyErr += c));
+    try {
+      await waitFor(() => (existsSync(join(dir, 'nginx.pid')) ? 'up' : proxyErr), /^up$/, 'nginx starts');
+      const home = join(tempDir(), 'home');
+      const user = { KEYLEDGER_PASSPHRASE: 'bob passphrase', NODE_EXTRA_CA_CERTS: ca.cert };
+      const { code: invite } = JSON.parse(
+        run(['admin', 'invite', 'bob@example.org', '--data', data, '--json'], {}).stdout,
+      ) as { code: string };
+      assert.equal(run(['init', '--id', 'bob@example.org', '--home', home], user).code, 0);
+      const reg = run(['register', '--server', publicUrl, '--invite', invite, '--home', home], user);
+      assert.equal(reg.code, 0, reg.stderr);
+      // The login handshake and session: a WebSocket upgraded through the proxy.
+      const sent = run(['send', 'through the proxy', '--home', home], user);
+      assert.equal(sent.code, 0, sent.stderr);
+      assert.match(sent.stdout, /"echo":"through the proxy"/);
+      // The dashboard link is on the public https address; its cookie is Secure.
+      await waitFor(
+        () => run(['admin', 'dashboard', '--home', home, '--json', '--no-open'], user).stdout,
+        /"url"/,
+        'bob gets the admin role once registered',
+      );
+      const dash = run(['admin', 'dashboard', '--home', home, '--json', '--no-open'], user);
+      const { url: link } = JSON.parse(dash.stdout) as { url: string };
+      assert.ok(link.startsWith(`${publicUrl}/admin/login?token=`), link);
+      const setCookie = await new Promise<string>((resolve, reject) => {
+        const req = httpsRequest(link, { ca: caPem, agent: false }, (res) => {
+          res.resume();
+          resolve(`${res.statusCode} ${res.headers['set-cookie']}`);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.match(setCookie, /^303 kl_admin=.*; Secure$/);
+      // A client at 127.0.0.9 floods registration through the proxy: the limit (and its alert) is
+      // on 127.0.0.9 — the forwarded address — not on the proxy's 127.0.0.1, which others share.
+      const begin = () =>
+        new Promise<number>((resolve, reject) => {
+          const body = JSON.stringify({ id: 'flood@example.org' });
+          const req = httpsRequest(
+            `${publicUrl}/v1/register/begin`,
+            {
+              method: 'POST',
+              ca: caPem,
+              agent: false,
+              localAddress: '127.0.0.9',
+              headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+            },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            },
+          );
+          req.on('error', reject);
+          req.end(body);
+        });
+      const statuses: number[] = [];
+      for (let i = 0; i < 21; i++) statuses.push(await begin());
+      assert.equal(statuses.at(-1), 429);
+      const alerts = JSON.parse(run(['admin', 'alerts', '--data', data, '--json'], {}).stdout) as Array<{
+        kind: string;
+        id: string;
+      }>;
+      assert.deepEqual(
+        alerts.filter((a) => a.kind === 'rate_limit').map((a) => a.id),
+        ['127.0.0.9'],
+      );
+      const again = run(['send', 'still here', '--home', home], user);
+      assert.equal(again.code, 0, `bob, behind the same proxy, is not limited: ${again.stderr}`);
+    } finally {
+      proxy.kill('SIGQUIT');
+      await new Promise((r) => proxy.once('exit', r));
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
   });
 });
