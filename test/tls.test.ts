@@ -318,9 +318,13 @@ describe('behind nginx, as in the README ("Deploying")', { skip: skipNginx }, ()
         `http {\n  access_log off;\n  ${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(temp).join('\n  ')}\n` +
         `${site}\n}\n`,
     );
-    const proxy = spawn(nginx!, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const proxy = spawn(
+      nginx!,
+      ['-p', dir, '-e', join(dir, 'nginx-error.log'), '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let proxyErr = '';
     proxy.stderr!.on('data', (c) => (proxyErr += c));
     try {
