@@ -75,6 +75,8 @@ export function attachLoginSocket(
 ): { close: () => Promise<void>; pendingChallenges: () => number } {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_MESSAGE });
   const pending = new Map<string, PendingChallenge>();
+  /** Challenges being made right now (reserved places in `pending`). */
+  let creating = 0;
 
   const sweep = setInterval(() => {
     const now = ctx.now();
@@ -228,7 +230,8 @@ export function attachLoginSocket(
         // Only verified logins charge the identity's limit: a stranger's hellos for alice never do.
         // Once her own logins used it up, further hellos are refused before any work is spent.
         ctx.limits.loginPerIdentity.check(hello.id.toLowerCase());
-        if (pending.size >= ctx.maxPendingChallenges)
+        // Challenges being made count too: concurrent hellos must not overrun the bound.
+        if (pending.size + creating >= ctx.maxPendingChallenges)
           throw new KlError('KL_RATE_LIMITED', 'the server is busy: try again shortly');
         // Fail closed: a key revoked on the chain while this server cannot read it must not log in.
         if (ctx.ledger.staleness() > ctx.maxLedgerStalenessMs)
@@ -236,6 +239,7 @@ export function attachLoginSocket(
             'KL_LEDGER_UNAVAILABLE',
             'the ledger cannot be read right now, so the key cannot be checked: try again shortly',
           );
+        creating++;
         const { message, pending: p } = await createChallenge({
           hello,
           ledger: ctx.ledger,
@@ -243,7 +247,7 @@ export function attachLoginSocket(
           keys: ctx.keys,
           now: ctx.now(),
           ttlMs: ctx.challengeTtlMs,
-        });
+        }).finally(() => creating--);
         if (state !== 'hello') return; // closed meanwhile
         mine = p;
         pending.set(p.challengeId, p);
