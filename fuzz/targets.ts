@@ -265,6 +265,9 @@ export function targets(m: Material): FuzzTarget[] {
           fc.string({ minLength: 1, maxLength: 1 }).map((c) => m.armoredSignature.slice(0, i) + c + m.armoredSignature.slice(i + 1)),
         ),
         fc.string({ maxLength: 300 }).map((s) => `-----BEGIN PGP SIGNATURE-----\n\n${s}\n-----END PGP SIGNATURE-----\n`),
+        // The valid signature itself (one-character changes of it are nearly all refused now that
+        // the armor lines are checked exactly, src/pgp/armor.ts).
+        fc.constant(m.armoredSignature),
       ),
       run: (v) =>
         classify(() =>
