@@ -22,6 +22,7 @@ import { type BlockHeader, blockHashOf } from '../src/ledger/block.js';
 import { dataPaths } from '../src/ledger/data-dir.js';
 import { EmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import { leafHash } from '../src/ledger/merkle.js';
+import { verifyLedgerExtends } from '../src/ledger/proofs.js';
 import { canonicalize } from '../src/protocol/canonical-json.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { setAdminRole } from '../src/server/admin-actions.js';
@@ -261,7 +262,48 @@ describe('history cut short', () => {
       st.stderr,
       /error KL_CHECKPOINT_INVALID: history cut short: the ledger now ends at block \d+, but this client already saw block \d+/,
     );
+    // Logging in compares checkpoints too.
+    const li = await run(['login', '--home', homes.alice!.dir], { KEYLEDGER_PASSPHRASE: CLIENT_PASSPHRASE });
+    assert.equal(li.code, 2, li.stdout + li.stderr);
+    assert.match(li.stderr, /error KL_CHECKPOINT_INVALID: history cut short/);
     await server.close();
+  });
+});
+
+describe('verifyLedgerExtends (the client side of a checkpoint comparison)', () => {
+  it('tells a history cut short from a rewritten one, whatever the server claims', async () => {
+    const reader = EmbeddedLedger.open({ dataDir: pristine });
+    try {
+      const top = (await reader.checkpoint())!;
+      const kept = top;
+      const genesis = reader.genesis;
+      // A server answering with a (genuine) proof that ends below the kept checkpoint.
+      const shorter = await reader.consistency(1, top.header.height - 1);
+      const a = verifyLedgerExtends({ genesis, kept, proof: shorter });
+      assert.equal(a.verified, false);
+      assert.match((a as { reason: string }).reason, /^history cut short: the ledger now ends at block \d+/);
+      // A server refusing the proof: its signed latest header tells the cut.
+      const b = verifyLedgerExtends({ genesis, kept, latest: shorter.newer });
+      assert.match((b as { reason: string }).reason, /^history cut short/);
+      // A bare claim (unsigned) proves nothing: treated as a rewrite, not believed.
+      const c = verifyLedgerExtends({
+        genesis,
+        kept,
+        latest: { ...shorter.newer, signatures: [] },
+      });
+      assert.match((c as { reason: string }).reason, /history was rewritten/);
+      // A proof from another kept checkpoint does not count.
+      const d = verifyLedgerExtends({ genesis, kept, proof: await reader.consistency(1) });
+      assert.match((d as { reason: string }).reason, /history was rewritten/);
+      const ok = verifyLedgerExtends({
+        genesis,
+        kept: shorter.newer,
+        proof: await reader.consistency(top.header.height - 1),
+      });
+      assert.equal(ok.verified, true);
+    } finally {
+      await reader.close();
+    }
   });
 });
 
