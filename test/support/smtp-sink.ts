@@ -28,3 +28,19 @@ export function smtpSink(): Promise<{ port: number; mails: string[]; close: () =
     });
   });
 }
+
+/** The server's SMTP settings for a sink (plaintext allowed: loopback only). */
+export function smtpTo(sink: { port: number }) {
+  return {
+    url: `smtp://127.0.0.1:${sink.port}`,
+    from: 'keyledger <noreply@example.org>',
+    insecureAllowPlaintext: true,
+  };
+}
+
+/** The code (with its pin) of the next mail to arrive, or of the newest one after 1 s. */
+export async function nextCode(sink: { mails: string[] }): Promise<string> {
+  const before = sink.mails.length;
+  for (let i = 0; i < 50 && sink.mails.length === before; i++) await new Promise((r) => setTimeout(r, 20));
+  return EMAILED_CODE.exec(sink.mails.at(-1)!)![1]!;
+}
