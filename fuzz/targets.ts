@@ -68,7 +68,7 @@ export function mutated<T>(valid: T): fc.Arbitrary<unknown> {
     fc.integer(),
     fc.constantFrom(null, true, -1, 0, 2 ** 53, '', 'x'.repeat(70_000), '\u0000', '__proto__'),
   );
-  return fc
+  const mutations = fc
     .record({ at: fc.nat(paths.length - 1), op: fc.constantFrom('replace', 'delete', 'add', 'flip'), value: junk, key: fc.string({ maxLength: 12 }) })
     .map(({ at, op, value, key }) => {
       const copy = structuredClone(valid) as unknown;
@@ -89,6 +89,8 @@ export function mutated<T>(valid: T): fc.Arbitrary<unknown> {
       } else parent[last] = value;
       return copy;
     });
+  // The valid value itself, one time in ten: every run sees accepted inputs, whatever its size.
+  return fc.oneof({ arbitrary: fc.constant(valid).map((v) => structuredClone(v)), weight: 1 }, { arbitrary: mutations, weight: 9 });
 }
 
 /** Valid material the targets mutate: a small real ledger, a receipt, proofs, a channel, a key. */

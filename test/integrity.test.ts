@@ -218,11 +218,11 @@ describe('the admin API never lists a forged audit row', () => {
       );
       const bad = await fetch(`${server.url}/admin/api/audit`, { headers: { cookie } });
       const text = await bad.text();
-      assert.equal(bad.status, 500, text);
+      assert.equal(bad.status, 503, text);
       assert.equal(JSON.parse(text).error.code, 'KL_LEDGER_CORRUPT');
       assert.doesNotMatch(text, /session_stop/);
       const csv = await fetch(`${server.url}/admin/api/audit?format=csv`, { headers: { cookie } });
-      assert.equal(csv.status, 500);
+      assert.equal(csv.status, 503);
       // Same with the txid recomputed: the block's signed transaction root no longer fits.
       const changed = envelope.replace('"session_start"', '"session_stop"');
       db.prepare('UPDATE txs SET envelope = ?, txid = ? WHERE txid = ?').run(
@@ -232,7 +232,7 @@ describe('the admin API never lists a forged audit row', () => {
       );
       const bad2 = await fetch(`${server.url}/admin/api/audit`, { headers: { cookie } });
       const text2 = await bad2.text();
-      assert.equal(bad2.status, 500, text2);
+      assert.equal(bad2.status, 503, text2);
       assert.doesNotMatch(text2, /session_stop/);
       assert.match(text2, /transaction root|is missing/);
     } finally {

@@ -115,9 +115,9 @@ keyledger admin revoke-key IDENTITY [--reason compromised|superseded|retired|uns
   else by the current passphrase. Every session opened with the old key ends. If the rotation is
   interrupted, run the command again: it finishes it (or starts over if the ledger never changed).`,
   audit:
-    'keyledger audit --data DIR [--id IDENTITY] [--since DATE] [--json]\n  Lists audit events from the ledger (identities are stored hashed; --id hashes yours to match).',
+    'keyledger audit --data DIR [--id IDENTITY] [--since DATE] [--json]\n  Lists audit events from the ledger (identities are stored hashed; --id hashes yours to match).\n  Every event is checked against its block first: if the ledger is damaged, nothing is listed (exit 1).',
   receipt:
-    'keyledger receipt verify FILE [--genesis FILE | --home DIR] [--json]\n  Checks a receipt (from keyledger send --sign --out FILE) offline against the ledger genesis.',
+    'keyledger receipt verify FILE [--genesis FILE | --home DIR] [--json]\n  Checks a receipt (from keyledger send --sign --out FILE) against the ledger genesis, and the\n  OpenPGP signature against the key the ledger held for the signer at that block (asks the server\n  pinned in --home for the key record and its proofs). Exit 1 if any check fails.',
   init: `keyledger init --id IDENTITY [--name NAME] [--home DIR] [--force]
   Makes a v4 Ed25519/Cv25519 key (--rsa: RSA-3072) protected by KEYLEDGER_PASSPHRASE or
   --passphrase-file (prompted on a terminal). --home defaults to ~/.keyledger (KEYLEDGER_HOME).
@@ -125,15 +125,18 @@ keyledger admin revoke-key IDENTITY [--reason compromised|superseded|retired|uns
   --import FILE               import an armored secret key made by another tool (its current
                               passphrase from KEYLEDGER_IMPORT_PASSPHRASE, if any)`,
   register: `keyledger register --server URL (--invite CODE | --email [--code CODE]) [--home DIR] [--chain ID] [--json]
-  Registers your key: proves possession, waits until the ledger committed it, verifies the receipt
-  against the ledger's genesis and pins the server key. --email alone asks for a code by email;
-  run again with --email --code CODE. --chain pins the ledger id you got out of band.`,
+  Registers your key. Give the invitation (or emailed code) whole: the part after the "." pins the
+  server, which is checked before anything is sent; without it (or --chain ID, the ledger id you got
+  out of band) the server is trusted on first use, and the command says so. The code travels sealed
+  to the server key inside a statement signed by your key; the command waits until the ledger
+  committed it, verifies the receipt against the ledger's genesis and pins the server key.
+  --email alone asks for a code by email; run again with --email --code 'THE LINE FROM THE EMAIL'.`,
   login: `keyledger login [--home DIR] [--json]
   Checks that the ledger only grew since your last checkpoint, then runs the mutual authentication
   handshake and prints the session id and expiry.`,
   whoami: 'keyledger whoami [--home DIR] [--json]\n  Shows your identity, key fingerprint and server.',
   status:
-    'keyledger status [--home DIR] [--json]\n  Shows identity, pinned server key and ledger, and verifies what the ledger holds for you now.',
+    'keyledger status [--home DIR] [--json]\n  Shows identity, pinned server key and ledger, and verifies what the ledger holds for you now.\n  Exit: 0 the ledger holds this key, active; 1 a check failed (server key or proof); 2 error (e.g.\n  KL_CHECKPOINT_INVALID: history cut short); 3 the ledger holds ANOTHER key; 4 revoked; 5 unknown.',
   ledger: `keyledger ledger verify|show|init --data DIR ...  (see "keyledger --help")
 keyledger ledger deploy --data DIR --rpc URL [--contract ADDRESS --from-block N] [--insecure-dev-funder-key KEY]
   A new data directory whose ledger is ordered by an EVM chain: makes this node's Ethereum account

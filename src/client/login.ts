@@ -4,16 +4,14 @@
  * (DESIGN "A client keeps the last checkpoint it saw and refuses a ledger that rewrote history").
  */
 import WebSocket from 'ws';
-import type { SignedHeader } from '../ledger/block.js';
-import { type ConsistencyProof, verifyCheckpointConsistency } from '../ledger/proofs.js';
 import { errorFromWire, KlError } from '../protocol/errors.js';
 import type { SessionKeys } from '../protocol/key-schedule.js';
 import { MAX_WS_MESSAGE } from '../protocol/messages.js';
 import { generateEphemeral } from '../protocol/x25519.js';
+import { advanceCheckpoint } from './checkpoint.js';
 import type { ClientKey } from './client-key.js';
 import { answerChallenge, verifyFinished } from './handshake.js';
 import type { ClientHome, ServerFile } from './home.js';
-import { callJson } from './http.js';
 import { openClientKey, pinnedServerKey } from './identity.js';
 
 /** An authenticated session (the encrypted channel over it is issue 4). */
@@ -48,24 +46,6 @@ export interface LoginOptions {
   timeoutMs?: number;
 }
 
-/** Checks that the ledger's current checkpoint extends the one kept in server.json, then keeps it. */
-export async function refreshCheckpoint(home: ClientHome, server: ServerFile): Promise<SignedHeader> {
-  const kept = server.checkpoint;
-  const proof = await callJson<ConsistencyProof>(
-    'GET',
-    new URL(`/v1/ledger/consistency?from=${kept.header.height}`, server.url).toString(),
-  );
-  const check = verifyCheckpointConsistency({ genesis: server.genesis, proof });
-  if (!check.verified || proof.older.hash !== kept.hash) {
-    throw new KlError(
-      'KL_CHECKPOINT_INVALID',
-      `the ledger does not extend the checkpoint kept at block ${kept.header.height}: history was rewritten`,
-    );
-  }
-  home.writeServer({ ...server, checkpoint: check.checkpoint });
-  return check.checkpoint;
-}
-
 /** Runs the handshake with the server the identity registered with. */
 export async function login(o: LoginOptions): Promise<LoginResult> {
   const now = o.now ?? Date.now;
@@ -73,7 +53,8 @@ export async function login(o: LoginOptions): Promise<LoginResult> {
   const { identity, key } = o.key
     ? { identity: o.home.readIdentity(), key: o.key }
     : await openClientKey(o.home, o.passphrase);
-  if (o.checkLedger !== false) await refreshCheckpoint(o.home, server);
+  // The ledger must extend the checkpoint kept in server.json (docs/ledger.md "Proofs").
+  if (o.checkLedger !== false) await advanceCheckpoint(o.home, server);
   const serverKey = await pinnedServerKey(server.server.publicKey);
   const url = `${server.url.replace(/^http/, 'ws').replace(/\/$/, '')}/v1/login`;
   const socket = new WebSocket(url, { maxPayload: MAX_WS_MESSAGE, handshakeTimeout: o.timeoutMs ?? 30_000 });
