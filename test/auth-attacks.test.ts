@@ -14,7 +14,6 @@ import { dataPaths } from '../src/ledger/data-dir.js';
 import { EmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import { signDetached } from '../src/pgp/messages.js';
 import { isKlError } from '../src/protocol/errors.js';
-import { statementBytes } from '../src/protocol/statements.js';
 import { generateEphemeral } from '../src/protocol/x25519.js';
 import { createChallenge, type Hello, ParsedKeyCache } from '../src/server/handshake.js';
 import { createServerKey, loadServerKey } from '../src/server/server-key.js';

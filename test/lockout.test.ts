@@ -13,7 +13,7 @@ import { buildRegistrationRequest, register, requestEmailCode } from '../src/cli
 import { generateEphemeral } from '../src/protocol/x25519.js';
 import type { RunningServer } from '../src/server/app.js';
 import { manualClock } from './helpers.js';
-import { rawSocket, rawSocketWithHeaders } from './support/raw-socket.js';
+import { rawSocket } from './support/raw-socket.js';
 import { CLIENT_PASSPHRASE, invite, newClient, registeredClient, testServer } from './support/server.js';
 import { nextCode, smtpSink, smtpTo } from './support/smtp-sink.js';
 
