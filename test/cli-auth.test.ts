@@ -79,7 +79,15 @@ describe('a new user through the CLI: serve → invite → init → register →
     const fay = join(tempDir(), 'home');
     assert.equal(run(['init', '--id', 'fay@example.org', '--name', 'Fay', '--home', fay], user).code, 0);
     const mismatch = run(
-      ['register', '--server', url, '--invite', `${fayInvite.split('.')[0]}.${'0'.repeat(32)}`, '--home', fay],
+      [
+        'register',
+        '--server',
+        url,
+        '--invite',
+        `${fayInvite.split('.')[0]}.${'0'.repeat(32)}`,
+        '--home',
+        fay,
+      ],
       user,
     );
     assert.equal(mismatch.code, 2);
