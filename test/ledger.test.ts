@@ -188,6 +188,23 @@ describe('embedded ledger: key record rules', () => {
     await ledger.close();
   });
 
+  it('refuses a key whose armor holds another armor line (a second block, or one that ends as another kind)', async () => {
+    const { ledger } = freshLedger();
+    const reg = registration('frank@example.org');
+    const body = reg.publicKey.split('\n').slice(1, -2).join('\n');
+    for (const publicKey of [
+      `-----BEGIN PGP PUBLIC KEY BLOCK-----\n${body}\n-----END PGP SIGNATURE-----\n-----BEGIN PGP PUBLIC KEY BLOCK-----\n${body}\n-----END PGP PUBLIC KEY BLOCK-----\n`,
+      `-----BEGIN PGP PUBLIC KEY BLOCK-----\n${body}\n-----BEGIN PGP SIGNATURE-----\n${body}\n-----END PGP PUBLIC KEY BLOCK-----\n`,
+    ]) {
+      await assert.rejects(
+        ledger.submit({ type: 'KeyRegistered', body: { ...reg, publicKey } }),
+        code('KL_TX_MALFORMED'),
+      );
+    }
+    await ledger.submit({ type: 'KeyRegistered', body: reg });
+    await ledger.close();
+  });
+
   it('in one block, only the first of two registrations of an identity wins', async () => {
     const { ledger } = freshLedger();
     const results = await Promise.allSettled([

@@ -89,7 +89,7 @@ function chainError(err: unknown, contract: Contract): KlError {
       // not one of ours
     }
   }
-  if (name && REVERTS[name]) {
+  if (name && Object.hasOwn(REVERTS, name)) {
     const [code, message] = REVERTS[name]!;
     return new KlError(code, `${message} (the chain refused the transaction: ${name})`);
   }

@@ -25,9 +25,12 @@ export const MAX_ARMORED_SIGNATURE = 8 * 1024;
 
 /** OpenPGP v4 (40 hex) or v6 (64 hex) fingerprint, lowercase. */
 export const FINGERPRINT = /^([0-9a-f]{40}|[0-9a-f]{64})$/;
+// One armored block (RFC 4880 §6.2) whose body has no other armor line: a block that ends as another
+// kind, or holds a second block, is not a key or signature (src/pgp/armor.ts checks the same).
 const ARMORED_PUBLIC_KEY =
-  /^-----BEGIN PGP PUBLIC KEY BLOCK-----\r?\n[\s\S]+\r?\n-----END PGP PUBLIC KEY BLOCK-----\s*$/;
-const ARMORED_SIGNATURE = /^-----BEGIN PGP SIGNATURE-----\r?\n[\s\S]+\r?\n-----END PGP SIGNATURE-----\s*$/;
+  /^-----BEGIN PGP PUBLIC KEY BLOCK-----\r?\n(?:(?!-----)[^\n]*\n)+-----END PGP PUBLIC KEY BLOCK-----\s*$/;
+const ARMORED_SIGNATURE =
+  /^-----BEGIN PGP SIGNATURE-----\r?\n(?:(?!-----)[^\n]*\n)+-----END PGP SIGNATURE-----\s*$/;
 const EVENT_NAME = /^[a-z][a-z0-9_]{1,39}$/;
 const NONCE = /^[0-9a-f]{32}$/;
 const CHAIN = /^[0-9a-f]{64}$/;
