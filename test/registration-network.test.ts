@@ -195,6 +195,51 @@ describe('registration through a man in the middle (real proxy and servers on 12
     assert.equal(r.trust, 'first-use');
   });
 
+  it('a forged "identity taken" answer is not passed off as the ledger\'s word', async () => {
+    // The proxy answers register/complete itself with a made-up refusal naming a made-up key.
+    const forger = createServer((req, res) => {
+      if (req.url === '/v1/register/complete') {
+        req.resume();
+        res.writeHead(409, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            error: {
+              code: 'KL_IDENTITY_TAKEN',
+              message: 'taken: call +1-555-0100',
+              details: { fingerprint: 'f'.repeat(40) },
+            },
+          }),
+        );
+        return;
+      }
+      const upstream = request(
+        new URL(req.url ?? '/', server.url),
+        { method: req.method, headers: req.headers, agent: false },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
+      req.pipe(upstream);
+    });
+    await new Promise<void>((r) => forger.listen(0, '127.0.0.1', r));
+    const erin = await newClient('erin@example.org');
+    await assert.rejects(
+      register({
+        home: erin,
+        server: `http://127.0.0.1:${(forger.address() as AddressInfo).port}`,
+        proof: { method: 'invite', code: invite(server, 'erin@example.org') },
+        passphrase: CLIENT_PASSPHRASE,
+      }),
+      (err: unknown) =>
+        isKlError(err, 'KL_IDENTITY_TAKEN') &&
+        /the ledger does not prove it/.test(err.message) &&
+        !err.message.includes('555') &&
+        !err.message.includes('f'.repeat(40)),
+    );
+    await new Promise<void>((r) => forger.close(() => r()));
+  });
+
   it('a user whose identity was taken by another key is told which key, and what to do', async () => {
     const first = await newClient('dave@example.org');
     await register({

@@ -7,7 +7,12 @@
  */
 import type { SignedHeader } from '../ledger/block.js';
 import { chainIdOf, checkGenesis, type Genesis } from '../ledger/genesis.js';
-import { type TransactionReceipt, verifyTransactionReceipt } from '../ledger/proofs.js';
+import {
+  type KeyRecordProof,
+  type TransactionReceipt,
+  verifyKeyRecordProof,
+  verifyTransactionReceipt,
+} from '../ledger/proofs.js';
 import type { TxBodies } from '../ledger/transactions.js';
 import { readPublicKey } from '../pgp/messages.js';
 import { sealTo } from '../pgp/sealed.js';
@@ -167,8 +172,8 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
     fingerprint: string;
     server: { fingerprint: string; publicKey: string };
     receipt: TransactionReceipt;
-  }>('POST', new URL('/v1/register/complete', o.server).toString(), request).catch((err: unknown) => {
-    throw explainRefusal(err, identity.id, trust);
+  }>('POST', new URL('/v1/register/complete', o.server).toString(), request).catch(async (err: unknown) => {
+    throw await explainRefusal(err, { server: o.server, genesis: info.genesis, id: identity.id, trust });
   });
   // Seed phase 1 step 4 acknowledgment, checked: the receipt proves KeyRegistered(id → our key) is in
   // a block signed by the ledger's validators.
@@ -206,21 +211,47 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
 /**
  * Says what a refusal means for the person registering: another key holding the identity means
  * someone registered first — with this person's invitation or code if they did not do it themselves.
+ * The server's error is not authenticated (plain HTTP can be rewritten), so the claim is believed only
+ * once the ledger's key record, proven against the genesis, shows another active key.
  */
-function explainRefusal(err: unknown, id: string, trust: ServerTrust): unknown {
+async function explainRefusal(
+  err: unknown,
+  o: { server: string; genesis: Genesis; id: string; trust: ServerTrust },
+): Promise<unknown> {
   if (!isKlError(err) || err.code !== 'KL_IDENTITY_TAKEN') return err;
-  const other = typeof err.details?.fingerprint === 'string' ? err.details.fingerprint : undefined;
-  if (!other) return err;
+  const other = await provenActiveKey(o.server, o.genesis, o.id).catch(() => undefined);
+  if (!other)
+    return new KlError(
+      'KL_IDENTITY_TAKEN',
+      `the server answered that ${o.id} is already registered, but the ledger does not prove it: the ` +
+        'answer may have been changed on the way. Nothing was registered; try again, or ask the operator.',
+      { authenticated: false },
+    );
   return new KlError(
     'KL_IDENTITY_TAKEN',
-    `the ledger already holds another key for ${id} (fingerprint ${other}). If you did not register ` +
-      'that key, someone else registered first' +
-      (trust === 'first-use'
+    `the ledger already holds another key for ${o.id} (fingerprint ${other.fingerprint}, block ${other.height}). ` +
+      'If you did not register that key, someone else registered first' +
+      (o.trust === 'first-use'
         ? ' — possibly with your code, read on the way to an unauthenticated server;'
         : ';') +
       ' do not use that identity: ask the operator to revoke that key and to invite you again.',
-    err.details,
+    { fingerprint: other.fingerprint, height: other.height },
   );
+}
+
+/** The identity's active key as the ledger proves it (state proof against the genesis), if any. */
+async function provenActiveKey(
+  server: string,
+  genesis: Genesis,
+  id: string,
+): Promise<{ fingerprint: string; height: number } | undefined> {
+  const proof = await callJson<KeyRecordProof>(
+    'GET',
+    new URL(`/v1/ledger/keys/${encodeURIComponent(id)}`, server).toString(),
+  );
+  const check = verifyKeyRecordProof({ genesis, proof });
+  if (!check.verified || proof.id !== id || check.record?.status !== 'active') return undefined;
+  return { fingerprint: check.record.fingerprint, height: check.record.registered.height };
 }
 
 /** Asks the server to email a one-time code to the identity in `home`. */

@@ -114,32 +114,7 @@ export class RegistrationService {
   async complete(req: RegistrationRequest, source = 'unknown'): Promise<RegistrationResult> {
     const now = this.o.now();
     const s = req.statement;
-    const id = canonicalIdentity(s.id);
-    if (id !== s.id)
-      throw new KlError(
-        'KL_STATEMENT_INVALID',
-        'the statement must carry the identity in canonical form (lower case)',
-      );
-    const name = canonicalDisplayName(s.name);
-    if (name !== s.name)
-      throw new KlError('KL_STATEMENT_INVALID', 'the statement must carry the name in canonical form');
-    if (s.chain !== this.o.ledger.chainId)
-      throw new KlError('KL_STATEMENT_INVALID', 'the statement names another ledger');
-    if (s.server !== this.o.serverKey.fingerprint)
-      throw new KlError('KL_STATEMENT_INVALID', 'the statement names another server key');
-
-    // The nonce is single use: it is spent now, whatever happens next.
-    const pending = this.nonces.get(s.nonce);
-    this.nonces.delete(s.nonce);
-    if (!pending || pending.id !== id || pending.expiresAt <= now) {
-      throw new KlError(
-        'KL_NONCE_INVALID',
-        'the registration nonce is unknown, used or expired: start again with register/begin',
-      );
-    }
-    if (Math.abs(s.time - now) > MAX_CLOCK_SKEW_MS)
-      throw new KlError('KL_STATEMENT_INVALID', 'the statement time is too far from the server clock');
-
+    const { id, name } = this.checkStatement(s, now);
     const accepted = await acceptPublicKey(req.publicKey, new Date(now));
     if (accepted.fingerprint !== s.fingerprint)
       throw new KlError('KL_STATEMENT_INVALID', 'the statement names another key than the one sent');
@@ -153,29 +128,8 @@ export class RegistrationService {
       maxSkewMs: MAX_CLOCK_SKEW_MS,
     });
 
-    const record = await this.o.ledger.getKeyRecord(id).then(
-      (r) => r.record,
-      (err: unknown) => {
-        if (isKlError(err) && err.code === 'KL_IDENTITY_UNKNOWN') return null; // no blocks yet
-        throw err;
-      },
-    );
-    // A retry after a lost answer (the server died between the ledger commit and the reply): the
-    // ledger already holds this very key for this identity, and the statement just proved possession
-    // of it with a fresh nonce. The identity was proven when the key was written, so the answer is
-    // the receipt of that registration, not KL_IDENTITY_TAKEN — registration is safe to retry.
-    if (record?.status === 'active' && record.fingerprint === accepted.fingerprint) {
-      const receipt = await this.o.ledger.getTransaction(record.registered.txid);
-      if (receipt.envelope.tx.type === 'KeyRegistered') return this.result(id, name, accepted, receipt);
-    }
-    // The ledger is public (GET /v1/ledger/keys/:id): saying which key holds the identity tells an
-    // attacker nothing, and tells a raced user what happened.
-    if (record?.status === 'active')
-      throw new KlError(
-        'KL_IDENTITY_TAKEN',
-        `${id} is already registered on the ledger with another key (${record.fingerprint})`,
-        { fingerprint: record.fingerprint, height: record.registered.height },
-      );
+    const earlier = await this.earlierRegistration(id, accepted.fingerprint);
+    if (earlier) return this.result(id, name, accepted, earlier);
 
     const proof = await this.openProof(s, now);
     this.checkCode(id, proof, source, now);
@@ -200,6 +154,65 @@ export class RegistrationService {
     } finally {
       this.inFlight.delete(id);
     }
+  }
+
+  /**
+   * The statement's own checks (docs/protocol.md, phase 1 step 4): canonical identity and name, this
+   * ledger and server key, the nonce — spent here, whatever follows — and the time.
+   */
+  private checkStatement(s: RegistrationStatement, now: number): { id: string; name: string } {
+    const id = canonicalIdentity(s.id);
+    if (id !== s.id)
+      throw new KlError(
+        'KL_STATEMENT_INVALID',
+        'the statement must carry the identity in canonical form (lower case)',
+      );
+    const name = canonicalDisplayName(s.name);
+    if (name !== s.name)
+      throw new KlError('KL_STATEMENT_INVALID', 'the statement must carry the name in canonical form');
+    if (s.chain !== this.o.ledger.chainId)
+      throw new KlError('KL_STATEMENT_INVALID', 'the statement names another ledger');
+    if (s.server !== this.o.serverKey.fingerprint)
+      throw new KlError('KL_STATEMENT_INVALID', 'the statement names another server key');
+    const pending = this.nonces.get(s.nonce);
+    this.nonces.delete(s.nonce);
+    if (!pending || pending.id !== id || pending.expiresAt <= now) {
+      throw new KlError(
+        'KL_NONCE_INVALID',
+        'the registration nonce is unknown, used or expired: start again with register/begin',
+      );
+    }
+    if (Math.abs(s.time - now) > MAX_CLOCK_SKEW_MS)
+      throw new KlError('KL_STATEMENT_INVALID', 'the statement time is too far from the server clock');
+    return { id, name };
+  }
+
+  /**
+   * What the ledger already holds for `id`. This very key: the receipt of its registration, for a
+   * retry after a lost answer (the server died between the ledger commit and the reply) — the identity
+   * was proven when the key was written, and the statement just proved possession with a fresh
+   * nonce, so registration is safe to retry. Another active key: `KL_IDENTITY_TAKEN` naming it (the
+   * ledger is public, GET /v1/ledger/keys/:id, so this tells an attacker nothing and tells a raced
+   * user what happened).
+   */
+  private async earlierRegistration(id: string, fingerprint: string): Promise<TransactionReceipt | null> {
+    const record = await this.o.ledger.getKeyRecord(id).then(
+      (r) => r.record,
+      (err: unknown) => {
+        if (isKlError(err) && err.code === 'KL_IDENTITY_UNKNOWN') return null; // no blocks yet
+        throw err;
+      },
+    );
+    if (record?.status !== 'active') return null;
+    if (record.fingerprint === fingerprint) {
+      const receipt = await this.o.ledger.getTransaction(record.registered.txid);
+      if (receipt.envelope.tx.type === 'KeyRegistered') return receipt;
+    }
+    throw new KlError(
+      'KL_IDENTITY_TAKEN',
+      `${id} is already registered on the ledger with another key (${record.fingerprint})`,
+      { fingerprint: record.fingerprint, height: record.registered.height },
+    );
   }
 
   /**
