@@ -107,8 +107,12 @@ export async function buildRegistrationRequest(o: {
     server: o.server.fingerprint,
     time: o.time,
   };
+  // A code given with its pin is checked against this ledger here too, then sent without it.
+  const { code, pin } = parseInvitation(o.proof.code);
+  if (pin && !chainMatchesPin(o.chain, pin))
+    throw new KlError('KL_SERVER_KEY_MISMATCH', "the code names another ledger than this server's");
   const sealed = await sealTo(
-    canonicalBytes(identityProofPayload(base, o.proof)),
+    canonicalBytes(identityProofPayload(base, { method: o.proof.method, code })),
     serverKey,
     new Date(o.time),
   );
