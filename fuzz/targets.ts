@@ -257,6 +257,7 @@ export function targets(m: Material): FuzzTarget[] {
         ),
         fc.string({ maxLength: 300 }).map((s) => `-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n${s}\n-----END PGP PUBLIC KEY BLOCK-----\n`),
         fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b).toString('latin1')),
+        fc.constant(m.armoredKey), // the valid key itself: every run sees accepted inputs
       ),
       run: (v) => classify(() => acceptPublicKey(v, new Date())),
     },
