@@ -2,7 +2,7 @@
  * How long opening a data directory takes (docs/ledger.md "Integrity at start"): a ledger of N
  * audit-event transactions (default 100,000, B per block, default 1,000), opened without a verified
  * checkpoint (every transaction row checked), then with it at the top (rows of checked blocks not
- * read again). Run: node --import tsx bench/ledger-open.ts [N] [B]
+ * read again). Run: npm run bench:open -- [N] [B]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
