@@ -145,6 +145,22 @@ describe('registration through a man in the middle (real proxy and servers on 12
       'KL_IDENTITY_PROOF_INVALID',
     );
 
+    // The proxy also replays alice's statement with its own (junk) signature, and with another key:
+    // neither spends her nonce, which only a statement her key signed can spend.
+    for (const body of [
+      {
+        ...JSON.parse(await held.arrived),
+        signature: '-----BEGIN PGP SIGNATURE-----\n\nxx\n-----END PGP SIGNATURE-----\n',
+      },
+      { ...JSON.parse(await held.arrived), publicKey: mallory.identity.publicKey },
+    ]) {
+      const burnt = await fetch(`${server.url}/v1/register/complete`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      assert.ok(burnt.status >= 400 && burnt.status < 500);
+    }
     // Alice's own request, released late, still registers her key: the invitation was not spent.
     held.release();
     const r = await registering;

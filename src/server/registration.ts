@@ -3,7 +3,6 @@
  * key policy, then KeyRegistered on the ledger, answered only after the ledger committed it, with the
  * server's public key and a receipt the client verifies.
  */
-import { randomBytes } from 'node:crypto';
 import type { Ledger } from '../ledger/ledger.js';
 import type { TransactionReceipt } from '../ledger/proofs.js';
 import { acceptPublicKey } from '../pgp/key-policy.js';
@@ -20,6 +19,7 @@ import {
 } from '../protocol/statements.js';
 import type { IdentityProofs } from './identity-proofs.js';
 import type { RateLimiter } from './rate-limiter.js';
+import { RegistrationNonces } from './registration-nonces.js';
 import type { ServerKey } from './server-key.js';
 
 /** How far a client's clock may be from the server's. */
@@ -71,34 +71,27 @@ export interface RegistrationServiceOptions {
   proofs: IdentityProofs;
   now: () => number;
   nonceTtlMs?: number;
-  maxPendingNonces?: number;
+  /** Most spent, unexpired nonces remembered (registration-nonces.ts). */
+  maxSpentNonces?: number;
   limits?: RegistrationLimits;
 }
 
 /** The server side of registration. */
 export class RegistrationService {
-  private readonly nonces = new Map<string, { id: string; expiresAt: number }>();
+  private readonly nonces: RegistrationNonces;
   private readonly inFlight = new Set<string>();
-  private readonly nonceTtlMs: number;
-  private readonly maxPending: number;
 
   constructor(private readonly o: RegistrationServiceOptions) {
-    this.nonceTtlMs = o.nonceTtlMs ?? 5 * 60_000;
-    this.maxPending = o.maxPendingNonces ?? 10_000;
+    this.nonces = new RegistrationNonces({
+      ...(o.nonceTtlMs !== undefined ? { ttlMs: o.nonceTtlMs } : {}),
+      ...(o.maxSpentNonces !== undefined ? { maxSpent: o.maxSpentNonces } : {}),
+    });
   }
 
   /** DESIGN phase 1 step 2: a fresh single-use nonce bound to the identity, and the server key. */
   begin(idInput: unknown): RegistrationBegun {
     const id = canonicalIdentity(idInput);
-    const now = this.o.now();
-    if (this.nonces.size >= this.maxPending) {
-      for (const [n, v] of this.nonces) if (v.expiresAt <= now) this.nonces.delete(n);
-      if (this.nonces.size >= this.maxPending)
-        throw new KlError('KL_RATE_LIMITED', 'too many registrations in progress: try again shortly');
-    }
-    const nonce = randomBytes(32).toString('base64url');
-    const expiresAt = now + this.nonceTtlMs;
-    this.nonces.set(nonce, { id, expiresAt });
+    const { nonce, expiresAt } = this.nonces.issue(id, this.o.now());
     return {
       nonce,
       expiresAt,
@@ -114,7 +107,7 @@ export class RegistrationService {
   async complete(req: RegistrationRequest, source = 'unknown'): Promise<RegistrationResult> {
     const now = this.o.now();
     const s = req.statement;
-    const { id, name } = this.checkStatement(s, now);
+    const { id, name, nonceExpiresAt } = this.checkStatement(s, now);
     const accepted = await acceptPublicKey(req.publicKey, new Date(now));
     if (accepted.fingerprint !== s.fingerprint)
       throw new KlError('KL_STATEMENT_INVALID', 'the statement names another key than the one sent');
@@ -127,6 +120,8 @@ export class RegistrationService {
       now: new Date(now),
       maxSkewMs: MAX_CLOCK_SKEW_MS,
     });
+    // Spent only now, by a statement its key signed: a stranger's junk cannot burn a user's nonce.
+    this.nonces.spend(s.nonce, nonceExpiresAt, now);
 
     const earlier = await this.earlierRegistration(id, accepted.fingerprint);
     if (earlier) return this.result(id, name, accepted, earlier);
@@ -158,9 +153,12 @@ export class RegistrationService {
 
   /**
    * The statement's own checks (docs/protocol.md, phase 1 step 4): canonical identity and name, this
-   * ledger and server key, the nonce — spent here, whatever follows — and the time.
+   * ledger and server key, the nonce (issued for this identity, unexpired, unspent) and the time.
    */
-  private checkStatement(s: RegistrationStatement, now: number): { id: string; name: string } {
+  private checkStatement(
+    s: RegistrationStatement,
+    now: number,
+  ): { id: string; name: string; nonceExpiresAt: number } {
     const id = canonicalIdentity(s.id);
     if (id !== s.id)
       throw new KlError(
@@ -174,17 +172,10 @@ export class RegistrationService {
       throw new KlError('KL_STATEMENT_INVALID', 'the statement names another ledger');
     if (s.server !== this.o.serverKey.fingerprint)
       throw new KlError('KL_STATEMENT_INVALID', 'the statement names another server key');
-    const pending = this.nonces.get(s.nonce);
-    this.nonces.delete(s.nonce);
-    if (!pending || pending.id !== id || pending.expiresAt <= now) {
-      throw new KlError(
-        'KL_NONCE_INVALID',
-        'the registration nonce is unknown, used or expired: start again with register/begin',
-      );
-    }
+    const { expiresAt } = this.nonces.check(s.nonce, id, now);
     if (Math.abs(s.time - now) > MAX_CLOCK_SKEW_MS)
       throw new KlError('KL_STATEMENT_INVALID', 'the statement time is too far from the server clock');
-    return { id, name };
+    return { id, name, nonceExpiresAt: expiresAt };
   }
 
   /**
@@ -286,10 +277,5 @@ export class RegistrationService {
       server: { fingerprint: this.o.serverKey.fingerprint, publicKey: this.o.serverKey.armoredPublicKey },
       receipt,
     };
-  }
-
-  /** Number of unexpired nonces waiting (for tests and metrics). */
-  pendingCount(): number {
-    return this.nonces.size;
   }
 }
