@@ -10,10 +10,12 @@ import { after, before, describe, it } from 'node:test';
 import { openClientKey } from '../src/client/identity.js';
 import { login } from '../src/client/login.js';
 import { buildRegistrationRequest, register, requestEmailCode } from '../src/client/register.js';
+import { connect } from '../src/client/session.js';
 import { generateEphemeral } from '../src/protocol/x25519.js';
 import type { RunningServer } from '../src/server/app.js';
+import { sourceKey } from '../src/server/client-address.js';
 import { manualClock } from './helpers.js';
-import { rawSocket } from './support/raw-socket.js';
+import { rawSocket, rawSocketWithHeaders } from './support/raw-socket.js';
 import { CLIENT_PASSPHRASE, invite, newClient, registeredClient, testServer } from './support/server.js';
 import { nextCode, smtpSink, smtpTo } from './support/smtp-sink.js';
 
@@ -223,5 +225,109 @@ describe('emailed codes under attack (real server and SMTP, guesses from other l
       now: clock,
     });
     assert.equal(r.verified, true);
+  });
+});
+
+describe('the source address behind a reverse proxy (trustProxy)', () => {
+  const begin = (server: RunningServer, forwardedFor: string) =>
+    postFrom(
+      '127.0.0.1',
+      `${server.url}/v1/register/begin`,
+      { id: 'x@example.org' },
+      { 'x-forwarded-for': forwardedFor },
+    );
+
+  it('believes X-Forwarded-For only from a trusted proxy: each client has its own budget, and a spoofed header buys nothing', async () => {
+    const limits = {
+      registerPerIp: { burst: 3, perSecond: 1 / 600 },
+      loginPerIp: { burst: 2, perSecond: 1 / 600 },
+    };
+    const proxied = await testServer({ rateLimits: limits, trustProxy: ['127.0.0.1'] });
+    const direct = await testServer({ rateLimits: limits });
+    try {
+      const statuses = async (server: RunningServer, sources: string[]) => {
+        const out: number[] = [];
+        for (const s of sources) out.push((await begin(server, s)).status);
+        return out;
+      };
+      // Behind the trusted proxy: 127.0.0.50 uses its budget up; 127.0.0.51 still has its own.
+      assert.deepEqual(
+        await statuses(proxied, ['127.0.0.50', '127.0.0.50', '127.0.0.50', '127.0.0.50', '127.0.0.51']),
+        [200, 200, 200, 429, 200],
+      );
+      // Without a trust list the header is ignored: changing it does not escape the socket's budget.
+      assert.deepEqual(
+        await statuses(direct, ['127.0.0.60', '127.0.0.61', '127.0.0.62', '127.0.0.63']),
+        [200, 200, 200, 429],
+      );
+      // IPv6 sources are counted by their /64: one host's many addresses are one source.
+      assert.deepEqual(
+        await statuses(proxied, [
+          '2001:db8::1',
+          '2001:db8::2',
+          '2001:db8::ffff:1',
+          '2001:db8::abcd',
+          '2001:db8:0:1::1',
+        ]),
+        [200, 200, 200, 429, 200],
+      );
+      // The login WebSocket follows the same rule.
+      const helloVia = async (forwardedFor: string) => {
+        const socket = await rawSocketWithHeaders(proxied.wsUrl, { 'x-forwarded-for': forwardedFor });
+        socket.send({
+          type: 'hello',
+          v: 1,
+          id: 'nobody@example.org',
+          ephemeral: generateEphemeral().publicKey,
+        });
+        const answer: Record<string, unknown> = await socket.next().catch(() => ({ type: 'closed' }));
+        socket.ws.terminate();
+        return String(answer.code ?? answer.type);
+      };
+      assert.deepEqual(
+        [
+          await helloVia('127.0.0.70'),
+          await helloVia('127.0.0.70'),
+          await helloVia('127.0.0.70'),
+          await helloVia('127.0.0.71'),
+        ],
+        ['KL_AUTH_FAILED', 'KL_AUTH_FAILED', 'KL_RATE_LIMITED', 'KL_AUTH_FAILED'],
+      );
+    } finally {
+      await proxied.close();
+      await direct.close();
+    }
+  });
+});
+
+describe('live sessions come back while strangers use up the server-wide login budget', () => {
+  it('a resume is charged to its source only', async () => {
+    const server = await testServer({ rateLimits: { loginGlobal: { burst: 3, perSecond: 1 / 600 } } });
+    try {
+      const home = await registeredClient(server, 'gina@example.org');
+      const session = await connect({ home, passphrase: CLIENT_PASSPHRASE });
+      // Strangers (another address) use the rest of the budget: new hellos are refused for everyone…
+      const answers: string[] = [];
+      for (let i = 0; i < 4; i++) answers.push(await helloFrom(server, '127.0.0.40', 'gina@example.org'));
+      assert.equal(answers.at(-1), 'KL_RATE_LIMITED');
+      // …but gina's live session, dropped, resumes and goes on.
+      session.dropConnection();
+      await session.resume();
+      assert.deepEqual(await session.request('still here'), { echo: 'still here', id: 'gina@example.org' });
+      await session.close();
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('sourceKey', () => {
+  it('IPv4 as it is, IPv4-mapped IPv6 as IPv4, IPv6 by its /64', () => {
+    assert.equal(sourceKey('192.0.2.7'), '192.0.2.7');
+    assert.equal(sourceKey('::ffff:192.0.2.7'), '192.0.2.7');
+    assert.equal(sourceKey('2001:db8:1:2:3:4:5:6'), '2001:db8:1:2::/64');
+    assert.equal(sourceKey('2001:db8:1:2::9'), '2001:db8:1:2::/64');
+    assert.equal(sourceKey('::1'), '0:0:0:0::/64');
+    assert.equal(sourceKey('unknown'), 'unknown');
   });
 });

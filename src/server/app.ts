@@ -26,7 +26,7 @@ import { isAdmin, setAdminRole } from './admin-actions.js';
 import { registerAdminApi } from './admin-api.js';
 import { type Alert, checkAdminSocketPath, startAdminSocket } from './admin-socket.js';
 import { AlertLog, DEFAULT_ALERT_CAPACITY } from './alert-log.js';
-import { proxyTrust } from './client-address.js';
+import { proxyTrust, sourceKey } from './client-address.js';
 import { DashboardAuth, type DashboardAuthPolicy, DEFAULT_DASHBOARD_AUTH_POLICY } from './dashboard-auth.js';
 import { demoService, storageKey } from './demo-service.js';
 import { ParsedKeyCache } from './handshake.js';
@@ -612,7 +612,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
           'this server does not send verification emails: ask an admin for an invitation',
         );
       const id = canonicalIdentity(req.body.id);
-      rl.registerPerIp.take(req.ip);
+      rl.registerPerIp.take(sourceKey(req.ip));
       // The mailbox is protected by a limit per address; when it is used up, codes were sent within
       // the last minutes and are still valid (earlier codes are never voided by a new request), so the
       // owner holds one: the answer says so instead of refusing.
@@ -638,7 +638,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       },
     },
     async (req) => {
-      rl.registerPerIp.take(req.ip);
+      rl.registerPerIp.take(sourceKey(req.ip));
       return registration.begin(req.body.id);
     },
   );
@@ -652,8 +652,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       },
     },
     async (req) => {
-      rl.registerPerIp.take(req.ip);
-      const result = await registration.complete(req.body, req.ip);
+      rl.registerPerIp.take(sourceKey(req.ip));
+      const result = await registration.complete(req.body, sourceKey(req.ip));
       audit('registration', result.id, { fingerprint: result.fingerprint });
       return result;
     },

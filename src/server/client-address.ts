@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import proxyaddr from '@fastify/proxy-addr';
+import ipaddr from 'ipaddr.js';
 
 /** Decides, hop by hop, whether an address is a trusted proxy (the form Fastify's `trustProxy` takes). */
 export type ProxyTrust = (address: string, hop: number) => boolean;
@@ -21,4 +22,19 @@ export function proxyTrust(list: readonly string[] | undefined): ProxyTrust {
 export function clientAddress(req: IncomingMessage, trust: ProxyTrust): string {
   if (!req.socket.remoteAddress) return 'unknown';
   return proxyaddr(req, trust);
+}
+
+/**
+ * The key a per-source limit is charged to: an IPv4 address as it is (IPv4-mapped IPv6 too), an IPv6
+ * address by its /64 — one host usually holds a whole /64, so counting its addresses one by one would
+ * give it unlimited sources.
+ */
+export function sourceKey(address: string): string {
+  if (!ipaddr.isValid(address)) return address;
+  let parsed = ipaddr.parse(address);
+  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress())
+    parsed = (parsed as ipaddr.IPv6).toIPv4Address();
+  if (parsed.kind() === 'ipv4') return parsed.toString();
+  const prefix = (parsed as ipaddr.IPv6).parts.slice(0, 4).map((part) => part.toString(16));
+  return `${prefix.join(':')}::/64`;
 }
