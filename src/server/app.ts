@@ -82,7 +82,7 @@ export const DEFAULT_RATE_LIMITS: RateLimits = {
   registerPerIp: { burst: 60, perSecond: 1 },
   registerPerIdentity: { burst: 10, perSecond: 0.1 },
   wrongCodePerIp: { burst: 10, perSecond: 1 / 60 },
-  wrongEmailCodeGlobal: { burst: 100, perSecond: 0.2 },
+  wrongEmailCodeGlobal: { burst: 30, perSecond: 1 / 60 },
   loginPerIp: { burst: 600, perSecond: 50 },
   loginGlobal: { burst: 2_000, perSecond: 500 },
   loginPerIdentity: { burst: 20, perSecond: 1 },

@@ -136,7 +136,7 @@ export const CONFIG_SCHEMA = {
         wrongCodePerIp: limit(
           'Wrong invitation or emailed codes per source address. Default burst 10, 1/min.',
         ),
-        wrongEmailCodeGlobal: limit('Wrong emailed codes, server-wide. Default burst 100, 0.2/s.'),
+        wrongEmailCodeGlobal: limit('Wrong emailed codes, server-wide. Default burst 30, 1/min.'),
         loginPerIp: limit('Login hellos and resumes per source address. Default burst 600, 50/s.'),
         loginGlobal: limit('Login hellos and resumes, server-wide. Default burst 2000, 500/s.'),
         loginPerIdentity: limit('Verified logins per identity. Default burst 20, 1/s.'),

@@ -20,7 +20,7 @@ export type ProofMethod = 'invite' | 'email';
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 /** Most unused emailed codes kept per address: a new one beyond this retires the oldest. */
-export const MAX_LIVE_EMAIL_CODES = 5;
+export const MAX_LIVE_EMAIL_CODES = 3;
 
 function codeHash(id: string, method: ProofMethod, code: string): Buffer {
   return sha256(Buffer.from(`${method}\n${id}\n${normaliseCode(method, code)}`, 'utf8'));
