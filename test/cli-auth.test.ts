@@ -58,17 +58,25 @@ describe('a new user through the CLI: serve → invite → init → register →
     assert.match(stolen.stderr, /error KL_IDENTITY_TAKEN/);
     assert.match(
       stolen.stderr,
-      new RegExp(`another key for dana@example.org \\(fingerprint ${identity.fingerprint}\\)`),
+      new RegExp(`another key for dana@example.org \\(fingerprint ${identity.fingerprint}, block \\d+\\)`),
     );
     assert.match(stolen.stderr, /someone else registered first/);
 
-    // An invitation without its pin still works, and the CLI says plainly that it trusts on first use.
+    // An invitation without its pin: the CLI says plainly that nothing authenticated the server, and
+    // without a terminal to confirm on it sends nothing unless told --trust-first-use.
     const bare = JSON.parse(
       run(['admin', 'invite', 'erin@example.org', '--data', data, '--json']).stdout,
     ).code;
     const erin = join(tempDir(), 'home');
     assert.equal(run(['init', '--id', 'erin@example.org', '--name', 'Erin', '--home', erin], user).code, 0);
-    const tofu = run(['register', '--server', url, '--invite', bare.split('.')[0], '--home', erin], user);
+    const refused = run(['register', '--server', url, '--invite', bare.split('.')[0], '--home', erin], user);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /on first use/);
+    assert.match(refused.stderr, /error KL_SERVER_UNPINNED: not sent: give the invitation whole/);
+    const tofu = run(
+      ['register', '--server', url, '--invite', bare.split('.')[0], '--home', erin, '--trust-first-use'],
+      user,
+    );
     assert.equal(tofu.code, 0, tofu.stderr);
     assert.match(tofu.stderr, /trusting http:\/\/127\.0\.0\.1:\d+ on first use/);
     assert.match(tofu.stdout, /trusted on first use \(no pin\)/);

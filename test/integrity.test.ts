@@ -2,7 +2,8 @@
  * Integrity claims the tools keep (docs/ledger.md "Integrity at start"), against an attacker who can
  * write the SQLite file but holds no node key: a rewritten audit row is never listed as genuine (CLI
  * and admin API); the server refuses to start on changed transaction rows, changed middle-block
- * headers, deleted or extra transactions; `keyledger status` exits non-zero for another key, a revoked
+ * headers, deleted or extra transactions, a deleted or forged verified checkpoint (until the operator
+ * runs `ledger verify --mark-verified`); `keyledger status` exits non-zero for another key, a revoked
  * key, an unknown identity, and says "history cut short" for a truncated ledger; `keyledger receipt
  * verify` checks the OpenPGP signature against the key the ledger held. Real servers on 127.0.0.1,
  * the real CLI, tampered real rows.
@@ -19,15 +20,15 @@ import { register } from '../src/client/register.js';
 import { rotateKey } from '../src/client/rotate.js';
 import { connect } from '../src/client/session.js';
 import { type BlockHeader, blockHashOf } from '../src/ledger/block.js';
-import { dataPaths } from '../src/ledger/data-dir.js';
-import { EmbeddedLedger } from '../src/ledger/embedded-ledger.js';
+import { acquireWriterLock, dataPaths } from '../src/ledger/data-dir.js';
+import { EmbeddedLedger, initEmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import { leafHash } from '../src/ledger/merkle.js';
 import { verifyLedgerExtends } from '../src/ledger/proofs.js';
 import { canonicalize } from '../src/protocol/canonical-json.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { setAdminRole } from '../src/server/admin-actions.js';
 import { type RunningServer, startServer } from '../src/server/app.js';
-import { PASSPHRASE, tempDir } from './helpers.js';
+import { fakeSignature, PASSPHRASE, registration, tempDir } from './helpers.js';
 import { serveCli } from './support/serve-cli.js';
 import { CLIENT_PASSPHRASE, invite, newClient } from './support/server.js';
 
@@ -486,5 +487,169 @@ describe('a damaged ledger: keyledger audit reports it, the server refuses to st
       db.prepare('DELETE FROM blocks WHERE height >= ?').run(verified);
     });
     await refusesToStart(dir, /history cut short|stored state does not match/);
+  });
+});
+
+describe('a deleted verified checkpoint does not let a history cut short in', () => {
+  const verifiedRow = (dir: string) => {
+    const db = new Database(dataPaths(dir).db, { readonly: true });
+    try {
+      const row = db.prepare("SELECT value FROM meta WHERE key = 'verified'").get() as
+        | { value: string }
+        | undefined;
+      return row ? (JSON.parse(row.value) as { height: number; hash: string; sig: string }) : null;
+    } finally {
+      db.close();
+    }
+  };
+  const edit = (dir: string, mutate: (db: Database.Database) => void) => {
+    const db = new Database(dataPaths(dir).db);
+    try {
+      mutate(db);
+    } finally {
+      db.close();
+    }
+  };
+  const openAsNode = (dir: string) => EmbeddedLedger.open({ dataDir: dir, passphrase: PASSPHRASE });
+  const noCheckpoint = (e: unknown) => {
+    assert.ok(isKlError(e, 'KL_LEDGER_CORRUPT'), String(e));
+    assert.match((e as Error).message, /has 1 block but no valid verified checkpoint/);
+    assert.match((e as Error).message, /run `keyledger ledger verify --data .*`; if it verifies/);
+    assert.match((e as Error).message, /`keyledger ledger verify --data .* --mark-verified` records it/);
+    return true;
+  };
+
+  it('the reproduction is refused with KL_LEDGER_CORRUPT; ledger verify --mark-verified is the way back', async () => {
+    const dir = join(tempDir(), 'data');
+    initEmbeddedLedger({ dataDir: dir, passphrase: PASSPHRASE });
+    const alice = registration('alice@example.org');
+    let ledger = openAsNode(dir);
+    await ledger.submit({ type: 'KeyRegistered', body: alice });
+    const stateAt1 = (() => {
+      const db = new Database(dataPaths(dir).db, { readonly: true });
+      try {
+        return db.prepare('SELECT key, value FROM state').all() as Array<{ key: string; value: string }>;
+      } finally {
+        db.close();
+      }
+    })();
+    await ledger.submit({
+      type: 'KeyRevoked',
+      body: {
+        id: alice.id,
+        fingerprint: alice.fingerprint,
+        reason: 'compromised',
+        by: 'owner',
+        ownerSignature: fakeSignature(),
+      },
+    });
+    await ledger.close();
+    ledger = openAsNode(dir); // records the verified checkpoint at block 2
+    await ledger.close();
+    assert.equal(verifiedRow(dir)?.height, 2);
+
+    // Cut the history back to block 1, with the state of block 1.
+    edit(dir, (db) => {
+      db.prepare('DELETE FROM txs WHERE height > 1').run();
+      db.prepare('DELETE FROM blocks WHERE height > 1').run();
+      db.prepare('DELETE FROM state').run();
+      const put = db.prepare('INSERT INTO state(key, value) VALUES (?, ?)');
+      for (const r of stateAt1) put.run(r.key, r.value);
+    });
+    assert.throws(() => openAsNode(dir), /history cut short/);
+    // Nothing to mark while the record says the history was longer.
+    const cut = await run(['ledger', 'verify', '--data', dir, '--mark-verified', '--quiet'], {
+      KEYLEDGER_SERVER_PASSPHRASE: PASSPHRASE,
+    });
+    assert.equal(cut.code, 1, cut.stdout + cut.stderr);
+    assert.match(cut.stdout, /cut short/);
+    assert.equal(verifiedRow(dir)?.height, 2);
+
+    // The attack: delete the record. A node no longer starts.
+    const old = verifiedRow(dir)!;
+    edit(dir, (db) => db.prepare("DELETE FROM meta WHERE key = 'verified'").run());
+    assert.throws(() => openAsNode(dir), noCheckpoint);
+    // Nor with a record the node did not sign (the old signature over another block).
+    edit(dir, (db) => {
+      const block1 = db.prepare('SELECT hash FROM blocks WHERE height = 1').get() as { hash: string };
+      db.prepare("INSERT INTO meta(key, value) VALUES ('verified', ?)").run(
+        JSON.stringify({ ...old, height: 1, hash: block1.hash, txs: 1 }),
+      );
+    });
+    assert.throws(() => openAsNode(dir), noCheckpoint);
+    assert.equal(verifiedRow(dir)?.height, 1, 'a refused start writes nothing');
+
+    // Read-only opens check everything and do not refuse; ledger verify says what the node will do.
+    const reader = EmbeddedLedger.open({ dataDir: dir });
+    assert.equal((await reader.checkpoint())?.header.height, 1);
+    await reader.close();
+    const plain = await run(['ledger', 'verify', '--data', dir, '--quiet']);
+    assert.equal(plain.code, 0, plain.stdout + plain.stderr);
+    assert.match(plain.stdout, /ledger OK: 1 blocks/);
+    assert.match(plain.stdout, /no valid verified checkpoint: the node will refuse to start/);
+
+    // --mark-verified needs the node passphrase and a stopped node.
+    const wrong = await run(['ledger', 'verify', '--data', dir, '--mark-verified', '--quiet'], {
+      KEYLEDGER_SERVER_PASSPHRASE: 'not the passphrase',
+    });
+    assert.equal(wrong.code, 2, wrong.stdout + wrong.stderr);
+    assert.match(wrong.stderr, /KL_PASSPHRASE_WRONG/);
+    const release = acquireWriterLock(dir); // as a running server holds it
+    try {
+      const busy = await run(['ledger', 'verify', '--data', dir, '--mark-verified', '--quiet'], {
+        KEYLEDGER_SERVER_PASSPHRASE: PASSPHRASE,
+      });
+      assert.equal(busy.code, 2, busy.stdout + busy.stderr);
+      assert.match(busy.stderr, /KL_DATA_DIR: the ledger in .* is in use by process/);
+    } finally {
+      release();
+    }
+    assert.throws(() => openAsNode(dir), noCheckpoint);
+
+    // The operator's explicit decision: this (shorter) history is the one to run.
+    const marked = await run(['ledger', 'verify', '--data', dir, '--mark-verified', '--quiet'], {
+      KEYLEDGER_SERVER_PASSPHRASE: PASSPHRASE,
+    });
+    assert.equal(marked.code, 0, marked.stdout + marked.stderr);
+    assert.match(marked.stdout, /verified checkpoint recorded at block 1 \([0-9a-f]{64}\)/);
+    const node = openAsNode(dir);
+    try {
+      assert.equal((await node.checkpoint())?.header.height, 1);
+      assert.equal((await node.getKeyRecord(alice.id)).record?.status, 'active');
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('a fresh data directory and a normal restart start without any step; a wiped one does not', async () => {
+    const dir = join(tempDir(), 'data');
+    initEmbeddedLedger({ dataDir: dir, passphrase: PASSPHRASE });
+    assert.equal(verifiedRow(dir)?.height, 0, 'initialising records the origin checkpoint');
+    let ledger = openAsNode(dir);
+    await ledger.submit({ type: 'KeyRegistered', body: registration('bob@example.org') });
+    await ledger.close();
+    ledger = openAsNode(dir);
+    await ledger.submit({ type: 'KeyRegistered', body: registration('carol@example.org') });
+    await ledger.close();
+    assert.equal(verifiedRow(dir)?.height, 1);
+    ledger = openAsNode(dir);
+    assert.equal((await ledger.checkpoint())?.header.height, 2);
+    await ledger.close();
+    assert.equal(verifiedRow(dir)?.height, 2);
+
+    // Cutting everything away (back to the genesis state) is the same attack, at height 0.
+    const empty = join(tempDir(), 'empty');
+    initEmbeddedLedger({ dataDir: empty, passphrase: PASSPHRASE });
+    edit(empty, (db) => db.prepare("DELETE FROM meta WHERE key = 'verified'").run());
+    assert.throws(
+      () => openAsNode(empty),
+      (e: unknown) =>
+        isKlError(e, 'KL_LEDGER_CORRUPT') && /has 0 blocks but no valid verified/.test(String(e)),
+    );
+  });
+
+  it('the server refuses a data directory whose record was deleted', async () => {
+    const dir = tampered((db) => db.prepare("DELETE FROM meta WHERE key = 'verified'").run());
+    await refusesToStart(dir, /has \d+ blocks but no valid verified checkpoint/);
   });
 });

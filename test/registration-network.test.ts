@@ -205,7 +205,9 @@ describe('registration through a man in the middle (real proxy and servers on 12
       server: server.url,
       proof: { method: 'invite', code: bare },
       passphrase: CLIENT_PASSPHRASE,
-      onServer: ({ trust, chain }) => told.push(`${trust} ${chain}`),
+      onServer: ({ trust, chain }) => {
+        told.push(`${trust} ${chain}`);
+      },
     });
     assert.deepEqual(told, [`first-use ${server.ledger.chainId}`]);
     assert.equal(r.trust, 'first-use');

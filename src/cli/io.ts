@@ -73,3 +73,15 @@ export async function promptSecret(question: string): Promise<string> {
     process.stderr.write('\n');
   }
 }
+
+/** Asks a yes/no question on the terminal; only "y" or "yes" is yes. False when there is no terminal. */
+export async function confirm(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) return false;
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  try {
+    const answer = await new Promise<string>((resolve) => rl.question(question, resolve));
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}

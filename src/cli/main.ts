@@ -58,7 +58,7 @@ ledger (auditor):
   keyledger audit --data DIR [--id IDENTITY] [--since 2026-11-26] [--json]
   keyledger logs decrypt --data DIR [--key FILE]      (or --home DIR for a client's log)
   keyledger receipt verify FILE [--genesis FILE | --home DIR]
-  keyledger ledger verify --data DIR [--checkpoint FILE]... [--json]
+  keyledger ledger verify --data DIR [--checkpoint FILE]... [--mark-verified] [--json]
   keyledger ledger show --data DIR [--height N | --id IDENTITY | --tx TXID] [--json]
   keyledger ledger init --data DIR [--name NAME]
   keyledger ledger deploy --data DIR --rpc URL [--contract ADDR --from-block N]   EVM engine (issue 6)
@@ -124,10 +124,11 @@ keyledger admin revoke-key IDENTITY [--reason compromised|superseded|retired|uns
   --gpg FPR [--gpg-home DIR]  use a key that stays in GnuPG (gpg-agent, smartcard)
   --import FILE               import an armored secret key made by another tool (its current
                               passphrase from KEYLEDGER_IMPORT_PASSPHRASE, if any)`,
-  register: `keyledger register --server URL (--invite CODE | --email [--code CODE]) [--home DIR] [--chain ID] [--json]
+  register: `keyledger register --server URL (--invite CODE | --email [--code CODE]) [--home DIR] [--chain ID] [--trust-first-use] [--json]
   Registers your key. Give the invitation (or emailed code) whole: the part after the "." pins the
   server, which is checked before anything is sent; without it (or --chain ID, the ledger id you got
-  out of band) the server is trusted on first use, and the command says so. The code travels sealed
+  out of band) the server is not authenticated: the command says so and sends the code only if you
+  confirm on the terminal, or with --trust-first-use (trust on first use). The code travels sealed
   to the server key inside a statement signed by your key; the command waits until the ledger
   committed it, verifies the receipt against the ledger's genesis and pins the server key.
   --email alone asks for a code by email; run again with --email --code 'THE LINE FROM THE EMAIL'.`,
@@ -138,6 +139,10 @@ keyledger admin revoke-key IDENTITY [--reason compromised|superseded|retired|uns
   status:
     'keyledger status [--home DIR] [--json]\n  Shows identity, pinned server key and ledger, and verifies what the ledger holds for you now.\n  Exit: 0 the ledger holds this key, active; 1 a check failed (server key or proof); 2 error (e.g.\n  KL_CHECKPOINT_INVALID: history cut short); 3 the ledger holds ANOTHER key; 4 revoked; 5 unknown.',
   ledger: `keyledger ledger verify|show|init --data DIR ...  (see "keyledger --help")
+keyledger ledger verify --data DIR [--checkpoint FILE]... [--mark-verified] [--json]
+  Replays and checks the whole ledger (exit 1 naming the first bad block). --mark-verified (node
+  passphrase, server stopped): if it verifies, records the node's verified checkpoint at its top,
+  so a node refused for "no valid verified checkpoint" starts on this history — your decision.
 keyledger ledger deploy --data DIR --rpc URL [--contract ADDRESS --from-block N] [--insecure-dev-funder-key KEY]
   A new data directory whose ledger is ordered by an EVM chain: makes this node's Ethereum account
   (sealed under the node passphrase) and deploys KeyRegistry from it (or attaches to ADDRESS). On a
@@ -160,6 +165,7 @@ const OPTIONS = {
   tx: { type: 'string' },
   users: { type: 'string' },
   checkpoint: { type: 'string', multiple: true },
+  'mark-verified': { type: 'boolean' },
   host: { type: 'string' },
   port: { type: 'string' },
   'challenge-ttl': { type: 'string' },
@@ -175,6 +181,7 @@ const OPTIONS = {
   email: { type: 'boolean' },
   code: { type: 'string' },
   chain: { type: 'string' },
+  'trust-first-use': { type: 'boolean' },
   'smtp-url': { type: 'string' },
   'smtp-from': { type: 'string' },
   'insecure-smtp-plaintext': { type: 'boolean' },
@@ -394,6 +401,7 @@ export async function main(argv: string[]): Promise<number> {
           email: v.email ?? false,
           ...(v.code ? { code: v.code } : {}),
           ...(v.chain ? { chain: v.chain } : {}),
+          trustFirstUse: v['trust-first-use'] ?? false,
         });
       case 'login':
         return await loginCommand(client);
@@ -417,7 +425,12 @@ export async function main(argv: string[]): Promise<number> {
             ledger: { engine: 'evm', ...serveFlags(v).ledger },
             ...(v['insecure-dev-funder-key'] ? { insecureDevFunderKey: v['insecure-dev-funder-key'] } : {}),
           });
-        if (sub === 'verify') return await ledgerVerify({ ...common, checkpoints: v.checkpoint ?? [] });
+        if (sub === 'verify')
+          return await ledgerVerify({
+            ...common,
+            checkpoints: v.checkpoint ?? [],
+            markVerified: v['mark-verified'] ?? false,
+          });
         if (sub === 'show') {
           if ([v.height, v.id, v.tx].filter((x) => x !== undefined).length > 1)
             usage('give at most one of --height, --id, --tx');

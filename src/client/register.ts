@@ -51,7 +51,12 @@ export interface RegisterOptions {
    * Told who the server is before anything secret is sent: `pinned` when the invitation's pin or
    * `expectChain` authenticated it, `first-use` when nothing did (the CLI says so plainly).
    */
-  onServer?: (server: { url: string; chain: string; fingerprint: string; trust: ServerTrust }) => void;
+  onServer?: (server: {
+    url: string;
+    chain: string;
+    fingerprint: string;
+    trust: ServerTrust;
+  }) => void | Promise<void>;
   now?: () => number;
 }
 
@@ -151,7 +156,8 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
         '(its ledger has another chain id): someone may be intercepting the connection. Nothing was sent.',
     );
   const trust: ServerTrust = pin || o.expectChain ? 'pinned' : 'first-use';
-  o.onServer?.({ url: o.server, chain: info.chain, fingerprint: info.server.fingerprint, trust });
+  // It may refuse (throw) a server it was not told to trust: nothing has been sent yet.
+  await o.onServer?.({ url: o.server, chain: info.chain, fingerprint: info.server.fingerprint, trust });
   const begun = await callJson<RegistrationBegun>(
     'POST',
     new URL('/v1/register/begin', o.server).toString(),

@@ -98,7 +98,7 @@ export class ClientSession extends EventEmitter {
   readonly sessionId: string;
   readonly id: string;
   readonly expiresAt: number;
-  private readonly channel: Channel;
+  private channel: Channel;
   private socket: WebSocket;
   private nextId = 1;
   private readonly pending = new Map<
@@ -204,19 +204,25 @@ export class ClientSession extends EventEmitter {
       case 'rekey-request':
         if (!this.channel.rekeyPending) this.renew().catch(() => {});
         return;
-      case 'alert': {
-        const a = m as { code?: unknown; message?: unknown };
-        this.sealedAlert = {
-          code: isErrorCode(a.code) ? a.code : 'KL_SESSION_REVOKED',
-          message: typeof a.message === 'string' ? wireText(a.message) : 'the server ended the session',
-        };
-        this.emit('alert', { ...this.sealedAlert });
+      case 'alert':
+        this.takeAlert(m);
         return;
-      }
       case 'close-ack':
         this.closing?.();
         return;
     }
+  }
+
+  /** Records a sealed alert (the server's word: the session ends when the server closes) and tells. */
+  private takeAlert(m: ChannelMessage): { code: string; message: string } {
+    const a = m as { code?: unknown; message?: unknown };
+    const alert = {
+      code: isErrorCode(a.code) ? a.code : 'KL_SESSION_REVOKED',
+      message: typeof a.message === 'string' ? wireText(a.message) : 'the server ended the session',
+    };
+    this.sealedAlert = alert;
+    this.emit('alert', { ...alert });
+    return alert;
   }
 
   /** Drops the current connection because of unauthenticated input; the close handler resumes. */
@@ -486,10 +492,12 @@ export class ClientSession extends EventEmitter {
 
   /**
    * Resumes the session on a new connection after the old one dropped, by proving the resume key
-   * (DESIGN "Resumption"). Renews the keys with a fresh ECDH exchange right after. Calls made while
-   * a resumption runs share it; with a live connection there is nothing to do. The resume socket's
-   * plaintext answers are not authenticated: a refusal only fails this attempt (the session is not
-   * ended by it), with the code alone and no remote text.
+   * (docs/protocol.md "Resumption"). Renews the keys with a fresh ECDH exchange at once; the
+   * renewal's answer, sealed in the new epoch, is what confirms the resumption, and only then does
+   * the session take the new epoch. Calls made while a resumption runs share it; with a live
+   * connection there is nothing to do. The resume socket's plaintext answers are not authenticated:
+   * a refusal, or a `resumed` that no sealed frame confirms, only fails this attempt (the session
+   * keeps its keys and stays resumable), with the code alone and no remote text.
    */
   resume({ timeoutMs = 30_000 } = {}): Promise<void> {
     if (this.ended) return Promise.reject(this.ended);
@@ -506,18 +514,25 @@ export class ClientSession extends EventEmitter {
     const url = `${this.login.server.url.replace(/^http/, 'ws').replace(/\/$/, '')}/v1/login`;
     const ws = new WebSocket(url, { maxPayload: MAX_WS_MESSAGE, handshakeTimeout: timeoutMs });
     const clientNonce = randomBytes(16).toString('base64url');
-    await new Promise<void>((resolve, reject) => {
-      let step: 'challenge' | 'resumed' | 'done' = 'challenge';
+    const current = this.channel;
+    // The next epoch's channel, derived on the side: the plaintext `resumed` is anyone's word, so
+    // this session keeps its current keys and epoch until a frame sealed in the new epoch opens
+    // (docs/protocol.md "Resumption"). Until then a failure leaves it as it was, still resumable.
+    let next: Channel | null = null;
+    const alert = await new Promise<ChannelMessage | null>((resolve, reject) => {
+      let step: 'challenge' | 'resumed' | 'confirm' | 'done' = 'challenge';
       let serverNonce = '';
-      const done = (err?: unknown) => {
+      const done = (err?: unknown, sealedAlert: ChannelMessage | null = null) => {
         if (step === 'done') return;
         step = 'done';
         clearTimeout(timer);
         if (err) {
           ws.removeAllListeners('message');
           ws.terminate();
+          next?.close();
+          next = null;
           reject(err);
-        } else resolve();
+        } else resolve(sealedAlert);
       };
       // On time-out the resume socket is closed too, never left half open.
       const timer = setTimeout(() => done(new KlError('KL_NETWORK', 'resumption took too long')), timeoutMs);
@@ -529,12 +544,18 @@ export class ClientSession extends EventEmitter {
       ws.on('message', (data) => {
         if (step === 'done') return;
         try {
+          if (this.ended) throw this.ended;
+          if (step === 'confirm' && next) {
+            const m = this.openConfirmation(next, data.toString());
+            if (m === 'ignore') return;
+            done(undefined, m === 'confirmed' ? null : m);
+            return;
+          }
           const m = parseObject(data.toString());
           if (m.type === 'error') {
             done(errorFromWire(m, 'KL_AUTH_FAILED', { authenticated: false }));
             return;
           }
-          if (this.ended) throw this.ended;
           if (step === 'challenge') {
             serverNonce = checkShape<{ nonce: string }>(
               m,
@@ -542,9 +563,9 @@ export class ClientSession extends EventEmitter {
               'KL_PROTOCOL',
               'resume-challenge',
             ).nonce;
-            const proof = resumeProof(this.channel.resumeKey, {
+            const proof = resumeProof(current.resumeKey, {
               sid: this.sessionId,
-              epoch: this.channel.epoch,
+              epoch: current.epoch,
               clientNonce,
               serverNonce,
             });
@@ -552,9 +573,14 @@ export class ClientSession extends EventEmitter {
             ws.send(JSON.stringify({ type: 'resume-proof', proof }));
             return;
           }
-          checkShape(m, RESUMED_SHAPE, 'KL_PROTOCOL', 'resumed');
-          this.channel.resume(clientNonce, serverNonce);
-          done();
+          const { epoch } = checkShape<{ epoch: number }>(m, RESUMED_SHAPE, 'KL_PROTOCOL', 'resumed');
+          if (epoch !== current.epoch + 1)
+            throw new KlError('KL_PROTOCOL', 'the server answered the resumption wrongly');
+          // Renew at once with a fresh ECDH exchange; its answer, sealed in the new epoch, is what
+          // confirms the resumption.
+          next = current.resumed(clientNonce, serverNonce);
+          step = 'confirm';
+          ws.send(encodeFrame(next.seal(next.startRekey())));
         } catch (err) {
           done(
             isKlError(err) ? err : new KlError('KL_PROTOCOL', 'the server answered the resumption wrongly'),
@@ -563,18 +589,60 @@ export class ClientSession extends EventEmitter {
       });
     });
     ws.removeAllListeners();
-    if (this.ended) {
+    const confirmed = next as Channel | null;
+    if (this.ended || !confirmed) {
       ws.terminate();
-      throw this.ended;
+      confirmed?.close();
+      throw this.ended ?? new KlError('KL_PROTOCOL', 'the resumption was not confirmed');
     }
+    // Confirmed by the server: the new epoch replaces the old one, whose keys are wiped.
     // Answers still owed on the old connection will not come on the new one.
     this.failPending(new KlError('KL_NETWORK', 'the connection was lost before the answer came'));
+    this.channel = confirmed;
+    current.close();
     this.droppedUntrusted = false;
     this.socket = ws;
     this.sealedAlert = null;
     this.attach(ws);
-    await this.renew();
+    if (alert) {
+      // The server ended the session during the resumption: its close follows and ends it here.
+      const a = this.takeAlert(alert);
+      throw new KlError(isErrorCode(a.code) ? a.code : 'KL_SESSION_REVOKED', a.message);
+    }
+    this.emit('renewed', this.channel.epoch);
     this.emit('resumed', this.channel.epoch);
+  }
+
+  /**
+   * Opens a frame on a resume socket before the resumption is confirmed, with the next epoch's
+   * channel. Returns 'confirmed' once the renewal's answer opens (the channel then moves on), a
+   * sealed alert to act on, or 'ignore' for what no longer has a taker (answers owed on the old
+   * connection, a renewal request). Anything that does not open throws: the attempt fails.
+   */
+  private openConfirmation(next: Channel, text: string): ChannelMessage | 'confirmed' | 'ignore' {
+    let m: ChannelMessage;
+    try {
+      m = next.open(JSON.parse(text) as Frame);
+    } catch {
+      throw new KlError('KL_NETWORK', 'the resumption was not confirmed by the server');
+    }
+    if (!wellFormed(m)) throw new KlError('KL_PROTOCOL', 'the server answered the resumption wrongly');
+    switch (m.t) {
+      case 'rekey-ack':
+        try {
+          next.completeRekey(m.ephemeral);
+        } catch {
+          throw new KlError('KL_PROTOCOL', 'the server answered the renewal with a bad key');
+        }
+        return 'confirmed';
+      case 'alert':
+        return m;
+      case 'data':
+        this.emit('message', m.body);
+        return 'ignore';
+      default:
+        return 'ignore';
+    }
   }
 
   /** Logs out: an encrypted close frame, acknowledged; keys wiped (seed phase 3 step 3). */

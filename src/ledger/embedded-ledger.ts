@@ -58,7 +58,13 @@ import {
   type TxIntent,
   type TxType,
 } from './transactions.js';
-import { readVerifiedCheckpoint, signVerifiedCheckpoint } from './verified-checkpoint.js';
+import {
+  originPoint,
+  readVerifiedCheckpoint,
+  signVerifiedCheckpoint,
+  VERIFIED_KEY,
+  type VerifiedPoint,
+} from './verified-checkpoint.js';
 
 /** Options of {@link initEmbeddedLedger}. */
 export interface InitOptions {
@@ -76,7 +82,8 @@ export interface InitOptions {
 
 /**
  * Initialises a data directory: makes the validator and registrar keys (sealed under `passphrase`),
- * writes the genesis and creates the database. Refuses a directory that is already initialised.
+ * writes the genesis and creates the database with the node's origin verified checkpoint (height 0,
+ * verified-checkpoint.ts). Refuses a directory that is already initialised.
  */
 export function initEmbeddedLedger({
   dataDir,
@@ -114,13 +121,15 @@ export function initEmbeddedLedger({
   chmodSync(paths.db, 0o600);
   try {
     createSchema(db);
-    db.prepare('INSERT INTO meta(key, value) VALUES (?, ?), (?, ?), (?, ?)').run(
+    db.prepare('INSERT INTO meta(key, value) VALUES (?, ?), (?, ?), (?, ?), (?, ?)').run(
       'format',
       '1',
       'genesis',
       canonicalize(genesis),
       'chain',
       chainId,
+      VERIFIED_KEY,
+      JSON.stringify(signVerifiedCheckpoint(chainId, originPoint(chainId), validator)),
     );
     const insert = db.prepare('INSERT INTO state(key, value) VALUES (?, ?)');
     for (const e of genesisEntries(genesis)) insert.run(e.key, canonicalize(e.value));
@@ -186,9 +195,6 @@ interface Pending {
   resolve: (r: TransactionReceipt) => void;
   reject: (e: unknown) => void;
 }
-
-/** Meta key of the node's verified checkpoint (verified-checkpoint.ts). */
-const VERIFIED_KEY = 'verified';
 
 function subjectOf(envelope: TxEnvelope): string | null {
   const body = envelope.tx.body as { id?: string };
@@ -316,6 +322,7 @@ export class EmbeddedLedger implements Ledger {
       blockSignatures: db.prepare('SELECT signatures FROM blocks WHERE height = ?'),
       txRowsOfBlock: db.prepare('SELECT txid, idx, envelope FROM txs WHERE height = ? ORDER BY idx'),
       txCount: db.prepare('SELECT count(*) AS n FROM txs'),
+      blockCount: db.prepare('SELECT count(*) AS n FROM blocks'),
       identityKeys: db.prepare(
         "SELECT key FROM state WHERE key >= 'identity:' AND key < 'identity;' AND key LIKE ? ESCAPE '\\' ORDER BY key LIMIT ?",
       ),
@@ -331,12 +338,25 @@ export class EmbeddedLedger implements Ledger {
    * start: each header hashes to its stored hash, the hashes form the history the last (signed) block
    * commits to, the transaction rows number what the headers say, and the state rows give the last
    * block's state root. Above the node's verified checkpoint, also: each block's validator signatures,
-   * links, and its transaction rows against its transaction root.
-   * @throws KlError `KL_LEDGER_CORRUPT` saying what is damaged.
+   * links, and its transaction rows against its transaction root. A node (keys open) refuses a
+   * ledger without a valid verified checkpoint: deleting the record must not turn "history cut short"
+   * into "check everything" (docs/ledger.md "Integrity at start").
+   * @throws KlError `KL_LEDGER_CORRUPT` saying what is damaged, or that the checkpoint is missing.
    */
   private load(dataDir: string): { tree: StateTree; last: SignedHeader | null } {
+    let loaded: { tree: StateTree; last: SignedHeader | null } | { unverified: number };
     try {
-      return this.db.transaction(() => this.loadUnguarded())();
+      loaded = this.db.transaction(() => {
+        const anchor = readVerifiedCheckpoint(
+          (this.stmt.meta.get(VERIFIED_KEY) as { value: string } | undefined)?.value,
+          this.genesis,
+          this.chainId,
+          this.validator?.keyId,
+          { origin: true },
+        );
+        if (!anchor && this.validator) return { unverified: (this.stmt.blockCount.get() as { n: number }).n };
+        return this.loadUnguarded(anchor);
+      })();
     } catch (err) {
       if (isKlError(err, 'KL_LEDGER_CORRUPT')) {
         throw new KlError(
@@ -348,19 +368,22 @@ export class EmbeddedLedger implements Ledger {
       }
       throw err;
     }
+    if ('unverified' in loaded) {
+      const blocks = loaded.unverified;
+      throw new KlError(
+        'KL_LEDGER_CORRUPT',
+        `the ledger in ${dataDir} has ${blocks} block${blocks === 1 ? '' : 's'} but no valid verified checkpoint (it was deleted or changed, or the directory was made by an older keyledger), so this node cannot tell whether its history was cut short: run \`keyledger ledger verify --data ${dataDir}\`; if it verifies and this history is the one you expect, \`keyledger ledger verify --data ${dataDir} --mark-verified\` records it`,
+        { blocks },
+      );
+    }
+    return loaded;
   }
 
-  private loadUnguarded(): { tree: StateTree; last: SignedHeader | null } {
+  private loadUnguarded(anchor: VerifiedPoint | null): { tree: StateTree; last: SignedHeader | null } {
     let tree = StateTree.empty();
     for (const row of this.stmt.stateAll.iterate() as Iterable<{ key: string; value: string }>) {
       tree = tree.set(stateTreeKey(row.key), sha256(Buffer.from(row.value, 'utf8')));
     }
-    const anchor = readVerifiedCheckpoint(
-      (this.stmt.meta.get(VERIFIED_KEY) as { value: string } | undefined)?.value,
-      this.genesis,
-      this.chainId,
-      this.validator?.keyId,
-    );
     const from = anchor?.height ?? 0;
     let txsAbove = 0;
     let prevHash = this.chainId;

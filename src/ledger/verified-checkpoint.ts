@@ -5,6 +5,10 @@
  * SQLite file but not the node keys cannot move it forward over rows the node never checked. Opening
  * re-checks transaction rows only above it; everything else (headers, hashes, history, transaction
  * count, state) is checked on every start.
+ *
+ * A new data directory gets the origin record (height 0: nothing checked yet) when it is initialised,
+ * so a node that opens a ledger with no valid record knows it was deleted or forged, or that the
+ * directory predates the record, and refuses to start (docs/ledger.md "Integrity at start").
  */
 import { canonicalBytes } from '../protocol/canonical-json.js';
 import { HASH_HEX } from '../protocol/hash.js';
@@ -12,10 +16,14 @@ import { VERIFIED_DOMAIN } from './domains.js';
 import type { Genesis } from './genesis.js';
 import { KEY_ID, type SigningKey, verifySignature } from './signing-keys.js';
 
+/** Meta key (table `meta`) of the node's verified checkpoint. */
+export const VERIFIED_KEY = 'verified';
+
 /** What the record states. */
 export interface VerifiedPoint {
+  /** 0 for the origin record of a new data directory. */
   height: number;
-  /** Hash of the block at `height`, hex. */
+  /** Hash of the block at `height`, hex; the chain id at height 0. */
   hash: string;
   /** Transactions in blocks 1..height. */
   txs: number;
@@ -31,6 +39,11 @@ export interface VerifiedCheckpoint extends VerifiedPoint {
 
 function signedBytes(chain: string, p: VerifiedPoint): Buffer {
   return canonicalBytes({ v: 1, chain, height: p.height, hash: p.hash, txs: p.txs });
+}
+
+/** The origin point of a new ledger: no block checked yet. */
+export function originPoint(chain: string): VerifiedPoint {
+  return { height: 0, hash: chain, txs: 0 };
 }
 
 /** Signs a verified point with the node's validator key. */
@@ -52,14 +65,16 @@ export function signVerifiedCheckpoint(
 
 /**
  * Reads a stored record and checks its signature: by a validator of the genesis, and by `ownKeyId`
- * when the node's key is open. Returns null when absent, malformed or not properly signed — the
- * caller then checks the whole ledger, which is always safe (only slower).
+ * when the node's key is open. Returns null when absent, malformed or not properly signed (a reader
+ * then checks the whole ledger; a node refuses to start). The origin record (height 0) is returned
+ * only with `origin: true`: it vouches for no block, so a full audit has no use for it.
  */
 export function readVerifiedCheckpoint(
   text: string | undefined,
   genesis: Genesis,
   chain: string,
   ownKeyId?: string,
+  { origin = false }: { origin?: boolean } = {},
 ): VerifiedPoint | null {
   if (!text) return null;
   let r: Partial<VerifiedCheckpoint>;
@@ -72,7 +87,8 @@ export function readVerifiedCheckpoint(
     r?.v !== 1 ||
     r.chain !== chain ||
     !Number.isSafeInteger(r.height) ||
-    (r.height as number) < 1 ||
+    (r.height as number) < (origin ? 0 : 1) ||
+    (r.height === 0 && (r.hash !== chain || r.txs !== 0)) ||
     !Number.isSafeInteger(r.txs) ||
     (r.txs as number) < 0 ||
     typeof r.hash !== 'string' ||

@@ -9,6 +9,11 @@
  * old epoch; both derive the next epoch's keys from the new ECDH secret salted with the previous
  * chain hash, reset the sequence numbers and wipe the old keys. Frames of the old epoch still in
  * flight towards the server are accepted until the client's first new-epoch frame arrives.
+ *
+ * Resumption on a new connection (docs/protocol.md "Resumption"): the server moves to the next epoch
+ * at once ({@link Channel.resume}) but keeps the state the resumption started from until the client
+ * shows it left it; the client derives the next epoch on the side ({@link Channel.resumed}) and
+ * keeps its current state until a frame sealed by the server in the new epoch opens.
  * Pure: no I/O.
  */
 import { canonicalize } from './canonical-json.js';
@@ -62,6 +67,13 @@ export interface ChannelOptions {
   now: () => number;
 }
 
+/** A state a resumption can start from: an epoch, its resume key and its chain hash. */
+interface ResumePoint {
+  epoch: number;
+  resumeKey: Buffer;
+  chain: Buffer;
+}
+
 /** One side of a session channel. */
 export class Channel {
   readonly role: 'client' | 'server';
@@ -73,6 +85,11 @@ export class Channel {
   private sendSeq: number;
   private recvSeq: number;
   private pendingRekey: EphemeralKey | null = null;
+  /**
+   * Server: the state the last resumption started from, kept until a client frame of epoch `until`
+   * (or later) opens, which the client can only seal once it has taken the resumption as done.
+   */
+  private fallback: (ResumePoint & { until: number }) | null = null;
   private closed = false;
   readonly counters: ChannelCounters;
   private readonly now: () => number;
@@ -177,6 +194,8 @@ export class Channel {
         prev.iv.fill(0);
         this.previousRecv = null;
       }
+      // The client has taken the resumption as done: it will never resume from the older state.
+      if (this.fallback && frame.epoch >= this.fallback.until) this.dropFallback();
     }
     this.counters.framesReceived += 1;
     this.counters.bytesReceived += plain.length;
@@ -270,13 +289,60 @@ export class Channel {
   }
 
   /**
-   * Moves both sides to a new epoch after a resumption on a new connection: keys from HKDF over the
-   * current resume key, salted with the chain hash and both nonces; sequence numbers restart. The
-   * client then renews with a fresh ECDH exchange (the SDK does it at once).
+   * Server: moves to the next epoch after a resumption on a new connection whose proof was made in
+   * epoch `from` (one of {@link resumePoints}): keys from HKDF over that epoch's resume key, salted
+   * with the chain hash and both nonces; sequence numbers restart. The client renews with a fresh
+   * ECDH exchange at once. The state resumed from is kept (docs/protocol.md "Resumption"): until a
+   * client frame of the epoch after the new one opens, the client may not have learnt that the
+   * resumption succeeded (its `resumed` or the renewal's answer lost), and resumes from it again.
+   * @throws KlError `KL_PROTOCOL` if this channel cannot resume from epoch `from`
    */
-  resume(clientNonce: string, serverNonce: string): void {
-    const secret = Buffer.from(this.keys.resumeKey);
-    this.advance(secret, `resume:${clientNonce}`, `resume:${serverNonce}`, false);
+  resume(clientNonce: string, serverNonce: string, from = this.epoch): void {
+    if (this.role !== 'server') throw new KlError('KL_PROTOCOL', 'the client resumes with resumed()');
+    let point: ResumePoint;
+    if (from === this.epoch) {
+      point = {
+        epoch: this.epoch,
+        resumeKey: Buffer.from(this.keys.resumeKey),
+        chain: Buffer.from(this.chain),
+      };
+      this.dropFallback();
+    } else if (this.fallback && this.fallback.epoch === from) point = this.fallback;
+    else throw new KlError('KL_PROTOCOL', `no resumable state of epoch ${from}`);
+    this.fallback = { ...point, until: point.epoch + 2 };
+    this.resumeFrom(point, clientNonce, serverNonce);
+  }
+
+  /**
+   * Client: the channel of the next epoch after a resumption on a new connection, derived on the
+   * side as {@link resume} derives it; this channel is left as it was. The caller swaps to it only
+   * once a frame the server sealed in the new epoch opens (the plaintext `resumed` is not the
+   * server's word), and closes it otherwise.
+   */
+  resumed(clientNonce: string, serverNonce: string): Channel {
+    if (this.role !== 'client') throw new KlError('KL_PROTOCOL', 'the server resumes with resume()');
+    if (this.closed) throw new KlError('KL_PROTOCOL', 'the session is closed');
+    // Nothing of this channel's keys is shared with (or wiped by) the next one: resumeFrom copies.
+    const none = Buffer.alloc(0);
+    const next = new Channel({
+      role: 'client',
+      sid: this.sid,
+      keys: { c2sKey: none, c2sIv: none, s2cKey: none, s2cIv: none, resumeKey: none },
+      chain: this.chain,
+      now: this.now,
+    });
+    next.resumeFrom(
+      { epoch: this.epoch, resumeKey: this.keys.resumeKey, chain: this.chain },
+      clientNonce,
+      serverNonce,
+    );
+    return next;
+  }
+
+  private resumeFrom(point: ResumePoint, clientNonce: string, serverNonce: string): void {
+    this.epoch = point.epoch;
+    this.chain = Buffer.from(point.chain);
+    this.advance(Buffer.from(point.resumeKey), `resume:${clientNonce}`, `resume:${serverNonce}`, false);
     if (this.previousRecv) {
       this.previousRecv.key.fill(0);
       this.previousRecv.iv.fill(0);
@@ -285,9 +351,24 @@ export class Channel {
     this.pendingRekey = null;
   }
 
+  private dropFallback(): void {
+    this.fallback?.resumeKey.fill(0);
+    this.fallback = null;
+  }
+
   /** The resume key of the current epoch (for resumption on a new connection). */
   get resumeKey(): Buffer {
     return this.keys.resumeKey;
+  }
+
+  /**
+   * The states a resumption may start from, the current epoch first: on the server also the state
+   * the last resumption started from, while the client may still hold it (see {@link resume}).
+   */
+  resumePoints(): Array<{ epoch: number; resumeKey: Buffer }> {
+    const points = [{ epoch: this.epoch, resumeKey: this.keys.resumeKey }];
+    if (this.fallback) points.push({ epoch: this.fallback.epoch, resumeKey: this.fallback.resumeKey });
+    return points;
   }
 
   /** Ends the channel and wipes every key. */
@@ -299,6 +380,7 @@ export class Channel {
       this.previousRecv.key.fill(0);
       this.previousRecv.iv.fill(0);
     }
+    this.dropFallback();
   }
 
   get isClosed(): boolean {

@@ -54,6 +54,8 @@ export const ERROR_CODES = {
   KL_CHALLENGE_EXPIRED: 401,
   KL_CHALLENGE_UNKNOWN: 401,
   KL_SERVER_KEY_MISMATCH: 502,
+  /** The client was not told which server to trust (no pin, no chain id) and did not accept first use. */
+  KL_SERVER_UNPINNED: 400,
   KL_RECEIPT_INVALID: 502,
   KL_RATE_LIMITED: 429,
   KL_TOO_LARGE: 413,

@@ -17,7 +17,7 @@ import { sha256Hex } from '../protocol/hash.js';
 import { HELLO_SHAPE, MAX_WS_MESSAGE, RESPONSE_SHAPE } from '../protocol/messages.js';
 import { checkResumeProof } from '../protocol/resume.js';
 import { checkShape } from '../protocol/shape.js';
-import { clientAddress, type ProxyTrust } from './client-address.js';
+import { clientAddress, type ProxyTrust, sourceKey } from './client-address.js';
 import {
   type ChallengeResponse,
   createChallenge,
@@ -95,6 +95,8 @@ export function attachLoginSocket(
 
   function onConnection(ws: WebSocket, req: IncomingMessage): void {
     const ip = clientAddress(req, ctx.proxyTrust);
+    /** What per-source limits are charged to (an IPv6 address by its /64). */
+    const source = sourceKey(ip);
     let state: 'hello' | 'response' | 'resume-proof' | 'established' | 'closed' = 'hello';
     let mine: PendingChallenge | undefined;
     let session: Session | undefined;
@@ -160,8 +162,10 @@ export function attachLoginSocket(
           'KL_PROTOCOL',
           'resume',
         );
-        ctx.limits.loginPerIp.take(ip);
-        ctx.limits.loginGlobal.take('*');
+        // A resume is charged to its source only: it names a live session (an unknown id is refused at
+        // once, cheaply) and proves its key, so a flood of hellos elsewhere must not keep live
+        // sessions from coming back.
+        ctx.limits.loginPerIp.take(source);
         const target = ctx.sessions.get(r.sid);
         if (!target) throw new KlError('KL_SESSION_UNKNOWN', 'no live session has this id: log in again');
         resuming = {
@@ -183,13 +187,21 @@ export function attachLoginSocket(
         );
         const target = resuming.session;
         const live = ctx.sessions.get(target.sessionId);
-        const f = {
-          sid: target.sessionId,
-          epoch: target.channel.epoch,
-          clientNonce: resuming.clientNonce,
-          serverNonce: resuming.serverNonce,
-        };
-        if (!live || !checkResumeProof(target.channel.resumeKey, f, r.proof)) {
+        const { clientNonce, serverNonce } = resuming;
+        // docs/protocol.md "Resumption": the proof is made in the current epoch, or in the one the
+        // last resumption started from while the client may not have learnt that it succeeded.
+        const from = live
+          ? target.channel
+              .resumePoints()
+              .find((p) =>
+                checkResumeProof(
+                  p.resumeKey,
+                  { sid: target.sessionId, epoch: p.epoch, clientNonce, serverNonce },
+                  r.proof,
+                ),
+              )
+          : undefined;
+        if (!from) {
           if (live)
             ctx.audit('resume_failed', target.id, { session: sha256Hex(target.sessionId).slice(0, 32) });
           throw new KlError('KL_AUTH_FAILED', 'authentication failed');
@@ -211,7 +223,7 @@ export function attachLoginSocket(
             'the session was resumed from another address: it has been ended',
           );
         }
-        target.channel.resume(resuming.clientNonce, resuming.serverNonce);
+        target.channel.resume(clientNonce, serverNonce, from.epoch);
         target.socket = ws;
         target.lastActivity = ctx.now();
         session = target;
@@ -225,7 +237,7 @@ export function attachLoginSocket(
       if (state === 'hello') {
         if (type !== 'hello') throw new KlError('KL_PROTOCOL', 'expected hello');
         const hello = checkShape<Hello>(msg, HELLO_SHAPE, 'KL_PROTOCOL', 'hello');
-        ctx.limits.loginPerIp.take(ip);
+        ctx.limits.loginPerIp.take(source);
         ctx.limits.loginGlobal.take('*');
         // Only verified logins charge the identity's limit: a stranger's hellos for alice never do.
         // Once her own logins used it up, further hellos are refused before any work is spent.

@@ -13,7 +13,7 @@ import { rotateKey } from '../../client/rotate.js';
 import type { KeyRecordProof } from '../../ledger/proofs.js';
 import { verifyKeyRecordProof } from '../../ledger/proofs.js';
 import { KlError } from '../../protocol/errors.js';
-import { info, out } from '../io.js';
+import { confirm, info, out } from '../io.js';
 import { resolvePassphrase } from '../passphrase.js';
 
 /** Options shared by the client commands. */
@@ -107,7 +107,15 @@ export async function init(
 
 /** `keyledger register` */
 export async function registerCommand(
-  o: ClientOptions & { server?: string; invite?: string; email?: boolean; code?: string; chain?: string },
+  o: ClientOptions & {
+    server?: string;
+    invite?: string;
+    email?: boolean;
+    code?: string;
+    chain?: string;
+    /** Send the code to a server no pin or chain id authenticated (trust on first use). */
+    trustFirstUse?: boolean;
+  },
 ): Promise<number> {
   if (!o.server) throw new KlError('KL_BAD_INPUT', '--server URL is required');
   const home = new ClientHome(o.home);
@@ -144,14 +152,22 @@ export async function registerCommand(
     proof,
     ...(passphrase !== undefined ? { passphrase } : {}),
     ...(o.chain ? { expectChain: o.chain } : {}),
-    onServer: ({ chain, fingerprint, trust }) => {
+    onServer: async ({ chain, fingerprint, trust }) => {
       if (trust === 'pinned') return;
-      // Said before the code is sent: nothing authenticated this server (docs/protocol.md).
+      // Nothing authenticated this server (docs/protocol.md, "Registration on a hostile network"):
+      // said plainly, and the code is sent only if the person accepts it (or --trust-first-use).
+      const what = proof.method === 'invite' ? 'invitation' : 'code';
       info(
-        `keyledger: trusting ${o.server} on first use — your ${proof.method === 'invite' ? 'invitation' : 'code'} ` +
-          'carries no server pin and no --chain was given, so this server is not authenticated.',
+        `keyledger: trusting ${o.server} on first use — your ${what} carries no server pin and no --chain was given, so this server is not authenticated.`,
       );
       info(`           its ledger ${chain}, server key ${fingerprint}: compare them with your operator's.`);
+      if (o.trustFirstUse) return;
+      if (await confirm(`send your ${what} to this server? [y/N] `)) return;
+      throw new KlError(
+        'KL_SERVER_UNPINNED',
+        `not sent: give the ${what} whole, with the part after the "." (the server pin), or --chain ID; ` +
+          'or --trust-first-use to accept this server unauthenticated',
+      );
     },
   });
   if (o.json) out(JSON.stringify(r));

@@ -4,8 +4,10 @@
 
 import { readFileSync } from 'node:fs';
 import { EmbeddedLedger, initEmbeddedLedger } from '../../ledger/embedded-ledger.js';
+import { storedVerifiedCheckpoint, verifyAndMark } from '../../ledger/mark-verified.js';
 import { verifyKeyRecordProof, verifyTransactionReceipt } from '../../ledger/proofs.js';
-import { verifyLedgerData } from '../../ledger/verify-ledger.js';
+import type { VerifiedPoint } from '../../ledger/verified-checkpoint.js';
+import { type LedgerVerification, verifyLedgerData } from '../../ledger/verify-ledger.js';
 import { KlError } from '../../protocol/errors.js';
 import { canonicalIdentity } from '../../protocol/identity.js';
 import { out, progress } from '../io.js';
@@ -24,6 +26,8 @@ export interface LedgerCommandOptions {
   quiet?: boolean;
   /** Files holding checkpoints (signed headers) kept from earlier. */
   checkpoints?: string[];
+  /** `ledger verify`: after a successful audit, record the node's verified checkpoint at the top. */
+  markVerified?: boolean;
 }
 
 /** `keyledger ledger init`: makes the keys and genesis of a new data directory. */
@@ -39,27 +43,61 @@ export async function ledgerInit(o: LedgerCommandOptions): Promise<number> {
   return 0;
 }
 
-/** `keyledger ledger verify`: exit 0 with a summary, 1 naming the first bad block or transaction. */
+/**
+ * `keyledger ledger verify`: exit 0 with a summary, 1 naming the first bad block or transaction.
+ * With `--mark-verified` (needs the node passphrase and no running server), a successful audit also
+ * records the node's verified checkpoint at the ledger's top, which lets a node start on a ledger
+ * whose record is missing (docs/ledger.md "Integrity at start").
+ */
 export async function ledgerVerify(o: LedgerCommandOptions): Promise<number> {
+  const passphrase = o.markVerified ? await resolvePassphrase(o) : undefined;
   const started = performance.now();
   const bar = progress('verifying', { quiet: o.quiet || o.json });
   const knownCheckpoints = (o.checkpoints ?? []).flatMap((file) => {
     const value = JSON.parse(readFileSync(file, 'utf8')) as unknown;
     return Array.isArray(value) ? value : [value];
   });
-  const result = verifyLedgerData({
+  const options = {
     dataDir: o.data,
     knownCheckpoints,
-    onProgress: (h, total) => bar.update(h, total),
-  });
-  bar.done();
+    onProgress: (h: number, t: number) => bar.update(h, t),
+  };
+  let result: LedgerVerification;
+  let marked: VerifiedPoint | null = null;
+  try {
+    if (passphrase !== undefined) ({ result, marked } = verifyAndMark({ ...options, passphrase }));
+    else result = verifyLedgerData(options);
+  } finally {
+    bar.done();
+  }
   const seconds = ((performance.now() - started) / 1000).toFixed(2);
+  // Whether a node would start on it: only with a valid verified checkpoint.
+  const nodeCheckpoint = marked ?? (result.ok ? storedVerifiedCheckpoint(o.data) : null);
   if (o.json) {
-    out(JSON.stringify({ ...result, seconds: Number(seconds) }, null, 2));
+    out(
+      JSON.stringify(
+        {
+          ...result,
+          seconds: Number(seconds),
+          ...(result.ok ? { verifiedCheckpoint: nodeCheckpoint } : {}),
+          ...(o.markVerified ? { marked: marked !== null } : {}),
+        },
+        null,
+        2,
+      ),
+    );
   } else if (result.ok) {
     out(
       `ledger OK: ${result.blocks} blocks, ${result.transactions} transactions, ${result.stateEntries} state entries verified in ${seconds} s`,
     );
+    if (marked)
+      out(
+        `verified checkpoint recorded at block ${marked.height}${marked.height > 0 ? ` (${marked.hash})` : ''}: the node starts from this history`,
+      );
+    else if (!nodeCheckpoint)
+      out(
+        `no valid verified checkpoint: the node will refuse to start; if this history is the one you expect, run keyledger ledger verify --data ${o.data} --mark-verified`,
+      );
   } else {
     out(`ledger TAMPERED: ${result.problem?.reason}`);
     if (result.problem?.txid) out(`first bad transaction: ${result.problem.txid}`);
