@@ -264,3 +264,26 @@ describe('a resumption the server accepted but whose answer was lost leaves the 
     });
   }
 });
+
+describe('a renewal whose answer was lost leaves the session recoverable', () => {
+  it('the server moved to the next epoch; the path swallowed its rekey-ack; the client resumes from the old one', async () => {
+    const id = 'lost-renewal@example.org';
+    let armed = false;
+    proxy.rule(() => {
+      if (!armed) return 'relay';
+      armed = false;
+      return 'swallow-and-cut';
+    });
+    const s = await connect({ home: await clientBehindProxy(id), passphrase: CLIENT_PASSPHRASE });
+    assert.deepEqual(await s.request('before'), { echo: 'before', id });
+    const epochBefore = s.epoch;
+    armed = true; // the server's next message is the sealed rekey-ack
+    await assert.rejects(s.renew());
+    const live = server.sessions.get(s.sessionId);
+    assert.ok(live && live.channel.epoch > epochBefore, 'the server did take the renewal');
+    for (let i = 0; i < 100 && live.socket; i++) await sleep(20);
+    await recoversHonestly(s, id);
+    assert.equal(await auditOf(id, 'resume_failed', 1), 0, 'no resume_failed recorded');
+    await s.close();
+  });
+});

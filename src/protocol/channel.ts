@@ -238,6 +238,14 @@ export class Channel {
     // The peer's key is checked before anything is sent: a bad one leaves the channel as it was.
     const secret = sharedSecret(mine.privateKey, clientEphemeral);
     const ack = this.seal({ t: 'rekey-ack', ephemeral: mine.publicKey });
+    // If the ack is lost, the client stays in this epoch and resumes from it: keep it resumable until
+    // a client frame of the new epoch opens (a resumption's own fallback, older, is kept instead).
+    this.fallback ??= {
+      epoch: this.epoch,
+      resumeKey: Buffer.from(this.keys.resumeKey),
+      chain: Buffer.from(this.chain),
+      until: this.epoch + 1,
+    };
     this.advance(secret, clientEphemeral, mine.publicKey, true);
     return ack;
   }
