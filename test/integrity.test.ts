@@ -16,7 +16,6 @@ import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import type { ClientHome } from '../src/client/home.js';
 import { openClientKey } from '../src/client/identity.js';
-import { register } from '../src/client/register.js';
 import { rotateKey } from '../src/client/rotate.js';
 import { connect } from '../src/client/session.js';
 import { type BlockHeader, blockHashOf } from '../src/ledger/block.js';
@@ -30,7 +29,7 @@ import { setAdminRole } from '../src/server/admin-actions.js';
 import { type RunningServer, startServer } from '../src/server/app.js';
 import { fakeSignature, PASSPHRASE, registration, tempDir } from './helpers.js';
 import { serveCli } from './support/serve-cli.js';
-import { CLIENT_PASSPHRASE, invite, newClient } from './support/server.js';
+import { CLIENT_PASSPHRASE, newClient, registeredClient } from './support/server.js';
 
 const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
 
@@ -66,24 +65,13 @@ function start(dataDir: string, p = port): Promise<RunningServer> {
   return startServer({ dataDir, passphrase: PASSPHRASE, host: '127.0.0.1', port: p });
 }
 
-async function registered(id: string): Promise<ClientHome> {
-  const home = await newClient(id);
-  await register({
-    home,
-    server: server.url,
-    proof: { method: 'invite', code: invite(server, id) },
-    passphrase: CLIENT_PASSPHRASE,
-  });
-  return home;
-}
-
 /** Lets the fire-and-forget audit events of the server reach the ledger. */
 const settle = () => new Promise((r) => setTimeout(r, 300));
 
 before(async () => {
   server = await start(data, 0);
   port = Number(new URL(server.url).port);
-  for (const id of ['alice', 'bob', 'carol']) homes[id] = await registered(`${id}@example.org`);
+  for (const id of ['alice', 'bob', 'carol']) homes[id] = await registeredClient(server, `${id}@example.org`);
   await setAdminRole(server.ledger, 'alice@example.org', true);
   await settle();
   await server.close();

@@ -8,9 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer, request, type Server } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import WebSocket, { WebSocketServer } from 'ws';
+import WebSocket from 'ws';
 import type { ClientHome } from '../src/client/home.js';
 import { type ClientSession, connect } from '../src/client/session.js';
 import { readAuditTrail } from '../src/ledger/audit-trail.js';
@@ -18,6 +17,7 @@ import type { Channel } from '../src/protocol/channel.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { sha256Hex } from '../src/protocol/hash.js';
 import { resumeProof } from '../src/protocol/resume.js';
+import { type MitmProxy, mitmProxy, type S2cRule } from './support/mitm-proxy.js';
 import { CLIENT_PASSPHRASE, registeredClient, testServer } from './support/server.js';
 
 type Srv = Awaited<ReturnType<typeof testServer>>;
@@ -25,91 +25,11 @@ type Srv = Awaited<ReturnType<typeof testServer>>;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const nonce = () => randomBytes(16).toString('base64url');
 
-/**
- * What the proxy does with one message from the server to the client on a relayed connection:
- * relay it, or swallow it and cut both sides (the client's and the server's) at once.
- */
-type S2cRule = (text: string, index: number) => 'relay' | 'swallow-and-cut';
-
-/**
- * A man in the middle on 127.0.0.1: relays HTTP and WebSockets to `target`; can apply a rule to the
- * server's messages on the next relayed connections, or answer the next connections itself.
- */
-async function proxyTo(target: string) {
-  const up = new URL(target);
-  const clients: WebSocket[] = [];
-  let takeOver: ((client: WebSocket) => void) | null = null;
-  let rule: S2cRule | null = null;
-  const http: Server = createServer((req, res) => {
-    const fwd = request(
-      { host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers },
-      (r) => {
-        res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
-      },
-    );
-    fwd.on('error', () => res.destroy());
-    req.pipe(fwd);
-  });
-  const wss = new WebSocketServer({ noServer: true });
-  http.on('upgrade', (req, socket, head) => {
-    wss.handleUpgrade(req, socket, head, (client) => {
-      client.on('error', () => {});
-      clients.push(client);
-      if (takeOver) {
-        takeOver(client);
-        return;
-      }
-      const s2c = rule;
-      let index = 0;
-      const upstream = new WebSocket(`ws://${up.host}${req.url}`);
-      upstream.on('error', () => {});
-      const early: string[] = [];
-      client.on('message', (data) => {
-        if (upstream.readyState === WebSocket.OPEN) upstream.send(data.toString());
-        else early.push(data.toString());
-      });
-      upstream.on('open', () => {
-        for (const m of early.splice(0)) upstream.send(m);
-      });
-      upstream.on('message', (data) => {
-        const text = data.toString();
-        if (s2c && s2c(text, index++) === 'swallow-and-cut') {
-          client.terminate();
-          upstream.terminate();
-          return;
-        }
-        if (client.readyState === WebSocket.OPEN) client.send(text);
-      });
-      client.on('close', () => upstream.terminate());
-      upstream.on('close', () => client.terminate());
-    });
-  });
-  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(http.address() as { port: number }).port}`,
-    /** The next WebSocket connections are answered by `handler` (null: relay again). */
-    takeOver(handler: ((client: WebSocket) => void) | null) {
-      takeOver = handler;
-    },
-    /** The next relayed connections apply `r` to the server's messages (null: relay all). */
-    rule(r: S2cRule | null) {
-      rule = r;
-    },
-    async close() {
-      for (const c of clients) c.terminate();
-      wss.close();
-      http.closeAllConnections();
-      await new Promise((r) => http.close(r));
-    },
-  };
-}
-
 let server: Srv;
-let proxy: Awaited<ReturnType<typeof proxyTo>>;
+let proxy: MitmProxy;
 before(async () => {
   server = await testServer();
-  proxy = await proxyTo(server.url);
+  proxy = await mitmProxy(server.url);
 });
 beforeEach(() => {
   proxy.takeOver(null);

@@ -1,0 +1,129 @@
+/**
+ * A man in the middle on 127.0.0.1 for attack tests of the session: relays HTTP and the login
+ * WebSocket to a real server, and can inject, hold back, swallow or answer messages itself.
+ */
+import assert from 'node:assert/strict';
+import { createServer, request, type Server } from 'node:http';
+import WebSocket, { WebSocketServer } from 'ws';
+
+/** One relayed connection: the client's side (the proxy speaks to the client) and the server's. */
+export interface Pair {
+  client: WebSocket;
+  upstream: WebSocket;
+  /** Resolves when the server's side of this connection has closed. */
+  upstreamClosed: Promise<void>;
+  /** While set, the server's messages are kept here instead of reaching the client. */
+  held: string[] | null;
+}
+
+/**
+ * What the proxy does with one message from the server to the client on a relayed connection:
+ * relay it, or swallow it and cut both sides (the client's and the server's) at once.
+ */
+export type S2cRule = (text: string, index: number) => 'relay' | 'swallow-and-cut';
+
+/**
+ * A man in the middle on 127.0.0.1: relays HTTP and the login WebSocket to `target`, and can inject
+ * messages toward the client, hold the server's messages back, close the client's side with any
+ * code and reason, or take over the next WebSocket connections itself.
+ */
+export async function mitmProxy(target: string) {
+  const up = new URL(target);
+  const pairs: Pair[] = [];
+  let takeOver: ((client: WebSocket) => void) | null = null;
+  let rule: S2cRule | null = null;
+  const http: Server = createServer((req, res) => {
+    const fwd = request(
+      { host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
+    fwd.on('error', () => res.destroy());
+    req.pipe(fwd);
+  });
+  const wss = new WebSocketServer({ noServer: true });
+  http.on('upgrade', (req, socket, head) => {
+    wss.handleUpgrade(req, socket, head, (client) => {
+      client.on('error', () => {});
+      if (takeOver) {
+        takeOver(client);
+        return;
+      }
+      const s2c = rule;
+      let index = 0;
+      const upstream = new WebSocket(`ws://${up.host}${req.url}`);
+      upstream.on('error', () => {});
+      const early: Array<{ data: WebSocket.RawData; binary: boolean }> = [];
+      client.on('message', (data, binary) => {
+        if (upstream.readyState === WebSocket.OPEN) upstream.send(data, { binary });
+        else early.push({ data, binary });
+      });
+      upstream.on('open', () => {
+        for (const m of early.splice(0)) upstream.send(m.data, { binary: m.binary });
+      });
+      const pair: Pair = {
+        client,
+        upstream,
+        upstreamClosed: new Promise<void>((r) => upstream.on('close', () => r())),
+        held: null,
+      };
+      upstream.on('message', (data, binary) => {
+        if (s2c && s2c(data.toString(), index++) === 'swallow-and-cut') {
+          client.terminate();
+          upstream.terminate();
+        } else if (pair.held) pair.held.push(data.toString());
+        else if (client.readyState === WebSocket.OPEN) client.send(data, { binary });
+      });
+      client.on('close', () => upstream.terminate());
+      upstream.on('close', (c, reason) => {
+        if (client.readyState !== WebSocket.OPEN) return;
+        if (c === 1005 || c === 1006) client.terminate();
+        else client.close(c, reason);
+      });
+      pairs.push(pair);
+    });
+  });
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(http.address() as { port: number }).port}`;
+  const last = () => {
+    const p = pairs.at(-1);
+    assert.ok(p, 'no relayed connection yet');
+    return p;
+  };
+  return {
+    url,
+    pairs,
+    last,
+    /** Sends `data` (text or bytes) to the client on the newest relayed connection. */
+    inject(data: string | Buffer) {
+      last().client.send(data, { binary: Buffer.isBuffer(data) });
+    },
+    /** Holds back the server's messages on the newest connection (a stalled path); returns them. */
+    hold(): string[] {
+      const p = last();
+      p.held = [];
+      return p.held;
+    },
+    /** The next WebSocket connections are answered by `handler` (null: relay again). */
+    takeOver(handler: ((client: WebSocket) => void) | null) {
+      takeOver = handler;
+    },
+    /** The next relayed connections apply `r` to the server's messages (null: relay all). */
+    rule(r: S2cRule | null) {
+      rule = r;
+    },
+    async close() {
+      for (const p of pairs) {
+        p.client.terminate();
+        p.upstream.terminate();
+      }
+      wss.close();
+      http.closeAllConnections();
+      await new Promise((r) => http.close(r));
+    },
+  };
+}
+/** A running {@link mitmProxy}. */
+export type MitmProxy = Awaited<ReturnType<typeof mitmProxy>>;
