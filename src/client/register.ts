@@ -146,18 +146,7 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
   const now = o.now ?? Date.now;
   const { code, pin } = parseInvitation(o.proof.code);
   const { identity, key } = await openClientKey(o.home, o.passphrase);
-  const info = await fetchServerInfo(o.server, o.expectChain);
-  // The server is authenticated before anything secret leaves: the invitation's pin names the
-  // ledger, whose genesis names the server key (docs/protocol.md, "Registration on a hostile network").
-  if (pin && !chainMatchesPin(info.chain, pin))
-    throw new KlError(
-      'KL_SERVER_KEY_MISMATCH',
-      `the server at ${o.server} is not the one your ${o.proof.method === 'invite' ? 'invitation' : 'code'} names ` +
-        '(its ledger has another chain id): someone may be intercepting the connection. Nothing was sent.',
-    );
-  const trust: ServerTrust = pin || o.expectChain ? 'pinned' : 'first-use';
-  // It may refuse (throw) a server it was not told to trust: nothing has been sent yet.
-  await o.onServer?.({ url: o.server, chain: info.chain, fingerprint: info.server.fingerprint, trust });
+  const { info, trust } = await authenticateServer(o, pin);
   const begun = await callJson<RegistrationBegun>(
     'POST',
     new URL('/v1/register/begin', o.server).toString(),
@@ -177,17 +166,70 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
     proof: { method: o.proof.method, code },
     time: now(),
   });
-  const result = await callJson<{
-    id: string;
-    fingerprint: string;
-    server: { fingerprint: string; publicKey: string };
-    receipt: TransactionReceipt;
-  }>('POST', new URL('/v1/register/complete', o.server).toString(), request).catch(async (err: unknown) => {
+  const answer = await callJson<unknown>(
+    'POST',
+    new URL('/v1/register/complete', o.server).toString(),
+    request,
+  ).catch(async (err: unknown) => {
     throw await explainRefusal(err, { server: o.server, genesis: info.genesis, id: identity.id, trust });
   });
-  // Seed phase 1 step 4 acknowledgment, checked: the receipt proves KeyRegistered(id → our key) is in
-  // a block signed by the ledger's validators.
-  const check = verifyTransactionReceipt({ genesis: info.genesis, receipt: result.receipt });
+  const { receipt, height, txid } = checkRegistrationAnswer(answer, info, identity);
+  o.home.writeServer({
+    v: 1,
+    url: o.server,
+    chain: info.chain,
+    genesis: info.genesis,
+    server: info.server,
+    checkpoint: receipt.block,
+    registration: { receipt, at: now() },
+  });
+  return {
+    verified: true,
+    id: identity.id,
+    fingerprint: identity.fingerprint,
+    height,
+    txid,
+    server: { fingerprint: info.server.fingerprint },
+    chain: info.chain,
+    trust,
+  };
+}
+
+/**
+ * Authenticates the server before anything secret leaves: the invitation's pin (or `expectChain`)
+ * names the ledger, whose genesis names the server key (docs/protocol.md, "Registration on a hostile
+ * network"). Without either, `onServer` decides whether to go on trusting on first use.
+ */
+async function authenticateServer(
+  o: RegisterOptions,
+  pin: string | undefined,
+): Promise<{ info: ServerInfo; trust: ServerTrust }> {
+  const info = await fetchServerInfo(o.server, o.expectChain);
+  if (pin && !chainMatchesPin(info.chain, pin))
+    throw new KlError(
+      'KL_SERVER_KEY_MISMATCH',
+      `the server at ${o.server} is not the one your ${o.proof.method === 'invite' ? 'invitation' : 'code'} names ` +
+        '(its ledger has another chain id): someone may be intercepting the connection. Nothing was sent.',
+    );
+  const trust: ServerTrust = pin || o.expectChain ? 'pinned' : 'first-use';
+  // It may refuse (throw) a server it was not told to trust: nothing has been sent yet.
+  await o.onServer?.({ url: o.server, chain: info.chain, fingerprint: info.server.fingerprint, trust });
+  return { info, trust };
+}
+
+/**
+ * Seed phase 1 step 4, the acknowledgment, checked: the receipt proves KeyRegistered(id → this key)
+ * is in a block signed by the ledger's validators, and the server answered with the key it pinned.
+ */
+function checkRegistrationAnswer(
+  answer: unknown,
+  info: ServerInfo,
+  identity: { id: string; fingerprint: string },
+): { receipt: TransactionReceipt; height: number; txid: string } {
+  const a = answer as { server?: { fingerprint?: unknown }; receipt?: TransactionReceipt } | null;
+  if (!a || typeof a !== 'object' || !a.receipt || typeof a.receipt !== 'object')
+    throw new KlError('KL_RECEIPT_INVALID', 'the server answered the registration without a receipt');
+  const check = verifyTransactionReceipt({ genesis: info.genesis, receipt: a.receipt });
   if (!check.verified)
     throw new KlError('KL_RECEIPT_INVALID', `the registration receipt does not verify: ${check.reason}`);
   const tx = check.envelope.tx;
@@ -195,27 +237,9 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
   if (tx.type !== 'KeyRegistered' || body.id !== identity.id || body.fingerprint !== identity.fingerprint) {
     throw new KlError('KL_RECEIPT_INVALID', 'the receipt is for another registration');
   }
-  if (result.server.fingerprint !== info.server.fingerprint)
+  if (a.server?.fingerprint !== info.server.fingerprint)
     throw new KlError('KL_SERVER_KEY_MISMATCH', 'the server answered with another key');
-  o.home.writeServer({
-    v: 1,
-    url: o.server,
-    chain: info.chain,
-    genesis: info.genesis,
-    server: info.server,
-    checkpoint: result.receipt.block,
-    registration: { receipt: result.receipt, at: now() },
-  });
-  return {
-    verified: true,
-    id: identity.id,
-    fingerprint: identity.fingerprint,
-    height: check.height,
-    txid: check.txid,
-    server: { fingerprint: info.server.fingerprint },
-    chain: info.chain,
-    trust,
-  };
+  return { receipt: a.receipt, height: check.height, txid: check.txid };
 }
 
 /**
