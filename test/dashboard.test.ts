@@ -2,12 +2,14 @@
  * The admin dashboard in headless Chromium (issue 5): an admin logs in through a one-time link from
  * the CLI, sees a test client's session and terminates it (the client sees the close), revokes a key
  * (the client's next login fails), verifies a transaction's proof in the page (and sees a tampered
- * one refused), and sees a hijack alert appear live. Screenshots go to test-output/dashboard/.
+ * one refused), sees a hijack alert appear live, and is told how many older alerts a small alert
+ * memory dropped. Screenshots go to test-output/dashboard/.
  * Real server on 127.0.0.1, real Chromium (Debian's /usr/bin/chromium), real keys.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
+import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { type Browser, chromium, type Page } from 'playwright-core';
@@ -185,6 +187,53 @@ describe('admin dashboard in Chromium', () => {
     const csv = await (await import('node:fs/promises')).readFile((await download.path())!, 'utf8');
     assert.match(csv.split('\r\n')[0]!, /^at,event,subject,height,txid,detail$/);
     assert.ok(csv.includes('"session_start"'));
+  });
+
+  it('says how many older alerts were dropped from memory, on the overview and the alerts page', async () => {
+    // A second server keeping 2 alerts per kind, and 5 rate-limit trips from 5 addresses (each of
+    // their third requests; the admin's own registration takes the two 127.0.0.1 has).
+    const small = await testServer({
+      admins: ['ops@example.org'],
+      maxAlerts: 2,
+      rateLimits: { registerPerIp: { burst: 2, perSecond: 1 / 600 } },
+    });
+    try {
+      const ops = await registeredClient(small, 'ops@example.org');
+      await until(() => isAdmin(small.ledger, 'ops@example.org'), 'the admin role');
+      for (let i = 2; i <= 6; i++)
+        for (let n = 0; n < 3; n++)
+          await new Promise<void>((resolve, reject) => {
+            const req = request(
+              `${small.url}/v1/register/begin`,
+              {
+                method: 'POST',
+                localAddress: `127.0.0.${i}`,
+                headers: { 'content-type': 'application/json' },
+              },
+              (res) => res.resume().on('end', () => resolve()),
+            );
+            req.on('error', reject);
+            req.end(JSON.stringify({ id: 'x@example.org' }));
+          });
+      const other = await (await browser.newContext()).newPage();
+      await other.goto(await dashboardLink(ops.dir));
+      await other.waitForSelector('body[data-ready="true"]');
+      const note = other.locator('#ov-alerts-dropped');
+      await note.waitFor();
+      assert.match(
+        (await note.textContent()) ?? '',
+        /^3 older alert\(s\) dropped from memory \(rate_limit 3\)/,
+      );
+      await other.goto(`${small.url}/admin/#alerts`);
+      const status = other.getByRole('status').filter({ hasText: 'dropped' });
+      await status.waitFor();
+      assert.match((await status.textContent()) ?? '', /3 older alert\(s\) dropped/);
+      assert.equal(await other.locator('#alert-rows tr').count(), 2);
+      await other.screenshot({ path: `${SHOTS}07-alerts-dropped.png`, fullPage: true });
+      await other.context().close();
+    } finally {
+      await small.close();
+    }
   });
 
   it('logging out ends the dashboard session', async () => {
