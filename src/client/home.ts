@@ -7,7 +7,8 @@
  *                     the last checkpoint seen, the registration receipt
  *   rotation.json     a key rotation in progress: the new key, kept until the ledger has it and it
  *                     is installed (so an interrupted `keyledger rotate-key` can be finished)
- *   retired/          private keys replaced by a rotation, named by fingerprint (mode 0600)
+ *   retired/          private keys replaced by a rotation or by `init --force`, named by fingerprint
+ *                     (mode 0600)
  */
 import {
   chmodSync,
@@ -145,15 +146,28 @@ export class ClientHome {
     if (current.fingerprint !== pending.identity.fingerprint) {
       // (If a crash came after the new key was written but before identity.json, keep it.)
       const installed = existsSync(this.privateKeyPath) && this.readPrivateKey() === pending.privateKey;
-      if (current.keySource === 'file' && existsSync(this.privateKeyPath) && !installed) {
-        const retired = join(this.dir, 'retired');
-        mkdirSync(retired, { recursive: true, mode: 0o700 });
-        renameSync(this.privateKeyPath, join(retired, `${current.fingerprint}.asc`));
-      }
+      if (!installed) this.retireKey(current);
       this.writeIdentity(pending.identity, pending.privateKey);
     }
     this.discardPendingRotation();
     return pending.identity;
+  }
+
+  get retiredDir(): string {
+    return join(this.dir, 'retired');
+  }
+
+  /**
+   * Moves the private key of `current` (a file key) to retired/FINGERPRINT.asc (mode 0600, an
+   * atomic rename) before another key takes its place; returns where it went, or null when there
+   * is no key file to move (a GnuPG key stays in GnuPG).
+   */
+  retireKey(current: Pick<IdentityFile, 'keySource' | 'fingerprint'>): string | null {
+    if (current.keySource !== 'file' || !existsSync(this.privateKeyPath)) return null;
+    mkdirSync(this.retiredDir, { recursive: true, mode: 0o700 });
+    const to = join(this.retiredDir, `${current.fingerprint}.asc`);
+    renameSync(this.privateKeyPath, to);
+    return to;
   }
 
   /** Armored private keys replaced by rotations (retired/*.asc), oldest first by name order. */

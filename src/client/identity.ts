@@ -110,16 +110,40 @@ export async function prepareKey(o: KeySource & { id: string; name: string }): P
   };
 }
 
-/** Makes or brings a key and writes identity.json (and the protected private key for file keys). */
-export async function createIdentity(o: CreateIdentityOptions): Promise<IdentityFile> {
+/**
+ * The identity `--force` replaces. An identity.json that cannot be read any more still has its key
+ * file kept: it is retired under a name that says so (--force is how a damaged home is repaired).
+ */
+function previousIdentity(home: ClientHome): Pick<IdentityFile, 'keySource' | 'fingerprint'> {
+  try {
+    return home.readIdentity();
+  } catch {
+    return {
+      keySource: 'file',
+      fingerprint: `unreadable-identity-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+    };
+  }
+}
+
+/**
+ * Makes or brings a key and writes identity.json (and the protected private key for file keys).
+ * With `force`, the identity it replaces keeps its private key: the key file moves to
+ * retired/FINGERPRINT.asc (as after a rotation), and `retiredKey` says where.
+ */
+export async function createIdentity(
+  o: CreateIdentityOptions,
+): Promise<IdentityFile & { retiredKey?: string }> {
   if (o.home.hasIdentity() && !o.force)
     throw new KlError('KL_BAD_INPUT', `${o.home.dir} already holds an identity (use --force to replace it)`);
+  const previous = o.home.hasIdentity() ? previousIdentity(o.home) : null;
   const id = canonicalIdentity(o.id);
   const name = canonicalDisplayName(o.name);
   const prepared = await prepareKey({ ...o, id, name });
   const identity: IdentityFile = { v: 1, id, name, ...prepared.key };
+  // Only once the new key is ready: a failed key generation or import leaves the home as it was.
+  const retiredKey = previous ? o.home.retireKey(previous) : null;
   o.home.writeIdentity(identity, prepared.privateKey);
-  return identity;
+  return retiredKey ? { ...identity, retiredKey } : identity;
 }
 
 /**

@@ -252,6 +252,15 @@ async function explainRefusal(
   err: unknown,
   o: { server: string; genesis: Genesis; id: string; trust: ServerTrust },
 ): Promise<unknown> {
+  if (isKlError(err, 'KL_KEY_IN_USE'))
+    // The ledger binds a key to one identity for good: a revoked or replaced key stays bound.
+    return new KlError(
+      'KL_KEY_IN_USE',
+      'the server answered that this key is already on the ledger, now or before: a key that was ' +
+        'revoked or replaced cannot be registered again. Make a new key (keyledger init --id ' +
+        `${o.id} --force; the old key moves to the home's retired/ folder), ask the operator for a new ` +
+        'invitation if yours was spent, and register again.',
+    );
   if (!isKlError(err) || err.code !== 'KL_IDENTITY_TAKEN') return err;
   const other = await provenActiveKey(o.server, o.genesis, o.id).catch(() => undefined);
   if (!other)

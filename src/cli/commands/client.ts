@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { advanceCheckpoint } from '../../client/checkpoint.js';
 import { gpgKeyFor } from '../../client/gpg-key.js';
-import { ClientHome } from '../../client/home.js';
+import { ClientHome, defaultHome } from '../../client/home.js';
 import { callJson } from '../../client/http.js';
 import { createIdentity, type KeySource } from '../../client/identity.js';
 import { login } from '../../client/login.js';
@@ -24,6 +24,21 @@ export interface ClientOptions {
 }
 
 const CLIENT_PASS = { envVar: 'KEYLEDGER_PASSPHRASE', prompt: 'Passphrase of your keyledger key: ' };
+
+/**
+ * A key's algorithm as people know it (the README's names), from the short label the home and the
+ * ledger keep (`ed25519-legacy`, `rsa3072`, …); an unknown label is shown as it is.
+ */
+export function algorithmName(label: string): string {
+  if (label === 'ed25519-legacy') return 'Ed25519/Cv25519 (OpenPGP v4)';
+  const rsa = /^rsa(\d+)$/.exec(label);
+  return rsa ? `RSA-${rsa[1]}` : label;
+}
+
+/** ` --home DIR` when `dir` is not the default home, so that a printed command works as shown. */
+function homeFlag(dir: string): string {
+  return dir === defaultHome() ? '' : ` --home ${dir}`;
+}
 
 /** `keyledger init` */
 export async function init(
@@ -86,13 +101,14 @@ export async function init(
         algorithm: identity.algorithm,
         keySource: identity.keySource,
         home: home.dir,
+        ...(identity.retiredKey ? { retiredKey: identity.retiredKey } : {}),
       }),
     );
   else {
     out(`identity     ${identity.id} (${identity.name})`);
     out(`fingerprint  ${identity.fingerprint}`);
     out(
-      `algorithm    ${identity.algorithm}, key ${identity.keySource === 'gpg' ? 'held by GnuPG' : `in ${home.privateKeyPath} (passphrase-protected, mode 0600)`}`,
+      `algorithm    ${algorithmName(identity.algorithm)}, key ${identity.keySource === 'gpg' ? 'held by GnuPG' : `in ${home.privateKeyPath} (passphrase-protected, mode 0600)`}`,
     );
     if (identity.keySource === 'gpg') {
       // A certify-only primary key (as sq and PGPainless make them) signs with its signing subkey.
@@ -100,7 +116,11 @@ export async function init(
       if (signing !== identity.fingerprint)
         out(`signs with   subkey ${signing} (the primary key only certifies)`);
     }
-    info('next: keyledger register --server URL --invite CODE');
+    if (identity.retiredKey) out(`previous key moved to ${identity.retiredKey} (kept, not deleted)`);
+    info(
+      `next: keyledger register --server URL --invite CODE${homeFlag(home.dir)}  ` +
+        '(URL and CODE: the server address and the whole invitation your operator gives you)',
+    );
   }
   return 0;
 }
@@ -231,7 +251,7 @@ export async function whoami(o: ClientOptions): Promise<number> {
   else {
     out(`${identity.id} (${identity.name})`);
     out(
-      `fingerprint  ${identity.fingerprint} [${identity.algorithm}, ${identity.keySource === 'gpg' ? 'GnuPG' : 'file'}]`,
+      `fingerprint  ${identity.fingerprint} [${algorithmName(identity.algorithm)}, ${identity.keySource === 'gpg' ? 'GnuPG' : 'file'}]`,
     );
     out(`server       ${server ? server.url : 'not registered'}`);
   }
@@ -366,7 +386,9 @@ export async function rotateKeyCommand(
         ? `key rotated on the ledger: block ${r.rotation.height}, transaction ${r.rotation.txid} (receipt verified)`
         : 'finished an interrupted rotation: the ledger already had the new key',
     );
-    out(`new key ${r.identity.fingerprint} (${r.identity.algorithm}); logged in with it to check`);
+    out(
+      `new key ${r.identity.fingerprint} (${algorithmName(r.identity.algorithm)}); logged in with it to check`,
+    );
     out(`every session opened with the old key has ended; the old private key is in ${home.dir}/retired/`);
   }
   return 0;

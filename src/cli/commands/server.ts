@@ -223,11 +223,48 @@ export function configCheck(o: { configFile?: string; flags: ConfigFile; json?: 
   if (o.json) out(JSON.stringify({ valid: true, config: shown }));
   else {
     out(
-      `configuration OK${o.configFile ? ` (${o.configFile}, environment, flags)` : ' (environment, flags)'}`,
+      `configuration OK${o.configFile ? ` (${o.configFile}, environment, flags)` : ' (no file: defaults, environment, flags)'}`,
     );
-    out(JSON.stringify(shown, null, 2));
+    for (const line of effectiveSettings(CONFIG_SCHEMA.properties, shown as Record<string, unknown>, ''))
+      out(line);
   }
   return 0;
+}
+
+/** A schema node of CONFIG_SCHEMA, as far as the settings listing reads it. */
+interface SchemaNode {
+  description?: string;
+  properties?: Record<string, SchemaNode>;
+}
+
+/**
+ * Every setting of the schema, one line each: the value given (file, environment or flags) or the
+ * default that the schema's description states, so `config check` shows the effective configuration
+ * even with no file at all (docs/configuration.md).
+ */
+function effectiveSettings(
+  props: Record<string, SchemaNode>,
+  given: Record<string, unknown>,
+  prefix: string,
+): string[] {
+  const lines: string[] = [];
+  for (const [key, node] of Object.entries(props)) {
+    const path = `${prefix}${key}`;
+    const value = given?.[key];
+    const defaultText = /Default:? (.*?)\.?(?: A duration.*)?$/.exec(node.description ?? '')?.[1];
+    if (node.properties && defaultText === undefined && (value === undefined || typeof value === 'object')) {
+      lines.push(...effectiveSettings(node.properties, (value ?? {}) as Record<string, unknown>, `${path}.`));
+      continue;
+    }
+    const shown =
+      value !== undefined
+        ? JSON.stringify(value)
+        : defaultText !== undefined
+          ? `${defaultText} (default)`
+          : '(not set)';
+    lines.push(`  ${path.padEnd(34)} ${shown}`);
+  }
+  return lines;
 }
 
 /** `keyledger config schema`: the JSON schema of the configuration file. */
@@ -268,7 +305,22 @@ export async function adminInvite(o: InviteOptions): Promise<number> {
         `invitation for ${id}, valid until ${new Date(expiresAt).toISOString()} (shown once; stored hashed)`,
       );
       info('hand it over whole: the part after the "." lets the user\'s client authenticate this server');
-      info(`the user runs: keyledger register --server URL --invite ${code}`);
+      // The data directory does not record the address people reach the server at; the setting
+      // `publicUrl` (KEYLEDGER_PUBLIC_URL, docs/configuration.md) does, when given.
+      const publicUrl = process.env.KEYLEDGER_PUBLIC_URL?.replace(/\/$/, '');
+      if (publicUrl && /^https?:\/\//.test(publicUrl))
+        info(
+          `the user runs: keyledger init --id ${id}, then keyledger register --server ${publicUrl} --invite ${code}`,
+        );
+      else {
+        info(
+          `the user runs: keyledger init --id ${id}, then keyledger register --server URL --invite ${code}`,
+        );
+        info(
+          "URL: this server's public address (what `keyledger serve` printed, or its publicUrl); " +
+            `${o.data} does not record it — set KEYLEDGER_PUBLIC_URL to have it printed here`,
+        );
+      }
     }
   } finally {
     proofs.close();

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ClientHome } from '../../client/home.js';
+import { ClientHome, defaultHome } from '../../client/home.js';
 import { type ClientSession, connect } from '../../client/session.js';
 import { type SignerCheck, verifyMessageSigner } from '../../client/signed-message.js';
 import { type AuditEntry, readAuditTrail } from '../../ledger/audit-trail.js';
@@ -29,7 +29,15 @@ import { resolvePassphrase } from '../passphrase.js';
 
 const CLIENT_PASS = { envVar: 'KEYLEDGER_PASSPHRASE', prompt: 'Passphrase of your keyledger key: ' };
 
-async function open(o: { home: string; passphraseFile?: string }): Promise<ClientSession> {
+/**
+ * Opens a session from the home. Alerts whose code is in `expected` (filled in by the caller, e.g.
+ * `KL_KEY_REVOKED` once the owner has asked for its own revocation) are the answer the caller waits
+ * for, not something gone wrong: they go to the client's log, not to the terminal as an ALERT.
+ */
+async function open(
+  o: { home: string; passphraseFile?: string },
+  expected: ReadonlySet<string> = new Set(),
+): Promise<ClientSession> {
   const home = new ClientHome(o.home);
   const identity = home.readIdentity();
   const passphrase = await resolvePassphrase(o, { ...CLIENT_PASS, optional: identity.keySource === 'gpg' });
@@ -42,7 +50,7 @@ async function open(o: { home: string; passphraseFile?: string }): Promise<Clien
   const line = logWriter(log, { report: (m) => info(`keyledger: ${m}`) });
   line(`session ${session.sessionId} started as ${session.id}`);
   session.on('alert', (a: { code: string; message: string }) => {
-    info(`ALERT ${a.code}: ${a.message}`);
+    if (!expected.has(a.code)) info(`ALERT ${a.code}: ${a.message}`);
     line(`alert ${a.code}: ${a.message}`);
   });
   session.on('renewed', (epoch: number) => line(`keys renewed, epoch ${epoch}`));
@@ -235,13 +243,29 @@ export async function revokeKey(o: {
   );
   if (!reason)
     throw new KlError('KL_BAD_INPUT', '--reason must be compromised, superseded, retired or unspecified');
-  const session = await open(o);
-  const r = await session.revokeKey(reason);
-  out(
-    o.json
-      ? JSON.stringify(r)
-      : `key revoked on the ledger: block ${r.height}, transaction ${r.txid}; every session of ${session.id} has ended`,
-  );
+  const expected = new Set<string>();
+  const session = await open(o, expected);
+  const fingerprint = new ClientHome(o.home).readIdentity().fingerprint;
+  // The server ends every session of the identity with KL_KEY_REVOKED: here that is the success.
+  expected.add('KL_KEY_REVOKED');
+  let r: Awaited<ReturnType<ClientSession['revokeKey']>>;
+  try {
+    r = await session.revokeKey(reason);
+  } catch (err) {
+    expected.clear();
+    if (!session.isClosed) await session.close().catch(() => undefined);
+    throw err;
+  }
+  if (o.json) out(JSON.stringify({ ...r, id: session.id, fingerprint }));
+  else {
+    out(`key ${fingerprint} revoked on the ledger at block ${r.height} (transaction ${r.txid})`);
+    out(`every session of ${session.id} has ended`);
+    out(
+      `to use ${session.id} again: make a new key (keyledger init --id ${session.id} --force${o.home !== defaultHome() ? ` --home ${o.home}` : ''}; ` +
+        `the old key moves to ${join(o.home, 'retired')}/) and ask the operator for a new invitation, then keyledger register`,
+    );
+  }
+  if (!session.isClosed) await session.close().catch(() => undefined);
   return 0;
 }
 
