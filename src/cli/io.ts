@@ -4,6 +4,28 @@
  */
 import { createInterface } from 'node:readline';
 
+let pipesHandled = false;
+
+/**
+ * Ends the process quietly (exit 0) when the reader of stdout goes away, as in `keyledger audit | head`:
+ * Node ignores SIGPIPE, so a closed pipe shows up as an EPIPE error on the stream, which would
+ * otherwise crash with a stack trace. A closed stderr is ignored (there is nowhere to report it).
+ * Other stdout errors end the command with exit 2. Installed once, for every command.
+ */
+export function endQuietlyWhenOutputCloses(): void {
+  if (pipesHandled) return;
+  pipesHandled = true;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    try {
+      process.stderr.write(`error: cannot write the output: ${err.message}\n`);
+    } finally {
+      process.exit(2);
+    }
+  });
+  process.stderr.on('error', () => {});
+}
+
 /** Writes a line to stdout. */
 export function out(line = ''): void {
   process.stdout.write(`${line}\n`);

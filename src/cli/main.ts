@@ -23,27 +23,32 @@ import {
   sessionCommand,
   shell,
 } from './commands/session.js';
-import { info } from './io.js';
+import { endQuietlyWhenOutputCloses, info } from './io.js';
 
 const HELP: Record<string, string> = {
   '': `keyledger — passwordless mutual authentication with OpenPGP keys on a permissioned ledger
 
 server (operator):
-  keyledger serve [--config FILE] [--data DIR] [--host 127.0.0.1] [--port 7420] [--admin IDENTITY]...
-                  [--tls-cert FILE --tls-key FILE]
+  keyledger serve [--config FILE] [--data DIR] [--host 127.0.0.1] [--port 7420] [--challenge-ttl 60s]
+                  [--admin IDENTITY]... [--public-url URL] [--tls-cert FILE --tls-key FILE]
+                  [--ledger evm --rpc URL [--contract ADDR --from-block N]]
+                  [--smtp-url URL [--smtp-from ADDR] [--insecure-smtp-plaintext]]
   keyledger config check [--config FILE] | config schema   validate / describe the configuration
   keyledger admin invite IDENTITY [--data DIR] [--expires 24h] [--json]
   keyledger admin grant | ungrant IDENTITY [--data DIR]   the admin role, on the ledger
 
 user:
-  keyledger init --id IDENTITY [--name NAME] [--home DIR] [--gpg FPR | --import FILE] [--rsa]
-  keyledger register --server URL (--invite CODE | --email [--code CODE]) [--home DIR]
+  keyledger init --id IDENTITY [--name NAME] [--home DIR] [--gpg FPR [--gpg-home DIR] | --import FILE]
+                 [--rsa] [--force]
+  keyledger register --server URL (--invite CODE | --email [--code CODE]) [--home DIR] [--chain ID]
+                     [--trust-first-use]
   keyledger login [--home DIR] [--json]
   keyledger whoami | status [--home DIR] [--json]
   keyledger send MESSAGE [--sign [--out FILE]] [--json]     one message in a fresh session
   keyledger shell                                            an interactive session
   keyledger session list | revoke SESSION_ID                 your other sessions
-  keyledger rotate-key [--rsa | --gpg FPR | --import FILE]  replace your key on the ledger
+  keyledger rotate-key [--rsa | --gpg FPR [--gpg-home DIR] | --import FILE] [--new-passphrase-file FILE]
+                                                             replace your key on the ledger
   keyledger revoke-key [--reason compromised]                revoke your key on the ledger
 
 admin (an identity with the admin role, from its own machine):
@@ -56,14 +61,17 @@ operator (through DATA/admin.sock of the running server):
 
 ledger (auditor):
   keyledger audit --data DIR [--id IDENTITY] [--since 2026-11-26] [--json]
-  keyledger logs decrypt --data DIR [--key FILE]      (or --home DIR for a client's log)
+  keyledger logs decrypt --data DIR [--key FILE] [--file FILE]   (or --home DIR for a client's log)
   keyledger receipt verify FILE [--genesis FILE | --home DIR]
-  keyledger ledger verify --data DIR [--checkpoint FILE]... [--mark-verified] [--json]
+  keyledger ledger verify --data DIR [--checkpoint FILE]... [--mark-verified] [--quiet] [--json]
   keyledger ledger show --data DIR [--height N | --id IDENTITY | --tx TXID] [--json]
   keyledger ledger init --data DIR [--name NAME]
-  keyledger ledger deploy --data DIR --rpc URL [--contract ADDR --from-block N]   EVM engine (issue 6)
+  keyledger ledger deploy --data DIR --rpc URL [--contract ADDR --from-block N]
+                          [--insecure-dev-funder-key KEY]                  EVM engine
   keyledger demo [--data DIR] [--users N]
 
+Passphrases (node, or your key): from the environment, --passphrase-file FILE, a prompt, or
+--insecure-dev-passphrase (public, demos only). -h, --help; -v, --version.
 Run "keyledger COMMAND --help" for details. Exit status: 0 success, 1 a check failed, 2 error
 (the message starts with the error code).`,
   serve: `keyledger serve [--config FILE] [--data DIR] [--host 127.0.0.1] [--port 7420] [--challenge-ttl 60s]
@@ -138,15 +146,36 @@ keyledger admin revoke-key IDENTITY [--reason compromised|superseded|retired|uns
   whoami: 'keyledger whoami [--home DIR] [--json]\n  Shows your identity, key fingerprint and server.',
   status:
     'keyledger status [--home DIR] [--json]\n  Shows identity, pinned server key and ledger, and verifies what the ledger holds for you now.\n  Exit: 0 the ledger holds this key, active; 1 a check failed (server key or proof); 2 error (e.g.\n  KL_CHECKPOINT_INVALID: history cut short); 3 the ledger holds ANOTHER key; 4 revoked; 5 unknown.',
-  ledger: `keyledger ledger verify|show|init --data DIR ...  (see "keyledger --help")
-keyledger ledger verify --data DIR [--checkpoint FILE]... [--mark-verified] [--json]
-  Replays and checks the whole ledger (exit 1 naming the first bad block). --mark-verified (node
-  passphrase, server stopped): if it verifies, records the node's verified checkpoint at its top,
-  so a node refused for "no valid verified checkpoint" starts on this history — your decision.
-keyledger ledger deploy --data DIR --rpc URL [--contract ADDRESS --from-block N] [--insecure-dev-funder-key KEY]
+  ledger: `keyledger ledger verify | show | init | deploy --data DIR ...
+  keyledger ledger verify --data DIR [--checkpoint FILE]... [--mark-verified] [--quiet] [--json]
+  keyledger ledger show --data DIR [--height N | --id IDENTITY | --tx TXID] [--json]
+  keyledger ledger init --data DIR [--name NAME]
+  keyledger ledger deploy --data DIR --rpc URL [--contract ADDRESS --from-block N]
+Run "keyledger ledger verify --help" (show, init, deploy) for each one.`,
+  'ledger verify': `keyledger ledger verify --data DIR [--checkpoint FILE]... [--mark-verified] [--quiet] [--json]
+  Replays and checks the whole ledger (exit 1 naming the first bad block). --checkpoint FILE: a
+  checkpoint (signed header) kept from earlier, which the ledger must still contain. --mark-verified
+  (node passphrase, server stopped): if it verifies, records the node's verified checkpoint at its
+  top, so a node refused for "no valid verified checkpoint" starts on this history — your decision.
+  Progress goes to stderr (a few lines when it is not a terminal); --quiet hides it.`,
+  'ledger show': `keyledger ledger show --data DIR [--height N | --id IDENTITY | --tx TXID] [--json]
+  Without a selector: the ledger's name, chain id, height and its last 10 blocks. --height N: block
+  N and its transactions. --id IDENTITY: the key record of IDENTITY, its history and its proof,
+  checked against the genesis (exit 1 if the proof fails). --tx TXID: one transaction and its
+  inclusion proof (exit 1 if it fails).`,
+  'ledger init': `keyledger ledger init --data DIR [--name NAME]
+  Makes the keys and the genesis of a new data directory (embedded ledger). The node passphrase
+  comes from KEYLEDGER_SERVER_PASSPHRASE, --passphrase-file FILE or a prompt.`,
+  'ledger deploy': `keyledger ledger deploy --data DIR --rpc URL [--contract ADDRESS --from-block N] [--insecure-dev-funder-key KEY]
   A new data directory whose ledger is ordered by an EVM chain: makes this node's Ethereum account
   (sealed under the node passphrase) and deploys KeyRegistry from it (or attaches to ADDRESS). On a
   development chain (anvil, Hardhat) --insecure-dev-funder-key pays for the account with a public key.`,
+  logs: `keyledger logs decrypt (--data DIR [--key FILE] | --home DIR) [--file FILE] [--json]
+  Decrypts and prints encrypted log files (FILE alone, or every *.log.enc in DIR/logs). The reader's
+  key: --key FILE, the operator's key (passphrase in KEYLEDGER_OPERATOR_PASSPHRASE); by default the
+  server key of --data DIR (node passphrase: KEYLEDGER_SERVER_PASSPHRASE, --passphrase-file FILE or
+  a prompt); with --home DIR, your own key for the client's logs (and the keys it retired by
+  rotation; passphrase KEYLEDGER_PASSPHRASE). Exit 1 if a line does not decrypt.`,
   config: `keyledger config check [--config FILE] [serve flags] [--json]
   Validates the configuration keyledger serve would use (file, then KEYLEDGER_* environment, then
   flags) against its schema and prints it with secrets hidden; exit 2 with every problem otherwise.
@@ -263,17 +292,43 @@ function serveFlags(v: ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>
   return flags;
 }
 
+/** The help of `cmd sub`, else of `cmd`, else the general help. */
+function helpFor(cmd: string | undefined, sub: string | undefined): string {
+  const own = (key: string) => (Object.hasOwn(HELP, key) ? HELP[key] : undefined);
+  return (sub !== undefined ? own(`${cmd} ${sub}`) : undefined) ?? own(cmd ?? '') ?? HELP['']!;
+}
+
+/** One line for an option parseArgs refused, naming it and the command whose help lists the options. */
+function badOption(err: Error & { code?: string }, argv: string[]): string {
+  const { positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: false });
+  const [cmd, sub] = positionals;
+  const command =
+    cmd && Object.hasOwn(HELP, cmd)
+      ? sub && Object.hasOwn(HELP, `${cmd} ${sub}`)
+        ? `${cmd} ${sub}`
+        : cmd
+      : '';
+  const see = command ? `keyledger ${command} --help` : 'keyledger --help';
+  const option = /'(-[^' ]+)/.exec(err.message)?.[1];
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option)
+    return `Unknown option '${option}' (see ${see})`;
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option)
+    return `option ${option} ${/argument missing/.test(err.message) ? 'needs a value' : 'takes no value'} (see ${see})`;
+  return `${err.message.split('\n')[0]} (see ${see})`;
+}
+
 function usage(message: string): never {
   throw new KlError('KL_BAD_INPUT', message);
 }
 
 /** Runs the CLI with `argv` (without node and script); returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  endQuietlyWhenOutputCloses();
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
   } catch (err) {
-    info(`error KL_BAD_INPUT: ${(err as Error).message}\n\n${HELP['']}`);
+    info(`error KL_BAD_INPUT: ${badOption(err as Error & { code?: string }, argv)}`);
     return 2;
   }
   const { values: v, positionals } = parsed;
@@ -283,7 +338,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const [cmd, sub, arg] = positionals;
   if (v.help || !cmd) {
-    info((Object.hasOwn(HELP, cmd ?? '') ? HELP[cmd ?? ''] : undefined) ?? HELP['']!);
+    info(helpFor(cmd, sub));
     return v.help ? 0 : 2;
   }
   const passphrase = {
@@ -445,7 +500,7 @@ export async function main(argv: string[]): Promise<number> {
         break;
       }
     }
-    usage(`unknown command "${positionals.join(' ')}"\n\n${HELP['']}`);
+    usage(`unknown command "${positionals.join(' ')}" (see keyledger --help)`);
   } catch (err) {
     if (isKlError(err)) info(`error ${err.code}: ${err.message}`);
     else info(`error: ${(err as Error).message ?? String(err)}`);
