@@ -17,7 +17,7 @@ import { rotateKey } from '../src/client/rotate.js';
 import { type ClientSession, connect } from '../src/client/session.js';
 import { ERROR_CODES, errorFromWire, isErrorCode, isKlError } from '../src/protocol/errors.js';
 import { callAdmin } from '../src/server/admin-socket.js';
-import { type MitmProxy, mitmProxy } from './support/mitm-proxy.js';
+import { type MitmProxy, mitmProxy, registeredBehind } from './support/mitm-proxy.js';
 import { CLIENT_PASSPHRASE, registeredClient, testServer } from './support/server.js';
 
 type Srv = Awaited<ReturnType<typeof testServer>>;
@@ -63,11 +63,7 @@ after(async () => {
 });
 
 /** A client registered directly, whose server.json then points at the proxy. */
-async function clientBehindProxy(id: string): Promise<ClientHome> {
-  const home = await registeredClient(server, id);
-  home.writeServer({ ...home.readServer(), url: proxy.url });
-  return home;
-}
+const clientBehindProxy = (id: string): Promise<ClientHome> => registeredBehind(proxy, server, id);
 
 /** Records every event a session emits that could carry text. */
 function watch(s: ClientSession) {

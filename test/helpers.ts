@@ -3,10 +3,12 @@
  * SQLite files, and OpenPGP-shaped key material.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
+import Database from 'better-sqlite3';
+import { dataPaths } from '../src/ledger/data-dir.js';
 import { EmbeddedLedger, initEmbeddedLedger, type OpenOptions } from '../src/ledger/embedded-ledger.js';
 import type { TxBodies } from '../src/ledger/transactions.js';
 
@@ -93,4 +95,14 @@ export function liveClock() {
       frozen = null;
     },
   });
+}
+
+/** A copy of the data directory `pristine` with `mutate` applied to its ledger's SQLite file. */
+export function tamperedCopy(pristine: string, mutate: (db: Database.Database) => void): string {
+  const dir = join(tempDir(), 'copy');
+  cpSync(pristine, dir, { recursive: true });
+  const db = new Database(dataPaths(dir).db);
+  mutate(db);
+  db.close();
+  return dir;
 }

@@ -27,7 +27,7 @@ import { canonicalize } from '../src/protocol/canonical-json.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { setAdminRole } from '../src/server/admin-actions.js';
 import { type RunningServer, startServer } from '../src/server/app.js';
-import { fakeSignature, PASSPHRASE, registration, tempDir } from './helpers.js';
+import { fakeSignature, PASSPHRASE, registration, tamperedCopy, tempDir } from './helpers.js';
 import { serveCli } from './support/serve-cli.js';
 import { CLIENT_PASSPHRASE, newClient, registeredClient } from './support/server.js';
 
@@ -297,14 +297,7 @@ describe('verifyLedgerExtends (the client side of a checkpoint comparison)', () 
 });
 
 /** A copy of the pristine data directory with `mutate` applied to its SQLite file. */
-function tampered(mutate: (db: Database.Database) => void): string {
-  const dir = join(tempDir(), 'copy');
-  cpSync(pristine, dir, { recursive: true });
-  const db = new Database(dataPaths(dir).db);
-  mutate(db);
-  db.close();
-  return dir;
-}
+const tampered = (mutate: (db: Database.Database) => void): string => tamperedCopy(pristine, mutate);
 
 const lastAudit = (db: Database.Database) =>
   db

@@ -17,8 +17,8 @@ import type { Channel } from '../src/protocol/channel.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { sha256Hex } from '../src/protocol/hash.js';
 import { resumeProof } from '../src/protocol/resume.js';
-import { type MitmProxy, mitmProxy, type S2cRule } from './support/mitm-proxy.js';
-import { CLIENT_PASSPHRASE, registeredClient, testServer } from './support/server.js';
+import { type MitmProxy, mitmProxy, registeredBehind, type S2cRule } from './support/mitm-proxy.js';
+import { CLIENT_PASSPHRASE, testServer } from './support/server.js';
 
 type Srv = Awaited<ReturnType<typeof testServer>>;
 
@@ -41,11 +41,7 @@ after(async () => {
 });
 
 /** A client registered directly, whose server.json then points at the proxy. */
-async function clientBehindProxy(id: string): Promise<ClientHome> {
-  const home = await registeredClient(server, id);
-  home.writeServer({ ...home.readServer(), url: proxy.url });
-  return home;
-}
+const clientBehindProxy = (id: string): Promise<ClientHome> => registeredBehind(proxy, server, id);
 
 /** Logs in through the proxy and drops the connection (a network failure). */
 async function droppedSession(id: string): Promise<ClientSession> {

@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync } from 'node:fs';
-import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { type BlockHeader, blockHashOf } from '../src/ledger/block.js';
-import { dataPaths } from '../src/ledger/data-dir.js';
 import { EmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import { leafHash } from '../src/ledger/merkle.js';
 import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
 import { isKlError } from '../src/protocol/errors.js';
-import { fakeSignature, freshLedger, registration, tempDir } from './helpers.js';
+import { fakeSignature, freshLedger, registration, tamperedCopy } from './helpers.js';
 
 let pristine = '';
 const txOf: Record<string, string> = {};
@@ -44,15 +41,8 @@ before(async () => {
   pristine = dataDir;
 });
 
-/** Copies the pristine ledger, lets `mutate` change its SQLite file, and returns the copy. */
-function tampered(mutate: (db: Database.Database) => void): string {
-  const dir = join(tempDir(), 'copy');
-  cpSync(pristine, dir, { recursive: true });
-  const db = new Database(dataPaths(dir).db);
-  mutate(db);
-  db.close();
-  return dir;
-}
+/** A copy of the pristine data directory with `mutate` applied to its SQLite file. */
+const tampered = (mutate: (db: Database.Database) => void): string => tamperedCopy(pristine, mutate);
 
 function expectProblem(dir: string, want: { height?: number; txid?: string; reason: RegExp }) {
   const result = verifyLedgerData({ dataDir: dir });

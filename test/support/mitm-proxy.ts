@@ -5,6 +5,9 @@
 import assert from 'node:assert/strict';
 import { createServer, request, type Server } from 'node:http';
 import WebSocket, { WebSocketServer } from 'ws';
+import type { ClientHome } from '../../src/client/home.js';
+import type { RunningServer } from '../../src/server/app.js';
+import { registeredClient } from './server.js';
 
 /** One relayed connection: the client's side (the proxy speaks to the client) and the server's. */
 export interface Pair {
@@ -127,3 +130,14 @@ export async function mitmProxy(target: string) {
 }
 /** A running {@link mitmProxy}. */
 export type MitmProxy = Awaited<ReturnType<typeof mitmProxy>>;
+
+/** A client registered with `server` directly, whose server.json then points at `proxy`. */
+export async function registeredBehind(
+  proxy: { url: string },
+  server: RunningServer,
+  id: string,
+): Promise<ClientHome> {
+  const home = await registeredClient(server, id);
+  home.writeServer({ ...home.readServer(), url: proxy.url });
+  return home;
+}
