@@ -1,9 +1,9 @@
 /**
  * `npm run bench:auth` — full logins per second and the server's CPU seconds per login, next to
  * OpenSSL TLS 1.3 mutual-authentication full handshakes (Ed25519 certificates) measured in the same
- * run, as handshakes per server CPU second. Prints a table; `--json` prints an object with at least
- * loginsPerSecPerCore, tlsHandshakesPerSecPerCore and ratio. Results also go to
- * bench/results/auth.json. Never fails on timing.
+ * run, as handshakes per server CPU second (the baseline). Prints a summary on stderr; `--json`
+ * prints the results document on stdout (loginsPerSecPerCore, tlsHandshakesPerSecPerCore, ratio…);
+ * `--out FILE` writes it (bench/support/bench-cli.ts, bench/README.md). Never fails on timing.
  *
  * Options: --clients N (identities, default 100), --logins N (default 1000), --concurrency N
  * (default 32), --seconds N (TLS run, default 5).
@@ -14,25 +14,29 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { OpenPgpClientKey } from '../src/client/client-key.js';
 import type { ClientHome } from '../src/client/home.js';
 import { login } from '../src/client/login.js';
+import { benchArgs } from './support/bench-cli.js';
 import { benchClient, startBenchServer } from './support/bench-server.js';
 
-const { values } = parseArgs({
-  options: {
-    clients: { type: 'string' },
-    logins: { type: 'string' },
-    concurrency: { type: 'string' },
-    seconds: { type: 'string' },
-    json: { type: 'boolean' },
+const args = benchArgs({
+  name: 'auth',
+  command: 'npm run bench:auth --',
+  summary: 'Full keyledger logins per server core-second, next to OpenSSL TLS 1.3 mutual-auth handshakes.',
+  params: {
+    clients: { kind: 'count', full: '100', fullWhen: 'atLeast', help: 'registered identities' },
+    logins: { kind: 'count', full: '1000', fullWhen: 'atLeast', help: 'timed logins' },
+    concurrency: { kind: 'count', full: '32', fullWhen: 'any', help: 'logins in flight' },
+    seconds: { kind: 'count', full: '5', fullWhen: 'atLeast', help: 'seconds of TLS handshakes' },
   },
+  out: 'file',
+  resultsFile: 'auth.json',
 });
-const CLIENTS = Number(values.clients ?? 100);
-const LOGINS = Number(values.logins ?? 1000);
-const CONCURRENCY = Number(values.concurrency ?? 32);
-const TLS_SECONDS = Number(values.seconds ?? 5);
+const CLIENTS = args.count('clients');
+const LOGINS = args.count('logins');
+const CONCURRENCY = args.count('concurrency');
+const TLS_SECONDS = args.count('seconds');
 const root = mkdtempSync(join(tmpdir(), 'kl-bench-auth-'));
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const PASS = 'bench';
@@ -54,7 +58,7 @@ async function keyledgerFigures() {
     const s = await login({ home: c.home, key: c.key, checkLedger: false });
     s.close();
   };
-  for (let i = 0; i < 50; i++) await once(i); // warm-up
+  for (let i = 0; i < Math.min(50, LOGINS); i++) await once(i); // warm-up
   const cpu0 = await server.cpuSeconds();
   const t0 = performance.now();
   let next = 0;
@@ -174,31 +178,22 @@ try {
   log(`keyledger auth benchmark — ${cpus()[0]?.model} × ${cpus().length}, Node ${process.version}`);
   const k = await keyledgerFigures();
   const t = await tlsFigures();
-  const result = {
-    date: new Date().toISOString(),
-    machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version },
+  const result = await args.finish({
     loginsPerSecPerCore: k.loginsPerSecPerCore,
     tlsHandshakesPerSecPerCore: t.tlsHandshakesPerSecPerCore,
     ratio: +(k.loginsPerSecPerCore / t.tlsHandshakesPerSecPerCore).toFixed(3),
     goal: 'loginsPerSecPerCore ≥ 2 × tlsHandshakesPerSecPerCore',
     keyledger: k,
     tls13MutualEd25519: t,
-  };
-  (await import('node:fs')).writeFileSync(
-    new URL('./results/auth.json', import.meta.url),
-    `${JSON.stringify(result, null, 2)}\n`,
+  });
+  log('');
+  log(
+    `keyledger full logins: ${k.loginsPerSec}/s wall (${k.concurrency} concurrent), server ${k.serverCpuMsPerLogin} ms CPU/login → ${k.loginsPerSecPerCore} logins per server core-second; latency p50 ${k.latencyMs.p50} ms, p99 ${k.latencyMs.p99} ms`,
   );
-  if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  else {
-    log('');
-    log(
-      `keyledger full logins: ${k.loginsPerSec}/s wall (${k.concurrency} concurrent), server ${k.serverCpuMsPerLogin} ms CPU/login → ${k.loginsPerSecPerCore} logins per server core-second; latency p50 ${k.latencyMs.p50} ms, p99 ${k.latencyMs.p99} ms`,
-    );
-    log(
-      `TLS 1.3 mutual auth (Ed25519, ${t.tool}): ${t.handshakesPerSec}/s wall → ${t.tlsHandshakesPerSecPerCore} handshakes per server core-second`,
-    );
-    log(`ratio: ${result.ratio} (goal ≥ 2)`);
-  }
+  log(
+    `TLS 1.3 mutual auth (Ed25519, ${t.tool}): ${t.handshakesPerSec}/s wall → ${t.tlsHandshakesPerSecPerCore} handshakes per server core-second`,
+  );
+  log(`ratio: ${result.ratio} (goal ≥ 2)`);
 } finally {
   rmSync(root, { recursive: true, force: true });
 }

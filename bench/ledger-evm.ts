@@ -1,32 +1,42 @@
 /**
  * `npm run bench:ledger -- --engine evm` — registrations per second and commit latency (submit →
  * the transaction is in a durable keyledger block) on the EVM engine against a local anvil node,
- * next to the embedded engine measured in the same run with the same load. Results go to
- * bench/results/ledger-evm.json. Options: --registrations N (default 300), --in-flight N (default 16).
+ * next to the embedded engine measured in the same run with the same load (the baseline). `--json`
+ * prints the results document on stdout; `--out FILE` writes it (bench/support/bench-cli.ts,
+ * bench/README.md). Options: --registrations N (default 300), --in-flight N (default 16).
  * Anvil automines one transaction per block, with no consensus: Besu/GoQuorum QBFT adds its block
  * period (1–2 s typically) to every commit, and batches many transactions per block.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { dataPaths, readGenesisFile } from '../src/ledger/data-dir.js';
 import { EmbeddedLedger, initEmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import type { TxBodies } from '../src/ledger/transactions.js';
-import { evmSequencerFor, initEvmNode } from '../src/server/node.js';
+import { evmSequencerFor, initEvmNode } from '../src/server/evm-node.js';
 import { ANVIL_FUNDER_KEY, startAnvil } from '../test/support/anvil.js';
+import { benchArgs } from './support/bench-cli.js';
 
-const { values } = parseArgs({
-  options: {
-    engine: { type: 'string' },
-    registrations: { type: 'string' },
-    'in-flight': { type: 'string' },
-    json: { type: 'boolean' },
+const args = benchArgs({
+  name: 'ledger-evm',
+  command: 'npm run bench:ledger -- --engine evm',
+  summary: 'Registrations/s and commit latency on the EVM engine (anvil), next to the embedded engine.',
+  params: {
+    engine: { kind: 'text', full: 'evm', fullWhen: 'any', help: 'evm (given to npm run bench:ledger)' },
+    registrations: { kind: 'count', full: '300', fullWhen: 'atLeast', help: 'registrations per engine' },
+    'in-flight': { kind: 'count', full: '16', fullWhen: 'any', help: 'registrations in flight' },
   },
-  strict: false,
+  out: 'file',
+  resultsFile: 'ledger-evm.json',
 });
-const N = Number(values.registrations ?? 300);
-const IN_FLIGHT = Number(values['in-flight'] ?? 16);
+if (args.text('engine') !== 'evm') {
+  process.stderr.write(
+    'bench ledger-evm: --engine must be evm (npm run bench:ledger runs the embedded engine)\n',
+  );
+  process.exit(2);
+}
+const N = args.count('registrations');
+const IN_FLIGHT = args.count('in-flight');
 const PASS = 'bench passphrase';
 const root = mkdtempSync(join(tmpdir(), 'kl-bench-evm-'));
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -93,20 +103,13 @@ try {
   log(
     `evm (anvil): ${evm.perSecond} registrations/s, commit p50 ${evm.latencyMs.p50} ms, p99 ${evm.latencyMs.p99} ms`,
   );
-  const result = {
-    date: new Date().toISOString(),
-    machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version },
+  await args.finish({
     registrations: N,
     inFlight: IN_FLIGHT,
     embedded: emb,
     evmAnvil: evm,
     note: 'anvil automines one transaction per block without consensus; QBFT adds its block period per commit',
-  };
-  writeFileSync(
-    new URL('./results/ledger-evm.json', import.meta.url),
-    `${JSON.stringify(result, null, 2)}\n`,
-  );
-  if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  });
 } finally {
   rmSync(root, { recursive: true, force: true });
 }

@@ -6,15 +6,19 @@
  *   2. key-record lookup + state proof latency, p50/p99, with N identities (default 100,000)
  *      (baseline: a raw SQLite point select);
  *   3. `ledger verify` time for the whole data directory (baseline: Ed25519 verification alone).
- * Results go to bench/results/ledger.json. Never fails on timing.
+ * `--json` prints the results document on stdout; `--out FILE` writes it (bench/support/bench-cli.ts,
+ * bench/README.md). Never fails on timing.
  *
- * Options: --identities N (default 100000), --keep DIR (keep the filled data directory there);
+ * Options: --identities N (default 100000), --commits N (transactions per block size, at most
+ * 500, 5,000, 20,000 and 50,000 for blocks of 1, 10, 100 and 1000; default 50000), --samples N
+ * (lookups timed, default 10000), --keep DIR (keep the filled data directory there);
  * --engine evm runs bench/ledger-evm.ts instead (EVM engine on anvil next to the embedded engine).
+ * `ledger verify` through the CLI runs the compiled dist/ (npm run build).
  * Keys are OpenPGP-shaped random blocks (the ledger stores keys, it does not parse them).
  */
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,25 +27,55 @@ import { EmbeddedLedger, initEmbeddedLedger } from '../src/ledger/embedded-ledge
 import { verifyKeyRecordProof } from '../src/ledger/proofs.js';
 import type { TxBodies } from '../src/ledger/transactions.js';
 import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
+import { benchArgs } from './support/bench-cli.js';
 
-const { values } = parseArgs({
-  options: {
-    identities: { type: 'string' },
-    keep: { type: 'string' },
-    engine: { type: 'string' },
-    registrations: { type: 'string' },
-    'in-flight': { type: 'string' },
-    json: { type: 'boolean' },
-  },
-});
-if (values.engine === 'evm') {
-  // The EVM engine next to the embedded one, on a local chain: bench/ledger-evm.ts.
+// `--engine evm`: the EVM engine next to the embedded one, on a local chain (bench/ledger-evm.ts,
+// which reads the rest of the command line itself).
+const { engine } = parseArgs({ options: { engine: { type: 'string' } }, strict: false }).values;
+if (engine === 'evm') {
   await import('./ledger-evm.js');
   process.exit(0);
 }
-const IDENTITIES = Number(values.identities ?? 100_000);
+const args = benchArgs({
+  name: 'ledger',
+  command: 'npm run bench:ledger --',
+  summary:
+    'Embedded ledger: commits/s by block size, lookup + proof latency, full verify time, next to raw SQLite and Ed25519.',
+  params: {
+    identities: {
+      kind: 'count',
+      full: '100000',
+      fullWhen: 'atLeast',
+      help: 'identities in the lookup ledger',
+    },
+    commits: {
+      kind: 'count',
+      full: '50000',
+      fullWhen: 'atLeast',
+      help: 'most transactions per block size in the commit runs',
+    },
+    samples: { kind: 'count', full: '10000', fullWhen: 'atLeast', help: 'lookups timed' },
+    keep: { kind: 'text', fullWhen: 'any', help: 'keep the filled data directory in DIR' },
+    engine: {
+      kind: 'text',
+      full: 'embedded',
+      fullWhen: 'any',
+      help: 'embedded, or evm (bench/ledger-evm.ts)',
+    },
+  },
+  out: 'file',
+  resultsFile: 'ledger.json',
+});
+if (args.text('engine') !== 'embedded') {
+  process.stderr.write('bench ledger: --engine must be embedded or evm\n');
+  process.exit(2);
+}
+const IDENTITIES = args.count('identities');
+const COMMITS = args.count('commits');
+const SAMPLES = args.count('samples');
+const KEEP = args.text('keep');
 const PASS = 'bench passphrase';
-const root = values.keep ?? mkdtempSync(join(tmpdir(), 'kl-bench-'));
+const root = KEEP ?? mkdtempSync(join(tmpdir(), 'kl-bench-'));
 
 function body(i: number): TxBodies['KeyRegistered'] {
   return {
@@ -146,8 +180,9 @@ async function main() {
     [100, 20_000],
     [1000, 50_000],
   ] as const) {
-    const r = await commitThroughput(blockSize, total);
-    const b = sqliteBaseline(blockSize, total);
+    const n = Math.min(total, COMMITS);
+    const r = await commitThroughput(blockSize, n);
+    const b = sqliteBaseline(blockSize, n);
     commit.push({ ...r, baselineRawSqliteRowsPerSecond: b.rowsPerSecond });
     log(
       `commit  block ${String(blockSize).padStart(4)}: ${String(r.txPerSecond).padStart(7)} tx/s   (raw SQLite same batches: ${b.rowsPerSecond} rows/s)`,
@@ -166,7 +201,7 @@ async function main() {
     if ((i / 1000) % 10 === 0) log(`  ${i + batch.length}/${IDENTITIES}`);
   }
   const fillSeconds = (performance.now() - tFill) / 1000;
-  const samples = 10_000;
+  const samples = SAMPLES;
   const lookup: number[] = [];
   const withVerify: number[] = [];
   for (let i = 0; i < samples; i++) {
@@ -233,9 +268,7 @@ async function main() {
     `verify ${audit.transactions} tx in ${verifyResult.seconds} s (${verifyResult.txPerSecond} tx/s)   (Ed25519 verify alone: ${verifyResult.baselineEd25519VerifyOnlySeconds} s); CLI: ${verifyResult.cli.output}`,
   );
 
-  const result = {
-    date: new Date().toISOString(),
-    machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version },
+  await args.finish({
     baselineEd25519SignPerSecond: signRate,
     commit,
     lookup: lookupResult,
@@ -245,12 +278,12 @@ async function main() {
       'commit: KeyRegistered transactions with ~600-byte keys, bounded concurrency (2 × block size in flight), synchronous=FULL.',
       'lookup: getKeyRecord (SQLite read + state-tree proof); client verify adds the block signature and proof check.',
     ],
-  };
-  const out = new URL('./results/ledger.json', import.meta.url).pathname;
-  writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
-  log(`results written to bench/results/ledger.json`);
-  if (values.keep) log(`data kept in ${root}; try: keyledger ledger verify --data ${dataDir}`);
-  else rmSync(root, { recursive: true, force: true });
+  });
+  if (KEEP) log(`data kept in ${root}; try: keyledger ledger verify --data ${dataDir}`);
 }
 
-await main();
+try {
+  await main();
+} finally {
+  if (!KEEP) rmSync(root, { recursive: true, force: true });
+}

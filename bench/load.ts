@@ -1,5 +1,5 @@
 /**
- * `npm run load` — load and soak (issue 7), against a real server in a child process on 127.0.0.1
+ * `npm run load` — load and soak (docs/reliability.md "Load and soak"), against a real server in a child process on 127.0.0.1
  * with the production session and hijack policies (only the rate limits are raised: one machine
  * plays every user):
  *   1. login burst: --logins logins started at once (default 1,000); logins/s, p50/p99 latency;
@@ -8,57 +8,89 @@
  *      10s, jittered); round-trip p50/p99;
  *   4. close: every session logs out.
  * Errors of every phase are counted by code (an unexpected close of a session is an error). The
- * server's and the load process's RSS are sampled every --sample (default 1s) and plotted to
- * OUT/load.svg (and OUT/load.png with --png, rendered by Debian's chromium); the figures go to
- * OUT/load.json (OUT = --out, default bench/results; `--replot FILE` redraws the chart of a saved
- * run). Memory is "flat" when the server's RSS in the
- * last fifth of the soak is within 10 % of its RSS in the second fifth (the first fifth is warm-up).
+ * server's and the load process's RSS are sampled every --sample (default 1s); the server's RSS
+ * before the burst (identities registered, no session) is the baseline. `--json` prints the results
+ * document on stdout; `--out DIR` writes DIR/load.json and the chart DIR/load.svg (and DIR/load.png
+ * with --png, rendered by Debian's chromium); nothing is written without --out (bench/README.md).
+ * `--replot FILE --out DIR` redraws the chart of a saved run. Memory is "flat" when the server's RSS
+ * in the last fifth of the soak is within 10 % of its RSS in the second fifth (the first fifth is
+ * warm-up).
  * Bounded in count and time: every phase has a deadline; the process exits 1 only when the run
  * itself could not be carried out, never on timing.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { OpenPgpClientKey } from '../src/client/client-key.js';
 import type { ClientHome } from '../src/client/home.js';
 import { login } from '../src/client/login.js';
 import { type ClientSession, connect } from '../src/client/session.js';
-import { parseDuration } from '../src/protocol/duration.js';
+import { benchArgs, type RunRecord, refuseSmokeInResults, writeFileAtomic } from './support/bench-cli.js';
 import { benchClient, startBenchServer } from './support/bench-server.js';
 import { lineChartSvg } from './support/svg-chart.js';
 
-const { values } = parseArgs({
-  options: {
-    logins: { type: 'string' },
-    sessions: { type: 'string' },
-    identities: { type: 'string' },
-    duration: { type: 'string' },
-    interval: { type: 'string' },
-    sample: { type: 'string' },
-    'open-concurrency': { type: 'string' },
-    out: { type: 'string' },
-    png: { type: 'boolean' },
-    replot: { type: 'string' },
-    json: { type: 'boolean' },
+const args = benchArgs({
+  name: 'load',
+  command: 'npm run load --',
+  summary:
+    'Load and soak: a login burst, then many sessions making requests for minutes; errors, latency and server memory.',
+  params: {
+    logins: { kind: 'count', full: '1000', fullWhen: 'atLeast', help: 'logins started at once' },
+    sessions: { kind: 'count', full: '10000', fullWhen: 'atLeast', help: 'sessions held through the soak' },
+    identities: { kind: 'count', full: '100', fullWhen: 'atLeast', help: 'identities the sessions share' },
+    duration: { kind: 'duration', full: '10m', fullWhen: 'atLeast', help: 'soak duration' },
+    interval: {
+      kind: 'duration',
+      full: '10s',
+      fullWhen: 'atMost',
+      help: 'time between requests per session',
+    },
+    sample: { kind: 'duration', full: '1s', fullWhen: 'any', help: 'RSS sampling period' },
+    'open-concurrency': { kind: 'count', full: '200', fullWhen: 'any', help: 'sessions opened at a time' },
+    replot: {
+      kind: 'text',
+      fullWhen: 'any',
+      help: 'only redraw the chart of a saved load.json (needs --out)',
+    },
   },
+  flags: { png: 'also render the chart to load.png (Debian chromium)' },
+  out: 'dir',
+  resultsFile: 'load.json',
 });
-const LOGINS = Number(values.logins ?? 1000);
-const SESSIONS = Number(values.sessions ?? 10_000);
-const IDENTITIES = Number(values.identities ?? 100);
-const DURATION_MS = parseDuration(values.duration ?? '10m', '--duration');
-const INTERVAL_MS = parseDuration(values.interval ?? '10s', '--interval');
-const SAMPLE_MS = parseDuration(values.sample ?? '1s', '--sample');
-const OPEN_CONCURRENCY = Number(values['open-concurrency'] ?? 200);
-const OUT = resolve(values.out ?? new URL('./results', import.meta.url).pathname);
-for (const [name, v] of Object.entries({ LOGINS, SESSIONS, IDENTITIES, OPEN_CONCURRENCY }))
-  if (!Number.isInteger(v) || v < 1) throw new Error(`${name.toLowerCase()} must be a whole number ≥ 1`);
+const LOGINS = args.count('logins');
+const SESSIONS = args.count('sessions');
+const IDENTITIES = args.count('identities');
+const DURATION_MS = args.ms('duration');
+const INTERVAL_MS = args.ms('interval');
+const SAMPLE_MS = args.ms('sample');
+const OPEN_CONCURRENCY = args.count('open-concurrency');
+const PNG = args.flag('png');
+const REPLOT = args.text('replot');
+if ((PNG || REPLOT) && !args.out) {
+  process.stderr.write(
+    `bench load: ${REPLOT ? '--replot' : '--png'} needs --out DIR (where the chart goes)\n`,
+  );
+  process.exit(2);
+}
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const PASS = 'load';
-if (values.replot) {
-  // Only redraw the chart of an earlier run: --replot bench/results/load.json [--png].
-  await plot(JSON.parse(readFileSync(values.replot, 'utf8')), OUT, values.png === true);
+if (REPLOT) {
+  // Only redraw the chart of an earlier run: --replot bench/results/load.json --out DIR [--png].
+  const saved = JSON.parse(readFileSync(REPLOT, 'utf8')) as Parameters<typeof plot>[0] & { run?: RunRecord };
+  try {
+    refuseSmokeInResults({
+      full: saved.run?.full === true,
+      notFullBecause: saved.run?.notFullBecause ?? [`${REPLOT} does not record a full run`],
+      target: args.out!,
+      smokeOk: args.smokeOk,
+      fullRunCommand: args.record.fullRunCommand,
+    });
+  } catch (err) {
+    process.stderr.write(`bench load: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  await plot(saved, resolve(args.out!), PNG);
   process.exit(0);
 }
 const root = mkdtempSync(join(tmpdir(), 'kl-load-'));
@@ -153,6 +185,7 @@ try {
   const client = (i: number) => clients[i % clients.length]!;
 
   // 1. Login burst: every login starts at once.
+  const idleServerRssMiB = +(rssOf(server.child.pid!) / MiB).toFixed(1);
   enter('login burst');
   const loginMs: number[] = [];
   const burstStart = performance.now();
@@ -260,9 +293,7 @@ try {
   const growth = early > 0 ? (late - early) / early : 0;
   const maxServerRss = Math.max(0, ...samples.map((s) => s.serverRssMiB));
 
-  const result = {
-    date: new Date().toISOString(),
-    machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version },
+  const result = await args.finish({
     settings: {
       logins: LOGINS,
       sessions: SESSIONS,
@@ -289,25 +320,23 @@ try {
       serverRssSoakLateMiB: +late.toFixed(1),
       serverRssSoakGrowth: +growth.toFixed(3),
       flat: Math.abs(growth) <= 0.1,
+      baselineServerRssIdleMiB: idleServerRssMiB,
     },
     goals: { errors: 0, memory: 'flat (soak RSS growth within 10 %)' },
     samples,
     markers,
-  };
-  mkdirSync(OUT, { recursive: true });
-  writeFileSync(join(OUT, 'load.json'), `${JSON.stringify(result, null, 2)}\n`);
-  await plot(result, OUT, values.png === true);
-
-  const { samples: _s, markers: _m, ...summary } = result;
-  if (values.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+  });
+  if (args.out) await plot(result, args.out, PNG);
   log(
     [
       `login burst: ${result.loginBurst.ok}/${LOGINS} in ${result.loginBurst.seconds} s = ${result.loginBurst.loginsPerSec}/s, p50 ${result.loginBurst.latencyMs.p50} ms, p99 ${result.loginBurst.latencyMs.p99} ms; server ${result.loginBurst.serverCpuMsPerLogin} ms CPU per login`,
       `sessions opened: ${result.openSessions.ok}/${SESSIONS} at ${result.openSessions.loginsPerSec}/s, p50 ${result.openSessions.latencyMs.p50} ms, p99 ${result.openSessions.latencyMs.p99} ms; server ${result.openSessions.serverCpuMsPerLogin} ms CPU per login`,
       `soak: ${result.soak.requests} requests in ${result.soak.seconds} s (${result.soak.requestsPerSec}/s), round trip p50 ${result.soak.roundTripMs.p50} ms, p99 ${result.soak.roundTripMs.p99} ms; server busy ${(result.soak.serverCpuCores * 100).toFixed(1)} % of a core`,
       `errors: ${result.errors.total} (goal 0)${result.errors.total ? ` ${JSON.stringify(errors)}` : ''}`,
-      `server RSS: max ${result.memory.serverRssMaxMiB} MiB; soak ${result.memory.serverRssSoakEarlyMiB} → ${result.memory.serverRssSoakLateMiB} MiB (${(growth * 100).toFixed(1)} %, ${result.memory.flat ? 'flat' : 'NOT flat'})`,
-      `written: ${join(OUT, 'load.json')}, ${join(OUT, 'load.svg')}${values.png ? `, ${join(OUT, 'load.png')}` : ''}`,
+      `server RSS: max ${result.memory.serverRssMaxMiB} MiB; soak ${result.memory.serverRssSoakEarlyMiB} → ${result.memory.serverRssSoakLateMiB} MiB (${(growth * 100).toFixed(1)} %, ${result.memory.flat ? 'flat' : 'NOT flat'}); idle server before the burst ${idleServerRssMiB} MiB`,
+      args.out
+        ? `written: ${args.outFile('load.json')}, ${args.outFile('load.svg')}${PNG ? `, ${args.outFile('load.png')}` : ''}`
+        : 'nothing written (--out DIR writes load.json and the chart)',
     ].join('\n'),
   );
 } finally {
@@ -333,7 +362,7 @@ async function plot(
     ],
     markers: r.markers,
   });
-  writeFileSync(join(out, 'load.svg'), svg);
+  writeFileAtomic(join(out, 'load.svg'), svg);
   if (png) await renderPng(join(out, 'load.svg'), join(out, 'load.png'));
 }
 

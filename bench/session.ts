@@ -4,18 +4,20 @@
  *                process), next to raw AES-256-GCM seal+open of 64 KiB buffers in one process;
  *   round trips: sequential request/answer per second, next to a plain `ws` echo served by the same
  *                server process;
- *   memory:      bytes per idle session in the server (heap + external after GC) with N sessions open.
- * `--json` prints bulkRatio, roundTripRatio and bytesPerIdleSession among the rest; results go to
- * bench/results/session.json. Options: --idle-sessions N (default 2000; 10000 for the goal figure),
- * --frames N (default 2000), --round-trips N (default 3000). Never fails on timing.
+ *   memory:      bytes per idle session in the server (heap + external after GC) with N sessions
+ *                open, next to as many idle plain `ws` connections to the same process.
+ * `--json` prints the results document (bulkRatio, roundTripRatio, bytesPerIdleSession…) on stdout;
+ * `--out FILE` writes it (bench/support/bench-cli.ts, bench/README.md). Options: --idle-sessions N
+ * (default 10000, the goal's figure), --frames N (default 2000), --round-trips N (default 3000).
+ * Never fails on timing.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { type ClientSession, connect } from '../src/client/session.js';
+import { benchArgs } from './support/bench-cli.js';
 import {
   type BenchServer,
   benchClient,
@@ -23,17 +25,22 @@ import {
   startBenchServer,
 } from './support/bench-server.js';
 
-const { values } = parseArgs({
-  options: {
-    'idle-sessions': { type: 'string' },
-    frames: { type: 'string' },
-    'round-trips': { type: 'string' },
-    json: { type: 'boolean' },
+const args = benchArgs({
+  name: 'session',
+  command: 'npm run bench:session --',
+  summary:
+    'Session channel bulk MB/s, round trips/s and server memory per idle session, next to raw AES-256-GCM, a plain ws echo and idle ws connections.',
+  params: {
+    'idle-sessions': { kind: 'count', full: '10000', fullWhen: 'atLeast', help: 'idle sessions held open' },
+    frames: { kind: 'count', full: '2000', fullWhen: 'atLeast', help: '64 KiB messages in the bulk run' },
+    'round-trips': { kind: 'count', full: '3000', fullWhen: 'atLeast', help: 'sequential round trips' },
   },
+  out: 'file',
+  resultsFile: 'session.json',
 });
-const IDLE = Number(values['idle-sessions'] ?? 2000);
-const FRAMES = Number(values.frames ?? 2000);
-const RTS = Number(values['round-trips'] ?? 3000);
+const IDLE = args.count('idle-sessions');
+const FRAMES = args.count('frames');
+const RTS = args.count('round-trips');
 const root = mkdtempSync(join(tmpdir(), 'kl-bench-session-'));
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const PASS = 'bench';
@@ -140,9 +147,7 @@ try {
 
   server.stop();
 
-  const result = {
-    date: new Date().toISOString(),
-    machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version },
+  const result = await args.finish({
     bulkMBps: +bulkMBps.toFixed(1),
     rawAesGcmMBps: +rawMBps.toFixed(1),
     bulkRatio: +(bulkMBps / rawMBps).toFixed(3),
@@ -154,15 +159,12 @@ try {
     wsBytesPerIdleConnection,
     rssBytesPerIdleSession: rssPerIdleSession,
     goals: { bulkRatio: '≥ 0.6', roundTripRatio: '≥ 0.6', bytesPerIdleSession: '< 10240' },
-  };
-  writeFileSync(new URL('./results/session.json', import.meta.url), `${JSON.stringify(result, null, 2)}\n`);
-  if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  else
-    log(
-      `ratios: bulk ${result.bulkRatio} (goal ≥ 0.6), round trips ${result.roundTripRatio} (goal ≥ 0.6); ${bytesPerIdleSession} B per idle session (goal < 10 KiB)`,
-    );
-  process.exit(0);
+  });
+  log(
+    `ratios: bulk ${result.bulkRatio} (goal ≥ 0.6), round trips ${result.roundTripRatio} (goal ≥ 0.6); ${bytesPerIdleSession} B per idle session (goal < 10 KiB)`,
+  );
 } finally {
   server?.stop();
   rmSync(root, { recursive: true, force: true });
 }
+process.exit(0); // the dropped idle sessions' timers would keep the process alive

@@ -3,14 +3,17 @@
  * fuzz target with `runs` inputs each (default 10,000; the network targets a tenth unless
  * --network-runs is given), in process and against a real server on 127.0.0.1. Prints,
  * per target: inputs tried, accepted, rejected (typed errors), crashes (any other exception), 5xx
- * answers, time; and the process's peak memory. Writes bench/results/fuzz.json. Exit 1 on any crash
- * or 5xx, with the smallest failing input fast-check found and the seed to replay it.
+ * answers, time; and the process's peak memory. `--out FILE` writes the report (nothing is written
+ * without it); into bench/results/ only a full run (100,000 inputs per target, network targets
+ * included, every target), as for the benchmarks (bench/README.md). Exit 1 on any crash or 5xx,
+ * with the smallest failing input fast-check found and the seed to replay it.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import fc from 'fast-check';
+import { refuseSmokeInResults } from '../bench/support/bench-cli.js';
 import { startServer } from '../src/server/app.js';
 import { networkTargets, ServerError } from './http-targets.js';
 import { type FuzzTarget, material, targets } from './targets.js';
@@ -22,9 +25,33 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     'network-runs': { type: 'string' },
     json: { type: 'boolean' },
+    out: { type: 'string' },
+    'smoke-ok': { type: 'boolean' },
   },
 });
 const RUNS = Number(values.runs ?? 10_000);
+/** A full run, the only kind bench/results/fuzz.json holds. */
+const FULL_RUNS = 100_000;
+const networkRuns = Number(values['network-runs'] ?? Math.ceil(RUNS / 10));
+const notFullBecause = [
+  ...(RUNS < FULL_RUNS ? [`--runs ${RUNS} (full run: ${FULL_RUNS})`] : []),
+  ...(networkRuns < FULL_RUNS ? [`--network-runs ${networkRuns} (full run: ${FULL_RUNS})`] : []),
+  ...(values.target ? [`--target ${values.target} (full run: every target)`] : []),
+];
+if (values.out) {
+  try {
+    refuseSmokeInResults({
+      full: notFullBecause.length === 0,
+      notFullBecause,
+      target: values.out,
+      smokeOk: values['smoke-ok'] ?? false,
+      fullRunCommand: `npm run fuzz -- --runs ${FULL_RUNS} --network-runs ${FULL_RUNS} --out bench/results/fuzz.json`,
+    });
+  } catch (err) {
+    process.stderr.write(`fuzz: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+}
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const root = mkdtempSync(join(tmpdir(), 'kl-fuzz-'));
 const big = { burst: 1e9, perSecond: 1e9 };
@@ -54,7 +81,7 @@ let failed = false;
 for (const t of all) {
   // Network targets are slower: a tenth of the inputs unless --network-runs says otherwise.
   const network = t.name.startsWith('HTTP') || t.name.startsWith('WebSocket');
-  const runs = network ? Number(values['network-runs'] ?? Math.ceil(RUNS / 10)) : RUNS;
+  const runs = network ? networkRuns : RUNS;
   const counts = { accepted: 0, rejected: 0, crashes: 0, serverErrors: 0 };
   const t0 = performance.now();
   const result = await fc.check(
@@ -88,11 +115,13 @@ await m.close();
 rmSync(root, { recursive: true, force: true });
 const report = {
   date: new Date().toISOString(),
+  full: notFullBecause.length === 0,
   runsPerTarget: RUNS,
+  networkRunsPerTarget: networkRuns,
   peakRssMiB: Math.round(peakRss / 1048576),
   targets: rows,
 };
-writeFileSync(new URL('../bench/results/fuzz.json', import.meta.url), `${JSON.stringify(report, null, 2)}\n`);
+if (values.out) writeFileSync(values.out, `${JSON.stringify(report, null, 2)}\n`);
 log(`peak memory ${report.peakRssMiB} MiB; ${failed ? 'FAILURES above' : 'no crashes, no 5xx'}`);
 if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 process.exit(failed ? 1 : 0);

@@ -3,7 +3,10 @@
  * the CLI, sees a test client's session and terminates it (the client sees the close), revokes a key
  * (the client's next login fails), verifies a transaction's proof in the page (and sees a tampered
  * one refused), sees a hijack alert appear live, and is told how many older alerts a small alert
- * memory dropped. Screenshots go to test-output/dashboard/.
+ * memory dropped. Polish: the chart's caption keeps its proportions at any width, the last-hour chart
+ * comes from the audit trail (a restart does not reset it), the page has an icon and no console
+ * errors, and every view says it is loading until its data arrives (or says why it failed).
+ * Screenshots go to test-output/dashboard/.
  * Real server on 127.0.0.1, real Chromium (Debian's /usr/bin/chromium), real keys.
  */
 import assert from 'node:assert/strict';
@@ -13,9 +16,17 @@ import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import { answerChallenge } from '../src/client/handshake.js';
+import type { ClientHome } from '../src/client/home.js';
+import { openClientKey, pinnedServerKey } from '../src/client/identity.js';
 import { login } from '../src/client/login.js';
 import { connect } from '../src/client/session.js';
+import { readAuditTrail } from '../src/ledger/audit-trail.js';
+import { generateEphemeral } from '../src/protocol/x25519.js';
 import { isAdmin } from '../src/server/admin-actions.js';
+import { type RunningServer, startServer } from '../src/server/app.js';
+import { PASSPHRASE } from './helpers.js';
+import { rawSocket } from './support/raw-socket.js';
 import { CLIENT_PASSPHRASE, registeredClient, testServer } from './support/server.js';
 
 const CHROMIUM = process.env.KEYLEDGER_CHROMIUM ?? '/usr/bin/chromium';
@@ -243,5 +254,251 @@ describe('admin dashboard in Chromium', () => {
     await page.getByText('keyledger admin dashboard', { exact: true }).waitFor();
     await page.reload();
     await page.locator('#login-needed').waitFor();
+  });
+});
+
+/** The figures under the login chart: successful and failed logins in the last hour. */
+async function chartCounts(p: Page): Promise<{ ok: number; failed: number }> {
+  // Wherever the page writes them (the test does not depend on how the chart is built).
+  await p.waitForFunction(() => /\d+ ok · \d+ failed/.test(document.body.textContent ?? ''));
+  const m = /(\d+) ok · (\d+) failed/.exec((await p.locator('#view-overview').textContent()) ?? '');
+  assert.ok(m, 'the chart shows its totals');
+  return { ok: Number(m[1]), failed: Number(m[2]) };
+}
+
+/** A login whose answer to the challenge is wrong (a forged RS): the server records `login_failed`. */
+async function failedLogin(srv: RunningServer, home: ClientHome): Promise<void> {
+  const { identity, key } = await openClientKey(home, CLIENT_PASSPHRASE);
+  const pinned = home.readServer();
+  const sock = await rawSocket(srv.wsUrl);
+  const ephemeral = generateEphemeral();
+  const hello = { type: 'hello' as const, v: 1 as const, id: identity.id, ephemeral: ephemeral.publicKey };
+  sock.send(hello);
+  const answer = await answerChallenge({
+    challenge: await sock.next(),
+    hello,
+    ephemeral,
+    key,
+    serverKey: await pinnedServerKey(pinned.server.publicKey),
+    serverFingerprint: pinned.server.fingerprint,
+    chain: pinned.chain,
+    now: Date.now(),
+  });
+  sock.send({ ...answer.response, rs: Buffer.alloc(32, 7).toString('base64url') });
+  assert.equal((await sock.next()).code, 'KL_AUTH_FAILED');
+  await sock.closed;
+}
+
+/** Audit events of `event` in the chart's window (the last 60 minutes, from the start of a minute). */
+async function auditCount(srv: RunningServer, event: string): Promise<number> {
+  const since = Math.floor(Date.now() / 60_000) * 60_000 - 59 * 60_000;
+  return (await readAuditTrail(srv.ledger, { event, since, limit: 10_000 })).length;
+}
+
+describe('dashboard polish in Chromium', () => {
+  /** A new browser context logged in to `srv` as the admin of `home`, on the overview. */
+  async function adminPage(home: string, width = 1366): Promise<Page> {
+    const p = await (await browser.newContext({ viewport: { width, height: 900 } })).newPage();
+    await p.goto(await dashboardLink(home));
+    await p.waitForSelector('body[data-ready="true"]');
+    return p;
+  }
+
+  it("draws the chart's caption with the glyphs' own proportions, at any width", async () => {
+    for (const width of [1366, 480]) {
+      const p = await adminPage(adminHome.dir, width);
+      await chartCounts(p);
+      // (No named functions inside: the test's compiler would wrap them in a helper the page lacks.)
+      const m = await p.evaluate(() => {
+        const re = /\d+ ok · \d+ failed/;
+        // The innermost element that shows the caption, wherever the page draws it (HTML or SVG).
+        const shown = [...document.querySelectorAll('#view-overview *')].find(
+          (e) => re.test(e.textContent ?? '') && ![...e.children].some((c) => re.test(c.textContent ?? '')),
+        )!;
+        const css = getComputedStyle(shown);
+        // The same text, same font, in a plain unscaled element.
+        const probe = document.createElement('span');
+        probe.textContent = shown.textContent;
+        Object.assign(probe.style, {
+          position: 'absolute',
+          whiteSpace: 'nowrap',
+          fontFamily: css.fontFamily,
+          fontSize: css.fontSize,
+          fontWeight: css.fontWeight,
+        });
+        document.body.append(probe);
+        // The glyph boxes: an SVG element's own box, else the box of the text inside the element.
+        const [a, b] = [shown, probe].map((node) => {
+          if (node instanceof SVGElement) return node.getBoundingClientRect();
+          const r = document.createRange();
+          r.selectNodeContents(node);
+          return r.getBoundingClientRect();
+        });
+        probe.remove();
+        const stretched = [...document.querySelectorAll('#ov-chart svg')].filter(
+          (svg) => svg.getAttribute('preserveAspectRatio') === 'none' && svg.querySelector('text'),
+        ).length;
+        return { tag: shown.tagName, w: a!.width / b!.width, h: a!.height / b!.height, stretched };
+      });
+      assert.ok(Math.abs(m.w - 1) < 0.05, `caption (${m.tag}) width ×${m.w.toFixed(2)} at ${width}px`);
+      assert.ok(Math.abs(m.h - 1) < 0.05, `caption (${m.tag}) height ×${m.h.toFixed(2)} at ${width}px`);
+      assert.equal(m.stretched, 0, 'no text inside a non-uniformly scaled SVG');
+      await p.screenshot({ path: `${SHOTS}08-chart-${width}.png`, fullPage: true });
+      await p.context().close();
+    }
+  });
+
+  it('logins made before a restart still show in the last-hour chart after it (from the audit trail)', async () => {
+    const srv = await testServer({ admins: ['chart@example.org'] });
+    let again: RunningServer | undefined;
+    try {
+      const ops = await registeredClient(srv, 'chart@example.org');
+      await until(() => isAdmin(srv.ledger, 'chart@example.org'), 'the admin role');
+      const walt = await registeredClient(srv, 'walt@example.org');
+      for (let i = 0; i < 3; i++) (await connect({ home: walt, passphrase: CLIENT_PASSPHRASE })).close();
+      await failedLogin(srv, walt);
+      await until(
+        async () =>
+          (await auditCount(srv, 'session_start')) >= 3 && (await auditCount(srv, 'login_failed')) === 1,
+        'the login events on the ledger',
+      );
+      const p = await adminPage(ops.dir);
+      const before = await chartCounts(p);
+      assert.ok(before.ok >= 3, `${before.ok} successful logins before the restart`);
+      assert.equal(before.failed, 1);
+
+      // The same data directory, the same port (the admin's client keeps the server's address).
+      await srv.close();
+      again = await startServer({
+        dataDir: srv.dataDir,
+        passphrase: PASSPHRASE,
+        host: '127.0.0.1',
+        port: Number(new URL(srv.url).port),
+        evm: { pollMs: 20 },
+      });
+      await p.goto(await dashboardLink(ops.dir));
+      await p.waitForSelector('body[data-ready="true"]');
+      const after = await chartCounts(p);
+      assert.ok(after.ok >= before.ok, `after the restart ${after.ok} ok, before ${before.ok}`);
+      assert.equal(after.failed, 1, 'the failed login before the restart is still counted');
+      await p.screenshot({ path: `${SHOTS}09-chart-after-restart.png`, fullPage: true });
+
+      // Later reads add only what is new: the page says exactly what the audit trail holds.
+      for (let i = 0; i < 2; i++) (await connect({ home: walt, passphrase: CLIENT_PASSPHRASE })).close();
+      await failedLogin(again, walt);
+      const expected = after.ok + 2;
+      await until(async () => (await auditCount(again!, 'session_start')) >= expected, 'the new logins');
+      await until(async () => (await auditCount(again!, 'login_failed')) === 2, 'the new failed login');
+      await p.reload();
+      await p.waitForSelector('body[data-ready="true"]');
+      assert.deepEqual(await chartCounts(p), {
+        ok: await auditCount(again, 'session_start'),
+        failed: 2,
+      });
+      await p.context().close();
+    } finally {
+      await (again ?? srv).close();
+    }
+  });
+
+  it('has an icon: /favicon.ico answers with the one the page names inline, and no console error', async () => {
+    const res = await fetch(`${server.url}/favicon.ico`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'image/svg+xml');
+    const icon = await res.text();
+    const p = await (await browser.newContext()).newPage();
+    const problems: string[] = [];
+    p.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
+    });
+    p.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    p.on('response', (r) => {
+      if (r.status() >= 400) problems.push(`${r.status()} ${r.url()}`);
+    });
+    p.on('requestfailed', (r) => problems.push(`failed ${r.url()}`));
+    await p.goto(await dashboardLink(adminHome.dir));
+    await p.waitForSelector('body[data-ready="true"]');
+    const href = await p.locator('link[rel="icon"]').getAttribute('href');
+    assert.ok(href?.startsWith('data:image/svg+xml,'), href ?? 'no icon link');
+    assert.equal(decodeURIComponent(href!.slice('data:image/svg+xml,'.length)), icon.trim());
+    for (const view of ['identities', 'sessions', 'ledger', 'audit', 'alerts', 'overview']) {
+      await p.goto(`${server.url}/admin/#${view}`);
+      await p.waitForSelector(`#view-${view}:not([hidden]):not([aria-busy])`);
+    }
+    assert.deepEqual(problems, []);
+    p.removeAllListeners();
+    assert.equal((await p.goto(`${server.url}/favicon.ico`))?.status(), 200);
+    await p.context().close();
+  });
+
+  it('each view says "Loading…" (aria-busy) until its data arrives, and why when it fails', async () => {
+    const p = await (await browser.newContext()).newPage();
+    const link = await dashboardLink(adminHome.dir);
+    // The page itself, before the server's first answer.
+    let releaseMe!: () => void;
+    const meHeld = new Promise<void>((r) => {
+      releaseMe = r;
+    });
+    await p.route('**/admin/api/me', async (route) => {
+      await meHeld;
+      await route.continue();
+    });
+    let releaseOverview!: () => void;
+    const overviewHeld = new Promise<void>((r) => {
+      releaseOverview = r;
+    });
+    await p.route('**/admin/api/overview', async (route) => {
+      await overviewHeld;
+      await route.continue();
+    });
+    await p.goto(link, { waitUntil: 'domcontentloaded' });
+    const pageLoading = p.getByRole('status').filter({ hasText: 'Loading…' });
+    await pageLoading.waitFor();
+    assert.equal(await p.locator('main').getAttribute('aria-busy'), 'true');
+    releaseMe();
+    // The overview, before its data: its own "Loading…", the section busy, the figures not shown.
+    const view = p.locator('#view-overview');
+    await p.locator('#view-overview[aria-busy="true"] .loading').waitFor();
+    assert.equal(await view.getByRole('status').textContent(), 'Loading…');
+    assert.equal(await p.locator('#ov-height').textContent(), '–');
+    assert.equal(await p.locator('#page-loading').isVisible(), false);
+    await p.screenshot({ path: `${SHOTS}10-loading.png`, fullPage: true });
+    releaseOverview();
+    await p.waitForSelector('#view-overview:not([aria-busy])');
+    assert.match((await p.locator('#ov-height').textContent()) ?? '', /^\d+$/);
+    assert.equal(await view.locator('.loading').isVisible(), false);
+    await p.unroute('**/admin/api/overview');
+
+    // A view whose request fails: an alert that says why, and Retry loads it once the server answers.
+    await p.route('**/admin/api/sessions', (route) =>
+      route.fulfill({
+        status: 503,
+        json: { error: { code: 'KL_LEDGER_UNAVAILABLE', message: 'the ledger cannot be read right now' } },
+      }),
+    );
+    await p.goto(`${server.url}/admin/#sessions`);
+    const failure = p.locator('#view-sessions').getByRole('alert');
+    await failure.waitFor();
+    assert.match(
+      (await failure.textContent()) ?? '',
+      /Could not load this page: the ledger cannot be read right now \(KL_LEDGER_UNAVAILABLE\)/,
+    );
+    assert.equal(await p.locator('#view-sessions').getAttribute('aria-busy'), null);
+    await p.screenshot({ path: `${SHOTS}11-load-failed.png`, fullPage: true });
+    await p.unroute('**/admin/api/sessions');
+    await failure.getByRole('button', { name: 'Retry' }).click();
+    await failure.waitFor({ state: 'hidden' });
+    assert.ok((await p.locator('#session-rows tr').count()) >= 1);
+
+    // The page cannot start at all (the server answers 500 to the first call): said, not blank.
+    await p.route('**/admin/api/me', (route) =>
+      route.fulfill({ status: 500, json: { error: { code: 'KL_INTERNAL', message: 'internal error' } } }),
+    );
+    await p.reload();
+    const pageError = p.locator('#page-error');
+    await pageError.waitFor();
+    assert.match((await pageError.textContent()) ?? '', /Could not load the dashboard: internal error/);
+    assert.equal(await p.locator('#page-loading').isVisible(), false);
+    await p.context().close();
   });
 });

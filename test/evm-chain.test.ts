@@ -22,7 +22,7 @@ import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
 import { canonicalize } from '../src/protocol/canonical-json.js';
 import { sha256Hex } from '../src/protocol/hash.js';
 import { startServer } from '../src/server/app.js';
-import { initEvmNode } from '../src/server/node.js';
+import { initEvmNode } from '../src/server/evm-node.js';
 import { PASSPHRASE, registration, tempDir } from './helpers.js';
 import { ANVIL_FUNDER_KEY, type Anvil, startAnvil } from './support/anvil.js';
 import { CLIENT_PASSPHRASE, evmTestServer, invite, newClient, registeredClient } from './support/server.js';

@@ -5,18 +5,36 @@
 import { createInterface } from 'node:readline';
 
 let pipesHandled = false;
+/** Set by a long-running command (`serve`): a closed stdout only silences its output. */
+let keepRunning = false;
+/** True once the reader of stdout went away (in keep-running mode). */
+let outputGone = false;
+
+/**
+ * For a command that runs until stopped (`keyledger serve | head`): when the reader of stdout goes
+ * away, the command keeps running and stops writing to stdout, instead of ending.
+ */
+export function keepRunningWhenOutputCloses(): void {
+  keepRunning = true;
+}
 
 /**
  * Ends the process quietly (exit 0) when the reader of stdout goes away, as in `keyledger audit | head`:
  * Node ignores SIGPIPE, so a closed pipe shows up as an EPIPE error on the stream, which would
  * otherwise crash with a stack trace. A closed stderr is ignored (there is nowhere to report it).
- * Other stdout errors end the command with exit 2. Installed once, for every command.
+ * Other stdout errors end the command with exit 2. Installed once, for every command; see
+ * {@link keepRunningWhenOutputCloses} for a server.
  */
 export function endQuietlyWhenOutputCloses(): void {
   if (pipesHandled) return;
   pipesHandled = true;
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
+    if (outputGone) return; // writes queued before the pipe closed fail too
+    if (err.code === 'EPIPE' || (keepRunning && err.code === 'ERR_STREAM_DESTROYED')) {
+      if (!keepRunning) process.exit(0);
+      outputGone = true;
+      return;
+    }
     try {
       process.stderr.write(`error: cannot write the output: ${err.message}\n`);
     } finally {
@@ -28,7 +46,7 @@ export function endQuietlyWhenOutputCloses(): void {
 
 /** Writes a line to stdout. */
 export function out(line = ''): void {
-  process.stdout.write(`${line}\n`);
+  if (!outputGone) process.stdout.write(`${line}\n`);
 }
 
 /** Writes a line to stderr. */

@@ -98,6 +98,8 @@ export class ClientSession extends EventEmitter {
   readonly sessionId: string;
   readonly id: string;
   readonly expiresAt: number;
+  /** The server's idle timeout: a session with no traffic for this long ends. */
+  readonly idleTimeoutMs: number;
   private channel: Channel;
   private socket: WebSocket;
   private nextId = 1;
@@ -123,6 +125,7 @@ export class ClientSession extends EventEmitter {
     this.sessionId = login.sessionId;
     this.id = login.id;
     this.expiresAt = login.expiresAt;
+    this.idleTimeoutMs = login.idleTimeoutMs;
     this.channel = new Channel({
       role: 'client',
       sid: login.sessionId,

@@ -36,6 +36,11 @@ export interface AuditQuery {
   until?: number;
   /** At most this many events (default 1,000, at most 10,000). */
   limit?: number;
+  /**
+   * Only blocks above this height (exclusive): a reader that already holds the events up to it
+   * reads only the blocks written since.
+   */
+  aboveHeight?: number;
 }
 
 /**
@@ -51,7 +56,8 @@ export async function readAuditTrail(ledger: Ledger, q: AuditQuery = {}): Promis
   const until = q.until ?? Number.POSITIVE_INFINITY;
   const out: AuditEntry[] = [];
   const top = (await ledger.checkpoint())?.header.height ?? 0;
-  for (let h = top; h >= 1 && out.length < limit; h--) {
+  const bottom = Math.max(1, (q.aboveHeight ?? 0) + 1);
+  for (let h = top; h >= bottom && out.length < limit; h--) {
     const { block, txids } = await ledger.getBlock(h);
     try {
       verifySignedHeader(block, ledger.genesis, ledger.chainId);

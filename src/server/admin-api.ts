@@ -18,7 +18,7 @@ import { canonicalIdentity } from '../protocol/identity.js';
 import { isAdmin, listSessions, revokeKeyAsAdmin, terminateSession } from './admin-actions.js';
 import type { AlertLog, NumberedAlert } from './alert-log.js';
 import { DASHBOARD_COOKIE, type DashboardAuth, type DashboardSession } from './dashboard-auth.js';
-import type { ServerMetrics } from './metrics.js';
+import { LoginHistory } from './login-history.js';
 import type { SessionTable } from './sessions.js';
 
 /** What the admin API needs. */
@@ -27,7 +27,6 @@ export interface AdminApiContext {
   sessions: SessionTable;
   alerts: AlertLog;
   auth: DashboardAuth;
-  metrics: ServerMetrics;
   now: () => number;
   /** Set the cookie's Secure flag (the server is behind TLS). */
   secureCookies: boolean;
@@ -45,6 +44,7 @@ const ASSETS: ReadonlyMap<string, { dir: URL; type: string }> = new Map([
   ['app.js', { dir: PUBLIC_DIR, type: 'text/javascript; charset=utf-8' }],
   ['style.css', { dir: PUBLIC_DIR, type: 'text/css; charset=utf-8' }],
   ['verifier.js', { dir: BUNDLE_DIR, type: 'text/javascript; charset=utf-8' }],
+  ['favicon.svg', { dir: PUBLIC_DIR, type: 'image/svg+xml' }],
 ]);
 
 /** Headers on every dashboard response: no framing, no referrer (links carry tokens), local code only. */
@@ -86,6 +86,7 @@ export function csvCell(v: unknown): string {
 /** Registers /admin (page, login link) and /admin/api/* on `app`. */
 export function registerAdminApi(app: FastifyInstance, ctx: AdminApiContext): void {
   const acked = new Set<number>();
+  const logins = new LoginHistory(ctx.ledger, ctx.now);
 
   /** Authenticates a call: a live dashboard session whose identity is still an admin on the ledger. */
   async function admin(req: FastifyRequest, opts: { change?: boolean } = {}): Promise<DashboardSession> {
@@ -117,6 +118,13 @@ export function registerAdminApi(app: FastifyInstance, ctx: AdminApiContext): vo
     hardened(reply)
       .type(ASSETS.get('index.html')!.type)
       .send(readFileSync(new URL('index.html', PUBLIC_DIR))),
+  );
+  // Browsers ask for /favicon.ico on their own (the dashboard names its icon inline): the same icon.
+  app.get('/favicon.ico', { schema: { hide: true } }, async (_req, reply) =>
+    hardened(reply)
+      .header('cache-control', 'public, max-age=86400')
+      .type(ASSETS.get('favicon.svg')!.type)
+      .send(readFileSync(new URL('favicon.svg', PUBLIC_DIR))),
   );
 
   // --- one-time login link → cookie session ---
@@ -186,7 +194,12 @@ export function registerAdminApi(app: FastifyInstance, ctx: AdminApiContext): vo
         },
         identities: counts,
         sessions: { live: ctx.sessions.list().length },
-        logins: ctx.metrics.loginSeries(),
+        // From the audit trail on the ledger, so a restart does not reset it (login-history.ts).
+        logins: await logins.series().catch((err: unknown) => {
+          if (err instanceof KlError && err.code === 'KL_LEDGER_CORRUPT')
+            ctx.log(`login chart refused: ${err.message}`);
+          throw err;
+        }),
         alerts: {
           open: ctx.alerts.list().filter((a) => !acked.has(a.n)).length,
           dropped: ctx.alerts.dropped(),

@@ -12,6 +12,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { dataPaths, readGenesisFile } from '../ledger/data-dir.js';
 import { EmbeddedLedger } from '../ledger/embedded-ledger.js';
+import type { CommittedTransaction } from '../ledger/ledger.js';
+import type { TxBodies } from '../ledger/transactions.js';
 import { isKlError, KlError } from '../protocol/errors.js';
 import { sha256Hex } from '../protocol/hash.js';
 import { canonicalIdentity } from '../protocol/identity.js';
@@ -29,12 +31,13 @@ import { AlertLog, DEFAULT_ALERT_CAPACITY } from './alert-log.js';
 import { proxyTrust, sourceKey } from './client-address.js';
 import { DashboardAuth, type DashboardAuthPolicy, DEFAULT_DASHBOARD_AUTH_POLICY } from './dashboard-auth.js';
 import { demoService, storageKey } from './demo-service.js';
+import { type ServerEvent, safeListener, withoutUrlSecrets } from './events.js';
 import { ParsedKeyCache } from './handshake.js';
 import { IdentityProofs } from './identity-proofs.js';
 import { attachLoginSocket } from './login-socket.js';
 import { type CodeMailer, type SmtpOptions, smtpMailer } from './mailer.js';
 import { ServerMetrics } from './metrics.js';
-import { evmSequencerFor, initNodeIfNeeded } from './node.js';
+import { initNodeIfNeeded } from './node.js';
 import { type Limit, RateLimiter } from './rate-limiter.js';
 import { type RegistrationRequest, RegistrationService } from './registration.js';
 import { loadServerKey } from './server-key.js';
@@ -44,6 +47,7 @@ import {
   DEFAULT_SESSION_POLICY,
   type EndReason,
   type HijackPolicy,
+  type Session,
   type SessionEnded,
   type SessionPolicy,
   SessionTable,
@@ -143,6 +147,11 @@ export interface ServerOptions {
   tls?: TlsFiles;
   dashboardAuth?: Partial<DashboardAuthPolicy>;
   log?: (line: string) => void;
+  /**
+   * Called once per event (registration, login, session end, revocation, alert, refusal; events.ts),
+   * synchronously; what it throws is ignored. The CLI prints them on the console.
+   */
+  onEvent?: (event: ServerEvent) => void;
 }
 
 /** A running server. */
@@ -197,6 +206,7 @@ function sendError(reply: FastifyReply, err: KlError): FastifyReply {
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const now = o.now ?? Date.now;
   const log = o.log ?? (() => {});
+  const emit = safeListener(o.onEvent);
   // Refused before anything is opened: a data directory too deep for its admin socket.
   if (o.adminSocket !== false) checkAdminSocketPath(o.dataDir);
   await initNodeIfNeeded({ dataDir: o.dataDir, passphrase: o.passphrase, now });
@@ -206,13 +216,17 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // The EVM engine (issue 6): the chain orders transactions; this node derives the same ledger.
   const { engine } = readGenesisFile(dataPaths(o.dataDir).genesis).genesis;
   const sequencer = engine
-    ? evmSequencerFor({
+    ? (await import('./evm-node.js')).evmSequencerFor({
         dataDir: o.dataDir,
         passphrase: o.passphrase,
         engine,
         ...(o.evm?.rpcUrl ? { rpcUrl: o.evm.rpcUrl } : {}),
         ...(o.evm?.pollMs ? { pollMs: o.evm.pollMs } : {}),
-        log,
+        // What the chain follower logs is a problem (the node unreachable, a transaction left out).
+        log: (line: string) => {
+          log(line);
+          emit({ kind: 'ledger_problem', at: now(), detail: withoutUrlSecrets(line) });
+        },
       })
     : undefined;
   const ledger = EmbeddedLedger.open({
@@ -240,14 +254,11 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     now,
   );
   let ledgerHeight = (await ledger.checkpoint())?.header.height ?? 0;
-  const metrics = new ServerMetrics(
-    {
-      activeSessions: () => sessions.size,
-      ledgerHeight: () => ledgerHeight,
-      storageFault: () => (ledger.storageFault() ? 1 : 0),
-    },
-    now,
-  );
+  const metrics = new ServerMetrics({
+    activeSessions: () => sessions.size,
+    ledgerHeight: () => ledgerHeight,
+    storageFault: () => (ledger.storageFault() ? 1 : 0),
+  });
   const dashboard = new DashboardAuth({ ...DEFAULT_DASHBOARD_AUTH_POLICY, ...o.dashboardAuth }, now);
   const alertEvents = new EventEmitter();
   // The newest alerts are kept; one pushed out is counted (metric, a log line a minute at most), and
@@ -267,6 +278,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   /** Keeps an alert for the operator and pushes it live. */
   const recordAlert = (alert: Alert) => {
     alertEvents.emit('alert', alerts.record(alert));
+    const { at, kind, id, sessionId, detail } = alert;
+    emit({ kind: 'alert', at, alert: kind, id, sessionId, detail });
   };
   // Storage faults (disk full, data directory read-only): an alert on the first write that fails,
   // then at most one a minute while writes keep failing.
@@ -337,13 +350,36 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   };
 
   // Seed phase 4 step 6: session events on the ledger audit trail (identifiers hashed).
+  sessions.on('started', (s: Session) => {
+    const { id, fingerprint, sessionId, ip } = s;
+    emit({ kind: 'login', at: now(), id, fingerprint, sessionId, ip });
+  });
   sessions.on('ended', ({ session, reason, detail }: SessionEnded) => {
+    if (reason !== 'hijack') {
+      const { id, sessionId, ip } = session;
+      emit({ kind: 'session_ended', at: now(), id, sessionId, ip, reason });
+    }
     audit(END_EVENTS[reason], session.id, { session: sha256Hex(session.sessionId).slice(0, 32), reason });
     if (reason === 'hijack') {
       recordAlert({ at: now(), kind: 'hijack', id: session.id, sessionId: session.sessionId, detail });
       log(`ALERT hijack suspected on a session of ${session.id}: ${detail}`);
     }
   });
+  /** Key revocations, rotations and role changes committed on the ledger, as events. */
+  function emitLedgerEvent(tx: CommittedTransaction): void {
+    const at = now();
+    if (tx.type === 'KeyRevoked') {
+      const b = tx.envelope.tx.body as TxBodies['KeyRevoked'];
+      const by = b.by === 'admin' ? { admin: b.admin ?? '' } : ('owner' as const);
+      emit({ kind: 'key_revoked', at, id: b.id, fingerprint: b.fingerprint, reason: b.reason, by });
+    } else if (tx.type === 'KeyRotated') {
+      const b = tx.envelope.tx.body as TxBodies['KeyRotated'];
+      emit({ kind: 'key_rotated', at, id: b.id, fingerprint: b.fingerprint });
+    } else if (tx.type === 'RoleGranted' || tx.type === 'RoleRevoked') {
+      const b = tx.envelope.tx.body as TxBodies['RoleGranted'];
+      emit({ kind: 'role_changed', at, id: b.id, role: b.role, granted: tx.type === 'RoleGranted' });
+    }
+  }
   // Revoking (or rotating) a key on the ledger ends every session of that identity at once.
   const unsubscribe = ledger.subscribe((tx) => {
     ledgerHeight = Math.max(ledgerHeight, tx.height);
@@ -354,6 +390,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     // The first admins named at start get their role once they are registered.
     if (tx.type === 'KeyRegistered' && typeof subject === 'string' && bootstrapAdmins.has(subject))
       setImmediate(() => grantBootstrapAdmin(subject));
+    emitLedgerEvent(tx);
     if (tx.type === 'KeyRevoked' || tx.type === 'KeyRotated') {
       const id = (tx.envelope.tx.body as { id: string }).id;
       // After the current microtasks, so the owner who asked for the revocation gets its receipt first.
@@ -443,8 +480,17 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     },
   }) as unknown as FastifyInstance; // an https.Server underneath when TLS is on
 
-  app.setErrorHandler((err: unknown, _req: FastifyRequest, reply: FastifyReply) => {
+  app.setErrorHandler((err: unknown, req: FastifyRequest, reply: FastifyReply) => {
     noteStorageFault(err);
+    if (req.url.startsWith('/v1/register/') || req.url.startsWith('/v1/enroll/')) {
+      const e = err as { validation?: unknown; statusCode?: number };
+      const code = isKlError(err)
+        ? err.code
+        : e.validation || (e.statusCode ?? 500) < 500
+          ? 'KL_BAD_INPUT'
+          : 'KL_INTERNAL';
+      emit({ kind: 'refused', at: now(), what: 'registration', ip: req.ip, code });
+    }
     if (isKlError(err)) return sendError(reply, err);
     const e = err as { validation?: unknown; code?: string; statusCode?: number; message?: string };
     if (e.validation) return sendError(reply, new KlError('KL_BAD_INPUT', `invalid request: ${e.message}`));
@@ -655,6 +701,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       rl.registerPerIp.take(sourceKey(req.ip));
       const result = await registration.complete(req.body, sourceKey(req.ip));
       audit('registration', result.id, { fingerprint: result.fingerprint });
+      emit({ kind: 'registered', at: now(), id: result.id, fingerprint: result.fingerprint, ip: req.ip });
       return result;
     },
   );
@@ -665,7 +712,6 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     sessions,
     alerts,
     auth: dashboard,
-    metrics,
     now,
     secureCookies: publicUrl.startsWith('https:') || tls !== undefined,
     log,
@@ -692,6 +738,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     handlers,
     audit,
     log,
+    event: emit,
   });
   const sweeper = setInterval(() => sessions.sweep(), 1_000);
   sweeper.unref();

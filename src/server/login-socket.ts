@@ -18,6 +18,7 @@ import { HELLO_SHAPE, MAX_WS_MESSAGE, RESPONSE_SHAPE } from '../protocol/message
 import { checkResumeProof } from '../protocol/resume.js';
 import { checkShape } from '../protocol/shape.js';
 import { clientAddress, type ProxyTrust, sourceKey } from './client-address.js';
+import type { ServerEvent } from './events.js';
 import {
   type ChallengeResponse,
   createChallenge,
@@ -55,6 +56,8 @@ export interface LoginSocketContext {
   /** Writes an audit event; failures are logged, never block a login. */
   audit: (event: string, id: string, detail?: Record<string, string | number | boolean>) => void;
   log: (msg: string) => void;
+  /** Told of each refused login or resumption (events.ts); never throws. */
+  event?: (e: ServerEvent) => void;
 }
 
 const RESUME_SHAPE = {
@@ -101,6 +104,8 @@ export function attachLoginSocket(
     let mine: PendingChallenge | undefined;
     let session: Session | undefined;
     let resuming: { session: Session; clientNonce: string; serverNonce: string } | undefined;
+    /** The identity this connection claims (hello) or resumes, for the refusal event. */
+    let claimed: string | undefined;
     let queue = Promise.resolve();
     let timer: NodeJS.Timeout | undefined = setTimeout(
       () => fail(new KlError('KL_PROTOCOL', 'the handshake took too long')),
@@ -120,6 +125,11 @@ export function attachLoginSocket(
       if (state === 'closed') return;
       const e = isKlError(err) ? err : new KlError('KL_INTERNAL', 'internal error');
       if (!isKlError(err)) ctx.log(`login socket error: ${(err as Error)?.stack ?? String(err)}`);
+      // A hijack alarm is its own event (an alert naming the session).
+      if (state !== 'established' && e.code !== 'KL_HIJACK_SUSPECTED') {
+        const id = claimed ? { id: claimed } : {};
+        ctx.event?.({ kind: 'refused', at: ctx.now(), what: 'login', ip, code: e.code, ...id });
+      }
       send({ type: 'error', code: e.code, message: e.message });
       state = 'closed';
       stopTimer();
@@ -168,6 +178,7 @@ export function attachLoginSocket(
         ctx.limits.loginPerIp.take(source);
         const target = ctx.sessions.get(r.sid);
         if (!target) throw new KlError('KL_SESSION_UNKNOWN', 'no live session has this id: log in again');
+        claimed = target.id;
         resuming = {
           session: target,
           clientNonce: r.nonce,
@@ -237,6 +248,7 @@ export function attachLoginSocket(
       if (state === 'hello') {
         if (type !== 'hello') throw new KlError('KL_PROTOCOL', 'expected hello');
         const hello = checkShape<Hello>(msg, HELLO_SHAPE, 'KL_PROTOCOL', 'hello');
+        claimed = hello.id;
         ctx.limits.loginPerIp.take(source);
         ctx.limits.loginGlobal.take('*');
         // Only verified logins charge the identity's limit: a stranger's hellos for alice never do.

@@ -2,7 +2,7 @@
  * Sends emailed one-time codes over SMTP (nodemailer). Configured by KEYLEDGER_SMTP_URL
  * (e.g. smtp://user:pass@mail.example.org:587) and KEYLEDGER_SMTP_FROM, or by options.
  */
-import nodemailer from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import { KlError } from '../protocol/errors.js';
 
 /** SMTP settings. */
@@ -20,24 +20,29 @@ export interface CodeMailer {
   sendCode(to: string, code: string, expiresAt: number): Promise<void>;
 }
 
-/** Makes an SMTP mailer. */
+/** Makes an SMTP mailer (nodemailer is loaded when the first code is sent). */
 export function smtpMailer(o: SmtpOptions): CodeMailer {
-  const url = new URL(o.url);
-  const transport = nodemailer.createTransport({
-    host: url.hostname,
-    port: Number(url.port || (url.protocol === 'smtps:' ? 465 : 587)),
-    secure: url.protocol === 'smtps:',
-    ...(url.username
-      ? { auth: { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } }
-      : {}),
-    ignoreTLS: o.insecureAllowPlaintext === true,
-    requireTLS: o.insecureAllowPlaintext !== true && url.protocol !== 'smtps:',
-    connectionTimeout: 10_000,
-    socketTimeout: 10_000,
-  });
+  let transport: Transporter | undefined;
+  const connect = async (): Promise<Transporter> => {
+    const url = new URL(o.url);
+    const { default: nodemailer } = await import('nodemailer');
+    return nodemailer.createTransport({
+      host: url.hostname,
+      port: Number(url.port || (url.protocol === 'smtps:' ? 465 : 587)),
+      secure: url.protocol === 'smtps:',
+      ...(url.username
+        ? { auth: { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } }
+        : {}),
+      ignoreTLS: o.insecureAllowPlaintext === true,
+      requireTLS: o.insecureAllowPlaintext !== true && url.protocol !== 'smtps:',
+      connectionTimeout: 10_000,
+      socketTimeout: 10_000,
+    });
+  };
   return {
     async sendCode(to, code, expiresAt) {
       try {
+        transport ??= await connect();
         await transport.sendMail({
           from: o.from,
           to,

@@ -1,17 +1,10 @@
 /**
- * Operational metrics (issue 5): Prometheus text at /metrics (prom-client, one registry per server)
- * and the per-minute login series the dashboard charts. Both are fed by the server's audit events —
- * the same stream that goes to the ledger — so a figure here always has an audit record behind it.
+ * Operational metrics: Prometheus text at /metrics (prom-client, one registry per server), fed by
+ * the server's audit events — the same stream that goes to the ledger — so a figure here always has
+ * an audit record behind it. (The dashboard's per-minute login chart reads the audit trail itself:
+ * login-history.ts.)
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-
-/** Per-minute login counts, for the dashboard's chart (the last `minutes` minutes, in memory). */
-export interface LoginSeriesPoint {
-  /** Start of the minute, ms. */
-  t: number;
-  ok: number;
-  failed: number;
-}
 
 /** What the gauges read when Prometheus scrapes. */
 export interface MetricsSources {
@@ -32,13 +25,8 @@ export class ServerMetrics {
   private readonly sessionEnds: Counter<'reason'>;
   private readonly alertsDropped: Counter<'kind'>;
   private readonly commitSeconds: Histogram;
-  private readonly series = new Map<number, LoginSeriesPoint>();
 
-  constructor(
-    sources: MetricsSources,
-    private readonly now: () => number,
-    private readonly minutes = 60,
-  ) {
+  constructor(sources: MetricsSources) {
     const registers = [this.registry];
     this.logins = new Counter({
       name: 'keyledger_logins_total',
@@ -116,11 +104,9 @@ export class ServerMetrics {
     switch (event) {
       case 'session_start':
         this.logins.inc();
-        this.point().ok += 1;
         return;
       case 'login_failed':
         this.failures.inc({ code: String(detail?.reason ?? 'unknown') });
-        this.point().failed += 1;
         return;
       case 'registration':
         this.registrations.inc();
@@ -147,32 +133,8 @@ export class ServerMetrics {
     this.commitSeconds.observe(ms / 1000);
   }
 
-  /** The login series of the last `minutes` minutes, oldest first, with empty minutes filled in. */
-  loginSeries(): LoginSeriesPoint[] {
-    const current = this.minute(this.now());
-    const out: LoginSeriesPoint[] = [];
-    for (let t = current - (this.minutes - 1) * 60_000; t <= current; t += 60_000)
-      out.push(this.series.get(t) ?? { t, ok: 0, failed: 0 });
-    return out;
-  }
-
   /** Prometheus text exposition. */
   text(): Promise<string> {
     return this.registry.metrics();
-  }
-
-  private minute(ms: number): number {
-    return Math.floor(ms / 60_000) * 60_000;
-  }
-
-  private point(): LoginSeriesPoint {
-    const t = this.minute(this.now());
-    let p = this.series.get(t);
-    if (!p) {
-      p = { t, ok: 0, failed: 0 };
-      this.series.set(t, p);
-      for (const k of this.series.keys()) if (k <= t - this.minutes * 60_000) this.series.delete(k);
-    }
-    return p;
   }
 }

@@ -8,7 +8,7 @@ import { createIdentity } from '../../src/client/identity.js';
 import { register } from '../../src/client/register.js';
 import { formatInvitation } from '../../src/protocol/invitation.js';
 import { type RunningServer, type ServerOptions, startServer } from '../../src/server/app.js';
-import { initEvmNode } from '../../src/server/node.js';
+import { initEvmNode } from '../../src/server/evm-node.js';
 import { PASSPHRASE, tempDir } from '../helpers.js';
 import { ANVIL_FUNDER_KEY, type Anvil, startAnvil } from './anvil.js';
 

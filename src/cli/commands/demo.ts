@@ -33,7 +33,13 @@ function check(label: string, ok: boolean): void {
 
 /** Runs the demo; returns the exit code. */
 export async function demo(o: DemoOptions): Promise<number> {
-  const passphrase = await resolvePassphrase(o);
+  // A demo directory needs no secret: without a passphrase from a file or the environment, the
+  // public development passphrase protects it (and resolvePassphrase says so).
+  const given = o.passphraseFile !== undefined || !!process.env.KEYLEDGER_SERVER_PASSPHRASE;
+  const passphrase = await resolvePassphrase({
+    ...o,
+    insecureDevPassphrase: o.insecureDevPassphrase || !given,
+  });
   if (!isInitialised(o.data)) {
     const { chainId } = initEmbeddedLedger({ dataDir: o.data, passphrase, name: 'keyledger demo' });
     out(`initialised a new ledger in ${o.data} (chain ${chainId.slice(0, 16)}…)`);

@@ -3,13 +3,15 @@
  */
 
 import { readFileSync } from 'node:fs';
-import { EmbeddedLedger, initEmbeddedLedger } from '../../ledger/embedded-ledger.js';
+import { dataPaths, isInitialised, readGenesisFile } from '../../ledger/data-dir.js';
+import { EmbeddedLedger } from '../../ledger/embedded-ledger.js';
 import { storedVerifiedCheckpoint, verifyAndMark } from '../../ledger/mark-verified.js';
 import { verifyKeyRecordProof, verifyTransactionReceipt } from '../../ledger/proofs.js';
 import type { VerifiedPoint } from '../../ledger/verified-checkpoint.js';
 import { type LedgerVerification, verifyLedgerData } from '../../ledger/verify-ledger.js';
 import { KlError } from '../../protocol/errors.js';
 import { canonicalIdentity } from '../../protocol/identity.js';
+import { initNodeIfNeeded } from '../../server/node.js';
 import { out, progress } from '../io.js';
 import { resolvePassphrase } from '../passphrase.js';
 
@@ -30,16 +32,21 @@ export interface LedgerCommandOptions {
   markVerified?: boolean;
 }
 
-/** `keyledger ledger init`: makes the keys and genesis of a new data directory. */
+/**
+ * `keyledger ledger init`: makes a new data directory, as `keyledger serve` does on its first start:
+ * the ledger's keys and genesis, and the server's OpenPGP key pinned in it, so `serve` starts on it.
+ */
 export async function ledgerInit(o: LedgerCommandOptions): Promise<number> {
+  if (isInitialised(o.data)) throw new KlError('KL_DATA_DIR', `${o.data} already holds a ledger`);
   const passphrase = await resolvePassphrase(o, { confirm: true });
-  const { chainId, genesis } = initEmbeddedLedger({
-    dataDir: o.data,
-    passphrase,
-    ...(o.name ? { name: o.name } : {}),
-  });
+  await initNodeIfNeeded({ dataDir: o.data, passphrase, ...(o.name ? { name: o.name } : {}) });
+  const { chainId, genesis } = readGenesisFile(dataPaths(o.data).genesis);
   if (o.json) out(JSON.stringify({ chainId, genesis }, null, 2));
-  else out(`initialised ledger "${genesis.name}" in ${o.data}\nchain id ${chainId}`);
+  else
+    out(
+      `initialised ledger "${genesis.name}" in ${o.data}\nchain id ${chainId}\nserver key ${genesis.server?.fingerprint}\n` +
+        `start it: keyledger serve --data ${o.data}`,
+    );
   return 0;
 }
 

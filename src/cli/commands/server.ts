@@ -1,5 +1,6 @@
 /**
- * `keyledger serve` and `keyledger admin invite`.
+ * `keyledger serve`: runs the server until SIGINT/SIGTERM, with its banner, its event lines on
+ * stdout and its encrypted log.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,21 +9,12 @@ import { storageError } from '../../ledger/storage-fault.js';
 import { EncryptedLog } from '../../pgp/encrypted-log.js';
 import { readPublicKey } from '../../pgp/messages.js';
 import { KlError } from '../../protocol/errors.js';
-import { canonicalIdentity } from '../../protocol/identity.js';
-import { formatInvitation } from '../../protocol/invitation.js';
 import { startServer } from '../../server/app.js';
-import {
-  CONFIG_SCHEMA,
-  type ConfigFile,
-  loadConfig,
-  redactConfig,
-  serverOptionsOf,
-} from '../../server/config.js';
-import { IdentityProofs } from '../../server/identity-proofs.js';
-import { initEvmNode } from '../../server/node.js';
+import { type ConfigFile, loadConfig, serverOptionsOf } from '../../server/config.js';
 import { loadServerKey } from '../../server/server-key.js';
 import { loadTls } from '../../server/tls.js';
-import { info, out } from '../io.js';
+import { eventConsole } from '../event-console.js';
+import { info, keepRunningWhenOutputCloses, out } from '../io.js';
 import { logWriter } from '../log-writer.js';
 import { resolvePassphrase } from '../passphrase.js';
 
@@ -37,6 +29,8 @@ export interface ServeOptions {
   /** Also print log lines in clear on stderr (development only). */
   insecurePlainLogs?: boolean;
   json?: boolean;
+  /** No event lines on stdout (the start banner and the encrypted log stay). */
+  quiet?: boolean;
 }
 
 /** Log lines kept while the encrypted log is not open yet (start-up); more are counted, not kept. */
@@ -44,6 +38,8 @@ const MAX_EARLY_LOG_LINES = 10_000;
 
 /** Runs the server until SIGINT/SIGTERM. */
 export async function serve(o: ServeOptions): Promise<number> {
+  // `keyledger serve | head`: the server outlives the reader of its event lines.
+  keepRunningWhenOutputCloses();
   const config = loadConfig({ ...(o.configFile ? { file: o.configFile } : {}), flags: o.flags });
   const options = serverOptionsOf(config);
   const data = options.dataDir;
@@ -51,7 +47,8 @@ export async function serve(o: ServeOptions): Promise<number> {
   if (options.tls) loadTls(options.tls);
   const fresh = !isInitialised(data);
   const passphrase = await resolvePassphrase(o, { confirm: fresh });
-  if (fresh && config.ledger?.engine === 'evm') await initEvm(data, passphrase, config.ledger);
+  if (fresh && config.ledger?.engine === 'evm')
+    await (await import('./evm-setup.js')).initEvm(data, passphrase, config.ledger);
   else if (config.ledger?.engine === 'evm' || config.ledger?.contract) checkEngine(data, config.ledger ?? {});
   // Seed phase 4 step 6: the server's log is encrypted at rest, readable with the operator's key
   // (operatorKey) or, by default, with the server key (keyledger logs decrypt --data DIR).
@@ -67,7 +64,15 @@ export async function serve(o: ServeOptions): Promise<number> {
     else earlyDropped++;
     if (o.insecurePlainLogs) info(`${new Date().toISOString()} ${line}`);
   };
-  const server = await startServer({ ...options, passphrase, log });
+  // One line per event on stdout (registrations, logins, logouts, revocations, alerts, refusals
+  // summarised), never a secret (src/server/events.ts); --quiet turns them off.
+  const events = o.quiet ? undefined : eventConsole({ json: o.json ?? false, write: out });
+  const server = await startServer({
+    ...options,
+    passphrase,
+    log,
+    ...(events ? { onEvent: events.onEvent } : {}),
+  });
   // Listening for SIGINT/SIGTERM before announcing anything: a supervisor that stops the server as
   // soon as it reports in still gets a graceful shutdown.
   const stopRequested = new Promise<void>((resolve) => {
@@ -143,43 +148,22 @@ export async function serve(o: ServeOptions): Promise<number> {
       `  API description     ${server.url}/openapi.json, ${server.url}/docs/; metrics ${server.url}/metrics`,
     );
     out(`invite a user:  keyledger admin invite alice@example.org --data ${data}`);
+    if (events) out('events (times in UTC; --quiet turns them off):');
   }
+  events?.start();
   // Graceful shutdown: stop taking logins, end sessions with a reason, finish in-flight commits.
   await stopRequested;
   process.off('SIGHUP', reloadTls);
   info('shutting down…');
   await server.close();
+  events?.stop();
   log('server stopped');
   logFile.close();
   return 0;
 }
 
-type LedgerSettings = NonNullable<ConfigFile['ledger']>;
-
-/** A new EVM-engine data directory: deploys KeyRegistry, or attaches to `contract`. */
-async function initEvm(data: string, passphrase: string, l: LedgerSettings, funder?: string) {
-  if (!l.rpcUrl) throw new KlError('KL_CONFIG_INVALID', 'the EVM engine needs --rpc URL (ledger.rpcUrl)');
-  const r = await initEvmNode({
-    dataDir: data,
-    passphrase,
-    rpcUrl: l.rpcUrl,
-    ...(l.contract ? { contract: { address: l.contract, fromBlock: l.fromBlock ?? 0 } } : {}),
-    ...(l.confirmations ? { confirmations: l.confirmations } : {}),
-    ...(funder ? { insecureDevFunderKey: funder } : {}),
-  });
-  const e = r.genesis.engine!;
-  info(
-    `${l.contract ? 'attached to' : 'deployed'} KeyRegistry ${e.contract} on chain ${e.chainId} (block ${e.fromBlock}); this node's account: ${r.account}`,
-  );
-  if (l.contract)
-    info(
-      `the contract's governor must make ${r.account} a registrar (setRegistrar) before this node can write`,
-    );
-  return r;
-}
-
 /** An initialised directory keeps its engine: refuse settings that name another. */
-function checkEngine(data: string, l: LedgerSettings): void {
+function checkEngine(data: string, l: NonNullable<ConfigFile['ledger']>): void {
   const { engine } = readGenesisFile(`${data}/genesis.json`).genesis;
   if (!engine)
     throw new KlError('KL_CONFIG_INVALID', `${data} holds an embedded-engine ledger, not an EVM one`);
@@ -188,142 +172,4 @@ function checkEngine(data: string, l: LedgerSettings): void {
       'KL_CONFIG_INVALID',
       `${data} is bound to contract ${engine.contract}, not ${l.contract}`,
     );
-}
-
-/**
- * `keyledger ledger deploy --rpc URL --data DIR`: a new EVM-engine data directory with the
- * KeyRegistry contract deployed from a new account of this node (sealed under the node passphrase).
- */
-export async function ledgerDeploy(o: {
-  data: string;
-  ledger: LedgerSettings;
-  insecureDevFunderKey?: string;
-  passphraseFile?: string;
-  insecureDevPassphrase?: boolean;
-  json?: boolean;
-}): Promise<number> {
-  if (isInitialised(o.data)) throw new KlError('KL_DATA_DIR', `${o.data} already holds a ledger`);
-  const passphrase = await resolvePassphrase(o, { confirm: true });
-  const r = await initEvm(o.data, passphrase, o.ledger, o.insecureDevFunderKey);
-  const e = r.genesis.engine!;
-  if (o.json) out(JSON.stringify({ ...e, account: r.account, dataDir: o.data }));
-  else
-    out(`contract ${e.contract}
-chain ${e.chainId}
-account ${r.account}
-start it: keyledger serve --data ${o.data}`);
-  return 0;
-}
-
-/** `keyledger config check [--config FILE]`: validates the effective configuration and prints it. */
-export function configCheck(o: { configFile?: string; flags: ConfigFile; json?: boolean }): number {
-  const config = loadConfig({ ...(o.configFile ? { file: o.configFile } : {}), flags: o.flags });
-  serverOptionsOf(config); // durations parse
-  const shown = redactConfig(config);
-  if (o.json) out(JSON.stringify({ valid: true, config: shown }));
-  else {
-    out(
-      `configuration OK${o.configFile ? ` (${o.configFile}, environment, flags)` : ' (no file: defaults, environment, flags)'}`,
-    );
-    for (const line of effectiveSettings(CONFIG_SCHEMA.properties, shown as Record<string, unknown>, ''))
-      out(line);
-  }
-  return 0;
-}
-
-/** A schema node of CONFIG_SCHEMA, as far as the settings listing reads it. */
-interface SchemaNode {
-  description?: string;
-  properties?: Record<string, SchemaNode>;
-}
-
-/**
- * Every setting of the schema, one line each: the value given (file, environment or flags) or the
- * default that the schema's description states, so `config check` shows the effective configuration
- * even with no file at all (docs/configuration.md).
- */
-function effectiveSettings(
-  props: Record<string, SchemaNode>,
-  given: Record<string, unknown>,
-  prefix: string,
-): string[] {
-  const lines: string[] = [];
-  for (const [key, node] of Object.entries(props)) {
-    const path = `${prefix}${key}`;
-    const value = given?.[key];
-    const defaultText = /Default:? (.*?)\.?(?: A duration.*)?$/.exec(node.description ?? '')?.[1];
-    if (node.properties && defaultText === undefined && (value === undefined || typeof value === 'object')) {
-      lines.push(...effectiveSettings(node.properties, (value ?? {}) as Record<string, unknown>, `${path}.`));
-      continue;
-    }
-    const shown =
-      value !== undefined
-        ? JSON.stringify(value)
-        : defaultText !== undefined
-          ? `${defaultText} (default)`
-          : '(not set)';
-    lines.push(`  ${path.padEnd(34)} ${shown}`);
-  }
-  return lines;
-}
-
-/** `keyledger config schema`: the JSON schema of the configuration file. */
-export function configSchema(): number {
-  out(JSON.stringify(CONFIG_SCHEMA, null, 2));
-  return 0;
-}
-
-/** Options of `keyledger admin invite`. */
-export interface InviteOptions {
-  data: string;
-  identity: string;
-  expiresMs: number;
-  json?: boolean;
-}
-
-/** Prints a one-time invitation code bound to an identity. */
-export async function adminInvite(o: InviteOptions): Promise<number> {
-  if (!isInitialised(o.data))
-    throw new KlError(
-      'KL_DATA_DIR',
-      `${o.data} holds no ledger: start the server once with keyledger serve --data ${o.data}`,
-    );
-  const id = canonicalIdentity(o.identity);
-  const { chainId } = readGenesisFile(`${o.data}/genesis.json`);
-  const proofs = new IdentityProofs(o.data);
-  try {
-    const now = Date.now();
-    const expiresAt = now + o.expiresMs;
-    // The invitation carries the ledger's pin: the user's client authenticates this server with it
-    // before revealing the code (docs/protocol.md, "Registration on a hostile network").
-    const code = formatInvitation(proofs.issueInvite(id, now, expiresAt), chainId);
-    if (o.json)
-      out(JSON.stringify({ id, code, expiresAt: new Date(expiresAt).toISOString(), chain: chainId }));
-    else {
-      out(code);
-      info(
-        `invitation for ${id}, valid until ${new Date(expiresAt).toISOString()} (shown once; stored hashed)`,
-      );
-      info('hand it over whole: the part after the "." lets the user\'s client authenticate this server');
-      // The data directory does not record the address people reach the server at; the setting
-      // `publicUrl` (KEYLEDGER_PUBLIC_URL, docs/configuration.md) does, when given.
-      const publicUrl = process.env.KEYLEDGER_PUBLIC_URL?.replace(/\/$/, '');
-      if (publicUrl && /^https?:\/\//.test(publicUrl))
-        info(
-          `the user runs: keyledger init --id ${id}, then keyledger register --server ${publicUrl} --invite ${code}`,
-        );
-      else {
-        info(
-          `the user runs: keyledger init --id ${id}, then keyledger register --server URL --invite ${code}`,
-        );
-        info(
-          "URL: this server's public address (what `keyledger serve` printed, or its publicUrl); " +
-            `${o.data} does not record it — set KEYLEDGER_PUBLIC_URL to have it printed here`,
-        );
-      }
-    }
-  } finally {
-    proofs.close();
-  }
-  return 0;
 }

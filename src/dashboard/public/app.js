@@ -80,15 +80,18 @@ async function showOverview() {
   drawChart(o.logins);
 }
 
-function drawChart(points) {
+// The bars stretch with the page (preserveAspectRatio="none"); text never goes inside that SVG, where
+// it would be stretched too: the chart's figures are an HTML line below it (#ov-chart-note).
+function drawChart({ points, incompleteBefore }) {
   const ns = 'http://www.w3.org/2000/svg';
   const w = 600;
   const h = 150;
   const max = Math.max(1, ...points.map((p) => p.ok + p.failed));
   const bw = w / points.length;
   const svg = document.createElementNS(ns, 'svg');
-  svg.setAttribute('viewBox', `0 0 ${w} ${h + 20}`);
+  svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
   svg.setAttribute('preserveAspectRatio', 'none');
+  svg.setAttribute('aria-hidden', 'true');
   const total = points.reduce((a, p) => ({ ok: a.ok + p.ok, failed: a.failed + p.failed }), {
     ok: 0,
     failed: 0,
@@ -113,14 +116,12 @@ function drawChart(points) {
       svg.append(r);
     }
   });
-  const axis = document.createElementNS(ns, 'text');
-  axis.setAttribute('x', '0');
-  axis.setAttribute('y', String(h + 16));
-  axis.setAttribute('font-size', '11');
-  axis.textContent = `max ${max}/min · ${total.ok} ok · ${total.failed} failed`;
-  svg.append(axis);
   $('#ov-chart').replaceChildren(svg);
-  $('#ov-chart').setAttribute('aria-label', title.textContent);
+  const incomplete = incompleteBefore
+    ? ` · more than 10,000 audit events this hour: counts before ${new Date(incompleteBefore).toLocaleTimeString()} are incomplete`
+    : '';
+  $('#ov-chart-note').textContent = `max ${max}/min · ${total.ok} ok · ${total.failed} failed${incomplete}`;
+  $('#ov-chart').setAttribute('aria-label', `${title.textContent}${incomplete}`);
 }
 
 async function showIdentities(q = $('#id-q').value) {
@@ -133,7 +134,15 @@ async function showIdentities(q = $('#id-q').value) {
         el(
           'td',
           {},
-          el('button', { type: 'button', className: 'link', onclick: () => showIdentity(r.id) }, r.id),
+          el(
+            'button',
+            {
+              type: 'button',
+              className: 'link',
+              onclick: () => load($('#view-identities'), () => showIdentity(r.id)),
+            },
+            r.id,
+          ),
         ),
         el('td', {}, r.name),
         el('td', { className: 'mono' }, r.fingerprint),
@@ -315,7 +324,12 @@ async function showLedger(more = false) {
           ...b.txids.map((txid) =>
             el(
               'button',
-              { type: 'button', className: 'link', 'data-txid': txid, onclick: () => showTx(txid) },
+              {
+                type: 'button',
+                className: 'link',
+                'data-txid': txid,
+                onclick: () => load($('#view-ledger'), () => showTx(txid)),
+              },
               short(txid, 12),
               ' ',
             ),
@@ -459,6 +473,43 @@ function listenForAlerts() {
   });
 }
 
+// --- loading state ---
+
+/**
+ * Runs `fn` (which fills `view` with data from the server) with the view marked busy and a
+ * "Loading…" line until the data arrives; on failure the line becomes an error with a Retry button.
+ * A load that a newer one of the same view overtook changes nothing.
+ */
+async function load(view, fn) {
+  let status = view.querySelector(':scope > .load-status');
+  if (!status) {
+    status = el('div', { className: 'load-status' });
+    view.querySelector(':scope > h2').after(status);
+  }
+  const n = (Number(view.dataset.loads ?? '0') + 1).toString();
+  view.dataset.loads = n;
+  view.setAttribute('aria-busy', 'true');
+  status.replaceChildren(el('p', { className: 'loading', role: 'status' }, 'Loading…'));
+  status.hidden = false;
+  try {
+    await fn();
+    if (view.dataset.loads === n) status.hidden = true;
+  } catch (err) {
+    if (view.dataset.loads !== n) return;
+    if (err.status === 401 || err.status === 403) return loggedOut(err.message);
+    status.replaceChildren(
+      el(
+        'div',
+        { className: 'load-error', role: 'alert' },
+        el('p', {}, `Could not load this page: ${err.message}${err.code ? ` (${err.code})` : ''}.`),
+        el('button', { type: 'button', onclick: () => load(view, fn) }, 'Retry'),
+      ),
+    );
+  } finally {
+    if (view.dataset.loads === n) view.removeAttribute('aria-busy');
+  }
+}
+
 // --- navigation ---
 
 const VIEWS = {
@@ -477,12 +528,7 @@ async function route() {
     if (a.dataset.view === name) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  try {
-    await VIEWS[name]();
-  } catch (err) {
-    if (err.status === 401 || err.status === 403) return loggedOut(err.message);
-    toast(`${err.code ?? 'error'}: ${err.message}`, true);
-  }
+  await load($(`#view-${name}`), VIEWS[name]);
 }
 
 function loggedOut(message) {
@@ -491,6 +537,24 @@ function loggedOut(message) {
   $('#logout').hidden = true;
   for (const v of document.querySelectorAll('.view')) v.hidden = true;
   $('#login-needed').hidden = false;
+  pageLoaded();
+}
+
+/** The page's first answer is in: the page-wide "Loading…" goes (each view then shows its own). */
+function pageLoaded() {
+  $('#page-loading').hidden = true;
+  $('#main').removeAttribute('aria-busy');
+}
+
+/** The page could not start (the server unreachable, the verifier missing…): says so, offers a reload. */
+function pageFailed(err) {
+  pageLoaded();
+  $('#whoami').textContent = 'dashboard unavailable';
+  $('#page-error').replaceChildren(
+    el('p', {}, `Could not load the dashboard: ${err.message}${err.code ? ` (${err.code})` : ''}.`),
+    el('button', { type: 'button', onclick: () => location.reload() }, 'Reload'),
+  );
+  $('#page-error').hidden = false;
 }
 
 async function start() {
@@ -498,7 +562,9 @@ async function start() {
   try {
     me = await api('me');
   } catch (err) {
-    return loggedOut(err.status === 401 ? 'not logged in' : err.message);
+    if (err.status === 401 || err.status === 403)
+      return loggedOut(err.status === 401 ? 'not logged in' : err.message);
+    return pageFailed(err);
   }
   csrf = me.csrf;
   $('#whoami').textContent = `logged in as ${me.id}`;
@@ -510,15 +576,20 @@ async function start() {
   });
   $('#id-search').addEventListener('submit', (e) => {
     e.preventDefault();
-    showIdentities().catch((err) => toast(err.message, true));
+    load($('#view-identities'), () => showIdentities());
   });
   $('#audit-filter').addEventListener('submit', (e) => {
     e.preventDefault();
-    showAudit().catch((err) => toast(err.message, true));
+    load($('#view-audit'), showAudit);
   });
-  $('#older-blocks').addEventListener('click', () => showLedger(true));
-  [genesis, verifier] = await Promise.all([api('genesis'), import('/admin/verifier.js')]);
+  $('#older-blocks').addEventListener('click', () => load($('#view-ledger'), () => showLedger(true)));
+  try {
+    [genesis, verifier] = await Promise.all([api('genesis'), import('/admin/verifier.js')]);
+  } catch (err) {
+    return pageFailed(err);
+  }
   $('#ledger-chain').textContent = verifier.chainIdOf(genesis);
+  pageLoaded();
   window.addEventListener('hashchange', route);
   listenForAlerts();
   await route();

@@ -1,0 +1,38 @@
+/**
+ * The `keyledger` command as a person runs it: the compiled binary (bin/keyledger.js → dist/), in a
+ * child process, with the environment given and nothing else of the test's passphrases.
+ */
+import { spawnSync } from 'node:child_process';
+
+/** Path of the `keyledger` binary of this clone. */
+export const bin = new URL('../../bin/keyledger.js', import.meta.url).pathname;
+
+/** What a finished command left. */
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `keyledger ARGS…` to its end: `env` on top of the test's environment (without its
+ * KEYLEDGER_* passphrases), `input` as stdin (else stdin is closed), `nodeArgs` before the binary.
+ */
+export function runCli(
+  args: string[],
+  o: { env?: Record<string, string>; cwd?: string; input?: string; nodeArgs?: string[] } = {},
+): CliResult {
+  const {
+    KEYLEDGER_SERVER_PASSPHRASE: _server,
+    KEYLEDGER_PASSPHRASE: _user,
+    KEYLEDGER_DATA: _data,
+    ...base
+  } = process.env;
+  const r = spawnSync(process.execPath, [...(o.nodeArgs ?? []), bin, ...args], {
+    encoding: 'utf8',
+    env: { ...base, ...o.env },
+    ...(o.cwd ? { cwd: o.cwd } : {}),
+    ...(o.input !== undefined ? { input: o.input } : { stdio: ['ignore', 'pipe', 'pipe'] }),
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
