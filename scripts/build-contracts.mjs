@@ -2,7 +2,7 @@
 // ({ abi, bytecode, solcVersion, sourceHash }). Part of `npm run build`: the ABI and bytecode always
 // come from this build, never from a copied file.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import solc from 'solc';
 
 const dir = new URL('../contracts/', import.meta.url);
@@ -13,6 +13,18 @@ const sources = Object.fromEntries(
     .filter((f) => f.endsWith('.sol'))
     .map((f) => [f, { content: readFileSync(new URL(f, dir), 'utf8') }]),
 );
+// Up to date (same sources, same compiler): nothing to do, so a second build in a row is quick.
+const built = existsSync(out)
+  ? readdirSync(out)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => JSON.parse(readFileSync(new URL(f, out), 'utf8')))
+  : [];
+const upToDate = Object.entries(sources).every(([file, { content }]) => {
+  const hash = createHash('sha256').update(content).digest('hex');
+  const made = built.filter((b) => b.source === `contracts/${file}`);
+  return made.length > 0 && made.every((b) => b.sourceHash === hash && b.solcVersion === solc.version());
+});
+if (upToDate) process.exit(0);
 const input = {
   language: 'Solidity',
   sources,
