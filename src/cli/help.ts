@@ -20,7 +20,7 @@ user:
                  [--rsa] [--force]
   keyledger register --server URL (--invite CODE | --email [--code CODE]) [--home DIR] [--chain ID]
                      [--trust-first-use]
-  keyledger login [--home DIR] [--json]
+  keyledger login [--home DIR] [--json]                     check your key and the server (logs out)
   keyledger whoami | status [--home DIR] [--json]
   keyledger send MESSAGE [--sign [--out FILE]] [--json]     one message in a fresh session
   keyledger shell                                            an interactive session
@@ -91,8 +91,11 @@ keyledger admin revoke-key IDENTITY [--reason compromised|superseded|retired|uns
   Logs in, sends MESSAGE to the demo service, prints the reply, logs out. --sign signs MESSAGE with
   your key; the server verifies it, anchors its hash on the ledger and returns a receipt (verified
   here); --out saves message, signature and receipt for keyledger receipt verify.`,
-  shell:
-    'keyledger shell [--home DIR]\n  An interactive session: messages in, replies out; shows renewals and alerts.',
+  shell: `keyledger shell [--home DIR]
+  An interactive session with the demo service: each line you type is sent as a message and its
+  reply shown; renewals and alerts are shown as they happen. Commands (never sent): /sign TEXT,
+  /note put NAME TEXT, /note get NAME, /notes, /sessions, /renew, /send TEXT (sends TEXT as it is),
+  /help; /quit, exit or Ctrl-D logs out and leaves. Lines piped in run the same way, without prompts.`,
   session:
     'keyledger session list | revoke SESSION_ID [--home DIR]\n  Lists or ends your other live sessions.',
   'revoke-key':
@@ -123,8 +126,10 @@ keyledger admin revoke-key IDENTITY [--reason compromised|superseded|retired|uns
   committed it, verifies the receipt against the ledger's genesis and pins the server key.
   --email alone asks for a code by email; run again with --email --code 'THE LINE FROM THE EMAIL'.`,
   login: `keyledger login [--home DIR] [--json]
-  Checks that the ledger only grew since your last checkpoint, then runs the mutual authentication
-  handshake and prints the session id and expiry.`,
+  Checks that the ledger only grew since your last checkpoint, runs the mutual authentication
+  handshake (your key as the ledger holds it, the server's key as pinned), then logs out. A session
+  lives as long as the command that holds its keys (in memory only): send, shell and session open
+  their own. Use it to check that your key, your passphrase and the server work.`,
   whoami: 'keyledger whoami [--home DIR] [--json]\n  Shows your identity, key fingerprint and server.',
   status:
     'keyledger status [--home DIR] [--json]\n  Shows identity, pinned server key and ledger, and verifies what the ledger holds for you now.\n  Exit: 0 the ledger holds this key, active; 1 a check failed (server key or proof); 2 error (e.g.\n  KL_CHECKPOINT_INVALID: history cut short); 3 the ledger holds ANOTHER key; 4 revoked; 5 unknown.',

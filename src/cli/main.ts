@@ -17,6 +17,7 @@ const commands = {
   admin: () => import('./commands/admin.js'),
   audit: () => import('./commands/audit.js'),
   config: () => import('./commands/config.js'),
+  dashboardLink: () => import('./commands/dashboard-link.js'),
   demo: () => import('./commands/demo.js'),
   evmSetup: () => import('./commands/evm-setup.js'),
   invite: () => import('./commands/invite.js'),
@@ -123,7 +124,7 @@ export async function main(argv: string[]): Promise<number> {
           });
         }
         if (sub === 'dashboard')
-          return await (await commands.admin()).adminDashboard({ ...client, open: !v['no-open'] });
+          return await (await commands.dashboardLink()).adminDashboard({ ...client, open: !v['no-open'] });
         if (sub === 'grant' || sub === 'ungrant') {
           if (!arg) usage(`usage: keyledger admin ${sub} IDENTITY [--data DIR]`);
           return await (await commands.admin()).adminGrant({ data, id: arg, grant: sub === 'grant', json });

@@ -3,7 +3,7 @@
  * finished. Before it, the client checks that the ledger only grew since the checkpoint it keeps
  * (DESIGN "A client keeps the last checkpoint it saw and refuses a ledger that rewrote history").
  */
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { errorFromWire, KlError } from '../protocol/errors.js';
 import type { SessionKeys } from '../protocol/key-schedule.js';
 import { MAX_WS_MESSAGE } from '../protocol/messages.js';
@@ -13,6 +13,7 @@ import type { ClientKey } from './client-key.js';
 import { answerChallenge, verifyFinished } from './handshake.js';
 import type { ClientHome, ServerFile } from './home.js';
 import { openClientKey, pinnedServerKey } from './identity.js';
+import { loadWebSocket } from './websocket.js';
 
 /** An authenticated session (the encrypted channel over it is issue 4). */
 export interface LoginResult {
@@ -57,7 +58,8 @@ export async function login(o: LoginOptions): Promise<LoginResult> {
   if (o.checkLedger !== false) await advanceCheckpoint(o.home, server);
   const serverKey = await pinnedServerKey(server.server.publicKey);
   const url = `${server.url.replace(/^http/, 'ws').replace(/\/$/, '')}/v1/login`;
-  const socket = new WebSocket(url, { maxPayload: MAX_WS_MESSAGE, handshakeTimeout: o.timeoutMs ?? 30_000 });
+  const Socket = await loadWebSocket();
+  const socket = new Socket(url, { maxPayload: MAX_WS_MESSAGE, handshakeTimeout: o.timeoutMs ?? 30_000 });
   const ephemeral = generateEphemeral();
   const hello = { type: 'hello' as const, v: 1 as const, id: identity.id, ephemeral: ephemeral.publicKey };
 

@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { type TransactionReceipt, verifyTransactionReceipt } from '../ledger/proofs.js';
 import type { Transaction, TxBodies } from '../ledger/transactions.js';
 import { Channel, type ChannelMessage } from '../protocol/channel.js';
@@ -27,6 +27,7 @@ import { checkShape } from '../protocol/shape.js';
 import { type RevocationStatement, type RotationStatement, statementBytes } from '../protocol/statements.js';
 import type { ClientKey } from './client-key.js';
 import { type LoginOptions, type LoginResult, login } from './login.js';
+import { loadWebSocket } from './websocket.js';
 
 /** A verified receipt for a signed message. */
 export interface SignedMessageReceipt {
@@ -158,7 +159,7 @@ export class ClientSession extends EventEmitter {
   }
 
   private onMessage(ws: WebSocket, text: string): void {
-    if (ws !== this.socket || ws.readyState !== WebSocket.OPEN || this.ended) return;
+    if (ws !== this.socket || ws.readyState !== ws.OPEN || this.ended) return;
     let m: ChannelMessage;
     try {
       m = this.channel.open(JSON.parse(text) as Frame);
@@ -286,7 +287,7 @@ export class ClientSession extends EventEmitter {
 
   /** Waits until a connection dropped for unauthenticated input is resumed (or fails to be). */
   private async settled(): Promise<void> {
-    if (this.droppedUntrusted && this.socket.readyState !== WebSocket.CLOSED) {
+    if (this.droppedUntrusted && this.socket.readyState !== this.socket.CLOSED) {
       const ws = this.socket;
       await new Promise((r) => ws.once('close', r));
     }
@@ -295,7 +296,7 @@ export class ClientSession extends EventEmitter {
 
   private sendMessage(m: ChannelMessage): void {
     if (this.ended) throw this.ended;
-    if (this.socket.readyState !== WebSocket.OPEN)
+    if (this.socket.readyState !== this.socket.OPEN)
       throw new KlError('KL_NETWORK', 'not connected: resume() or log in again');
     this.socket.send(encodeFrame(this.channel.seal(m)));
   }
@@ -505,7 +506,7 @@ export class ClientSession extends EventEmitter {
   resume({ timeoutMs = 30_000 } = {}): Promise<void> {
     if (this.ended) return Promise.reject(this.ended);
     if (this.resuming) return this.resuming;
-    if (this.socket.readyState === WebSocket.OPEN && !this.droppedUntrusted) return Promise.resolve();
+    if (this.socket.readyState === this.socket.OPEN && !this.droppedUntrusted) return Promise.resolve();
     const run: Promise<void> = this.resumeOnNewConnection(timeoutMs).finally(() => {
       if (this.resuming === run) this.resuming = null;
     });
@@ -515,7 +516,8 @@ export class ClientSession extends EventEmitter {
 
   private async resumeOnNewConnection(timeoutMs: number): Promise<void> {
     const url = `${this.login.server.url.replace(/^http/, 'ws').replace(/\/$/, '')}/v1/login`;
-    const ws = new WebSocket(url, { maxPayload: MAX_WS_MESSAGE, handshakeTimeout: timeoutMs });
+    const Socket = await loadWebSocket();
+    const ws = new Socket(url, { maxPayload: MAX_WS_MESSAGE, handshakeTimeout: timeoutMs });
     const clientNonce = randomBytes(16).toString('base64url');
     const current = this.channel;
     // The next epoch's channel, derived on the side: the plaintext `resumed` is anyone's word, so
@@ -663,7 +665,7 @@ export class ClientSession extends EventEmitter {
     }
     this.ended = new KlError('KL_SESSION_REVOKED', 'the session is closed (logged out)');
     this.channel.close();
-    if (this.socket.readyState === WebSocket.OPEN) this.socket.close(1000, 'logout');
+    if (this.socket.readyState === this.socket.OPEN) this.socket.close(1000, 'logout');
   }
 
   /** For tests: drop the connection without logging out (simulates a network failure). */

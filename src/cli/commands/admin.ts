@@ -1,15 +1,13 @@
 /**
- * Admin commands: sessions, alerts, revocations and the admin role through DATA/admin.sock (the
- * operator), and the one-time dashboard link (an identity with the admin role).
+ * The operator's admin commands, through the running server's DATA/admin.sock: sessions, alerts,
+ * revocations and the admin role (`keyledger admin dashboard` is dashboard-link.ts).
  */
-import { spawn } from 'node:child_process';
 import type { TransactionReceipt } from '../../ledger/proofs.js';
 import { KlError } from '../../protocol/errors.js';
 import { canonicalIdentity } from '../../protocol/identity.js';
 import { callAdmin } from '../../server/admin-socket.js';
 import type { DroppedAlerts } from '../../server/alert-log.js';
 import { info, out } from '../io.js';
-import { openSession } from './open-session.js';
 
 /** `keyledger admin sessions|revoke-session|revoke-key|alerts` through DATA/admin.sock */
 export async function adminSessionCommand(o: {
@@ -100,37 +98,5 @@ export async function adminGrant(o: {
         })
       : `${r.id} ${r.admin ? 'now holds' : 'no longer holds'} the admin role: block ${r.receipt.block.header.height}, transaction ${r.receipt.txid}`,
   );
-  return 0;
-}
-
-/**
- * `keyledger admin dashboard`: log in with the admin's key (the normal handshake), ask for a one-time
- * dashboard link inside the session, print it, and open it in a browser when there is one.
- */
-export async function adminDashboard(o: {
-  home: string;
-  passphraseFile?: string;
-  open?: boolean;
-  json?: boolean;
-}): Promise<number> {
-  const session = await openSession(o);
-  let link: { url: string; expiresAt: number };
-  try {
-    link = await session.request<{ url: string; expiresAt: number }>({ op: 'admin.dashboard-link' });
-  } finally {
-    if (!session.isClosed) await session.close();
-  }
-  if (o.json) out(JSON.stringify(link));
-  else {
-    out(link.url);
-    info(`one-time link for ${session.id}, valid until ${new Date(link.expiresAt).toISOString()}`);
-  }
-  const browser =
-    process.env.BROWSER ?? (process.env.DISPLAY || process.env.WAYLAND_DISPLAY ? 'xdg-open' : '');
-  if (o.open !== false && browser && !process.env.CI) {
-    const child = spawn(browser, [link.url], { detached: true, stdio: 'ignore' });
-    child.on('error', () => info('(could not start a browser: open the link above yourself)'));
-    child.unref();
-  }
   return 0;
 }
