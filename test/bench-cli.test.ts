@@ -107,6 +107,18 @@ const BENCHMARKS: Array<{
     baselines: ['openMs.baselineNodeNoCheckpoint'],
   },
   {
+    name: 'cli-start',
+    script: 'cli-start.ts',
+    smoke: ['--runs', '1'],
+    figures: [
+      'commands.whoami.medianMs',
+      'commands.audit.medianMs',
+      'slowest.medianMs',
+      'serveReadyMs.medianMs',
+    ],
+    baselines: ['baselineBareNodeMs.medianMs'],
+  },
+  {
     name: 'load',
     script: 'load.ts',
     smoke: [
