@@ -5,12 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { PASSPHRASE, tempDir } from './helpers.js';
 import { bin, runCli } from './support/cli.js';
-import { serveCli } from './support/serve-cli.js';
+import { freePort, serveCli } from './support/serve-cli.js';
 
 const user = { KEYLEDGER_PASSPHRASE: 'a passphrase only this user knows' };
 const node = { KEYLEDGER_SERVER_PASSPHRASE: PASSPHRASE };
@@ -143,6 +143,14 @@ describe('the new user path through the CLI', () => {
     assert.equal(none.code, 2);
     assert.match(none.stderr, /error KL_PASSPHRASE_REQUIRED/);
     assert.match(none.stderr, hint);
+    // The directory named in a configuration file, as serve reads it.
+    const config = join(tempDir(), 'keyledger.json');
+    writeFileSync(config, JSON.stringify({ dataDir: dev, port: 0 }));
+    const viaConfig = runCli(['serve', '--config', config], {
+      env: { KEYLEDGER_SERVER_PASSPHRASE: 'a guess' },
+    });
+    assert.equal(viaConfig.code, 2);
+    assert.match(viaConfig.stderr, hint);
     const verify = runCli(['ledger', 'verify', '--data', dev, '--mark-verified'], {
       env: { KEYLEDGER_SERVER_PASSPHRASE: 'x' },
     });
@@ -190,5 +198,40 @@ describe('the new user path through the CLI', () => {
     const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
     assert.equal(code, 0, err);
     assert.doesNotMatch(err, /EPIPE|Error:/);
+  });
+
+  it('serve whose stdout cannot be written (a full disk: /dev/full) keeps serving and says so once', async () => {
+    const data = join(tempDir(), 'data');
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const full = openSync('/dev/full', 'w');
+    const child = spawn(process.execPath, [bin, 'serve', '--data', data, '--port', String(port), '--json'], {
+      env: { ...process.env, ...node },
+      stdio: ['ignore', full, 'pipe'],
+    });
+    closeSync(full);
+    let err = '';
+    child.stderr!.on('data', (c) => (err += c));
+    // No banner can be read from a full disk: the server is up once it answers.
+    for (let i = 0; ; i++) {
+      assert.equal(child.exitCode, null, `serve exited: ${err}`);
+      if (
+        await fetch(`${url}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        break;
+      assert.ok(i < 200, 'serve answers within 20 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    registeredHome(url, data, 'full@example.org');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(child.exitCode, null, `serve is still running (stderr: ${err})`);
+    assert.equal((await fetch(`${url}/healthz`)).status, 200);
+    assert.match(err, /stdout cannot be written \(ENOSPC\)/);
+    assert.equal(err.match(/cannot be written/g)?.length, 1, 'said once');
+    child.kill('SIGTERM');
+    assert.equal(await new Promise<number | null>((r) => child.once('exit', (c) => r(c))), 0, err);
   });
 });

@@ -11,6 +11,7 @@ import {
   redactConfig,
   serverOptionsOf,
 } from '../src/server/config.js';
+import { smtpMailer } from '../src/server/mailer.js';
 import { tempDir } from './helpers.js';
 
 const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
@@ -108,6 +109,23 @@ describe('configuration', () => {
     const c = loadConfig({ env: { KEYLEDGER_SMTP_URL: 'smtp://mailer:s3cret@mail.example.org:587' } });
     assert.equal(redactConfig(c).smtp?.url, 'smtp://mailer:***@mail.example.org:587');
     assert.equal(c.smtp?.url.includes('s3cret'), true, 'the real value is kept for use');
+    // The RPC URL's credentials too: a password, or a user name alone (often an API token).
+    const evm = loadConfig({
+      file: undefined,
+      flags: { ledger: { engine: 'evm', rpcUrl: 'https://user:p@ss@rpc.example.org/v3' } },
+    });
+    assert.equal(redactConfig(evm).ledger?.rpcUrl, 'https://user:***@rpc.example.org/v3');
+    const token = loadConfig({
+      flags: { ledger: { engine: 'evm', rpcUrl: 'https://APITOKEN@rpc.example.org' } },
+    });
+    assert.equal(redactConfig(token).ledger?.rpcUrl, 'https://***@rpc.example.org');
+  });
+
+  it('an SMTP URL that does not parse stops the server at start, not at the first mail', () => {
+    assert.throws(
+      () => smtpMailer({ url: 'smtp://user:%zz@mail.example.org', from: 'keyledger@example.org' }),
+      (e: Error & { code?: string }) => e.code === 'KL_CONFIG_INVALID' && !e.message.includes('%zz'),
+    );
   });
 
   it('docs/configuration.md documents every setting and environment variable', () => {

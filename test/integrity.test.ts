@@ -212,6 +212,18 @@ describe('the admin API never lists a forged audit row', () => {
       assert.doesNotMatch(text, /session_stop/);
       const csv = await fetch(`${server.url}/admin/api/audit?format=csv`, { headers: { cookie } });
       assert.equal(csv.status, 503);
+      // The overview still answers (alerts and sessions matter most now); only its login chart,
+      // read from the audit trail, says it is unavailable, and counts nothing forged.
+      const overview = await fetch(`${server.url}/admin/api/overview`, { headers: { cookie } });
+      assert.equal(overview.status, 200);
+      const o = (await overview.json()) as {
+        logins: { points: unknown[]; unavailable?: string };
+        alerts: { open: number };
+        sessions: { live: number };
+      };
+      assert.deepEqual(o.logins, { points: [], unavailable: 'KL_LEDGER_CORRUPT' });
+      assert.equal(typeof o.alerts.open, 'number');
+      assert.equal(typeof o.sessions.live, 'number');
       // Same with the txid recomputed: the block's signed transaction root no longer fits.
       const changed = envelope.replace('"session_start"', '"session_stop"');
       db.prepare('UPDATE txs SET envelope = ?, txid = ? WHERE txid = ?').run(

@@ -12,7 +12,7 @@ import { eventConsole } from '../src/cli/event-console.js';
 import { eventJson, formatEvent, printable } from '../src/cli/event-line.js';
 import { RefusalSummary, sourceGroup } from '../src/cli/refusal-summary.js';
 import { register } from '../src/client/register.js';
-import { type ServerEvent, withoutUrlSecrets } from '../src/server/events.js';
+import { type ServerEvent, safeListener, withoutUrlSecrets } from '../src/server/events.js';
 import { PASSPHRASE, tempDir } from './helpers.js';
 import { invitedUsers, logInUser, registerUser } from './support/serve-cli.js';
 import { CLIENT_PASSPHRASE, newClient } from './support/server.js';
@@ -140,6 +140,30 @@ describe('ledger problems (EVM engine)', () => {
       line,
       'EVM follower: request to https://rpc.example.org:8545 failed (url="wss://node.example")',
     );
+    // A password holding "@" goes whole: the user info ends at the last "@" before the host.
+    assert.equal(
+      withoutUrlSecrets('at https://user:p@ss@host:8545/key?x=1 done'),
+      'at https://host:8545 done',
+    );
+  });
+
+  it('a listener that throws or rejects never reaches the server', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const event: ServerEvent = { kind: 'ledger_problem', at: AT, detail: 'x' };
+      safeListener(() => {
+        throw new Error('sync');
+      })(event);
+      safeListener((async () => {
+        throw new Error('async');
+      }) as unknown as (e: ServerEvent) => void)(event);
+      await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 
   it('one ALERT line, then the repeats of a lasting problem counted per window', () => {

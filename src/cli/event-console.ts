@@ -5,7 +5,14 @@
  * that happen before the start banner wait for it, so the banner (the --json start object) is first.
  */
 import type { ServerEvent } from '../server/events.js';
-import { eventJson, formatEvent, formatRefusalCount, formatRefusalOthers, timeOfDay } from './event-line.js';
+import {
+  eventJson,
+  formatEvent,
+  formatRefusalCount,
+  formatRefusalOthers,
+  jsonLine,
+  timeOfDay,
+} from './event-line.js';
 import { RefusalSummary, type RefusalSummaryOptions } from './refusal-summary.js';
 
 /** Options of {@link eventConsole}. */
@@ -44,20 +51,20 @@ export function eventConsole(o: EventConsoleOptions): EventConsole {
     if (!early) o.write(line);
     else if (early.length < MAX_EARLY) early.push(line);
   };
-  const show = (e: ServerEvent) => emit(o.json ? JSON.stringify(eventJson(e)) : formatEvent(e));
+  const show = (e: ServerEvent) => emit(o.json ? jsonLine(eventJson(e)) : formatEvent(e));
   const flush = () => {
     const at = now();
     const w = summary.flush();
     for (const c of w.counts)
       emit(
         o.json
-          ? JSON.stringify({ event: 'refusals_counted', at: new Date(at).toISOString(), ...c })
+          ? jsonLine({ event: 'refusals_counted', at: new Date(at).toISOString(), ...c })
           : formatRefusalCount(c, at),
       );
     if (w.others)
       emit(
         o.json
-          ? JSON.stringify({ event: 'refusals_counted', at: new Date(at).toISOString(), ...w.others })
+          ? jsonLine({ event: 'refusals_counted', at: new Date(at).toISOString(), ...w.others })
           : formatRefusalOthers(w.others, at),
       );
   };
@@ -87,7 +94,7 @@ export function eventConsole(o: EventConsoleOptions): EventConsole {
         const at = now();
         emit(
           o.json
-            ? JSON.stringify({
+            ? jsonLine({
                 event: 'sessions_ended',
                 at: new Date(at).toISOString(),
                 reason: 'shutdown',

@@ -10,6 +10,7 @@
  * cannot move the cursor, recolour the terminal or disguise itself.
  */
 
+import { UNSAFE_TEXT } from '../protocol/errors.js';
 import type { ServerEvent } from '../server/events.js';
 import type { RefusalCount, RefusalOthers } from './refusal-summary.js';
 
@@ -19,13 +20,9 @@ const VERB = 10;
 /** Longest identity or detail shown, characters. */
 const MAX_FIELD = 120;
 
-/** C0/C1 controls, DEL, zero-width and bidirectional formatting characters, line separators. */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: they are what this replaces
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g;
-
-/** `s` safe to print on a terminal: unsafe characters become `?`, long text is cut with `…`. */
+/** `s` safe to print on a terminal: unsafe characters (`UNSAFE_TEXT`) become `?`, long text is cut with `…`. */
 export function printable(s: string, max = MAX_FIELD): string {
-  const clean = s.replace(UNSAFE, '?');
+  const clean = s.replace(UNSAFE_TEXT, '?');
   return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
 }
 
@@ -106,6 +103,20 @@ export function formatEvent(e: ServerEvent): string {
     case 'ledger_problem':
       return line(e.at, 'ALERT', `ledger  ${printable(e.detail)}`);
   }
+}
+
+/**
+ * `value` as one line of JSON that is also safe on a terminal: JSON escapes only C0 controls, so
+ * the other unsafe characters (`UNSAFE_TEXT`: C1, bidirectional and zero-width format characters,
+ * line separators) are written as `\\uXXXX` escapes too. The JSON means the same.
+ */
+export function jsonLine(value: unknown): string {
+  // Each UTF-16 unit escaped: a character outside the BMP (tags) becomes its surrogate pair.
+  return JSON.stringify(value).replace(UNSAFE_TEXT, (c) => {
+    let escaped = '';
+    for (let i = 0; i < c.length; i++) escaped += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
+    return escaped;
+  });
 }
 
 /**

@@ -11,8 +11,9 @@ let keepRunning = false;
 let outputGone = false;
 
 /**
- * For a command that runs until stopped (`keyledger serve | head`): when the reader of stdout goes
- * away, the command keeps running and stops writing to stdout, instead of ending.
+ * For a command that runs until stopped (`keyledger serve | head`): when stdout cannot be written
+ * any more (its reader went away, a full disk, a hung-up terminal), the command keeps running and
+ * stops writing to stdout, instead of ending.
  */
 export function keepRunningWhenOutputCloses(): void {
   keepRunning = true;
@@ -30,11 +31,12 @@ export function endQuietlyWhenOutputCloses(): void {
   pipesHandled = true;
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (outputGone) return; // writes queued before the pipe closed fail too
-    if (err.code === 'EPIPE' || (keepRunning && err.code === 'ERR_STREAM_DESTROYED')) {
-      if (!keepRunning) process.exit(0);
-      outputGone = true;
+    if (keepRunning) {
+      // A server outlives its output, whatever ended it (closed pipe, full disk, hung-up terminal).
+      stdoutGone(err);
       return;
     }
+    if (err.code === 'EPIPE') process.exit(0);
     try {
       process.stderr.write(`error: cannot write the output: ${err.message}\n`);
     } finally {
@@ -42,6 +44,21 @@ export function endQuietlyWhenOutputCloses(): void {
     }
   });
   process.stderr.on('error', () => {});
+}
+
+/**
+ * Records that stdout cannot be written any more (a server keeps running without it): said once on
+ * stderr, unless the reader simply went away (EPIPE, as with `| head`), which needs no word.
+ */
+export function stdoutGone(err: NodeJS.ErrnoException): void {
+  if (outputGone) return;
+  outputGone = true;
+  if (err.code === 'EPIPE') return;
+  try {
+    process.stderr.write(`keyledger: stdout cannot be written (${err.code ?? err.message}): output stops\n`);
+  } catch {
+    // nowhere to say it
+  }
 }
 
 /** Writes a line to stdout. */

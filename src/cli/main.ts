@@ -10,7 +10,7 @@ import { parseDuration } from '../protocol/duration.js';
 import { isKlError } from '../protocol/errors.js';
 import { HELP, helpFor } from './help.js';
 import { endQuietlyWhenOutputCloses, info } from './io.js';
-import { OPTIONS, serveFlags, usage } from './options.js';
+import { OPTIONS, type OptionValues, serveFlags, usage } from './options.js';
 
 /** The command modules, loaded on first use. */
 const commands = {
@@ -40,6 +40,17 @@ const DEMO_DATA_DIR = './keyledger-demo';
 
 /** Commands that open a data directory with the node passphrase. */
 const NODE_PASSPHRASE_COMMANDS = new Set(['serve', 'ledger', 'logs', 'demo']);
+
+/** The data directory `serve` uses with these options (file, environment, flags), as `serve` reads it. */
+async function serveDataDir(v: OptionValues): Promise<string> {
+  try {
+    const { loadConfig, serverOptionsOf } = await import('../server/config.js');
+    return serverOptionsOf(loadConfig({ ...(v.config ? { file: v.config } : {}), flags: serveFlags(v) }))
+      .dataDir;
+  } catch {
+    return v.data ?? './keyledger-data';
+  }
+}
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -273,7 +284,9 @@ export async function main(argv: string[]): Promise<number> {
       !(cmd === 'logs' && !v.data)
     ) {
       const dir =
-        v.data ?? (cmd === 'demo' ? DEMO_DATA_DIR : (process.env.KEYLEDGER_DATA ?? './keyledger-data'));
+        cmd === 'serve'
+          ? await serveDataDir(v)
+          : (v.data ?? (cmd === 'demo' ? DEMO_DATA_DIR : './keyledger-data'));
       const hint = (await import('./dev-passphrase.js')).devPassphraseHint(err, dir);
       if (hint) info(hint);
     }

@@ -43,6 +43,9 @@ export interface AuditQuery {
   aboveHeight?: number;
 }
 
+/** How much earlier than its events a block's time may be (clock skew between chain and server). */
+const CLOCK_SKEW_MS = 5 * 60_000;
+
 /**
  * Audit events matching `q`, newest first. Every event is checked before it is returned, whatever
  * engine stands behind `ledger`: its block's header must carry a quorum of validator signatures, and
@@ -58,6 +61,8 @@ export async function readAuditTrail(ledger: Ledger, q: AuditQuery = {}): Promis
   const top = (await ledger.checkpoint())?.header.height ?? 0;
   const bottom = Math.max(1, (q.aboveHeight ?? 0) + 1);
   for (let h = top; h >= bottom && out.length < limit; h--) {
+    // The embedded engine reads synchronously underneath: let other work run every 100 blocks.
+    if ((top - h) % 100 === 99) await new Promise((resolve) => setImmediate(resolve));
     const { block, txids } = await ledger.getBlock(h);
     try {
       verifySignedHeader(block, ledger.genesis, ledger.chainId);
@@ -66,8 +71,10 @@ export async function readAuditTrail(ledger: Ledger, q: AuditQuery = {}): Promis
     }
     if (block.header.height !== h || txids.length !== block.header.txCount)
       throw ledgerDamage(`block ${h}: its transaction list does not match its header`, h);
-    // Audit events carry the server's time, which is never after the block that holds them.
-    if (block.header.time < since) break;
+    // Audit events carry the server's time, which is never after the block that holds them by
+    // more than a clock's skew (an EVM block carries the chain's time, rounded down to the second):
+    // the walk goes on that much further, and each event's own time decides.
+    if (block.header.time < since - CLOCK_SKEW_MS) break;
     for (const txid of [...txids].reverse()) {
       const r = await ledger.getTransaction(txid).catch((err: unknown) => {
         // The block lists it (and the block's root was checked): its row is gone or renamed.

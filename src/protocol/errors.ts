@@ -120,9 +120,12 @@ export function isErrorCode(code: unknown): code is ErrorCode {
 
 /** Longest message kept from an error a server sent. */
 const MAX_WIRE_MESSAGE = 500;
-/** C0 and C1 controls and bidirectional overrides: a remote text must not drive the terminal it is shown on. */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: the point is to match control characters
-const UNSAFE_TEXT = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+/**
+ * Characters a remote text must not bring to the terminal it is shown on: controls (C0, DEL, C1),
+ * format characters (bidirectional overrides and marks, zero-width, soft hyphen, tags) and the line
+ * and paragraph separators. Unicode categories Cc, Cf, Zl, Zp.
+ */
+export const UNSAFE_TEXT = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
 const DETAIL_KEY = /^[A-Za-z][A-Za-z0-9_]{0,39}$/;
 
 /** A remote text made safe to show: control characters replaced, length bounded. */

@@ -120,11 +120,12 @@ export function registerAdminApi(app: FastifyInstance, ctx: AdminApiContext): vo
       .send(readFileSync(new URL('index.html', PUBLIC_DIR))),
   );
   // Browsers ask for /favicon.ico on their own (the dashboard names its icon inline): the same icon.
+  const favicon = readFileSync(new URL('favicon.svg', PUBLIC_DIR));
   app.get('/favicon.ico', { schema: { hide: true } }, async (_req, reply) =>
     hardened(reply)
       .header('cache-control', 'public, max-age=86400')
       .type(ASSETS.get('favicon.svg')!.type)
-      .send(readFileSync(new URL('favicon.svg', PUBLIC_DIR))),
+      .send(favicon),
   );
 
   // --- one-time login link → cookie session ---
@@ -195,10 +196,12 @@ export function registerAdminApi(app: FastifyInstance, ctx: AdminApiContext): vo
         identities: counts,
         sessions: { live: ctx.sessions.list().length },
         // From the audit trail on the ledger, so a restart does not reset it (login-history.ts).
+        // A ledger that cannot be read (damaged, storage failing) costs the chart, not the overview:
+        // the alerts and sessions matter most exactly then.
         logins: await logins.series().catch((err: unknown) => {
-          if (err instanceof KlError && err.code === 'KL_LEDGER_CORRUPT')
-            ctx.log(`login chart refused: ${err.message}`);
-          throw err;
+          const code = err instanceof KlError ? err.code : 'KL_INTERNAL';
+          ctx.log(`login chart unavailable: ${code} ${(err as Error).message}`);
+          return { points: [], unavailable: code };
         }),
         alerts: {
           open: ctx.alerts.list().filter((a) => !acked.has(a.n)).length,

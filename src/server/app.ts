@@ -225,7 +225,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         // What the chain follower logs is a problem (the node unreachable, a transaction left out).
         log: (line: string) => {
           log(line);
-          emit({ kind: 'ledger_problem', at: now(), detail: withoutUrlSecrets(line) });
+          emit({ kind: 'ledger_problem', at: now(), detail: withoutUrlSecrets(line.slice(0, 2_000)) });
         },
       })
     : undefined;
@@ -667,7 +667,16 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       rl.emailPerIdentity.take(id);
       const expiresAt = now() + (o.emailCodeTtlMs ?? 15 * 60_000);
       const code = proofs.issueEmailCode(id, now(), expiresAt);
-      await mailer.sendCode(id, formatInvitation(code, ledger.chainId), expiresAt);
+      try {
+        await mailer.sendCode(id, formatInvitation(code, ledger.chainId), expiresAt);
+      } catch (err) {
+        // The person gets the generic KL_EMAIL_UNAVAILABLE; the operator's log gets why.
+        const cause = (err as Error).cause;
+        log(
+          `email code not sent: ${withoutUrlSecrets(String((cause as Error)?.message ?? cause ?? err).slice(0, 500))}`,
+        );
+        throw err;
+      }
       // Same answer whether or not the identity is registered: the mailbox owner is who learns the code.
       return reply.status(202).send({ sent: true, expiresAt });
     },

@@ -408,8 +408,19 @@ export function serverOptionsOf(c: ConfigFile): Omit<ServerOptions, 'passphrase'
   };
 }
 
-/** The configuration with secrets hidden (the SMTP password), for printing. */
+/** The configuration with secrets hidden (passwords and tokens in the SMTP and RPC URLs), for printing. */
 export function redactConfig(c: ConfigFile): ConfigFile {
-  if (!c.smtp) return c;
-  return { ...c, smtp: { ...c.smtp, url: c.smtp.url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@') } };
+  return {
+    ...c,
+    ...(c.smtp ? { smtp: { ...c.smtp, url: redactUrl(c.smtp.url) } } : {}),
+    ...(c.ledger?.rpcUrl ? { ledger: { ...c.ledger, rpcUrl: redactUrl(c.ledger.rpcUrl) } } : {}),
+  };
+}
+
+/** A URL with its password (or a user name alone, often an API token) replaced by `***`. */
+function redactUrl(text: string): string {
+  return text.replace(/\/\/([^/\s]*)@/, (_m, userInfo: string) => {
+    const colon = userInfo.indexOf(':');
+    return colon >= 0 ? `//${userInfo.slice(0, colon)}:***@` : '//***@';
+  });
 }

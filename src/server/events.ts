@@ -125,18 +125,25 @@ export type ServerEvent =
  * info, an API key in the path or the query), and error messages of the chain client quote it.
  */
 export function withoutUrlSecrets(text: string): string {
-  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)(?:[^\s/?#@]*@)?([^\s/?#"',)]+)[^\s"',)]*/gi, '$1$2');
+  // Linear: a scheme starts where no scheme character precedes it (no backtracking over long runs);
+  // the user info ends at the last "@" before the host, so a password holding "@" goes whole.
+  return text.replace(
+    /(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*:\/\/)(?:[^\s/?#]*@)?([^\s/?#@"',)]+)[^\s"',)]*/gi,
+    '$1$2',
+  );
 }
 
 /**
- * A listener that can never break the server: what it throws is dropped (a console that cannot be
- * written must not end a login).
+ * A listener that can never break the server: what it throws, or its promise rejects with, is
+ * dropped (a console that cannot be written must not end a login).
  */
 export function safeListener(listener?: (event: ServerEvent) => void): (event: ServerEvent) => void {
   if (!listener) return () => {};
   return (event) => {
     try {
-      listener(event);
+      // An async listener's rejection is dropped too (unhandled, it would end the process).
+      const result = listener(event) as unknown;
+      if (result instanceof Promise) result.catch(() => {});
     } catch {
       // see above
     }

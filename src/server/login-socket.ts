@@ -14,6 +14,7 @@ import { canonicalize } from '../protocol/canonical-json.js';
 import { isKlError, KlError } from '../protocol/errors.js';
 import { sealFrame } from '../protocol/frame.js';
 import { sha256Hex } from '../protocol/hash.js';
+import { canonicalIdentity } from '../protocol/identity.js';
 import { HELLO_SHAPE, MAX_WS_MESSAGE, RESPONSE_SHAPE } from '../protocol/messages.js';
 import { checkResumeProof } from '../protocol/resume.js';
 import { checkShape } from '../protocol/shape.js';
@@ -248,7 +249,8 @@ export function attachLoginSocket(
       if (state === 'hello') {
         if (type !== 'hello') throw new KlError('KL_PROTOCOL', 'expected hello');
         const hello = checkShape<Hello>(msg, HELLO_SHAPE, 'KL_PROTOCOL', 'hello');
-        claimed = hello.id;
+        // Named in a refusal only as a well-formed identity: the hello's text is the client's word.
+        claimed = identityOrUndefined(hello.id);
         ctx.limits.loginPerIp.take(source);
         ctx.limits.loginGlobal.take('*');
         // Only verified logins charge the identity's limit: a stranger's hellos for alice never do.
@@ -350,4 +352,13 @@ export function attachLoginSocket(
     },
     pendingChallenges: () => pending.size,
   };
+}
+
+/** `text` as a canonical identity, or undefined when it is not one. */
+function identityOrUndefined(text: string): string | undefined {
+  try {
+    return canonicalIdentity(text);
+  } catch {
+    return undefined;
+  }
 }

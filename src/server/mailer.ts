@@ -3,6 +3,7 @@
  * (e.g. smtp://user:pass@mail.example.org:587) and KEYLEDGER_SMTP_FROM, or by options.
  */
 import type { Transporter } from 'nodemailer';
+import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { KlError } from '../protocol/errors.js';
 
 /** SMTP settings. */
@@ -20,13 +21,15 @@ export interface CodeMailer {
   sendCode(to: string, code: string, expiresAt: number): Promise<void>;
 }
 
-/** Makes an SMTP mailer (nodemailer is loaded when the first code is sent). */
+/**
+ * Makes an SMTP mailer. The URL and its credentials are read here, so a bad setting stops the
+ * server at start (`KL_CONFIG_INVALID`); only nodemailer itself is loaded when the first code is sent.
+ */
 export function smtpMailer(o: SmtpOptions): CodeMailer {
-  let transport: Transporter | undefined;
-  const connect = async (): Promise<Transporter> => {
+  let settings: SMTPTransport.Options;
+  try {
     const url = new URL(o.url);
-    const { default: nodemailer } = await import('nodemailer');
-    return nodemailer.createTransport({
+    settings = {
       host: url.hostname,
       port: Number(url.port || (url.protocol === 'smtps:' ? 465 : 587)),
       secure: url.protocol === 'smtps:',
@@ -37,13 +40,20 @@ export function smtpMailer(o: SmtpOptions): CodeMailer {
       requireTLS: o.insecureAllowPlaintext !== true && url.protocol !== 'smtps:',
       connectionTimeout: 10_000,
       socketTimeout: 10_000,
+    };
+  } catch (err) {
+    throw new KlError('KL_CONFIG_INVALID', 'smtp.url is not a valid smtp:// or smtps:// URL', undefined, {
+      cause: err,
     });
-  };
+  }
+  let transport: Promise<Transporter> | undefined;
+  const connect = async (): Promise<Transporter> =>
+    (await import('nodemailer')).default.createTransport(settings);
   return {
     async sendCode(to, code, expiresAt) {
       try {
-        transport ??= await connect();
-        await transport.sendMail({
+        transport ??= connect();
+        await (await transport).sendMail({
           from: o.from,
           to,
           subject: 'Your keyledger verification code',

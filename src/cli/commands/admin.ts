@@ -3,7 +3,7 @@
  * revocations and the admin role (`keyledger admin dashboard` is dashboard-link.ts).
  */
 import type { TransactionReceipt } from '../../ledger/proofs.js';
-import { KlError } from '../../protocol/errors.js';
+import { KlError, wireText } from '../../protocol/errors.js';
 import { canonicalIdentity } from '../../protocol/identity.js';
 import { callAdmin } from '../../server/admin-socket.js';
 import type { DroppedAlerts } from '../../server/alert-log.js';
@@ -24,7 +24,7 @@ export async function adminSessionCommand(o: {
     else
       for (const s of list)
         out(
-          `${s.sessionId}  ${String(s.id).padEnd(30)} ${s.ip}  epoch ${s.epoch}  frames ${s.framesIn}/${s.framesOut}  ${s.connected ? 'connected' : 'disconnected'}  last active ${new Date(Number(s.lastActivity)).toISOString()}`,
+          `${wireText(String(s.sessionId), 40)}  ${wireText(String(s.id), 254).padEnd(30)} ${wireText(String(s.ip), 100)}  epoch ${s.epoch}  frames ${s.framesIn}/${s.framesOut}  ${s.connected ? 'connected' : 'disconnected'}  last active ${new Date(Number(s.lastActivity)).toISOString()}`,
         );
     return 0;
   }
@@ -42,7 +42,10 @@ export async function adminSessionCommand(o: {
     if (o.json) out(JSON.stringify(list));
     else if (list.length === 0) out('no alerts');
     else
-      for (const a of list) out(`${new Date(Number(a.at)).toISOString()}  ${a.kind}  ${a.id}  ${a.detail}`);
+      for (const a of list)
+        out(
+          `${new Date(Number(a.at)).toISOString()}  ${wireText(String(a.kind), 40)}  ${wireText(String(a.id), 254)}  ${wireText(String(a.detail))}`,
+        );
     return 0;
   }
   if (!o.target)

@@ -2,7 +2,7 @@
  * `keyledger send`: one message in a fresh session.
  */
 import { writeFileSync } from 'node:fs';
-import { KlError } from '../../protocol/errors.js';
+import { KlError, wireText } from '../../protocol/errors.js';
 import { out } from '../io.js';
 import { openSession } from './open-session.js';
 
@@ -42,7 +42,12 @@ export async function send(o: {
       }
     } else {
       const reply = await session.request(o.message);
-      out(o.json ? JSON.stringify(reply) : typeof reply === 'string' ? reply : JSON.stringify(reply));
+      // The server's reply is remote text: shown through wireText (no terminal control).
+      out(
+        o.json
+          ? JSON.stringify(reply)
+          : wireText(typeof reply === 'string' ? reply : JSON.stringify(reply), 64 * 1024),
+      );
     }
   } finally {
     await session.close();

@@ -13,6 +13,7 @@ import { startServer } from '../../server/app.js';
 import { type ConfigFile, loadConfig, serverOptionsOf } from '../../server/config.js';
 import { loadServerKey } from '../../server/server-key.js';
 import { loadTls } from '../../server/tls.js';
+import { consoleWriter } from '../console-writer.js';
 import { eventConsole } from '../event-console.js';
 import { info, keepRunningWhenOutputCloses, out } from '../io.js';
 import { logWriter } from '../log-writer.js';
@@ -66,7 +67,12 @@ export async function serve(o: ServeOptions): Promise<number> {
   };
   // One line per event on stdout (registrations, logins, logouts, revocations, alerts, refusals
   // summarised), never a secret (src/server/events.ts); --quiet turns them off.
-  const events = o.quiet ? undefined : eventConsole({ json: o.json ?? false, write: out });
+  // Written off the event loop and bounded (console-writer.ts): a terminal or pipe that stops
+  // reading can neither stall the server nor fill its memory.
+  const stdoutLines = o.quiet ? undefined : consoleWriter();
+  const events = stdoutLines
+    ? eventConsole({ json: o.json ?? false, write: (line) => stdoutLines.line(line) })
+    : undefined;
   const server = await startServer({
     ...options,
     passphrase,
@@ -150,6 +156,8 @@ export async function serve(o: ServeOptions): Promise<number> {
     out(`invite a user:  keyledger admin invite alice@example.org --data ${data}`);
     if (events) out('events (times in UTC; --quiet turns them off):');
   }
+  // The banner first: what process.stdout still holds goes out before the first event line.
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
   events?.start();
   // Graceful shutdown: stop taking logins, end sessions with a reason, finish in-flight commits.
   await stopRequested;

@@ -82,7 +82,13 @@ async function showOverview() {
 
 // The bars stretch with the page (preserveAspectRatio="none"); text never goes inside that SVG, where
 // it would be stretched too: the chart's figures are an HTML line below it (#ov-chart-note).
-function drawChart({ points, incompleteBefore }) {
+function drawChart({ points, incompleteBefore, unavailable }) {
+  if (unavailable) {
+    $('#ov-chart').replaceChildren();
+    $('#ov-chart-note').textContent = `Chart unavailable: the audit trail cannot be read (${unavailable}).`;
+    $('#ov-chart').setAttribute('aria-label', $('#ov-chart-note').textContent);
+    return;
+  }
   const ns = 'http://www.w3.org/2000/svg';
   const w = 600;
   const h = 150;
