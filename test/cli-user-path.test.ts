@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { PASSPHRASE, tempDir } from './helpers.js';
@@ -164,6 +164,35 @@ describe('the new user path through the CLI', () => {
     assert.equal(guess.code, 2);
     assert.match(guess.stderr, /error KL_PASSPHRASE_WRONG/);
     assert.doesNotMatch(guess.stderr, /development passphrase/);
+  });
+
+  it('a data directory whose ledger.sqlite is gone is refused, never made anew over its keys', () => {
+    const data = join(tempDir(), 'data');
+    assert.equal(runCli(['ledger', 'init', '--data', data], { env: node }).code, 0);
+    const keys = ['genesis.json', 'validator.key', 'registrar.key', 'server-key.asc'].map((f) =>
+      readFileSync(join(data, f), 'utf8'),
+    );
+    rmSync(join(data, 'ledger.sqlite'));
+    for (const args of [
+      ['serve', '--data', data, '--port', '0'],
+      ['ledger', 'init', '--data', data],
+      ['demo', '--data', data],
+    ]) {
+      const r = runCli(args, { env: node });
+      assert.equal(r.code, 2, `${args[0]}: ${r.stderr}`);
+      assert.match(
+        r.stderr,
+        /error KL_DATA_DIR: .* holds genesis\.json but no ledger\.sqlite: .* Nothing was changed/,
+      );
+    }
+    assert.deepEqual(
+      ['genesis.json', 'validator.key', 'registrar.key', 'server-key.asc'].map((f) =>
+        readFileSync(join(data, f), 'utf8'),
+      ),
+      keys,
+      'the keys and the genesis are as they were',
+    );
+    assert.equal(existsSync(join(data, 'ledger.sqlite')), false);
   });
 
   it('ledger init makes a directory serve starts on; serve outlives a reader that goes away (| head)', async () => {

@@ -47,6 +47,24 @@ export function isInitialised(dir: string): boolean {
   return existsSync(dataPaths(dir).genesis) && existsSync(dataPaths(dir).db);
 }
 
+/**
+ * Refuses to make a new ledger over part of an old one: a genesis without its database (or a
+ * database without its genesis) means the ledger's history was lost or moved, and the keys beside
+ * it (validator, registrar, server) must not be replaced by new ones.
+ * @throws KlError `KL_DATA_DIR` naming what is there and what is missing; nothing is changed.
+ */
+export function refusePartialDataDir(dir: string): void {
+  const paths = dataPaths(dir);
+  const genesis = existsSync(paths.genesis);
+  if (genesis === existsSync(paths.db)) return;
+  throw new KlError(
+    'KL_DATA_DIR',
+    `${dir} holds ${genesis ? 'genesis.json but no ledger.sqlite' : 'ledger.sqlite but no genesis.json'}: part of a ` +
+      'data directory whose ledger was lost or moved. Nothing was changed: restore the missing file, or move ' +
+      'the directory away to start a new ledger.',
+  );
+}
+
 /** Makes the directory (0700) if needed; an existing one is set to 0700 (see {@link tightenDir}). */
 export function ensureDir(dir: string): void {
   try {

@@ -29,6 +29,7 @@ import {
   ensureDir,
   isInitialised,
   readGenesisFile,
+  refusePartialDataDir,
   writeGenesisFile,
 } from './data-dir.js';
 import { GOVERNANCE_DOMAIN } from './domains.js';
@@ -97,6 +98,7 @@ export function initEmbeddedLedger({
   chainId: string;
 } {
   if (isInitialised(dataDir)) throw new KlError('KL_DATA_DIR', `${dataDir} already holds a ledger`);
+  refusePartialDataDir(dataDir);
   if (!passphrase)
     throw new KlError('KL_PASSPHRASE_REQUIRED', 'a passphrase is required to protect the ledger keys');
   ensureDir(dataDir);

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Wallet } from 'ethers';
-import { dataPaths, ensureDir, isInitialised } from '../ledger/data-dir.js';
+import { dataPaths, ensureDir, isInitialised, refusePartialDataDir } from '../ledger/data-dir.js';
 import { initEmbeddedLedger } from '../ledger/embedded-ledger.js';
 import { deployRegistry, EvmSequencer, evmProvider } from '../ledger/evm-sequencer.js';
 import type { EvmEngineInfo, Genesis } from '../ledger/genesis.js';
@@ -43,6 +43,7 @@ export interface InitEvmNodeOptions {
  */
 export async function initEvmNode(o: InitEvmNodeOptions): Promise<{ genesis: Genesis; account: string }> {
   if (isInitialised(o.dataDir)) throw new KlError('KL_DATA_DIR', `${o.dataDir} already holds a ledger`);
+  refusePartialDataDir(o.dataDir);
   ensureDir(o.dataDir);
   const paths = dataPaths(o.dataDir);
   // The account is made (and sealed) first and kept if deploying fails, so that a network with an

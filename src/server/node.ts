@@ -4,7 +4,7 @@
  * `initNodeIfNeeded` makes an embedded-engine node on first start; an EVM-engine node is made by
  * evm-node.ts (loaded only for that engine).
  */
-import { ensureDir, isInitialised } from '../ledger/data-dir.js';
+import { ensureDir, isInitialised, refusePartialDataDir } from '../ledger/data-dir.js';
 import { initEmbeddedLedger } from '../ledger/embedded-ledger.js';
 import { createServerKey } from './server-key.js';
 
@@ -21,6 +21,7 @@ export async function initNodeIfNeeded({
   name?: string;
 }): Promise<boolean> {
   if (isInitialised(dataDir)) return false;
+  refusePartialDataDir(dataDir);
   ensureDir(dataDir);
   const server = await createServerKey(dataDir, passphrase, { now: new Date(now()) });
   initEmbeddedLedger({ dataDir, passphrase, name, server, now });
