@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { canonicalize } from '../src/protocol/canonical-json.js';
+import { canonicalBytes, canonicalize } from '../src/protocol/canonical-json.js';
+
+/** RFC 8785's own test data (test/fixtures/rfc8785/README.md says where it comes from). */
+const RFC8785 = new URL('./fixtures/rfc8785/', import.meta.url);
 
 describe('RFC 8785 canonical JSON', () => {
   it('sorts object members by UTF-16 code units, recursively (RFC 8785 §3.2.3)', () => {
@@ -57,6 +61,28 @@ describe('RFC 8785 canonical JSON', () => {
     let deep: unknown = 1;
     for (let i = 0; i < 40; i++) deep = [deep];
     assert.throws(() => canonicalize(deep), /too deep/);
+  });
+
+  it('matches every RFC 8785 test data pair (input → output, and the hex bytes of outhex)', () => {
+    const names = readdirSync(new URL('input/', RFC8785)).filter((f) => f.endsWith('.json'));
+    assert.deepEqual(names.sort(), [
+      'arrays.json',
+      'french.json',
+      'structures.json',
+      'unicode.json',
+      'values.json',
+      'weird.json',
+    ]);
+    for (const name of names) {
+      const input = JSON.parse(readFileSync(new URL(`input/${name}`, RFC8785), 'utf8')) as unknown;
+      const output = readFileSync(new URL(`output/${name}`, RFC8785));
+      const outhex = readFileSync(new URL(`outhex/${name.replace(/\.json$/, '.txt')}`, RFC8785), 'utf8');
+      const bytes = canonicalBytes(input);
+      assert.equal(bytes.toString('hex'), output.toString('hex'), name);
+      assert.equal(bytes.toString('hex'), outhex.replace(/\s+/g, ''), `${name} (outhex)`);
+      // The canonical form is a fixed point.
+      assert.equal(canonicalize(JSON.parse(output.toString('utf8'))), output.toString('utf8'), name);
+    }
   });
 
   it('omits undefined members (as JSON does) and is stable under key order', () => {

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { before, describe, it } from 'node:test';
+import { COMMAND_OPTIONS } from '../src/cli/options.js';
 import { freshLedger, tempDir } from './helpers.js';
 
 const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
@@ -179,6 +180,31 @@ describe('CLI help', () => {
       command.stderr,
       'error KL_BAD_INPUT: unknown command "ledger frobnicate" (see keyledger --help)\n',
     );
+  });
+
+  it('a command refuses an option it does not take (even one another command takes), and its help lists every option it takes', () => {
+    for (const [args, option, command] of [
+      [['whoami', '--rsa'], '--rsa', 'whoami'],
+      [['send', 'hi', '--users', '3'], '--users', 'send'],
+      [['config', 'schema', '--json'], '--json', 'config schema'],
+      [['audit', '--data', data, '--home', '/tmp'], '--home', 'audit'],
+      [['ledger', 'show', '--data', data, '--mark-verified'], '--mark-verified', 'ledger show'],
+    ] as const) {
+      const r = run([...args]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(
+        r.stderr,
+        `error KL_BAD_INPUT: keyledger ${command} takes no option ${option} (see keyledger ${command} --help)\n`,
+      );
+      assert.equal(r.stdout, '', 'nothing was done');
+    }
+    for (const [command, options] of Object.entries(COMMAND_OPTIONS)) {
+      const help = run([...command.split(' '), '--help']);
+      assert.equal(help.code, 0);
+      const listed = new RegExp(`^Options of keyledger ${command}: [^]*$`, 'm').exec(help.stderr)?.[0] ?? '';
+      for (const option of options)
+        assert.match(listed, new RegExp(`--${option}\\b`), `${command} --help lists --${option}`);
+    }
   });
 
   it('config check without a file prints the effective settings with their defaults', () => {

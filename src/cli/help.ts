@@ -1,6 +1,7 @@
 /**
  * The help texts of the `keyledger` command, one per command (and subcommand).
  */
+import { COMMAND_OPTIONS, commandKey, OPTIONS, type OptionName } from './options.js';
 
 /** Help text by command (`''` is the general help; `"ledger verify"` a subcommand's). */
 export const HELP: Record<string, string> = {
@@ -11,6 +12,7 @@ server (operator):
                   [--admin IDENTITY]... [--public-url URL] [--tls-cert FILE --tls-key FILE]
                   [--ledger evm --rpc URL [--contract ADDR --from-block N]]
                   [--smtp-url URL [--smtp-from ADDR] [--insecure-smtp-plaintext]]
+                  [--operator-key FILE] [--quiet] [--insecure-plain-logs]
   keyledger config check [--config FILE] | config schema   validate / describe the configuration
   keyledger admin invite IDENTITY [--data DIR] [--expires 24h] [--json]
   keyledger admin grant | ungrant IDENTITY [--data DIR]   the admin role, on the ledger
@@ -74,7 +76,9 @@ Run "keyledger COMMAND --help" for details. Exit status: 0 success, 1 a check fa
   Console: after the banner, one line per event on stdout (time in UTC): registered, login, logout,
   ended (timeout, revoked…), revoked/rotated key, role, ALERT, refused; never a code, key or token.
   Refusals are summarised per source (IPv4 /24, IPv6 /64) every 10 s. --json: the start object, then
-  one JSON object per event ("event": its kind). -q, --quiet: no event lines (audit trail unchanged).`,
+  one JSON object per event ("event": its kind). -q, --quiet: no event lines (audit trail unchanged).
+  The log in DATA/logs is encrypted to the server key, or to --operator-key FILE (an OpenPGP public
+  key); --insecure-plain-logs also prints it in clear on stderr (development only).`,
   admin: `keyledger admin invite IDENTITY [--data DIR] [--expires 24h] [--json]
   Prints a one-time invitation code bound to IDENTITY (stored hashed, expiring, single use).
 keyledger admin grant | ungrant IDENTITY [--data DIR]
@@ -175,8 +179,80 @@ keyledger config schema
   --passphrase-file FILE if given, else by the public development passphrase (it says so).`,
 };
 
-/** The help of `cmd sub`, else of `cmd`, else the general help. */
+/** What a string option's value is, as the option lists show it. */
+const VALUE: Partial<Record<OptionName, string>> = {
+  data: 'DIR',
+  home: 'DIR',
+  'gpg-home': 'DIR',
+  config: 'FILE',
+  'passphrase-file': 'FILE',
+  'new-passphrase-file': 'FILE',
+  'operator-key': 'FILE',
+  'tls-cert': 'FILE',
+  'tls-key': 'FILE',
+  import: 'FILE',
+  key: 'FILE',
+  file: 'FILE',
+  out: 'FILE',
+  genesis: 'FILE',
+  checkpoint: 'FILE',
+  port: 'N',
+  'from-block': 'N',
+  height: 'N',
+  users: 'N',
+  'public-url': 'URL',
+  server: 'URL',
+  rpc: 'URL',
+  'smtp-url': 'URL',
+  id: 'IDENTITY',
+  admin: 'IDENTITY',
+  gpg: 'FINGERPRINT',
+  contract: 'ADDRESS',
+  'challenge-ttl': 'DURATION',
+  expires: 'DURATION',
+  'smtp-from': 'ADDRESS',
+  ledger: 'ENGINE',
+  host: 'HOST',
+  reason: 'REASON',
+  name: 'NAME',
+  since: 'DATE',
+  tx: 'TXID',
+  code: 'CODE',
+  invite: 'CODE',
+  chain: 'ID',
+  'insecure-dev-funder-key': 'KEY',
+};
+
+/** The options `command` takes, one list (from COMMAND_OPTIONS, so help and parser always agree). */
+function optionList(command: string): string {
+  const options = COMMAND_OPTIONS[command]!;
+  if (options.length === 0) return `Options of keyledger ${command}: none.`;
+  const shown = options.map((name) =>
+    OPTIONS[name].type === 'string' ? `--${name} ${VALUE[name] ?? 'VALUE'}` : `--${name}`,
+  );
+  return `Options of keyledger ${command}: ${shown.join(', ')}; -h, --help.`;
+}
+
+/**
+ * The help of `cmd sub`, else of `cmd`, else the general help; for a command, followed by the
+ * list of every option it takes.
+ */
 export function helpFor(cmd: string | undefined, sub: string | undefined): string {
   const own = (key: string) => (Object.hasOwn(HELP, key) ? HELP[key] : undefined);
-  return (sub !== undefined ? own(`${cmd} ${sub}`) : undefined) ?? own(cmd ?? '') ?? HELP['']!;
+  const text = (sub !== undefined ? own(`${cmd} ${sub}`) : undefined) ?? own(cmd ?? '') ?? HELP['']!;
+  const command = commandKey(cmd, sub);
+  return command !== undefined && text !== HELP[''] ? `${text}\n${wrap(optionList(command))}` : text;
+}
+
+/** `text` wrapped at 100 columns, continuation lines indented by two spaces. */
+function wrap(text: string): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > 100) {
+      lines.push(line);
+      line = `  ${word}`;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return [...lines, line].join('\n');
 }

@@ -10,7 +10,7 @@ import { parseDuration } from '../protocol/duration.js';
 import { isKlError } from '../protocol/errors.js';
 import { HELP, helpFor } from './help.js';
 import { endQuietlyWhenOutputCloses, info } from './io.js';
-import { OPTIONS, type OptionValues, serveFlags, usage } from './options.js';
+import { COMMAND_OPTIONS, commandKey, OPTIONS, type OptionValues, serveFlags, usage } from './options.js';
 
 /** The command modules, loaded on first use. */
 const commands = {
@@ -37,6 +37,9 @@ const commands = {
 
 /** The demo's own data directory: never the one `npm start` serves. */
 const DEMO_DATA_DIR = './keyledger-demo';
+
+/** How the command line is read: every option known, positionals allowed, tokens kept. */
+const PARSE = { options: OPTIONS, allowPositionals: true, strict: true, tokens: true } as const;
 
 /** Commands that open a data directory with the node passphrase. */
 const NODE_PASSPHRASE_COMMANDS = new Set(['serve', 'ledger', 'logs', 'demo']);
@@ -78,12 +81,30 @@ function badOption(err: Error & { code?: string }, argv: string[]): string {
   return `${err.message.split('\n')[0]} (see ${see})`;
 }
 
+/**
+ * The first option given that `command` does not take, as the line that says so (undefined when all
+ * fit, or for an unknown command, which is refused as such later).
+ */
+function optionNotFor(
+  command: string | undefined,
+  tokens: ReadonlyArray<{ kind: string; name?: string; rawName?: string }>,
+): string | undefined {
+  if (command === undefined) return undefined;
+  const allowed = new Set<string>(COMMAND_OPTIONS[command]);
+  for (const t of tokens) {
+    if (t.kind !== 'option' || !t.name || t.name === 'help' || t.name === 'version' || allowed.has(t.name))
+      continue;
+    return `keyledger ${command} takes no option ${t.rawName ?? `--${t.name}`} (see keyledger ${command} --help)`;
+  }
+  return undefined;
+}
+
 /** Runs the CLI with `argv` (without node and script); returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   endQuietlyWhenOutputCloses();
-  let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
+  let parsed: ReturnType<typeof parseArgs<typeof PARSE>>;
   try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    parsed = parseArgs({ ...PARSE, args: argv });
   } catch (err) {
     info(`error KL_BAD_INPUT: ${badOption(err as Error & { code?: string }, argv)}`);
     return 2;
@@ -97,6 +118,11 @@ export async function main(argv: string[]): Promise<number> {
   if (v.help || !cmd) {
     info(helpFor(cmd, sub));
     return v.help ? 0 : 2;
+  }
+  const misplaced = optionNotFor(commandKey(cmd, sub), parsed.tokens ?? []);
+  if (misplaced) {
+    info(`error KL_BAD_INPUT: ${misplaced}`);
+    return 2;
   }
   const passphrase = {
     ...(v['passphrase-file'] ? { passphraseFile: v['passphrase-file'] } : {}),

@@ -63,6 +63,84 @@ export const OPTIONS = {
   version: { type: 'boolean', short: 'v' },
 } as const;
 
+/** The name of an option. */
+export type OptionName = keyof typeof OPTIONS;
+
+const SERVE_SETTINGS: readonly OptionName[] = [
+  'config',
+  'data',
+  'host',
+  'port',
+  'challenge-ttl',
+  'operator-key',
+  'admin',
+  'public-url',
+  'tls-cert',
+  'tls-key',
+  'smtp-url',
+  'smtp-from',
+  'insecure-smtp-plaintext',
+  'ledger',
+  'rpc',
+  'contract',
+  'from-block',
+];
+const NODE_PASSPHRASE: readonly OptionName[] = ['passphrase-file', 'insecure-dev-passphrase'];
+const USER: readonly OptionName[] = ['home', 'passphrase-file', 'json'];
+const KEY_SOURCE: readonly OptionName[] = ['gpg', 'gpg-home', 'import', 'rsa'];
+
+/**
+ * The options each command takes (besides -h/--help and -v/--version): any other is refused with a
+ * pointer to that command's help, so a mistyped or misplaced option never passes silently. Keyed
+ * by command, or by `command subcommand` where subcommands differ.
+ */
+export const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
+  serve: [...SERVE_SETTINGS, ...NODE_PASSPHRASE, 'insecure-plain-logs', 'json', 'quiet'],
+  'config check': [...SERVE_SETTINGS, 'json'],
+  'config schema': [],
+  'admin invite': ['data', 'expires', 'json'],
+  'admin grant': ['data', 'json'],
+  'admin ungrant': ['data', 'json'],
+  'admin dashboard': [...USER, 'no-open'],
+  'admin sessions': ['data', 'json'],
+  'admin alerts': ['data', 'json'],
+  'admin revoke-session': ['data', 'json'],
+  'admin revoke-key': ['data', 'json', 'reason'],
+  init: [...USER, 'id', 'name', ...KEY_SOURCE, 'force'],
+  register: [...USER, 'server', 'invite', 'email', 'code', 'chain', 'trust-first-use'],
+  login: USER,
+  whoami: ['home', 'json'],
+  status: ['home', 'json'],
+  send: [...USER, 'sign', 'out'],
+  shell: ['home', 'passphrase-file'],
+  session: USER,
+  'rotate-key': [...USER, ...KEY_SOURCE, 'new-passphrase-file'],
+  'revoke-key': [...USER, 'reason'],
+  audit: ['data', 'id', 'since', 'json'],
+  'logs decrypt': ['data', 'home', 'key', 'file', 'json', ...NODE_PASSPHRASE],
+  'receipt verify': ['home', 'genesis', 'json'],
+  'ledger verify': ['data', 'checkpoint', 'mark-verified', 'quiet', 'json', ...NODE_PASSPHRASE],
+  'ledger show': ['data', 'height', 'id', 'tx', 'json'],
+  'ledger init': ['data', 'name', 'json', ...NODE_PASSPHRASE],
+  'ledger deploy': [
+    'data',
+    'rpc',
+    'contract',
+    'from-block',
+    'insecure-dev-funder-key',
+    'json',
+    ...NODE_PASSPHRASE,
+  ],
+  demo: ['data', 'users', ...NODE_PASSPHRASE],
+};
+
+/** The key of COMMAND_OPTIONS (and of the help) for a command line's first two words, if any. */
+export function commandKey(cmd: string | undefined, sub: string | undefined): string | undefined {
+  if (cmd === undefined) return undefined;
+  if (sub !== undefined && Object.hasOwn(COMMAND_OPTIONS, `${cmd} ${sub}`)) return `${cmd} ${sub}`;
+  return Object.hasOwn(COMMAND_OPTIONS, cmd) ? cmd : undefined;
+}
+
 /** The parsed option values. */
 export type OptionValues = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
 

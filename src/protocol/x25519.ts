@@ -2,10 +2,17 @@
  * Ephemeral X25519 keys for the handshake's ECDH (node:crypto). Public keys travel as 32 raw bytes,
  * base64url.
  */
-import { createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  type KeyObject,
+} from 'node:crypto';
 import { KlError } from './errors.js';
 
 const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
 /** base64url of 32 bytes. */
 export const X25519_PUBLIC_B64 = /^[A-Za-z0-9_-]{43}$/;
 
@@ -16,9 +23,22 @@ export interface EphemeralKey {
   publicKey: string;
 }
 
-/** Makes a fresh ephemeral key pair. */
-export function generateEphemeral(): EphemeralKey {
-  const { privateKey, publicKey } = generateKeyPairSync('x25519');
+/**
+ * Makes a fresh ephemeral key pair. `fixedPrivate` (32 raw bytes, RFC 7748 §5) replaces the random
+ * draw: only for test vectors (test/vectors/keyledger-v1.json), never in the protocol.
+ */
+export function generateEphemeral(fixedPrivate?: Uint8Array): EphemeralKey {
+  let privateKey: KeyObject;
+  let publicKey: KeyObject;
+  if (fixedPrivate) {
+    if (fixedPrivate.length !== 32) throw new KlError('KL_PROTOCOL', 'an X25519 private key is 32 bytes');
+    privateKey = createPrivateKey({
+      key: Buffer.concat([PKCS8_X25519_PREFIX, fixedPrivate]),
+      format: 'der',
+      type: 'pkcs8',
+    });
+    publicKey = createPublicKey(privateKey);
+  } else ({ privateKey, publicKey } = generateKeyPairSync('x25519'));
   const der = publicKey.export({ format: 'der', type: 'spki' });
   return { privateKey, publicKey: der.subarray(der.length - 32).toString('base64url') };
 }
