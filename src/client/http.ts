@@ -1,13 +1,48 @@
 /**
  * HTTP calls to the server with timeouts, size bounds and typed errors: a server error body
- * `{ error: { code, message } }` becomes a KlError with that code. Plain node:http(s) with no
- * connection pooling: a CLI command or a test ends as soon as its work is done.
+ * `{ error: { code, message } }` becomes a KlError with that code. Uses the global `fetch` (Node
+ * 20 and browsers alike); the answer is read as a stream and refused past 1 MiB.
  */
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { errorFromWire, KlError } from '../protocol/errors.js';
 
 const MAX_RESPONSE = 1024 * 1024;
+
+/** The answer's text, read up to MAX_RESPONSE bytes (`KL_NETWORK` past it). */
+async function boundedText(res: Response, origin: string): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > MAX_RESPONSE) {
+        await reader.cancel().catch(() => {});
+        throw new KlError('KL_NETWORK', 'the server answer is too large');
+      }
+      chunks.push(value);
+    }
+  } catch (err) {
+    if (err instanceof KlError) throw err;
+    throw new KlError(
+      'KL_NETWORK',
+      `the answer from ${origin} broke off: ${(err as Error).message}`,
+      undefined,
+      {
+        cause: err,
+      },
+    );
+  }
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
 
 /** Calls `method url` with an optional JSON body; returns the parsed JSON answer. */
 export async function callJson<T>(
@@ -16,56 +51,42 @@ export async function callJson<T>(
   body?: unknown,
   timeoutMs = 30_000,
 ): Promise<T> {
-  const u = new URL(url);
-  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
-  const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(
-      u,
-      {
-        method,
-        agent: false,
-        headers: {
-          accept: 'application/json',
-          ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
-        },
+  const { origin } = new URL(url);
+  const signal = AbortSignal.timeout(timeoutMs);
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method,
+      signal,
+      redirect: 'error',
+      headers: {
+        accept: 'application/json',
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > MAX_RESPONSE) {
-            req.destroy();
-            reject(new KlError('KL_NETWORK', 'the server answer is too large'));
-          } else chunks.push(c);
-        });
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
-        );
-        res.on('error', (err) =>
-          reject(new KlError('KL_NETWORK', `the answer from ${u.origin} broke off: ${err.message}`)),
-        );
-      },
-    );
-    const timer = setTimeout(() => req.destroy(new Error('timed out')), timeoutMs);
-    timer.unref();
-    req.on('close', () => clearTimeout(timer));
-    req.on('error', (err) =>
-      reject(
-        new KlError('KL_NETWORK', `cannot reach ${u.origin}: ${err.message}`, undefined, { cause: err }),
-      ),
-    );
-    req.end(payload);
-  });
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: Error }).cause ?? (err as Error);
+    const why = signal.aborted ? 'timed out' : cause.message;
+    throw new KlError('KL_NETWORK', `cannot reach ${origin}: ${why}`, undefined, { cause: err });
+  }
+  let text: string;
+  try {
+    text = await boundedText(res, origin);
+  } catch (err) {
+    if (signal.aborted)
+      throw new KlError('KL_NETWORK', `the answer from ${origin} timed out`, undefined, { cause: err });
+    throw err;
+  }
   let json: unknown;
   try {
     json = text ? JSON.parse(text) : null;
   } catch {
-    throw new KlError('KL_NETWORK', `the server answered ${status} with something that is not JSON`);
+    throw new KlError('KL_NETWORK', `the server answered ${res.status} with something that is not JSON`);
   }
-  if (status < 200 || status >= 300) {
+  if (res.status < 200 || res.status >= 300) {
     const e = typeof json === 'object' && json !== null ? (json as { error?: unknown }).error : undefined;
-    throw errorFromWire(e, 'KL_NETWORK', { message: `the server answered ${status}` });
+    throw errorFromWire(e, 'KL_NETWORK', { message: `the server answered ${res.status}` });
   }
   return json as T;
 }
