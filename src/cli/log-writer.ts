@@ -1,7 +1,7 @@
 /**
- * The CLI's side of the encrypted logs (seed phase 4 step 6): time-stamped lines appended to an
- * {@link EncryptedLog}, never throwing. A server must not die, nor a session end, because its log
- * cannot be written (disk full, read-only data directory): the lines that cannot be written are
+ * The CLI's side of the encrypted logs (docs/protocol.md "Phases 3 and 4", Logs): time-stamped lines
+ * appended to an {@link EncryptedLog}, never throwing. A server must not die, nor a session end, because its
+ * log cannot be written (disk full, read-only data directory): the lines that cannot be written are
  * counted, the fault is reported once on stderr, and when the log can be written again its first
  * line says how many were lost.
  */

@@ -1,6 +1,6 @@
 /**
  * Where the CLI gets the passphrase that protects the node's keys (ledger validator and registrar;
- * the server's OpenPGP key too, from issue 3): `--passphrase-file FILE`, else the environment variable
+ * the server's OpenPGP key too): `--passphrase-file FILE`, else the environment variable
  * KEYLEDGER_SERVER_PASSPHRASE, else a prompt on a terminal. `--insecure-dev-passphrase` uses a fixed,
  * public passphrase for demos; it says so every time.
  */

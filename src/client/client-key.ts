@@ -6,7 +6,7 @@
 import type * as openpgp from 'openpgp';
 import { decryptAndVerify, signDetached } from '../pgp/messages.js';
 
-/** Private-key operations the protocol needs (seed phase 1 step 1, phase 2 step 3). */
+/** Private-key operations the protocol needs (docs/protocol.md "Phase 1", step 3; "Phase 2", step 3). */
 export interface ClientKey {
   /** Fingerprint of the key (lower-case hex). */
   readonly fingerprint: string;

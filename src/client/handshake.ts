@@ -1,5 +1,5 @@
 /**
- * The client side of mutual authentication (seed phase 2 steps 3–4; DESIGN phase 2 steps 3–4):
+ * The client side of mutual authentication (docs/protocol.md "Phase 2", steps 3–4):
  * {@link answerChallenge} decrypts the challenge with KprivC, checks the server's signature against the
  * pinned server key (this is where the server authenticates itself), checks that the challenge is for
  * this hello, this identity and this key, then signs the transcript with RS and a fresh RC;
@@ -75,7 +75,7 @@ export async function answerChallenge(o: AnswerChallengeOptions): Promise<{
     'KL_PROTOCOL',
     'challenge',
   );
-  // Decrypt with KprivC and require KprivS's signature (DESIGN phase 2 step 3).
+  // Decrypt with KprivC and require KprivS's signature (docs/protocol.md "Phase 2", step 3).
   const plain = await o.key.decryptVerified(msg.message, o.serverKey, new Date(o.now));
   let payload: ChallengePayload;
   try {

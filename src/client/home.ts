@@ -1,6 +1,6 @@
 /**
- * The client's home directory (default ~/.keyledger, mode 0700), seed phase 1 step 4 "Client's
- * Private Key Storage":
+ * The client's home directory (default ~/.keyledger, mode 0700), where the client keeps its
+ * private key and what it pinned (docs/protocol.md "Phase 1", step 5):
  *   identity.json     identity, name, fingerprint, where the private key lives (file or gpg)
  *   private-key.asc   the private key, passphrase-protected (iterated S2K), mode 0600 (file keys only)
  *   server.json       the server this identity registered with: URL, pinned genesis and server key,

@@ -1,5 +1,5 @@
 /**
- * Making or bringing the client's key pair (seed phase 1 step 1, "Public Key Generation"): a new v4
+ * Making or bringing the client's key pair (docs/protocol.md "Phase 1", before step 1): a new v4
  * Ed25519/Cv25519 key made here, an armored secret key made by another tool (gpg, sqop), or a key
  * that stays in GnuPG. Then `openClientKey` unlocks whichever it is for use.
  */
@@ -37,8 +37,8 @@ export interface PreparedKey {
 }
 
 /**
- * Makes or brings a key (seed phase 1 step 1) and checks it against the key policy; nothing is
- * written. Used for a new identity and for a key rotation.
+ * Makes or brings a key (docs/protocol.md "Phase 1", before step 1) and checks it against the key policy;
+ * nothing is written. Used for a new identity and for a key rotation.
  */
 export async function prepareKey(o: KeySource & { id: string; name: string }): Promise<PreparedKey> {
   const now = new Date();

@@ -1,7 +1,8 @@
 /**
- * Logging in (seed phase 2): one WebSocket to /v1/login carries hello → challenge → response →
+ * Logging in (docs/protocol.md "Phase 2"): one WebSocket to /v1/login carries hello → challenge → response →
  * finished. Before it, the client checks that the ledger only grew since the checkpoint it keeps
- * (DESIGN "A client keeps the last checkpoint it saw and refuses a ledger that rewrote history").
+ * (docs/ledger.md "Proofs": a client keeps the last checkpoint it saw and refuses a ledger that rewrote
+ * history).
  */
 import type WebSocket from 'ws';
 import { errorFromWire, KlError } from '../protocol/errors.js';
@@ -15,7 +16,7 @@ import type { ClientHome, ServerFile } from './home.js';
 import { openClientKey, pinnedServerKey } from './identity.js';
 import { loadWebSocket } from './websocket.js';
 
-/** An authenticated session (the encrypted channel over it is issue 4). */
+/** An authenticated session (the encrypted channel over it: docs/protocol.md "Phases 3 and 4"). */
 export interface LoginResult {
   verified: true;
   sessionId: string;

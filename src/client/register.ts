@@ -1,9 +1,9 @@
 /**
- * Client side of registration (seed phase 1; DESIGN phase 1): authenticate the server (the pin the
+ * Client side of registration (docs/protocol.md "Phase 1"): authenticate the server (the pin the
  * invitation carries, or an expected chain id; otherwise trust on first use) → begin → seal the
  * identity proof to the server key and sign the statement that carries it with KprivC (proof of
  * possession) → complete → verify the receipt against the genesis, and pin the genesis and server key.
- * docs/protocol.md, "Registration on a hostile network".
+ * docs/protocol.md "Registration on a hostile network".
  */
 import type { SignedHeader } from '../ledger/block.js';
 import { chainIdOf, checkGenesis, type Genesis } from '../ledger/genesis.js';
@@ -197,7 +197,7 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
 
 /**
  * Authenticates the server before anything secret leaves: the invitation's pin (or `expectChain`)
- * names the ledger, whose genesis names the server key (docs/protocol.md, "Registration on a hostile
+ * names the ledger, whose genesis names the server key (docs/protocol.md "Registration on a hostile
  * network"). Without either, `onServer` decides whether to go on trusting on first use.
  */
 async function authenticateServer(
@@ -218,8 +218,8 @@ async function authenticateServer(
 }
 
 /**
- * Seed phase 1 step 4, the acknowledgment, checked: the receipt proves KeyRegistered(id → this key)
- * is in a block signed by the ledger's validators, and the server answered with the key it pinned.
+ * docs/protocol.md "Phase 1", step 5, the acknowledgment, checked: the receipt proves KeyRegistered(id → this
+ * key) is in a block signed by the ledger's validators, and the server answered with the key it pinned.
  */
 function checkRegistrationAnswer(
   answer: unknown,

@@ -49,7 +49,10 @@ async function loginWithNewKey(o: RotateKeyOptions, identity: IdentityFile, priv
   return session.sessionId;
 }
 
-/** Rotates the home's key on the ledger (seed: the key record's rotation history; DESIGN "Key rotation"). */
+/**
+ * Rotates the home's key on the ledger (the key record's rotation history; docs/protocol.md
+ * "Phases 3 and 4", Key revocation and rotation).
+ */
 export async function rotateKey(o: RotateKeyOptions): Promise<RotateKeyResult> {
   const current = o.home.readIdentity();
   const leftOver = o.home.readPendingRotation();

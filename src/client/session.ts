@@ -1,5 +1,5 @@
 /**
- * The client's side of a session (seed phases 3–4): `connect()` logs in and returns a
+ * The client's side of a session (docs/protocol.md "Phases 3 and 4"): `connect()` logs in and returns a
  * {@link ClientSession} that sends and receives application messages over the AEAD channel, makes
  * requests, sends OpenPGP-signed messages and verifies their ledger receipts, renews keys, resumes
  * on a new connection, revokes its own key, and logs out. Events: `message` (body), `alert`
@@ -339,9 +339,9 @@ export class ClientSession extends EventEmitter {
   }
 
   /**
-   * Sends a message signed with KprivC (seed phase 4 step 4, non-repudiation). The server verifies
-   * it with the key on the ledger and anchors its hash; the receipt is verified here against the
-   * pinned genesis before this resolves.
+   * Sends a message signed with KprivC (docs/protocol.md "Phases 3 and 4", Signed messages: non-repudiation).
+   * The server verifies it with the key on the ledger and anchors its hash; the receipt is verified here
+   * against the pinned genesis before this resolves.
    */
   async sendSigned(text: string, { timeoutMs = 30_000 } = {}): Promise<SignedMessageReceipt> {
     const signature = await this.login.key.signDetached(Buffer.from(text, 'utf8'), new Date(this.now()));
@@ -370,8 +370,9 @@ export class ClientSession extends EventEmitter {
   }
 
   /**
-   * Renews the session keys with a fresh X25519 exchange inside the channel (seed phase 4 step 3).
-   * Without an answer in time the connection is dropped as lost (resume() then starts afresh).
+   * Renews the session keys with a fresh X25519 exchange inside the channel (docs/protocol.md
+   * "Phases 3 and 4", Renewal). Without an answer in time the connection is dropped as lost (resume()
+   * then starts afresh).
    */
   renew({ timeoutMs = 30_000 } = {}): Promise<void> {
     if (this.renewing) return Promise.reject(new KlError('KL_PROTOCOL', 'a renewal is already in progress'));
@@ -650,7 +651,7 @@ export class ClientSession extends EventEmitter {
     }
   }
 
-  /** Logs out: an encrypted close frame, acknowledged; keys wiped (seed phase 3 step 3). */
+  /** Logs out: an encrypted close frame, acknowledged; keys wiped (docs/protocol.md "Phases 3 and 4"). */
   async close({ timeoutMs = 5_000 } = {}): Promise<void> {
     if (this.ended) return;
     const acked = new Promise<void>((resolve) => {

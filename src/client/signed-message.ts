@@ -1,6 +1,6 @@
 /**
- * Checking a signed message kept by `keyledger send --sign --out FILE` (docs/protocol.md, signed
- * messages): the OpenPGP signature must be by the key the ledger held for the signer when the
+ * Checking a signed message kept by `keyledger send --sign --out FILE` (docs/protocol.md "Phases 3 and 4",
+ * Signed messages): the OpenPGP signature must be by the key the ledger held for the signer when the
  * message's hash was anchored. The key comes from the ledger, with proofs checked against the
  * genesis: the signer's key record with its state proof at a checkpoint at or after the anchoring
  * block, a consistency proof that this checkpoint's history holds the anchoring block, and — for a

@@ -1,8 +1,8 @@
 /**
- * Reading the audit trail (seed phase 4 step 6) back from any {@link Ledger}: AuditEvent
- * transactions, newest first, filtered by subject (the SHA-256 of an identity), event name and time.
- * Used by `keyledger audit` and the dashboard's audit page. Walks blocks from the top down and stops
- * at `since` or after `limit` events, so the cost is bounded by what is asked for.
+ * Reading the audit trail (docs/protocol.md "Phases 3 and 4", Audit trail; docs/ledger.md "Audit") back from
+ * any {@link Ledger}: AuditEvent transactions, newest first, filtered by subject (the SHA-256 of an
+ * identity), event name and time. Used by `keyledger audit` and the dashboard's audit page. Walks blocks from
+ * the top down and stops at `since` or after `limit` events, so the cost is bounded by what is asked for.
  */
 import { canonicalBytes } from '../protocol/canonical-json.js';
 import { isKlError } from '../protocol/errors.js';

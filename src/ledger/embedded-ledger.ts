@@ -76,7 +76,7 @@ export interface InitOptions {
   name?: string;
   /** The server's OpenPGP key to pin in the genesis. */
   server?: Genesis['server'];
-  /** The EVM chain that orders this ledger (issue 6). */
+  /** The EVM chain that orders this ledger (docs/architecture.md "The EVM engine"). */
   engine?: Genesis['engine'];
   now?: () => number;
 }
@@ -172,8 +172,8 @@ export interface OpenOptions {
   /** Told, for every transaction, the ms from `submit` to its block being durable (metrics). */
   observeCommit?: (ms: number) => void;
   /**
-   * Orders transactions elsewhere (the EVM engine, issue 6): `submit` hands each signed transaction
-   * to the sequencer, and blocks are written only from what the sequencer feeds back through
+   * Orders transactions elsewhere (docs/architecture.md "The EVM engine"): `submit` hands each signed
+   * transaction to the sequencer, and blocks are written only from what the sequencer feeds back through
    * {@link EmbeddedLedger.ingest}, so every node derives the same ledger from the same order.
    */
   sequencer?: Sequencer;

@@ -1,7 +1,7 @@
 /**
- * The EVM engine (issue 6): keyledger transactions ordered by a permissioned EVM chain (Hyperledger
- * Besu / GoQuorum with QBFT) through the KeyRegistry contract (contracts/KeyRegistry.sol), with
- * ethers v6 over standard JSON-RPC.
+ * The EVM engine (docs/architecture.md "The EVM engine", docs/deploy-besu.md): keyledger transactions ordered
+ * by a permissioned EVM chain (Hyperledger Besu / GoQuorum with QBFT) through the KeyRegistry contract
+ * (contracts/KeyRegistry.sol), with ethers v6 over standard JSON-RPC.
  *
  * Writing: each registrar-signed transaction goes to the contract function that enforces its rule
  * (the contract mirrors the permission table: registrars write keys, anchors and audit events; the

@@ -29,11 +29,11 @@ export interface Genesis {
   quorum: number;
   /** Registrars allowed to write from the start. */
   registrars: RegistrarInfo[];
-  /** The authentication server's OpenPGP public key, pinned for clients (issue 3). */
+  /** The authentication server's OpenPGP public key, pinned for clients (docs/protocol.md "Trust"). */
   server?: { fingerprint: string; publicKey: string };
   /**
-   * Where transactions are ordered when not by this node alone (issue 6): an EVM chain and the
-   * KeyRegistry contract on it. Absent: the embedded engine.
+   * Where transactions are ordered when not by this node alone (docs/architecture.md "The EVM engine"): an
+   * EVM chain and the KeyRegistry contract on it. Absent: the embedded engine.
    */
   engine?: EvmEngineInfo;
 }

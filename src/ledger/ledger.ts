@@ -44,8 +44,9 @@ export interface Ledger {
   readonly chainId: string;
   /**
    * Signs `intent` with this node's registrar key and writes it. Resolves only once the block that
-   * holds it is committed and durable (seed phase 1 step 2, "Blockchain Confirmation"), with the
-   * receipt the client will verify. Rejects with a typed error if the transaction is invalid.
+   * holds it is committed and durable (docs/protocol.md "Phase 1", step 4; docs/ledger.md "Commit and
+   * durability"), with the receipt the client will verify. Rejects with a typed error if the transaction is
+   * invalid.
    */
   submit(intent: TxIntent): Promise<TransactionReceipt>;
   /** Writes a transaction signed elsewhere (another registrar, or validators for governance). */

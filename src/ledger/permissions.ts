@@ -1,8 +1,8 @@
 /**
- * Who may write what: the one declarative write-permission table of the ledger (DESIGN "Permissioned:
- * ... Who may write what is one declarative table, not checks spread through handlers"). Reads are
- * open to everyone. Both the engine and the offline verifier enforce this table through
- * {@link resolveSigner}.
+ * Who may write what: the one declarative write-permission table of the ledger (docs/ledger.md
+ * "Who may write what"): who may write what is one declarative table, not checks spread through
+ * handlers. Reads are open to everyone. Both the engine and the offline verifier enforce this table
+ * through {@link resolveSigner}.
  */
 import { KlError } from '../protocol/errors.js';
 import type { Genesis } from './genesis.js';

@@ -1,7 +1,7 @@
 /**
- * Proofs a client or auditor checks alone, with nothing but the genesis document (DESIGN "Proofs a
- * client checks alone"). Every verifier is pure and never throws: it returns `{ verified: true, ... }`
- * with what the caller should keep, or `{ verified: false, code, reason }`.
+ * Proofs a client or auditor checks alone, with nothing but the genesis document (docs/ledger.md
+ * "Proofs"). Every verifier is pure and never throws: it returns `{ verified: true, ... }` with what
+ * the caller should keep, or `{ verified: false, code, reason }`.
  */
 import { canonicalBytes } from '../protocol/canonical-json.js';
 import { type ErrorCode, isKlError } from '../protocol/errors.js';
@@ -228,7 +228,7 @@ function verifyLedgerExtendsUnguarded({
 
 /**
  * Verifiers never throw (docs/architecture.md): anything a malformed input makes the checking code
- * trip over is a failed verification, not an exception (found by fuzzing, issue 7).
+ * trip over is a failed verification, not an exception (found by fuzzing: docs/reliability.md "Fuzzing").
  */
 function guarded<A, R>(check: (a: A) => R | Unverified): (a: A) => R | Unverified {
   return (a) => {

@@ -1,8 +1,8 @@
 /**
- * Storage faults (issue 7): the disk is full, or the data directory refuses writes (mounted
- * read-only, immutable, no permission). Every writer — the ledger, the server's operational
- * database, the encrypted logs — turns such an error into one typed, person-readable error,
- * `KL_STORAGE_UNAVAILABLE` (503: nothing was written, try again later), instead of an internal error.
+ * Storage faults (docs/reliability.md "Disk full and read-only data directory"): the disk is full, or the
+ * data directory refuses writes (mounted read-only, immutable, no permission). Every writer — the ledger, the
+ * server's operational database, the encrypted logs — turns such an error into one typed, person-readable
+ * error, `KL_STORAGE_UNAVAILABLE` (503: nothing was written, try again later), instead of an internal error.
  */
 import { KlError } from '../protocol/errors.js';
 

@@ -48,7 +48,7 @@ export const TX_TYPES = [
   'RoleRevoked',
 ] as const;
 
-/** Roles an identity can hold on the ledger (issue 5: admins of the dashboard and admin API). */
+/** Roles an identity can hold on the ledger (admins: docs/architecture.md "The operator side"). */
 export const IDENTITY_ROLES = ['admin'] as const;
 /** An identity role. */
 export type IdentityRole = (typeof IDENTITY_ROLES)[number];

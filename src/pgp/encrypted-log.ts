@@ -1,7 +1,7 @@
 /**
- * Encrypted logs (seed phase 4 step 6, "Logs … are encrypted and stored securely"). Each log file
- * starts with a header line holding a random 256-bit log key, OpenPGP-encrypted to the reader's key
- * (the operator's, or the user's own for client logs); every further line is one log line sealed with
+ * Encrypted logs (docs/protocol.md "Phases 3 and 4", Logs): logs are encrypted and stored securely.
+ * Each log file starts with a header line holding a random 256-bit log key, OpenPGP-encrypted to the reader's
+ * key (the operator's, or the user's own for client logs); every further line is one log line sealed with
  * AES-256-GCM under that key, the file id and line number as associated data, so lines cannot be
  * altered, reordered or moved between files unnoticed. The log key lives in memory only while the
  * writer runs.

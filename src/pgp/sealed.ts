@@ -1,6 +1,6 @@
 /**
  * Encryption to a key without a signature, for the identity proof of a registration
- * (docs/protocol.md, "Registration on a hostile network"): the client seals the code to KpubS; the
+ * (docs/protocol.md "Registration on a hostile network"): the client seals the code to KpubS; the
  * statement that carries the sealed message is signed by the key being registered, which is what
  * authenticates it. Only the server key opens it, and every seal is randomised (a fresh session key
  * and ECDH ephemeral per message, RFC 4880 §5.1 / RFC 6637 §8), so an observer can neither read the

@@ -1,10 +1,10 @@
 /**
- * One side of an established session channel (DESIGN "Phases 3 and 4"; seed phase 3 step 2 and
- * phase 4 steps 2–3): seals outgoing messages into AEAD frames and opens incoming ones, enforcing
- * the session id, the epoch and a strictly increasing sequence number per direction, so a replayed,
- * reordered, dropped, forged or foreign frame is refused and never reaches the application.
+ * One side of an established session channel (docs/protocol.md "Phases 3 and 4"): seals outgoing
+ * messages into AEAD frames and opens incoming ones, enforcing the session id, the epoch and a strictly
+ * increasing sequence number per direction, so a replayed, reordered, dropped, forged or foreign frame is
+ * refused and never reaches the application.
  *
- * Key renewal (seed phase 4 step 3, "Session Renewal"): the client starts it with a fresh X25519
+ * Key renewal (docs/protocol.md "Phases 3 and 4", Renewal): the client starts it with a fresh X25519
  * key in a `rekey` message; the server answers `rekey-ack` with its own key as the last frame of the
  * old epoch; both derive the next epoch's keys from the new ECDH secret salted with the previous
  * chain hash, reset the sequence numbers and wipe the old keys. Frames of the old epoch still in

@@ -1,8 +1,8 @@
 /**
- * The AEAD frame codec (DESIGN "Phases 3 and 4"): { sid, epoch, seq, dir } is the header and the
+ * The AEAD frame codec (docs/protocol.md "Phases 3 and 4"): { sid, epoch, seq, dir } is the header and the
  * associated data; AES-256-GCM with the direction's key; the 96-bit nonce is the direction's IV
  * XOR the 64-bit sequence number (right-aligned), so no nonce repeats within a key's life as long as
- * seq strictly increases, which the receiver enforces. GCM's tag is the per-message MAC of the seed.
+ * seq strictly increases, which the receiver enforces. GCM's tag is the per-message MAC.
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { canonicalBytes } from './canonical-json.js';

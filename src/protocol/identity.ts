@@ -1,7 +1,8 @@
 /**
- * Identity canonicalisation (DESIGN "Identity IDC": an email address, lower-cased, plus a display
- * name). One identity must never be registrable twice under case or Unicode variants, so every
- * identity is put through {@link canonicalIdentity} before it is compared, stored or signed.
+ * Identity canonicalisation (docs/protocol.md "Phase 1", step 2): an identity is an email address,
+ * lower-cased, plus a display name. One identity must never be registrable twice under case or
+ * Unicode variants, so every identity is put through {@link canonicalIdentity} before it is compared, stored
+ * or signed.
  */
 import { KlError } from './errors.js';
 

@@ -1,6 +1,6 @@
 /**
  * How an invitation (or an emailed code) pins the server before the client reveals anything
- * (docs/protocol.md, "Registration on a hostile network"). An invitation is printed as
+ * (docs/protocol.md "Registration on a hostile network"). An invitation is printed as
  *
  *     KL-XXXX-XXXX-XXXX-XXXX-XXXX.<pin>
  *

@@ -1,5 +1,5 @@
 /**
- * The session key schedule (DESIGN phase 2 step 4): HKDF-SHA256 over the X25519 shared secret,
+ * The session key schedule (docs/protocol.md "Phase 2", step 4): HKDF-SHA256 over the X25519 shared secret,
  * salted with the transcript hash, one labelled output per purpose and direction. Binding the salt
  * to the transcript means a session's keys exist only for that exact handshake.
  */
@@ -13,7 +13,7 @@ export interface SessionKeys {
   /** Server → client AES-256-GCM key and IV base. */
   s2cKey: Buffer;
   s2cIv: Buffer;
-  /** Proves knowledge of the session when resuming on a new connection (issue 4). */
+  /** Proves knowledge of the session to resume it on a new connection (docs/protocol.md "Phases 3 and 4"). */
   resumeKey: Buffer;
 }
 

@@ -20,7 +20,7 @@ export const REGISTER_BEGIN_BODY = {
 /** Longest armored sealed identity proof accepted (one PKESK and a short SEIPD; ~700 bytes in practice). */
 export const MAX_SEALED_PROOF = 4096;
 
-/** POST /v1/register/complete (docs/protocol.md, phase 1 step 4). */
+/** POST /v1/register/complete (docs/protocol.md "Phase 1", step 4). */
 export const REGISTER_COMPLETE_BODY = {
   type: 'object',
   additionalProperties: false,
@@ -59,7 +59,7 @@ export const REGISTER_COMPLETE_BODY = {
 /** POST /v1/enroll/email */
 export const ENROLL_EMAIL_BODY = REGISTER_BEGIN_BODY;
 
-/** WebSocket: the client's hello (seed phase 2 step 1). */
+/** WebSocket: the client's hello (docs/protocol.md "Phase 2", step 1). */
 export const HELLO_SHAPE: ObjectShape = {
   type: { type: 'string', max: 5, enum: ['hello'] },
   v: { type: 'integer', min: 1, max: 1 },
@@ -67,7 +67,7 @@ export const HELLO_SHAPE: ObjectShape = {
   ephemeral: { type: 'string', max: 43, pattern: /^[A-Za-z0-9_-]{43}$/ },
 };
 
-/** WebSocket: the client's response to a challenge (seed phase 2 step 3). */
+/** WebSocket: the client's response to a challenge (docs/protocol.md "Phase 2", step 3). */
 export const RESPONSE_SHAPE: ObjectShape = {
   type: { type: 'string', max: 8, enum: ['response'] },
   challengeId: { type: 'string', max: 22, pattern: /^[A-Za-z0-9_-]{22}$/ },

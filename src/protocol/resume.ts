@@ -1,7 +1,7 @@
 /**
- * Session resumption proof (DESIGN "Resumption on a new connection proves possession of the
- * session's resume key"): HMAC-SHA256 under the resume key over the canonical statement
- * { type: "keyledger/resume", v: 1, sid, epoch, clientNonce, serverNonce }.
+ * Session resumption proof (docs/protocol.md "Phases 3 and 4", Resumption): resumption on a new
+ * connection proves possession of the session's resume key. HMAC-SHA256 under the resume key over the
+ * canonical statement { type: "keyledger/resume", v: 1, sid, epoch, clientNonce, serverNonce }.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { canonicalize } from './canonical-json.js';

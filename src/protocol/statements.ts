@@ -8,8 +8,8 @@ import { sha256 } from './hash.js';
 import type { FieldShape, ObjectShape } from './shape.js';
 
 /**
- * Seed phase 1 step 1/2, DESIGN phase 1 step 3: what the client signs to prove it holds KprivC.
- * Version 2 carries the identity proof sealed to the server key (docs/protocol.md, "Registration on a
+ * docs/protocol.md "Phase 1", step 3: what the client signs to prove it holds KprivC.
+ * Version 2 carries the identity proof sealed to the server key (docs/protocol.md "Registration on a
  * hostile network"), so the signature binds the sealed proof to this key, identity and nonce.
  */
 export interface RegistrationStatement {
@@ -80,7 +80,7 @@ export function identityProofPayload(
   };
 }
 
-/** Seed phase 2 step 2: what the server encrypts to KpubC and signs with KprivS. */
+/** docs/protocol.md "Phase 2", step 2: what the server encrypts to KpubC and signs with KprivS. */
 export interface ChallengePayload {
   type: 'keyledger/challenge';
   v: 1;
@@ -99,7 +99,7 @@ export interface ChallengePayload {
   helloHash: string;
 }
 
-/** Seed phase 2 step 3: what the client signs with KprivC (challenge RS plus its own RC). */
+/** docs/protocol.md "Phase 2", step 3: what the client signs with KprivC (challenge RS plus its own RC). */
 export interface LoginTranscript {
   type: 'keyledger/login';
   v: 1;
@@ -119,8 +119,8 @@ export interface LoginTranscript {
 }
 
 /**
- * Builds the login transcript (seed phase 2 step 3). Client and server each build it from what they
- * saw; the signature only verifies if both saw the same handshake.
+ * Builds the login transcript (docs/protocol.md "Phase 2", step 3). Client and server each build it from what
+ * they saw; the signature only verifies if both saw the same handshake.
  */
 export function loginTranscript(fields: Omit<LoginTranscript, 'type' | 'v'>): LoginTranscript {
   return { type: 'keyledger/login', v: 1, ...fields };

@@ -1,6 +1,6 @@
 /**
- * Per-identity activity baseline for hijack detection (seed phase 4 step 5, "abnormal activity";
- * DESIGN "Hijack detection": "a message rate far above the identity's recent baseline").
+ * Per-identity activity baseline for hijack detection (docs/protocol.md "Phases 3 and 4",
+ * Hijack detection): abnormal activity is a message rate far above the identity's recent baseline.
  *
  * Time is cut into windows of `windowMs` (aligned to the clock). For each identity the table keeps
  * the frame counts of its last `historyWindows` *active* windows (windows with at least one frame,

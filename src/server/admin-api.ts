@@ -1,7 +1,7 @@
 /**
- * The web admin API and the dashboard page (issue 5), under /admin. Access: a one-time link from
- * `keyledger admin dashboard` (see dashboard-auth.ts) starts a cookie session for an identity that
- * holds the admin role on the ledger; the role is checked again on every call, and every state
+ * The web admin API and the dashboard page (docs/architecture.md "The operator side"), under /admin. Access:
+ * a one-time link from `keyledger admin dashboard` (see dashboard-auth.ts) starts a cookie session for an
+ * identity that holds the admin role on the ledger; the role is checked again on every call, and every state
  * change needs the session's CSRF token in `x-csrf-token`. Reads: overview, identities, sessions,
  * blocks and transactions (with their proofs, verified in the browser), audit trail (JSON or CSV),
  * alerts (live over server-sent events). Actions: terminate a session, revoke a key, acknowledge an

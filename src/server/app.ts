@@ -55,7 +55,7 @@ import {
 import { loadTls, type TlsFiles, type TlsMaterial } from './tls.js';
 
 /**
- * Rate limits of the server (docs/protocol.md, "Rate limits"). A limit keyed on an identity is
+ * Rate limits of the server (docs/protocol.md "Rate limits"). A limit keyed on an identity is
  * charged only by what proved something about it; unauthenticated traffic is charged to its source
  * address (`…PerIp`, after the proxy trust list) and to server-wide budgets (`…Global`).
  */
@@ -213,7 +213,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const serverKey = await loadServerKey(o.dataDir, o.passphrase);
   // A short batching window lets concurrent registrations and audit events share blocks (fewer
   // fsyncs and signatures per transaction) for at most this many ms of added latency.
-  // The EVM engine (issue 6): the chain orders transactions; this node derives the same ledger.
+  // The EVM engine (docs/architecture.md "The EVM engine"): the chain orders transactions; this node derives
+  // the same ledger.
   const { engine } = readGenesisFile(dataPaths(o.dataDir).genesis).genesis;
   const sequencer = engine
     ? (await import('./evm-node.js')).evmSequencerFor({
@@ -343,13 +344,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       })
       .catch((err: unknown) => {
         // Policy: a session event that cannot be written is logged and alerted, and never blocks
-        // the login or logout it records (docs/reliability.md, "Disk full").
+        // the login or logout it records (docs/reliability.md "Disk full and read-only data directory").
         noteStorageFault(err);
         log(`audit event ${event} not written: ${(err as Error).message}`);
       });
   };
 
-  // Seed phase 4 step 6: session events on the ledger audit trail (identifiers hashed).
+  // docs/protocol.md "Phases 3 and 4", Audit trail: session events on the ledger audit trail (identifiers
+  // hashed).
   sessions.on('started', (s: Session) => {
     const { id, fingerprint, sessionId, ip } = s;
     emit({ kind: 'login', at: now(), id, fingerprint, sessionId, ip });
@@ -641,7 +643,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     async (req) => ledger.getTransaction(req.params.txid),
   );
 
-  // --- identity verification by email (DESIGN phase 1 step 1) ---
+  // --- identity verification by email (docs/protocol.md "Phase 1", step 1) ---
   app.post<{ Body: { id: string } }>(
     '/v1/enroll/email',
     {
@@ -682,7 +684,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     },
   );
 
-  // --- registration (seed phase 1) ---
+  // --- registration (docs/protocol.md "Phase 1") ---
   app.post<{ Body: { id: string } }>(
     '/v1/register/begin',
     {

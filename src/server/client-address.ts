@@ -1,5 +1,5 @@
 /**
- * The address a request comes from, for limits keyed on the source (docs/protocol.md, "Rate
+ * The address a request comes from, for limits keyed on the source (docs/protocol.md "Rate
  * limits"). Behind a reverse proxy every request arrives from the proxy, so the address it forwards
  * (`X-Forwarded-For`) is believed, hop by hop, only from proxies in the trust list of the
  * configuration (`trustProxy`: addresses, CIDR ranges, or `loopback`, `linklocal`, `uniquelocal`).

@@ -1,6 +1,6 @@
 /**
- * Server configuration (issue 5): one JSON schema ({@link CONFIG_SCHEMA}) documents every setting;
- * values come from a JSON file (`keyledger serve --config FILE`), then `KEYLEDGER_*` environment
+ * Server configuration (docs/configuration.md): one JSON schema ({@link CONFIG_SCHEMA}) documents every
+ * setting; values come from a JSON file (`keyledger serve --config FILE`), then `KEYLEDGER_*` environment
  * variables, then command-line flags, each overriding the one before. `keyledger config check`
  * validates the result and prints it with secrets hidden. docs/configuration.md is the reference
  * (a test checks that it names every setting of the schema).
@@ -160,7 +160,8 @@ export const CONFIG_SCHEMA = {
         engine: {
           type: 'string',
           enum: ['embedded', 'evm'],
-          description: 'embedded (default) or evm (issue 6).',
+          description:
+            'embedded (default) or evm: a permissioned EVM chain orders the ledger (docs/deploy-besu.md).',
         },
         rpcUrl: {
           type: 'string',

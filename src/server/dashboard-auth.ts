@@ -1,9 +1,9 @@
 /**
- * How an admin gets into the dashboard without a password (issue 5): the admin logs in with the
- * normal OpenPGP handshake (`keyledger admin dashboard`), and inside that authenticated session asks
- * for a one-time link. The link's token is random (256 bits), stored only as a hash, single use and
- * short-lived (60 s). Redeeming it starts a dashboard session bound to a cookie (HttpOnly,
- * SameSite=Strict, Secure over TLS) with its own CSRF token, which every state change must carry.
+ * How an admin gets into the dashboard without a password (docs/architecture.md "The operator side"): the
+ * admin logs in with the normal OpenPGP handshake (`keyledger admin dashboard`), and inside that
+ * authenticated session asks for a one-time link. The link's token is random (256 bits), stored only as a
+ * hash, single use and short-lived (60 s). Redeeming it starts a dashboard session bound to a cookie
+ * (HttpOnly, SameSite=Strict, Secure over TLS) with its own CSRF token, which every state change must carry.
  * Everything lives in memory; time comes from the injected clock.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';

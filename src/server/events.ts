@@ -8,7 +8,7 @@
  */
 import type { EndReason } from './sessions.js';
 
-/** A key registered on the ledger through this server (docs/protocol.md, "Registration"). */
+/** A key registered on the ledger through this server (docs/protocol.md "Phase 1"). */
 export interface RegisteredEvent {
   kind: 'registered';
   at: number;
@@ -53,7 +53,10 @@ export interface KeyRevokedEvent {
   by: 'owner' | { admin: string };
 }
 
-/** A key replaced on the ledger by its owner (docs/protocol.md, "Key rotation"). */
+/**
+ * A key replaced on the ledger by its owner (docs/protocol.md "Phases 3 and 4", Key revocation and
+ * rotation).
+ */
 export interface KeyRotatedEvent {
   kind: 'key_rotated';
   at: number;

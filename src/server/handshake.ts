@@ -1,5 +1,5 @@
 /**
- * The server side of mutual authentication (seed phase 2; DESIGN phase 2), as a pair of functions:
+ * The server side of mutual authentication (docs/protocol.md "Phase 2"), as a pair of functions:
  * {@link createChallenge} answers a hello, {@link verifyChallengeResponse} checks the answer and
  * derives the session keys. Neither does I/O beyond reading the ledger; the socket handler calls them.
  */
@@ -94,7 +94,7 @@ export interface CreateChallengeOptions {
 }
 
 /**
- * Seed phase 2 steps 1–2: reads KpubC from the ledger (must be active), draws RS and a server
+ * docs/protocol.md "Phase 2", steps 1–2: reads KpubC from the ledger (must be active), draws RS and a server
  * ephemeral key, and returns the challenge encrypted to KpubC and signed by KprivS.
  */
 export async function createChallenge({
@@ -171,8 +171,8 @@ export interface VerifiedLogin {
 }
 
 /**
- * Seed phase 2 step 4: the challenge must be the pending one and unexpired, RS must match (constant
- * time), the client's signature over the transcript must verify with the key the ledger holds *now*
+ * docs/protocol.md "Phase 2", step 4: the challenge must be the pending one and unexpired, RS must match
+ * (constant time), the client's signature over the transcript must verify with the key the ledger holds *now*
  * (a revocation between hello and response counts), then the session keys are derived from the ECDH
  * secret salted with the transcript hash. The caller has already removed `pending` (single use).
  * @throws KlError `KL_CHALLENGE_EXPIRED`, `KL_CHALLENGE_UNKNOWN`, `KL_AUTH_FAILED`, `KL_KEY_REVOKED`

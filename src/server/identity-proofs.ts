@@ -1,5 +1,5 @@
 /**
- * Identity verification before registration (seed phase 1 step 2; DESIGN phase 1 step 1): one-time
+ * Identity verification before registration (docs/protocol.md "Phase 1", step 1): one-time
  * codes bound to an identity, stored hashed, expiring, single use. Two kinds:
  *   invite — issued by an admin (`keyledger admin invite`), 100 bits, shown once;
  *   email  — sent to the address itself, 8 digits; a new code leaves the earlier ones valid.

@@ -1,9 +1,9 @@
 /**
  * Logins per minute over the last hour, for the dashboard's chart, read from the ledger's audit trail
- * (seed phase 4 step 6: `session_start` and `login_failed` events) rather than counted in memory, so
- * a restart of the server does not reset it. Cheap: the first read walks back only to the start of
- * the window (readAuditTrail stops at `since`), every later read only the blocks written since, and
- * what is kept is one count per minute.
+ * (docs/protocol.md "Phases 3 and 4", Audit trail: `session_start` and `login_failed` events) rather than
+ * counted in memory, so a restart of the server does not reset it. Cheap: the first read walks back only to
+ * the start of the window (readAuditTrail stops at `since`), every later read only the blocks written since,
+ * and what is kept is one count per minute.
  */
 import { type AuditEntry, readAuditTrail } from '../ledger/audit-trail.js';
 import type { Ledger } from '../ledger/ledger.js';

@@ -1,9 +1,9 @@
 /**
  * The login WebSocket (`/v1/login`): one connection carries the handshake — hello → challenge →
- * response → finished — and, from issue 4 on, the session. Every message is size-limited, parsed
- * and shape-checked; any error is sent as `{ type: "error", code, message }` and the connection is
- * closed. Each connection has at most one pending challenge; the global table of pending challenges
- * is bounded.
+ * response → finished — and then the session (docs/protocol.md "Phases 3 and 4"). Every message is
+ * size-limited, parsed and shape-checked; any error is sent as `{ type: "error", code, message }` and the
+ * connection is closed. Each connection has at most one pending challenge; the global table of pending
+ * challenges is bounded.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -47,7 +47,7 @@ export interface LoginSocketContext {
   maxLedgerStalenessMs: number;
   /**
    * Unauthenticated traffic (hellos, resumes) is charged to its source and to the server-wide budget;
-   * the per-identity limit only by logins that verified (docs/protocol.md, "Rate limits").
+   * the per-identity limit only by logins that verified (docs/protocol.md "Rate limits").
    */
   limits: { loginPerIp: RateLimiter; loginGlobal: RateLimiter; loginPerIdentity: RateLimiter };
   /** Which proxies' forwarded addresses to believe. */
@@ -218,7 +218,8 @@ export function attachLoginSocket(
             ctx.audit('resume_failed', target.id, { session: sha256Hex(target.sessionId).slice(0, 32) });
           throw new KlError('KL_AUTH_FAILED', 'authentication failed');
         }
-        // DESIGN "Hijack detection": one session from two connections, or from another address.
+        // docs/protocol.md "Phases 3 and 4", Hijack detection: one session from two connections, or from
+        // another address.
         if (target.socket && target.socket.readyState === target.socket.OPEN) {
           ctx.audit('hijack_alarm', target.id, { reason: 'two_connections' });
           ctx.sessions.end(target.sessionId, 'hijack', 'the session was used from two connections at once');

@@ -1,5 +1,5 @@
 /**
- * Registration nonces without server state until they are used (docs/protocol.md, phase 1 step 2).
+ * Registration nonces without server state until they are used (docs/protocol.md "Phase 1", step 2).
  * A nonce is 32 bytes: its expiry (8 bytes, big-endian ms), 8 random bytes and the first 16 bytes of
  * HMAC-SHA256(key, identity ‖ expiry ‖ random) under a key that lives in memory only. register/begin
  * therefore stores nothing, so a flood of begins from anywhere cannot fill a table and lock

@@ -1,5 +1,5 @@
 /**
- * Registration (seed phase 1; DESIGN phase 1): identity verification, proof of possession of KprivC,
+ * Registration (docs/protocol.md "Phase 1"): identity verification, proof of possession of KprivC,
  * key policy, then KeyRegistered on the ledger, answered only after the ledger committed it, with the
  * server's public key and a receipt the client verifies.
  */
@@ -41,7 +41,7 @@ export interface RegistrationRequest {
 }
 
 /**
- * Limits of registration (docs/protocol.md, "Rate limits"). None is charged by a request that proved
+ * Limits of registration (docs/protocol.md "Rate limits"). None is charged by a request that proved
  * nothing about the identity: wrong codes are charged to their source and, for the guessable 8-digit
  * emailed codes, to a global budget; `perIdentity` only once the identity proof verified.
  */
@@ -88,7 +88,7 @@ export class RegistrationService {
     });
   }
 
-  /** DESIGN phase 1 step 2: a fresh single-use nonce bound to the identity, and the server key. */
+  /** docs/protocol.md "Phase 1", step 2: a fresh single-use nonce bound to the identity; the server key. */
   begin(idInput: unknown): RegistrationBegun {
     const id = canonicalIdentity(idInput);
     const { nonce, expiresAt } = this.nonces.issue(id, this.o.now());
@@ -101,8 +101,8 @@ export class RegistrationService {
   }
 
   /**
-   * DESIGN phase 1 steps 4–6. `source` is the requester's address (after the proxy trust list), which
-   * wrong codes are charged to.
+   * docs/protocol.md "Phase 1", step 4. `source` is the requester's address (after the proxy trust list),
+   * which wrong codes are charged to.
    */
   async complete(req: RegistrationRequest, source = 'unknown'): Promise<RegistrationResult> {
     const now = this.o.now();
@@ -133,7 +133,7 @@ export class RegistrationService {
       throw new KlError('KL_IDENTITY_TAKEN', 'a registration of this identity is already in progress');
     this.inFlight.add(id);
     try {
-      // Seed phase 1 step 2: store KpubC on the ledger and wait for its confirmation.
+      // docs/protocol.md "Phase 1", step 4: store KpubC on the ledger and wait for its confirmation.
       const receipt = await this.o.ledger.submit({
         type: 'KeyRegistered',
         body: {
@@ -152,7 +152,7 @@ export class RegistrationService {
   }
 
   /**
-   * The statement's own checks (docs/protocol.md, phase 1 step 4): canonical identity and name, this
+   * The statement's own checks (docs/protocol.md "Phase 1", step 4): canonical identity and name, this
    * ledger and server key, the nonce (issued for this identity, unexpired, unspent) and the time.
    */
   private checkStatement(
@@ -242,7 +242,7 @@ export class RegistrationService {
   /**
    * Checks the code. Wrong codes are counted against their source address and, for emailed codes,
    * against the server-wide budget — never against the identity, so nobody can void or block another
-   * person's code by guessing (docs/protocol.md, "Rate limits").
+   * person's code by guessing (docs/protocol.md "Rate limits").
    */
   private checkCode(id: string, proof: IdentityProofPayload, source: string, now: number): void {
     const limits = this.o.limits;
@@ -262,7 +262,7 @@ export class RegistrationService {
     }
   }
 
-  /** Seed phase 1 steps 3–4: the server's public key and the acknowledgment (with its proof). */
+  /** docs/protocol.md "Phase 1", steps 4–5: the server's key and the acknowledgment (with its proof). */
   private result(
     id: string,
     name: string,

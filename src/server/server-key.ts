@@ -1,8 +1,8 @@
 /**
- * The server's OpenPGP key pair, KpubS / KprivS (seed phase 1 step 3). Made once when the data
+ * The server's OpenPGP key pair, KpubS / KprivS (docs/protocol.md "Phase 1"). Made once when the data
  * directory is initialised: v4 Ed25519/Cv25519, the private key encrypted with the node passphrase
  * (iterated S2K, so GnuPG can read it too) in DATA/server-key.asc, mode 0600. Kept decrypted in memory
- * only while the server runs (seed phase 1 step 4, "Server's Private Key Storage").
+ * only while the server runs (docs/threat-model.md "What is trusted").
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,6 +1,6 @@
 /**
- * What the server does with the frames of an established session (seed phases 3–4): dispatches
- * application messages to the hooks (`server.onMessage`), answers requests, verifies and anchors
+ * What the server does with the frames of an established session (docs/protocol.md "Phases 3 and 4"):
+ * dispatches application messages to the hooks (`server.onMessage`), answers requests, verifies and anchors
  * signed messages, renews keys, logs out, revokes keys on the owner's signed request, and watches
  * for hijacking (bad frames, abnormal rates). Every rejected frame counts as an anomaly.
  */
@@ -110,8 +110,8 @@ export async function handleSessionMessage(
   }
   const now = ctx.now();
   s.lastActivity = now;
-  // Abnormal activity (seed phase 4 step 5): frames per window far above what a person or a normal
-  // client sends, or far above this identity's own recent baseline.
+  // Abnormal activity (docs/protocol.md "Phases 3 and 4", Hijack detection): frames per window far above what
+  // a person or a normal client sends, or far above this identity's own recent baseline.
   const { maxFramesPerWindow, rateWindowMs } = ctx.sessions.hijack;
   if (!s.recentWindow || now - s.recentWindow.start >= rateWindowMs)
     s.recentWindow = { start: now, count: 0 };
@@ -286,7 +286,10 @@ function parseStatement<T extends { id: string; chain: string; time: number }>(
   return statement;
 }
 
-/** Seed phase 4 step 4: verify the OpenPGP signature with the ledger's key, anchor the hash, answer with the receipt. */
+/**
+ * docs/protocol.md "Phases 3 and 4", Signed messages: verify the OpenPGP signature with the ledger's
+ * key, anchor the hash, answer with the receipt.
+ */
 async function signedMessage(
   ctx: SessionServiceContext,
   s: Session,

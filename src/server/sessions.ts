@@ -1,6 +1,6 @@
 /**
- * Sessions (seed phases 3 and 4): the table of live sessions, in memory only (keys never touch disk
- * or the ledger), and every way a session ends — logout, inactivity timeout, absolute lifetime,
+ * Sessions (docs/protocol.md "Phases 3 and 4"): the table of live sessions, in memory only (keys never touch
+ * disk or the ledger), and every way a session ends — logout, inactivity timeout, absolute lifetime,
  * revocation by the client, the server or an admin, key revocation on the ledger, and a hijack
  * alarm. Ending a session wipes its keys, tells the client (an encrypted alert, then close) when it
  * is connected, and writes an audit event. Time comes from the injected clock.
@@ -34,7 +34,7 @@ export interface Session {
   renewalRequested: boolean;
 }
 
-/** Session policy (DESIGN "Key renewal", "Inactivity timeout and absolute lifetime"). */
+/** Session policy (docs/protocol.md "Phases 3 and 4", Renewal and Timeouts). */
 export interface SessionPolicy {
   idleTimeoutMs: number;
   maxLifetimeMs: number;
@@ -44,7 +44,7 @@ export interface SessionPolicy {
   renewAfterMs: number;
 }
 
-/** Hijack-detection thresholds (DESIGN "Hijack detection"). */
+/** Hijack-detection thresholds (docs/protocol.md "Phases 3 and 4", Hijack detection). */
 export interface HijackPolicy {
   /** Rejected frames within `anomalyWindowMs` that end the session. */
   maxAnomalies: number;

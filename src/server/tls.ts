@@ -1,5 +1,5 @@
 /**
- * TLS of `keyledger serve` (docs/configuration.md, `tls`): the certificate (chain, leaf first) and
+ * TLS of `keyledger serve` (docs/configuration.md "TLS"): the certificate (chain, leaf first) and
  * its private key are read from PEM files and checked — readable, parseable, the key matching the
  * certificate — before they are used, at start and on every reload (SIGHUP). A reload replaces the
  * server's secure context for new connections only (Node's `tls.Server#setSecureContext`): live

@@ -30,7 +30,7 @@ export async function adminInvite(o: InviteOptions): Promise<number> {
     const now = Date.now();
     const expiresAt = now + o.expiresMs;
     // The invitation carries the ledger's pin: the user's client authenticates this server with it
-    // before revealing the code (docs/protocol.md, "Registration on a hostile network").
+    // before revealing the code (docs/protocol.md "Registration on a hostile network").
     const code = formatInvitation(proofs.issueInvite(id, now, expiresAt), chainId);
     if (o.json)
       out(JSON.stringify({ id, code, expiresAt: new Date(expiresAt).toISOString(), chain: chainId }));

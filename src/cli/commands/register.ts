@@ -57,7 +57,7 @@ export async function registerCommand(
     ...(o.chain ? { expectChain: o.chain } : {}),
     onServer: async ({ chain, fingerprint, trust }) => {
       if (trust === 'pinned') return;
-      // Nothing authenticated this server (docs/protocol.md, "Registration on a hostile network"):
+      // Nothing authenticated this server (docs/protocol.md "Registration on a hostile network"):
       // said plainly, and the code is sent only if the person accepts it (or --trust-first-use).
       const what = proof.method === 'invite' ? 'invitation' : 'code';
       info(

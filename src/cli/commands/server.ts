@@ -51,8 +51,8 @@ export async function serve(o: ServeOptions): Promise<number> {
   if (fresh && config.ledger?.engine === 'evm')
     await (await import('./evm-setup.js')).initEvm(data, passphrase, config.ledger);
   else if (config.ledger?.engine === 'evm' || config.ledger?.contract) checkEngine(data, config.ledger ?? {});
-  // Seed phase 4 step 6: the server's log is encrypted at rest, readable with the operator's key
-  // (operatorKey) or, by default, with the server key (keyledger logs decrypt --data DIR).
+  // docs/protocol.md "Phases 3 and 4", Logs: the server's log is encrypted at rest, readable with the
+  // operator's key (operatorKey) or, by default, with the server key (keyledger logs decrypt --data DIR).
   // Lines logged before the log file is open (the server key it is encrypted to is only there once
   // the server has initialised the data directory) wait in a bounded buffer, with their time, and
   // are written first: an admin role granted at start is on record like any other ledger change.

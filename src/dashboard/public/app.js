@@ -1,6 +1,6 @@
-// The keyledger admin dashboard (issue 5). Plain ES module, no framework, nothing from a CDN.
-// Data comes from /admin/api/* (cookie session, CSRF token on every change); everything the
-// server says is put in the page as text, never as HTML. Proofs are verified here, in the browser,
+// The keyledger admin dashboard (docs/architecture.md "The operator side"). Plain ES module, no framework,
+// nothing from a CDN. Data comes from /admin/api/* (cookie session, CSRF token on every change); everything
+// the server says is put in the page as text, never as HTML. Proofs are verified here, in the browser,
 // by the ledger's own verifier (verifier.js, bundled from src/ledger/proofs.ts).
 
 const $ = (sel) => document.querySelector(sel);

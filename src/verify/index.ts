@@ -1,0 +1,34 @@
+/**
+ * `keyledger/verify`: the proofs a client or auditor checks alone, with nothing but the genesis
+ * document (docs/ledger.md "Proofs"). Every `verify…` function is pure and synchronous: no I/O, no
+ * server code, no storage. The proof verifiers never throw; they return `{ verified: true, … }` or
+ * `{ verified: false, code, reason }`. Merkle checks follow RFC 6962 §2.1.1 (inclusion) and §2.1.2
+ * (consistency).
+ *
+ * Runtime needs: SHA-256 and Ed25519 from `node:crypto`, and the `Buffer` global (a browser bundle
+ * supplies both, as scripts/build-dashboard.mjs does for the dashboard).
+ */
+export type { BlockHeader, SignedHeader } from '../ledger/block.js';
+export { blockHashOf, verifySignedHeader } from '../ledger/block.js';
+export type { Genesis, RegistrarInfo } from '../ledger/genesis.js';
+export { chainIdOf, checkGenesis } from '../ledger/genesis.js';
+export type { ConsistencyCheck, InclusionCheck } from '../ledger/merkle.js';
+export { leafHash, nodeHash, verifyConsistency, verifyInclusion } from '../ledger/merkle.js';
+export type {
+  ConsistencyProof,
+  ExtensionAnswer,
+  KeyRecordProof,
+  TransactionReceipt,
+  Unverified,
+} from '../ledger/proofs.js';
+export {
+  verifyCheckpointConsistency,
+  verifyKeyRecordProof,
+  verifyLedgerExtends,
+  verifyTransactionReceipt,
+} from '../ledger/proofs.js';
+export type { KeyRecord, TxRef } from '../ledger/state-machine.js';
+export type { StateProof, StateProofCheck } from '../ledger/state-tree.js';
+export { verifyStateProof } from '../ledger/state-tree.js';
+export type { TxBodies, TxEnvelope, TxType } from '../ledger/transactions.js';
+export type { ErrorCode } from '../protocol/errors.js';
