@@ -29,6 +29,8 @@ export type { KeyChangeReceipt, SignedMessageReceipt } from './client/session.js
 export { ClientSession, connect } from './client/session.js';
 export type { SignerCheck, SignerQuestion } from './client/signed-message.js';
 export { verifyMessageSigner } from './client/signed-message.js';
+export type { Awaitable, ClientStore } from './client/store.js';
+export { MemoryClientStore } from './client/store.js';
 export type { TransactionReceipt } from './ledger/proofs.js';
 export type { ErrorCode } from './protocol/errors.js';
 export { ERROR_CODES, isErrorCode, isKlError, KlError } from './protocol/errors.js';

@@ -7,8 +7,8 @@
 import type { SignedHeader } from '../ledger/block.js';
 import { type ConsistencyProof, verifyLedgerExtends } from '../ledger/proofs.js';
 import { isKlError, KlError } from '../protocol/errors.js';
-import type { ClientHome, ServerFile } from './home.js';
 import { callJson } from './http.js';
+import type { ClientStore, ServerFile } from './store.js';
 
 /**
  * Asks the server for a consistency proof from the kept checkpoint to its latest block, checks it
@@ -17,7 +17,7 @@ import { callJson } from './http.js';
  * history from a rewritten one.
  * @throws KlError `KL_CHECKPOINT_INVALID` (history cut short or rewritten), `KL_NETWORK`
  */
-export async function advanceCheckpoint(home: ClientHome, server: ServerFile): Promise<SignedHeader> {
+export async function advanceCheckpoint(home: ClientStore, server: ServerFile): Promise<SignedHeader> {
   const kept = server.checkpoint;
   const url = (path: string) => new URL(path, server.url).toString();
   let proof: ConsistencyProof | undefined;
@@ -34,6 +34,6 @@ export async function advanceCheckpoint(home: ClientHome, server: ServerFile): P
     ...(proof !== undefined ? { proof } : { latest }),
   });
   if (!check.verified) throw new KlError(check.code, check.reason, { kept: kept.header.height });
-  home.writeServer({ ...server, checkpoint: check.checkpoint });
+  await home.writeServer({ ...server, checkpoint: check.checkpoint });
   return check.checkpoint;
 }

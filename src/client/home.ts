@@ -22,44 +22,10 @@ import {
 } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { SignedHeader } from '../ledger/block.js';
-import type { Genesis } from '../ledger/genesis.js';
-import type { TransactionReceipt } from '../ledger/proofs.js';
 import { KlError } from '../protocol/errors.js';
+import type { ClientStore, IdentityFile, PendingRotation, ServerFile } from './store.js';
 
-/** identity.json */
-export interface IdentityFile {
-  v: 1;
-  id: string;
-  name: string;
-  fingerprint: string;
-  algorithm: string;
-  publicKey: string;
-  keySource: 'file' | 'gpg';
-  /** GNUPGHOME for gpg keys, when not the default. */
-  gpgHome?: string;
-}
-
-/** server.json */
-export interface ServerFile {
-  v: 1;
-  url: string;
-  chain: string;
-  genesis: Genesis;
-  server: { fingerprint: string; publicKey: string };
-  checkpoint: SignedHeader;
-  registration: { receipt: TransactionReceipt; at: number };
-}
-
-/** rotation.json: a key rotation that has started but is not installed yet. */
-export interface PendingRotation {
-  v: 1;
-  /** identity.json as it will be once the rotation is installed. */
-  identity: IdentityFile;
-  /** The new protected private key (file keys). */
-  privateKey?: string;
-  startedAt: number;
-}
+export type { IdentityFile, PendingRotation, ServerFile } from './store.js';
 
 /** Default home directory. */
 export function defaultHome(): string {
@@ -73,9 +39,14 @@ function writePrivate(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
-/** Access to one home directory. */
-export class ClientHome {
+/** A {@link ClientStore} in one home directory (the layout above), used by the CLI. */
+export class ClientHome implements ClientStore {
   constructor(readonly dir: string = defaultHome()) {}
+
+  /** The directory, for messages. */
+  get name(): string {
+    return this.dir;
+  }
 
   get identityPath(): string {
     return join(this.dir, 'identity.json');

@@ -12,7 +12,7 @@ import { KlError } from '../protocol/errors.js';
 import { canonicalDisplayName, canonicalIdentity } from '../protocol/identity.js';
 import { type ClientKey, OpenPgpClientKey } from './client-key.js';
 import { checkGpgSecretKeys, exportGpgPublicKey, GpgClientKey, gpgKeyFor } from './gpg-key.js';
-import type { ClientHome, IdentityFile } from './home.js';
+import type { ClientStore, IdentityFile } from './store.js';
 
 /** Where a key comes from: made here, an armored secret key from another tool, or GnuPG. */
 export type KeySource =
@@ -22,7 +22,7 @@ export type KeySource =
 
 /** Options of {@link createIdentity}. */
 export type CreateIdentityOptions = {
-  home: ClientHome;
+  home: ClientStore;
   id: string;
   name: string;
   /** Overwrite an existing identity in this home. */
@@ -114,9 +114,9 @@ export async function prepareKey(o: KeySource & { id: string; name: string }): P
  * The identity `--force` replaces. An identity.json that cannot be read any more still has its key
  * file kept: it is retired under a name that says so (--force is how a damaged home is repaired).
  */
-function previousIdentity(home: ClientHome): Pick<IdentityFile, 'keySource' | 'fingerprint'> {
+async function previousIdentity(home: ClientStore): Promise<Pick<IdentityFile, 'keySource' | 'fingerprint'>> {
   try {
-    return home.readIdentity();
+    return await home.readIdentity();
   } catch {
     return {
       keySource: 'file',
@@ -133,16 +133,17 @@ function previousIdentity(home: ClientHome): Pick<IdentityFile, 'keySource' | 'f
 export async function createIdentity(
   o: CreateIdentityOptions,
 ): Promise<IdentityFile & { retiredKey?: string }> {
-  if (o.home.hasIdentity() && !o.force)
-    throw new KlError('KL_BAD_INPUT', `${o.home.dir} already holds an identity (use --force to replace it)`);
-  const previous = o.home.hasIdentity() ? previousIdentity(o.home) : null;
+  const exists = await o.home.hasIdentity();
+  if (exists && !o.force)
+    throw new KlError('KL_BAD_INPUT', `${o.home.name} already holds an identity (use --force to replace it)`);
+  const previous = exists ? await previousIdentity(o.home) : null;
   const id = canonicalIdentity(o.id);
   const name = canonicalDisplayName(o.name);
   const prepared = await prepareKey({ ...o, id, name });
   const identity: IdentityFile = { v: 1, id, name, ...prepared.key };
   // Only once the new key is ready: a failed key generation or import leaves the home as it was.
-  const retiredKey = previous ? o.home.retireKey(previous) : null;
-  o.home.writeIdentity(identity, prepared.privateKey);
+  const retiredKey = previous ? await o.home.retireKey(previous) : null;
+  await o.home.writeIdentity(identity, prepared.privateKey);
   return retiredKey ? { ...identity, retiredKey } : identity;
 }
 
@@ -153,7 +154,7 @@ export async function createIdentity(
 export async function clientKeyFor(
   identity: IdentityFile,
   passphrase: string | undefined,
-  armoredPrivateKey: () => string,
+  armoredPrivateKey: () => string | Promise<string>,
 ): Promise<ClientKey> {
   if (identity.keySource === 'gpg') {
     return new GpgClientKey(identity.publicKey, {
@@ -162,7 +163,7 @@ export async function clientKeyFor(
       ...(identity.gpgHome ? { homedir: identity.gpgHome } : {}),
     });
   }
-  const key = await unlockPrivateKey(armoredPrivateKey(), passphrase);
+  const key = await unlockPrivateKey(await armoredPrivateKey(), passphrase);
   if (key.getFingerprint() !== identity.fingerprint)
     throw new KlError('KL_DATA_DIR', 'the private key does not match identity.json');
   return new OpenPgpClientKey(key);
@@ -170,10 +171,10 @@ export async function clientKeyFor(
 
 /** Unlocks the identity's key for signing and decrypting. */
 export async function openClientKey(
-  home: ClientHome,
+  home: ClientStore,
   passphrase: string | undefined,
 ): Promise<{ identity: IdentityFile; key: ClientKey }> {
-  const identity = home.readIdentity();
+  const identity = await home.readIdentity();
   return { identity, key: await clientKeyFor(identity, passphrase, () => home.readPrivateKey()) };
 }
 

@@ -12,8 +12,8 @@ import { generateEphemeral } from '../protocol/x25519.js';
 import { advanceCheckpoint } from './checkpoint.js';
 import type { ClientKey } from './client-key.js';
 import { answerChallenge, verifyFinished } from './handshake.js';
-import type { ClientHome, ServerFile } from './home.js';
 import { openClientKey, pinnedServerKey } from './identity.js';
+import type { ClientStore, ServerFile } from './store.js';
 import { loadWebSocket } from './websocket.js';
 
 /** An authenticated session (the encrypted channel over it: docs/protocol.md "Phases 3 and 4"). */
@@ -38,7 +38,7 @@ export interface LoginResult {
 
 /** Options of {@link login}. */
 export interface LoginOptions {
-  home: ClientHome;
+  home: ClientStore;
   passphrase?: string;
   /** An already unlocked key (skips unlocking; used by long-running clients and benchmarks). */
   key?: ClientKey;
@@ -51,9 +51,9 @@ export interface LoginOptions {
 /** Runs the handshake with the server the identity registered with. */
 export async function login(o: LoginOptions): Promise<LoginResult> {
   const now = o.now ?? Date.now;
-  const server = o.home.readServer();
+  const server = await o.home.readServer();
   const { identity, key } = o.key
-    ? { identity: o.home.readIdentity(), key: o.key }
+    ? { identity: await o.home.readIdentity(), key: o.key }
     : await openClientKey(o.home, o.passphrase);
   // The ledger must extend the checkpoint kept in server.json (docs/ledger.md "Proofs").
   if (o.checkLedger !== false) await advanceCheckpoint(o.home, server);

@@ -21,9 +21,9 @@ import { isKlError, KlError } from '../protocol/errors.js';
 import { chainMatchesPin, parseInvitation } from '../protocol/invitation.js';
 import { identityProofPayload, type RegistrationStatement, statementBytes } from '../protocol/statements.js';
 import type { ClientKey } from './client-key.js';
-import type { ClientHome, IdentityFile } from './home.js';
 import { callJson } from './http.js';
 import { openClientKey } from './identity.js';
+import type { ClientStore, IdentityFile } from './store.js';
 
 /** What the server publishes at /v1/info. */
 export interface ServerInfo {
@@ -36,7 +36,7 @@ export interface ServerInfo {
 
 /** Options of {@link register}. */
 export interface RegisterOptions {
-  home: ClientHome;
+  home: ClientStore;
   /** Base URL, e.g. http://127.0.0.1:7420 */
   server: string;
   /**
@@ -174,7 +174,7 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
     throw await explainRefusal(err, { server: o.server, genesis: info.genesis, id: identity.id, trust });
   });
   const { receipt, height, txid } = checkRegistrationAnswer(answer, info, identity);
-  o.home.writeServer({
+  await o.home.writeServer({
     v: 1,
     url: o.server,
     chain: info.chain,
@@ -298,8 +298,11 @@ async function provenActiveKey(
 }
 
 /** Asks the server to email a one-time code to the identity in `home`. */
-export async function requestEmailCode(o: { home: ClientHome; server: string }): Promise<EmailCodeRequested> {
-  const identity = o.home.readIdentity();
+export async function requestEmailCode(o: {
+  home: ClientStore;
+  server: string;
+}): Promise<EmailCodeRequested> {
+  const identity = await o.home.readIdentity();
   const answer = await callJson<unknown>('POST', new URL('/v1/enroll/email', o.server).toString(), {
     id: identity.id,
   });

@@ -5,13 +5,13 @@
  * interrupted after the ledger switched keys is finished by running it again.
  */
 import { KlError } from '../protocol/errors.js';
-import type { ClientHome, IdentityFile } from './home.js';
 import { clientKeyFor, type KeySource, prepareKey } from './identity.js';
 import { connect, type KeyChangeReceipt } from './session.js';
+import type { ClientStore, IdentityFile } from './store.js';
 
 /** Options of {@link rotateKey}. */
 export interface RotateKeyOptions {
-  home: ClientHome;
+  home: ClientStore;
   /** Passphrase of the current key (file keys; optional for gpg keys). */
   passphrase?: string;
   /** The new key. Generated and imported keys are protected with their own passphrase. */
@@ -54,14 +54,14 @@ async function loginWithNewKey(o: RotateKeyOptions, identity: IdentityFile, priv
  * "Phases 3 and 4", Key revocation and rotation).
  */
 export async function rotateKey(o: RotateKeyOptions): Promise<RotateKeyResult> {
-  const current = o.home.readIdentity();
-  const leftOver = o.home.readPendingRotation();
+  const current = await o.home.readIdentity();
+  const leftOver = await o.home.readPendingRotation();
   if (leftOver) {
     // An earlier run stopped after asking for the rotation. If the ledger has the new key, the new
     // key logs in and the rotation only needs installing; otherwise start again.
     try {
       const checkedSessionId = await loginWithNewKey(o, leftOver.identity, leftOver.privateKey);
-      const identity = o.home.installPendingRotation();
+      const identity = await o.home.installPendingRotation();
       return { verified: true, oldFingerprint: current.fingerprint, identity, checkedSessionId };
     } catch (err) {
       // Unreachable server: keep the new key, the ledger may have it. A refusal of a login is a
@@ -75,7 +75,7 @@ export async function rotateKey(o: RotateKeyOptions): Promise<RotateKeyResult> {
         ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
       });
       await check.close();
-      o.home.discardPendingRotation();
+      await o.home.discardPendingRotation();
     }
   }
   const prepared = await prepareKey({ ...o.next, id: current.id, name: current.name });
@@ -92,7 +92,7 @@ export async function rotateKey(o: RotateKeyOptions): Promise<RotateKeyResult> {
     o.nextPassphrase ?? ('passphrase' in o.next ? o.next.passphrase : undefined),
     () => prepared.privateKey!,
   );
-  o.home.writePendingRotation({
+  await o.home.writePendingRotation({
     v: 1,
     identity,
     ...(prepared.privateKey ? { privateKey: prepared.privateKey } : {}),
@@ -103,8 +103,8 @@ export async function rotateKey(o: RotateKeyOptions): Promise<RotateKeyResult> {
     ...(o.passphrase !== undefined ? { passphrase: o.passphrase } : {}),
     ...(o.now ? { now: o.now } : {}),
     ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
-  }).catch((err) => {
-    o.home.discardPendingRotation();
+  }).catch(async (err) => {
+    await o.home.discardPendingRotation();
     throw err;
   });
   let rotation: KeyChangeReceipt;
@@ -121,12 +121,12 @@ export async function rotateKey(o: RotateKeyOptions): Promise<RotateKeyResult> {
       !err.code.startsWith('KL_SESSION_') &&
       !session.isClosed
     )
-      o.home.discardPendingRotation();
+      await o.home.discardPendingRotation();
     throw err;
   } finally {
     if (!session.isClosed) await session.close().catch(() => {});
   }
-  const installed = o.home.installPendingRotation();
+  const installed = await o.home.installPendingRotation();
   const checkedSessionId = await loginWithNewKey(o, installed, prepared.privateKey);
   return {
     verified: true,
