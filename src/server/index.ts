@@ -1,9 +1,9 @@
 /**
  * `keyledger/server`: the server's public entry point. {@link startServer} runs the HTTP and
- * WebSocket server over a data directory (README "On the server"); applications answer session
+ * WebSocket server over a data directory (README "Using a session"); applications answer session
  * messages with `onMessage` hooks. The login handshake is also available as a pair of functions,
- * {@link createChallenge} and {@link verifyChallengeResponse} (docs/protocol.md, login), which do no
- * I/O beyond reading the ledger.
+ * {@link createChallenge} and {@link verifyChallengeResponse} (docs/protocol.md "Phase 2"), which do
+ * no I/O beyond reading the ledger.
  */
 export type { RateLimits, RunningServer, ServerOptions } from './app.js';
 export { DEFAULT_RATE_LIMITS, startServer } from './app.js';
