@@ -98,6 +98,7 @@ describe('the new user path through the CLI', () => {
     // `exit` ended the shell: the line after it was never read, the session was logged out.
     assert.doesNotMatch(sh.stdout, /after exit/);
     assert.match(sh.stderr, /logged out/);
+    assert.doesNotMatch(sh.stderr, /session ended/, 'our own logout is said once');
     const list = runCli(['session', 'list', '--home', home], { env: user });
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, /^no other sessions of shelly@example.org$/m);

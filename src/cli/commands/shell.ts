@@ -81,6 +81,7 @@ export async function shell(o: { home: string; passphraseFile?: string }): Promi
     if (terminal) rl.prompt();
   };
   let ended = false;
+  let leaving = false;
   session.on('close', (c: { alert?: { code: string; message: string } | null; resumable: boolean }) => {
     if (c.resumable) {
       info('connection lost; resuming…');
@@ -94,7 +95,8 @@ export async function shell(o: { home: string; passphraseFile?: string }): Promi
       return;
     }
     ended = true;
-    info(c.alert ? `session ended: ${c.alert.code} ${c.alert.message}` : 'session ended');
+    // Our own logout is said once, below; anything else that ends the session is said here.
+    if (!leaving) info(c.alert ? `session ended: ${c.alert.code} ${c.alert.message}` : 'session ended');
     rl.close();
   });
   prompt();
@@ -110,6 +112,7 @@ export async function shell(o: { home: string; passphraseFile?: string }): Promi
     prompt();
   }
   if (!ended) {
+    leaving = true;
     await session.close();
     info('logged out');
   }
