@@ -121,6 +121,17 @@ describe('configuration', () => {
     assert.equal(redactConfig(token).ledger?.rpcUrl, 'https://***@rpc.example.org');
   });
 
+  it('KEYLEDGER_QUIET is a boolean: 1/true and 0/false, anything else is refused by name', () => {
+    assert.equal(loadConfig({ env: { KEYLEDGER_QUIET: '1' } }).quiet, true);
+    assert.equal(loadConfig({ env: { KEYLEDGER_QUIET: 'true' } }).quiet, true);
+    assert.equal(loadConfig({ env: { KEYLEDGER_QUIET: '0' } }).quiet, false);
+    assert.throws(
+      () => loadConfig({ env: { KEYLEDGER_QUIET: 'maybe' } }),
+      (e: Error & { code?: string }) =>
+        e.code === 'KL_CONFIG_INVALID' && /\/quiet must be boolean/.test(e.message),
+    );
+  });
+
   it('an SMTP URL that does not parse stops the server at start, not at the first mail', () => {
     assert.throws(
       () => smtpMailer({ url: 'smtp://user:%zz@mail.example.org', from: 'keyledger@example.org' }),

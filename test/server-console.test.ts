@@ -242,9 +242,9 @@ after(() => {
 });
 
 /** `keyledger serve` with `args`; resolves with its URL once the banner is out. */
-function serve(data: string, args: string[], json = false) {
+function serve(data: string, args: string[], json = false, env: Record<string, string> = {}) {
   const child = spawn(process.execPath, [bin, 'serve', '--data', data, '--port', '0', ...args], {
-    env: { ...process.env, KEYLEDGER_SERVER_PASSPHRASE: PASSPHRASE },
+    env: { ...process.env, KEYLEDGER_SERVER_PASSPHRASE: PASSPHRASE, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);
@@ -445,5 +445,12 @@ describe('keyledger serve console', { timeout: 120_000 }, () => {
     assert.deepEqual(eventLines(stdout), []);
     assert.match(stdout, /keyledger listening on/);
     assert.ok(!stdout.includes('dave0@example.org'));
+    // The same from the environment (the `quiet` setting), as a service manager would set it.
+    const [erin] = await invitedUsers(data, 'erin', 1);
+    const quiet = await serve(data, [], false, { KEYLEDGER_QUIET: '1' });
+    await registerUser(quiet.url, erin!);
+    const silent = await quiet.stop();
+    assert.deepEqual(eventLines(silent), []);
+    assert.ok(!silent.includes('erin0@example.org'));
   });
 });

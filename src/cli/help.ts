@@ -76,7 +76,8 @@ Run "keyledger COMMAND --help" for details. Exit status: 0 success, 1 a check fa
   Console: after the banner, one line per event on stdout (time in UTC): registered, login, logout,
   ended (timeout, revoked…), revoked/rotated key, role, ALERT, refused; never a code, key or token.
   Refusals are summarised per source (IPv4 /24, IPv6 /64) every 10 s. --json: the start object, then
-  one JSON object per event ("event": its kind). -q, --quiet: no event lines (audit trail unchanged).
+  one JSON object per event ("event": its kind). -q, --quiet (setting quiet, KEYLEDGER_QUIET=1): no
+  event lines (audit trail unchanged).
   The log in DATA/logs is encrypted to the server key, or to --operator-key FILE (an OpenPGP public
   key); --insecure-plain-logs also prints it in clear on stderr (development only).`,
   admin: `keyledger admin invite IDENTITY [--data DIR] [--expires 24h] [--json]

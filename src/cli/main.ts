@@ -140,7 +140,6 @@ export async function main(argv: string[]): Promise<number> {
           json,
           ...passphrase,
           insecurePlainLogs: v['insecure-plain-logs'] ?? false,
-          quiet: v.quiet ?? false,
         });
       case 'config':
         if (sub === 'schema') return (await commands.config()).configSchema();

@@ -84,6 +84,7 @@ const SERVE_SETTINGS: readonly OptionName[] = [
   'rpc',
   'contract',
   'from-block',
+  'quiet',
 ];
 const NODE_PASSPHRASE: readonly OptionName[] = ['passphrase-file', 'insecure-dev-passphrase'];
 const USER: readonly OptionName[] = ['home', 'passphrase-file', 'json'];
@@ -95,7 +96,7 @@ const KEY_SOURCE: readonly OptionName[] = ['gpg', 'gpg-home', 'import', 'rsa'];
  * by command, or by `command subcommand` where subcommands differ.
  */
 export const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
-  serve: [...SERVE_SETTINGS, ...NODE_PASSPHRASE, 'insecure-plain-logs', 'json', 'quiet'],
+  serve: [...SERVE_SETTINGS, ...NODE_PASSPHRASE, 'insecure-plain-logs', 'json'],
   'config check': [...SERVE_SETTINGS, 'json'],
   'config schema': [],
   'admin invite': ['data', 'expires', 'json'],
@@ -172,6 +173,7 @@ export function serveFlags(v: OptionValues): ConfigFile {
     ...(v['operator-key'] !== undefined ? { operatorKey: v['operator-key'] } : {}),
     ...(v.admin?.length ? { admins: v.admin } : {}),
     ...(v['public-url'] !== undefined ? { publicUrl: v['public-url'] } : {}),
+    ...(v.quiet ? { quiet: true } : {}),
     // One of the two alone completes (or misses) the other from the file or the environment.
     ...(v['tls-cert'] !== undefined || v['tls-key'] !== undefined
       ? {

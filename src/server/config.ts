@@ -46,6 +46,11 @@ export const CONFIG_SCHEMA = {
       maximum: 65535,
       description: 'Port. Default 7420 (0: any free port).',
     },
+    quiet: {
+      type: 'boolean',
+      description:
+        'No event lines on the console of keyledger serve (the audit trail and the encrypted log are unchanged). Default false.',
+    },
     publicUrl: {
       type: 'string',
       pattern: '^https?://',
@@ -218,6 +223,8 @@ export interface ConfigFile {
   host?: string;
   port?: number;
   publicUrl?: string;
+  /** No event lines on the console of `keyledger serve`. */
+  quiet?: boolean;
   tls?: { cert: string; key: string };
   trustProxy?: string[];
   admins?: string[];
@@ -256,6 +263,7 @@ export const CONFIG_ENV: Readonly<Record<string, string>> = {
   KEYLEDGER_HOST: 'host',
   KEYLEDGER_PORT: 'port',
   KEYLEDGER_PUBLIC_URL: 'publicUrl',
+  KEYLEDGER_QUIET: 'quiet',
   KEYLEDGER_TLS_CERT: 'tls.cert',
   KEYLEDGER_TLS_KEY: 'tls.key',
   KEYLEDGER_ADMINS: 'admins',
@@ -339,7 +347,9 @@ export function loadConfig(
           : v
         : path === 'admins' || path === 'trustProxy'
           ? v.split(',').map((a) => a.trim())
-          : v,
+          : path === 'quiet'
+            ? (({ '1': true, true: true, '0': false, false: false } as Record<string, boolean>)[v] ?? v)
+            : v,
     );
   }
   const config = merge(merge(fromFile, fromEnv), (o.flags ?? {}) as Record<string, unknown>);

@@ -30,8 +30,6 @@ export interface ServeOptions {
   /** Also print log lines in clear on stderr (development only). */
   insecurePlainLogs?: boolean;
   json?: boolean;
-  /** No event lines on stdout (the start banner and the encrypted log stay). */
-  quiet?: boolean;
 }
 
 /** Log lines kept while the encrypted log is not open yet (start-up); more are counted, not kept. */
@@ -66,10 +64,10 @@ export async function serve(o: ServeOptions): Promise<number> {
     if (o.insecurePlainLogs) info(`${new Date().toISOString()} ${line}`);
   };
   // One line per event on stdout (registrations, logins, logouts, revocations, alerts, refusals
-  // summarised), never a secret (src/server/events.ts); --quiet turns them off.
+  // summarised), never a secret (src/server/events.ts); `quiet` (--quiet, KEYLEDGER_QUIET) turns them off.
   // Written off the event loop and bounded (console-writer.ts): a terminal or pipe that stops
   // reading can neither stall the server nor fill its memory.
-  const stdoutLines = o.quiet ? undefined : consoleWriter();
+  const stdoutLines = config.quiet ? undefined : consoleWriter();
   const events = stdoutLines
     ? eventConsole({ json: o.json ?? false, write: (line) => stdoutLines.line(line) })
     : undefined;
