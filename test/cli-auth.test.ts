@@ -4,19 +4,13 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { PASSPHRASE, tempDir } from './helpers.js';
+import { runCli } from './support/cli.js';
 import { serveCli } from './support/serve-cli.js';
 
 const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
 
-function run(args: string[], env: Record<string, string> = {}) {
-  const { KEYLEDGER_SERVER_PASSPHRASE: _a, KEYLEDGER_PASSPHRASE: _b, ...base } = process.env;
-  const r = spawnSync(process.execPath, [bin, ...args], {
-    encoding: 'utf8',
-    env: { ...base, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+/** `keyledger ARGS…` with `env` (test/support/cli.ts). */
+const run = (args: string[], env: Record<string, string> = {}) => runCli(args, { env });
 
 describe('a new user through the CLI: serve → invite → init → register → login', () => {
   it('works as the README says', async () => {

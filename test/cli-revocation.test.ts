@@ -4,29 +4,15 @@
  * key (`init --force`, the old one kept in retired/) and a new invitation register and log in.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { tempDir } from './helpers.js';
+import { runCli } from './support/cli.js';
 import { serveCli } from './support/serve-cli.js';
 
-const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
-
-function run(args: string[], env: Record<string, string> = {}) {
-  const {
-    KEYLEDGER_SERVER_PASSPHRASE: _a,
-    KEYLEDGER_PASSPHRASE: _b,
-    KEYLEDGER_PUBLIC_URL: _c,
-    ...base
-  } = process.env;
-  const r = spawnSync(process.execPath, [bin, ...args], {
-    encoding: 'utf8',
-    env: { ...base, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+/** `keyledger ARGS…` with `env` (test/support/cli.ts). */
+const run = (args: string[], env: Record<string, string> = {}) => runCli(args, { env });
 
 const literal = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 

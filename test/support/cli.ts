@@ -15,19 +15,15 @@ export interface CliResult {
 }
 
 /**
- * Runs `keyledger ARGS…` to its end: `env` on top of the test's environment (without its
- * KEYLEDGER_* passphrases), `input` as stdin (else stdin is closed), `nodeArgs` before the binary.
+ * Runs `keyledger ARGS…` to its end: `env` on top of the test's environment (without any
+ * KEYLEDGER_* setting), `input` as stdin (else stdin is closed), `nodeArgs` before the binary.
  */
 export function runCli(
   args: string[],
   o: { env?: Record<string, string>; cwd?: string; input?: string; nodeArgs?: string[] } = {},
 ): CliResult {
-  const {
-    KEYLEDGER_SERVER_PASSPHRASE: _server,
-    KEYLEDGER_PASSPHRASE: _user,
-    KEYLEDGER_DATA: _data,
-    ...base
-  } = process.env;
+  // No KEYLEDGER_* setting of the caller's shell (passphrases, data dir, public URL) leaks in.
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KEYLEDGER_')));
   const r = spawnSync(process.execPath, [...(o.nodeArgs ?? []), bin, ...args], {
     encoding: 'utf8',
     env: { ...base, ...o.env },

@@ -14,12 +14,11 @@ import { CLIENT_PASS, type ClientOptions } from './client-options.js';
 export async function loginCommand(o: ClientOptions): Promise<number> {
   const home = new ClientHome(o.home);
   const identity = home.readIdentity();
-  home.readServer(); // not registered: said before the passphrase is asked for
+  const server = home.readServer(); // not registered: said before the passphrase is asked for
   const passphrase = await resolvePassphrase(o, { ...CLIENT_PASS, optional: identity.keySource === 'gpg' });
   const session = await connect({ home, ...(passphrase !== undefined ? { passphrase } : {}) });
   const { sessionId, expiresAt, idleTimeoutMs } = session;
   await session.close();
-  const server = home.readServer();
   if (o.json)
     out(
       JSON.stringify({
