@@ -27,9 +27,9 @@ import { canonicalize } from '../src/protocol/canonical-json.js';
 import { Channel } from '../src/protocol/channel.js';
 import { isKlError } from '../src/protocol/errors.js';
 import type { Frame } from '../src/protocol/frame.js';
-import { HELLO_SHAPE, RESPONSE_SHAPE } from '../src/protocol/messages.js';
-import { checkShape } from '../src/protocol/shape.js';
-import { REVOCATION_STATEMENT_SHAPE, ROTATION_STATEMENT_SHAPE } from '../src/protocol/statements.js';
+import { check } from '../src/protocol/schemas/check.js';
+import { ChallengeResponse, Hello } from '../src/protocol/schemas/login.js';
+import { RevocationStatementSchema, RotationStatementSchema } from '../src/protocol/schemas/statements.js';
 
 /** What one input did. */
 export type Outcome = 'accepted' | 'rejected';
@@ -235,7 +235,9 @@ export function targets(m: Material): FuzzTarget[] {
       run: (v) =>
         classify(() => {
           const type = (v as { type?: unknown })?.type;
-          return checkShape(v, type === 'response' ? RESPONSE_SHAPE : HELLO_SHAPE, 'KL_PROTOCOL', 'message');
+          return type === 'response'
+            ? check(ChallengeResponse, v, 'KL_PROTOCOL', 'message')
+            : check(Hello, v, 'KL_PROTOCOL', 'message');
         }),
     },
     {
@@ -246,7 +248,9 @@ export function targets(m: Material): FuzzTarget[] {
       ),
       run: (v) =>
         classify(() =>
-          checkShape(v, (v as { type?: unknown })?.type === 'keyledger/rotate' ? ROTATION_STATEMENT_SHAPE : REVOCATION_STATEMENT_SHAPE, 'KL_STATEMENT_INVALID'),
+          (v as { type?: unknown })?.type === 'keyledger/rotate'
+            ? check(RotationStatementSchema, v, 'KL_STATEMENT_INVALID')
+            : check(RevocationStatementSchema, v, 'KL_STATEMENT_INVALID'),
         ),
     },
     {

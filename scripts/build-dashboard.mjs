@@ -1,6 +1,8 @@
 // Bundles the dashboard's proof verifier (src/dashboard/verifier.ts: the ledger's own pure code) for
-// the browser into dist/dashboard/verifier.js. Part of `npm run build`.
+// the browser into dist/dashboard/verifier.js, with the package.json `browser` map applied (the web
+// crypto backend in place of node:crypto). Part of `npm run build`.
 import { build } from 'esbuild';
+import { browserMapPlugin } from './browser-map.mjs';
 
 const src = new URL('../src/dashboard/', import.meta.url).pathname;
 await build({
@@ -10,8 +12,7 @@ await build({
   format: 'esm',
   platform: 'browser',
   target: ['chrome110', 'firefox110', 'safari16'],
-  alias: { 'node:crypto': `${src}browser-crypto.ts` },
-  inject: [`${src}browser-buffer.ts`],
+  plugins: [browserMapPlugin()],
   legalComments: 'none',
   logLevel: 'warning',
 });

@@ -4,10 +4,17 @@
  * {@link connect} for an encrypted session (docs/protocol.md), and {@link rotateKey} to replace the
  * key. Failures are {@link KlError}s with a stable `KL_*` {@link ErrorCode}.
  *
+ * Runs in Node 20 and in browsers: bundlers that follow the package.json `browser` field swap in
+ * the global WebSocket and a crypto backend in plain JavaScript, and leave out GnuPG and the home
+ * directory; in a page, keep the identity in a {@link BrowserClientStore} (IndexedDB) or a
+ * {@link MemoryClientStore}.
+ *
  * Loads no server code: none of fastify, better-sqlite3, ethers, nodemailer or prom-client
  * (test/package-exports.test.ts checks it on the packed package). The server is
  * `keyledger/server`; the pure proof verifiers are `keyledger/verify`.
  */
+export type { BrowserClientStoreOptions, IdbFactoryLike } from './client/browser-store.js';
+export { BrowserClientStore } from './client/browser-store.js';
 export type { ClientKey } from './client/client-key.js';
 export type { IdentityFile, PendingRotation, ServerFile } from './client/home.js';
 export { ClientHome, defaultHome } from './client/home.js';

@@ -6,6 +6,7 @@ import { login } from '../src/client/login.js';
 import { register } from '../src/client/register.js';
 import { verifyKeyRecordProof } from '../src/ledger/proofs.js';
 import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
+import { equalBytes } from '../src/protocol/bytes.js';
 import type { RunningServer } from '../src/server/app.js';
 import { CLIENT_PASSPHRASE, invite, newClient, testServer } from './support/server.js';
 
@@ -41,11 +42,11 @@ describe('registration and login, end to end over 127.0.0.1', () => {
     assert.equal(s.id, 'alice@example.org');
     // Both sides hold the same fresh keys.
     const serverKeys = (s.channel as unknown as { keys: typeof session.keys }).keys;
-    assert.ok(serverKeys.c2sKey.equals(session.keys.c2sKey));
-    assert.ok(serverKeys.s2cKey.equals(session.keys.s2cKey));
+    assert.ok(equalBytes(serverKeys.c2sKey, session.keys.c2sKey));
+    assert.ok(equalBytes(serverKeys.s2cKey, session.keys.s2cKey));
     session.close();
     const again = await login({ home, passphrase: CLIENT_PASSPHRASE });
-    assert.ok(!again.keys.c2sKey.equals(session.keys.c2sKey), 'every login has new keys');
+    assert.ok(!equalBytes(again.keys.c2sKey, session.keys.c2sKey), 'every login has new keys');
     again.close();
   });
 

@@ -255,7 +255,7 @@ describe('a new user through the CLI: serve → invite → init → register →
     ]) {
       const r = run([cmd, '--help']);
       assert.equal(r.code, 0, cmd);
-      assert.match(r.stderr, new RegExp(`keyledger ${cmd}`));
+      assert.match(r.stdout, new RegExp(`keyledger ${cmd}`));
     }
   });
 });

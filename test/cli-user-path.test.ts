@@ -123,8 +123,8 @@ describe('the new user path through the CLI', () => {
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /using the existing ledger in \.\/keyledger-demo/);
     const help = runCli(['demo', '--help']);
-    assert.match(help.stderr, /defaults to \.\/keyledger-demo/);
-    assert.match(help.stderr, /public development passphrase/);
+    assert.match(help.stdout, /defaults to \.\/keyledger-demo/);
+    assert.match(help.stdout, /public development passphrase/);
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
   });

@@ -80,6 +80,7 @@ describe('configuration', () => {
           /\/smtp must have required property 'url'/,
         ])
           assert.match(m, part);
+        assert.match(m, /not valid \(file \S+keyledger\.json,/, 'names the file');
         return true;
       },
     );
@@ -100,8 +101,8 @@ describe('configuration', () => {
     for (const name of ['constructor', 'toString', '__proto__']) {
       const r = spawnSync(process.execPath, [bin, name, '--help'], { encoding: 'utf8' });
       assert.equal(r.status, 0);
-      assert.match(r.stderr, /keyledger serve/);
-      assert.doesNotMatch(r.stderr, /native code/);
+      assert.match(r.stdout, /keyledger serve/);
+      assert.doesNotMatch(r.stdout, /native code/);
     }
   });
 
@@ -169,7 +170,7 @@ describe('configuration', () => {
     assert.equal(bad.status, 2);
     assert.match(
       bad.stderr,
-      /error KL_CONFIG_INVALID: the configuration is not valid:\n\s+\/port must be >= 0/,
+      /error KL_CONFIG_INVALID: the configuration is not valid \(file \S+keyledger\.json, then KEYLEDGER_\* variables and flags\):\n\s+\/port must be >= 0/,
     );
     const schema = spawnSync(process.execPath, [bin, 'config', 'schema'], { encoding: 'utf8' });
     assert.equal(JSON.parse(schema.stdout).title, 'keyledger server configuration');

@@ -106,3 +106,12 @@ export function tamperedCopy(pristine: string, mutate: (db: Database.Database) =
   db.close();
   return dir;
 }
+
+/**
+ * A Set-Cookie header as `name=value` and its attributes in sorted order, so a test states which
+ * attributes a cookie carries without depending on the order a cookie library writes them in.
+ */
+export function cookieParts(setCookie: string): { pair: string; attributes: string[] } {
+  const [pair = '', ...attributes] = setCookie.split(';').map((part) => part.trim());
+  return { pair, attributes: attributes.sort() };
+}

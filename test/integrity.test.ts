@@ -23,6 +23,7 @@ import { acquireWriterLock, dataPaths } from '../src/ledger/data-dir.js';
 import { EmbeddedLedger, initEmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import { leafHash } from '../src/ledger/merkle.js';
 import { verifyLedgerExtends } from '../src/ledger/proofs.js';
+import { toHex } from '../src/protocol/bytes.js';
 import { canonicalize } from '../src/protocol/canonical-json.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { setAdminRole } from '../src/server/admin-actions.js';
@@ -228,7 +229,7 @@ describe('the admin API never lists a forged audit row', () => {
       const changed = envelope.replace('"session_start"', '"session_stop"');
       db.prepare('UPDATE txs SET envelope = ?, txid = ? WHERE txid = ?').run(
         changed,
-        leafHash(Buffer.from(changed)).toString('hex'),
+        toHex(leafHash(Buffer.from(changed))),
         target.txid,
       );
       const bad2 = await fetch(`${server.url}/admin/api/audit`, { headers: { cookie } });
@@ -368,7 +369,7 @@ describe('a damaged ledger: keyledger audit reports it, the server refuses to st
       const changed = row.envelope.replace(/"event":"[a-z_]+"/, '"event":"forged_event"');
       db.prepare('UPDATE txs SET envelope = ?, txid = ? WHERE txid = ?').run(
         changed,
-        leafHash(Buffer.from(changed)).toString('hex'),
+        toHex(leafHash(Buffer.from(changed))),
         row.txid,
       );
     });
@@ -433,7 +434,7 @@ describe('a damaged ledger: keyledger audit reports it, the server refuses to st
       const changed = row.envelope.replace(/"at":\d+/, '"at":1');
       db.prepare(
         'INSERT INTO txs(txid, height, idx, type, subject, envelope) VALUES (?, ?, 9999, ?, NULL, ?)',
-      ).run(leafHash(Buffer.from(changed)).toString('hex'), row.height, 'AuditEvent', changed);
+      ).run(toHex(leafHash(Buffer.from(changed))), row.height, 'AuditEvent', changed);
     });
     await refusesToStart(extra, /belong to no block|holds \d+ transactions, header says/);
     await auditReportsDamage(extra);
@@ -442,7 +443,7 @@ describe('a damaged ledger: keyledger audit reports it, the server refuses to st
       const changed = row.envelope.replace(/"at":\d+/, '"at":2');
       db.prepare(
         'INSERT INTO txs(txid, height, idx, type, subject, envelope) VALUES (?, 100000, 0, ?, NULL, ?)',
-      ).run(leafHash(Buffer.from(changed)).toString('hex'), 'AuditEvent', changed);
+      ).run(toHex(leafHash(Buffer.from(changed))), 'AuditEvent', changed);
     });
     await refusesToStart(beyond, /1 transaction rows belong to no block/);
   });

@@ -7,7 +7,15 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +32,32 @@ const SERVER_PACKAGES = ['fastify', 'better-sqlite3', 'ethers', 'nodemailer', 'p
 
 let work = '';
 let app = '';
+let clientApp = '';
+
+/** A fresh project under `work` with `specs` installed (no install scripts: no native build). */
+function install(name: string, specs: string[]): string {
+  const dir = join(work, name);
+  mkdirSync(dir);
+  writeFileSync(
+    join(dir, 'package.json'),
+    JSON.stringify({ name: 'consumer', private: true, type: 'module' }),
+  );
+  const r = run(
+    'npm',
+    [
+      'install',
+      ...specs,
+      `@types/node@${typesNodeVersion}`,
+      '--ignore-scripts',
+      '--no-audit',
+      '--no-fund',
+      '--prefer-offline',
+    ],
+    dir,
+  );
+  assert.equal(r.status, 0, r.out);
+  return dir;
+}
 
 function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env) {
   const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout: 120_000 });
@@ -37,8 +71,8 @@ function packageOf(url: string): string {
 }
 
 /** Imports `entry` in a fresh process of the installed project: its export names, and what loaded. */
-function load(entry: string): { exports: string[]; packages: string[]; builtins: string[] } {
-  const log = join(work, `${entry.replace(/\W/g, '_')}.log`);
+function load(entry: string, project = app): { exports: string[]; packages: string[]; builtins: string[] } {
+  const log = join(work, `${entry.replace(/\W/g, '_')}-${project === app ? 'app' : 'client'}.log`);
   rmSync(log, { force: true });
   const r = run(
     process.execPath,
@@ -49,7 +83,7 @@ function load(entry: string): { exports: string[]; packages: string[]; builtins:
       '-e',
       `const m = await import(${JSON.stringify(entry)}); console.log(JSON.stringify(Object.keys(m)));`,
     ],
-    app,
+    project,
     { ...process.env, KL_MODULE_LOG: log, KL_MODULE_LOG_BUILTINS: '1' },
   );
   assert.equal(r.status, 0, `import('${entry}') failed:\n${r.out}`);
@@ -153,30 +187,61 @@ describe('the packed package: entry points, what they load, their types', () => 
       work,
       (JSON.parse(pack.out.slice(pack.out.indexOf('['))) as [{ filename: string }])[0].filename,
     );
-    app = join(work, 'app');
-    mkdirSync(app);
-    writeFileSync(
-      join(app, 'package.json'),
-      JSON.stringify({ name: 'consumer', private: true, type: 'module' }),
+    // A client-only install: the tarball alone (the server's packages are optional peers).
+    clientApp = install('client-app', [tarball]);
+    // A server install: the tarball and the optional peers, at the versions this repository tests.
+    const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      peerDependencies: Record<string, string>;
+      devDependencies: Record<string, string>;
+    };
+    const peers = Object.keys(manifest.peerDependencies).map(
+      (name) => `${name}@${manifest.devDependencies[name] ?? manifest.peerDependencies[name]}`,
     );
-    const install = run(
-      'npm',
-      [
-        'install',
-        tarball,
-        `@types/node@${typesNodeVersion}`,
-        '--ignore-scripts',
-        '--no-audit',
-        '--no-fund',
-        '--prefer-offline',
-      ],
-      app,
-    );
-    assert.equal(install.status, 0, install.out);
+    app = install('app', [tarball, ...peers]);
   });
 
   after(() => {
     if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('a client-only install holds no server package and no native module', () => {
+    const installed = readdirSync(join(clientApp, 'node_modules'), { recursive: true, encoding: 'utf8' });
+    const packageDirs = new Set(
+      installed
+        .filter((p) => p.endsWith('package.json'))
+        .map((p) => p.split(/[\\/]/))
+        .map((parts) => (parts[0]!.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]!)),
+    );
+    for (const name of [...SERVER_PACKAGES, 'bufferutil', '@fastify/websocket', 'pino'])
+      assert.ok(!packageDirs.has(name), `${name} is not installed with the client`);
+    assert.deepEqual(
+      installed.filter((p) => p.endsWith('.node') || p.endsWith('binding.gyp')),
+      [],
+      'no native module source or binary',
+    );
+    // The client and the verifiers import and run from it; so does the command's help.
+    for (const entry of ['keyledger', 'keyledger/verify']) {
+      const m = load(entry, clientApp);
+      assert.ok(m.exports.length > 0, entry);
+      assert.deepEqual(
+        m.packages.filter((p) => SERVER_PACKAGES.includes(p)),
+        [],
+      );
+    }
+    const help = run(join(clientApp, 'node_modules/.bin/keyledger'), ['login', '--help'], clientApp);
+    assert.equal(help.status, 0, help.out);
+  });
+
+  it('the server command of a client-only install names the packages it needs', () => {
+    const r = run(
+      join(clientApp, 'node_modules/.bin/keyledger'),
+      ['serve', '--data', join(work, 'no-data'), '--insecure-dev-passphrase'],
+      clientApp,
+    );
+    assert.notEqual(r.status, 0);
+    assert.match(r.out, /KL_MISSING_PACKAGE/);
+    assert.match(r.out, /npm install .*fastify.*better-sqlite3/s);
+    assert.doesNotMatch(r.out, /at .*\.js:\d+/, 'no stack trace');
   });
 
   it('keyledger (the client SDK) loads no server package and no native module', () => {
@@ -200,7 +265,7 @@ describe('the packed package: entry points, what they load, their types', () => 
     assert.ok(m.packages.includes('fastify'), m.packages.join(', '));
   });
 
-  it('keyledger/verify loads no other package, and of Node only node:crypto', () => {
+  it('keyledger/verify loads only its schemas (TypeBox, Ajv) and, in Node, the node:crypto backend', () => {
     const m = load('keyledger/verify');
     for (const name of [
       'verifyTransactionReceipt',
@@ -213,8 +278,12 @@ describe('the packed package: entry points, what they load, their types', () => 
       'chainIdOf',
     ])
       assert.ok(m.exports.includes(name), `keyledger/verify exports ${name}`);
-    assert.deepEqual(m.packages, ['keyledger']);
-    assert.deepEqual(m.builtins, ['node:crypto']);
+    // In browsers the package.json `browser` map swaps the backend for @noble/* (verify-browser.test.ts).
+    assert.deepEqual(m.packages, ['ajv', 'keyledger', 'typebox']);
+    assert.deepEqual(
+      m.builtins.filter((b) => !['node:crypto', 'node:buffer'].includes(b)),
+      [],
+    );
   });
 
   it('a consumer type-checks against the published types, and misuse does not', () => {

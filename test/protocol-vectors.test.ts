@@ -13,6 +13,7 @@ import { OpenPgpClientKey } from '../src/client/client-key.js';
 import { answerChallenge, verifyFinished } from '../src/client/handshake.js';
 import { decryptAndVerify, verifyDetached } from '../src/pgp/messages.js';
 import { openSealed } from '../src/pgp/sealed.js';
+import { fromUtf8, toHex } from '../src/protocol/bytes.js';
 import { canonicalize } from '../src/protocol/canonical-json.js';
 import { Channel } from '../src/protocol/channel.js';
 import { isKlError } from '../src/protocol/errors.js';
@@ -51,11 +52,11 @@ const RFC7748 = {
 };
 const code = (c: string) => (e: unknown) => isKlError(e, c as never);
 const keysHex = (k: SessionKeys): HexKeys => ({
-  c2sKey: k.c2sKey.toString('hex'),
-  c2sIv: k.c2sIv.toString('hex'),
-  s2cKey: k.s2cKey.toString('hex'),
-  s2cIv: k.s2cIv.toString('hex'),
-  resumeKey: k.resumeKey.toString('hex'),
+  c2sKey: toHex(k.c2sKey),
+  c2sIv: toHex(k.c2sIv),
+  s2cKey: toHex(k.s2cKey),
+  s2cIv: toHex(k.s2cIv),
+  resumeKey: toHex(k.resumeKey),
 });
 const keysFrom = (k: HexKeys): SessionKeys => ({
   c2sKey: hex(k.c2sKey),
@@ -100,12 +101,12 @@ describe('protocol test vectors (test/vectors/keyledger-v1.json)', () => {
     assert.equal(client.publicKey, ks.clientPublic);
     assert.equal(server.publicKey, ks.serverPublic);
     const secret = sharedSecret(client.privateKey, ks.serverPublic);
-    assert.equal(secret.toString('hex'), ks.sharedSecret);
-    assert.equal(sharedSecret(server.privateKey, ks.clientPublic).toString('hex'), ks.sharedSecret);
+    assert.equal(toHex(secret), ks.sharedSecret);
+    assert.equal(toHex(sharedSecret(server.privateKey, ks.clientPublic)), ks.sharedSecret);
     assert.deepEqual(keysHex(deriveSessionKeys(secret, hex(ks.transcriptHash))), ks.keys);
     // Another salt (transcript) gives other keys: the keys exist only for that handshake.
     const other = deriveSessionKeys(secret, sha256(hex(ks.transcriptHash)));
-    assert.notEqual(other.c2sKey.toString('hex'), ks.keys.c2sKey);
+    assert.notEqual(toHex(other.c2sKey), ks.keys.c2sKey);
     for (const n of ks.negative as Array<{ peerPublic: string; error: string }>)
       assert.throws(() => sharedSecret(client.privateKey, n.peerPublic), code(n.error));
   });
@@ -134,7 +135,7 @@ describe('protocol test vectors (test/vectors/keyledger-v1.json)', () => {
       for (let i = 0; i < 8; i++) nonce[4 + i]! ^= s[i]!;
       assert.equal(nonce.toString('hex'), p.nonce);
       const opened = openFrame({ key, iv, dir: p.dir, frame: JSON.parse(p.frame) as Frame });
-      assert.equal(opened.toString('utf8'), p.plaintext);
+      assert.equal(fromUtf8(opened), p.plaintext);
     }
   });
 
@@ -155,8 +156,8 @@ describe('protocol test vectors (test/vectors/keyledger-v1.json)', () => {
     const r = V.statements.registration;
     const st = r.statement as RegistrationStatement;
     const bytes = statementBytes(st);
-    assert.equal(bytes.toString('utf8'), r.jcs);
-    assert.equal(sha256(bytes).toString('hex'), r.sha256);
+    assert.equal(fromUtf8(bytes), r.jcs);
+    assert.equal(toHex(sha256(bytes)), r.sha256);
     const { proof, ...base } = st;
     const payload = identityProofPayload(base, { method: proof.method, code: r.identityProof.code });
     assert.deepEqual(payload, r.identityProof);
@@ -173,7 +174,7 @@ describe('protocol test vectors (test/vectors/keyledger-v1.json)', () => {
     });
     for (const n of r.negative as FieldChange[]) {
       const changed = statementBytes({ ...st, [n.field]: n.value } as RegistrationStatement);
-      assert.notEqual(changed.toString('utf8'), r.jcs, n.description);
+      assert.notEqual(fromUtf8(changed), r.jcs, n.description);
       await assert.rejects(
         verifyDetached({ data: changed, armoredSignature: r.signature, key: clientPub, now }),
         code(n.error!),
@@ -188,8 +189,8 @@ describe('protocol test vectors (test/vectors/keyledger-v1.json)', () => {
     const { type: _t, v: _v, ...fields } = l.transcript as LoginTranscript;
     const t = loginTranscript(fields);
     const bytes = statementBytes(t);
-    assert.equal(bytes.toString('utf8'), l.jcs);
-    assert.equal(sha256(bytes).toString('hex'), l.sha256);
+    assert.equal(fromUtf8(bytes), l.jcs);
+    assert.equal(toHex(sha256(bytes)), l.sha256);
     const now = new Date(V.handshake.now);
     await verifyDetached({
       data: bytes,
@@ -233,7 +234,7 @@ describe('protocol test vectors (test/vectors/keyledger-v1.json)', () => {
       helloHash: hashOf(h.hello),
     };
     assert.deepEqual(payload, h.challengePayload);
-    assert.equal(statementBytes(payload).toString('utf8'), h.challengePayloadJcs);
+    assert.equal(fromUtf8(statementBytes(payload)), h.challengePayloadJcs);
     const plain = await decryptAndVerify(h.challenge.message, clientPriv, serverPub, new Date(h.now));
     assert.equal(Buffer.from(plain).toString('utf8'), h.challengePayloadJcs);
     assert.equal(hashText(h.challenge.message), h.challengeHash);
@@ -252,10 +253,10 @@ describe('protocol test vectors (test/vectors/keyledger-v1.json)', () => {
       challengeHash: hashText(h.challenge.message),
     });
     const bytes = statementBytes(transcript);
-    assert.equal(bytes.toString('utf8'), h.transcriptJcs);
-    assert.equal(bytes.toString('utf8'), V.statements.login.jcs);
+    assert.equal(fromUtf8(bytes), h.transcriptJcs);
+    assert.equal(fromUtf8(bytes), V.statements.login.jcs);
     const transcriptHash = sha256(bytes);
-    assert.equal(transcriptHash.toString('hex'), h.transcriptHash);
+    assert.equal(toHex(transcriptHash), h.transcriptHash);
     await verifyDetached({
       data: bytes,
       armoredSignature: h.response.signature,
@@ -265,8 +266,8 @@ describe('protocol test vectors (test/vectors/keyledger-v1.json)', () => {
     });
     // 4. session keys, from each side's ephemeral, and the finished frame.
     const clientSecret = sharedSecret(clientEph.privateKey, serverEph.publicKey);
-    assert.equal(clientSecret.toString('hex'), h.sharedSecret);
-    assert.equal(sharedSecret(serverEph.privateKey, clientEph.publicKey).toString('hex'), h.sharedSecret);
+    assert.equal(toHex(clientSecret), h.sharedSecret);
+    assert.equal(toHex(sharedSecret(serverEph.privateKey, clientEph.publicKey)), h.sharedSecret);
     const sessionKeys = deriveSessionKeys(clientSecret, transcriptHash);
     assert.deepEqual(keysHex(sessionKeys), h.keys);
     assert.equal(canonicalize(h.finished), h.finishedJcs);
@@ -301,10 +302,7 @@ describe('protocol test vectors (test/vectors/keyledger-v1.json)', () => {
     );
     // A changed challenge field changes the bytes the server signs.
     const ch = h.negative[1];
-    assert.notEqual(
-      statementBytes({ ...payload, [ch.field]: ch.value }).toString('utf8'),
-      h.challengePayloadJcs,
-    );
+    assert.notEqual(fromUtf8(statementBytes({ ...payload, [ch.field]: ch.value })), h.challengePayloadJcs);
   });
 
   it("the client's answerChallenge accepts the fixed challenge and signs the same transcript (its own RC)", async () => {
@@ -326,7 +324,7 @@ describe('protocol test vectors (test/vectors/keyledger-v1.json)', () => {
     assert.equal(answer.response.rs, h.response.rs);
     const { type: _t, v: _v, ...fields } = V.statements.login.transcript as LoginTranscript;
     const mine = statementBytes(loginTranscript({ ...fields, rc: answer.response.rc }));
-    assert.equal(answer.transcriptHash.toString('hex'), sha256(mine).toString('hex'));
+    assert.equal(toHex(answer.transcriptHash), toHex(sha256(mine)));
     await verifyDetached({
       data: mine,
       armoredSignature: answer.response.signature,
@@ -360,7 +358,7 @@ describe('protocol test vectors (test/vectors/keyledger-v1.json)', () => {
         'utf8',
       ),
     );
-    assert.equal(nextChain.toString('hex'), r.nextChain);
+    assert.equal(toHex(nextChain), r.nextChain);
     assert.deepEqual(keysHex(deriveSessionKeys(hex(r.resumeKey), nextChain)), r.nextKeys);
     // The channels do the same: the server's first frame of epoch 1 is the committed one, and the
     // client's side channel opens it.
@@ -373,7 +371,7 @@ describe('protocol test vectors (test/vectors/keyledger-v1.json)', () => {
       now: () => h.now,
     });
     server.resume(r.clientNonce, r.serverNonce, r.epoch);
-    assert.equal(server.resumeKey.toString('hex'), r.nextKeys.resumeKey);
+    assert.equal(toHex(server.resumeKey), r.nextKeys.resumeKey);
     assert.equal(encodeFrame(server.seal(r.firstFrame.message)), r.firstFrame.frame);
     const client = new Channel({
       role: 'client',

@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { EMPTY_HASH, StateTree, verifyStateProof } from '../src/ledger/state-tree.js';
+import { equalBytes, toHex } from '../src/protocol/bytes.js';
 import { sha256 } from '../src/protocol/hash.js';
 
 const key = (s: string) => sha256(Buffer.from(s));
 
-function build(entries: Array<[Buffer, Buffer]>): StateTree {
+function build(entries: Array<[Uint8Array, Uint8Array]>): StateTree {
   let t = StateTree.empty();
   for (const [k, v] of entries) t = t.set(k, v);
   return t;
@@ -15,18 +16,24 @@ function build(entries: Array<[Buffer, Buffer]>): StateTree {
 describe('state tree (compact sparse Merkle tree)', () => {
   it('has the all-zero root when empty and proves absence there', () => {
     const t = StateTree.empty();
-    assert.ok(t.root().equals(EMPTY_HASH));
+    assert.ok(equalBytes(t.root(), EMPTY_HASH));
     assert.ok(verifyStateProof({ key: key('a'), value: null, proof: t.prove(key('a')), root: t.root() }));
   });
 
   it('root depends only on the set of entries, not on insertion order', () => {
-    const entries = Array.from({ length: 200 }, (_, i): [Buffer, Buffer] => [key(`k${i}`), key(`v${i}`)]);
+    const entries = Array.from({ length: 200 }, (_, i): [Uint8Array, Uint8Array] => [
+      key(`k${i}`),
+      key(`v${i}`),
+    ]);
     const shuffled = [...entries].sort(() => Math.random() - 0.5);
-    assert.ok(build(entries).root().equals(build(shuffled).root()));
+    assert.ok(equalBytes(build(entries).root(), build(shuffled).root()));
   });
 
   it('proves every member and the absence of non-members; wrong values and roots fail', () => {
-    const entries = Array.from({ length: 300 }, (_, i): [Buffer, Buffer] => [key(`id${i}`), randomBytes(32)]);
+    const entries = Array.from({ length: 300 }, (_, i): [Uint8Array, Uint8Array] => [
+      key(`id${i}`),
+      randomBytes(32),
+    ]);
     const t = build(entries);
     const root = t.root();
     for (const [k, v] of entries) {
@@ -53,7 +60,10 @@ describe('state tree (compact sparse Merkle tree)', () => {
   });
 
   it('an absence proof cannot borrow a leaf from another path', () => {
-    const entries = Array.from({ length: 50 }, (_, i): [Buffer, Buffer] => [key(`m${i}`), randomBytes(32)]);
+    const entries = Array.from({ length: 50 }, (_, i): [Uint8Array, Uint8Array] => [
+      key(`m${i}`),
+      randomBytes(32),
+    ]);
     const t = build(entries);
     const [k0, v0] = entries[0]!;
     const proof = t.prove(k0);
@@ -61,7 +71,7 @@ describe('state tree (compact sparse Merkle tree)', () => {
     const other = entries.find(([k]) => k[0]! >> 7 !== k0[0]! >> 7)!;
     const forged = {
       siblings: proof.siblings,
-      other: { key: other[0].toString('hex'), value: other[1].toString('hex') },
+      other: { key: toHex(other[0]), value: toHex(other[1]) },
     };
     assert.ok(!verifyStateProof({ key: k0, value: null, proof: forged, root: t.root() }));
     assert.ok(verifyStateProof({ key: k0, value: v0, proof, root: t.root() }));
@@ -71,10 +81,10 @@ describe('state tree (compact sparse Merkle tree)', () => {
     const t1 = build([[key('a'), key('1')]]);
     const r1 = t1.root();
     const t2 = t1.set(key('a'), key('2')).set(key('b'), key('3'));
-    assert.ok(t1.root().equals(r1));
-    assert.ok(!t2.root().equals(r1));
-    assert.ok(t1.get(key('a'))!.equals(key('1')));
-    assert.ok(t2.get(key('a'))!.equals(key('2')));
+    assert.ok(equalBytes(t1.root(), r1));
+    assert.ok(!equalBytes(t2.root(), r1));
+    assert.ok(equalBytes(t1.get(key('a'))!, key('1')));
+    assert.ok(equalBytes(t2.get(key('a'))!, key('2')));
   });
 
   it('refuses malformed proofs without throwing', () => {

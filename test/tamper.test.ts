@@ -6,6 +6,7 @@ import { type BlockHeader, blockHashOf } from '../src/ledger/block.js';
 import { EmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import { leafHash } from '../src/ledger/merkle.js';
 import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
+import { toHex } from '../src/protocol/bytes.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { fakeSignature, freshLedger, registration, tamperedCopy } from './helpers.js';
 
@@ -80,7 +81,7 @@ describe('ledger verify catches tampering', () => {
       const changed = row.envelope.replace('"contract"', '"contrast"');
       db.prepare('UPDATE txs SET envelope = ?, txid = ? WHERE txid = ?').run(
         changed,
-        leafHash(Buffer.from(changed)).toString('hex'),
+        toHex(leafHash(Buffer.from(changed))),
         txOf.anchor,
       );
     });

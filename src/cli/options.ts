@@ -1,195 +1,171 @@
 /**
- * The options of the `keyledger` command line, and the `serve` settings they give.
+ * The options the `keyledger` commands share (each command declares which of them it takes, in
+ * program.ts), and the `serve` settings they give.
  */
-import type { parseArgs } from 'node:util';
+import { Option } from 'commander';
 import { KlError } from '../protocol/errors.js';
 import type { ConfigFile } from '../server/config.js';
 
-/** Every option of every command (parseArgs, strict): each command's help says which it reads. */
-export const OPTIONS = {
-  data: { type: 'string' },
-  json: { type: 'boolean' },
-  quiet: { type: 'boolean', short: 'q' },
-  name: { type: 'string' },
-  height: { type: 'string' },
-  id: { type: 'string' },
-  tx: { type: 'string' },
-  users: { type: 'string' },
-  checkpoint: { type: 'string', multiple: true },
-  'mark-verified': { type: 'boolean' },
-  host: { type: 'string' },
-  port: { type: 'string' },
-  'challenge-ttl': { type: 'string' },
-  expires: { type: 'string' },
-  home: { type: 'string' },
-  gpg: { type: 'string' },
-  'gpg-home': { type: 'string' },
-  import: { type: 'string' },
-  force: { type: 'boolean' },
-  rsa: { type: 'boolean' },
-  server: { type: 'string' },
-  invite: { type: 'string' },
-  email: { type: 'boolean' },
-  code: { type: 'string' },
-  chain: { type: 'string' },
-  'trust-first-use': { type: 'boolean' },
-  'smtp-url': { type: 'string' },
-  'smtp-from': { type: 'string' },
-  'insecure-smtp-plaintext': { type: 'boolean' },
-  'passphrase-file': { type: 'string' },
-  config: { type: 'string' },
-  ledger: { type: 'string' },
-  rpc: { type: 'string' },
-  contract: { type: 'string' },
-  'from-block': { type: 'string' },
-  'insecure-dev-funder-key': { type: 'string' },
-  admin: { type: 'string', multiple: true },
-  'public-url': { type: 'string' },
-  'tls-cert': { type: 'string' },
-  'tls-key': { type: 'string' },
-  'no-open': { type: 'boolean' },
-  'new-passphrase-file': { type: 'string' },
-  sign: { type: 'boolean' },
-  out: { type: 'string' },
-  reason: { type: 'string' },
-  since: { type: 'string' },
-  genesis: { type: 'string' },
-  'operator-key': { type: 'string' },
-  'insecure-plain-logs': { type: 'boolean' },
-  key: { type: 'string' },
-  file: { type: 'string' },
-  'insecure-dev-passphrase': { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-  version: { type: 'boolean', short: 'v' },
-} as const;
-
-/** The name of an option. */
-export type OptionName = keyof typeof OPTIONS;
-
-const SERVE_SETTINGS: readonly OptionName[] = [
-  'config',
-  'data',
-  'host',
-  'port',
-  'challenge-ttl',
-  'operator-key',
-  'admin',
-  'public-url',
-  'tls-cert',
-  'tls-key',
-  'smtp-url',
-  'smtp-from',
-  'insecure-smtp-plaintext',
-  'ledger',
-  'rpc',
-  'contract',
-  'from-block',
-  'quiet',
-];
-const NODE_PASSPHRASE: readonly OptionName[] = ['passphrase-file', 'insecure-dev-passphrase'];
-const USER: readonly OptionName[] = ['home', 'passphrase-file', 'json'];
-const KEY_SOURCE: readonly OptionName[] = ['gpg', 'gpg-home', 'import', 'rsa'];
-
-/**
- * The options each command takes (besides -h/--help and -v/--version): any other is refused with a
- * pointer to that command's help, so a mistyped or misplaced option never passes silently. Keyed
- * by command, or by `command subcommand` where subcommands differ.
- */
-export const COMMAND_OPTIONS: Record<string, readonly OptionName[]> = {
-  serve: [...SERVE_SETTINGS, ...NODE_PASSPHRASE, 'insecure-plain-logs', 'json'],
-  'config check': [...SERVE_SETTINGS, 'json'],
-  'config schema': [],
-  'admin invite': ['data', 'expires', 'json'],
-  'admin grant': ['data', 'json'],
-  'admin ungrant': ['data', 'json'],
-  'admin dashboard': [...USER, 'no-open'],
-  'admin sessions': ['data', 'json'],
-  'admin alerts': ['data', 'json'],
-  'admin revoke-session': ['data', 'json'],
-  'admin revoke-key': ['data', 'json', 'reason'],
-  init: [...USER, 'id', 'name', ...KEY_SOURCE, 'force'],
-  register: [...USER, 'server', 'invite', 'email', 'code', 'chain', 'trust-first-use'],
-  login: USER,
-  whoami: ['home', 'json'],
-  status: ['home', 'json'],
-  send: [...USER, 'sign', 'out'],
-  shell: ['home', 'passphrase-file'],
-  session: USER,
-  'rotate-key': [...USER, ...KEY_SOURCE, 'new-passphrase-file'],
-  'revoke-key': [...USER, 'reason'],
-  audit: ['data', 'id', 'since', 'json'],
-  'logs decrypt': ['data', 'home', 'key', 'file', 'json', ...NODE_PASSPHRASE],
-  'receipt verify': ['home', 'genesis', 'json'],
-  'ledger verify': ['data', 'checkpoint', 'mark-verified', 'quiet', 'json', ...NODE_PASSPHRASE],
-  'ledger show': ['data', 'height', 'id', 'tx', 'json'],
-  'ledger init': ['data', 'name', 'json', ...NODE_PASSPHRASE],
-  'ledger deploy': [
-    'data',
-    'rpc',
-    'contract',
-    'from-block',
-    'insecure-dev-funder-key',
-    'json',
-    ...NODE_PASSPHRASE,
-  ],
-  demo: ['data', 'users', ...NODE_PASSPHRASE],
-};
-
-/** The key of COMMAND_OPTIONS (and of the help) for a command line's first two words, if any. */
-export function commandKey(cmd: string | undefined, sub: string | undefined): string | undefined {
-  if (cmd === undefined) return undefined;
-  if (sub !== undefined && Object.hasOwn(COMMAND_OPTIONS, `${cmd} ${sub}`)) return `${cmd} ${sub}`;
-  return Object.hasOwn(COMMAND_OPTIONS, cmd) ? cmd : undefined;
-}
-
-/** The parsed option values. */
-export type OptionValues = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
+/** The values commander parsed for one command (`--gpg-home` as `gpgHome`, `--no-open` as `open`). */
+export type OptionValues = Record<string, string | string[] | boolean | undefined>;
 
 /** A usage error (exit 2, `KL_BAD_INPUT`). */
 export function usage(message: string): never {
   throw new KlError('KL_BAD_INPUT', message);
 }
 
+/** Appends a repeated option's value (`--admin A --admin B`): the argParser of such an option. */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/**
+ * The reasons a key is revoked for, as a KeyRevoked statement carries them (after the Reason for
+ * Revocation of RFC 9580).
+ */
+export const REVOCATION_REASONS = ['compromised', 'superseded', 'retired', 'unspecified'] as const;
+
+/** `--data DIR`: the server's data directory; `what` says which default applies. */
+export function dataOption(what = 'the server data directory (default ./keyledger-data)'): Option {
+  return new Option('--data <DIR>', what);
+}
+
+/** `--home DIR`: the user's keyledger home. */
+export function homeOption(): Option {
+  return new Option('--home <DIR>', 'your keyledger home (default ~/.keyledger, or KEYLEDGER_HOME)');
+}
+
+/** `--json`: results as JSON on stdout. */
+export function jsonOption(): Option {
+  return new Option('--json', 'print the result as JSON');
+}
+
+/** `--passphrase-file FILE` for the user's key. */
+export function userPassphraseOption(): Option {
+  return new Option(
+    '--passphrase-file <FILE>',
+    'passphrase of your key from FILE (else KEYLEDGER_PASSPHRASE, else a prompt)',
+  );
+}
+
+/** `--passphrase-file FILE` and `--insecure-dev-passphrase` for the node keys. */
+export function nodePassphraseOptions(): Option[] {
+  return [
+    new Option(
+      '--passphrase-file <FILE>',
+      'passphrase of the node keys from FILE (else KEYLEDGER_SERVER_PASSPHRASE, else a prompt)',
+    ),
+    new Option('--insecure-dev-passphrase', 'use the public development passphrase (demos only)'),
+  ];
+}
+
+/** `--reason REASON` of a key revocation. */
+export function reasonOption(): Option {
+  return new Option('--reason <REASON>', 'why the key is revoked')
+    .choices(REVOCATION_REASONS)
+    .default('compromised');
+}
+
+/** `--gpg`, `--gpg-home`, `--import`, `--rsa`: where a new key comes from (init, rotate-key). */
+export function keySourceOptions(): Option[] {
+  return [
+    new Option('--rsa', 'make an RSA-3072 key (default: Ed25519/Cv25519)'),
+    new Option('--gpg <FINGERPRINT>', 'use a key that stays in GnuPG (gpg-agent, smartcard)'),
+    new Option('--gpg-home <DIR>', 'the GnuPG home of --gpg'),
+    new Option(
+      '--import <FILE>',
+      'import an armored secret key made by another tool (its passphrase in KEYLEDGER_IMPORT_PASSPHRASE)',
+    ),
+  ];
+}
+
+/**
+ * The settings of `serve` given as flags (`serve` and `config check`): they override the file and
+ * the KEYLEDGER_* environment (docs/configuration.md).
+ */
+export function serveSettingOptions(): Option[] {
+  return [
+    new Option('--config <FILE>', 'the configuration file (JSON, docs/configuration.md)'),
+    new Option('--data <DIR>', 'the data directory (default ./keyledger-data)'),
+    new Option('--host <HOST>', 'address to listen on (default 127.0.0.1)'),
+    new Option('--port <N>', 'port to listen on, 0 for any free port (default 7420)'),
+    new Option('--challenge-ttl <DURATION>', 'how long a login challenge lives (default 60s)'),
+    new Option('--admin <IDENTITY>', 'give IDENTITY the admin role once registered (repeatable)').argParser(
+      collect,
+    ),
+    new Option('--public-url <URL>', 'the address people use to reach the server (dashboard links)'),
+    new Option('--tls-cert <FILE>', 'serve https:// and wss:// with this PEM certificate (with --tls-key)'),
+    new Option('--tls-key <FILE>', 'the PEM private key of --tls-cert'),
+    new Option('--smtp-url <URL>', 'the mail relay for emailed codes (smtp://user:pass@host:587)'),
+    new Option('--smtp-from <ADDRESS>', 'the sender of emailed codes'),
+    new Option('--insecure-smtp-plaintext', 'allow a mail relay without TLS'),
+    new Option(
+      '--operator-key <FILE>',
+      'encrypt the log to this OpenPGP public key (default: the server key)',
+    ),
+    new Option('--ledger <ENGINE>', 'the ledger engine of a new data directory').choices(['embedded', 'evm']),
+    new Option('--rpc <URL>', 'the EVM node (--ledger evm)'),
+    new Option('--contract <ADDRESS>', 'attach to this KeyRegistry contract instead of deploying one'),
+    new Option('--from-block <N>', 'the block the contract was deployed at (with --contract)'),
+    new Option('-q, --quiet', 'no event lines on the console (setting quiet, KEYLEDGER_QUIET=1)'),
+  ];
+}
+
 /** Settings given as `serve` flags (only those given: they override the file and the environment). */
 export function serveFlags(v: OptionValues): ConfigFile {
+  const text = (name: string): string | undefined => (typeof v[name] === 'string' ? v[name] : undefined);
   let port: number | undefined;
-  if (v.port !== undefined) {
-    port = Number(v.port);
-    if (!/^\d+$/.test(v.port) || port > 65535) usage('--port must be 0 to 65535');
+  const portText = text('port');
+  if (portText !== undefined) {
+    port = Number(portText);
+    if (!/^\d+$/.test(portText) || port > 65535) usage('--port must be 0 to 65535');
   }
+  const smtpUrl = text('smtpUrl');
+  const smtpFrom = text('smtpFrom');
   const smtp =
-    v['smtp-url'] !== undefined
+    smtpUrl !== undefined
       ? {
-          url: v['smtp-url'],
-          ...(v['smtp-from'] ? { from: v['smtp-from'] } : {}),
-          ...(v['insecure-smtp-plaintext'] ? { insecurePlaintext: true } : {}),
+          url: smtpUrl,
+          ...(smtpFrom ? { from: smtpFrom } : {}),
+          ...(v.insecureSmtpPlaintext ? { insecurePlaintext: true } : {}),
         }
       : undefined;
+  const admins = Array.isArray(v.admin) ? v.admin : [];
+  const [dataDir, host, challengeTtl, operatorKey, publicUrl, cert, key] = [
+    'data',
+    'host',
+    'challengeTtl',
+    'operatorKey',
+    'publicUrl',
+    'tlsCert',
+    'tlsKey',
+  ].map(text);
   const flags: ConfigFile = {
-    ...(v.data !== undefined ? { dataDir: v.data } : {}),
-    ...(v.host !== undefined ? { host: v.host } : {}),
+    ...(dataDir !== undefined ? { dataDir } : {}),
+    ...(host !== undefined ? { host } : {}),
     ...(port !== undefined ? { port } : {}),
-    ...(v['challenge-ttl'] !== undefined ? { challengeTtl: v['challenge-ttl'] } : {}),
-    ...(v['operator-key'] !== undefined ? { operatorKey: v['operator-key'] } : {}),
-    ...(v.admin?.length ? { admins: v.admin } : {}),
-    ...(v['public-url'] !== undefined ? { publicUrl: v['public-url'] } : {}),
+    ...(challengeTtl !== undefined ? { challengeTtl } : {}),
+    ...(operatorKey !== undefined ? { operatorKey } : {}),
+    ...(admins.length ? { admins } : {}),
+    ...(publicUrl !== undefined ? { publicUrl } : {}),
     ...(v.quiet ? { quiet: true } : {}),
     // One of the two alone completes (or misses) the other from the file or the environment.
-    ...(v['tls-cert'] !== undefined || v['tls-key'] !== undefined
+    ...(cert !== undefined || key !== undefined
       ? {
           tls: {
-            ...(v['tls-cert'] !== undefined ? { cert: v['tls-cert'] } : {}),
-            ...(v['tls-key'] !== undefined ? { key: v['tls-key'] } : {}),
+            ...(cert !== undefined ? { cert } : {}),
+            ...(key !== undefined ? { key } : {}),
           } as NonNullable<ConfigFile['tls']>,
         }
       : {}),
     ...(smtp ? { smtp } : {}),
   };
+  const fromBlock = text('fromBlock');
   const ledger = {
-    ...(v.ledger !== undefined ? { engine: v.ledger as 'embedded' | 'evm' } : {}),
-    ...(v.rpc !== undefined ? { rpcUrl: v.rpc } : {}),
-    ...(v.contract !== undefined ? { contract: v.contract } : {}),
-    ...(v['from-block'] !== undefined ? { fromBlock: Number(v['from-block']) } : {}),
+    ...(text('ledger') !== undefined ? { engine: text('ledger') as 'embedded' | 'evm' } : {}),
+    ...(text('rpc') !== undefined ? { rpcUrl: text('rpc') } : {}),
+    ...(text('contract') !== undefined ? { contract: text('contract') } : {}),
+    ...(fromBlock !== undefined ? { fromBlock: Number(fromBlock) } : {}),
   };
   if (Object.keys(ledger).length) flags.ledger = ledger;
   return flags;

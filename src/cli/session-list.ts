@@ -3,33 +3,19 @@
  * printed, and shown as people read them (local time, how long ago), for `keyledger session list`
  * and the shell's `/sessions`.
  */
+import type { Static } from 'typebox';
 import { KlError, wireText } from '../protocol/errors.js';
-import { checkShape, type ObjectShape } from '../protocol/shape.js';
+import { check } from '../protocol/schemas/check.js';
+import { ListedSessionSchema } from '../protocol/schemas/session.js';
 
 /** One of the caller's sessions, as `session.list` answers. */
-export interface ListedSession {
-  sessionId: string;
-  ip: string;
-  createdAt: number;
-  lastActivity: number;
-  current: boolean;
-}
-
-const LISTED_SESSION_SHAPE: ObjectShape = {
-  sessionId: { type: 'string', max: 22, pattern: /^[A-Za-z0-9_-]{22}$/ },
-  ip: { type: 'string', max: 100 },
-  createdAt: { type: 'integer', min: 0, max: 8.64e15 },
-  lastActivity: { type: 'integer', min: 0, max: 8.64e15 },
-  current: { type: 'boolean' },
-};
+export type ListedSession = Static<typeof ListedSessionSchema>;
 
 /** The `session.list` answer, checked (`KL_PROTOCOL` if it is not a list of sessions). */
 export function checkSessionList(value: unknown): ListedSession[] {
   if (!Array.isArray(value) || value.length > 10_000)
     throw new KlError('KL_PROTOCOL', 'the server answered the session list with something unexpected');
-  return value.map((v, i) =>
-    checkShape<ListedSession>(v, LISTED_SESSION_SHAPE, 'KL_PROTOCOL', `sessions[${i}]`),
-  );
+  return value.map((v, i) => check(ListedSessionSchema, v, 'KL_PROTOCOL', `sessions[${i}]`));
 }
 
 /** How long ago, as people say it: `just now`, `42 s ago`, `5 min ago`, `3 h 20 min ago`, `2 d 4 h ago`. */

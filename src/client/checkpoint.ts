@@ -7,7 +7,10 @@
 import type { SignedHeader } from '../ledger/block.js';
 import { type ConsistencyProof, verifyLedgerExtends } from '../ledger/proofs.js';
 import { isKlError, KlError } from '../protocol/errors.js';
-import { callJson } from './http.js';
+import { CheckpointReply } from '../protocol/schemas/http.js';
+import { ConsistencyProofSchema } from '../protocol/schemas/ledger.js';
+import { callJson, endpoint } from './http.js';
+import { checkReply } from './reply.js';
 import type { ClientStore, ServerFile } from './store.js';
 
 /**
@@ -19,15 +22,24 @@ import type { ClientStore, ServerFile } from './store.js';
  */
 export async function advanceCheckpoint(home: ClientStore, server: ServerFile): Promise<SignedHeader> {
   const kept = server.checkpoint;
-  const url = (path: string) => new URL(path, server.url).toString();
+  const url = (path: string) => endpoint(server.url, path);
   let proof: ConsistencyProof | undefined;
   let latest: unknown;
+  let answer: unknown;
   try {
-    proof = await callJson<ConsistencyProof>('GET', url(`/v1/ledger/consistency?from=${kept.header.height}`));
+    answer = await callJson<unknown>('GET', url(`/v1/ledger/consistency?from=${kept.header.height}`));
   } catch (err) {
     if (!isKlError(err) || err.code === 'KL_NETWORK') throw err;
-    latest = (await callJson<{ checkpoint?: unknown }>('GET', url('/v1/ledger/checkpoint')))?.checkpoint;
+    const reply = await callJson<unknown>('GET', url('/v1/ledger/checkpoint'));
+    latest = checkReply(
+      CheckpointReply,
+      reply,
+      'KL_CHECKPOINT_INVALID',
+      'GET /v1/ledger/checkpoint',
+    ).checkpoint;
   }
+  if (latest === undefined)
+    proof = checkReply(ConsistencyProofSchema, answer, 'KL_CHECKPOINT_INVALID', 'GET /v1/ledger/consistency');
   const check = verifyLedgerExtends({
     genesis: server.genesis,
     kept,

@@ -5,15 +5,20 @@
  * this hello, this identity and this key, then signs the transcript with RS and a fresh RC;
  * {@link verifyFinished} checks the server's key confirmation.
  */
-import { randomBytes } from 'node:crypto';
 import type * as openpgp from 'openpgp';
+import { fromUtf8, toBase64url, toHex } from '../protocol/bytes.js';
+import { randomBytes } from '../protocol/crypto/node.js';
 import { KlError } from '../protocol/errors.js';
 import { type Frame, openFrame } from '../protocol/frame.js';
 import { sha256 } from '../protocol/hash.js';
-import { MAX_IDENTITY_LENGTH } from '../protocol/identity.js';
 import { deriveSessionKeys, type SessionKeys } from '../protocol/key-schedule.js';
-import { CHALLENGE_SHAPE } from '../protocol/messages.js';
-import { checkShape, type ObjectShape } from '../protocol/shape.js';
+import { check, fits } from '../protocol/schemas/check.js';
+import {
+  Challenge,
+  ChallengePayload as ChallengePayloadSchema,
+  Finished as FinishedSchema,
+  FrameMessage,
+} from '../protocol/schemas/login.js';
 import {
   type ChallengePayload,
   hashOf,
@@ -36,55 +41,18 @@ export interface AnswerChallengeOptions {
   now: number;
 }
 
-const B64URL_32 = { type: 'string', max: 43, pattern: /^[A-Za-z0-9_-]{43}$/ } as const;
-const HEX_FINGERPRINT = { type: 'string', max: 64, pattern: /^[0-9a-f]{40}([0-9a-f]{24})?$/ } as const;
-
-/** The statement inside a challenge (statements.ts ChallengePayload), as the client accepts it. */
-const CHALLENGE_PAYLOAD_SHAPE: ObjectShape = {
-  type: { type: 'string', max: 19, enum: ['keyledger/challenge'] },
-  v: { type: 'integer', min: 1, max: 1 },
-  chain: { type: 'string', max: 64, pattern: /^[0-9a-f]{64}$/ },
-  challengeId: { type: 'string', max: 22, pattern: /^[A-Za-z0-9_-]{22}$/ },
-  rs: B64URL_32,
-  serverEphemeral: B64URL_32,
-  id: { type: 'string', max: MAX_IDENTITY_LENGTH },
-  fingerprint: HEX_FINGERPRINT,
-  server: HEX_FINGERPRINT,
-  expiresAt: { type: 'integer', min: 0, max: 8.64e15 },
-  helloHash: { type: 'string', max: 64, pattern: /^[0-9a-f]{64}$/ },
-};
-
-/** The server's key confirmation inside the first sealed frame. */
-const FINISHED_SHAPE: ObjectShape = {
-  type: { type: 'string', max: 8, enum: ['finished'] },
-  sessionId: { type: 'string', max: 22, pattern: /^[A-Za-z0-9_-]{22}$/ },
-  expiresAt: { type: 'integer', min: 0, max: 8.64e15 },
-  idleTimeoutMs: { type: 'integer', min: 0, max: 8.64e15 },
-  transcriptHash: { type: 'string', max: 64, pattern: /^[0-9a-f]{64}$/ },
-};
-
 /** Answers a challenge; returns the response to send and what to keep for the finished check. */
 export async function answerChallenge(o: AnswerChallengeOptions): Promise<{
   response: { type: 'response'; challengeId: string; rs: string; rc: string; signature: string };
-  transcriptHash: Buffer;
+  transcriptHash: Uint8Array;
   keys: SessionKeys;
 }> {
-  const msg = checkShape<{ type: 'challenge'; challengeId: string; message: string }>(
-    o.challenge,
-    CHALLENGE_SHAPE,
-    'KL_PROTOCOL',
-    'challenge',
-  );
+  const msg = check(Challenge, o.challenge, 'KL_PROTOCOL', 'challenge');
   // Decrypt with KprivC and require KprivS's signature (docs/protocol.md "Phase 2", step 3).
   const plain = await o.key.decryptVerified(msg.message, o.serverKey, new Date(o.now));
   let payload: ChallengePayload;
   try {
-    payload = checkShape<ChallengePayload>(
-      JSON.parse(Buffer.from(plain).toString('utf8')),
-      CHALLENGE_PAYLOAD_SHAPE,
-      'KL_PROTOCOL',
-      'challenge',
-    );
+    payload = check(ChallengePayloadSchema, JSON.parse(fromUtf8(plain)), 'KL_PROTOCOL', 'challenge');
   } catch {
     throw new KlError('KL_PROTOCOL', 'the challenge does not hold a valid statement');
   }
@@ -98,7 +66,7 @@ export async function answerChallenge(o: AnswerChallengeOptions): Promise<{
   if (payload.helloHash !== hashOf(o.hello)) throw fail('another hello');
   if (payload.challengeId !== msg.challengeId) throw fail('challenge id mismatch');
   if (payload.expiresAt <= o.now) throw new KlError('KL_CHALLENGE_EXPIRED', 'the challenge expired');
-  const rc = randomBytes(32).toString('base64url');
+  const rc = toBase64url(randomBytes(32));
   const transcript = loginTranscript({
     chain: o.chain,
     id: o.hello.id,
@@ -146,18 +114,11 @@ export function verifyFinished({
 }: {
   frame: unknown;
   keys: SessionKeys;
-  transcriptHash: Buffer;
+  transcriptHash: Uint8Array;
 }): Finished {
-  const f = frame as Frame;
-  if (
-    f?.type !== 'frame' ||
-    typeof f.sid !== 'string' ||
-    f.epoch !== 0 ||
-    f.seq !== 0 ||
-    typeof f.ct !== 'string'
-  ) {
+  if (!fits(FrameMessage, frame) || frame.epoch !== 0 || frame.seq !== 0)
     throw new KlError('KL_AUTH_FAILED', 'the server did not confirm the session keys');
-  }
+  const f: Frame = frame;
   let plain: {
     type: 'finished';
     sessionId: string;
@@ -166,9 +127,9 @@ export function verifyFinished({
     transcriptHash: string;
   };
   try {
-    plain = checkShape(
-      JSON.parse(openFrame({ key: keys.s2cKey, iv: keys.s2cIv, dir: 's2c', frame: f }).toString('utf8')),
-      FINISHED_SHAPE,
+    plain = check(
+      FinishedSchema,
+      JSON.parse(fromUtf8(openFrame({ key: keys.s2cKey, iv: keys.s2cIv, dir: 's2c', frame: f }))),
       'KL_AUTH_FAILED',
     );
   } catch {
@@ -177,7 +138,7 @@ export function verifyFinished({
   if (
     plain.type !== 'finished' ||
     plain.sessionId !== f.sid ||
-    plain.transcriptHash !== transcriptHash.toString('hex')
+    plain.transcriptHash !== toHex(transcriptHash)
   ) {
     throw new KlError('KL_AUTH_FAILED', 'the server confirmed another handshake');
   }

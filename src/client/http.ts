@@ -7,6 +7,27 @@ import { errorFromWire, KlError } from '../protocol/errors.js';
 
 const MAX_RESPONSE = 1024 * 1024;
 
+/**
+ * The URL of an API path (`v1/info`, `v1/ledger/tx/…?from=3`; a leading `/` is ignored) under a
+ * server's base URL, keeping the base's own path: a server mounted under `https://host/auth`
+ * answers at `https://host/auth/v1/info`, with or without a trailing slash on the base. The base's
+ * query and fragment are dropped.
+ */
+export function endpoint(serverUrl: string, path: string): string {
+  const base = new URL(serverUrl);
+  base.search = '';
+  base.hash = '';
+  if (!base.pathname.endsWith('/')) base.pathname += '/';
+  return new URL(path.replace(/^\/+/, ''), base).toString();
+}
+
+/** {@link endpoint} as a WebSocket URL: `ws:` for an `http:` base, `wss:` for `https:`. */
+export function wsEndpoint(serverUrl: string, path: string): string {
+  const url = new URL(endpoint(serverUrl, path));
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  return url.toString();
+}
+
 /** The answer's text, read up to MAX_RESPONSE bytes (`KL_NETWORK` past it). */
 async function boundedText(res: Response, origin: string): Promise<string> {
   if (!res.body) return '';

@@ -4,7 +4,6 @@
  * (docs/ledger.md "Proofs": a client keeps the last checkpoint it saw and refuses a ledger that rewrote
  * history).
  */
-import type WebSocket from 'ws';
 import { errorFromWire, KlError } from '../protocol/errors.js';
 import type { SessionKeys } from '../protocol/key-schedule.js';
 import { MAX_WS_MESSAGE } from '../protocol/messages.js';
@@ -12,9 +11,10 @@ import { generateEphemeral } from '../protocol/x25519.js';
 import { advanceCheckpoint } from './checkpoint.js';
 import type { ClientKey } from './client-key.js';
 import { answerChallenge, verifyFinished } from './handshake.js';
+import { wsEndpoint } from './http.js';
 import { openClientKey, pinnedServerKey } from './identity.js';
 import type { ClientStore, ServerFile } from './store.js';
-import { loadWebSocket } from './websocket.js';
+import { type ClientSocket, openSocket } from './websocket.js';
 
 /** An authenticated session (the encrypted channel over it: docs/protocol.md "Phases 3 and 4"). */
 export interface LoginResult {
@@ -26,12 +26,13 @@ export interface LoginResult {
   /** Session keys: memory only. */
   keys: SessionKeys;
   /** SHA-256 of the signed login transcript (the channel's chain hash starts here). */
-  transcriptHash: Buffer;
+  transcriptHash: Uint8Array;
   /** The unlocked key (for signed messages and owner revocation). */
   key: ClientKey;
   /** What server.json pinned. */
   server: ServerFile;
-  socket: WebSocket;
+  /** The login connection, which the session goes on using. */
+  socket: ClientSocket;
   /** Closes the connection. */
   close(): void;
 }
@@ -58,9 +59,11 @@ export async function login(o: LoginOptions): Promise<LoginResult> {
   // The ledger must extend the checkpoint kept in server.json (docs/ledger.md "Proofs").
   if (o.checkLedger !== false) await advanceCheckpoint(o.home, server);
   const serverKey = await pinnedServerKey(server.server.publicKey);
-  const url = `${server.url.replace(/^http/, 'ws').replace(/\/$/, '')}/v1/login`;
-  const Socket = await loadWebSocket();
-  const socket = new Socket(url, { maxPayload: MAX_WS_MESSAGE, handshakeTimeout: o.timeoutMs ?? 30_000 });
+  const url = wsEndpoint(server.url, 'v1/login');
+  const socket = await openSocket(url, {
+    maxPayload: MAX_WS_MESSAGE,
+    handshakeTimeout: o.timeoutMs ?? 30_000,
+  });
   const ephemeral = generateEphemeral();
   const hello = { type: 'hello' as const, v: 1 as const, id: identity.id, ephemeral: ephemeral.publicKey };
 

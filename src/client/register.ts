@@ -19,10 +19,18 @@ import { sealTo } from '../pgp/sealed.js';
 import { canonicalBytes } from '../protocol/canonical-json.js';
 import { isKlError, KlError } from '../protocol/errors.js';
 import { chainMatchesPin, parseInvitation } from '../protocol/invitation.js';
+import {
+  EnrollEmailReply,
+  InfoReply,
+  RegisterBeginReply,
+  RegisterCompleteReply,
+} from '../protocol/schemas/http.js';
+import { KeyRecordProofSchema } from '../protocol/schemas/ledger.js';
 import { identityProofPayload, type RegistrationStatement, statementBytes } from '../protocol/statements.js';
 import type { ClientKey } from './client-key.js';
-import { callJson } from './http.js';
+import { callJson, endpoint } from './http.js';
 import { openClientKey } from './identity.js';
+import { checkReply } from './reply.js';
 import type { ClientStore, IdentityFile } from './store.js';
 
 /** What the server publishes at /v1/info. */
@@ -128,7 +136,12 @@ export async function buildRegistrationRequest(o: {
 
 /** Fetches and checks the server's genesis and key: the key must be the one the genesis pins. */
 export async function fetchServerInfo(server: string, expectChain?: string): Promise<ServerInfo> {
-  const info = await callJson<ServerInfo>('GET', new URL('/v1/info', server).toString());
+  const info = checkReply(
+    InfoReply,
+    await callJson<unknown>('GET', endpoint(server, 'v1/info')),
+    'KL_PROTOCOL',
+    'GET /v1/info',
+  );
   const genesis = checkGenesis(info.genesis);
   const chain = chainIdOf(genesis);
   if (chain !== info.chain)
@@ -147,14 +160,13 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
   const { code, pin } = parseInvitation(o.proof.code);
   const { identity, key } = await openClientKey(o.home, o.passphrase);
   const { info, trust } = await authenticateServer(o, pin);
-  const begun = await callJson<RegistrationBegun>(
-    'POST',
-    new URL('/v1/register/begin', o.server).toString(),
-    {
-      id: identity.id,
-    },
+  const begun: RegistrationBegun = checkReply(
+    RegisterBeginReply,
+    await callJson<unknown>('POST', endpoint(o.server, 'v1/register/begin'), { id: identity.id }),
+    'KL_PROTOCOL',
+    'POST /v1/register/begin',
   );
-  if (begun?.server?.fingerprint !== info.server.fingerprint || begun.chain !== info.chain) {
+  if (begun.server.fingerprint !== info.server.fingerprint || begun.chain !== info.chain) {
     throw new KlError('KL_SERVER_KEY_MISMATCH', 'the server changed its key during registration');
   }
   const request = await buildRegistrationRequest({
@@ -166,13 +178,11 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
     proof: { method: o.proof.method, code },
     time: now(),
   });
-  const answer = await callJson<unknown>(
-    'POST',
-    new URL('/v1/register/complete', o.server).toString(),
-    request,
-  ).catch(async (err: unknown) => {
-    throw await explainRefusal(err, { server: o.server, genesis: info.genesis, id: identity.id, trust });
-  });
+  const answer = await callJson<unknown>('POST', endpoint(o.server, 'v1/register/complete'), request).catch(
+    async (err: unknown) => {
+      throw await explainRefusal(err, { server: o.server, genesis: info.genesis, id: identity.id, trust });
+    },
+  );
   const { receipt, height, txid } = checkRegistrationAnswer(answer, info, identity);
   await o.home.writeServer({
     v: 1,
@@ -226,10 +236,10 @@ function checkRegistrationAnswer(
   info: ServerInfo,
   identity: { id: string; fingerprint: string },
 ): { receipt: TransactionReceipt; height: number; txid: string } {
-  const a = answer as { server?: { fingerprint?: unknown }; receipt?: TransactionReceipt } | null;
-  if (!a || typeof a !== 'object' || !a.receipt || typeof a.receipt !== 'object')
-    throw new KlError('KL_RECEIPT_INVALID', 'the server answered the registration without a receipt');
-  const check = verifyTransactionReceipt({ genesis: info.genesis, receipt: a.receipt });
+  const a = checkReply(RegisterCompleteReply, answer, 'KL_RECEIPT_INVALID', 'POST /v1/register/complete');
+  // The schema bounds the envelope; its body is checked for its transaction type by the verifier.
+  const receipt = a.receipt as TransactionReceipt;
+  const check = verifyTransactionReceipt({ genesis: info.genesis, receipt });
   if (!check.verified)
     throw new KlError('KL_RECEIPT_INVALID', `the registration receipt does not verify: ${check.reason}`);
   const tx = check.envelope.tx;
@@ -237,9 +247,9 @@ function checkRegistrationAnswer(
   if (tx.type !== 'KeyRegistered' || body.id !== identity.id || body.fingerprint !== identity.fingerprint) {
     throw new KlError('KL_RECEIPT_INVALID', 'the receipt is for another registration');
   }
-  if (a.server?.fingerprint !== info.server.fingerprint)
+  if (a.server.fingerprint !== info.server.fingerprint)
     throw new KlError('KL_SERVER_KEY_MISMATCH', 'the server answered with another key');
-  return { receipt: a.receipt, height: check.height, txid: check.txid };
+  return { receipt, height: check.height, txid: check.txid };
 }
 
 /**
@@ -288,9 +298,11 @@ async function provenActiveKey(
   genesis: Genesis,
   id: string,
 ): Promise<{ fingerprint: string; height: number } | undefined> {
-  const proof = await callJson<KeyRecordProof>(
-    'GET',
-    new URL(`/v1/ledger/keys/${encodeURIComponent(id)}`, server).toString(),
+  const proof: KeyRecordProof = checkReply(
+    KeyRecordProofSchema,
+    await callJson<unknown>('GET', endpoint(server, `v1/ledger/keys/${encodeURIComponent(id)}`)),
+    'KL_PROOF_INVALID',
+    `GET /v1/ledger/keys/${id}`,
   );
   const check = verifyKeyRecordProof({ genesis, proof });
   if (!check.verified || proof.id !== id || check.record?.status !== 'active') return undefined;
@@ -303,13 +315,10 @@ export async function requestEmailCode(o: {
   server: string;
 }): Promise<EmailCodeRequested> {
   const identity = await o.home.readIdentity();
-  const answer = await callJson<unknown>('POST', new URL('/v1/enroll/email', o.server).toString(), {
+  const answer = await callJson<unknown>('POST', endpoint(o.server, 'v1/enroll/email'), {
     id: identity.id,
   });
-  const a = answer as { sent?: unknown; expiresAt?: unknown; reason?: unknown } | null;
-  if (a?.sent === true && typeof a.expiresAt === 'number') return { sent: true, expiresAt: a.expiresAt };
-  if (a?.sent === false) return { sent: false, reason: 'recently-sent' };
-  throw new KlError('KL_PROTOCOL', 'the server answered the email request with something unexpected');
+  return checkReply(EnrollEmailReply, answer, 'KL_PROTOCOL', 'POST /v1/enroll/email');
 }
 
 /**

@@ -12,22 +12,27 @@
  * mean a lost connection, never a verdict. The session then drops that connection and resumes on a
  * new one. Only an `alert` sealed in the channel ends the session with the server's code.
  */
-import { randomBytes } from 'node:crypto';
-import { EventEmitter } from 'node:events';
-import type WebSocket from 'ws';
 import { type TransactionReceipt, verifyTransactionReceipt } from '../ledger/proofs.js';
 import type { Transaction, TxBodies } from '../ledger/transactions.js';
+import { toBase64url, utf8 } from '../protocol/bytes.js';
 import { Channel, type ChannelMessage } from '../protocol/channel.js';
+import { randomBytes } from '../protocol/crypto/node.js';
 import { errorFromWire, isErrorCode, isKlError, KlError, wireText } from '../protocol/errors.js';
-import { encodeFrame, type Frame } from '../protocol/frame.js';
+import { encodeFrame } from '../protocol/frame.js';
 import { sha256Hex } from '../protocol/hash.js';
 import { MAX_WS_MESSAGE } from '../protocol/messages.js';
-import { RESUME_CHALLENGE_SHAPE, RESUMED_SHAPE, resumeProof } from '../protocol/resume.js';
-import { checkShape } from '../protocol/shape.js';
+import { resumeProof } from '../protocol/resume.js';
+import { check, fits } from '../protocol/schemas/check.js';
+import { ReceiptSchema } from '../protocol/schemas/ledger.js';
+import { FrameMessage, ResumeChallenge, Resumed } from '../protocol/schemas/login.js';
+import { ServerChannelMessage } from '../protocol/schemas/session.js';
 import { type RevocationStatement, type RotationStatement, statementBytes } from '../protocol/statements.js';
 import type { ClientKey } from './client-key.js';
+import { Emitter } from './emitter.js';
+import { wsEndpoint } from './http.js';
 import { type LoginOptions, type LoginResult, login } from './login.js';
-import { loadWebSocket } from './websocket.js';
+import { checkReply } from './reply.js';
+import { type ClientSocket, openSocket } from './websocket.js';
 
 /** A verified receipt for a signed message. */
 export interface SignedMessageReceipt {
@@ -60,25 +65,12 @@ const MAX_AUTO_RESUMES = 20;
  * server, not that the server is bug-free). Unknown message types are refused too.
  */
 function wellFormed(m: ChannelMessage): boolean {
-  const r = m as Record<string, unknown>;
-  switch (m.t) {
-    case 'data':
-    case 'rekey-request':
-    case 'close-ack':
-    case 'alert':
-      return true;
-    case 'reply':
-    case 'receipt':
-      return (
-        Number.isSafeInteger(r.re) &&
-        (r.error === undefined ||
-          (typeof r.error === 'object' && r.error !== null && !Array.isArray(r.error)))
-      );
-    case 'rekey-ack':
-      return typeof r.ephemeral === 'string';
-    default:
-      return false;
-  }
+  return fits(ServerChannelMessage, m);
+}
+
+/** Lets Node exit while `timer` runs (browser timers have no such notion). */
+function unref(timer: ReturnType<typeof setTimeout>): void {
+  (timer as { unref?: () => void }).unref?.();
 }
 
 /** The JSON object in a plaintext message of the resume socket. */
@@ -95,18 +87,22 @@ function parseObject(text: string): Record<string, unknown> {
 }
 
 /** An authenticated, encrypted session. */
-export class ClientSession extends EventEmitter {
+export class ClientSession extends Emitter {
   readonly sessionId: string;
   readonly id: string;
   readonly expiresAt: number;
   /** The server's idle timeout: a session with no traffic for this long ends. */
   readonly idleTimeoutMs: number;
   private channel: Channel;
-  private socket: WebSocket;
+  private socket: ClientSocket;
   private nextId = 1;
   private readonly pending = new Map<
     number,
-    { resolve: (v: ChannelMessage) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }
+    {
+      resolve: (v: ChannelMessage) => void;
+      reject: (e: unknown) => void;
+      timer: ReturnType<typeof setTimeout>;
+    }
   >();
   private renewing: { resolve: () => void; reject: (e: unknown) => void } | null = null;
   private closing: (() => void) | null = null;
@@ -149,7 +145,7 @@ export class ClientSession extends EventEmitter {
     return this.ended !== null;
   }
 
-  private attach(ws: WebSocket): void {
+  private attach(ws: ClientSocket): void {
     // Drop the login's listeners too: they hold the whole handshake (parsed keys, transcript).
     for (const event of ['open', 'error', 'message', 'close'] as const) ws.removeAllListeners(event);
     ws.on('message', (data) => this.onMessage(ws, data.toString()));
@@ -158,11 +154,11 @@ export class ClientSession extends EventEmitter {
     ws.on('error', () => {});
   }
 
-  private onMessage(ws: WebSocket, text: string): void {
+  private onMessage(ws: ClientSocket, text: string): void {
     if (ws !== this.socket || ws.readyState !== ws.OPEN || this.ended) return;
     let m: ChannelMessage;
     try {
-      m = this.channel.open(JSON.parse(text) as Frame);
+      m = this.channel.open(check(FrameMessage, JSON.parse(text), 'KL_FRAME_REJECTED', 'frame'));
     } catch {
       // Not sealed by this channel: plaintext (an `error` too), a forged, replayed or foreign frame,
       // garbage. Anyone on the path can send that, so it is never the server's word: the
@@ -245,7 +241,7 @@ export class ClientSession extends EventEmitter {
     this.renewing = null;
   }
 
-  private onClose(ws: WebSocket, code: number): void {
+  private onClose(ws: ClientSocket, code: number): void {
     if (ws !== this.socket) return;
     const alert = this.sealedAlert;
     const untrusted = this.droppedUntrusted;
@@ -289,7 +285,7 @@ export class ClientSession extends EventEmitter {
   private async settled(): Promise<void> {
     if (this.droppedUntrusted && this.socket.readyState !== this.socket.CLOSED) {
       const ws = this.socket;
-      await new Promise((r) => ws.once('close', r));
+      await new Promise<void>((r) => ws.once('close', () => r()));
     }
     if (this.resuming) await this.resuming.catch(() => {});
   }
@@ -344,16 +340,22 @@ export class ClientSession extends EventEmitter {
    * against the pinned genesis before this resolves.
    */
   async sendSigned(text: string, { timeoutMs = 30_000 } = {}): Promise<SignedMessageReceipt> {
-    const signature = await this.login.key.signDetached(Buffer.from(text, 'utf8'), new Date(this.now()));
+    const signature = await this.login.key.signDetached(utf8(text), new Date(this.now()));
     const id = this.nextId++;
     const r = await this.call({ t: 'signed', id, body: text, signature }, timeoutMs);
     if (r.t !== 'receipt') throw new KlError('KL_PROTOCOL', 'the server did not answer with a receipt');
     if (r.error) throw errorFromWire(r.error, 'KL_INTERNAL');
-    const receipt = r.receipt as TransactionReceipt;
+    // The schema bounds the envelope; its body is checked for its transaction type by the verifier.
+    const receipt = checkReply(
+      ReceiptSchema,
+      r.receipt,
+      'KL_RECEIPT_INVALID',
+      'a signed message',
+    ) as TransactionReceipt;
     const check = verifyTransactionReceipt({ genesis: this.login.server.genesis, receipt });
     if (!check.verified)
       throw new KlError('KL_RECEIPT_INVALID', `the anchoring receipt does not verify: ${check.reason}`);
-    const hash = sha256Hex(Buffer.from(text, 'utf8'));
+    const hash = sha256Hex(text);
     const body = check.envelope.tx.body as TxBodies['HashAnchored'];
     if (check.envelope.tx.type !== 'HashAnchored' || body.hash !== hash || body.id !== this.id) {
       throw new KlError('KL_RECEIPT_INVALID', 'the receipt anchors another message');
@@ -384,7 +386,7 @@ export class ClientSession extends EventEmitter {
         reject(new KlError('KL_NETWORK', 'no answer to the key renewal in time'));
         ws.terminate();
       }, timeoutMs);
-      timer.unref();
+      unref(timer);
       const entry = {
         resolve: () => {
           clearTimeout(timer);
@@ -481,17 +483,20 @@ export class ClientSession extends EventEmitter {
     const r = await this.call(message, timeoutMs);
     if (r.t !== 'receipt') throw new KlError('KL_PROTOCOL', 'the server did not answer with a receipt');
     if (r.error) throw errorFromWire(r.error, 'KL_INTERNAL');
-    const check = verifyTransactionReceipt({
-      genesis: this.login.server.genesis,
-      receipt: r.receipt as TransactionReceipt,
-    });
+    const receipt = checkReply(
+      ReceiptSchema,
+      r.receipt,
+      'KL_RECEIPT_INVALID',
+      'a key change',
+    ) as TransactionReceipt;
+    const check = verifyTransactionReceipt({ genesis: this.login.server.genesis, receipt });
     if (!check.verified || !expected(check.envelope.tx))
       throw new KlError('KL_RECEIPT_INVALID', 'the receipt does not prove the requested key change');
     return {
       verified: true,
       txid: check.txid,
       height: check.height,
-      receipt: r.receipt as TransactionReceipt,
+      receipt,
     };
   }
 
@@ -516,10 +521,9 @@ export class ClientSession extends EventEmitter {
   }
 
   private async resumeOnNewConnection(timeoutMs: number): Promise<void> {
-    const url = `${this.login.server.url.replace(/^http/, 'ws').replace(/\/$/, '')}/v1/login`;
-    const Socket = await loadWebSocket();
-    const ws = new Socket(url, { maxPayload: MAX_WS_MESSAGE, handshakeTimeout: timeoutMs });
-    const clientNonce = randomBytes(16).toString('base64url');
+    const url = wsEndpoint(this.login.server.url, 'v1/login');
+    const ws = await openSocket(url, { maxPayload: MAX_WS_MESSAGE, handshakeTimeout: timeoutMs });
+    const clientNonce = toBase64url(randomBytes(16));
     const current = this.channel;
     // The next epoch's channel, derived on the side: the plaintext `resumed` is anyone's word, so
     // this session keeps its current keys and epoch until a frame sealed in the new epoch opens
@@ -563,12 +567,7 @@ export class ClientSession extends EventEmitter {
             return;
           }
           if (step === 'challenge') {
-            serverNonce = checkShape<{ nonce: string }>(
-              m,
-              RESUME_CHALLENGE_SHAPE,
-              'KL_PROTOCOL',
-              'resume-challenge',
-            ).nonce;
+            serverNonce = check(ResumeChallenge, m, 'KL_PROTOCOL', 'resume-challenge').nonce;
             const proof = resumeProof(current.resumeKey, {
               sid: this.sessionId,
               epoch: current.epoch,
@@ -579,7 +578,7 @@ export class ClientSession extends EventEmitter {
             ws.send(JSON.stringify({ type: 'resume-proof', proof }));
             return;
           }
-          const { epoch } = checkShape<{ epoch: number }>(m, RESUMED_SHAPE, 'KL_PROTOCOL', 'resumed');
+          const { epoch } = check(Resumed, m, 'KL_PROTOCOL', 'resumed');
           if (epoch !== current.epoch + 1)
             throw new KlError('KL_PROTOCOL', 'the server answered the resumption wrongly');
           // Renew at once with a fresh ECDH exchange; its answer, sealed in the new epoch, is what
@@ -628,7 +627,7 @@ export class ClientSession extends EventEmitter {
   private openConfirmation(next: Channel, text: string): ChannelMessage | 'confirmed' | 'ignore' {
     let m: ChannelMessage;
     try {
-      m = next.open(JSON.parse(text) as Frame);
+      m = next.open(check(FrameMessage, JSON.parse(text), 'KL_FRAME_REJECTED', 'frame'));
     } catch {
       throw new KlError('KL_NETWORK', 'the resumption was not confirmed by the server');
     }
@@ -656,7 +655,7 @@ export class ClientSession extends EventEmitter {
     if (this.ended) return;
     const acked = new Promise<void>((resolve) => {
       this.closing = resolve;
-      setTimeout(resolve, timeoutMs).unref();
+      unref(setTimeout(resolve, timeoutMs));
     });
     try {
       this.sendMessage({ t: 'close', reason: 'logout' });

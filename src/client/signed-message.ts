@@ -21,7 +21,9 @@ import { MAX_TX_CLOCK_SKEW_MS } from '../ledger/state-machine.js';
 import type { TxBodies } from '../ledger/transactions.js';
 import { readPublicKey, verifyDetached } from '../pgp/messages.js';
 import { isKlError } from '../protocol/errors.js';
-import { callJson } from './http.js';
+import { ConsistencyProofSchema, KeyRecordProofSchema, ReceiptSchema } from '../protocol/schemas/ledger.js';
+import { callJson, endpoint } from './http.js';
+import { checkReply } from './reply.js';
 
 /** The outcome of {@link verifyMessageSigner}. */
 export type SignerCheck =
@@ -66,13 +68,18 @@ export async function verifyMessageSigner(q: SignerQuestion): Promise<SignerChec
 }
 
 async function check({ server, receipt, id, message, signature }: SignerQuestion): Promise<SignerCheck> {
-  const url = (path: string) => new URL(path, server.url).toString();
+  const url = (path: string) => endpoint(server.url, path);
   const fail = (reason: string): SignerCheck => ({ verified: false, reason });
   const block = receipt.block;
   const anchor: Position = [block.header.height, receipt.index];
 
   // The signer's key record now, proven against a signed checkpoint…
-  const proof = await callJson<KeyRecordProof>('GET', url(`/v1/ledger/keys/${encodeURIComponent(id)}`));
+  const proof: KeyRecordProof = checkReply(
+    KeyRecordProofSchema,
+    await callJson<unknown>('GET', url(`/v1/ledger/keys/${encodeURIComponent(id)}`)),
+    'KL_PROOF_INVALID',
+    `GET /v1/ledger/keys/${id}`,
+  );
   const rec = verifyKeyRecordProof({ genesis: server.genesis, proof });
   if (!rec.verified) return fail(`the ledger's key record of ${id} does not verify: ${rec.reason}`);
   if (proof.id !== id) return fail('the ledger answered about another identity');
@@ -83,9 +90,11 @@ async function check({ server, receipt, id, message, signature }: SignerQuestion
     if (proof.checkpoint.hash !== block.hash)
       return fail('the ledger holds another block at the receipt height');
   } else {
-    const cons = await callJson<ConsistencyProof>(
-      'GET',
-      url(`/v1/ledger/consistency?from=${anchor[0]}&to=${rec.height}`),
+    const cons: ConsistencyProof = checkReply(
+      ConsistencyProofSchema,
+      await callJson<unknown>('GET', url(`/v1/ledger/consistency?from=${anchor[0]}&to=${rec.height}`)),
+      'KL_PROOF_INVALID',
+      'GET /v1/ledger/consistency',
     );
     const c = verifyCheckpointConsistency({ genesis: server.genesis, proof: cons });
     if (!c.verified || cons.older.hash !== block.hash || cons.newer.hash !== proof.checkpoint.hash)
@@ -101,7 +110,13 @@ async function check({ server, receipt, id, message, signature }: SignerQuestion
     return [ref.height, (await transaction(ref)).index];
   };
   const transaction = async (ref: TxRef) => {
-    const r = await callJson<TransactionReceipt>('GET', url(`/v1/ledger/tx/${ref.txid}`));
+    // The schema bounds the envelope; its body is checked for its transaction type by the verifier.
+    const r = checkReply(
+      ReceiptSchema,
+      await callJson<unknown>('GET', url(`/v1/ledger/tx/${ref.txid}`)),
+      'KL_RECEIPT_INVALID',
+      `GET /v1/ledger/tx/${ref.txid}`,
+    ) as TransactionReceipt;
     const t = verifyTransactionReceipt({ genesis: server.genesis, receipt: r });
     if (!t.verified || t.txid !== ref.txid || t.height !== ref.height)
       throw new Error(`the ledger's transaction ${ref.txid} does not verify`);
@@ -150,7 +165,7 @@ async function check({ server, receipt, id, message, signature }: SignerQuestion
   // As of the anchoring block: made then (not later, e.g. with a key stolen since), by that key.
   try {
     await verifyDetached({
-      data: Buffer.from(message, 'utf8'),
+      data: new TextEncoder().encode(message),
       armoredSignature: signature,
       key,
       now: new Date(block.header.time),

@@ -1,13 +1,49 @@
 /**
- * The WebSocket client (`ws`), loaded when the first connection is made: a command that stops
- * before it connects (not registered, wrong passphrase) starts without it.
+ * The client's WebSocket in Node: the `ws` package, loaded when the first connection is made (a
+ * command that stops before it connects, not registered or a wrong passphrase, starts without it).
+ * In a browser bundle the package.json `browser` field puts ./websocket-browser.ts (the global
+ * WebSocket) in this module's place; both answer {@link openSocket} with a {@link ClientSocket}.
  */
 import type WebSocket from 'ws';
 
+/**
+ * The part of a WebSocket the client uses: the subset of the `ws` API that the browser adapter
+ * offers too. `message` listeners get the frame's data, whose `toString()` is the text.
+ */
+export interface ClientSocket {
+  readonly readyState: number;
+  readonly OPEN: number;
+  readonly CLOSED: number;
+  send(text: string): void;
+  /** Closes with a closing handshake. */
+  close(code?: number, reason?: string): void;
+  /** Drops the connection at once; `close` follows. */
+  terminate(): void;
+  on(event: 'open', listener: () => void): this;
+  on(event: 'message', listener: (data: { toString(): string }) => void): this;
+  on(event: 'close', listener: (code: number) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  once(event: 'close', listener: () => void): this;
+  removeAllListeners(event?: 'open' | 'message' | 'close' | 'error'): this;
+}
+
+/** How a client connection is opened. */
+export interface SocketOptions {
+  /** Largest message accepted from the server, in bytes (docs/protocol.md). */
+  maxPayload: number;
+  /** How long the opening handshake may take, in milliseconds. */
+  handshakeTimeout: number;
+}
+
 let loading: Promise<typeof WebSocket> | undefined;
 
-/** The `ws` WebSocket class, imported on first use. */
-export function loadWebSocket(): Promise<typeof WebSocket> {
+/** Opens a WebSocket to `url` (ws: or wss:) with `ws`, imported on first use. */
+export async function openSocket(url: string, o: SocketOptions): Promise<ClientSocket> {
   loading ??= import('ws').then((m) => m.default);
-  return loading;
+  const Socket = await loading;
+  const socket: ClientSocket = new Socket(url, {
+    maxPayload: o.maxPayload,
+    handshakeTimeout: o.handshakeTimeout,
+  });
+  return socket;
 }

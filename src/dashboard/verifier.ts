@@ -1,6 +1,6 @@
 /**
  * The proof verifier, for the browser: the ledger's pure verification code, unchanged. Bundled by
- * scripts/build-dashboard.mjs (with browser-crypto.ts and browser-buffer.ts) into
+ * scripts/build-dashboard.mjs (with the web crypto backend, through the package.json `browser` map) into
  * dist/dashboard/verifier.js, which the dashboard loads to check inclusion proofs in the page.
  */
 export { chainIdOf } from '../ledger/genesis.js';

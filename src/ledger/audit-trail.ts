@@ -4,6 +4,8 @@
  * identity), event name and time. Used by `keyledger audit` and the dashboard's audit page. Walks blocks from
  * the top down and stops at `since` or after `limit` events, so the cost is bounded by what is asked for.
  */
+
+import { toHex } from '../protocol/bytes.js';
 import { canonicalBytes } from '../protocol/canonical-json.js';
 import { isKlError } from '../protocol/errors.js';
 import { HASH_HEX, hashFromHex } from '../protocol/hash.js';
@@ -104,7 +106,7 @@ export async function readAuditTrail(ledger: Ledger, q: AuditQuery = {}): Promis
 /** Checks that `r` is transaction `txid` of the (already verified) `block`, by its inclusion proof. */
 function checkInBlock(r: TransactionReceipt, block: SignedHeader, txid: string): void {
   const h = block.header.height;
-  let id: Buffer | null = null;
+  let id: Uint8Array | null = null;
   try {
     id = leafHash(canonicalBytes(r.envelope));
   } catch {
@@ -113,7 +115,7 @@ function checkInBlock(r: TransactionReceipt, block: SignedHeader, txid: string):
   const path = Array.isArray(r.proof) && r.proof.every((p) => typeof p === 'string' && HASH_HEX.test(p));
   if (
     !id ||
-    id.toString('hex') !== txid ||
+    toHex(id) !== txid ||
     r.txid !== txid ||
     r.block?.hash !== block.hash ||
     !path ||

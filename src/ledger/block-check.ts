@@ -5,8 +5,9 @@
  * `KL_LEDGER_CORRUPT` KlError whose message names the block (and transaction) and whose details
  * carry `height` and `txid`.
  */
+import { toHex, utf8 } from '../protocol/bytes.js';
 import { isKlError, KlError } from '../protocol/errors.js';
-import { sha256 } from '../protocol/hash.js';
+import { sha256Hex } from '../protocol/hash.js';
 import { type BlockHeader, blockHashOf, type SignedHeader, verifySignedHeader } from './block.js';
 import type { Genesis } from './genesis.js';
 import { leafHash, MerkleTree } from './merkle.js';
@@ -41,7 +42,7 @@ export function ledgerDamage(reason: string, height?: number, txid?: string): Kl
  * JSON, so this is the block hash check without parsing (cheap enough to run on every block at open).
  */
 export function headerTextMatchesHash(row: Pick<StoredBlock, 'hash' | 'header'>): boolean {
-  return sha256(Buffer.from(row.header, 'utf8')).toString('hex') === row.hash;
+  return sha256Hex(row.header) === row.hash;
 }
 
 /** What a stored header must link to. */
@@ -105,18 +106,18 @@ export function checkTxCount(header: BlockHeader, count: number): void {
  * Checks the `i`-th transaction row of a block: its position and that its envelope hashes to its id.
  * @returns the txid as bytes (a leaf of the block's transaction tree).
  */
-export function checkStoredTx(height: number, i: number, tx: StoredTx): Buffer {
+export function checkStoredTx(height: number, i: number, tx: StoredTx): Uint8Array {
   if (tx.idx !== i) throw ledgerDamage(`block ${height}: transaction ${i} is missing`, height);
-  const id = leafHash(Buffer.from(tx.envelope, 'utf8'));
-  if (id.toString('hex') !== tx.txid)
+  const id = leafHash(utf8(tx.envelope));
+  if (toHex(id) !== tx.txid)
     throw ledgerDamage(`block ${height}: transaction ${tx.txid} does not match its id`, height, tx.txid);
   return id;
 }
 
 /** Checks the block's transaction root (RFC 6962) over its txids, in order. */
-export function checkTxRoot(header: BlockHeader, ids: readonly Buffer[]): MerkleTree {
+export function checkTxRoot(header: BlockHeader, ids: readonly Uint8Array[]): MerkleTree {
   const tree = new MerkleTree(ids);
-  if (tree.root().toString('hex') !== header.txRoot)
+  if (toHex(tree.root()) !== header.txRoot)
     throw ledgerDamage(`block ${header.height}: transaction root is wrong`, header.height);
   return tree;
 }

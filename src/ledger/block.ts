@@ -4,13 +4,15 @@
  * before it (RFC 6962 root over the hashes of blocks 1..height-1), so a single signed header is a
  * checkpoint from which every proof can be checked.
  */
+import { fromHex } from '../protocol/bytes.js';
 import { canonicalBytes } from '../protocol/canonical-json.js';
 import { KlError } from '../protocol/errors.js';
-import { HASH_HEX, sha256 } from '../protocol/hash.js';
-import { checkShape } from '../protocol/shape.js';
+import { sha256Hex } from '../protocol/hash.js';
+import { check } from '../protocol/schemas/check.js';
+import { SignedHeaderSchema } from '../protocol/schemas/ledger.js';
 import { BLOCK_DOMAIN } from './domains.js';
 import type { Genesis } from './genesis.js';
-import { KEY_ID, SIGNATURE_B64, type SigningKey, verifySignature } from './signing-keys.js';
+import { type SigningKey, verifySignature } from './signing-keys.js';
 
 /** A block header. Hashes are lowercase hex. */
 export interface BlockHeader {
@@ -42,7 +44,7 @@ export interface SignedHeader {
 
 /** Hash of a header: SHA-256 of its canonical JSON, hex. */
 export function blockHashOf(header: BlockHeader): string {
-  return sha256(canonicalBytes(header)).toString('hex');
+  return sha256Hex(canonicalBytes(header));
 }
 
 /** Signs a header with one validator. */
@@ -51,44 +53,9 @@ export function signHeader(header: BlockHeader, validator: SigningKey): SignedHe
   return {
     header,
     hash,
-    signatures: [{ validator: validator.keyId, sig: validator.sign(BLOCK_DOMAIN, Buffer.from(hash, 'hex')) }],
+    signatures: [{ validator: validator.keyId, sig: validator.sign(BLOCK_DOMAIN, fromHex(hash)) }],
   };
 }
-
-const hash = { type: 'string', max: 64, pattern: HASH_HEX } as const;
-const count = { type: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER } as const;
-
-/** Shape of a signed header, for input from outside. */
-export const SIGNED_HEADER_SHAPE = {
-  header: {
-    type: 'object',
-    fields: {
-      v: { type: 'integer', min: 1, max: 1 },
-      chain: hash,
-      height: { type: 'integer', min: 1, max: Number.MAX_SAFE_INTEGER },
-      prevHash: hash,
-      time: count,
-      txCount: count,
-      txRoot: hash,
-      stateRoot: hash,
-      historyRoot: hash,
-      proposer: { type: 'string', max: 32, pattern: KEY_ID },
-    },
-  },
-  hash,
-  signatures: {
-    type: 'array',
-    maxItems: 64,
-    minItems: 1,
-    items: {
-      type: 'object',
-      fields: {
-        validator: { type: 'string', max: 32, pattern: KEY_ID },
-        sig: { type: 'string', max: 86, pattern: SIGNATURE_B64 },
-      },
-    },
-  },
-} as const;
 
 /**
  * Verifies a signed header against the genesis: shape, hash, chain id, and a quorum of distinct
@@ -96,7 +63,7 @@ export const SIGNED_HEADER_SHAPE = {
  * @throws KlError `KL_CHECKPOINT_INVALID`
  */
 export function verifySignedHeader(value: unknown, genesis: Genesis, chain: string): SignedHeader {
-  const signed = checkShape<SignedHeader>(value, SIGNED_HEADER_SHAPE, 'KL_CHECKPOINT_INVALID', 'checkpoint');
+  const signed: SignedHeader = check(SignedHeaderSchema, value, 'KL_CHECKPOINT_INVALID', 'checkpoint');
   if (signed.header.chain !== chain)
     throw new KlError('KL_CHECKPOINT_INVALID', 'checkpoint belongs to another ledger');
   if (blockHashOf(signed.header) !== signed.hash)
@@ -104,8 +71,7 @@ export function verifySignedHeader(value: unknown, genesis: Genesis, chain: stri
   const good = new Set<string>();
   for (const s of signed.signatures) {
     const v = genesis.validators.find((x) => x.keyId === s.validator);
-    if (v && verifySignature(v.publicKey, BLOCK_DOMAIN, Buffer.from(signed.hash, 'hex'), s.sig))
-      good.add(v.keyId);
+    if (v && verifySignature(v.publicKey, BLOCK_DOMAIN, fromHex(signed.hash), s.sig)) good.add(v.keyId);
   }
   if (good.size < genesis.quorum) {
     throw new KlError('KL_CHECKPOINT_INVALID', 'checkpoint is not signed by a quorum of validators', {

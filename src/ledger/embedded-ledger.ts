@@ -6,8 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { equalBytes, fromUtf8, toHex } from '../protocol/bytes.js';
 import { canonicalize } from '../protocol/canonical-json.js';
 import { isKlError, KlError } from '../protocol/errors.js';
 import { sha256 } from '../protocol/hash.js';
@@ -23,22 +23,17 @@ import {
   ledgerDamage,
   type StoredTx,
 } from './block-check.js';
-import {
-  acquireWriterLock,
-  dataPaths,
-  ensureDir,
-  isInitialised,
-  readGenesisFile,
-  refusePartialDataDir,
-  writeGenesisFile,
-} from './data-dir.js';
+import { BlockQueue, type Pending } from './block-queue.js';
+import { acquireWriterLock, dataPaths, isInitialised, readGenesisFile } from './data-dir.js';
 import { GOVERNANCE_DOMAIN } from './domains.js';
+import { prepareStatements, type Statements } from './embedded-store.js';
 import { chainIdOf, checkGenesis, type Genesis } from './genesis.js';
 import type { BlockView, CommittedTransaction, GovernanceIntent, IdentityListing, Ledger } from './ledger.js';
 import { leafHash, MerkleTree } from './merkle.js';
 import type { ConsistencyProof, KeyRecordProof, TransactionReceipt } from './proofs.js';
-import { openKeyFile, sealKeyFile } from './sealed-key-file.js';
-import { SigningKey } from './signing-keys.js';
+import { openKeyFile } from './sealed-key-file.js';
+import { type Sequencer, SequencerAdapter } from './sequencer-adapter.js';
+import type { SigningKey } from './signing-keys.js';
 import {
   applyTransaction,
   GOVERNANCE_KEY,
@@ -60,103 +55,14 @@ import {
   type TxType,
 } from './transactions.js';
 import {
-  originPoint,
   readVerifiedCheckpoint,
   signVerifiedCheckpoint,
   VERIFIED_KEY,
   type VerifiedPoint,
 } from './verified-checkpoint.js';
 
-/** Options of {@link initEmbeddedLedger}. */
-export interface InitOptions {
-  dataDir: string;
-  /** Protects the validator and registrar keys at rest. */
-  passphrase: string;
-  /** Human name of the ledger. */
-  name?: string;
-  /** The server's OpenPGP key to pin in the genesis. */
-  server?: Genesis['server'];
-  /** The EVM chain that orders this ledger (docs/architecture.md "The EVM engine"). */
-  engine?: Genesis['engine'];
-  now?: () => number;
-}
-
-/**
- * Initialises a data directory: makes the validator and registrar keys (sealed under `passphrase`),
- * writes the genesis and creates the database with the node's origin verified checkpoint (height 0,
- * verified-checkpoint.ts). Refuses a directory that is already initialised.
- */
-export function initEmbeddedLedger({
-  dataDir,
-  passphrase,
-  name = 'keyledger',
-  server,
-  engine,
-  now = Date.now,
-}: InitOptions): {
-  genesis: Genesis;
-  chainId: string;
-} {
-  if (isInitialised(dataDir)) throw new KlError('KL_DATA_DIR', `${dataDir} already holds a ledger`);
-  refusePartialDataDir(dataDir);
-  if (!passphrase)
-    throw new KlError('KL_PASSPHRASE_REQUIRED', 'a passphrase is required to protect the ledger keys');
-  ensureDir(dataDir);
-  const paths = dataPaths(dataDir);
-  const validator = SigningKey.generate();
-  const registrar = SigningKey.generate();
-  const genesis = checkGenesis({
-    v: 1,
-    name,
-    createdAt: now(),
-    validators: [validator.info()],
-    quorum: 1,
-    registrars: [{ ...registrar.info(), name: 'local registrar' }],
-    ...(server ? { server } : {}),
-    ...(engine ? { engine } : {}),
-  });
-  sealKeyFile(paths.validatorKey, validator, passphrase, 'validator');
-  sealKeyFile(paths.registrarKey, registrar, passphrase, 'registrar');
-  const chainId = chainIdOf(genesis);
-  const db = new Database(paths.db);
-  // SQLite gives the -wal and -shm files the database file's mode.
-  chmodSync(paths.db, 0o600);
-  try {
-    createSchema(db);
-    db.prepare('INSERT INTO meta(key, value) VALUES (?, ?), (?, ?), (?, ?), (?, ?)').run(
-      'format',
-      '1',
-      'genesis',
-      canonicalize(genesis),
-      'chain',
-      chainId,
-      VERIFIED_KEY,
-      JSON.stringify(signVerifiedCheckpoint(chainId, originPoint(chainId), validator)),
-    );
-    const insert = db.prepare('INSERT INTO state(key, value) VALUES (?, ?)');
-    for (const e of genesisEntries(genesis)) insert.run(e.key, canonicalize(e.value));
-  } finally {
-    db.close();
-  }
-  // genesis.json last: its presence marks the directory as initialised.
-  writeGenesisFile(paths.genesis, genesis);
-  return { genesis, chainId };
-}
-
-/** SQL schema of the embedded engine. */
-export function createSchema(db: Database.Database): void {
-  db.pragma('journal_mode = WAL');
-  db.exec(`
-    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE IF NOT EXISTS blocks (
-      height INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE, header TEXT NOT NULL, signatures TEXT NOT NULL);
-    CREATE TABLE IF NOT EXISTS txs (
-      txid TEXT PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL, type TEXT NOT NULL,
-      subject TEXT, envelope TEXT NOT NULL, UNIQUE (height, idx));
-    CREATE INDEX IF NOT EXISTS txs_subject ON txs(subject, height, idx);
-    CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-  `);
-}
+export { createSchema, type InitOptions, initEmbeddedLedger } from './embedded-init.js';
+export type { Sequencer } from './sequencer-adapter.js';
 
 /** Options of {@link EmbeddedLedger.open}. */
 export interface OpenOptions {
@@ -179,25 +85,6 @@ export interface OpenOptions {
   sequencer?: Sequencer;
 }
 
-/** Orders signed transactions somewhere else (an EVM chain). */
-export interface Sequencer {
-  /** Sends one signed transaction to be ordered; resolves once it is final there. */
-  submit(tx: { envelope: TxEnvelope; text: string; txid: string }): Promise<void>;
-  /** When the ledger last caught up with everything the sequencer ordered (wall clock, ms). */
-  readonly lastSyncAt: number;
-}
-
-interface Pending {
-  envelope: TxEnvelope;
-  txid: string;
-  text: string;
-  local: boolean;
-  /** performance.now() at submit. */
-  since: number;
-  resolve: (r: TransactionReceipt) => void;
-  reject: (e: unknown) => void;
-}
-
 function subjectOf(envelope: TxEnvelope): string | null {
   const body = envelope.tx.body as { id?: string };
   return typeof body.id === 'string' ? body.id : null;
@@ -209,15 +96,10 @@ export class EmbeddedLedger implements Ledger {
   readonly chainId: string;
   private readonly db: Database.Database;
   private readonly now: () => number;
-  private readonly maxBlockTxs: number;
-  private readonly batchWaitMs: number;
   private readonly observeCommit: ((ms: number) => void) | undefined;
-  private readonly sequencer: Sequencer | undefined;
-  /** Transactions sent to the sequencer, waiting to come back through `ingest`. */
-  private readonly awaiting = new Map<
-    string,
-    { resolve: (r: TransactionReceipt) => void; reject: (e: unknown) => void }
-  >();
+  /** With a sequencer: the transactions sent to it, waiting to come back through `ingest`. */
+  private readonly sequencer: SequencerAdapter | undefined;
+  private readonly queue: BlockQueue;
   private readonly validator: SigningKey | null;
   private readonly registrar: SigningKey | null;
   private readonly releaseLock: (() => void) | null;
@@ -235,22 +117,26 @@ export class EmbeddedLedger implements Ledger {
   private txTotal = 0;
   /** Set while blocks cannot be written (disk full, read-only); cleared by the next committed block. */
   private storage: { fault: StorageFault; since: number } | null = null;
-  private pending: Pending[] = [];
-  private flushTimer: NodeJS.Immediate | NodeJS.Timeout | null = null;
   private closed = false;
   private readonly noncePrefix = randomBytes(8).toString('hex');
   private nonceCounter = 0n;
-  private readonly stmt: ReturnType<EmbeddedLedger['prepare']>;
+  private readonly stmt: Statements;
 
   private constructor(opts: OpenOptions) {
     const paths = dataPaths(opts.dataDir);
     if (!isInitialised(opts.dataDir))
       throw new KlError('KL_DATA_DIR', `${opts.dataDir} holds no ledger; initialise it first`);
     this.now = opts.now ?? Date.now;
-    this.maxBlockTxs = Math.max(1, Math.min(opts.maxBlockTxs ?? 1000, 10_000));
-    this.batchWaitMs = Math.max(0, opts.batchWaitMs ?? 0);
     this.observeCommit = opts.observeCommit;
-    this.sequencer = opts.sequencer;
+    this.sequencer = opts.sequencer ? new SequencerAdapter(opts.sequencer) : undefined;
+    this.queue = new BlockQueue({
+      maxBlockTxs: Math.max(1, Math.min(opts.maxBlockTxs ?? 1000, 10_000)),
+      batchWaitMs: Math.max(0, opts.batchWaitMs ?? 0),
+      write: (batch) => {
+        if (this.validator)
+          this.buildBlock(batch, Math.max(this.now(), this.last?.header.time ?? 0), this.validator);
+      },
+    });
     const fromFile = readGenesisFile(paths.genesis);
     this.releaseLock = opts.passphrase !== undefined ? acquireWriterLock(opts.dataDir) : null;
     try {
@@ -267,7 +153,7 @@ export class EmbeddedLedger implements Ledger {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');
       this.db.pragma('busy_timeout = 5000');
-      this.stmt = this.prepare();
+      this.stmt = prepareStatements(this.db);
       const meta = this.stmt.meta.get('genesis') as { value: string } | undefined;
       if (!meta) throw new KlError('KL_LEDGER_CORRUPT', 'the database holds no genesis');
       this.genesis = checkGenesis(JSON.parse(meta.value));
@@ -297,41 +183,6 @@ export class EmbeddedLedger implements Ledger {
    */
   static open(opts: OpenOptions): EmbeddedLedger {
     return new EmbeddedLedger(opts);
-  }
-
-  private prepare() {
-    const db = this.db;
-    return {
-      meta: db.prepare('SELECT value FROM meta WHERE key = ?'),
-      metaPut: db.prepare(
-        'INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
-      ),
-      stateGet: db.prepare('SELECT value FROM state WHERE key = ?'),
-      stateAll: db.prepare('SELECT key, value FROM state'),
-      statePut: db.prepare(
-        'INSERT INTO state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
-      ),
-      txExists: db.prepare('SELECT 1 FROM txs WHERE txid = ?'),
-      txGet: db.prepare('SELECT height, idx, envelope FROM txs WHERE txid = ?'),
-      txInsert: db.prepare(
-        'INSERT INTO txs(txid, height, idx, type, subject, envelope) VALUES (?, ?, ?, ?, ?, ?)',
-      ),
-      txidsOfBlock: db.prepare('SELECT txid FROM txs WHERE height = ? ORDER BY idx'),
-      txsOfSubject: db.prepare('SELECT txid FROM txs WHERE subject = ? ORDER BY height, idx LIMIT ?'),
-      blockInsert: db.prepare('INSERT INTO blocks(height, hash, header, signatures) VALUES (?, ?, ?, ?)'),
-      blockGet: db.prepare('SELECT hash, header, signatures FROM blocks WHERE height = ?'),
-      blockHeaders: db.prepare('SELECT height, hash, header FROM blocks ORDER BY height'),
-      blockSignatures: db.prepare('SELECT signatures FROM blocks WHERE height = ?'),
-      txRowsOfBlock: db.prepare('SELECT txid, idx, envelope FROM txs WHERE height = ? ORDER BY idx'),
-      txCount: db.prepare('SELECT count(*) AS n FROM txs'),
-      blockCount: db.prepare('SELECT count(*) AS n FROM blocks'),
-      identityKeys: db.prepare(
-        "SELECT key FROM state WHERE key >= 'identity:' AND key < 'identity;' AND key LIKE ? ESCAPE '\\' ORDER BY key LIMIT ?",
-      ),
-      identityCounts: db.prepare(
-        "SELECT json_extract(value, '$.status') AS status, count(*) AS n FROM state WHERE key >= 'identity:' AND key < 'identity;' GROUP BY status",
-      ),
-    };
   }
 
   /**
@@ -387,6 +238,54 @@ export class EmbeddedLedger implements Ledger {
       tree = tree.set(stateTreeKey(row.key), sha256(Buffer.from(row.value, 'utf8')));
     }
     const from = anchor?.height ?? 0;
+    const { height, txsAbove } = this.replayHistory(anchor);
+    if (height < from) {
+      throw ledgerDamage(
+        `history cut short: the ledger ends at block ${height}, but this node verified block ${from} earlier`,
+        height + 1,
+      );
+    }
+    const storedTxs = (this.stmt.txCount.get() as { n: number }).n;
+    const txs = (anchor?.txs ?? 0) + txsAbove;
+    if (storedTxs > txs) throw ledgerDamage(`${storedTxs - txs} transaction rows belong to no block`);
+    if (storedTxs < txs) throw ledgerDamage(`${txs - storedTxs} transactions are missing`);
+    this.txTotal = txs;
+    if (height === 0) {
+      const genesisState = new WorkingState({ get: () => undefined }, StateTree.empty());
+      for (const e of genesisEntries(this.genesis)) genesisState.put(e);
+      if (!equalBytes(genesisState.tree.root(), tree.root()))
+        throw ledgerDamage('state does not match the genesis');
+      return { tree, last: null };
+    }
+    const last = this.readRow(height);
+    try {
+      verifySignedHeader(last, this.genesis, this.chainId);
+    } catch (err) {
+      throw ledgerDamage(`block ${height}: ${(err as Error).message}`, height);
+    }
+    if (last.header.historyRoot !== toHex(this.history.root(height - 1))) {
+      throw ledgerDamage(
+        `the block hashes do not form the history signed in block ${height} (a block header was changed)`,
+        height,
+      );
+    }
+    if (last.header.stateRoot !== toHex(tree.root())) {
+      throw ledgerDamage(`stored state does not match block ${height}`, height);
+    }
+    this.signaturesChecked.add(height);
+    this.verifiedHeight = from;
+    return { tree, last };
+  }
+
+  /**
+   * Walks the stored block headers in order (docs/ledger.md "Integrity at start"): each hashes to its
+   * stored hash and extends the history; above the verified checkpoint (`from`), each also carries valid
+   * validator signatures, links to its parent and matches its transaction rows; at `from`, it is
+   * the block the checkpoint names.
+   * @returns the last height, and the transactions counted above the checkpoint.
+   */
+  private replayHistory(anchor: VerifiedPoint | null): { height: number; txsAbove: number } {
+    const from = anchor?.height ?? 0;
     let txsAbove = 0;
     let prevHash = this.chainId;
     let prevTime = 0;
@@ -415,7 +314,7 @@ export class EmbeddedLedger implements Ledger {
             height: expected,
             prevHash,
             prevTime,
-            historyRoot: this.history.root().toString('hex'),
+            historyRoot: toHex(this.history.root()),
           },
         );
         checkStoredTxs(signed.header, this.stmt.txRowsOfBlock.all(expected) as StoredTx[]);
@@ -429,43 +328,7 @@ export class EmbeddedLedger implements Ledger {
       this.history.append(leafHash(Buffer.from(row.hash, 'hex')));
       expected += 1;
     }
-    const height = expected - 1;
-    if (height < from) {
-      throw ledgerDamage(
-        `history cut short: the ledger ends at block ${height}, but this node verified block ${from} earlier`,
-        height + 1,
-      );
-    }
-    const storedTxs = (this.stmt.txCount.get() as { n: number }).n;
-    const txs = (anchor?.txs ?? 0) + txsAbove;
-    if (storedTxs > txs) throw ledgerDamage(`${storedTxs - txs} transaction rows belong to no block`);
-    if (storedTxs < txs) throw ledgerDamage(`${txs - storedTxs} transactions are missing`);
-    this.txTotal = txs;
-    if (height === 0) {
-      const genesisState = new WorkingState({ get: () => undefined }, StateTree.empty());
-      for (const e of genesisEntries(this.genesis)) genesisState.put(e);
-      if (!genesisState.tree.root().equals(tree.root()))
-        throw ledgerDamage('state does not match the genesis');
-      return { tree, last: null };
-    }
-    const last = this.readRow(height);
-    try {
-      verifySignedHeader(last, this.genesis, this.chainId);
-    } catch (err) {
-      throw ledgerDamage(`block ${height}: ${(err as Error).message}`, height);
-    }
-    if (last.header.historyRoot !== this.history.root(height - 1).toString('hex')) {
-      throw ledgerDamage(
-        `the block hashes do not form the history signed in block ${height} (a block header was changed)`,
-        height,
-      );
-    }
-    if (last.header.stateRoot !== tree.root().toString('hex')) {
-      throw ledgerDamage(`stored state does not match block ${height}`, height);
-    }
-    this.signaturesChecked.add(height);
-    this.verifiedHeight = from;
-    return { tree, last };
+    return { height: expected - 1, txsAbove };
   }
 
   /**
@@ -520,7 +383,7 @@ export class EmbeddedLedger implements Ledger {
     if (!row) throw ledgerDamage(`block ${height} is missing from the database`, height);
     if (
       !headerTextMatchesHash(row) ||
-      !leafHash(Buffer.from(row.hash, 'hex')).equals(this.history.leaf(height - 1))
+      !equalBytes(leafHash(Buffer.from(row.hash, 'hex')), this.history.leaf(height - 1))
     ) {
       throw ledgerDamage(`block ${height} was changed outside the ledger`, height);
     }
@@ -565,7 +428,7 @@ export class EmbeddedLedger implements Ledger {
       if (expected) throw new KlError('KL_LEDGER_CORRUPT', `state entry ${key} is missing from the database`);
       return undefined;
     }
-    if (!expected || !sha256(Buffer.from(row.value, 'utf8')).equals(expected)) {
+    if (!expected || !equalBytes(sha256(Buffer.from(row.value, 'utf8')), expected)) {
       throw new KlError('KL_LEDGER_CORRUPT', `state entry ${key} was changed outside the ledger`);
     }
     return JSON.parse(row.value);
@@ -580,40 +443,10 @@ export class EmbeddedLedger implements Ledger {
     if (this.closed) return Promise.reject(new KlError('KL_LEDGER_CLOSED', 'the ledger is closed'));
     if (!this.validator)
       return Promise.reject(new KlError('KL_NOT_PERMITTED', 'the ledger is open read-only'));
-    if (this.sequencer) return this.viaSequencer(envelope, txid, text);
+    if (this.sequencer)
+      return this.sequencer.send(envelope, txid, text, this.stmt.txExists.get(txid) !== undefined);
     return new Promise((resolve, reject) => {
-      this.pending.push({ envelope, txid, text, local, since: performance.now(), resolve, reject });
-      this.schedule();
-    });
-  }
-
-  /** Sends a transaction to the sequencer and resolves when it comes back as part of a block. */
-  private viaSequencer(envelope: TxEnvelope, txid: string, text: string): Promise<TransactionReceipt> {
-    if (this.awaiting.has(txid) || this.stmt.txExists.get(txid))
-      return Promise.reject(
-        new KlError('KL_TX_DUPLICATE', 'this transaction is already on the ledger', { txid }),
-      );
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.awaiting.delete(txid);
-        reject(new KlError('KL_LEDGER_UNAVAILABLE', 'the transaction was ordered but not seen back in time'));
-      }, 120_000);
-      timer.unref();
-      const settle = {
-        resolve: (r: TransactionReceipt) => {
-          clearTimeout(timer);
-          resolve(r);
-        },
-        reject: (e: unknown) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      this.awaiting.set(txid, settle);
-      this.sequencer!.submit({ envelope, text, txid }).catch((err: unknown) => {
-        this.awaiting.delete(txid);
-        settle.reject(err);
-      });
+      this.queue.push({ envelope, txid, text, local, since: performance.now(), resolve, reject });
     });
   }
 
@@ -631,36 +464,9 @@ export class EmbeddedLedger implements Ledger {
     this.assertOpen();
     const validator = this.validator;
     if (!validator) throw new KlError('KL_NOT_PERMITTED', 'the ledger is open read-only');
+    if (!this.sequencer) throw new KlError('KL_NOT_PERMITTED', 'this ledger orders its own transactions');
     const refused: Array<{ txid: string; reason: string }> = [];
-    const pending: Pending[] = [];
-    for (const text of batch.texts) {
-      let envelope: TxEnvelope;
-      let txid: string;
-      try {
-        ({ txid } = checkEnvelopeShape(JSON.parse(text)));
-        envelope = JSON.parse(text) as TxEnvelope;
-      } catch (err) {
-        refused.push({
-          txid: leafHash(Buffer.from(text, 'utf8')).toString('hex'),
-          reason: (err as Error).message,
-        });
-        continue;
-      }
-      const waiter = this.awaiting.get(txid);
-      this.awaiting.delete(txid);
-      pending.push({
-        envelope,
-        txid,
-        text,
-        local: false,
-        since: performance.now(),
-        resolve: (r) => waiter?.resolve(r),
-        reject: (e) => {
-          refused.push({ txid, reason: (e as Error).message });
-          waiter?.reject(e);
-        },
-      });
-    }
+    const pending = this.sequencer.pendingOf(batch.texts, refused);
     const time = Math.max(batch.time, this.last?.header.time ?? 0);
     const written = this.buildBlock(pending, time, validator, ['evm-cursor', batch.cursor]);
     return { written, refused };
@@ -671,8 +477,7 @@ export class EmbeddedLedger implements Ledger {
    * graceful shutdown lets in-flight writes finish before the follower stops.
    */
   async drain(ms = 10_000): Promise<void> {
-    const end = Date.now() + ms;
-    while (this.awaiting.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await this.sequencer?.drain(ms);
   }
 
   /**
@@ -681,7 +486,7 @@ export class EmbeddedLedger implements Ledger {
    * was last read to its end.
    */
   staleness(): number {
-    return this.sequencer ? Date.now() - this.sequencer.lastSyncAt : 0;
+    return this.sequencer?.staleness() ?? 0;
   }
 
   /**
@@ -695,26 +500,6 @@ export class EmbeddedLedger implements Ledger {
   /** The sequencer's stored position (see {@link ingest}), or null before the first block. */
   sequencerCursor(): string | null {
     return (this.stmt.meta.get('evm-cursor') as { value: string } | undefined)?.value ?? null;
-  }
-
-  /**
-   * Cancels a scheduled flush with the function that matches its kind. (Passing a Timeout to
-   * clearImmediate corrupts Node's immediate queue: other code's setImmediate callbacks get lost.)
-   */
-  private cancelFlush(): void {
-    const t = this.flushTimer;
-    this.flushTimer = null;
-    if (!t) return;
-    if (this.batchWaitMs > 0) clearTimeout(t as NodeJS.Timeout);
-    else clearImmediate(t as NodeJS.Immediate);
-  }
-
-  private schedule(): void {
-    if (this.flushTimer || this.pending.length === 0) return;
-    this.flushTimer =
-      this.batchWaitMs > 0
-        ? setTimeout(() => this.flush(), this.batchWaitMs)
-        : setImmediate(() => this.flush());
   }
 
   async submit(intent: TxIntent): Promise<TransactionReceipt> {
@@ -733,7 +518,7 @@ export class EmbeddedLedger implements Ledger {
         `transaction is ${bytes.length} bytes; the limit is ${MAX_TX_BYTES}`,
       );
     }
-    return this.enqueue(envelope, leafHash(bytes).toString('hex'), bytes.toString('utf8'), true);
+    return this.enqueue(envelope, toHex(leafHash(bytes)), fromUtf8(bytes), true);
   }
 
   private governanceChain: Promise<unknown> = Promise.resolve();
@@ -767,19 +552,9 @@ export class EmbeddedLedger implements Ledger {
 
   async submitSigned(value: TxEnvelope): Promise<TransactionReceipt> {
     const { bytes, txid } = checkEnvelopeShape(value);
-    const text = bytes.toString('utf8');
+    const text = fromUtf8(bytes);
     // Work on our own copy: the caller's object may change after this call.
     return this.enqueue(JSON.parse(text) as TxEnvelope, txid, text, false);
-  }
-
-  /** Builds, writes and announces one block from the pending queue. */
-  private flush(): void {
-    this.flushTimer = null;
-    const validator = this.validator;
-    if (!validator || this.pending.length === 0) return;
-    const batch = this.pending.splice(0, this.maxBlockTxs);
-    this.buildBlock(batch, Math.max(this.now(), this.last?.header.time ?? 0), validator);
-    this.schedule();
   }
 
   /** Applies `batch` in order, rejects what the rules refuse, commits the rest as one block. */
@@ -833,18 +608,41 @@ export class EmbeddedLedger implements Ledger {
       prevHash: this.last?.hash ?? this.chainId,
       time,
       txCount: accepted.length,
-      txRoot: txTree.root().toString('hex'),
-      stateRoot: state.tree.root().toString('hex'),
-      historyRoot: this.history.root().toString('hex'),
+      txRoot: toHex(txTree.root()),
+      stateRoot: toHex(state.tree.root()),
+      historyRoot: toHex(this.history.root()),
       proposer: validator.keyId,
     };
     const signed = signHeader(header, validator);
+    if (!this.write(signed, accepted, state, meta)) return;
+    // Durable: now (and only now) the block becomes visible and its transactions confirmed.
+    this.tree = state.tree;
+    this.history.append(leafHash(Buffer.from(signed.hash, 'hex')));
+    this.last = signed;
+    this.signaturesChecked.add(height);
+    this.txTotal += accepted.length;
+    this.announce(signed, accepted, txTree);
+  }
+
+  /**
+   * Writes a signed block, its transactions and state changes in one SQLite transaction. On failure
+   * the transaction rolled back: nothing of the block is on disk, and nothing in memory has changed —
+   * the next block is built on the last committed one, as if this never was; every transaction of
+   * the block is rejected (a storage fault is remembered until a block is written again).
+   */
+  private write(
+    signed: SignedHeader,
+    accepted: Pending[],
+    state: WorkingState,
+    meta?: [string, string],
+  ): boolean {
+    const { height } = signed.header;
     try {
       this.db.transaction(() => {
         this.stmt.blockInsert.run(
           height,
           signed.hash,
-          canonicalize(header),
+          canonicalize(signed.header),
           JSON.stringify(signed.signatures),
         );
         accepted.forEach((p, i) => {
@@ -854,8 +652,6 @@ export class EmbeddedLedger implements Ledger {
         if (meta) this.stmt.metaPut.run(meta[0], meta[1]);
       })();
     } catch (err) {
-      // The SQLite transaction rolled back: nothing of the block is on disk, and nothing in memory
-      // has changed yet — the next block is built on the last committed one, as if this never was.
       const fault = storageFault(err);
       if (fault) this.storage = { fault, since: this.now() };
       const failure =
@@ -868,15 +664,14 @@ export class EmbeddedLedger implements Ledger {
           },
         );
       for (const p of accepted) p.reject(failure);
-      return;
+      return false;
     }
     this.storage = null;
-    // Durable: now (and only now) the block becomes visible and its transactions confirmed.
-    this.tree = state.tree;
-    this.history.append(leafHash(Buffer.from(signed.hash, 'hex')));
-    this.last = signed;
-    this.signaturesChecked.add(height);
-    this.txTotal += accepted.length;
+    return true;
+  }
+
+  /** Confirms a durable block's transactions (receipts with their proofs) and tells subscribers. */
+  private announce(signed: SignedHeader, accepted: Pending[], txTree: MerkleTree): void {
     const done = performance.now();
     accepted.forEach((p, index) => {
       this.observeCommit?.(done - p.since);
@@ -884,22 +679,21 @@ export class EmbeddedLedger implements Ledger {
         envelope: p.envelope,
         txid: p.txid,
         index,
-        proof: txTree.inclusionProof(index).map((h) => h.toString('hex')),
+        proof: txTree.inclusionProof(index).map(toHex),
         block: signed,
       });
     });
-    if (this.events.listenerCount('committed') > 0) {
-      accepted.forEach((p, index) => {
-        const event: CommittedTransaction = {
-          txid: p.txid,
-          type: p.envelope.tx.type as TxType,
-          height,
-          index,
-          envelope: p.envelope,
-        };
-        this.events.emit('committed', event);
-      });
-    }
+    if (this.events.listenerCount('committed') === 0) return;
+    accepted.forEach((p, index) => {
+      const event: CommittedTransaction = {
+        txid: p.txid,
+        type: p.envelope.tx.type as TxType,
+        height: signed.header.height,
+        index,
+        envelope: p.envelope,
+      };
+      this.events.emit('committed', event);
+    });
   }
 
   async getKeyRecord(id: string): Promise<KeyRecordProof> {
@@ -929,7 +723,7 @@ export class EmbeddedLedger implements Ledger {
     if (!ids[row.idx]?.equals(Buffer.from(txid, 'hex')))
       throw ledgerDamage(`block ${row.height}: transaction ${txid} is not at its position`, row.height, txid);
     checkStoredTx(row.height, row.idx, { txid, idx: row.idx, envelope: row.envelope });
-    const proof = tree.inclusionProof(row.idx).map((h) => h.toString('hex'));
+    const proof = tree.inclusionProof(row.idx).map(toHex);
     return { envelope: JSON.parse(row.envelope) as TxEnvelope, txid, index: row.idx, proof, block };
   }
 
@@ -999,7 +793,7 @@ export class EmbeddedLedger implements Ledger {
     }
     const older = this.readBlock(fromHeight);
     const newer = this.readBlock(to);
-    const hex = (list: Buffer[]) => list.map((h) => h.toString('hex'));
+    const hex = (list: Uint8Array[]) => list.map(toHex);
     return {
       older,
       newer,
@@ -1015,17 +809,13 @@ export class EmbeddedLedger implements Ledger {
 
   /** Number of transactions waiting for the next block. */
   get pendingCount(): number {
-    return this.pending.length;
+    return this.queue.size;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    for (const w of this.awaiting.values())
-      w.reject(new KlError('KL_LEDGER_CLOSED', 'the ledger closed before the chain answered'));
-    this.awaiting.clear();
-    this.cancelFlush();
-    while (this.pending.length > 0 && this.validator) this.flush();
-    this.cancelFlush();
+    this.sequencer?.rejectAll(new KlError('KL_LEDGER_CLOSED', 'the ledger closed before the chain answered'));
+    this.queue.flushAll();
     this.closed = true;
     this.db.close();
     this.releaseLock?.();

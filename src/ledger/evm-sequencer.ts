@@ -22,6 +22,7 @@ import {
   toUtf8Bytes,
   Wallet,
 } from 'ethers';
+import { toHex } from '../protocol/bytes.js';
 import { type ErrorCode, KlError } from '../protocol/errors.js';
 import { sha256Hex } from '../protocol/hash.js';
 import type { Sequencer } from './embedded-ledger.js';
@@ -338,7 +339,7 @@ export class EvmSequencer implements Sequencer {
           const parsed = this.contract.interface.parseLog(l);
           const bytes = Buffer.from((parsed!.args.envelope as string).slice(2), 'hex');
           // Read what was written, not what anyone says was: the contract's txid must be the leaf hash.
-          if (`0x${leafHash(bytes).toString('hex')}` !== parsed!.args.txid) {
+          if (`0x${toHex(leafHash(bytes))}` !== parsed!.args.txid) {
             this.o.onRefused?.(String(parsed!.args.txid), 'the event txid is not the hash of its envelope');
             continue;
           }
@@ -355,10 +356,7 @@ export class EvmSequencer implements Sequencer {
         for (const [id, { i, key }] of lastChange) {
           const mismatch = await this.storedKeyMismatch(key, number);
           if (mismatch) {
-            this.o.onRefused?.(
-              leafHash(Buffer.from(texts[i]!, 'utf8')).toString('hex'),
-              `${mismatch} (${id})`,
-            );
+            this.o.onRefused?.(toHex(leafHash(Buffer.from(texts[i]!, 'utf8'))), `${mismatch} (${id})`);
             dropped.add(i);
           }
         }

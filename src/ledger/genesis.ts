@@ -7,9 +7,9 @@
 import { canonicalize } from '../protocol/canonical-json.js';
 import { KlError } from '../protocol/errors.js';
 import { sha256Hex } from '../protocol/hash.js';
-import { checkShape } from '../protocol/shape.js';
-import { KEY_ID, keyIdMatches, PUBLIC_KEY_B64, type PublicKeyInfo } from './signing-keys.js';
-import { FINGERPRINT, MAX_ARMORED_KEY } from './transactions.js';
+import { check } from '../protocol/schemas/check.js';
+import { GenesisSchema } from '../protocol/schemas/ledger.js';
+import { keyIdMatches, type PublicKeyInfo } from './signing-keys.js';
 
 /** A registrar named in the genesis or added by governance. */
 export interface RegistrarInfo extends PublicKeyInfo {
@@ -49,14 +49,6 @@ export interface EvmEngineInfo {
   fromBlock: number;
 }
 
-const keyInfo = {
-  type: 'object',
-  fields: {
-    keyId: { type: 'string', max: 32, pattern: KEY_ID },
-    publicKey: { type: 'string', max: 43, pattern: PUBLIC_KEY_B64 },
-  },
-} as const;
-
 /**
  * Checks a genesis document: shape, key ids, distinct validators, a quorum that is a strict majority
  * (more than two thirds for BFT with four or more validators is the operator's choice; at least a
@@ -64,41 +56,7 @@ const keyInfo = {
  * @throws KlError `KL_BAD_INPUT`
  */
 export function checkGenesis(value: unknown): Genesis {
-  const g = checkShape<Genesis>(
-    value,
-    {
-      v: { type: 'integer', min: 1, max: 1 },
-      name: { type: 'string', max: 64, min: 1 },
-      createdAt: { type: 'integer', min: 0, max: 8.64e15 },
-      validators: { type: 'array', items: keyInfo, maxItems: 64, minItems: 1 },
-      quorum: { type: 'integer', min: 1, max: 64 },
-      registrars: {
-        type: 'array',
-        maxItems: 64,
-        items: { type: 'object', fields: { ...keyInfo.fields, name: { type: 'string', max: 64, min: 1 } } },
-      },
-      server: {
-        type: 'object',
-        optional: true,
-        fields: {
-          fingerprint: { type: 'string', max: 64, pattern: FINGERPRINT },
-          publicKey: { type: 'string', max: MAX_ARMORED_KEY },
-        },
-      },
-      engine: {
-        type: 'object',
-        optional: true,
-        fields: {
-          type: { type: 'string', max: 8, enum: ['evm'] },
-          chainId: { type: 'integer', min: 1, max: Number.MAX_SAFE_INTEGER },
-          contract: { type: 'string', max: 42, pattern: /^0x[0-9a-f]{40}$/ },
-          fromBlock: { type: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER },
-        },
-      },
-    },
-    'KL_BAD_INPUT',
-    'genesis',
-  );
+  const g: Genesis = check(GenesisSchema, value, 'KL_BAD_INPUT', 'genesis');
   const ids = new Set(g.validators.map((v) => v.keyId));
   if (ids.size !== g.validators.length) throw new KlError('KL_BAD_INPUT', 'genesis names a validator twice');
   if (g.quorum > g.validators.length || g.quorum * 2 <= g.validators.length) {

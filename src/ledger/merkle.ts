@@ -6,18 +6,19 @@
  * and every header carries the root of the *history tree* over the hashes of all earlier blocks, so a
  * client holding an old checkpoint can be shown that a newer one only appended to it.
  */
+import { copyBytes, equalBytes } from '../protocol/bytes.js';
 import { sha256 } from '../protocol/hash.js';
 
-const LEAF_PREFIX = Buffer.from([0x00]);
-const NODE_PREFIX = Buffer.from([0x01]);
+const LEAF_PREFIX = Uint8Array.of(0x00);
+const NODE_PREFIX = Uint8Array.of(0x01);
 
 /** RFC 6962 leaf hash: SHA-256(0x00 || data). */
-export function leafHash(data: Uint8Array): Buffer {
+export function leafHash(data: Uint8Array): Uint8Array {
   return sha256(LEAF_PREFIX, data);
 }
 
 /** RFC 6962 interior node hash: SHA-256(0x01 || left || right). */
-export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
+export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
   return sha256(NODE_PREFIX, left, right);
 }
 
@@ -29,7 +30,7 @@ function splitPoint(n: number): number {
 }
 
 /** Merkle Tree Hash (RFC 6962 §2.1) of a list of leaf hashes. The empty tree hashes to SHA-256(""). */
-export function merkleRoot(leaves: readonly Uint8Array[]): Buffer {
+export function merkleRoot(leaves: readonly Uint8Array[]): Uint8Array {
   if (leaves.length === 0) return sha256();
   return new MerkleTree(leaves).root();
 }
@@ -40,7 +41,7 @@ export function merkleRoot(leaves: readonly Uint8Array[]): Buffer {
  */
 export class MerkleTree {
   // levels[h][i] is the hash of the complete subtree of 2^h leaves starting at leaf i·2^h.
-  private readonly levels: Buffer[][] = [[]];
+  private readonly levels: Uint8Array[][] = [[]];
 
   /** Builds a tree over the given leaf hashes (each already `leafHash(...)`). */
   constructor(leaves: Iterable<Uint8Array> = []) {
@@ -55,7 +56,7 @@ export class MerkleTree {
   /** Appends one leaf hash. */
   append(leaf: Uint8Array): void {
     let h = 0;
-    let node: Buffer = Buffer.from(leaf);
+    let node: Uint8Array = copyBytes(leaf);
     let index = this.levels[0]!.length;
     this.levels[0]!.push(node);
     // Every time the new node closes a pair, the parent subtree becomes complete.
@@ -70,14 +71,14 @@ export class MerkleTree {
   }
 
   /** The leaf hash at `index`. */
-  leaf(index: number): Buffer {
+  leaf(index: number): Uint8Array {
     const l = this.levels[0]![index];
     if (!l) throw new RangeError('leaf index out of range');
     return l;
   }
 
   /** Merkle Tree Hash of the first `size` leaves (default: all). */
-  root(size = this.size): Buffer {
+  root(size = this.size): Uint8Array {
     if (!Number.isSafeInteger(size) || size < 0 || size > this.size)
       throw new RangeError('size out of range');
     if (size === 0) return sha256();
@@ -85,7 +86,7 @@ export class MerkleTree {
   }
 
   /** Audit path (RFC 6962 §2.1.1) for leaf `index` in the tree of the first `size` leaves. */
-  inclusionProof(index: number, size = this.size): Buffer[] {
+  inclusionProof(index: number, size = this.size): Uint8Array[] {
     if (!Number.isSafeInteger(size) || size < 1 || size > this.size)
       throw new RangeError('size out of range');
     if (!Number.isSafeInteger(index) || index < 0 || index >= size)
@@ -94,7 +95,7 @@ export class MerkleTree {
   }
 
   /** Consistency proof (RFC 6962 §2.1.2) between the trees of the first `size1` and `size2` leaves. */
-  consistencyProof(size1: number, size2 = this.size): Buffer[] {
+  consistencyProof(size1: number, size2 = this.size): Uint8Array[] {
     if (!Number.isSafeInteger(size2) || size2 < 0 || size2 > this.size)
       throw new RangeError('size2 out of range');
     if (!Number.isSafeInteger(size1) || size1 < 0 || size1 > size2)
@@ -104,7 +105,7 @@ export class MerkleTree {
   }
 
   // MTH(D[start:end]); complete aligned subtrees come from the cache.
-  private mth(start: number, end: number): Buffer {
+  private mth(start: number, end: number): Uint8Array {
     const n = end - start;
     if (n === 1) return this.levels[0]![start]!;
     if ((n & (n - 1)) === 0 && start % n === 0) {
@@ -117,7 +118,7 @@ export class MerkleTree {
   }
 
   // PATH(m, D[start:end]) of RFC 6962 §2.1.1, m relative to start.
-  private path(m: number, start: number, end: number): Buffer[] {
+  private path(m: number, start: number, end: number): Uint8Array[] {
     const n = end - start;
     if (n === 1) return [];
     const k = splitPoint(n);
@@ -126,7 +127,7 @@ export class MerkleTree {
   }
 
   // SUBPROOF(m, D[start:end], b) of RFC 6962 §2.1.2.
-  private subproof(m: number, start: number, end: number, b: boolean): Buffer[] {
+  private subproof(m: number, start: number, end: number, b: boolean): Uint8Array[] {
     const n = end - start;
     if (m === n) return b ? [] : [this.mth(start, end)];
     const k = splitPoint(n);
@@ -135,9 +136,7 @@ export class MerkleTree {
   }
 }
 
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.compare(a, b) === 0;
-}
+const equal = equalBytes;
 
 /** Inputs of {@link verifyInclusion}. */
 export interface InclusionCheck {
@@ -159,7 +158,7 @@ export function verifyInclusion({ leafHash: leaf, index, treeSize, proof, root }
   if (index < 0 || index >= treeSize) return false;
   let fn = index;
   let sn = treeSize - 1;
-  let r: Buffer = Buffer.from(leaf);
+  let r: Uint8Array = copyBytes(leaf);
   for (const p of proof) {
     if (sn === 0) return false;
     if (fn % 2 === 1 || fn === sn) {
@@ -207,8 +206,8 @@ export function verifyConsistency({ size1, size2, root1, root2, proof }: Consist
     fn = Math.floor(fn / 2);
     sn = Math.floor(sn / 2);
   }
-  let fr: Buffer = Buffer.from(path[0]!);
-  let sr: Buffer = Buffer.from(path[0]!);
+  let fr: Uint8Array = copyBytes(path[0]!);
+  let sr: Uint8Array = copyBytes(path[0]!);
   for (const c of path.slice(1)) {
     if (sn === 0) return false;
     if (fn % 2 === 1 || fn === sn) {

@@ -3,6 +3,7 @@
  * "Proofs"). Every verifier is pure and never throws: it returns `{ verified: true, ... }` with what
  * the caller should keep, or `{ verified: false, code, reason }`.
  */
+import { fromHex, toHex } from '../protocol/bytes.js';
 import { canonicalBytes } from '../protocol/canonical-json.js';
 import { type ErrorCode, isKlError } from '../protocol/errors.js';
 import { HASH_HEX, hashFromHex } from '../protocol/hash.js';
@@ -54,7 +55,7 @@ function fail(code: ErrorCode, reason: string): Unverified {
   return { verified: false, code, reason };
 }
 
-function hexList(list: unknown): Buffer[] | null {
+function hexList(list: unknown): Uint8Array[] | null {
   if (!Array.isArray(list) || list.length > 128) return null;
   if (!list.every((x) => typeof x === 'string' && HASH_HEX.test(x))) return null;
   return list.map((x) => hashFromHex(x as string));
@@ -80,18 +81,18 @@ function verifyTransactionReceiptUnguarded({
   if ('verified' in block) return block;
   const path = hexList(receipt.proof);
   if (!path) return fail('KL_PROOF_INVALID', 'receipt proof is malformed');
-  let bytes: Buffer;
+  let bytes: Uint8Array;
   try {
     bytes = canonicalBytes(receipt.envelope);
   } catch {
     return fail('KL_PROOF_INVALID', 'receipt transaction is malformed');
   }
-  const txid = leafHash(bytes).toString('hex');
+  const txid = toHex(leafHash(bytes));
   if (txid !== receipt.txid) return fail('KL_PROOF_INVALID', 'receipt transaction does not match its id');
   if (receipt.envelope?.tx?.chain !== block.header.chain)
     return fail('KL_PROOF_INVALID', 'transaction belongs to another ledger');
   const ok = verifyInclusion({
-    leafHash: Buffer.from(txid, 'hex'),
+    leafHash: fromHex(txid),
     index: receipt.index,
     treeSize: block.header.txCount,
     proof: path,
@@ -114,7 +115,7 @@ function verifyKeyRecordProofUnguarded({
   if (typeof proof.id !== 'string') return fail('KL_PROOF_INVALID', 'proof names no identity');
   if (proof.record && proof.record.id !== proof.id)
     return fail('KL_PROOF_INVALID', 'record belongs to another identity');
-  let value: Buffer | null = null;
+  let value: Uint8Array | null = null;
   try {
     value = proof.record ? stateValueHash(proof.record) : null;
   } catch {

@@ -42,7 +42,13 @@ export function writeFileAtomic(path: string, data: string | Buffer): void {
  * is stored in the clear and bound, with `purpose`, as associated data: a file cannot be passed off
  * for another purpose or key.
  */
-function sealFile(path: string, plaintext: Buffer, passphrase: string, purpose: string, label: string): void {
+function sealFile(
+  path: string,
+  plaintext: Uint8Array,
+  passphrase: string,
+  purpose: string,
+  label: string,
+): void {
   if (!passphrase) throw new KlError('KL_PASSPHRASE_REQUIRED', 'a passphrase is required to protect the key');
   const salt = randomBytes(16);
   const iv = randomBytes(12);

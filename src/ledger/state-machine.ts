@@ -9,6 +9,7 @@
  *   registrar:<keyId>    → RegistrarRecord
  *   governance           → { govSeq }  (number of governance changes applied; stops replays)
  */
+import { utf8 } from '../protocol/bytes.js';
 import { canonicalBytes, canonicalize } from '../protocol/canonical-json.js';
 import { KlError } from '../protocol/errors.js';
 import { sha256 } from '../protocol/hash.js';
@@ -77,12 +78,12 @@ export const registrarKey = (keyId: string): string => `registrar:${keyId}`;
 export const GOVERNANCE_KEY = 'governance';
 
 /** The 32-byte position of a state key in the state tree. */
-export function stateTreeKey(key: string): Buffer {
-  return sha256(Buffer.from(key, 'utf8'));
+export function stateTreeKey(key: string): Uint8Array {
+  return sha256(utf8(key));
 }
 
 /** The 32-byte value hash of a state entry's value. */
-export function stateValueHash(value: unknown): Buffer {
+export function stateValueHash(value: unknown): Uint8Array {
   return sha256(canonicalBytes(value));
 }
 
@@ -117,7 +118,7 @@ export class WorkingState {
   put(entry: StateEntry): void {
     const text = canonicalize(entry.value);
     this.writes.set(entry.key, { entry, text });
-    this.tree = this.tree.set(stateTreeKey(entry.key), sha256(Buffer.from(text, 'utf8')));
+    this.tree = this.tree.set(stateTreeKey(entry.key), sha256(utf8(text)));
   }
 
   /** The active registrar with this key id. */
@@ -162,9 +163,9 @@ export interface ApplyContext {
 export type GovernanceType = 'RegistrarAdded' | 'RegistrarRemoved' | 'RoleGranted' | 'RoleRevoked';
 
 /** The message validators sign to approve a governance change. */
-export function governanceMessage(chain: string, type: GovernanceType, body: object): Buffer {
+export function governanceMessage(chain: string, type: GovernanceType, body: object): Uint8Array {
   const { approvals: _ignored, ...rest } = body as { approvals?: unknown };
-  return Buffer.from(canonicalize({ chain, type, ...rest }), 'utf8');
+  return utf8(canonicalize({ chain, type, ...rest }));
 }
 
 function checkQuorum(env: TxEnvelope, ctx: ApplyContext): void {

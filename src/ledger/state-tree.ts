@@ -11,24 +11,25 @@
  * the other leaf found there. {@link verifyStateProof} is pure and needs only the root from a signed
  * block header.
  */
+import { allocBytes, equalBytes, fromHex, toHex } from '../protocol/bytes.js';
 import { sha256 } from '../protocol/hash.js';
 
-const LEAF_TAG = Buffer.from([0x10]);
-const INNER_TAG = Buffer.from([0x11]);
+const LEAF_TAG = Uint8Array.of(0x10);
+const INNER_TAG = Uint8Array.of(0x11);
 /** Hash of an empty subtree (and root of an empty state). */
-export const EMPTY_HASH: Buffer = Buffer.alloc(32);
+export const EMPTY_HASH: Uint8Array = allocBytes(32);
 
 interface Leaf {
   readonly leaf: true;
-  readonly key: Buffer;
-  readonly value: Buffer;
-  hash?: Buffer;
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+  hash?: Uint8Array;
 }
 interface Inner {
   readonly leaf: false;
   readonly left: Node | null;
   readonly right: Node | null;
-  hash?: Buffer;
+  hash?: Uint8Array;
 }
 type Node = Leaf | Inner;
 
@@ -36,15 +37,15 @@ function bit(key: Uint8Array, depth: number): 0 | 1 {
   return ((key[depth >> 3]! >> (7 - (depth & 7))) & 1) as 0 | 1;
 }
 
-function hashLeaf(key: Uint8Array, value: Uint8Array): Buffer {
+function hashLeaf(key: Uint8Array, value: Uint8Array): Uint8Array {
   return sha256(LEAF_TAG, key, value);
 }
 
-function hashInner(left: Uint8Array, right: Uint8Array): Buffer {
+function hashInner(left: Uint8Array, right: Uint8Array): Uint8Array {
   return sha256(INNER_TAG, left, right);
 }
 
-function nodeHashOf(node: Node | null): Buffer {
+function nodeHashOf(node: Node | null): Uint8Array {
   if (node === null) return EMPTY_HASH;
   if (node.hash) return node.hash;
   node.hash = node.leaf
@@ -64,10 +65,10 @@ function split(a: Leaf, b: Leaf, depth: number): Inner {
   return ba ? { leaf: false, left: b, right: a } : { leaf: false, left: a, right: b };
 }
 
-function insert(node: Node | null, key: Buffer, value: Buffer, depth: number): Node {
+function insert(node: Node | null, key: Uint8Array, value: Uint8Array, depth: number): Node {
   if (node === null) return { leaf: true, key, value };
   if (node.leaf) {
-    if (node.key.equals(key)) return { leaf: true, key, value };
+    if (equalBytes(node.key, key)) return { leaf: true, key, value };
     return split(node, { leaf: true, key, value }, depth);
   }
   return bit(key, depth)
@@ -93,37 +94,37 @@ export class StateTree {
   }
 
   /** Root hash. */
-  root(): Buffer {
+  root(): Uint8Array {
     return nodeHashOf(this.rootNode);
   }
 
   /** Returns a tree in which `key` (32 bytes) maps to `value` (32-byte hash). */
-  set(key: Buffer, value: Buffer): StateTree {
+  set(key: Uint8Array, value: Uint8Array): StateTree {
     if (key.length !== 32 || value.length !== 32)
       throw new RangeError('state tree keys and values are 32 bytes');
     return new StateTree(insert(this.rootNode, key, value, 0));
   }
 
   /** The value hash stored under `key`, or undefined. */
-  get(key: Buffer): Buffer | undefined {
+  get(key: Uint8Array): Uint8Array | undefined {
     let node = this.rootNode;
     let depth = 0;
     while (node && !node.leaf) node = bit(key, depth++) ? node.right : node.left;
-    return node?.key.equals(key) ? node.value : undefined;
+    return node && equalBytes(node.key, key) ? node.value : undefined;
   }
 
   /** Proof of the value (or absence) of `key`. */
-  prove(key: Buffer): StateProof {
+  prove(key: Uint8Array): StateProof {
     const siblings: string[] = [];
     let node = this.rootNode;
     let depth = 0;
     while (node && !node.leaf) {
       const b = bit(key, depth++);
-      siblings.push(nodeHashOf(b ? node.left : node.right).toString('hex'));
+      siblings.push(toHex(nodeHashOf(b ? node.left : node.right)));
       node = b ? node.right : node.left;
     }
-    if (node && !node.key.equals(key)) {
-      return { siblings, other: { key: node.key.toString('hex'), value: node.value.toString('hex') } };
+    if (node && !equalBytes(node.key, key)) {
+      return { siblings, other: { key: toHex(node.key), value: toHex(node.value) } };
     }
     return { siblings };
   }
@@ -147,23 +148,23 @@ export function verifyStateProof({ key, value, proof, root }: StateProofCheck): 
   const hex = /^[0-9a-f]{64}$/;
   if (!proof.siblings.every((s) => typeof s === 'string' && hex.test(s))) return false;
   const depth = proof.siblings.length;
-  let h: Buffer;
+  let h: Uint8Array;
   if (value !== null) {
     if (proof.other) return false;
     h = hashLeaf(key, value);
   } else if (proof.other) {
     if (!hex.test(proof.other.key) || !hex.test(proof.other.value)) return false;
-    const otherKey = Buffer.from(proof.other.key, 'hex');
-    if (otherKey.equals(Buffer.from(key))) return false;
+    const otherKey = fromHex(proof.other.key);
+    if (equalBytes(otherKey, key)) return false;
     // The other leaf must sit on the same path, i.e. share the first `depth` bits with `key`.
     for (let d = 0; d < depth; d++) if (bit(otherKey, d) !== bit(key, d)) return false;
-    h = hashLeaf(otherKey, Buffer.from(proof.other.value, 'hex'));
+    h = hashLeaf(otherKey, fromHex(proof.other.value));
   } else {
     h = EMPTY_HASH;
   }
   for (let d = depth - 1; d >= 0; d--) {
-    const s = Buffer.from(proof.siblings[d]!, 'hex');
+    const s = fromHex(proof.siblings[d]!);
     h = bit(key, d) ? hashInner(s, h) : hashInner(h, s);
   }
-  return Buffer.compare(h, Buffer.from(root)) === 0;
+  return equalBytes(h, root);
 }

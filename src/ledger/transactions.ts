@@ -7,14 +7,15 @@
  * The transaction id is the RFC 6962 leaf hash of JCS(envelope): SHA-256(0x00 ‖ JCS(envelope)), hex.
  * So a transaction's id *is* its leaf in the block's Merkle tree.
  */
+import { toHex, utf8 } from '../protocol/bytes.js';
 import { canonicalBytes, canonicalize } from '../protocol/canonical-json.js';
 import { KlError } from '../protocol/errors.js';
-import { HASH_HEX } from '../protocol/hash.js';
-import { isCanonicalIdentity, MAX_IDENTITY_LENGTH, MAX_NAME_LENGTH } from '../protocol/identity.js';
-import { checkShape, type FieldShape, type ObjectShape } from '../protocol/shape.js';
+import { isCanonicalIdentity } from '../protocol/identity.js';
+import { check } from '../protocol/schemas/check.js';
+import { EnvelopeSchema, TransactionSchema, TX_BODY_SCHEMAS } from '../protocol/schemas/transactions.js';
 import { TX_DOMAIN } from './domains.js';
 import { leafHash } from './merkle.js';
-import { KEY_ID, PUBLIC_KEY_B64, SIGNATURE_B64, type SigningKey, verifySignature } from './signing-keys.js';
+import { SIGNATURE_B64, type SigningKey, verifySignature } from './signing-keys.js';
 
 /** Largest canonical envelope accepted, in bytes. */
 export const MAX_TX_BYTES = 64 * 1024;
@@ -25,16 +26,6 @@ export const MAX_ARMORED_SIGNATURE = 8 * 1024;
 
 /** OpenPGP v4 (40 hex) or v6 (64 hex) fingerprint, lowercase. */
 export const FINGERPRINT = /^([0-9a-f]{40}|[0-9a-f]{64})$/;
-// One armored block (RFC 4880 §6.2) whose body has no other armor line: a block that ends as another
-// kind, or holds a second block, is not a key or signature (src/pgp/armor.ts checks the same).
-const ARMORED_PUBLIC_KEY =
-  /^-----BEGIN PGP PUBLIC KEY BLOCK-----\r?\n(?:(?!-----)[^\n]*\n)+-----END PGP PUBLIC KEY BLOCK-----\s*$/;
-const ARMORED_SIGNATURE =
-  /^-----BEGIN PGP SIGNATURE-----\r?\n(?:(?!-----)[^\n]*\n)+-----END PGP SIGNATURE-----\s*$/;
-const EVENT_NAME = /^[a-z][a-z0-9_]{1,39}$/;
-const NONCE = /^[0-9a-f]{32}$/;
-const CHAIN = /^[0-9a-f]{64}$/;
-
 /** Every transaction type. */
 export const TX_TYPES = [
   'KeyRegistered',
@@ -125,92 +116,12 @@ export interface TxEnvelope<T extends TxType = TxType> {
 /** What a caller asks the ledger to write. */
 export type TxIntent = { [T in TxType]: { type: T; body: TxBodies[T] } }[TxType];
 
-const identity: FieldShape = { type: 'string', max: MAX_IDENTITY_LENGTH, min: 3 };
-const fingerprint: FieldShape = { type: 'string', max: 64, pattern: FINGERPRINT };
-const armoredKey: FieldShape = { type: 'string', max: MAX_ARMORED_KEY, pattern: ARMORED_PUBLIC_KEY };
-const armoredSig: FieldShape = { type: 'string', max: MAX_ARMORED_SIGNATURE, pattern: ARMORED_SIGNATURE };
-const algorithm: FieldShape = { type: 'string', max: 32, pattern: /^[a-z0-9-]+$/ };
-const approvals: FieldShape = {
-  type: 'array',
-  maxItems: 64,
-  minItems: 1,
-  items: {
-    type: 'object',
-    fields: {
-      validator: { type: 'string', max: 32, pattern: KEY_ID },
-      sig: { type: 'string', max: 86, pattern: SIGNATURE_B64 },
-    },
-  },
-};
-const govSeq: FieldShape = { type: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER };
-
-/** Body shapes: every allowed field, its type and limits. */
-export const BODY_SHAPES: { readonly [T in TxType]: ObjectShape } = {
-  KeyRegistered: {
-    id: identity,
-    name: { type: 'string', max: MAX_NAME_LENGTH, min: 1 },
-    fingerprint,
-    publicKey: armoredKey,
-    algorithm,
-  },
-  KeyRotated: {
-    id: identity,
-    oldFingerprint: fingerprint,
-    fingerprint,
-    publicKey: armoredKey,
-    algorithm,
-    oldKeySignature: armoredSig,
-    newKeySignature: armoredSig,
-  },
-  KeyRevoked: {
-    id: identity,
-    fingerprint,
-    reason: { type: 'string', max: 16, enum: REVOCATION_REASONS },
-    by: { type: 'string', max: 8, enum: ['owner', 'admin'] },
-    ownerSignature: { ...armoredSig, optional: true },
-    admin: { ...identity, optional: true },
-  },
-  HashAnchored: {
-    hash: { type: 'string', max: 64, pattern: HASH_HEX },
-    algorithm: { type: 'string', max: 8, enum: ['sha256'] },
-    id: { ...identity, optional: true },
-    label: { type: 'string', max: 200, optional: true },
-  },
-  AuditEvent: {
-    event: { type: 'string', max: 40, pattern: EVENT_NAME },
-    at: { type: 'integer', min: 0, max: 8.64e15 },
-    subject: { type: 'string', max: 64, pattern: HASH_HEX, optional: true },
-    session: { type: 'string', max: 64, pattern: /^[A-Za-z0-9_-]{8,64}$/, optional: true },
-    detail: { type: 'flat-record', maxEntries: 16, maxValueLength: 256, optional: true },
-  },
-  RegistrarAdded: {
-    keyId: { type: 'string', max: 32, pattern: KEY_ID },
-    publicKey: { type: 'string', max: 43, pattern: PUBLIC_KEY_B64 },
-    name: { type: 'string', max: 64, min: 1 },
-    govSeq,
-    approvals,
-  },
-  RegistrarRemoved: { keyId: { type: 'string', max: 32, pattern: KEY_ID }, govSeq, approvals },
-  RoleGranted: { id: identity, role: { type: 'string', max: 16, enum: IDENTITY_ROLES }, govSeq, approvals },
-  RoleRevoked: { id: identity, role: { type: 'string', max: 16, enum: IDENTITY_ROLES }, govSeq, approvals },
-};
-
-const TX_SHAPE: ObjectShape = {
-  v: { type: 'integer', min: 1, max: 1 },
-  chain: { type: 'string', max: 64, pattern: CHAIN },
-  type: { type: 'string', max: 32, enum: TX_TYPES },
-  time: { type: 'integer', min: 0, max: 8.64e15 },
-  nonce: { type: 'string', max: 32, pattern: NONCE },
-  signer: { type: 'string', max: 32, pattern: KEY_ID },
-  body: { type: 'object', fields: {} }, // checked per type below
-};
-
 /**
  * Checks the shape of a body for its type, including that identities are canonical.
  * @throws KlError `KL_TX_MALFORMED`
  */
 export function checkBody(type: TxType, body: unknown): void {
-  checkShape(body, BODY_SHAPES[type], 'KL_TX_MALFORMED', 'body');
+  check(TX_BODY_SCHEMAS[type], body, 'KL_TX_MALFORMED', 'body');
   const b = body as Record<string, unknown>;
   for (const field of ['id', 'admin'] as const) {
     if (b[field] !== undefined && !isCanonicalIdentity(b[field])) {
@@ -243,23 +154,23 @@ export function checkBody(type: TxType, body: unknown): void {
  * `signerKey` (the caller looks the signer up). Returns the envelope and its id.
  * @throws KlError `KL_TX_MALFORMED`, `KL_TX_TOO_LARGE`
  */
-export function checkEnvelopeShape(value: unknown): { envelope: TxEnvelope; bytes: Buffer; txid: string } {
+export function checkEnvelopeShape(value: unknown): {
+  envelope: TxEnvelope;
+  bytes: Uint8Array;
+  txid: string;
+} {
   // Outer and per-type shapes are checked in turn: envelope keys, then tx fields, then the body.
   if (!isObject(value)) throw new KlError('KL_TX_MALFORMED', 'transaction must be an object');
   const { tx, ...outerEnvelope } = value;
-  checkShape(
-    { ...outerEnvelope, tx: {} },
-    { tx: { type: 'object', fields: {} }, sig: { type: 'string', max: 86 } },
-    'KL_TX_MALFORMED',
-  );
+  check(EnvelopeSchema, { ...outerEnvelope, tx: {} }, 'KL_TX_MALFORMED');
   const v = value as { tx: unknown; sig: string };
   if (!isObject(tx)) throw new KlError('KL_TX_MALFORMED', 'tx must be an object', { field: 'tx' });
   const { body, ...outer } = tx;
-  checkShape({ ...outer, body: {} }, TX_SHAPE, 'KL_TX_MALFORMED', 'tx');
+  check(TransactionSchema, { ...outer, body: {} }, 'KL_TX_MALFORMED', 'tx');
   checkBody(outer.type as TxType, body);
   if (!SIGNATURE_B64.test(v.sig))
     throw new KlError('KL_TX_MALFORMED', 'sig has the wrong format', { field: 'sig' });
-  let bytes: Buffer;
+  let bytes: Uint8Array;
   try {
     bytes = canonicalBytes(value);
   } catch (err) {
@@ -274,7 +185,7 @@ export function checkEnvelopeShape(value: unknown): { envelope: TxEnvelope; byte
       },
     );
   }
-  return { envelope: value as unknown as TxEnvelope, bytes, txid: leafHash(bytes).toString('hex') };
+  return { envelope: value as unknown as TxEnvelope, bytes, txid: toHex(leafHash(bytes)) };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -283,7 +194,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 /** The transaction id of an envelope (RFC 6962 leaf hash of its canonical bytes), hex. */
 export function txidOf(envelope: TxEnvelope): string {
-  return leafHash(canonicalBytes(envelope)).toString('hex');
+  return toHex(leafHash(canonicalBytes(envelope)));
 }
 
 /** True when `envelope.sig` is a valid signature by `publicKey` over the transaction. Never throws. */
@@ -314,7 +225,7 @@ export function signTransaction(options: SignTransactionOptions): TxEnvelope {
 /** Like {@link signTransaction}, also returning the envelope's canonical bytes (computed once). */
 export function signTransactionBytes({ chain, intent, signer, now, nonce }: SignTransactionOptions): {
   envelope: TxEnvelope;
-  bytes: Buffer;
+  bytes: Uint8Array;
 } {
   checkBody(intent.type, intent.body);
   const tx = {
@@ -327,8 +238,8 @@ export function signTransactionBytes({ chain, intent, signer, now, nonce }: Sign
     body: intent.body,
   } as Transaction;
   const txText = canonicalize(tx);
-  const sig = signer.sign(TX_DOMAIN, Buffer.from(txText, 'utf8'));
+  const sig = signer.sign(TX_DOMAIN, utf8(txText));
   // RFC 8785 orders "sig" before "tx"; the signed text is already canonical.
-  const bytes = Buffer.from(`{"sig":${JSON.stringify(sig)},"tx":${txText}}`, 'utf8');
+  const bytes = utf8(`{"sig":${JSON.stringify(sig)},"tx":${txText}}`);
   return { envelope: { tx, sig }, bytes };
 }

@@ -37,7 +37,7 @@ export interface VerifiedCheckpoint extends VerifiedPoint {
   sig: string;
 }
 
-function signedBytes(chain: string, p: VerifiedPoint): Buffer {
+function signedBytes(chain: string, p: VerifiedPoint): Uint8Array {
   return canonicalBytes({ v: 1, chain, height: p.height, hash: p.hash, txs: p.txs });
 }
 

@@ -6,6 +6,7 @@
  * state table is exactly the replayed state. Stops at the first problem and names it.
  */
 import Database from 'better-sqlite3';
+import { toHex } from '../protocol/bytes.js';
 import { canonicalize } from '../protocol/canonical-json.js';
 import { isKlError } from '../protocol/errors.js';
 import { verifySignedHeader } from './block.js';
@@ -104,11 +105,11 @@ export function verifyLedgerData({
         height,
         prevHash,
         prevTime,
-        historyRoot: history.root().toString('hex'),
+        historyRoot: toHex(history.root()),
       });
 
       const ws = new WorkingState(source, tree);
-      const ids: Buffer[] = [];
+      const ids: Uint8Array[] = [];
       const rows = txsOf.all(height) as Array<{
         txid: string;
         idx: number;
@@ -158,7 +159,7 @@ export function verifyLedgerData({
         transactions += 1;
       });
       checkTxRoot(header, ids);
-      if (ws.tree.root().toString('hex') !== header.stateRoot)
+      if (toHex(ws.tree.root()) !== header.stateRoot)
         throw new Problem(`block ${height}: state root is wrong`, height);
       for (const [k, { text }] of ws.writes) state.set(k, text);
       tree = ws.tree;

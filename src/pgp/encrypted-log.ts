@@ -8,6 +8,10 @@
  *
  *   line 0: {"v":1,"type":"keyledger-log","fileId":"…","created":…,"recipient":"<fpr>","wrappedKey":"-----BEGIN PGP MESSAGE-----…"}
  *   line n: base64url(iv ‖ ciphertext ‖ tag)
+ *
+ * Written through {@link encryptedDestination}, the log is a pino destination: each plaintext line is
+ * one pino record (`{"level":30,"time":"…","msg":"…"}`), which {@link readEncryptedLog} renders as
+ * `time msg`, like the plain lines of older files.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import {
@@ -115,12 +119,68 @@ export class EncryptedLog {
   }
 }
 
+/** Options of {@link encryptedDestination}. */
+export interface EncryptedDestinationOptions {
+  /** Told of the first write that fails (later ones are only counted). */
+  onFault?: (err: unknown) => void;
+  /** Told how many lines were lost once the log can be written again. */
+  onRecovery?: (lost: number) => void;
+  /** The clock of the note on lost lines (ms). */
+  now?: () => number;
+}
+
+/**
+ * A pino destination (`pino(options, destination)`: an object with `write(line)`) that seals each
+ * record pino writes into `log`, so nothing readable reaches disk. It never throws: a server must not
+ * die, nor a session end, because its log cannot be written (disk full, read-only); the lines that
+ * cannot be written are counted, and when the log can be written again a record says how many were
+ * lost (docs/reliability.md "Disk full and read-only data directory").
+ */
+export function encryptedDestination(
+  log: EncryptedLog,
+  o: EncryptedDestinationOptions = {},
+): { write(chunk: string): boolean } {
+  const now = o.now ?? Date.now;
+  let lost = 0;
+  return {
+    write(chunk) {
+      const text = chunk.endsWith('\n') ? chunk.slice(0, -1) : chunk;
+      try {
+        if (lost > 0) {
+          const msg = `${lost} log line(s) lost: the log could not be written`;
+          log.append(JSON.stringify({ level: 40, time: new Date(now()).toISOString(), msg }));
+          o.onRecovery?.(lost);
+          lost = 0;
+        }
+        log.append(text);
+      } catch (err) {
+        if (lost === 0) o.onFault?.(err);
+        lost++;
+      }
+      return true;
+    },
+  };
+}
+
+/** A pino record as `time msg`; any other line as it is. */
+function rendered(text: string): string {
+  if (!text.startsWith('{')) return text;
+  try {
+    const r = JSON.parse(text) as { time?: unknown; msg?: unknown };
+    if (typeof r.msg !== 'string') return text;
+    const time = typeof r.time === 'number' ? new Date(r.time).toISOString() : r.time;
+    return typeof time === 'string' ? `${time} ${r.msg}` : r.msg;
+  } catch {
+    return text;
+  }
+}
+
 /** One decrypted line, or the reason it could not be read. */
 export type LogLine = { line: number; text: string } | { line: number; error: string };
 
 /**
- * Decrypts a log file with the reader's private key. Lines that fail authentication are reported,
- * not skipped silently.
+ * Decrypts a log file with the reader's private key; pino records are rendered as `time msg`. Lines
+ * that fail authentication are reported, not skipped silently.
  * @throws KlError `KL_DECRYPTION_FAILED` when the key cannot unwrap the log key.
  */
 export async function readEncryptedLog(
@@ -162,10 +222,8 @@ export async function readEncryptedLog(
       const d = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
       d.setAAD(aad(header.fileId, n));
       d.setAuthTag(raw.subarray(raw.length - 16));
-      return {
-        line: n,
-        text: Buffer.concat([d.update(raw.subarray(12, raw.length - 16)), d.final()]).toString('utf8'),
-      };
+      const text = Buffer.concat([d.update(raw.subarray(12, raw.length - 16)), d.final()]).toString('utf8');
+      return { line: n, text: rendered(text) };
     } catch {
       return { line: n, error: 'line altered, moved or out of order' };
     }

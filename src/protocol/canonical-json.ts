@@ -7,6 +7,7 @@
  * (§3.2.2.2). Values JSON cannot represent (undefined, functions, NaN, ±Infinity, bigint, cycles) are
  * refused rather than silently dropped.
  */
+import { utf8 } from './bytes.js';
 
 /** A value that can be canonicalised. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -20,8 +21,8 @@ export function canonicalize(value: unknown): string {
 }
 
 /** Returns the canonical JSON of `value` as UTF-8 bytes. */
-export function canonicalBytes(value: unknown): Buffer {
-  return Buffer.from(canonicalize(value), 'utf8');
+export function canonicalBytes(value: unknown): Uint8Array {
+  return utf8(canonicalize(value));
 }
 
 function write(value: unknown, depth: number, seen: Set<object>): string {

@@ -16,6 +16,7 @@
  * keeps its current state until a frame sealed by the server in the new epoch opens.
  * Pure: no I/O.
  */
+import { allocBytes, copyBytes, fromUtf8, utf8 } from './bytes.js';
 import { canonicalize } from './canonical-json.js';
 import { KlError } from './errors.js';
 import { type Direction, type Frame, openFrame, sealFrame } from './frame.js';
@@ -60,7 +61,7 @@ export interface ChannelOptions {
   sid: string;
   keys: SessionKeys;
   /** Chain hash: the handshake transcript hash, then folded with each renewal. */
-  chain: Buffer;
+  chain: Uint8Array;
   /** First sequence numbers (the server's finished frame used s2c seq 0). */
   nextSendSeq?: number;
   nextRecvSeq?: number;
@@ -70,8 +71,8 @@ export interface ChannelOptions {
 /** A state a resumption can start from: an epoch, its resume key and its chain hash. */
 interface ResumePoint {
   epoch: number;
-  resumeKey: Buffer;
-  chain: Buffer;
+  resumeKey: Uint8Array;
+  chain: Uint8Array;
 }
 
 /** One side of a session channel. */
@@ -80,8 +81,8 @@ export class Channel {
   readonly sid: string;
   epoch = 0;
   private keys: SessionKeys;
-  private previousRecv: { key: Buffer; iv: Buffer; epoch: number; nextSeq: number } | null = null;
-  private chain: Buffer;
+  private previousRecv: { key: Uint8Array; iv: Uint8Array; epoch: number; nextSeq: number } | null = null;
+  private chain: Uint8Array;
   private sendSeq: number;
   private recvSeq: number;
   private pendingRekey: EphemeralKey | null = null;
@@ -98,7 +99,7 @@ export class Channel {
     this.role = o.role;
     this.sid = o.sid;
     this.keys = o.keys;
-    this.chain = Buffer.from(o.chain);
+    this.chain = copyBytes(o.chain);
     this.sendSeq = o.nextSendSeq ?? 0;
     this.recvSeq = o.nextRecvSeq ?? 0;
     this.now = o.now;
@@ -133,7 +134,7 @@ export class Channel {
     if (this.closed) throw new KlError('KL_PROTOCOL', 'the session is closed');
     // Plain JSON, not RFC 8785: the AEAD tag authenticates these exact bytes and nothing re-encodes
     // them to check a signature, so canonical form would only cost time (a quarter of the bulk path).
-    const plaintext = Buffer.from(JSON.stringify(message), 'utf8');
+    const plaintext = utf8(JSON.stringify(message));
     const frame = sealFrame({
       ...this.sendKey(),
       sid: this.sid,
@@ -165,7 +166,7 @@ export class Channel {
     )
       throw new KlError('KL_FRAME_REJECTED', 'not a frame');
     if (frame.sid !== this.sid) throw new KlError('KL_PROTOCOL', 'frame belongs to another session');
-    let key: { key: Buffer; iv: Buffer };
+    let key: { key: Uint8Array; iv: Uint8Array };
     let expected: number;
     const prev = this.previousRecv;
     const usePrevious = prev !== null && frame.epoch === prev.epoch;
@@ -201,7 +202,7 @@ export class Channel {
     this.counters.bytesReceived += plain.length;
     let message: ChannelMessage;
     try {
-      message = JSON.parse(plain.toString('utf8')) as ChannelMessage;
+      message = JSON.parse(fromUtf8(plain)) as ChannelMessage;
     } catch {
       throw new KlError('KL_PROTOCOL', 'frame does not hold a message');
     }
@@ -242,8 +243,8 @@ export class Channel {
     // a client frame of the new epoch opens (a resumption's own fallback, older, is kept instead).
     this.fallback ??= {
       epoch: this.epoch,
-      resumeKey: Buffer.from(this.keys.resumeKey),
-      chain: Buffer.from(this.chain),
+      resumeKey: copyBytes(this.keys.resumeKey),
+      chain: copyBytes(this.chain),
       until: this.epoch + 1,
     };
     this.advance(secret, clientEphemeral, mine.publicKey, true);
@@ -259,17 +260,14 @@ export class Channel {
   }
 
   private advance(
-    secret: Buffer,
+    secret: Uint8Array,
     clientEphemeral: string,
     serverEphemeral: string,
     keepOldRecv: boolean,
   ): void {
     this.chain = sha256(
       this.chain,
-      Buffer.from(
-        canonicalize({ sid: this.sid, epoch: this.epoch + 1, clientEphemeral, serverEphemeral }),
-        'utf8',
-      ),
+      utf8(canonicalize({ sid: this.sid, epoch: this.epoch + 1, clientEphemeral, serverEphemeral })),
     );
     const next = deriveSessionKeys(secret, this.chain);
     secret.fill(0);
@@ -278,8 +276,8 @@ export class Channel {
     if (keepOldRecv) {
       // Server: client frames of the old epoch may still be in flight.
       this.previousRecv = {
-        key: Buffer.from(oldRecv.key),
-        iv: Buffer.from(oldRecv.iv),
+        key: copyBytes(oldRecv.key),
+        iv: copyBytes(oldRecv.iv),
         epoch: this.epoch,
         nextSeq: this.recvSeq,
       };
@@ -311,8 +309,8 @@ export class Channel {
     if (from === this.epoch) {
       point = {
         epoch: this.epoch,
-        resumeKey: Buffer.from(this.keys.resumeKey),
-        chain: Buffer.from(this.chain),
+        resumeKey: copyBytes(this.keys.resumeKey),
+        chain: copyBytes(this.chain),
       };
       this.dropFallback();
     } else if (this.fallback && this.fallback.epoch === from) point = this.fallback;
@@ -331,7 +329,7 @@ export class Channel {
     if (this.role !== 'client') throw new KlError('KL_PROTOCOL', 'the server resumes with resume()');
     if (this.closed) throw new KlError('KL_PROTOCOL', 'the session is closed');
     // Nothing of this channel's keys is shared with (or wiped by) the next one: resumeFrom copies.
-    const none = Buffer.alloc(0);
+    const none = allocBytes(0);
     const next = new Channel({
       role: 'client',
       sid: this.sid,
@@ -349,8 +347,8 @@ export class Channel {
 
   private resumeFrom(point: ResumePoint, clientNonce: string, serverNonce: string): void {
     this.epoch = point.epoch;
-    this.chain = Buffer.from(point.chain);
-    this.advance(Buffer.from(point.resumeKey), `resume:${clientNonce}`, `resume:${serverNonce}`, false);
+    this.chain = copyBytes(point.chain);
+    this.advance(copyBytes(point.resumeKey), `resume:${clientNonce}`, `resume:${serverNonce}`, false);
     if (this.previousRecv) {
       this.previousRecv.key.fill(0);
       this.previousRecv.iv.fill(0);
@@ -365,7 +363,7 @@ export class Channel {
   }
 
   /** The resume key of the current epoch (for resumption on a new connection). */
-  get resumeKey(): Buffer {
+  get resumeKey(): Uint8Array {
     return this.keys.resumeKey;
   }
 
@@ -373,7 +371,7 @@ export class Channel {
    * The states a resumption may start from, the current epoch first: on the server also the state
    * the last resumption started from, while the client may still hold it (see {@link resume}).
    */
-  resumePoints(): Array<{ epoch: number; resumeKey: Buffer }> {
+  resumePoints(): Array<{ epoch: number; resumeKey: Uint8Array }> {
     const points = [{ epoch: this.epoch, resumeKey: this.keys.resumeKey }];
     if (this.fallback) points.push({ epoch: this.fallback.epoch, resumeKey: this.fallback.resumeKey });
     return points;

@@ -72,6 +72,8 @@ export const ERROR_CODES = {
   KL_HIJACK_SUSPECTED: 401,
   KL_SERVER_SHUTDOWN: 503,
   KL_FRAME_REJECTED: 400,
+  /** A command needs an optional package that is not installed (the server's packages are optional peers). */
+  KL_MISSING_PACKAGE: 500,
 } as const;
 
 /** A stable error code string such as `KL_KEY_REVOKED`. */

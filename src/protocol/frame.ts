@@ -4,8 +4,9 @@
  * XOR the 64-bit sequence number (right-aligned), so no nonce repeats within a key's life as long as
  * seq strictly increases, which the receiver enforces. GCM's tag is the per-message MAC.
  */
-import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { fromBase64url, toBase64url } from './bytes.js';
 import { canonicalBytes } from './canonical-json.js';
+import { aesGcmOpen, aesGcmSeal } from './crypto/node.js';
 import { KlError } from './errors.js';
 
 /** Direction of a frame. */
@@ -24,22 +25,30 @@ export interface Frame {
 /** Largest plaintext per frame. */
 export const MAX_FRAME_PLAINTEXT = 96 * 1024;
 
-function nonce(iv: Buffer, seq: number): Buffer {
-  const n = Buffer.from(iv);
-  const s = Buffer.alloc(8);
-  s.writeBigUInt64BE(BigInt(seq));
-  for (let i = 0; i < 8; i++) n[4 + i]! ^= s[i]!;
+function nonce(iv: Uint8Array, seq: number): Uint8Array {
+  const n = new Uint8Array(iv);
+  // seq is a safe integer (< 2^53): its 64-bit big-endian form is hi (21 bits) ‖ lo (32 bits).
+  const hi = Math.floor(seq / 0x100000000);
+  const lo = seq >>> 0;
+  n[4]! ^= hi >>> 24;
+  n[5]! ^= (hi >>> 16) & 0xff;
+  n[6]! ^= (hi >>> 8) & 0xff;
+  n[7]! ^= hi & 0xff;
+  n[8]! ^= lo >>> 24;
+  n[9]! ^= (lo >>> 16) & 0xff;
+  n[10]! ^= (lo >>> 8) & 0xff;
+  n[11]! ^= lo & 0xff;
   return n;
 }
 
-function aad(sid: string, epoch: number, seq: number, dir: Direction): Buffer {
+function aad(sid: string, epoch: number, seq: number, dir: Direction): Uint8Array {
   return canonicalBytes({ sid, epoch, seq, dir });
 }
 
 /** Options of {@link sealFrame}. */
 export interface SealOptions {
-  key: Buffer;
-  iv: Buffer;
+  key: Uint8Array;
+  iv: Uint8Array;
   sid: string;
   epoch: number;
   seq: number;
@@ -52,10 +61,8 @@ export function sealFrame({ key, iv, sid, epoch, seq, dir, plaintext }: SealOpti
   if (plaintext.length > MAX_FRAME_PLAINTEXT)
     throw new KlError('KL_TOO_LARGE', `a frame carries at most ${MAX_FRAME_PLAINTEXT} bytes`);
   if (!Number.isSafeInteger(seq) || seq < 0) throw new KlError('KL_PROTOCOL', 'sequence number out of range');
-  const cipher = createCipheriv('aes-256-gcm', key, nonce(iv, seq));
-  cipher.setAAD(aad(sid, epoch, seq, dir));
-  const ct = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
-  return { type: 'frame', sid, epoch, seq, ct: ct.toString('base64url') };
+  const ct = aesGcmSeal(key, nonce(iv, seq), aad(sid, epoch, seq, dir), plaintext);
+  return { type: 'frame', sid, epoch, seq, ct: toBase64url(ct) };
 }
 
 /**
@@ -69,8 +76,8 @@ export function encodeFrame(frame: Frame): string {
 
 /** Options of {@link openFrame}. */
 export interface OpenOptions {
-  key: Buffer;
-  iv: Buffer;
+  key: Uint8Array;
+  iv: Uint8Array;
   dir: Direction;
   frame: Frame;
 }
@@ -79,15 +86,12 @@ export interface OpenOptions {
  * Decrypts and authenticates one frame. Sequence checks are the receiver's job.
  * @throws KlError `KL_DECRYPTION_FAILED` (generic) when the frame is forged or damaged.
  */
-export function openFrame({ key, iv, dir, frame }: OpenOptions): Buffer {
-  const raw = Buffer.from(frame.ct, 'base64url');
-  if (raw.length < 16) throw new KlError('KL_DECRYPTION_FAILED', 'frame could not be authenticated');
-  try {
-    const decipher = createDecipheriv('aes-256-gcm', key, nonce(iv, frame.seq));
-    decipher.setAAD(aad(frame.sid, frame.epoch, frame.seq, dir));
-    decipher.setAuthTag(raw.subarray(raw.length - 16));
-    return Buffer.concat([decipher.update(raw.subarray(0, raw.length - 16)), decipher.final()]);
-  } catch {
-    throw new KlError('KL_DECRYPTION_FAILED', 'frame could not be authenticated');
-  }
+export function openFrame({ key, iv, dir, frame }: OpenOptions): Uint8Array {
+  const raw = fromBase64url(frame.ct);
+  const plain =
+    raw.length < 16
+      ? null
+      : aesGcmOpen(key, nonce(iv, frame.seq), aad(frame.sid, frame.epoch, frame.seq, dir), raw);
+  if (!plain) throw new KlError('KL_DECRYPTION_FAILED', 'frame could not be authenticated');
+  return plain;
 }

@@ -1,26 +1,23 @@
 /**
- * Hash helpers. SHA-256 everywhere (RFC 6962 trees, transaction ids, block hashes, state tree).
- * Kept in one module so that a browser build can swap the implementation without touching callers.
+ * Hash helpers. SHA-256 everywhere (RFC 6962 trees, transaction ids, block hashes, state tree), from
+ * the crypto backend (./crypto/node.ts, or ./crypto/web.ts in browser bundles).
  */
-import { createHash } from 'node:crypto';
+import { fromHex, toHex, utf8 } from './bytes.js';
+import { sha256 as backendSha256 } from './crypto/node.js';
 
 /** SHA-256 of the concatenation of `parts`. */
-export function sha256(...parts: Uint8Array[]): Buffer {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return h.digest();
-}
+export const sha256: (...parts: Uint8Array[]) => Uint8Array = backendSha256;
 
-/** SHA-256 of a UTF-8 string, as lowercase hex. */
+/** SHA-256 of a string (UTF-8) or bytes, as lowercase hex. */
 export function sha256Hex(text: string | Uint8Array): string {
-  return createHash('sha256').update(text).digest('hex');
+  return toHex(backendSha256(typeof text === 'string' ? utf8(text) : text));
 }
 
 /** Lowercase hex of 32 bytes: the textual form of every hash in keyledger. */
 export const HASH_HEX = /^[0-9a-f]{64}$/;
 
 /** Parses a 64-character lowercase hex hash; throws `TypeError` if it is not one. */
-export function hashFromHex(hex: string): Buffer {
+export function hashFromHex(hex: string): Uint8Array {
   if (typeof hex !== 'string' || !HASH_HEX.test(hex)) throw new TypeError('not a 32-byte lowercase hex hash');
-  return Buffer.from(hex, 'hex');
+  return fromHex(hex);
 }

@@ -3,24 +3,25 @@
  * salted with the transcript hash, one labelled output per purpose and direction. Binding the salt
  * to the transcript means a session's keys exist only for that exact handshake.
  */
-import { hkdfSync } from 'node:crypto';
+import { allocBytes, utf8 } from './bytes.js';
+import { hkdfSha256 } from './crypto/node.js';
 
 /** Keys of one session epoch. Never logged, never written to disk. */
 export interface SessionKeys {
   /** Client → server AES-256-GCM key and IV base. */
-  c2sKey: Buffer;
-  c2sIv: Buffer;
+  c2sKey: Uint8Array;
+  c2sIv: Uint8Array;
   /** Server → client AES-256-GCM key and IV base. */
-  s2cKey: Buffer;
-  s2cIv: Buffer;
+  s2cKey: Uint8Array;
+  s2cIv: Uint8Array;
   /** Proves knowledge of the session to resume it on a new connection (docs/protocol.md "Phases 3 and 4"). */
-  resumeKey: Buffer;
+  resumeKey: Uint8Array;
 }
 
 const LABEL = 'keyledger/v1 ';
 
-function expand(ikm: Buffer, salt: Buffer, label: string, length: number): Buffer {
-  return Buffer.from(hkdfSync('sha256', ikm, salt, Buffer.from(LABEL + label, 'utf8'), length));
+function expand(ikm: Uint8Array, salt: Uint8Array, label: string, length: number): Uint8Array {
+  return hkdfSha256(ikm, salt, utf8(LABEL + label), length);
 }
 
 const KEY_LAYOUT = [
@@ -33,16 +34,16 @@ const KEY_LAYOUT = [
 
 /**
  * Derives the session keys from the ECDH secret and the transcript hash: one HKDF-SHA256 expansion
- * per key and label. The five keys are views of one buffer of their own (not Node's shared pool):
+ * per key and label (RFC 5869). The five keys are views of one array of their own (not a shared pool):
  * one allocation per session instead of five, and one `fill(0)` wipes them all.
  */
-export function deriveSessionKeys(sharedSecret: Buffer, transcriptHash: Buffer): SessionKeys {
-  const store = Buffer.alloc(KEY_LAYOUT.reduce((n, [, , len]) => n + len, 0));
+export function deriveSessionKeys(sharedSecret: Uint8Array, transcriptHash: Uint8Array): SessionKeys {
+  const store = allocBytes(KEY_LAYOUT.reduce((n, [, , len]) => n + len, 0));
   const keys: Partial<SessionKeys> = {};
   let offset = 0;
   for (const [name, label, length] of KEY_LAYOUT) {
     const k = expand(sharedSecret, transcriptHash, label, length);
-    k.copy(store, offset);
+    store.set(k, offset);
     k.fill(0);
     keys[name] = store.subarray(offset, offset + length);
     offset += length;
@@ -52,5 +53,5 @@ export function deriveSessionKeys(sharedSecret: Buffer, transcriptHash: Buffer):
 
 /** Overwrites every key with zeros (keys live in memory only and die with the session). */
 export function wipeSessionKeys(keys: SessionKeys): void {
-  for (const k of Object.values(keys) as Buffer[]) k.fill(0);
+  for (const k of Object.values(keys) as Uint8Array[]) k.fill(0);
 }

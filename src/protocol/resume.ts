@@ -3,13 +3,13 @@
  * connection proves possession of the session's resume key. HMAC-SHA256 under the resume key over the
  * canonical statement { type: "keyledger/resume", v: 1, sid, epoch, clientNonce, serverNonce }.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { fromBase64url, toBase64url, utf8 } from './bytes.js';
 import { canonicalize } from './canonical-json.js';
-import type { ObjectShape } from './shape.js';
+import { constantTimeEqual, hmacSha256 } from './crypto/node.js';
 
 /** Computes the resume proof, base64url. */
 export function resumeProof(
-  resumeKey: Buffer,
+  resumeKey: Uint8Array,
   f: { sid: string; epoch: number; clientNonce: string; serverNonce: string },
 ): string {
   const statement = canonicalize({
@@ -20,33 +20,17 @@ export function resumeProof(
     clientNonce: f.clientNonce,
     serverNonce: f.serverNonce,
   });
-  return createHmac('sha256', resumeKey).update(statement).digest('base64url');
+  return toBase64url(hmacSha256(resumeKey, utf8(statement)));
 }
 
 /** Checks a resume proof in constant time. */
 export function checkResumeProof(
-  resumeKey: Buffer,
+  resumeKey: Uint8Array,
   f: { sid: string; epoch: number; clientNonce: string; serverNonce: string },
   proof: unknown,
 ): boolean {
   if (typeof proof !== 'string' || proof.length !== 43) return false;
-  const want = Buffer.from(resumeProof(resumeKey, f), 'base64url');
-  const got = Buffer.from(proof, 'base64url');
-  return got.length === want.length && timingSafeEqual(got, want);
+  const want = fromBase64url(resumeProof(resumeKey, f));
+  const got = fromBase64url(proof);
+  return constantTimeEqual(got, want);
 }
-
-const NONCE = { type: 'string', max: 22, pattern: /^[A-Za-z0-9_-]{22}$/ } as const;
-const EPOCH = { type: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER } as const;
-
-/** WebSocket, server → client: the challenge of a resumption (plaintext, so checked field by field). */
-export const RESUME_CHALLENGE_SHAPE: ObjectShape = {
-  type: { type: 'string', max: 16, enum: ['resume-challenge'] },
-  nonce: NONCE,
-  epoch: EPOCH,
-};
-
-/** WebSocket, server → client: the resumption was accepted (plaintext; the first sealed frame confirms it). */
-export const RESUMED_SHAPE: ObjectShape = {
-  type: { type: 'string', max: 7, enum: ['resumed'] },
-  epoch: EPOCH,
-};

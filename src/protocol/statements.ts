@@ -4,8 +4,7 @@
  * signature made for one step can never be presented at another. docs/protocol.md lists them.
  */
 import { canonicalBytes } from './canonical-json.js';
-import { sha256 } from './hash.js';
-import type { FieldShape, ObjectShape } from './shape.js';
+import { sha256Hex } from './hash.js';
 
 /**
  * docs/protocol.md "Phase 1", step 3: what the client signs to prove it holds KprivC.
@@ -48,19 +47,6 @@ export interface IdentityProofPayload {
   /** The invitation or emailed code, as the person received it (without the server pin). */
   code: string;
 }
-
-/** Shape of an {@link IdentityProofPayload} as decrypted (checked with `checkShape`). */
-export const IDENTITY_PROOF_SHAPE: ObjectShape = {
-  type: { type: 'string', max: 24, enum: ['keyledger/identity-proof'] },
-  v: { type: 'integer', min: 1, max: 1 },
-  chain: { type: 'string', max: 64, pattern: /^[0-9a-f]{64}$/ },
-  id: { type: 'string', max: 254, min: 3 },
-  fingerprint: { type: 'string', max: 64, pattern: /^[0-9a-f]{40}([0-9a-f]{24})?$/ },
-  nonce: { type: 'string', max: 43, pattern: /^[A-Za-z0-9_-]{43}$/ },
-  server: { type: 'string', max: 64, pattern: /^[0-9a-f]{40}([0-9a-f]{24})?$/ },
-  method: { type: 'string', max: 6, enum: ['invite', 'email'] },
-  code: { type: 'string', max: 64, min: 4 },
-};
 
 /** The identity proof payload that goes with a registration statement (before sealing). */
 export function identityProofPayload(
@@ -127,18 +113,18 @@ export function loginTranscript(fields: Omit<LoginTranscript, 'type' | 'v'>): Lo
 }
 
 /** The canonical bytes of a statement: what is signed. */
-export function statementBytes(statement: Statement): Buffer {
+export function statementBytes(statement: Statement): Uint8Array {
   return canonicalBytes(statement);
 }
 
 /** SHA-256 of a value's canonical JSON, hex (used for helloHash). */
 export function hashOf(value: unknown): string {
-  return sha256(canonicalBytes(value)).toString('hex');
+  return sha256Hex(canonicalBytes(value));
 }
 
 /** SHA-256 of text exactly as received, hex (used for challengeHash). */
 export function hashText(text: string): string {
-  return sha256(Buffer.from(text, 'utf8')).toString('hex');
+  return sha256Hex(text);
 }
 
 /** What the owner signs to revoke its own key (`keyledger revoke-key`). */
@@ -177,27 +163,3 @@ export type Statement =
   | LoginTranscript
   | RevocationStatement
   | RotationStatement;
-
-const FINGERPRINT_FIELD: FieldShape = { type: 'string', max: 64, pattern: /^[0-9a-f]{40}([0-9a-f]{24})?$/ };
-const COMMON_FIELDS: ObjectShape = {
-  v: { type: 'integer', min: 1, max: 1 },
-  chain: { type: 'string', max: 64, pattern: /^[0-9a-f]{64}$/ },
-  id: { type: 'string', max: 254, min: 3 },
-  time: { type: 'integer', min: 0, max: 8.64e15 },
-};
-
-/** Shape of a {@link RevocationStatement} as received (checked with `checkShape`). */
-export const REVOCATION_STATEMENT_SHAPE: ObjectShape = {
-  ...COMMON_FIELDS,
-  type: { type: 'string', max: 20, enum: ['keyledger/revoke'] },
-  fingerprint: FINGERPRINT_FIELD,
-  reason: { type: 'string', max: 16, enum: ['compromised', 'superseded', 'retired', 'unspecified'] },
-};
-
-/** Shape of a {@link RotationStatement} as received (checked with `checkShape`). */
-export const ROTATION_STATEMENT_SHAPE: ObjectShape = {
-  ...COMMON_FIELDS,
-  type: { type: 'string', max: 20, enum: ['keyledger/rotate'] },
-  oldFingerprint: FINGERPRINT_FIELD,
-  fingerprint: FINGERPRINT_FIELD,
-};

@@ -1,24 +1,18 @@
 /**
- * Ephemeral X25519 keys for the handshake's ECDH (node:crypto). Public keys travel as 32 raw bytes,
- * base64url.
+ * Ephemeral X25519 keys for the handshake's ECDH (RFC 7748), on the crypto backend. Public keys
+ * travel as 32 raw bytes, base64url.
  */
-import {
-  createPrivateKey,
-  createPublicKey,
-  diffieHellman,
-  generateKeyPairSync,
-  type KeyObject,
-} from 'node:crypto';
+import { fromBase64url, toBase64url } from './bytes.js';
+import { type PrivateKeyHandle, x25519KeyPair, x25519SharedSecret } from './crypto/node.js';
 import { KlError } from './errors.js';
 
-const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
-const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
 /** base64url of 32 bytes. */
 export const X25519_PUBLIC_B64 = /^[A-Za-z0-9_-]{43}$/;
 
 /** An ephemeral X25519 key pair. */
 export interface EphemeralKey {
-  privateKey: KeyObject;
+  /** The private half, held by the crypto backend. */
+  privateKey: PrivateKeyHandle;
   /** Raw public key, base64url. */
   publicKey: string;
 }
@@ -28,19 +22,10 @@ export interface EphemeralKey {
  * draw: only for test vectors (test/vectors/keyledger-v1.json), never in the protocol.
  */
 export function generateEphemeral(fixedPrivate?: Uint8Array): EphemeralKey {
-  let privateKey: KeyObject;
-  let publicKey: KeyObject;
-  if (fixedPrivate) {
-    if (fixedPrivate.length !== 32) throw new KlError('KL_PROTOCOL', 'an X25519 private key is 32 bytes');
-    privateKey = createPrivateKey({
-      key: Buffer.concat([PKCS8_X25519_PREFIX, fixedPrivate]),
-      format: 'der',
-      type: 'pkcs8',
-    });
-    publicKey = createPublicKey(privateKey);
-  } else ({ privateKey, publicKey } = generateKeyPairSync('x25519'));
-  const der = publicKey.export({ format: 'der', type: 'spki' });
-  return { privateKey, publicKey: der.subarray(der.length - 32).toString('base64url') };
+  if (fixedPrivate && fixedPrivate.length !== 32)
+    throw new KlError('KL_PROTOCOL', 'an X25519 private key is 32 bytes');
+  const { privateKey, publicKey } = x25519KeyPair(fixedPrivate);
+  return { privateKey, publicKey: toBase64url(publicKey) };
 }
 
 /**
@@ -48,21 +33,15 @@ export function generateEphemeral(fixedPrivate?: Uint8Array): EphemeralKey {
  * low-order points (RFC 7748 §6.1).
  * @throws KlError `KL_PROTOCOL`
  */
-export function sharedSecret(own: KeyObject, peerPublicB64: string): Buffer {
+export function sharedSecret(own: PrivateKeyHandle, peerPublicB64: string): Uint8Array {
   if (typeof peerPublicB64 !== 'string' || !X25519_PUBLIC_B64.test(peerPublicB64)) {
     throw new KlError('KL_PROTOCOL', 'ephemeral key must be 32 bytes, base64url');
   }
-  let shared: Buffer;
+  let shared: Uint8Array;
   try {
-    const peer = createPublicKey({
-      key: Buffer.concat([SPKI_X25519_PREFIX, Buffer.from(peerPublicB64, 'base64url')]),
-      format: 'der',
-      type: 'spki',
-    });
-    shared = diffieHellman({ privateKey: own, publicKey: peer });
+    shared = x25519SharedSecret(own, fromBase64url(peerPublicB64));
   } catch {
     throw new KlError('KL_PROTOCOL', 'ephemeral key is not a valid X25519 key');
   }
-  if (shared.every((b) => b === 0)) throw new KlError('KL_PROTOCOL', 'ephemeral key is a low-order point');
   return shared;
 }

@@ -12,6 +12,8 @@ import { KlError } from '../protocol/errors.js';
 import { sha256 } from '../protocol/hash.js';
 import { canonicalIdentity } from '../protocol/identity.js';
 import { deriveSessionKeys, type SessionKeys } from '../protocol/key-schedule.js';
+import { check } from '../protocol/schemas/check.js';
+import { ChallengeResponse, Hello } from '../protocol/schemas/login.js';
 import {
   type ChallengePayload,
   hashOf,
@@ -22,22 +24,8 @@ import {
 import { type EphemeralKey, generateEphemeral, sharedSecret } from '../protocol/x25519.js';
 import type { ServerKey } from './server-key.js';
 
-/** The client's first message. */
-export interface Hello {
-  type: 'hello';
-  v: 1;
-  id: string;
-  ephemeral: string;
-}
-
-/** The client's answer to a challenge. */
-export interface ChallengeResponse {
-  type: 'response';
-  challengeId: string;
-  rs: string;
-  rc: string;
-  signature: string;
-}
+/** The client's first message, and its answer to a challenge (types of their wire schemas). */
+export type { ChallengeResponse, Hello };
 
 /** What the server keeps between challenge and response. Single use. */
 export interface PendingChallenge {
@@ -108,6 +96,8 @@ export async function createChallenge({
   message: { type: 'challenge'; challengeId: string; message: string };
   pending: PendingChallenge;
 }> {
+  // The pair is public (keyledger/server): a caller's own transport may hand over anything.
+  check(Hello, hello, 'KL_PROTOCOL', 'hello');
   const id = canonicalIdentity(hello.id);
   if (id !== hello.id) throw new KlError('KL_PROTOCOL', 'hello must carry the identity in canonical form');
   const record = await activeRecord(ledger, id);
@@ -185,6 +175,7 @@ export async function verifyChallengeResponse({
   keys,
   now,
 }: VerifyChallengeResponseOptions): Promise<VerifiedLogin> {
+  check(ChallengeResponse, response, 'KL_PROTOCOL', 'response');
   if (response.challengeId !== pending.challengeId)
     throw new KlError('KL_CHALLENGE_UNKNOWN', 'this is not the challenge that was sent');
   if (now >= pending.expiresAt)
@@ -221,7 +212,7 @@ export async function verifyChallengeResponse({
   } catch {
     throw new KlError('KL_AUTH_FAILED', 'authentication failed');
   }
-  const transcriptHash = sha256(bytes);
+  const transcriptHash = Buffer.from(sha256(bytes));
   const secret = sharedSecret(pending.ephemeral.privateKey, pending.clientEphemeral);
   const sessionKeys = deriveSessionKeys(secret, transcriptHash);
   secret.fill(0);

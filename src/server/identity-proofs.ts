@@ -23,7 +23,7 @@ const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 export const MAX_LIVE_EMAIL_CODES = 3;
 
 function codeHash(id: string, method: ProofMethod, code: string): Buffer {
-  return sha256(Buffer.from(`${method}\n${id}\n${normaliseCode(method, code)}`, 'utf8'));
+  return Buffer.from(sha256(Buffer.from(`${method}\n${id}\n${normaliseCode(method, code)}`, 'utf8')));
 }
 
 function normaliseCode(method: ProofMethod, code: string): string {

@@ -25,9 +25,11 @@ const invalid = () =>
 
 /** Mints and checks registration nonces. */
 export class RegistrationNonces {
-  private readonly key = randomBytes(32);
+  /** The MAC key of this server's nonces (memory only). */
+  readonly key = randomBytes(32);
+  /** How long a nonce is valid, ms. */
+  readonly ttlMs: number;
   private readonly spent = new Map<string, number>();
-  private readonly ttlMs: number;
   private readonly maxSpent: number;
 
   constructor(options: RegistrationNoncesOptions = {}) {
@@ -37,11 +39,7 @@ export class RegistrationNonces {
 
   /** A fresh nonce bound to `id` (canonical), valid until the returned `expiresAt`. */
   issue(id: string, now: number): { nonce: string; expiresAt: number } {
-    const expiresAt = now + this.ttlMs;
-    const head = Buffer.alloc(16);
-    head.writeBigUInt64BE(BigInt(expiresAt), 0);
-    randomBytes(8).copy(head, 8);
-    return { nonce: Buffer.concat([head, this.mac(id, head)]).toString('base64url'), expiresAt };
+    return mintNonce({ key: this.key, id, now, ttlMs: this.ttlMs });
   }
 
   /**
@@ -49,13 +47,13 @@ export class RegistrationNonces {
    * @throws KlError `KL_NONCE_INVALID`
    */
   check(nonce: string, id: string, now: number): { expiresAt: number } {
-    const raw = Buffer.from(nonce, 'base64url');
-    if (raw.length !== 32 || raw.toString('base64url') !== nonce) throw invalid();
-    const head = raw.subarray(0, 16);
-    if (!timingSafeEqual(raw.subarray(16), this.mac(id, head))) throw invalid();
-    const expiresAt = Number(head.readBigUInt64BE(0));
-    if (expiresAt <= now || expiresAt > now + this.ttlMs || this.spent.has(nonce)) throw invalid();
-    return { expiresAt };
+    this.refuseSpent(nonce);
+    return checkNonce({ key: this.key, nonce, id, now, ttlMs: this.ttlMs });
+  }
+
+  /** @throws KlError `KL_NONCE_INVALID` when `nonce` was spent already. */
+  refuseSpent(nonce: string): void {
+    if (this.spent.has(nonce)) throw invalid();
   }
 
   /**
@@ -72,14 +70,46 @@ export class RegistrationNonces {
     }
     this.spent.set(nonce, expiresAt);
   }
+}
 
-  private mac(id: string, head: Buffer): Buffer {
-    return createHmac('sha256', this.key)
-      .update('keyledger/register-nonce\n')
-      .update(id)
-      .update('\n')
-      .update(head)
-      .digest()
-      .subarray(0, 16);
-  }
+/** What {@link mintNonce} and {@link checkNonce} take. */
+export interface NonceKey {
+  /** The server's nonce MAC key. */
+  key: Uint8Array;
+  /** How long a nonce is valid, ms. */
+  ttlMs: number;
+}
+
+function nonceMac(key: Uint8Array, id: string, head: Buffer): Buffer {
+  return createHmac('sha256', key)
+    .update('keyledger/register-nonce\n')
+    .update(id)
+    .update('\n')
+    .update(head)
+    .digest()
+    .subarray(0, 16);
+}
+
+/** A fresh nonce bound to `id` (canonical), valid until the returned `expiresAt`; stores nothing. */
+export function mintNonce(o: NonceKey & { id: string; now: number }): { nonce: string; expiresAt: number } {
+  const expiresAt = o.now + o.ttlMs;
+  const head = Buffer.alloc(16);
+  head.writeBigUInt64BE(BigInt(expiresAt), 0);
+  randomBytes(8).copy(head, 8);
+  return { nonce: Buffer.concat([head, nonceMac(o.key, o.id, head)]).toString('base64url'), expiresAt };
+}
+
+/**
+ * Checks that `nonce` was minted under `key` for `id` and is unexpired (whether it was spent is the
+ * caller's state).
+ * @throws KlError `KL_NONCE_INVALID`
+ */
+export function checkNonce(o: NonceKey & { nonce: string; id: string; now: number }): { expiresAt: number } {
+  const raw = Buffer.from(o.nonce, 'base64url');
+  if (raw.length !== 32 || raw.toString('base64url') !== o.nonce) throw invalid();
+  const head = raw.subarray(0, 16);
+  if (!timingSafeEqual(raw.subarray(16), nonceMac(o.key, o.id, head))) throw invalid();
+  const expiresAt = Number(head.readBigUInt64BE(0));
+  if (expiresAt <= o.now || expiresAt > o.now + o.ttlMs) throw invalid();
+  return { expiresAt };
 }

@@ -5,40 +5,24 @@
  */
 import type { Ledger } from '../ledger/ledger.js';
 import type { TransactionReceipt } from '../ledger/proofs.js';
-import { acceptPublicKey } from '../pgp/key-policy.js';
-import { verifyDetached } from '../pgp/messages.js';
-import { openSealed } from '../pgp/sealed.js';
 import { isKlError, KlError } from '../protocol/errors.js';
-import { canonicalDisplayName, canonicalIdentity } from '../protocol/identity.js';
-import { checkShape } from '../protocol/shape.js';
-import {
-  IDENTITY_PROOF_SHAPE,
-  type IdentityProofPayload,
-  type RegistrationStatement,
-  statementBytes,
-} from '../protocol/statements.js';
+import type { IdentityProofPayload } from '../protocol/statements.js';
 import type { IdentityProofs } from './identity-proofs.js';
 import type { RateLimiter } from './rate-limiter.js';
 import { RegistrationNonces } from './registration-nonces.js';
+import {
+  createRegistration,
+  type RegistrationBegun,
+  type RegistrationRequest,
+  verifyRegistration,
+} from './registration-protocol.js';
 import type { ServerKey } from './server-key.js';
 
-/** How far a client's clock may be from the server's. */
-export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
-
-/** Answer of register/begin. */
-export interface RegistrationBegun {
-  nonce: string;
-  expiresAt: number;
-  chain: string;
-  server: { fingerprint: string; publicKey: string };
-}
-
-/** Body of register/complete. */
-export interface RegistrationRequest {
-  statement: RegistrationStatement;
-  signature: string;
-  publicKey: string;
-}
+export {
+  MAX_CLOCK_SKEW_MS,
+  type RegistrationBegun,
+  type RegistrationRequest,
+} from './registration-protocol.js';
 
 /**
  * Limits of registration (docs/protocol.md "Rate limits"). None is charged by a request that proved
@@ -90,14 +74,14 @@ export class RegistrationService {
 
   /** docs/protocol.md "Phase 1", step 2: a fresh single-use nonce bound to the identity; the server key. */
   begin(idInput: unknown): RegistrationBegun {
-    const id = canonicalIdentity(idInput);
-    const { nonce, expiresAt } = this.nonces.issue(id, this.o.now());
-    return {
-      nonce,
-      expiresAt,
-      chain: this.o.ledger.chainId,
-      server: { fingerprint: this.o.serverKey.fingerprint, publicKey: this.o.serverKey.armoredPublicKey },
-    };
+    const { ledger, serverKey } = this.o;
+    return createRegistration({
+      id: idInput,
+      chain: ledger.chainId,
+      serverKey,
+      nonces: this.nonces,
+      now: this.o.now(),
+    });
   }
 
   /**
@@ -106,27 +90,21 @@ export class RegistrationService {
    */
   async complete(req: RegistrationRequest, source = 'unknown'): Promise<RegistrationResult> {
     const now = this.o.now();
-    const s = req.statement;
-    const { id, name, nonceExpiresAt } = this.checkStatement(s, now);
-    const accepted = await acceptPublicKey(req.publicKey, new Date(now));
-    if (accepted.fingerprint !== s.fingerprint)
-      throw new KlError('KL_STATEMENT_INVALID', 'the statement names another key than the one sent');
-    // Proof of possession: the statement (with the server's nonce and the sealed identity proof)
-    // signed by the key being registered.
-    await verifyDetached({
-      data: statementBytes(s),
-      armoredSignature: req.signature,
-      key: accepted.key,
-      now: new Date(now),
-      maxSkewMs: MAX_CLOCK_SKEW_MS,
+    // A spent nonce is refused before any signature work.
+    const nonce = (req as { statement?: { nonce?: unknown } } | null)?.statement?.nonce;
+    if (typeof nonce === 'string') this.nonces.refuseSpent(nonce);
+    const v = await verifyRegistration({
+      request: req,
+      chain: this.o.ledger.chainId,
+      serverKey: this.o.serverKey,
+      nonces: this.nonces,
+      now,
     });
     // Spent only now, by a statement its key signed: a stranger's junk cannot burn a user's nonce.
-    this.nonces.spend(s.nonce, nonceExpiresAt, now);
-
-    const earlier = await this.earlierRegistration(id, accepted.fingerprint);
-    if (earlier) return this.result(id, name, accepted, earlier);
-
-    const proof = await this.openProof(s, now);
+    this.nonces.spend(v.nonce, v.nonceExpiresAt, now);
+    const { id, name, proof } = v;
+    const earlier = await this.earlierRegistration(id, v.fingerprint);
+    if (earlier) return this.result(id, name, v, earlier);
     this.checkCode(id, proof, source, now);
     this.o.limits?.perIdentity.take(id);
     if (this.inFlight.has(id))
@@ -136,46 +114,13 @@ export class RegistrationService {
       // docs/protocol.md "Phase 1", step 4: store KpubC on the ledger and wait for its confirmation.
       const receipt = await this.o.ledger.submit({
         type: 'KeyRegistered',
-        body: {
-          id,
-          name,
-          fingerprint: accepted.fingerprint,
-          publicKey: accepted.armored,
-          algorithm: accepted.algorithm,
-        },
+        body: { id, name, fingerprint: v.fingerprint, publicKey: v.armored, algorithm: v.algorithm },
       });
       this.o.proofs.consume(id, proof.method, proof.code, this.o.now());
-      return this.result(id, name, accepted, receipt);
+      return this.result(id, name, v, receipt);
     } finally {
       this.inFlight.delete(id);
     }
-  }
-
-  /**
-   * The statement's own checks (docs/protocol.md "Phase 1", step 4): canonical identity and name, this
-   * ledger and server key, the nonce (issued for this identity, unexpired, unspent) and the time.
-   */
-  private checkStatement(
-    s: RegistrationStatement,
-    now: number,
-  ): { id: string; name: string; nonceExpiresAt: number } {
-    const id = canonicalIdentity(s.id);
-    if (id !== s.id)
-      throw new KlError(
-        'KL_STATEMENT_INVALID',
-        'the statement must carry the identity in canonical form (lower case)',
-      );
-    const name = canonicalDisplayName(s.name);
-    if (name !== s.name)
-      throw new KlError('KL_STATEMENT_INVALID', 'the statement must carry the name in canonical form');
-    if (s.chain !== this.o.ledger.chainId)
-      throw new KlError('KL_STATEMENT_INVALID', 'the statement names another ledger');
-    if (s.server !== this.o.serverKey.fingerprint)
-      throw new KlError('KL_STATEMENT_INVALID', 'the statement names another server key');
-    const { expiresAt } = this.nonces.check(s.nonce, id, now);
-    if (Math.abs(s.time - now) > MAX_CLOCK_SKEW_MS)
-      throw new KlError('KL_STATEMENT_INVALID', 'the statement time is too far from the server clock');
-    return { id, name, nonceExpiresAt: expiresAt };
   }
 
   /**
@@ -204,39 +149,6 @@ export class RegistrationService {
       `${id} is already registered on the ledger with another key (${record.fingerprint})`,
       { fingerprint: record.fingerprint, height: record.registered.height },
     );
-  }
-
-  /**
-   * Opens the sealed identity proof and checks that it was made for this very statement (identity,
-   * key, nonce, server, ledger, method): a sealed proof copied from another registration is refused.
-   */
-  private async openProof(s: RegistrationStatement, now: number): Promise<IdentityProofPayload> {
-    const invalid = () =>
-      new KlError(
-        'KL_IDENTITY_PROOF_INVALID',
-        'the invitation or verification code is not valid for this identity',
-      );
-    let payload: IdentityProofPayload;
-    try {
-      const bytes = await openSealed(s.proof.sealed, this.o.serverKey.privateKey, new Date(now));
-      payload = checkShape<IdentityProofPayload>(
-        JSON.parse(Buffer.from(bytes).toString('utf8')),
-        IDENTITY_PROOF_SHAPE,
-        'KL_IDENTITY_PROOF_INVALID',
-      );
-    } catch (err) {
-      if (isKlError(err) && err.code === 'KL_STORAGE_UNAVAILABLE') throw err;
-      throw invalid();
-    }
-    const bound =
-      payload.chain === s.chain &&
-      payload.id === s.id &&
-      payload.fingerprint === s.fingerprint &&
-      payload.nonce === s.nonce &&
-      payload.server === s.server &&
-      payload.method === s.proof.method;
-    if (!bound) throw invalid();
-    return payload;
   }
 
   /**

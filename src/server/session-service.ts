@@ -5,6 +5,7 @@
  * for hijacking (bad frames, abnormal rates). Every rejected frame counts as an anomaly.
  */
 import type * as openpgp from 'openpgp';
+import type { Static } from 'typebox';
 import type { WebSocket } from 'ws';
 import type { Ledger } from '../ledger/ledger.js';
 import type { TransactionReceipt } from '../ledger/proofs.js';
@@ -15,15 +16,10 @@ import type { ChannelMessage } from '../protocol/channel.js';
 import { isKlError, KlError } from '../protocol/errors.js';
 import { encodeFrame, type Frame } from '../protocol/frame.js';
 import { sha256Hex } from '../protocol/hash.js';
-import type { ObjectShape } from '../protocol/shape.js';
-import { checkShape } from '../protocol/shape.js';
-import {
-  REVOCATION_STATEMENT_SHAPE,
-  type RevocationStatement,
-  ROTATION_STATEMENT_SHAPE,
-  type RotationStatement,
-  statementBytes,
-} from '../protocol/statements.js';
+import { check } from '../protocol/schemas/check.js';
+import { FrameMessage } from '../protocol/schemas/login.js';
+import { RevocationStatementSchema, RotationStatementSchema } from '../protocol/schemas/statements.js';
+import { statementBytes } from '../protocol/statements.js';
 import type { ParsedKeyCache } from './handshake.js';
 import type { Session, SessionTable } from './sessions.js';
 
@@ -40,16 +36,6 @@ export interface MessageContext {
 
 /** An application hook. A return value other than undefined answers a request. */
 export type MessageHandler = (ctx: MessageContext) => unknown | Promise<unknown>;
-
-/** Shape of a frame on the wire. */
-export const FRAME_SHAPE = {
-  type: { type: 'string', max: 5, enum: ['frame'] },
-  sid: { type: 'string', max: 22, pattern: /^[A-Za-z0-9_-]{22}$/ },
-  epoch: { type: 'integer', min: 0, max: 1_000_000 },
-  seq: { type: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER },
-  // No pattern: a regex over 130 KB per frame costs more than the AEAD; a damaged ct fails its tag.
-  ct: { type: 'string', max: 140_000, min: 22 },
-} as const;
 
 /** Largest signed message body, characters. */
 export const MAX_SIGNED_BODY = 48 * 1024;
@@ -96,7 +82,7 @@ export async function handleSessionMessage(
     throw new KlError('KL_SESSION_EXPIRED', 'the session has ended: log in again');
   let frame: Frame;
   try {
-    frame = checkShape<Frame>(msg, FRAME_SHAPE, 'KL_FRAME_REJECTED', 'frame');
+    frame = check(FrameMessage, msg, 'KL_FRAME_REJECTED', 'frame');
   } catch (err) {
     anomaly(ctx, s, (err as Error).message);
     return;
@@ -264,19 +250,19 @@ function verifyBy(ctx: SessionServiceContext, key: openpgp.PublicKey, data: Uint
 const STATEMENT_SKEW_MS = 5 * 60_000;
 
 /** Parses a statement sent as JSON text and checks that it is for this session's identity and ledger. */
-function parseStatement<T extends { id: string; chain: string; time: number }>(
+function parseStatement<S extends typeof RevocationStatementSchema | typeof RotationStatementSchema>(
   ctx: SessionServiceContext,
   s: Session,
   text: unknown,
-  shape: ObjectShape,
-): T {
+  schema: S,
+): Static<S> {
   let value: unknown;
   try {
     value = JSON.parse(String(text));
   } catch {
     throw new KlError('KL_STATEMENT_INVALID', 'the statement is not JSON');
   }
-  const statement = checkShape<T>(value, shape, 'KL_STATEMENT_INVALID', 'statement');
+  const statement = check(schema, value, 'KL_STATEMENT_INVALID', 'statement');
   if (statement.id !== s.id || statement.chain !== ctx.ledger.chainId) {
     throw new KlError('KL_STATEMENT_INVALID', 'the statement is not for this identity and ledger');
   }
@@ -321,7 +307,7 @@ async function ownerRevocation(
   s: Session,
   m: Extract<ChannelMessage, { t: 'revoke-key' }>,
 ) {
-  const statement = parseStatement<RevocationStatement>(ctx, s, m.statement, REVOCATION_STATEMENT_SHAPE);
+  const statement = parseStatement(ctx, s, m.statement, RevocationStatementSchema);
   const record = await activeKey(ctx, s);
   if (statement.fingerprint !== record.fingerprint) {
     throw new KlError('KL_STATEMENT_INVALID', 'the revocation statement names another key');
@@ -350,7 +336,7 @@ async function ownerRotation(
   s: Session,
   m: Extract<ChannelMessage, { t: 'rotate-key' }>,
 ) {
-  const statement = parseStatement<RotationStatement>(ctx, s, m.statement, ROTATION_STATEMENT_SHAPE);
+  const statement = parseStatement(ctx, s, m.statement, RotationStatementSchema);
   const record = await activeKey(ctx, s);
   if (statement.oldFingerprint !== record.fingerprint) {
     throw new KlError('KL_STATEMENT_INVALID', 'the rotation statement does not name the key on the ledger');

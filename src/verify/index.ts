@@ -5,8 +5,9 @@
  * `{ verified: false, code, reason }`. Merkle checks follow RFC 6962 §2.1.1 (inclusion) and §2.1.2
  * (consistency).
  *
- * Runtime needs: SHA-256 and Ed25519 from `node:crypto`, and the `Buffer` global (a browser bundle
- * supplies both, as scripts/build-dashboard.mjs does for the dashboard).
+ * Runs in Node and in browsers: bytes are `Uint8Array`, no `Buffer`, no Node built-in. SHA-256 and
+ * Ed25519 come from the crypto backend: node:crypto in Node (src/protocol/crypto/node.ts), @noble/*
+ * in a browser bundle, which the package.json `browser` map selects (src/protocol/crypto/web.ts).
  */
 export type { BlockHeader, SignedHeader } from '../ledger/block.js';
 export { blockHashOf, verifySignedHeader } from '../ledger/block.js';

@@ -7,7 +7,9 @@ import { dirname, join, normalize, relative } from 'node:path';
 
 /** Which layers (folders of src/) each layer may import, and which outside modules. */
 export const LAYER_RULES: Record<string, { layers: string[]; external: RegExp }> = {
-  protocol: { layers: ['protocol'], external: /^node:crypto$/ },
+  // Pure and isomorphic: TypeBox for the schemas, nothing else outside, except in the two crypto
+  // backends and the schema checker (FILE_RULES).
+  protocol: { layers: ['protocol'], external: /^typebox$/ },
   pgp: { layers: ['protocol', 'pgp'], external: /^(openpgp|node:.*)$/ },
   ledger: { layers: ['protocol', 'ledger'], external: /^(better-sqlite3|ethers|node:.*)$/ },
   server: { layers: ['protocol', 'pgp', 'ledger', 'server'], external: /.*/ },
@@ -17,12 +19,23 @@ export const LAYER_RULES: Record<string, { layers: string[]; external: RegExp }>
   // the ledger's pure verifiers. Neither imports an outside module itself.
   'index.ts': { layers: ['protocol', 'ledger', 'client'], external: /^$/ },
   verify: { layers: ['protocol', 'ledger', 'verify'], external: /^$/ },
-  // The page's proof verifier is the ledger's own pure code, bundled for the browser with shims.
+  // The page's proof verifier is the ledger's own pure code, bundled with the web crypto backend.
   dashboard: {
     layers: ['protocol', 'ledger', 'dashboard'],
-    // The shims' packages, and the page's own files by URL (the page loads the verifier bundle).
-    external: /^(@noble\/(hashes|curves)\/.*|buffer\/?|\/admin\/[a-z-]+\.js)$/,
+    // The page's own files by URL (the page loads the verifier bundle).
+    external: /^\/admin\/[a-z-]+\.js$/,
   },
+};
+
+/**
+ * Files whose outside imports differ from their layer's: the crypto backend pair, chosen per platform
+ * by the package.json `browser` map (src/protocol/crypto/), and the schema checker.
+ */
+export const FILE_RULES: Record<string, RegExp> = {
+  'protocol/crypto/node.ts': /^node:(crypto|buffer)$/,
+  'protocol/crypto/web.ts': /^@noble\/(hashes|curves|ciphers)\/[a-z0-9]+$/,
+  // Compiled Ajv validators, or TypeBox's own checker where the page forbids code generation.
+  'protocol/schemas/check.ts': /^(typebox|typebox\/compile|ajv)$/,
 };
 
 /** Ledger modules that touch storage: the client may verify, never store or write ledger data. */
@@ -56,7 +69,7 @@ export function checkLayers(files: Map<string, string>): string[] {
           problems.push(`${path}: ${layer} must not import ${targetLayer} (${spec})`);
         if (['client', 'dashboard', 'index.ts', 'verify'].includes(layer) && LEDGER_STORAGE.test(target))
           problems.push(`${path}: ${layer} must not import ledger storage (${spec})`);
-      } else if (!rule.external.test(spec)) {
+      } else if (!(FILE_RULES[path] ?? rule.external).test(spec)) {
         problems.push(`${path}: ${layer} must not import ${spec}`);
       }
     }

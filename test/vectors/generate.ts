@@ -15,6 +15,7 @@ import * as openpgp from 'openpgp';
 import { generateKeyPair } from '../../src/pgp/key-pair.js';
 import { encryptAndSign, signDetached } from '../../src/pgp/messages.js';
 import { sealTo } from '../../src/pgp/sealed.js';
+import { fromUtf8, toHex } from '../../src/protocol/bytes.js';
 import { canonicalize } from '../../src/protocol/canonical-json.js';
 import { Channel } from '../../src/protocol/channel.js';
 import { encodeFrame, type Frame, sealFrame } from '../../src/protocol/frame.js';
@@ -78,7 +79,7 @@ async function main() {
   });
   const clientPriv = await openpgp.readPrivateKey({ armoredKey: client.privateKey });
   const serverPriv = await openpgp.readPrivateKey({ armoredKey: server.privateKey });
-  const chain = sha256(Buffer.from('keyledger test vector genesis', 'utf8')).toString('hex');
+  const chain = toHex(sha256(Buffer.from('keyledger test vector genesis', 'utf8')));
 
   // --- 1. Key schedule: X25519 (RFC 7748 §6.1 keys) → HKDF-SHA256 → session keys. ---
   const alice = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex');
@@ -236,11 +237,11 @@ async function main() {
     helloJcs: canonicalize(hello),
     helloHash: payload.helloHash,
     challengePayload: payload,
-    challengePayloadJcs: statementBytes(payload).toString('utf8'),
+    challengePayloadJcs: fromUtf8(statementBytes(payload)),
     challenge: { type: 'challenge', challengeId, message: challengeMessage },
     challengeHash: transcript.challengeHash,
     rc,
-    transcriptJcs: transcriptBytes.toString('utf8'),
+    transcriptJcs: fromUtf8(transcriptBytes),
     transcriptHash: hex(transcriptHash),
     response: { type: 'response', challengeId, rs, rc, signature: transcriptSignature },
     sharedSecret: hex(hsSecret),
@@ -296,7 +297,7 @@ async function main() {
     section: 'docs/protocol.md § "Phase 1 — registration" and § "Phase 2 — mutual authentication", step 3',
     registration: {
       statement: registration,
-      jcs: regBytes.toString('utf8'),
+      jcs: fromUtf8(regBytes),
       sha256: hex(sha256(regBytes)),
       signature: regSignature,
       identityProof: idProof,
@@ -315,7 +316,7 @@ async function main() {
     login: {
       section: 'docs/protocol.md § "Phase 2 — mutual authentication", step 3',
       transcript,
-      jcs: transcriptBytes.toString('utf8'),
+      jcs: fromUtf8(transcriptBytes),
       sha256: hex(transcriptHash),
       signature: transcriptSignature,
       negative: [

@@ -3,20 +3,19 @@
  * revocations and the admin role (`keyledger admin dashboard` is dashboard-link.ts).
  */
 import type { TransactionReceipt } from '../../ledger/proofs.js';
-import { KlError, wireText } from '../../protocol/errors.js';
+import { wireText } from '../../protocol/errors.js';
 import { canonicalIdentity } from '../../protocol/identity.js';
 import { callAdmin } from '../../server/admin-socket.js';
 import type { DroppedAlerts } from '../../server/alert-log.js';
 import { info, out } from '../io.js';
 
 /** `keyledger admin sessions|revoke-session|revoke-key|alerts` through DATA/admin.sock */
-export async function adminSessionCommand(o: {
-  data: string;
-  sub: string;
-  target?: string;
-  reason?: string;
-  json?: boolean;
-}): Promise<number> {
+export async function adminSessionCommand(
+  o: { data: string; reason?: string; json?: boolean } & (
+    | { sub: 'sessions' | 'alerts' }
+    | { sub: 'revoke-session' | 'revoke-key'; target: string }
+  ),
+): Promise<number> {
   if (o.sub === 'sessions') {
     const list = await callAdmin<Array<Record<string, unknown>>>(o.data, 'GET', '/sessions');
     if (o.json) out(JSON.stringify(list));
@@ -48,11 +47,6 @@ export async function adminSessionCommand(o: {
         );
     return 0;
   }
-  if (!o.target)
-    throw new KlError(
-      'KL_BAD_INPUT',
-      `usage: keyledger admin ${o.sub} ${o.sub === 'revoke-key' ? 'IDENTITY' : 'SESSION_ID'} --data DIR`,
-    );
   if (o.sub === 'revoke-session') {
     await callAdmin(o.data, 'POST', `/sessions/${encodeURIComponent(o.target)}/revoke`);
     out(o.json ? JSON.stringify({ revoked: o.target }) : `session ${o.target} revoked`);
@@ -71,12 +65,8 @@ export async function adminSessionCommand(o: {
         ? JSON.stringify({ revoked: id, txid: r.receipt.txid, height: r.receipt.block.header.height })
         : `key of ${id} revoked: block ${r.receipt.block.header.height}, transaction ${r.receipt.txid}; its sessions have ended`,
     );
-    return 0;
   }
-  throw new KlError(
-    'KL_BAD_INPUT',
-    'usage: keyledger admin sessions|alerts|revoke-session ID|revoke-key IDENTITY --data DIR',
-  );
+  return 0;
 }
 
 /** `keyledger admin grant|ungrant IDENTITY`: the admin role on the ledger, through DATA/admin.sock. */

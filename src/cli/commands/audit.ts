@@ -66,12 +66,11 @@ export async function audit(o: {
  * passed; exit 0 only when all did, 1 when one failed or could not be made.
  */
 export async function receiptVerify(o: {
-  file?: string;
+  file: string;
   genesis?: string;
   home: string;
   json?: boolean;
 }): Promise<number> {
-  if (!o.file) throw new KlError('KL_BAD_INPUT', 'usage: keyledger receipt verify FILE [--genesis FILE]');
   const doc = JSON.parse(readFileSync(o.file, 'utf8')) as {
     message?: string;
     signature?: unknown;

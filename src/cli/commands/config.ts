@@ -20,8 +20,9 @@ export function configCheck(o: { configFile?: string; flags: ConfigFile; json?: 
     out(
       `configuration OK${o.configFile ? ` (${o.configFile}, environment, flags)` : ' (no file: defaults, environment, flags)'}`,
     );
-    for (const line of effectiveSettings(CONFIG_SCHEMA.properties, shown as Record<string, unknown>, ''))
-      out(line);
+    // The schema is plain JSON Schema at run time; only its descriptions and properties are read.
+    const settings = CONFIG_SCHEMA.properties as unknown as Record<string, SchemaNode>;
+    for (const line of effectiveSettings(settings, shown as Record<string, unknown>, '')) out(line);
   }
   return 0;
 }

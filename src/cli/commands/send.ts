@@ -2,7 +2,7 @@
  * `keyledger send`: one message in a fresh session.
  */
 import { writeFileSync } from 'node:fs';
-import { KlError, wireText } from '../../protocol/errors.js';
+import { wireText } from '../../protocol/errors.js';
 import { out } from '../io.js';
 import { openSession } from './open-session.js';
 
@@ -10,12 +10,11 @@ import { openSession } from './open-session.js';
 export async function send(o: {
   home: string;
   passphraseFile?: string;
-  message?: string;
+  message: string;
   sign?: boolean;
   out?: string;
   json?: boolean;
 }): Promise<number> {
-  if (o.message === undefined) throw new KlError('KL_BAD_INPUT', 'usage: keyledger send MESSAGE [--sign]');
   const session = await openSession(o);
   try {
     if (o.sign) {

@@ -9,14 +9,13 @@ import { out } from '../io.js';
 import { checkSessionList, formatSessionList } from '../session-list.js';
 import { openSession } from './open-session.js';
 
-/** `keyledger session list|revoke [ID]` */
-export async function sessionCommand(o: {
-  home: string;
-  passphraseFile?: string;
-  sub?: string;
-  target?: string;
-  json?: boolean;
-}): Promise<number> {
+/** `keyledger session list` or `keyledger session revoke SESSION_ID` */
+export async function sessionCommand(
+  o: { home: string; passphraseFile?: string; json?: boolean } & (
+    | { sub: 'list' }
+    | { sub: 'revoke'; target: string }
+  ),
+): Promise<number> {
   const session = await openSession(o);
   try {
     if (o.sub === 'list') {
@@ -28,20 +27,12 @@ export async function sessionCommand(o: {
       else for (const line of formatSessionList(others, Date.now())) out(line);
       return 0;
     }
-    if (o.sub === 'revoke') {
-      if (!o.target)
-        throw new KlError(
-          'KL_BAD_INPUT',
-          'usage: keyledger session revoke SESSION_ID (see keyledger session list)',
-        );
-      const r = await session.request<unknown>({ op: 'session.revoke', sessionId: o.target });
-      if (typeof (r as { revoked?: unknown } | null)?.revoked !== 'string')
-        throw new KlError('KL_PROTOCOL', 'the server answered the revocation with something unexpected');
-      const { revoked } = r as { revoked: string };
-      out(o.json ? JSON.stringify({ revoked }) : `revoked session ${wireText(revoked, 64)}`);
-      return 0;
-    }
-    throw new KlError('KL_BAD_INPUT', 'usage: keyledger session list | keyledger session revoke SESSION_ID');
+    const r = await session.request<unknown>({ op: 'session.revoke', sessionId: o.target });
+    if (typeof (r as { revoked?: unknown } | null)?.revoked !== 'string')
+      throw new KlError('KL_PROTOCOL', 'the server answered the revocation with something unexpected');
+    const { revoked } = r as { revoked: string };
+    out(o.json ? JSON.stringify({ revoked }) : `revoked session ${wireText(revoked, 64)}`);
+    return 0;
   } finally {
     if (!session.isClosed) await session.close();
   }

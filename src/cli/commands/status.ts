@@ -3,7 +3,7 @@
  */
 import { advanceCheckpoint } from '../../client/checkpoint.js';
 import { ClientHome } from '../../client/home.js';
-import { callJson } from '../../client/http.js';
+import { callJson, endpoint } from '../../client/http.js';
 import { fetchServerInfo } from '../../client/register.js';
 import type { KeyRecordProof } from '../../ledger/proofs.js';
 import { verifyKeyRecordProof } from '../../ledger/proofs.js';
@@ -35,7 +35,7 @@ export async function status(o: ClientOptions): Promise<number> {
   const checkpoint = await advanceCheckpoint(home, server);
   const proof = await callJson<KeyRecordProof>(
     'GET',
-    new URL(`/v1/ledger/keys/${encodeURIComponent(identity.id)}`, server.url).toString(),
+    endpoint(server.url, `v1/ledger/keys/${encodeURIComponent(identity.id)}`),
   );
   const check = verifyKeyRecordProof({ genesis: server.genesis, proof });
   // The proof must be about us, at a checkpoint no older than the one just accepted.

@@ -32,7 +32,7 @@ function toast(text, error = false) {
 }
 
 async function api(path, { method = 'GET', body } = {}) {
-  const res = await fetch(`/admin/api/${path}`, {
+  const res = await fetch(`api/${path}`, {
     method,
     credentials: 'same-origin',
     headers: {
@@ -392,8 +392,8 @@ function auditQuery(format) {
 }
 
 async function showAudit() {
-  $('#audit-csv').href = `/admin/api/audit?${auditQuery('csv')}`;
-  $('#audit-json').href = `/admin/api/audit?${auditQuery('json')}`;
+  $('#audit-csv').href = `api/audit?${auditQuery('csv')}`;
+  $('#audit-json').href = `api/audit?${auditQuery('json')}`;
   const rows = await api(`audit?${auditQuery('json')}`);
   $('#audit-rows').replaceChildren(
     ...rows
@@ -467,7 +467,7 @@ async function ack(n) {
 }
 
 function listenForAlerts() {
-  const events = new EventSource('/admin/api/events');
+  const events = new EventSource('api/events');
   events.addEventListener('alert', (e) => {
     const a = JSON.parse(e.data);
     toast(`ALERT ${a.kind}: ${a.id} — ${a.detail}`, true);
@@ -590,7 +590,7 @@ async function start() {
   });
   $('#older-blocks').addEventListener('click', () => load($('#view-ledger'), () => showLedger(true)));
   try {
-    [genesis, verifier] = await Promise.all([api('genesis'), import('/admin/verifier.js')]);
+    [genesis, verifier] = await Promise.all([api('genesis'), import('./verifier.js')]);
   } catch (err) {
     return pageFailed(err);
   }

@@ -1,0 +1,106 @@
+/**
+ * Initialising the embedded engine's data directory (docs/ledger.md): the validator and registrar
+ * keys sealed under the passphrase, the genesis, and the database with its schema, the genesis state
+ * and the node's origin verified checkpoint.
+ */
+import { chmodSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { canonicalize } from '../protocol/canonical-json.js';
+import { KlError } from '../protocol/errors.js';
+import { dataPaths, ensureDir, isInitialised, refusePartialDataDir, writeGenesisFile } from './data-dir.js';
+import { chainIdOf, checkGenesis, type Genesis } from './genesis.js';
+import { sealKeyFile } from './sealed-key-file.js';
+import { SigningKey } from './signing-keys.js';
+import { genesisEntries } from './state-machine.js';
+import { originPoint, signVerifiedCheckpoint, VERIFIED_KEY } from './verified-checkpoint.js';
+
+/** Options of {@link initEmbeddedLedger}. */
+export interface InitOptions {
+  dataDir: string;
+  /** Protects the validator and registrar keys at rest. */
+  passphrase: string;
+  /** Human name of the ledger. */
+  name?: string;
+  /** The server's OpenPGP key to pin in the genesis. */
+  server?: Genesis['server'];
+  /** The EVM chain that orders this ledger (docs/architecture.md "The EVM engine"). */
+  engine?: Genesis['engine'];
+  now?: () => number;
+}
+
+/**
+ * Initialises a data directory: makes the validator and registrar keys (sealed under `passphrase`),
+ * writes the genesis and creates the database with the node's origin verified checkpoint (height 0,
+ * verified-checkpoint.ts). Refuses a directory that is already initialised.
+ */
+export function initEmbeddedLedger({
+  dataDir,
+  passphrase,
+  name = 'keyledger',
+  server,
+  engine,
+  now = Date.now,
+}: InitOptions): {
+  genesis: Genesis;
+  chainId: string;
+} {
+  if (isInitialised(dataDir)) throw new KlError('KL_DATA_DIR', `${dataDir} already holds a ledger`);
+  refusePartialDataDir(dataDir);
+  if (!passphrase)
+    throw new KlError('KL_PASSPHRASE_REQUIRED', 'a passphrase is required to protect the ledger keys');
+  ensureDir(dataDir);
+  const paths = dataPaths(dataDir);
+  const validator = SigningKey.generate();
+  const registrar = SigningKey.generate();
+  const genesis = checkGenesis({
+    v: 1,
+    name,
+    createdAt: now(),
+    validators: [validator.info()],
+    quorum: 1,
+    registrars: [{ ...registrar.info(), name: 'local registrar' }],
+    ...(server ? { server } : {}),
+    ...(engine ? { engine } : {}),
+  });
+  sealKeyFile(paths.validatorKey, validator, passphrase, 'validator');
+  sealKeyFile(paths.registrarKey, registrar, passphrase, 'registrar');
+  const chainId = chainIdOf(genesis);
+  const db = new Database(paths.db);
+  // SQLite gives the -wal and -shm files the database file's mode.
+  chmodSync(paths.db, 0o600);
+  try {
+    createSchema(db);
+    db.prepare('INSERT INTO meta(key, value) VALUES (?, ?), (?, ?), (?, ?), (?, ?)').run(
+      'format',
+      '1',
+      'genesis',
+      canonicalize(genesis),
+      'chain',
+      chainId,
+      VERIFIED_KEY,
+      JSON.stringify(signVerifiedCheckpoint(chainId, originPoint(chainId), validator)),
+    );
+    const insert = db.prepare('INSERT INTO state(key, value) VALUES (?, ?)');
+    for (const e of genesisEntries(genesis)) insert.run(e.key, canonicalize(e.value));
+  } finally {
+    db.close();
+  }
+  // genesis.json last: its presence marks the directory as initialised.
+  writeGenesisFile(paths.genesis, genesis);
+  return { genesis, chainId };
+}
+
+/** SQL schema of the embedded engine. */
+export function createSchema(db: Database.Database): void {
+  db.pragma('journal_mode = WAL');
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS blocks (
+      height INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE, header TEXT NOT NULL, signatures TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS txs (
+      txid TEXT PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL, type TEXT NOT NULL,
+      subject TEXT, envelope TEXT NOT NULL, UNIQUE (height, idx));
+    CREATE INDEX IF NOT EXISTS txs_subject ON txs(subject, height, idx);
+    CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  `);
+}

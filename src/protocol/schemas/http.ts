@@ -1,0 +1,95 @@
+/**
+ * The HTTP API's request bodies and replies (docs/protocol.md "Phase 1", docs/ledger.md "Proofs"). The
+ * server's routes validate bodies against the same schema objects (Fastify compiles them with Ajv);
+ * the client checks every reply against them before using it.
+ */
+import { type Static, Type } from 'typebox';
+import { ArmoredKey, ArmoredSignature, Fingerprint, Hash, Identity, Time } from './fields.js';
+import { GenesisSchema, ReceiptSchema, SignedHeaderSchema } from './ledger.js';
+import { ProofMethod, RegistrationStatementSchema } from './statements.js';
+
+const closed = { additionalProperties: false } as const;
+
+/** The server's OpenPGP key as it publishes it. */
+const ServerKey = Type.Object({ fingerprint: Fingerprint, publicKey: ArmoredKey }, closed);
+
+/** POST /v1/register/begin: the identity to register. */
+export const RegisterBeginBody = Type.Object({ id: Identity }, closed);
+
+/** POST /v1/enroll/email: the identity (an email address) to send a code to. */
+export const EnrollEmailBody = RegisterBeginBody;
+
+/** POST /v1/register/complete (docs/protocol.md "Phase 1", step 4). */
+export const RegisterCompleteBody = Type.Object(
+  {
+    statement: RegistrationStatementSchema,
+    signature: ArmoredSignature,
+    publicKey: ArmoredKey,
+  },
+  closed,
+);
+/** A register/complete request. */
+export type RegistrationRequest = Static<typeof RegisterCompleteBody>;
+
+/** GET /v1/info: the server key, the ledger's genesis and latest checkpoint, the registration methods. */
+export const InfoReply = Type.Object(
+  {
+    server: ServerKey,
+    chain: Hash,
+    genesis: GenesisSchema,
+    checkpoint: Type.Union([Type.Null(), SignedHeaderSchema]),
+    methods: Type.Array(ProofMethod, { maxItems: 8 }),
+    challengeTtlMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400_000 })),
+  },
+  closed,
+);
+/** What /v1/info answers. */
+export type InfoReply = Static<typeof InfoReply>;
+
+/** POST /v1/register/begin: the nonce to sign, until when, and who the server says it is. */
+export const RegisterBeginReply = Type.Object(
+  {
+    nonce: Type.String({ maxLength: 43, pattern: '^[A-Za-z0-9_-]{43}$' }),
+    expiresAt: Type.Optional(Time),
+    chain: Hash,
+    server: ServerKey,
+  },
+  closed,
+);
+
+/** POST /v1/register/complete: what was registered, with the receipt of the ledger transaction. */
+export const RegisterCompleteReply = Type.Object(
+  {
+    id: Identity,
+    name: Type.String({ maxLength: 128 }),
+    fingerprint: Fingerprint,
+    algorithm: Type.String({ maxLength: 32 }),
+    server: ServerKey,
+    receipt: ReceiptSchema,
+  },
+  closed,
+);
+
+/** POST /v1/enroll/email: a code was sent, or none because codes sent minutes ago are still valid. */
+export const EnrollEmailReply = Type.Union([
+  Type.Object({ sent: Type.Literal(true), expiresAt: Time }, closed),
+  Type.Object({ sent: Type.Literal(false), reason: Type.Literal('recently-sent') }, closed),
+]);
+
+/** GET /v1/ledger/checkpoint: the latest signed block header (null before the first block). */
+export const CheckpointReply = Type.Object(
+  { checkpoint: Type.Union([Type.Null(), SignedHeaderSchema]) },
+  closed,
+);
+
+/** A block height in a query string (text: query values are never coerced). */
+const HeightText = Type.String({ pattern: '^[1-9][0-9]{0,15}$' });
+
+/** GET /v1/ledger/consistency?from=&to= */
+export const ConsistencyQuery = Type.Object({ from: HeightText, to: Type.Optional(HeightText) }, closed);
+
+/** GET /v1/ledger/keys/:id */
+export const KeyRecordParams = Type.Object({ id: Identity }, closed);
+
+/** GET /v1/ledger/tx/:txid */
+export const TxParams = Type.Object({ txid: Hash }, closed);

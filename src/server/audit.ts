@@ -1,0 +1,78 @@
+/**
+ * Session events on the ledger's audit trail and as server events (docs/protocol.md "Phases 3 and 4",
+ * Audit trail; identifiers hashed). Policy: a session event that cannot be written is logged and
+ * alerted, and never blocks the login or logout it records (docs/reliability.md "Disk full and
+ * read-only data directory").
+ */
+import type { Ledger } from '../ledger/ledger.js';
+import { sha256Hex } from '../protocol/hash.js';
+import type { AlertPolicy } from './alert-policy.js';
+import type { ServerEvent } from './events.js';
+import type { ServerMetrics } from './metrics.js';
+import type { EndReason, Session, SessionEnded, SessionTable } from './sessions.js';
+
+/** Writes an audit event; failures are logged and alerted, never thrown. */
+export type AuditWriter = (
+  event: string,
+  id: string,
+  detail?: Record<string, string | number | boolean>,
+) => void;
+
+const END_EVENTS: Record<EndReason, string> = {
+  logout: 'session_end',
+  timeout: 'session_timeout',
+  lifetime: 'session_timeout',
+  revoked: 'session_revoked',
+  key_revoked: 'session_revoked',
+  hijack: 'session_hijacked',
+  shutdown: 'session_end',
+};
+
+/** The audit writer of one server. */
+export function createAuditWriter(o: {
+  ledger: Ledger;
+  metrics: ServerMetrics;
+  policy: AlertPolicy;
+  now: () => number;
+  log: (line: string) => void;
+}): AuditWriter {
+  return (event, id, detail) => {
+    o.metrics.observeAudit(event, detail);
+    o.ledger
+      .submit({
+        type: 'AuditEvent',
+        body: { event, at: o.now(), subject: sha256Hex(id), ...(detail ? { detail } : {}) },
+      })
+      .catch((err: unknown) => {
+        o.policy.noteStorageFault(err);
+        o.log(`audit event ${event} not written: ${(err as Error).message}`);
+      });
+  };
+}
+
+/** Turns session starts and ends into events, audit entries and (for hijacks) alerts. */
+export function watchSessions(o: {
+  sessions: SessionTable;
+  audit: AuditWriter;
+  policy: AlertPolicy;
+  emit: (event: ServerEvent) => void;
+  now: () => number;
+  log: (line: string) => void;
+}): void {
+  const { now, emit } = o;
+  o.sessions.on('started', (s: Session) => {
+    const { id, fingerprint, sessionId, ip } = s;
+    emit({ kind: 'login', at: now(), id, fingerprint, sessionId, ip });
+  });
+  o.sessions.on('ended', ({ session, reason, detail }: SessionEnded) => {
+    if (reason !== 'hijack') {
+      const { id, sessionId, ip } = session;
+      emit({ kind: 'session_ended', at: now(), id, sessionId, ip, reason });
+    }
+    o.audit(END_EVENTS[reason], session.id, { session: sha256Hex(session.sessionId).slice(0, 32), reason });
+    if (reason === 'hijack') {
+      o.policy.record({ at: now(), kind: 'hijack', id: session.id, sessionId: session.sessionId, detail });
+      o.log(`ALERT hijack suspected on a session of ${session.id}: ${detail}`);
+    }
+  });
+}

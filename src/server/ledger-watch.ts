@@ -1,0 +1,88 @@
+/**
+ * What the server does when the ledger commits something: key revocations, rotations and role
+ * changes become events; revoking or rotating a key ends that identity's sessions at once, and a
+ * revoked key or admin role also ends its dashboard sessions and links; the first admins named at
+ * start get their role once they are registered.
+ */
+import type { CommittedTransaction, Ledger } from '../ledger/ledger.js';
+import type { TxBodies } from '../ledger/transactions.js';
+import { setAdminRole } from './admin-actions.js';
+import type { DashboardAuth } from './dashboard-auth.js';
+import type { ServerEvent } from './events.js';
+import type { SessionTable } from './sessions.js';
+
+/** Options of {@link watchLedger}. */
+export interface LedgerWatchOptions {
+  ledger: Ledger;
+  sessions: SessionTable;
+  dashboard: DashboardAuth;
+  /** Identities that get the admin role once registered (canonical form). */
+  bootstrapAdmins: ReadonlySet<string>;
+  /** Told the height of each committed transaction. */
+  onHeight: (height: number) => void;
+  emit: (event: ServerEvent) => void;
+  now: () => number;
+  log: (line: string) => void;
+}
+
+/** Key revocations, rotations and role changes committed on the ledger, as events. */
+function ledgerEvent(tx: CommittedTransaction, at: number): ServerEvent | undefined {
+  if (tx.type === 'KeyRevoked') {
+    const b = tx.envelope.tx.body as TxBodies['KeyRevoked'];
+    const by = b.by === 'admin' ? { admin: b.admin ?? '' } : ('owner' as const);
+    return { kind: 'key_revoked', at, id: b.id, fingerprint: b.fingerprint, reason: b.reason, by };
+  }
+  if (tx.type === 'KeyRotated') {
+    const b = tx.envelope.tx.body as TxBodies['KeyRotated'];
+    return { kind: 'key_rotated', at, id: b.id, fingerprint: b.fingerprint };
+  }
+  if (tx.type === 'RoleGranted' || tx.type === 'RoleRevoked') {
+    const b = tx.envelope.tx.body as TxBodies['RoleGranted'];
+    return { kind: 'role_changed', at, id: b.id, role: b.role, granted: tx.type === 'RoleGranted' };
+  }
+  return undefined;
+}
+
+/**
+ * Subscribes to the ledger; returns the unsubscribe function and `grantBootstrapAdmins`, to call once
+ * the server is up (for admins registered before this start).
+ */
+export function watchLedger(o: LedgerWatchOptions): {
+  unsubscribe: () => void;
+  grantBootstrapAdmins: () => void;
+} {
+  async function grant(id: string): Promise<void> {
+    try {
+      const { record } = await o.ledger.getKeyRecord(id);
+      if (record?.status !== 'active' || record.roles?.includes('admin')) return;
+      await setAdminRole(o.ledger, id, true);
+      o.log(`admin role granted to ${id} (named at start)`);
+    } catch (err) {
+      o.log(`could not grant the admin role to ${id}: ${(err as Error).message}`);
+    }
+  }
+  const unsubscribe = o.ledger.subscribe((tx) => {
+    o.onHeight(tx.height);
+    const subject = (tx.envelope.tx.body as { id?: unknown }).id;
+    if ((tx.type === 'KeyRevoked' || tx.type === 'RoleRevoked') && typeof subject === 'string')
+      o.dashboard.endIdentity(subject);
+    if (tx.type === 'KeyRegistered' && typeof subject === 'string' && o.bootstrapAdmins.has(subject))
+      setImmediate(() => grant(subject));
+    const event = ledgerEvent(tx, o.now());
+    if (event) o.emit(event);
+    if ((tx.type === 'KeyRevoked' || tx.type === 'KeyRotated') && typeof subject === 'string') {
+      const why =
+        tx.type === 'KeyRevoked'
+          ? 'the key of this identity was revoked on the ledger'
+          : 'the key of this identity was rotated';
+      // After the current microtasks, so the owner who asked for the revocation gets its receipt first.
+      setImmediate(() => o.sessions.endIdentity(subject, 'key_revoked', why));
+    }
+  });
+  return {
+    unsubscribe,
+    grantBootstrapAdmins: () => {
+      for (const id of o.bootstrapAdmins) void grant(id);
+    },
+  };
+}

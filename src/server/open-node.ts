@@ -1,0 +1,102 @@
+/**
+ * Opens what a server node runs on (docs/architecture.md): initialises the data directory on first
+ * start, loads the server key, opens the embedded ledger — ordered by an EVM chain when the genesis
+ * names one (docs/architecture.md "The EVM engine") — and checks the server key is the one the
+ * genesis pins.
+ */
+import { dataPaths, readGenesisFile } from '../ledger/data-dir.js';
+import { EmbeddedLedger } from '../ledger/embedded-ledger.js';
+import type { EvmSequencer } from '../ledger/evm-sequencer.js';
+import { KlError } from '../protocol/errors.js';
+import { IdentityProofs } from './identity-proofs.js';
+import { initNodeIfNeeded } from './node.js';
+import { loadServerKey, type ServerKey } from './server-key.js';
+
+/** Options of {@link openNode}. */
+export interface OpenNodeOptions {
+  /** The node's data directory (created and initialised on first use). */
+  dataDir: string;
+  /** The node passphrase that seals its keys. */
+  passphrase: string;
+  /** The clock (default `Date.now`). */
+  now?: () => number;
+  /** Group-commit window of the ledger, ms (default 2). */
+  ledgerBatchWaitMs?: number;
+  /** EVM engine: the node's JSON-RPC URL (default: DATA/evm.json) and follower poll interval. */
+  evm?: { rpcUrl?: string; pollMs?: number };
+  /** Told each commit's duration (metrics). */
+  observeCommit?: (ms: number) => void;
+  /** Where the node's lines go (default: nowhere). */
+  log?: (line: string) => void;
+  /** Told what the chain follower reports (the node unreachable, a transaction left out). */
+  problem?: (line: string) => void;
+}
+
+/** An open node: its ledger, its chain sequencer (EVM engine), its server key and its identity proofs. */
+export interface OpenNode {
+  ledger: EmbeddedLedger;
+  sequencer: EvmSequencer | undefined;
+  serverKey: ServerKey;
+  /** Invitations and emailed codes, kept in the data directory. */
+  proofs: IdentityProofs;
+  /** Stops the sequencer (after in-flight chain writes, when `drain`), closes the ledger and the proofs. */
+  close(drain?: boolean): Promise<void>;
+}
+
+/** Opens the node of `o.dataDir`. */
+export async function openNode(options: OpenNodeOptions): Promise<OpenNode> {
+  const o = {
+    now: Date.now,
+    ledgerBatchWaitMs: 2,
+    observeCommit: () => {},
+    log: () => {},
+    problem: () => {},
+    ...options,
+  };
+  await initNodeIfNeeded({ dataDir: o.dataDir, passphrase: o.passphrase, now: o.now });
+  const serverKey = await loadServerKey(o.dataDir, o.passphrase);
+  const { engine } = readGenesisFile(dataPaths(o.dataDir).genesis).genesis;
+  const sequencer = engine
+    ? (await import('./evm-node.js')).evmSequencerFor({
+        dataDir: o.dataDir,
+        passphrase: o.passphrase,
+        engine,
+        ...(o.evm?.rpcUrl ? { rpcUrl: o.evm.rpcUrl } : {}),
+        ...(o.evm?.pollMs ? { pollMs: o.evm.pollMs } : {}),
+        log: (line: string) => {
+          o.log(line);
+          o.problem(line);
+        },
+      })
+    : undefined;
+  // A short batching window lets concurrent registrations and audit events share blocks (fewer
+  // fsyncs and signatures per transaction) for at most this many ms of added latency.
+  const ledger = EmbeddedLedger.open({
+    dataDir: o.dataDir,
+    passphrase: o.passphrase,
+    now: o.now,
+    batchWaitMs: o.ledgerBatchWaitMs,
+    observeCommit: o.observeCommit,
+    ...(sequencer ? { sequencer } : {}),
+  });
+  const proofs = new IdentityProofs(o.dataDir);
+  const close = async (drain = false) => {
+    if (sequencer) {
+      if (drain) await ledger.drain(10_000); // in-flight chain writes (audit events just written) finish
+      await sequencer.stop();
+    }
+    await ledger.close();
+    proofs.close();
+  };
+  if (sequencer) {
+    o.log(
+      `ledger ordered by EVM chain ${engine!.chainId}, contract ${engine!.contract}, account ${await sequencer.address}`,
+    );
+    await sequencer.follow((batch) => ledger.ingest(batch), ledger.sequencerCursor());
+  }
+  if (ledger.genesis.server?.fingerprint !== serverKey.fingerprint) {
+    await close();
+    throw new KlError('KL_LEDGER_CORRUPT', 'the server key is not the one pinned in the genesis');
+  }
+  return { ledger, sequencer, serverKey, proofs, close };
+}

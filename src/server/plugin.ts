@@ -1,0 +1,290 @@
+/**
+ * keyledger as a Fastify plugin: `app.register(keyledger, { prefix: '/auth', ...options })` adds the
+ * whole server — registration, ledger reads, the login WebSocket, the admin API and dashboard, health
+ * and metrics — to an existing Fastify app, under its prefix, encapsulated (its error handler, hooks
+ * and decorators stay inside). What it needs comes in its options: the ledger (any {@link Ledger}),
+ * the server key, policies, the mailer, the clock. What it starts (timers, the ledger subscription,
+ * live sessions) stops when the app closes; the ledger itself belongs to the caller.
+ *
+ * WebSockets: when the app already has `@fastify/websocket` (registered before keyledger, for the
+ * host's own WebSocket routes), keyledger adds its route to it; otherwise keyledger registers it in
+ * its own scope and hands it only the upgrades of its own login path, leaving every other upgrade to
+ * the host's listeners (or refusing it when there are none).
+ */
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import websocket from '@fastify/websocket';
+import { Ajv } from 'ajv';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { MAX_HTTP_BODY, MAX_WS_MESSAGE } from '../protocol/messages.js';
+import { registerAdminApi } from './admin-api.js';
+import type { AlertLog } from './alert-log.js';
+import type { DashboardAuth, DashboardAuthPolicy } from './dashboard-auth.js';
+import type { ServerEvent } from './events.js';
+import { ParsedKeyCache } from './handshake.js';
+import type { IdentityProofs } from './identity-proofs.js';
+import { type LoginSocket, registerLoginSocket } from './login-socket.js';
+import type { CodeMailer } from './mailer.js';
+import type { ServerMetrics } from './metrics.js';
+import { registerOpenApi } from './openapi.js';
+import { registerOperationsRoutes, registerPublicRoutes, type ServedLedger } from './public-routes.js';
+import type { RateLimits } from './rate-limits.js';
+import type { RegistrationService } from './registration.js';
+import { registerRegistrationRoutes } from './registration-routes.js';
+import { installErrorHandlers } from './reply-errors.js';
+import { createServerCore, type ServerCore } from './server-core.js';
+import type { ServerKey } from './server-key.js';
+import type { MessageHandler } from './session-service.js';
+import type { HijackPolicy, SessionPolicy, SessionTable } from './sessions.js';
+
+/** Options of the {@link keyledger} plugin. */
+export interface KeyledgerOptions {
+  /** The ledger (any engine); opened and closed by the caller. */
+  ledger: ServedLedger;
+  /** The server's OpenPGP key (its fingerprint must be the one pinned in the genesis). */
+  serverKey: ServerKey;
+  /** Invitations and emailed codes (identity-proofs.ts). */
+  proofs: IdentityProofs;
+  now?: () => number;
+  challengeTtlMs?: number;
+  handshakeTimeoutMs?: number;
+  maxPendingChallenges?: number;
+  sessionPolicy?: Partial<SessionPolicy>;
+  hijackPolicy?: Partial<HijackPolicy>;
+  rateLimits?: Partial<RateLimits>;
+  /** Sends emailed codes; without it the email method is off. */
+  mailer?: CodeMailer;
+  emailCodeTtlMs?: number;
+  /** Logins are refused while the ledger has not confirmed it is current for this long (default 30 s). */
+  maxLedgerStalenessMs?: number;
+  /** Let logins through however stale the ledger is. */
+  insecureAllowStaleLedger?: boolean;
+  /** Identities that get the admin role on the ledger once registered. */
+  admins?: string[];
+  /** Alerts kept in memory per ring (default 10,000). */
+  maxAlerts?: number;
+  /**
+   * The URL people use to reach keyledger's routes (with the prefix; dashboard links). Can be set
+   * later with {@link Keyledger.setPublicUrl} (a server listening on port 0 learns it on listening).
+   */
+  publicUrl?: string;
+  /** The dashboard cookie's Secure flag; default: whether `publicUrl` is https. */
+  secureCookies?: boolean;
+  dashboardAuth?: Partial<DashboardAuthPolicy>;
+  /** Answers session messages no other hook answered (the demo service of `keyledger serve`). */
+  fallbackHandler?: MessageHandler;
+  log?: (line: string) => void;
+  /** Called once per event (events.ts), synchronously; what it throws is ignored. */
+  onEvent?: (event: ServerEvent) => void;
+  /** Handed the running parts once the plugin is registered (tests, `startServer`). */
+  expose?: (k: Keyledger) => void;
+}
+
+/** The running parts of a registered keyledger plugin. */
+export interface Keyledger {
+  sessions: SessionTable;
+  registration: RegistrationService;
+  alerts: AlertLog;
+  dashboard: DashboardAuth;
+  metrics: ServerMetrics;
+  /** Challenges issued and not yet answered. */
+  pendingChallenges(): number;
+  /** Adds an application hook for session messages (after the built-in ones, before the fallback). */
+  onMessage(handler: MessageHandler): void;
+  setPublicUrl(url: string): void;
+  /**
+   * Marks the server ready (readiness) and grants the admin role to the admins named at start. Done
+   * by the plugin itself when the app is ready; calling it again does nothing.
+   */
+  started(): void;
+}
+
+/** The keyledger routes, login socket and admin API, on the app (or prefix) it is registered on. */
+export const keyledger: FastifyPluginAsync<KeyledgerOptions> = async (app, o) => {
+  strictRequests(app);
+  const core = await createServerCore(o);
+  const { ledger, now, log, emit, policy } = core;
+  installErrorHandlers(app, { noteStorageFault: policy.noteStorageFault, emit, now, log });
+  await registerOpenApi(app);
+  const routes = {
+    ledger,
+    serverKey: o.serverKey,
+    metrics: core.metrics,
+    methods: () => (o.mailer ? ['invite', 'email'] : ['invite']),
+    challengeTtlMs: o.challengeTtlMs ?? 60_000,
+    ready: () => core.ready,
+  };
+  registerOperationsRoutes(app, routes);
+  registerPublicRoutes(app, routes);
+  registerRegistrationRoutes(app, {
+    ledger,
+    registration: core.registration,
+    proofs: o.proofs,
+    limits: core.limits,
+    mailer: o.mailer,
+    emailCodeTtlMs: o.emailCodeTtlMs ?? 15 * 60_000,
+    audit: core.audit,
+    emit,
+    now,
+    log,
+  });
+  await app.register(registerAdminApi, {
+    ledger,
+    sessions: core.sessions,
+    alerts: policy.alerts,
+    auth: core.dashboard,
+    now,
+    // Asked per answer: a public URL set after registration (setPublicUrl) counts.
+    secure: () => o.secureCookies ?? core.publicUrl.startsWith('https:'),
+    log,
+    onAlert: policy.onAlert,
+  });
+  const loginSocket = await registerSocket(app, core, o);
+  let isStarted = false;
+  const started = () => {
+    if (isStarted) return;
+    isStarted = true;
+    core.ready = true;
+    core.grantBootstrapAdmins();
+  };
+  // Ready with the app (app.listen or app.ready): a host app need not call started().
+  app.addHook('onReady', async () => started());
+  o.expose?.({
+    sessions: core.sessions,
+    registration: core.registration,
+    alerts: policy.alerts,
+    dashboard: core.dashboard,
+    metrics: core.metrics,
+    pendingChallenges: () => loginSocket.pendingChallenges(),
+    onMessage: (handler) => core.addHandler(handler),
+    setPublicUrl(url) {
+      core.publicUrl = url.replace(/\/$/, '');
+    },
+    started,
+  });
+};
+
+/**
+ * The request rules of keyledger's routes whatever the host app's defaults are (Fastify's own
+ * coerce types and strip unknown fields): bodies are taken as sent or refused — no coercion, no
+ * removed fields, no defaults filled in — and bounded by MAX_HTTP_BODY (docs/protocol.md "Rate limits").
+ */
+function strictRequests(app: FastifyInstance): void {
+  const ajv = new Ajv({
+    removeAdditional: false,
+    coerceTypes: false,
+    useDefaults: false,
+    allErrors: false,
+    strict: false,
+  });
+  app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
+  app.addHook('onRoute', (route) => {
+    route.bodyLimit ??= MAX_HTTP_BODY;
+  });
+}
+
+/**
+ * The login socket at /v1/login, and what stops with the app: sessions end with a reason (and their
+ * audit events are written) while the ledger is still open, before the WebSocket plugin closes the
+ * sockets — registered first, this hook runs first.
+ */
+async function registerSocket(
+  app: FastifyInstance,
+  core: ServerCore,
+  o: KeyledgerOptions,
+): Promise<LoginSocket> {
+  const { sessions, limits } = core;
+  const sweeper = setInterval(() => sessions.sweep(), 1_000);
+  sweeper.unref();
+  let loginSocket: LoginSocket | undefined;
+  app.addHook('preClose', async () => {
+    core.ready = false;
+    clearInterval(sweeper);
+    core.stopWatching();
+    for (const s of sessions.list()) sessions.end(s.sessionId, 'shutdown', 'the server is shutting down');
+    loginSocket?.close();
+  });
+  await withWebSocket(app, `${app.prefix}/v1/login`);
+  loginSocket = registerLoginSocket(app, '/v1/login', {
+    ledger: core.ledger,
+    serverKey: o.serverKey,
+    keys: new ParsedKeyCache(),
+    sessions,
+    now: core.now,
+    challengeTtlMs: o.challengeTtlMs ?? 60_000,
+    handshakeTimeoutMs: o.handshakeTimeoutMs ?? 30_000,
+    maxPendingChallenges: o.maxPendingChallenges ?? 10_000,
+    maxLedgerStalenessMs: o.insecureAllowStaleLedger
+      ? Number.POSITIVE_INFINITY
+      : (o.maxLedgerStalenessMs ?? 30_000),
+    limits: {
+      loginPerIp: limits.loginPerIp,
+      loginGlobal: limits.loginGlobal,
+      loginPerIdentity: limits.loginPerIdentity,
+    },
+    handlers: core.handlers,
+    audit: core.audit,
+    log: core.log,
+    event: core.emit,
+  });
+  return loginSocket;
+}
+
+/** Per HTTP server: the login paths of the keyledger instances on it and the one listener they share. */
+const upgradeRoutes = new WeakMap<Server, UpgradeRoutes>();
+
+/** The login paths served on one HTTP server, and the listener that hands their upgrades on. */
+interface UpgradeRoutes {
+  paths: Map<string, EventEmitter>;
+  listener: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+}
+
+/** The path of a request target exactly as Fastify routes it (the raw target without its query). */
+function routedPath(target: string | undefined): string {
+  const raw = target ?? '';
+  const query = raw.indexOf('?');
+  return query < 0 ? raw : raw.slice(0, query);
+}
+
+/** The upgrade routes of `server`, its listener installed on first use. */
+function upgradeRoutesOf(server: Server): UpgradeRoutes {
+  let routes = upgradeRoutes.get(server);
+  if (!routes) {
+    const paths = new Map<string, EventEmitter>();
+    const listener = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const route = paths.get(routedPath(req.url));
+      if (route) route.emit('upgrade', req, socket, head);
+      else if (server.listenerCount('upgrade') === 1) socket.destroy();
+    };
+    server.on('upgrade', listener);
+    routes = { paths, listener };
+    upgradeRoutes.set(server, routes);
+  }
+  return routes;
+}
+
+/**
+ * Makes sure `app` can serve WebSocket routes. An app that has `@fastify/websocket` already keeps
+ * it; otherwise it is registered here, in keyledger's scope, fed by one `upgrade` listener per HTTP
+ * server (shared by every keyledger instance on it) that passes on only the upgrades whose raw
+ * target is a login path — compared as Fastify routes it, so `//x/v1/login` is not taken for
+ * `/v1/login`. Other upgrades are left to the server's other listeners, and destroyed when there are
+ * none (nothing else would ever answer them, and an upgraded socket has no timeout).
+ */
+async function withWebSocket(app: FastifyInstance, path: string): Promise<void> {
+  if (app.hasDecorator('websocketServer')) return;
+  const server = app.server as Server;
+  const mine = new EventEmitter();
+  const routes = upgradeRoutesOf(server);
+  routes.paths.set(path, mine);
+  app.addHook('onClose', async () => {
+    routes.paths.delete(path);
+    if (routes.paths.size > 0) return;
+    server.off('upgrade', routes.listener);
+    upgradeRoutes.delete(server);
+  });
+  await app.register(websocket, {
+    options: { maxPayload: MAX_WS_MESSAGE, server: mine as unknown as Server },
+  });
+}

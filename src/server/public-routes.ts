@@ -1,0 +1,140 @@
+/**
+ * The server's open routes: health, readiness and metrics for operations, and public information and
+ * ledger reads (docs/protocol.md; every answer that carries ledger data carries its proof).
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Ledger } from '../ledger/ledger.js';
+import type { StorageFault } from '../ledger/storage-fault.js';
+import { canonicalIdentity } from '../protocol/identity.js';
+import type { ServerMetrics } from './metrics.js';
+import type { ServerKey } from './server-key.js';
+
+/** A ledger, and for an engine that has one, its storage fault state. */
+export type ServedLedger = Ledger & { storageFault?(): { fault: StorageFault; since: number } | null };
+
+/** What the public routes need. */
+export interface PublicRoutesContext {
+  ledger: ServedLedger;
+  serverKey: ServerKey;
+  metrics: ServerMetrics;
+  /** Registration methods on offer. */
+  methods: () => string[];
+  challengeTtlMs: number;
+  /** Whether the server accepts logins yet (readiness). */
+  ready: () => boolean;
+}
+
+/** /healthz, /readyz, /metrics. */
+export function registerOperationsRoutes(app: FastifyInstance, ctx: PublicRoutesContext): void {
+  app.get(
+    '/healthz',
+    { schema: { summary: 'Liveness: the process answers', tags: ['operations'] } },
+    async () => ({
+      ok: true,
+    }),
+  );
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        summary: 'Readiness: the ledger is open and the server accepts logins',
+        tags: ['operations'],
+      },
+    },
+    async (_req, reply) => {
+      const checkpoint = await ctx.ledger.checkpoint().catch(() => undefined);
+      const ok = ctx.ready() && checkpoint !== undefined;
+      // Logins (reads) go on while the disk is full, so readiness stays; `storage` says it.
+      const storage = ctx.ledger.storageFault?.()?.fault ?? 'ok';
+      return reply
+        .status(ok ? 200 : 503)
+        .send({ ready: ok, height: checkpoint?.header.height ?? 0, storage });
+    },
+  );
+  app.get(
+    '/metrics',
+    { schema: { summary: 'Prometheus metrics (text exposition format)', tags: ['operations'] } },
+    async (_req, reply) => reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.text()),
+  );
+}
+
+const HEIGHT = { type: 'string', pattern: '^[1-9][0-9]{0,15}$' } as const;
+
+/** /v1/info and the ledger reads under /v1/ledger. */
+export function registerPublicRoutes(app: FastifyInstance, ctx: PublicRoutesContext): void {
+  const { ledger } = ctx;
+  app.get(
+    '/v1/info',
+    { schema: { summary: 'Server key, ledger genesis, checkpoint, registration methods', tags: ['public'] } },
+    async () => ({
+      server: { fingerprint: ctx.serverKey.fingerprint, publicKey: ctx.serverKey.armoredPublicKey },
+      chain: ledger.chainId,
+      genesis: ledger.genesis,
+      checkpoint: await ledger.checkpoint(),
+      methods: ctx.methods(),
+      challengeTtlMs: ctx.challengeTtlMs,
+    }),
+  );
+  app.get(
+    '/v1/ledger/genesis',
+    { schema: { summary: 'The ledger genesis', tags: ['ledger'] } },
+    async () => ledger.genesis,
+  );
+  app.get(
+    '/v1/ledger/checkpoint',
+    { schema: { summary: 'The latest signed block header', tags: ['ledger'] } },
+    async () => ({ checkpoint: await ledger.checkpoint() }),
+  );
+  app.get<{ Querystring: { from: number; to?: number } }>(
+    '/v1/ledger/consistency',
+    {
+      schema: {
+        summary: 'Consistency proof between two checkpoints (RFC 6962 over block hashes)',
+        tags: ['ledger'],
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['from'],
+          properties: { from: HEIGHT, to: HEIGHT },
+        },
+      },
+    },
+    async (req) =>
+      ledger.consistency(
+        Number(req.query.from),
+        req.query.to === undefined ? undefined : Number(req.query.to),
+      ),
+  );
+  app.get<{ Params: { id: string } }>(
+    '/v1/ledger/keys/:id',
+    {
+      schema: {
+        summary: "An identity's key record (or its absence) with a state proof",
+        tags: ['ledger'],
+        params: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['id'],
+          properties: { id: { type: 'string', minLength: 3, maxLength: 254 } },
+        },
+      },
+    },
+    async (req) => ledger.getKeyRecord(canonicalIdentity(req.params.id)),
+  );
+  app.get<{ Params: { txid: string } }>(
+    '/v1/ledger/tx/:txid',
+    {
+      schema: {
+        summary: 'A transaction with its inclusion proof and signed block header',
+        tags: ['ledger'],
+        params: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['txid'],
+          properties: { txid: { type: 'string', pattern: '^[0-9a-f]{64}$' } },
+        },
+      },
+    },
+    async (req) => ledger.getTransaction(req.params.txid),
+  );
+}
