@@ -267,6 +267,13 @@ describe('a host app does not weaken keyledger (attacks at the host door)', () =
     const h = await hostWith(async () => {});
     const before = await fetch(`${h.base}/auth/admin/`);
     assert.equal(before.headers.get('strict-transport-security'), null, 'plain http: no HSTS');
+    // The dashboard under the prefix: the page names its files relative to itself, and they are there.
+    const page = await before.text();
+    for (const file of ['app.js', 'style.css']) {
+      assert.match(page, new RegExp(`"${file.replace('.', '\\.')}"`), `the page loads ${file} relatively`);
+      assert.equal((await fetch(`${h.base}/auth/admin/${file}`)).status, 200, file);
+    }
+    assert.equal((await fetch(`${h.base}/auth/admin/verifier.js`)).status, 200);
     h.k.setPublicUrl('https://example.org/auth');
     const after = await fetch(`${h.base}/auth/admin/`);
     assert.match(after.headers.get('strict-transport-security') ?? '', /max-age=\d+/);

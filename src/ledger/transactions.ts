@@ -12,42 +12,29 @@ import { canonicalBytes, canonicalize } from '../protocol/canonical-json.js';
 import { KlError } from '../protocol/errors.js';
 import { isCanonicalIdentity } from '../protocol/identity.js';
 import { check } from '../protocol/schemas/check.js';
-import { EnvelopeSchema, TransactionSchema, TX_BODY_SCHEMAS } from '../protocol/schemas/transactions.js';
+import {
+  EnvelopeSchema,
+  type IDENTITY_ROLES,
+  type REVOCATION_REASONS,
+  TransactionSchema,
+  TX_BODY_SCHEMAS,
+  type TX_TYPES,
+} from '../protocol/schemas/transactions.js';
 import { TX_DOMAIN } from './domains.js';
 import { leafHash } from './merkle.js';
 import { SIGNATURE_B64, type SigningKey, verifySignature } from './signing-keys.js';
 
 /** Largest canonical envelope accepted, in bytes. */
 export const MAX_TX_BYTES = 64 * 1024;
-/** Largest armored OpenPGP public key accepted. */
-export const MAX_ARMORED_KEY = 32 * 1024;
-/** Largest armored OpenPGP signature accepted. */
-export const MAX_ARMORED_SIGNATURE = 8 * 1024;
-
 /** OpenPGP v4 (40 hex) or v6 (64 hex) fingerprint, lowercase. */
 export const FINGERPRINT = /^([0-9a-f]{40}|[0-9a-f]{64})$/;
-/** Every transaction type. */
-export const TX_TYPES = [
-  'KeyRegistered',
-  'KeyRotated',
-  'KeyRevoked',
-  'HashAnchored',
-  'AuditEvent',
-  'RegistrarAdded',
-  'RegistrarRemoved',
-  'RoleGranted',
-  'RoleRevoked',
-] as const;
-
-/** Roles an identity can hold on the ledger (admins: docs/architecture.md "The operator side"). */
-export const IDENTITY_ROLES = ['admin'] as const;
+// The limits and the lists of types, roles and reasons are the schemas' (protocol/schemas/).
+export { MAX_ARMORED_KEY, MAX_ARMORED_SIGNATURE } from '../protocol/schemas/fields.js';
+export { IDENTITY_ROLES, REVOCATION_REASONS, TX_TYPES } from '../protocol/schemas/transactions.js';
 /** An identity role. */
 export type IdentityRole = (typeof IDENTITY_ROLES)[number];
 /** A transaction type. */
 export type TxType = (typeof TX_TYPES)[number];
-
-/** Why a key was revoked. */
-export const REVOCATION_REASONS = ['compromised', 'superseded', 'retired', 'unspecified'] as const;
 
 /** A validator's approval of a governance change. */
 export interface Approval {

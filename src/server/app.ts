@@ -12,41 +12,28 @@ import type { EmbeddedLedger } from '../ledger/embedded-ledger.js';
 import { KlError } from '../protocol/errors.js';
 import { MAX_HTTP_BODY } from '../protocol/messages.js';
 import { checkAdminSocketPath, startAdminSocket } from './admin-socket.js';
-import type { AlertLog } from './alert-log.js';
 import { type ProxyTrust, proxyTrust } from './client-address.js';
-import type { DashboardAuth, DashboardAuthPolicy } from './dashboard-auth.js';
 import { demoService, storageKey } from './demo-service.js';
-import { type ServerEvent, safeListener, withoutUrlSecrets } from './events.js';
+import { safeListener, withoutUrlSecrets } from './events.js';
 import type { IdentityProofs } from './identity-proofs.js';
-import { type CodeMailer, type SmtpOptions, smtpMailer } from './mailer.js';
+import { type SmtpOptions, smtpMailer } from './mailer.js';
 import type { ServerMetrics } from './metrics.js';
 import { type OpenNode, openNode } from './open-node.js';
-import { type Keyledger, keyledger } from './plugin.js';
-import type { RateLimits } from './rate-limits.js';
-import type { RegistrationService } from './registration.js';
-import type { MessageHandler } from './session-service.js';
-import type { HijackPolicy, SessionPolicy, SessionTable } from './sessions.js';
+import { type Keyledger, type KeyledgerPolicies, keyledger } from './plugin.js';
 import { loadTls, type TlsFiles, type TlsMaterial } from './tls.js';
 
 export { DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limits.js';
 
-/** Options of {@link startServer}. */
-export interface ServerOptions {
+/** Options of {@link startServer}: the data directory, how to listen, and the server's policies. */
+export interface ServerOptions extends KeyledgerPolicies {
   dataDir: string;
   passphrase: string;
   host?: string;
   port?: number;
-  now?: () => number;
-  challengeTtlMs?: number;
-  handshakeTimeoutMs?: number;
-  maxPendingChallenges?: number;
-  sessionPolicy?: Partial<SessionPolicy>;
-  hijackPolicy?: Partial<HijackPolicy>;
   /** Serve the built-in echo / note demo service (default true). */
   demoService?: boolean;
   /** Listen on DATA/admin.sock for local admin commands (default true). */
   adminSocket?: boolean;
-  rateLimits?: Partial<RateLimits>;
   /**
    * Proxies whose `X-Forwarded-For` is believed for the client's address (addresses, CIDR ranges,
    * `loopback`…); default none: the socket's address is the client's.
@@ -54,61 +41,24 @@ export interface ServerOptions {
   trustProxy?: string[];
   /** SMTP for emailed codes; without it the email method is off. */
   smtp?: SmtpOptions;
-  /** Replaces SMTP (for embedding); tests use real SMTP. */
-  mailer?: CodeMailer;
-  emailCodeTtlMs?: number;
   /** Group-commit window of the ledger, ms (default 2). */
   ledgerBatchWaitMs?: number;
   /** EVM engine: the node's JSON-RPC URL (default: DATA/evm.json) and follower poll interval. */
   evm?: { rpcUrl?: string; pollMs?: number };
   /**
-   * Logins are refused (KL_LEDGER_UNAVAILABLE) while the ledger has not confirmed it is current for
-   * this long — the EVM node unreachable — so a key revoked meanwhile cannot log in. Default 30 s.
-   */
-  maxLedgerStalenessMs?: number;
-  /** Let logins through however stale the ledger is (availability over revocation freshness). */
-  insecureAllowStaleLedger?: boolean;
-  /**
-   * Identities that get the admin role on the ledger as soon as they are registered (the first
-   * admin of a new data directory: `keyledger serve --admin IDENTITY`).
-   */
-  admins?: string[];
-  /** Alerts kept in memory per ring (hijack and storage alarms; the others). Default 10,000. */
-  maxAlerts?: number;
-  /** The URL people use to reach this server (dashboard links); default the listening address. */
-  publicUrl?: string;
-  /**
    * Serve HTTPS and WSS with this certificate and key (PEM files; `keyledger serve --tls-cert
    * --tls-key`), reloaded by {@link RunningServer.reloadTls}. Also makes the dashboard cookie Secure.
    */
   tls?: TlsFiles;
-  dashboardAuth?: Partial<DashboardAuthPolicy>;
-  log?: (line: string) => void;
-  /**
-   * Called once per event (registration, login, session end, revocation, alert, refusal; events.ts),
-   * synchronously; what it throws is ignored. The CLI prints them on the console.
-   */
-  onEvent?: (event: ServerEvent) => void;
 }
 
-/** A running server. */
-export interface RunningServer {
+/** A running server: the plugin's running parts, and what a whole server adds. */
+export interface RunningServer extends Omit<Keyledger, 'setPublicUrl' | 'started'> {
   app: FastifyInstance;
   url: string;
   wsUrl: string;
   ledger: EmbeddedLedger;
-  sessions: SessionTable;
   proofs: IdentityProofs;
-  registration: RegistrationService;
-  /** Hijack alarms and other alerts: the newest kept, the others counted (alert-log.ts). */
-  alerts: AlertLog;
-  /** Links and sessions of the admin dashboard. */
-  dashboard: DashboardAuth;
-  metrics: ServerMetrics;
-  /** Challenges issued and not yet answered (bounded by maxPendingChallenges). */
-  pendingChallenges(): number;
-  /** Adds an application hook for session messages (before the demo service). */
-  onMessage(handler: MessageHandler): void;
   /** The certificate served now (with TLS on). */
   tls(): TlsMaterial | undefined;
   /**

@@ -38,14 +38,12 @@ import type { ServerKey } from './server-key.js';
 import type { MessageHandler } from './session-service.js';
 import type { HijackPolicy, SessionPolicy, SessionTable } from './sessions.js';
 
-/** Options of the {@link keyledger} plugin. */
-export interface KeyledgerOptions {
-  /** The ledger (any engine); opened and closed by the caller. */
-  ledger: ServedLedger;
-  /** The server's OpenPGP key (its fingerprint must be the one pinned in the genesis). */
-  serverKey: ServerKey;
-  /** Invitations and emailed codes (identity-proofs.ts). */
-  proofs: IdentityProofs;
+/**
+ * The policies of a keyledger server, the same whether it runs whole ({@link startServer}) or as the
+ * plugin in a host app: timeouts, limits, who is admin, where events go.
+ */
+export interface KeyledgerPolicies {
+  /** The clock (default `Date.now`); every time-dependent part reads it. */
   now?: () => number;
   challengeTtlMs?: number;
   handshakeTimeoutMs?: number;
@@ -53,30 +51,50 @@ export interface KeyledgerOptions {
   sessionPolicy?: Partial<SessionPolicy>;
   hijackPolicy?: Partial<HijackPolicy>;
   rateLimits?: Partial<RateLimits>;
-  /** Sends emailed codes; without it the email method is off. */
+  /** Sends emailed codes; without it (and without SMTP) the email method is off. */
   mailer?: CodeMailer;
   emailCodeTtlMs?: number;
-  /** Logins are refused while the ledger has not confirmed it is current for this long (default 30 s). */
+  /**
+   * Logins are refused (KL_LEDGER_UNAVAILABLE) while the ledger has not confirmed it is current for
+   * this long — the EVM node unreachable — so a key revoked meanwhile cannot log in. Default 30 s.
+   */
   maxLedgerStalenessMs?: number;
-  /** Let logins through however stale the ledger is. */
+  /** Let logins through however stale the ledger is (availability over revocation freshness). */
   insecureAllowStaleLedger?: boolean;
-  /** Identities that get the admin role on the ledger once registered. */
+  /**
+   * Identities that get the admin role on the ledger as soon as they are registered (the first
+   * admin of a new data directory: `keyledger serve --admin IDENTITY`).
+   */
   admins?: string[];
-  /** Alerts kept in memory per ring (default 10,000). */
+  /** Alerts kept in memory per ring (hijack and storage alarms; the others). Default 10,000. */
   maxAlerts?: number;
   /**
-   * The URL people use to reach keyledger's routes (with the prefix; dashboard links). Can be set
-   * later with {@link Keyledger.setPublicUrl} (a server listening on port 0 learns it on listening).
+   * The URL people use to reach keyledger's routes (with the prefix; dashboard links). The plugin
+   * can also learn it later ({@link Keyledger.setPublicUrl}); a whole server defaults to its
+   * listening address.
    */
   publicUrl?: string;
-  /** The dashboard cookie's Secure flag; default: whether `publicUrl` is https. */
-  secureCookies?: boolean;
   dashboardAuth?: Partial<DashboardAuthPolicy>;
+  log?: (line: string) => void;
+  /**
+   * Called once per event (registration, login, session end, revocation, alert, refusal; events.ts),
+   * synchronously; what it throws is ignored. The CLI prints them on the console.
+   */
+  onEvent?: (event: ServerEvent) => void;
+}
+
+/** Options of the {@link keyledger} plugin: what it serves, and its policies. */
+export interface KeyledgerOptions extends KeyledgerPolicies {
+  /** The ledger (any engine); opened and closed by the caller. */
+  ledger: ServedLedger;
+  /** The server's OpenPGP key (its fingerprint must be the one pinned in the genesis). */
+  serverKey: ServerKey;
+  /** Invitations and emailed codes (identity-proofs.ts). */
+  proofs: IdentityProofs;
+  /** The dashboard cookie's Secure flag and HSTS; default: whether the public URL is https. */
+  secureCookies?: boolean;
   /** Answers session messages no other hook answered (the demo service of `keyledger serve`). */
   fallbackHandler?: MessageHandler;
-  log?: (line: string) => void;
-  /** Called once per event (events.ts), synchronously; what it throws is ignored. */
-  onEvent?: (event: ServerEvent) => void;
   /** Handed the running parts once the plugin is registered (tests, `startServer`). */
   expose?: (k: Keyledger) => void;
 }

@@ -1,0 +1,160 @@
+/**
+ * The operator's commands on a node: `keyledger admin invite | grant | ungrant` on the data
+ * directory, `sessions | alerts | revoke-session | revoke-key` through the running server's
+ * DATA/admin.sock, and `dashboard` from an admin's own machine.
+ */
+import { type Command, Option } from 'commander';
+import { parseDuration } from '../../protocol/duration.js';
+import { dataOption, homeOption, jsonOption, reasonOption, userPassphraseOption } from '../options.js';
+import { act, type Context, clientOf, commands, examples, given, str, withOptions } from './shared.js';
+
+/** An admin subcommand that asks the running server through DATA/admin.sock. */
+type SocketCommand = 'sessions' | 'alerts' | 'revoke-session' | 'revoke-key';
+
+/** `keyledger admin …`: the group, then each subcommand. */
+export function declareAdmin(program: Command, context: Context): void {
+  const admin = program
+    .command('admin')
+    .summary('invite | grant | ungrant | dashboard | sessions | alerts | revoke-session | revoke-key')
+    .description(
+      "Operator commands on the data directory (invite, grant, ungrant) or through DATA/admin.sock of the running server (sessions, alerts, revoke-session, revoke-key; mode 0600: the operator's account only); dashboard runs from an admin's own machine with their key.",
+    );
+  declareInvite(admin, context);
+  declareGrant(admin, context, 'grant', true);
+  declareGrant(admin, context, 'ungrant', false);
+  declareDashboard(admin, context);
+  declareSocketCommands(admin, context);
+  examples(admin, [
+    'keyledger admin invite bob@example.org',
+    'keyledger admin grant alice@example.org',
+    'keyledger admin sessions',
+  ]);
+}
+
+/** `keyledger admin invite IDENTITY`: prints a one-time invitation code. */
+function declareInvite(admin: Command, context: Context): void {
+  const invite = admin
+    .command('invite')
+    .argument('<IDENTITY>', 'the email address the invitation is bound to')
+    .summary('print a one-time invitation code')
+    .description(
+      'Prints a one-time invitation code bound to IDENTITY (stored hashed, expiring, single use).',
+    );
+  withOptions(invite, [
+    dataOption(),
+    new Option('--expires <DURATION>', 'how long the code is valid').default('24h'),
+    jsonOption(),
+  ]);
+  examples(invite, ['keyledger admin invite bob@example.org --expires 2h']).action(
+    act(context, async (v, [identity]) =>
+      (await commands.invite()).adminInvite({
+        data: str(v, 'data') ?? './keyledger-data',
+        identity: identity!,
+        expiresMs: parseDuration(str(v, 'expires') ?? '24h', '--expires'),
+        json: !!v.json,
+      }),
+    ),
+  );
+}
+
+/** `keyledger admin grant | ungrant IDENTITY`: grants or removes the admin role on the ledger. */
+function declareGrant(admin: Command, context: Context, name: 'grant' | 'ungrant', grant: boolean): void {
+  const c = admin
+    .command(name)
+    .argument('<IDENTITY>', 'a registered identity')
+    .summary(grant ? 'grant the admin role on the ledger' : 'remove the admin role on the ledger')
+    .description(
+      `${grant ? 'Grants' : 'Removes'} the admin role on the ledger (a governance transaction approved by the node's validator); the identity must be registered.`,
+    );
+  withOptions(c, [dataOption(), jsonOption()]);
+  examples(c, [`keyledger admin ${name} alice@example.org --data ./keyledger-data`]).action(
+    act(context, async (v, [id]) =>
+      (await commands.admin()).adminGrant({
+        data: str(v, 'data') ?? './keyledger-data',
+        id: id!,
+        grant,
+        json: !!v.json,
+      }),
+    ),
+  );
+}
+
+/** `keyledger admin dashboard`: logs in with your key and opens a one-time dashboard link. */
+function declareDashboard(admin: Command, context: Context): void {
+  const dashboard = admin
+    .command('dashboard')
+    .summary('a one-time link to the web dashboard')
+    .description(
+      'Logs in with your key (the normal handshake), asks for a one-time dashboard link (valid 60 s, single use; your identity must hold the admin role), prints it and opens it in a browser if there is one.',
+    );
+  withOptions(dashboard, [
+    homeOption(),
+    userPassphraseOption(),
+    jsonOption(),
+    new Option('--no-open', 'print the link only'),
+  ]);
+  examples(dashboard, ['keyledger admin dashboard', 'keyledger admin dashboard --no-open']).action(
+    act(context, async (v) =>
+      (await commands.dashboardLink()).adminDashboard({ ...clientOf(v), open: v.open !== false }),
+    ),
+  );
+}
+
+/** `keyledger admin sessions | alerts | revoke-session | revoke-key`, through DATA/admin.sock. */
+function declareSocketCommands(admin: Command, context: Context): void {
+  declareSocketCommand(
+    context,
+    'sessions',
+    admin
+      .command('sessions')
+      .summary('list the live sessions')
+      .description('Lists the live sessions of the running server.'),
+    'keyledger admin sessions --data ./keyledger-data --json',
+  );
+  declareSocketCommand(
+    context,
+    'alerts',
+    admin
+      .command('alerts')
+      .summary('list the security alerts')
+      .description('Lists the newest security alerts of the running server.'),
+    'keyledger admin alerts',
+  );
+  declareSocketCommand(
+    context,
+    'revoke-session',
+    admin
+      .command('revoke-session')
+      .argument('<SESSION_ID>', 'a session, as admin sessions lists it')
+      .summary('end a live session')
+      .description('Ends a live session of the running server.'),
+    'keyledger admin revoke-session 5Hq2dXW0aVxS1r3b8nJk4A',
+  );
+  declareSocketCommand(
+    context,
+    'revoke-key',
+    admin
+      .command('revoke-key')
+      .argument('<IDENTITY>', 'the identity whose key is revoked')
+      .summary("revoke a user's key on the ledger")
+      .description("Revokes IDENTITY's key on the ledger; every session of that identity ends."),
+    'keyledger admin revoke-key mallory@example.org --reason compromised',
+  );
+}
+
+/** The options, example and action of the socket subcommand `c` (declared as `name`). */
+function declareSocketCommand(context: Context, name: SocketCommand, c: Command, example: string): void {
+  withOptions(c, [dataOption(), jsonOption(), ...(name === 'revoke-key' ? [reasonOption()] : [])]);
+  examples(c, [example]).action(
+    act(context, async (v, [target]) =>
+      (await commands.admin()).adminSessionCommand({
+        data: str(v, 'data') ?? './keyledger-data',
+        ...(name === 'revoke-session' || name === 'revoke-key'
+          ? { sub: name, target: target! }
+          : { sub: name }),
+        ...given('reason', str(v, 'reason')),
+        json: !!v.json,
+      }),
+    ),
+  );
+}
