@@ -217,6 +217,7 @@ function pluginOptions(o: ServerOptions, proofs: IdentityProofs, tls: boolean) {
       'admins',
       'maxAlerts',
       'dashboardAuth',
+      'corsOrigins',
     ),
     ...(mailer ? { mailer } : {}),
     secureCookies: o.publicUrl?.startsWith('https:') || tls,

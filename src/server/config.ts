@@ -24,6 +24,7 @@ export const CONFIG_ENV: Readonly<Record<string, string>> = {
   KEYLEDGER_TLS_CERT: 'tls.cert',
   KEYLEDGER_TLS_KEY: 'tls.key',
   KEYLEDGER_ADMINS: 'admins',
+  KEYLEDGER_CORS_ORIGINS: 'corsOrigins',
   KEYLEDGER_TRUST_PROXY: 'trustProxy',
   KEYLEDGER_CHALLENGE_TTL: 'challengeTtl',
   KEYLEDGER_OPERATOR_KEY: 'operatorKey',
@@ -100,7 +101,7 @@ export function loadConfig(
         ? /^\d+$/.test(v)
           ? Number(v)
           : v
-        : path === 'admins' || path === 'trustProxy'
+        : path === 'admins' || path === 'trustProxy' || path === 'corsOrigins'
           ? v.split(',').map((a) => a.trim())
           : path === 'quiet'
             ? (({ '1': true, true: true, '0': false, false: false } as Record<string, boolean>)[v] ?? v)
@@ -136,6 +137,7 @@ export function serverOptionsOf(c: ConfigFile): Omit<ServerOptions, 'passphrase'
       publicUrl: c.publicUrl,
       tls: c.tls ? { certFile: c.tls.cert, keyFile: c.tls.key } : undefined,
       admins: c.admins,
+      corsOrigins: c.corsOrigins,
       challengeTtlMs: ms(c.challengeTtl, 'challengeTtl'),
       handshakeTimeoutMs: ms(c.handshakeTimeout, 'handshakeTimeout'),
       ledgerBatchWaitMs: ms(c.ledgerBatchWait, 'ledgerBatchWait'),

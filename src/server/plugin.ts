@@ -14,6 +14,7 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
+import cors from '@fastify/cors';
 import websocket from '@fastify/websocket';
 import { Ajv } from 'ajv';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
@@ -75,6 +76,12 @@ export interface KeyledgerPolicies {
    */
   publicUrl?: string;
   dashboardAuth?: Partial<DashboardAuthPolicy>;
+  /**
+   * Origins whose pages may call keyledger's public routes from a browser (CORS: registration,
+   * server info, ledger reads), e.g. `https://app.example.org`; exact origins, no wildcard. The
+   * admin API and dashboard are never opened to other origins. Default none: same origin only.
+   */
+  corsOrigins?: string[];
   log?: (line: string) => void;
   /**
    * Called once per event (registration, login, session end, revocation, alert, refusal; events.ts),
@@ -121,6 +128,7 @@ export interface Keyledger {
 /** The keyledger routes, login socket and admin API, on the app (or prefix) it is registered on. */
 export const keyledger: FastifyPluginAsync<KeyledgerOptions> = async (app, o) => {
   strictRequests(app);
+  if (o.corsOrigins?.length) await allowOrigins(app, o.corsOrigins);
   const core = await createServerCore(o);
   const { ledger, now, log, emit, policy } = core;
   installErrorHandlers(app, { noteStorageFault: policy.noteStorageFault, emit, now, log });
@@ -199,6 +207,22 @@ function strictRequests(app: FastifyInstance): void {
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
   app.addHook('onRoute', (route) => {
     route.bodyLimit ??= MAX_HTTP_BODY;
+  });
+}
+
+/**
+ * CORS for the public routes (@fastify/cors): the listed origins may read the answers of
+ * registration, info and ledger routes; no credentials (keyledger's public routes use none). The
+ * admin API and dashboard, which a cookie authenticates, answer no cross-origin request.
+ */
+async function allowOrigins(app: FastifyInstance, origins: string[]): Promise<void> {
+  const admin = `${app.prefix}/admin`;
+  await app.register(cors, {
+    delegator: (req, callback) => {
+      const path = routedPath(req.url);
+      const isAdmin = path === admin || path.startsWith(`${admin}/`);
+      callback(null, { origin: isAdmin ? false : origins, methods: ['GET', 'POST'], credentials: false });
+    },
   });
 }
 

@@ -70,6 +70,13 @@ export const CONFIG_SCHEMA = Type.Object(
         description: 'Identities that get the admin role on the ledger once registered (the first admins).',
       }),
     ),
+    corsOrigins: Type.Optional(
+      Type.Array(Type.String({ pattern: '^https?://[^/?#\\s]+$', maxLength: 255 }), {
+        maxItems: 100,
+        description:
+          'Origins (scheme://host[:port], no path) whose pages may call the public routes from a browser (CORS); never the admin API. Default none.',
+      }),
+    ),
     challengeTtl: Type.Optional(duration('How long a login challenge stays valid. Default 60s.')),
     handshakeTimeout: Type.Optional(duration('How long a login may take on one connection. Default 30s.')),
     operatorKey: Type.Optional(
