@@ -292,18 +292,27 @@ async function explainRefusal(
   );
 }
 
+/**
+ * The server's state proof of `id`'s key record, checked against its schema (not yet verified:
+ * `verifyKeyRecordProof` does that against the genesis).
+ * @throws KlError `KL_PROOF_INVALID` when the answer is malformed.
+ */
+export async function fetchKeyRecordProof(server: string, id: string): Promise<KeyRecordProof> {
+  return checkReply(
+    KeyRecordProofSchema,
+    await callJson<unknown>('GET', endpoint(server, `v1/ledger/keys/${encodeURIComponent(id)}`)),
+    'KL_PROOF_INVALID',
+    `GET /v1/ledger/keys/${id}`,
+  );
+}
+
 /** The identity's active key as the ledger proves it (state proof against the genesis), if any. */
 async function provenActiveKey(
   server: string,
   genesis: Genesis,
   id: string,
 ): Promise<{ fingerprint: string; height: number } | undefined> {
-  const proof: KeyRecordProof = checkReply(
-    KeyRecordProofSchema,
-    await callJson<unknown>('GET', endpoint(server, `v1/ledger/keys/${encodeURIComponent(id)}`)),
-    'KL_PROOF_INVALID',
-    `GET /v1/ledger/keys/${id}`,
-  );
+  const proof = await fetchKeyRecordProof(server, id);
   const check = verifyKeyRecordProof({ genesis, proof });
   if (!check.verified || proof.id !== id || check.record?.status !== 'active') return undefined;
   return { fingerprint: check.record.fingerprint, height: check.record.registered.height };

@@ -3,9 +3,7 @@
  */
 import { advanceCheckpoint } from '../../client/checkpoint.js';
 import { ClientHome } from '../../client/home.js';
-import { callJson, endpoint } from '../../client/http.js';
-import { fetchServerInfo } from '../../client/register.js';
-import type { KeyRecordProof } from '../../ledger/proofs.js';
+import { fetchKeyRecordProof, fetchServerInfo } from '../../client/register.js';
 import { verifyKeyRecordProof } from '../../ledger/proofs.js';
 import { out } from '../io.js';
 import type { ClientOptions } from './client-options.js';
@@ -33,10 +31,7 @@ export async function status(o: ClientOptions): Promise<number> {
   const pinnedOk = info.server.fingerprint === server.server.fingerprint;
   // Refuses a ledger whose history was rewritten or cut short (KL_CHECKPOINT_INVALID, exit 2).
   const checkpoint = await advanceCheckpoint(home, server);
-  const proof = await callJson<KeyRecordProof>(
-    'GET',
-    endpoint(server.url, `v1/ledger/keys/${encodeURIComponent(identity.id)}`),
-  );
+  const proof = await fetchKeyRecordProof(server.url, identity.id);
   const check = verifyKeyRecordProof({ genesis: server.genesis, proof });
   // The proof must be about us, at a checkpoint no older than the one just accepted.
   const proofOk = check.verified && proof.id === identity.id && check.height >= checkpoint.header.height;
