@@ -1,12 +1,21 @@
 /**
  * The four OpenPGP operations the protocol needs, over exact bytes (binary literal data, so GnuPG and
  * Sequoia produce and check the same signatures): detached sign / verify, and sign-then-encrypt /
- * decrypt-then-verify. Failures of verification and decryption carry deliberately generic messages.
+ * decrypt-then-verify. Keys and messages of the default profile take the native path (native/, see
+ * docs/protocol.md "The native OpenPGP path"); everything else goes to OpenPGP.js. Failures of
+ * verification and decryption carry deliberately generic messages.
  */
 import * as openpgp from 'openpgp';
 import { KlError } from '../protocol/errors.js';
 import { checkArmor } from './armor.js';
 import { PGP_CONFIG } from './config.js';
+import {
+  nativeCheckSignature,
+  nativeDecryptAndVerify,
+  nativeEncryptAndSign,
+  nativeSignDetached,
+  readNativeSignature,
+} from './native/operations.js';
 
 /** Longest armored detached signature accepted. */
 export const MAX_ARMORED_SIGNATURE = 8 * 1024;
@@ -19,6 +28,8 @@ export async function signDetached(
   signingKey: openpgp.PrivateKey,
   date?: Date,
 ): Promise<string> {
+  const native = await nativeSignDetached(data, signingKey, (date ?? new Date()).getTime());
+  if (native !== undefined) return native;
   const message = await openpgp.createMessage({ binary: data });
   return (await openpgp.sign({
     message,
@@ -59,6 +70,13 @@ export async function verifyDetached({
     );
   }
   checkArmor(armoredSignature, 'SIGNATURE', 'KL_MESSAGE_MALFORMED', 'detached signature');
+  const native = readNativeSignature(armoredSignature);
+  if (native) {
+    checkFreshness(native.created, now, maxSkewMs);
+    const verdict = await nativeCheckSignature(native, data, key, Math.max(native.created, now.getTime()));
+    if (verdict === false) throw new KlError('KL_SIGNATURE_INVALID', 'signature check failed');
+    if (verdict === true) return new Date(native.created);
+  }
   let signature: openpgp.Signature;
   try {
     signature = await openpgp.readSignature({ armoredSignature, config: PGP_CONFIG });
@@ -70,12 +88,7 @@ export async function verifyDetached({
   // in the future, then apply our own freshness window.
   const created = signature.packets[0]!.created ?? new Date(0);
   const at = created.getTime() > now.getTime() ? created : now;
-  if (maxSkewMs !== undefined && Math.abs(created.getTime() - now.getTime()) > maxSkewMs) {
-    throw new KlError(
-      'KL_SIGNATURE_INVALID',
-      'signature check failed (the signature is not fresh: check the clock)',
-    );
-  }
+  checkFreshness(created.getTime(), now, maxSkewMs);
   try {
     const message = await openpgp.createMessage({ binary: data });
     const result = await openpgp.verify({
@@ -93,6 +106,16 @@ export async function verifyDetached({
   return created;
 }
 
+/** Refuses a signature made more than `maxSkewMs` away from `now` (either way). */
+function checkFreshness(created: number, now: Date, maxSkewMs: number | undefined): void {
+  if (maxSkewMs !== undefined && Math.abs(created - now.getTime()) > maxSkewMs) {
+    throw new KlError(
+      'KL_SIGNATURE_INVALID',
+      'signature check failed (the signature is not fresh: check the clock)',
+    );
+  }
+}
+
 /** Encrypts `data` to `recipient` and signs it with `signer` (one message, sign-then-encrypt). */
 export async function encryptAndSign(
   data: Uint8Array,
@@ -100,6 +123,8 @@ export async function encryptAndSign(
   signer: openpgp.PrivateKey,
   date?: Date,
 ): Promise<string> {
+  const native = await nativeEncryptAndSign(data, recipient, signer, (date ?? new Date()).getTime());
+  if (native !== undefined) return native;
   const message = await openpgp.createMessage({ binary: data, format: 'binary' });
   return (await openpgp.encrypt({
     message,
@@ -113,13 +138,7 @@ export async function encryptAndSign(
 
 /** Reads an armored message with the decompression bound set (message bombs stop at the bound). */
 export async function readArmoredMessage(armored: unknown): Promise<openpgp.Message<Uint8Array>> {
-  if (typeof armored !== 'string' || armored.length > MAX_ARMORED_MESSAGE) {
-    throw new KlError(
-      'KL_MESSAGE_MALFORMED',
-      `the message must be armored and at most ${MAX_ARMORED_MESSAGE} bytes`,
-    );
-  }
-  checkArmor(armored, 'MESSAGE', 'KL_MESSAGE_MALFORMED', 'message');
+  checkArmoredMessage(armored);
   try {
     return (await openpgp.readMessage({
       armoredMessage: armored,
@@ -128,6 +147,17 @@ export async function readArmoredMessage(armored: unknown): Promise<openpgp.Mess
   } catch {
     throw new KlError('KL_MESSAGE_MALFORMED', 'the message cannot be read as an OpenPGP message');
   }
+}
+
+/** Checks the size and the armor envelope of a message. */
+function checkArmoredMessage(armored: unknown): asserts armored is string {
+  if (typeof armored !== 'string' || armored.length > MAX_ARMORED_MESSAGE) {
+    throw new KlError(
+      'KL_MESSAGE_MALFORMED',
+      `the message must be armored and at most ${MAX_ARMORED_MESSAGE} bytes`,
+    );
+  }
+  checkArmor(armored, 'MESSAGE', 'KL_MESSAGE_MALFORMED', 'message');
 }
 
 /**
@@ -141,6 +171,11 @@ export async function decryptAndVerify(
   signerKey: openpgp.PublicKey,
   now: Date,
 ): Promise<Uint8Array> {
+  checkArmoredMessage(armored);
+  const native = await nativeDecryptAndVerify(armored, decryptionKey, signerKey, now.getTime());
+  if (native === null)
+    throw new KlError('KL_DECRYPTION_FAILED', 'the message could not be decrypted and verified');
+  if (native !== undefined) return native;
   const message = await readArmoredMessage(armored);
   try {
     const result = await openpgp.decrypt({

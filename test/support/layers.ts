@@ -34,6 +34,8 @@ export const LAYER_RULES: Record<string, { layers: string[]; external: RegExp }>
 export const FILE_RULES: Record<string, RegExp> = {
   'protocol/crypto/node.ts': /^node:(crypto|buffer)$/,
   'protocol/crypto/web.ts': /^@noble\/(hashes|curves|ciphers)\/[a-z0-9]+$/,
+  // The native OpenPGP path's digests and AES modes: node:crypto, or @noble/* in the browser form.
+  'pgp/native/primitives-browser.ts': /^@noble\/(hashes|ciphers)\/[a-z0-9]+$/,
   // Compiled Ajv validators, or TypeBox's own checker where the page forbids code generation.
   'protocol/schemas/check.ts': /^(typebox|typebox\/compile|ajv)$/,
 };

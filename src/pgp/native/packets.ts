@@ -1,0 +1,163 @@
+/**
+ * Packet framing for the native OpenPGP path (docs/protocol.md "The native OpenPGP path"): a strict,
+ * bounded reader of packet sequences (RFC 9580 §4.2: new and legacy headers, no partial or
+ * indeterminate lengths), the new-format writer, MPIs (§3.2) and ASCII armor (§6.2). Every reader
+ * answers `undefined` for anything outside what it accepts: the caller then hands the input to
+ * OpenPGP.js, which decides.
+ */
+import * as openpgp from 'openpgp';
+import { base64urlDecode } from '../../protocol/crypto/node.js';
+import { PGP_FULL_CONFIG } from '../config.js';
+
+/** One packet: its tag (RFC 9580 §5) and body. */
+export interface Packet {
+  tag: number;
+  body: Uint8Array;
+}
+
+/** Reads `count` bytes at `offset` as a big-endian number, or `undefined` past the end. */
+function readNumber(bytes: Uint8Array, offset: number, count: number): number | undefined {
+  if (offset + count > bytes.length) return undefined;
+  let value = 0;
+  for (let i = 0; i < count; i++) value = value * 256 + bytes[offset + i]!;
+  return value;
+}
+
+/** Reads one packet header at `offset`: tag, body start and body length. */
+function readHeader(
+  bytes: Uint8Array,
+  offset: number,
+): { tag: number; start: number; length: number } | undefined {
+  const first = bytes[offset]!;
+  if ((first & 0x80) === 0) return undefined;
+  if (first & 0x40) {
+    // New format (RFC 9580 §4.2.1): one, two or five length octets; 224..254 are partial lengths.
+    const l0 = readNumber(bytes, offset + 1, 1);
+    if (l0 === undefined) return undefined;
+    if (l0 < 192) return { tag: first & 0x3f, start: offset + 2, length: l0 };
+    if (l0 < 224) {
+      const l1 = readNumber(bytes, offset + 2, 1);
+      return l1 === undefined
+        ? undefined
+        : { tag: first & 0x3f, start: offset + 3, length: ((l0 - 192) << 8) + l1 + 192 };
+    }
+    if (l0 !== 255) return undefined;
+    const length = readNumber(bytes, offset + 2, 4);
+    return length === undefined ? undefined : { tag: first & 0x3f, start: offset + 6, length };
+  }
+  // Legacy format (RFC 9580 §4.2.2): length type 3 is the indeterminate length.
+  const lengthType = first & 3;
+  if (lengthType === 3) return undefined;
+  const count = 1 << lengthType;
+  const length = readNumber(bytes, offset + 1, count);
+  return length === undefined ? undefined : { tag: (first >> 2) & 0x0f, start: offset + 1 + count, length };
+}
+
+/**
+ * Splits `bytes` into packets; `undefined` for a malformed or partial-length header, a body running
+ * past the end, or more than `maxPackets` packets.
+ */
+export function readPackets(bytes: Uint8Array, maxPackets: number): Packet[] | undefined {
+  const packets: Packet[] = [];
+  let offset = 0;
+  while (offset < bytes.length) {
+    if (packets.length === maxPackets) return undefined;
+    const header = readHeader(bytes, offset);
+    if (!header || header.start + header.length > bytes.length) return undefined;
+    packets.push({ tag: header.tag, body: bytes.subarray(header.start, header.start + header.length) });
+    offset = header.start + header.length;
+  }
+  return packets;
+}
+
+/** The new-format length octets of a body of `length` bytes (RFC 9580 §4.2.1). */
+function lengthOctets(length: number): Uint8Array {
+  if (length < 192) return Uint8Array.of(length);
+  if (length < 8384) return Uint8Array.of(((length - 192) >> 8) + 192, (length - 192) & 0xff);
+  return Uint8Array.of(255, length >>> 24, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
+}
+
+/** Concatenates byte arrays. */
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const part of parts) total += part.length;
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/** A new-format packet (RFC 9580 §4.2.1) with tag `tag` and body `body`. */
+export function writePacket(tag: number, body: Uint8Array): Uint8Array {
+  return concat([Uint8Array.of(0xc0 | tag), lengthOctets(body.length), body]);
+}
+
+/** `value` as four big-endian octets. */
+export function uint32(value: number): Uint8Array {
+  return Uint8Array.of(value >>> 24, (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff);
+}
+
+/** Reads an MPI (RFC 9580 §3.2) at `offset`: its value octets as written, and the offset after it. */
+export function readMpi(bytes: Uint8Array, offset: number): { value: Uint8Array; next: number } | undefined {
+  const bits = readNumber(bytes, offset, 2);
+  if (bits === undefined) return undefined;
+  const next = offset + 2 + ((bits + 7) >> 3);
+  if (next > bytes.length) return undefined;
+  return { value: bytes.subarray(offset + 2, next), next };
+}
+
+/** `value` (big-endian) as an MPI: leading zero octets stripped, the exact bit count in front. */
+export function writeMpi(value: Uint8Array): Uint8Array {
+  let start = 0;
+  while (start < value.length && value[start] === 0) start++;
+  const stripped = value.subarray(start);
+  const bits = stripped.length === 0 ? 0 : (stripped.length - 1) * 8 + (32 - Math.clz32(stripped[0]!));
+  return concat([Uint8Array.of(bits >> 8, bits & 0xff), stripped]);
+}
+
+/** `value` left-padded with zero octets to `length`; `undefined` if it is longer. */
+export function leftPad(value: Uint8Array, length: number): Uint8Array | undefined {
+  if (value.length > length) return undefined;
+  const out = new Uint8Array(length);
+  out.set(value, length - value.length);
+  return out;
+}
+
+/** The armor kinds the native path reads and writes. */
+export type NativeArmorKind = 'MESSAGE' | 'SIGNATURE';
+
+/**
+ * ASCII armor (RFC 9580 §6.2) by OpenPGP.js, with the CRC-24 line: RFC 9580 §6.1 makes it optional,
+ * but GnuPG 2.2 reads an unpadded body without it on into the END line.
+ */
+export function armor(kind: NativeArmorKind, data: Uint8Array): string {
+  const type = kind === 'MESSAGE' ? openpgp.enums.armor.message : openpgp.enums.armor.signature;
+  return openpgp.armor(type, data, undefined, undefined, undefined, true, PGP_FULL_CONFIG);
+}
+
+const BASE64_LINE = /^[A-Za-z0-9+/]+={0,2}$/;
+const CHECKSUM_LINE = /^=[A-Za-z0-9+/]{4}$/;
+
+/**
+ * The bytes of one armored block of `kind` in the plain form GnuPG, Sequoia and OpenPGP.js write:
+ * BEGIN line, blank line (no armor headers), base64 lines, an optional checksum line (not checked,
+ * like OpenPGP.js 6), END line; `undefined` for anything else. The caller has already checked that
+ * `text` holds exactly one block of `kind` (armor.ts `checkArmor`).
+ */
+export function dearmor(text: string, kind: NativeArmorKind): Uint8Array | undefined {
+  const lines = text.split('\n').map((line) => line.replace(/[ \t\r]+$/, ''));
+  const begin = lines.indexOf(`-----BEGIN PGP ${kind}-----`);
+  const end = lines.indexOf(`-----END PGP ${kind}-----`);
+  if (begin < 0 || end < begin + 3 || lines[begin + 1] !== '') return undefined;
+  const last = CHECKSUM_LINE.test(lines[end - 1]!) ? end - 1 : end;
+  let body = '';
+  for (let i = begin + 2; i < last; i++) {
+    if (!BASE64_LINE.test(lines[i]!)) return undefined;
+    body += lines[i];
+  }
+  if (body.length === 0 || body.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(body)) return undefined;
+  return base64urlDecode(body);
+}
