@@ -5,20 +5,37 @@
  * prints the results document on stdout (loginsPerSecPerCore, tlsHandshakesPerSecPerCore, ratio…);
  * `--out FILE` writes it (bench/support/bench-cli.ts, bench/README.md). Never fails on timing.
  *
+ * Phases, after registration and a warm-up of 50 logins:
+ * 1. Timed, concurrent: `--logins` logins, `--concurrency` in flight: the headline figures
+ *    (`keyledger`), with the server's CPU profile of this phase only (`profile`): its main thread's
+ *    busy time split into openpgp, crypto, ledger, framing, http, gc and other (share and ms per
+ *    login; bench/support/profile-split.ts) and its top 20 functions by self time. The headline
+ *    figures include the profiler's small cost (bench/README.md, "Profile split").
+ * 2. A lone login, sequential: min(200, `--logins`) logins one at a time (`keyledger.single`):
+ *    end-to-end latency p50/p99 (goal p50 ≤ 5 ms), and the client's CPU per login with a file key
+ *    (`keyledger.clientCpuMsPerLogin`, goal ≤ 1.5 ms): the CPU time of this process, which runs
+ *    nothing but the client then, divided by the logins.
+ * 3. As many lone logins again, profiled in this process (`clientProfile`: the client's split and
+ *    top 10 functions; kept out of phase 2's figures, which the profiler would inflate).
+ * 4. The TLS baseline (`tls13MutualEd25519`).
+ *
  * Options: --clients N (identities, default 100), --logins N (default 1000), --concurrency N
- * (default 32), --seconds N (TLS run, default 5).
+ * (default 32), --seconds N (TLS run, default 5), --profile-out FILE (also write the server's raw
+ * profile of phase 1, a .cpuprofile for Chrome DevTools or speedscope).
  * A login here is the handshake (hello → challenge → response → finished) with an unlocked key;
  * the CLI's login adds a ledger consistency check (one HTTP GET).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { OpenPgpClientKey } from '../src/client/client-key.js';
 import type { ClientHome } from '../src/client/home.js';
 import { login } from '../src/client/login.js';
 import { benchArgs } from './support/bench-cli.js';
 import { benchClient, startBenchServer } from './support/bench-server.js';
+import { formatSplit, perOperation, splitProfile } from './support/profile-split.js';
+import { startCpuProfile } from './support/profiler.js';
 
 const args = benchArgs({
   name: 'auth',
@@ -29,6 +46,11 @@ const args = benchArgs({
     logins: { kind: 'count', full: '1000', fullWhen: 'atLeast', help: 'timed logins' },
     concurrency: { kind: 'count', full: '32', fullWhen: 'any', help: 'logins in flight' },
     seconds: { kind: 'count', full: '5', fullWhen: 'atLeast', help: 'seconds of TLS handshakes' },
+    'profile-out': {
+      kind: 'text',
+      fullWhen: 'any',
+      help: "also write the server's raw CPU profile of the timed logins there (a .cpuprofile file)",
+    },
   },
   out: 'file',
   resultsFile: 'auth.json',
@@ -37,9 +59,13 @@ const CLIENTS = args.count('clients');
 const LOGINS = args.count('logins');
 const CONCURRENCY = args.count('concurrency');
 const TLS_SECONDS = args.count('seconds');
+const PROFILE_OUT = args.text('profile-out');
+/** Sequential logins of the lone-login phase. */
+const SINGLE = Math.min(200, LOGINS);
 const root = mkdtempSync(join(tmpdir(), 'kl-bench-auth-'));
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const PASS = 'bench';
+const REPO = new URL('..', import.meta.url).pathname;
 
 /** utime + stime of a process, seconds (Linux /proc). */
 function procCpuSeconds(pid: number): number {
@@ -59,6 +85,9 @@ async function keyledgerFigures() {
     s.close();
   };
   for (let i = 0; i < Math.min(50, LOGINS); i++) await once(i); // warm-up
+
+  // Phase 1: timed, concurrent, profiled.
+  await server.profileStart();
   const cpu0 = await server.cpuSeconds();
   const t0 = performance.now();
   let next = 0;
@@ -75,20 +104,97 @@ async function keyledgerFigures() {
   );
   const wall = (performance.now() - t0) / 1000;
   const cpu = (await server.cpuSeconds()) - cpu0;
+  const profile = await server.profileStop(PROFILE_OUT === undefined ? undefined : resolve(PROFILE_OUT));
+
+  // Phase 2: one login at a time; this process runs nothing but the client meanwhile.
+  const singleLatencies: number[] = [];
+  const singleServerCpu0 = await server.cpuSeconds();
+  const clientCpu0 = process.cpuUsage();
+  for (let i = 0; i < SINGLE; i++) {
+    const t = performance.now();
+    await once(i);
+    singleLatencies.push(performance.now() - t);
+  }
+  const clientCpu = process.cpuUsage(clientCpu0);
+  const singleServerCpu = (await server.cpuSeconds()) - singleServerCpu0;
+
+  // Phase 3: the client's own profile, over as many lone logins again (not in the figures above).
+  const clientProfiling = await startCpuProfile();
+  for (let i = 0; i < SINGLE; i++) await once(i);
+  const clientRun = await clientProfiling.stop();
   server.stop();
-  latencies.sort((a, b) => a - b);
+  const clientSplit = splitProfile(clientRun.profile, { top: 10, root: REPO });
+  const clientBase = clientRun.mainThreadCpuMs ?? clientSplit.busyMs;
+  const clientCpuMs = (clientCpu.user + clientCpu.system) / 1000;
+  // The shares divide the main thread's CPU time (off Linux: its sampled busy time).
+  const splitBase = profile.mainThreadCpuMs ?? profile.busyMs;
   return {
-    logins: LOGINS,
-    concurrency: CONCURRENCY,
-    wallSeconds: +wall.toFixed(2),
-    loginsPerSec: Math.round(LOGINS / wall),
-    serverCpuSeconds: +cpu.toFixed(2),
-    serverCpuMsPerLogin: +((cpu / LOGINS) * 1000).toFixed(3),
-    loginsPerSecPerCore: Math.round(LOGINS / cpu),
-    latencyMs: {
-      p50: +latencies[Math.floor(latencies.length / 2)]!.toFixed(1),
-      p99: +latencies[Math.floor(latencies.length * 0.99)]!.toFixed(1),
+    keyledger: {
+      logins: LOGINS,
+      concurrency: CONCURRENCY,
+      wallSeconds: +wall.toFixed(2),
+      loginsPerSec: Math.round(LOGINS / wall),
+      serverCpuSeconds: +cpu.toFixed(2),
+      serverCpuMsPerLogin: +((cpu / LOGINS) * 1000).toFixed(3),
+      loginsPerSecPerCore: Math.round(LOGINS / cpu),
+      latencyMs: percentiles(latencies),
+      single: {
+        logins: SINGLE,
+        latencyMs: percentiles(singleLatencies),
+        goal: 'latencyMs.p50 ≤ 5',
+        serverCpuMsPerLogin: +((singleServerCpu / SINGLE) * 1000).toFixed(3),
+      },
+      clientCpuMsPerLogin: +(clientCpuMs / SINGLE).toFixed(3),
+      clientCpuGoal:
+        'clientCpuMsPerLogin ≤ 1.5 (file key; measured over keyledger.single, the bench process running only the client)',
     },
+    profile: {
+      phase: 'timed concurrent logins (keyledger.logins), server main thread',
+      method:
+        "shares: of the main thread's sampled busy (non-idle) time; msPerLogin: share × the main thread's CPU time / logins",
+      logins: LOGINS,
+      samples: profile.samples,
+      sampledMs: profile.sampledMs,
+      idleMs: profile.idleMs,
+      busyMs: profile.busyMs,
+      mainThreadCpuMs: profile.mainThreadCpuMs,
+      mainThreadCpuMsPerLogin: +(splitBase / LOGINS).toFixed(3),
+      processCpuMs: profile.processCpuMs,
+      groups: Object.fromEntries(
+        Object.entries(perOperation(profile, LOGINS, splitBase)).map(([g, v]) => [
+          g,
+          { share: v.share, msPerLogin: v.msPerOp },
+        ]),
+      ),
+      top: profile.top,
+    },
+    clientProfile: {
+      phase: `${SINGLE} more lone logins after keyledger.single, profiled in the bench process (the client)`,
+      method:
+        "shares: of the main thread's sampled busy time; msPerLogin: share × the main thread's CPU time / logins",
+      mainThreadCpuMsPerLogin: +(clientBase / SINGLE).toFixed(3),
+      processCpuMsPerLogin: +(clientRun.processCpuMs / SINGLE).toFixed(3),
+      groups: Object.fromEntries(
+        Object.entries(perOperation(clientSplit, SINGLE, clientBase)).map(([g, v]) => [
+          g,
+          { share: v.share, msPerLogin: v.msPerOp },
+        ]),
+      ),
+      top: clientSplit.top,
+    },
+    split: profile,
+    splitBase,
+    clientSplit,
+    clientBase,
+  };
+}
+
+/** p50 and p99 of `ms`, in ms to 0.1. */
+function percentiles(ms: number[]): { p50: number; p99: number } {
+  const sorted = [...ms].sort((a, b) => a - b);
+  return {
+    p50: +sorted[Math.floor(sorted.length / 2)]!.toFixed(1),
+    p99: +sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]!.toFixed(1),
   };
 }
 
@@ -176,7 +282,15 @@ async function tlsFigures() {
 
 try {
   log(`keyledger auth benchmark — ${cpus()[0]?.model} × ${cpus().length}, Node ${process.version}`);
-  const k = await keyledgerFigures();
+  const {
+    keyledger: k,
+    profile,
+    split,
+    splitBase,
+    clientProfile,
+    clientSplit,
+    clientBase,
+  } = await keyledgerFigures();
   const t = await tlsFigures();
   const result = await args.finish({
     loginsPerSecPerCore: k.loginsPerSecPerCore,
@@ -184,12 +298,30 @@ try {
     ratio: +(k.loginsPerSecPerCore / t.tlsHandshakesPerSecPerCore).toFixed(3),
     goal: 'loginsPerSecPerCore ≥ 2 × tlsHandshakesPerSecPerCore',
     keyledger: k,
+    profile,
+    clientProfile,
     tls13MutualEd25519: t,
   });
   log('');
   log(
     `keyledger full logins: ${k.loginsPerSec}/s wall (${k.concurrency} concurrent), server ${k.serverCpuMsPerLogin} ms CPU/login → ${k.loginsPerSecPerCore} logins per server core-second; latency p50 ${k.latencyMs.p50} ms, p99 ${k.latencyMs.p99} ms`,
   );
+  log(
+    `a lone login (${k.single.logins} one at a time): latency p50 ${k.single.latencyMs.p50} ms (goal ≤ 5), p99 ${k.single.latencyMs.p99} ms; server ${k.single.serverCpuMsPerLogin} ms CPU/login`,
+  );
+  log(
+    `client CPU per login (file key): ${k.clientCpuMsPerLogin} ms (goal ≤ 1.5) — this process's CPU over the lone logins, when it runs nothing but the client`,
+  );
+  log(
+    `server profile of the timed logins: main thread ${profile.mainThreadCpuMsPerLogin} ms CPU/login (the whole process ${(profile.processCpuMs / LOGINS).toFixed(3)}), ` +
+      `busy ${profile.busyMs} ms of ${profile.sampledMs} ms sampled (${profile.samples} samples); by group, share of busy time and ms CPU/login:`,
+  );
+  for (const line of formatSplit(split, LOGINS, { totalMs: splitBase })) log(line);
+  if (PROFILE_OUT !== undefined) log(`raw profile written to ${resolve(PROFILE_OUT)}`);
+  log(
+    `client profile (${k.single.logins} more lone logins, profiled here): main thread ${clientProfile.mainThreadCpuMsPerLogin} ms CPU/login (the whole process ${clientProfile.processCpuMsPerLogin}); by group, share and ms CPU/login:`,
+  );
+  for (const line of formatSplit(clientSplit, k.single.logins, { totalMs: clientBase })) log(line);
   log(
     `TLS 1.3 mutual auth (Ed25519, ${t.tool}): ${t.handshakesPerSec}/s wall → ${t.tlsHandshakesPerSecPerCore} handshakes per server core-second`,
   );

@@ -1,12 +1,18 @@
 /**
  * Child process of the benchmarks: a real keyledger server with rate limits raised for the benchmark.
  * Prints {"url"} once listening; answers on IPC "cpu" (its CPU seconds so far), "mem" (memory after
- * GC), {invite: id} (an invitation code) and "stop". With `--production-hijack` the hijack alarms
- * keep their defaults (the load test sends at a normal pace; the throughput benchmarks flood).
+ * GC), {invite: id} (an invitation code), "profile-start" (starts a CPU profile of its main thread;
+ * answers {profiling: true}), "profile-stop" or {"profile-stop": {out: FILE}} (stops it; answers
+ * {profile: ServerProfile}, the split of profile-split.ts, and writes the raw .cpuprofile to FILE when
+ * given; either answers {error} when out of turn) and "stop". With `--production-hijack` the hijack alarms keep their defaults (the load test
+ * sends at a normal pace; the throughput benchmarks flood).
  */
+import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { startServer } from '../../src/server/app.js';
+import { splitProfile } from './profile-split.js';
+import { type RunningProfile, startCpuProfile } from './profiler.js';
 
 const [dataDir, passphrase, ...flags] = process.argv.slice(2);
 const big = { burst: 1e9, perSecond: 1e9 };
@@ -26,7 +32,36 @@ echo.on('connection', (ws) => ws.on('message', (d, isBinary) => ws.send(d, { bin
 await new Promise((r) => echo.once('listening', r));
 const echoUrl = `ws://127.0.0.1:${(echo.address() as AddressInfo).port}`;
 process.stdout.write(`${JSON.stringify({ url: server.url, echoUrl })}\n`);
+const REPO = new URL('../..', import.meta.url).pathname;
+let profiling: Promise<RunningProfile> | undefined;
 process.on('message', (msg) => {
+  if (msg === 'profile-start') {
+    if (profiling !== undefined) process.send!({ error: 'a profile is already running' });
+    else {
+      profiling = startCpuProfile();
+      void profiling.then(() => process.send!({ profiling: true }));
+    }
+  }
+  const stop = msg === 'profile-stop' || (typeof msg === 'object' && msg !== null && 'profile-stop' in msg);
+  if (stop && profiling === undefined) process.send!({ error: 'no profile is running' });
+  else if (stop) {
+    const out =
+      typeof msg === 'object' ? (msg as { 'profile-stop': { out?: string } })['profile-stop'].out : undefined;
+    const running = profiling!;
+    profiling = undefined;
+    void running
+      .then((p) => p.stop())
+      .then(({ profile, processCpuMs, mainThreadCpuMs }) => {
+        if (out !== undefined) writeFileSync(out, JSON.stringify(profile));
+        process.send!({
+          profile: {
+            ...splitProfile(profile, { top: 20, root: REPO }),
+            processCpuMs: +processCpuMs.toFixed(1),
+            mainThreadCpuMs,
+          },
+        });
+      });
+  }
   if (typeof msg === 'object' && msg !== null && 'invite' in msg) {
     const now = Date.now();
     process.send!({ code: server.proofs.issueInvite(String(msg.invite), now, now + 3_600_000) });

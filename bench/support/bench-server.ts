@@ -1,7 +1,7 @@
 /**
  * What the benchmarks share: a real keyledger server in a child process (auth-server.ts, rate limits
- * and flood alarms off), asked over IPC for its CPU time and memory, and registered clients with
- * unlocked keys.
+ * and flood alarms off), asked over IPC for its CPU time, its memory and a CPU profile of one phase
+ * split by group (profile-split.ts), and registered clients with unlocked keys.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { ClientHome } from '../../src/client/home.js';
 import { createIdentity } from '../../src/client/identity.js';
 import { register } from '../../src/client/register.js';
 import { unlockPrivateKey } from '../../src/pgp/messages.js';
+import type { ProfileSplit } from './profile-split.js';
 
 /** Memory figures of the server process (after two full GCs). */
 export interface ServerMemory {
@@ -17,6 +18,14 @@ export interface ServerMemory {
   external: number;
   rss: number;
   sessions: number;
+}
+
+/** The server's CPU profile of one phase: its main thread split by group, and its process CPU time. */
+export interface ServerProfile extends ProfileSplit {
+  /** CPU time of the whole server process (all threads) over the profiled window, ms. */
+  processCpuMs: number;
+  /** CPU time of its main thread (the one profiled) over the same window, ms; undefined off Linux. */
+  mainThreadCpuMs: number | undefined;
 }
 
 /** A running benchmark server. */
@@ -30,6 +39,10 @@ export interface BenchServer {
   /** An invitation code for `id`, issued by the server process. */
   invite(id: string): Promise<string>;
   memory(): Promise<ServerMemory>;
+  /** Starts a CPU profile of the server's main thread (resolves once it runs). */
+  profileStart(): Promise<void>;
+  /** Stops it and returns its split; `out` also gets the raw profile (a `.cpuprofile` file). */
+  profileStop(out?: string): Promise<ServerProfile>;
   stop(): void;
 }
 
@@ -80,6 +93,18 @@ export function startBenchServer(
         cpuSeconds: () => ask<{ cpuSeconds: number }>(child, 'cpu').then((m) => m.cpuSeconds),
         memory: () => ask<ServerMemory>(child, 'mem'),
         invite: (id) => ask<{ code: string }>(child, { invite: id }).then((m) => m.code),
+        profileStart: () =>
+          ask<{ profiling: true } | { error: string }>(child, 'profile-start').then((m) => {
+            if ('error' in m) throw new Error(`server profile: ${m.error}`);
+          }),
+        profileStop: (out) =>
+          ask<{ profile: ServerProfile } | { error: string }>(
+            child,
+            out === undefined ? 'profile-stop' : { 'profile-stop': { out } },
+          ).then((m) => {
+            if ('error' in m) throw new Error(`server profile: ${m.error}`);
+            return m.profile;
+          }),
         stop: () => {
           if (child.connected) child.send('stop');
           setTimeout(() => child.kill('SIGKILL'), 5_000).unref();

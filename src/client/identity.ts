@@ -178,7 +178,21 @@ export async function openClientKey(
   return { identity, key: await clientKeyFor(identity, passphrase, () => home.readPrivateKey()) };
 }
 
-/** Parses the pinned server key. */
+/** Pinned server keys parsed so far, by their armored text (a handful per process). */
+const pinnedKeys = new Map<string, Promise<openpgp.PublicKey>>();
+
+/**
+ * Parses the pinned server key, once per armored text: the parsed key carries what the native
+ * OpenPGP path learnt about it (src/pgp/native/keys.ts), so the next login checks the challenge's
+ * signature without re-validating the key.
+ */
 export function pinnedServerKey(armored: string): Promise<openpgp.PublicKey> {
-  return readPublicKey(armored);
+  let key = pinnedKeys.get(armored);
+  if (!key) {
+    key = readPublicKey(armored);
+    key.catch(() => pinnedKeys.delete(armored));
+    if (pinnedKeys.size >= 16) pinnedKeys.delete(pinnedKeys.keys().next().value!);
+    pinnedKeys.set(armored, key);
+  }
+  return key;
 }

@@ -127,17 +127,20 @@ export function leftPad(value: Uint8Array, length: number): Uint8Array | undefin
 /** The armor kinds the native path reads and writes. */
 export type NativeArmorKind = 'MESSAGE' | 'SIGNATURE';
 
-/** CRC-24 of RFC 9580 §6.1.1 (its reference code: init 0xB704CE, generator 0x864CFB). */
-function crc24(data: Uint8Array): number {
-  let crc = 0xb704ce;
-  for (const byte of data) {
-    crc ^= byte << 16;
-    for (let bit = 0; bit < 8; bit++) {
-      crc <<= 1;
-      if (crc & 0x1000000) crc ^= 0x864cfb;
-    }
+/** CRC-24 of RFC 9580 §6.1.1 (init 0xB704CE, generator 0x864CFB), one table lookup per byte. */
+const CRC24_TABLE = Array.from({ length: 256 }, (_, byte) => {
+  let crc = byte << 16;
+  for (let bit = 0; bit < 8; bit++) {
+    crc <<= 1;
+    if (crc & 0x1000000) crc ^= 0x864cfb;
   }
   return crc & 0xffffff;
+});
+
+function crc24(data: Uint8Array): number {
+  let crc = 0xb704ce;
+  for (const byte of data) crc = ((crc << 8) ^ CRC24_TABLE[((crc >> 16) ^ byte) & 0xff]!) & 0xffffff;
+  return crc;
 }
 
 /** Standard base64 (RFC 4648 §4) with padding. */
@@ -153,31 +156,27 @@ function toBase64(bytes: Uint8Array): string {
  */
 export function armor(kind: NativeArmorKind, data: Uint8Array): string {
   // 60 characters a line, like OpenPGP.js: the same bytes armor the same way on both paths.
-  const lines = toBase64(data).match(/.{1,60}/g) ?? [];
+  const base64 = toBase64(data);
+  let body = '';
+  for (let i = 0; i < base64.length; i += 60) body += `${base64.slice(i, i + 60)}\n`;
   const checksum = toBase64(uint32(crc24(data)).subarray(1));
-  return `-----BEGIN PGP ${kind}-----\n\n${lines.map((line) => `${line}\n`).join('')}=${checksum}\n-----END PGP ${kind}-----\n`;
+  return `-----BEGIN PGP ${kind}-----\n\n${body}=${checksum}\n-----END PGP ${kind}-----\n`;
 }
 
-const BASE64_LINE = /^[A-Za-z0-9+/]+={0,2}$/;
-const CHECKSUM_LINE = /^=[A-Za-z0-9+/]{4}$/;
+/** One armored block in the plain form: BEGIN, blank line, base64 lines, optional checksum, END. */
+const PLAIN_ARMOR =
+  /^-----BEGIN PGP (MESSAGE|SIGNATURE)-----[ \t]*\r?\n[ \t]*\r?\n((?:[A-Za-z0-9+/]+={0,2}[ \t]*\r?\n)+)(?:=[A-Za-z0-9+/]{4}[ \t]*\r?\n)?-----END PGP \1-----[ \t]*(?:\r?\n)?$/;
 
 /**
  * The bytes of one armored block of `kind` in the plain form GnuPG, Sequoia and OpenPGP.js write:
  * BEGIN line, blank line (no armor headers), base64 lines, an optional checksum line (not checked,
- * like OpenPGP.js 6), END line; `undefined` for anything else. The caller has already checked that
- * `text` holds exactly one block of `kind` (armor.ts `checkArmor`).
+ * like OpenPGP.js 6), END line, nothing before or after; `undefined` for anything else (OpenPGP.js
+ * then reads it).
  */
 export function dearmor(text: string, kind: NativeArmorKind): Uint8Array | undefined {
-  const lines = text.split('\n').map((line) => line.replace(/[ \t\r]+$/, ''));
-  const begin = lines.indexOf(`-----BEGIN PGP ${kind}-----`);
-  const end = lines.indexOf(`-----END PGP ${kind}-----`);
-  if (begin < 0 || end < begin + 3 || lines[begin + 1] !== '') return undefined;
-  const last = CHECKSUM_LINE.test(lines[end - 1]!) ? end - 1 : end;
-  let body = '';
-  for (let i = begin + 2; i < last; i++) {
-    if (!BASE64_LINE.test(lines[i]!)) return undefined;
-    body += lines[i];
-  }
-  if (body.length === 0 || body.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(body)) return undefined;
+  const match = PLAIN_ARMOR.exec(text);
+  if (!match || match[1] !== kind) return undefined;
+  const body = match[2]!.replace(/[ \t\r\n]/g, '');
+  if (body.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(body)) return undefined;
   return base64urlDecode(body);
 }
