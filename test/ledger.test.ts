@@ -87,6 +87,29 @@ describe('embedded ledger: commit and receipts', () => {
     await ledger.close();
   });
 
+  it('lets each transaction wait its own time: a patient one joins the next due block, a lone one waits its maxWaitMs', async () => {
+    const { ledger } = freshLedger({ batchWaitMs: 20 });
+    const anchor = (c: string, options?: { maxWaitMs: number }) =>
+      ledger.submit({ type: 'HashAnchored', body: { hash: c.repeat(64), algorithm: 'sha256' } }, options);
+    // A patient transaction and a pressed one: one block, written when the pressed one is due.
+    let t0 = performance.now();
+    const [patient, pressed] = await Promise.all([anchor('a', { maxWaitMs: 5_000 }), anchor('b')]);
+    assert.ok(performance.now() - t0 < 2_000, 'the block waited for the patient transaction');
+    assert.equal(patient.block.header.height, pressed.block.header.height);
+    assert.equal(pressed.block.header.txCount, 2);
+    // A pressed transaction after a patient one brings the block forward.
+    t0 = performance.now();
+    const slow = anchor('c', { maxWaitMs: 300 });
+    const fast = await anchor('d', { maxWaitMs: 0 });
+    assert.equal((await slow).block.header.height, fast.block.header.height);
+    assert.ok(performance.now() - t0 < 250, 'the pressed transaction waited for the patient one');
+    // Alone, a patient transaction waits its own time, not the ledger's 20 ms.
+    t0 = performance.now();
+    await anchor('e', { maxWaitMs: 300 });
+    assert.ok(performance.now() - t0 >= 290, 'a patient transaction was written before it was due');
+    await ledger.close();
+  });
+
   it('resolves submit only after the block is in the database (a second reader sees it at once)', async () => {
     const { ledger, dataDir } = freshLedger();
     const r = await ledger.submit({

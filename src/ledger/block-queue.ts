@@ -1,7 +1,9 @@
 /**
  * The embedded engine's group commit (docs/ledger.md "Commit and durability"): transactions submitted
  * while a block is being written wait, and go into the next block together, at most `maxBlockTxs` a
- * block, after at most `batchWaitMs` (0: the next tick).
+ * block. Each transaction waits at most its own time (`batchWaitMs` unless it asks for another; 0:
+ * the next tick): the block is written when the most pressed of them is due, and takes everything
+ * queued by then.
  */
 
 import type { TransactionReceipt } from './proofs.js';
@@ -16,6 +18,8 @@ export interface Pending {
   local: boolean;
   /** performance.now() at submit. */
   since: number;
+  /** How long it may wait for others to share its block, ms (default: the queue's `batchWaitMs`). */
+  maxWaitMs?: number;
   resolve: (r: TransactionReceipt) => void;
   reject: (e: unknown) => void;
 }
@@ -31,7 +35,9 @@ export interface BlockQueueOptions {
 /** The queue of transactions waiting for the next block. */
 export class BlockQueue {
   private pending: Pending[] = [];
-  private timer: NodeJS.Immediate | NodeJS.Timeout | null = null;
+  private timer: { timeout: NodeJS.Timeout } | { immediate: NodeJS.Immediate } | null = null;
+  /** performance.now() by which the scheduled flush runs. */
+  private due = Number.POSITIVE_INFINITY;
 
   constructor(private readonly o: BlockQueueOptions) {}
 
@@ -43,7 +49,7 @@ export class BlockQueue {
   /** Queues a transaction; a block is written soon. */
   push(p: Pending): void {
     this.pending.push(p);
-    this.schedule();
+    this.schedule(p.since + (p.maxWaitMs ?? this.o.batchWaitMs));
   }
 
   /** Writes every queued transaction now, in as many blocks as it takes (closing). */
@@ -55,17 +61,25 @@ export class BlockQueue {
 
   private flush(): void {
     this.timer = null;
+    this.due = Number.POSITIVE_INFINITY;
     if (this.pending.length === 0) return;
     this.o.write(this.pending.splice(0, this.o.maxBlockTxs));
-    this.schedule();
+    // What is left waits as long as the most pressed of it may.
+    let due = Number.POSITIVE_INFINITY;
+    for (const p of this.pending) due = Math.min(due, p.since + (p.maxWaitMs ?? this.o.batchWaitMs));
+    this.schedule(due);
   }
 
-  private schedule(): void {
-    if (this.timer || this.pending.length === 0) return;
+  /** Makes sure a flush runs by `due` (performance.now() time). */
+  private schedule(due: number): void {
+    if (this.pending.length === 0 || (this.timer && this.due <= due)) return;
+    this.cancel();
+    this.due = due;
+    const wait = due - performance.now();
     this.timer =
-      this.o.batchWaitMs > 0
-        ? setTimeout(() => this.flush(), this.o.batchWaitMs)
-        : setImmediate(() => this.flush());
+      wait > 0
+        ? { timeout: setTimeout(() => this.flush(), wait) }
+        : { immediate: setImmediate(() => this.flush()) };
   }
 
   /**
@@ -75,8 +89,9 @@ export class BlockQueue {
   private cancel(): void {
     const t = this.timer;
     this.timer = null;
+    this.due = Number.POSITIVE_INFINITY;
     if (!t) return;
-    if (this.o.batchWaitMs > 0) clearTimeout(t as NodeJS.Timeout);
-    else clearImmediate(t as NodeJS.Immediate);
+    if ('timeout' in t) clearTimeout(t.timeout);
+    else clearImmediate(t.immediate);
   }
 }

@@ -28,7 +28,14 @@ import { acquireWriterLock, dataPaths, isInitialised, readGenesisFile } from './
 import { GOVERNANCE_DOMAIN } from './domains.js';
 import { prepareStatements, type Statements } from './embedded-store.js';
 import { chainIdOf, checkGenesis, type Genesis } from './genesis.js';
-import type { BlockView, CommittedTransaction, GovernanceIntent, IdentityListing, Ledger } from './ledger.js';
+import type {
+  BlockView,
+  CommittedTransaction,
+  GovernanceIntent,
+  IdentityListing,
+  Ledger,
+  SubmitOptions,
+} from './ledger.js';
 import { leafHash, MerkleTree } from './merkle.js';
 import type { ConsistencyProof, KeyRecordProof, TransactionReceipt } from './proofs.js';
 import { openKeyFile } from './sealed-key-file.js';
@@ -439,6 +446,7 @@ export class EmbeddedLedger implements Ledger {
     txid: string,
     text: string,
     local: boolean,
+    maxWaitMs?: number,
   ): Promise<TransactionReceipt> {
     if (this.closed) return Promise.reject(new KlError('KL_LEDGER_CLOSED', 'the ledger is closed'));
     if (!this.validator)
@@ -446,7 +454,17 @@ export class EmbeddedLedger implements Ledger {
     if (this.sequencer)
       return this.sequencer.send(envelope, txid, text, this.stmt.txExists.get(txid) !== undefined);
     return new Promise((resolve, reject) => {
-      this.queue.push({ envelope, txid, text, local, since: performance.now(), resolve, reject });
+      const since = performance.now();
+      this.queue.push({
+        envelope,
+        txid,
+        text,
+        local,
+        since,
+        resolve,
+        reject,
+        ...(maxWaitMs === undefined ? {} : { maxWaitMs }),
+      });
     });
   }
 
@@ -502,7 +520,7 @@ export class EmbeddedLedger implements Ledger {
     return (this.stmt.meta.get('evm-cursor') as { value: string } | undefined)?.value ?? null;
   }
 
-  async submit(intent: TxIntent): Promise<TransactionReceipt> {
+  async submit(intent: TxIntent, options?: SubmitOptions): Promise<TransactionReceipt> {
     if (!this.registrar) throw new KlError('KL_NOT_PERMITTED', 'the ledger is open read-only');
     // signTransaction checks the body's shape; the copy keeps later changes by the caller out.
     const { envelope, bytes } = signTransactionBytes({
@@ -518,7 +536,7 @@ export class EmbeddedLedger implements Ledger {
         `transaction is ${bytes.length} bytes; the limit is ${MAX_TX_BYTES}`,
       );
     }
-    return this.enqueue(envelope, toHex(leafHash(bytes)), fromUtf8(bytes), true);
+    return this.enqueue(envelope, toHex(leafHash(bytes)), fromUtf8(bytes), true, options?.maxWaitMs);
   }
 
   private governanceChain: Promise<unknown> = Promise.resolve();

@@ -37,6 +37,16 @@ export interface GovernanceIntent {
   body: { id: string; role: IdentityRole };
 }
 
+/** Options of {@link Ledger.submit}. */
+export interface SubmitOptions {
+  /**
+   * How long the transaction may wait for others to share its block, ms (group commit, docs/ledger.md
+   * "Commit and durability"); default: the ledger's batch wait. Engines that do not batch ignore it.
+   */
+  maxWaitMs?: number;
+}
+
+/** What the server and tools need of a ledger engine (docs/ledger.md). */
 export interface Ledger {
   /** The genesis document (the root of trust). */
   readonly genesis: Genesis;
@@ -48,7 +58,7 @@ export interface Ledger {
    * durability"), with the receipt the client will verify. Rejects with a typed error if the transaction is
    * invalid.
    */
-  submit(intent: TxIntent): Promise<TransactionReceipt>;
+  submit(intent: TxIntent, options?: SubmitOptions): Promise<TransactionReceipt>;
   /** Writes a transaction signed elsewhere (another registrar, or validators for governance). */
   submitSigned(envelope: TxEnvelope): Promise<TransactionReceipt>;
   /** The identity's current key record (or null) with a state proof against the latest checkpoint. */
