@@ -7,11 +7,12 @@
  * self-signatures bind (minimal-key.ts), and only that reduced key is returned for storing. A private
  * key is refused and never stored.
  */
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
 import { KlError } from '../protocol/errors.js';
 import { checkArmor } from './armor.js';
 import { PGP_CONFIG, PGP_FULL_CONFIG } from './config.js';
 import { algorithmLabel } from './key-pair.js';
+import { readArmoredKey } from './messages.js';
 import { minimalKey } from './minimal-key.js';
 
 /** Longest armored public key accepted (as sent, and as stored after reduction). */
@@ -60,7 +61,7 @@ export async function acceptPublicKey(armored: unknown, now: Date): Promise<Acce
   checkArmor(armored, 'PUBLIC KEY BLOCK', 'KL_KEY_MALFORMED', 'public key');
   let key: openpgp.Key;
   try {
-    key = await openpgp.readKey({ armoredKey: armored, config: PGP_CONFIG });
+    key = await readArmoredKey(armored);
   } catch {
     throw new KlError('KL_KEY_MALFORMED', 'the public key cannot be read as an OpenPGP key');
   }

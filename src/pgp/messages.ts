@@ -16,6 +16,7 @@ import {
   nativeSignDetached,
   readNativeSignature,
 } from './native/operations.js';
+import { dearmor } from './native/packets.js';
 
 /** Longest armored detached signature accepted. */
 export const MAX_ARMORED_SIGNATURE = 8 * 1024;
@@ -150,7 +151,7 @@ export async function readArmoredMessage(armored: unknown): Promise<openpgp.Mess
 }
 
 /** Checks the size and the armor envelope of a message. */
-function checkArmoredMessage(armored: unknown): asserts armored is string {
+export function checkArmoredMessage(armored: unknown): asserts armored is string {
   if (typeof armored !== 'string' || armored.length > MAX_ARMORED_MESSAGE) {
     throw new KlError(
       'KL_MESSAGE_MALFORMED',
@@ -249,11 +250,22 @@ export async function unlockPrivateKey(
   }
 }
 
+/**
+ * Reads one armored key with OpenPGP.js. Plain armor is unwrapped natively first and handed over as
+ * binary: OpenPGP.js's own armor reader runs through web streams and costs more than the parse.
+ */
+export function readArmoredKey(armored: string): Promise<openpgp.Key> {
+  const binaryKey = dearmor(armored, 'PUBLIC KEY BLOCK');
+  return binaryKey
+    ? openpgp.readKey({ binaryKey, config: PGP_CONFIG })
+    : openpgp.readKey({ armoredKey: armored, config: PGP_CONFIG });
+}
+
 /** Reads an armored public key (no policy checks: for pinned and ledger keys already accepted). */
 export async function readPublicKey(armored: string): Promise<openpgp.PublicKey> {
   checkArmor(armored, 'PUBLIC KEY BLOCK', 'KL_KEY_MALFORMED', 'public key');
   try {
-    const key = await openpgp.readKey({ armoredKey: armored, config: PGP_CONFIG });
+    const key = await readArmoredKey(armored);
     return key.isPrivate() ? (key as openpgp.PrivateKey).toPublic() : (key as openpgp.PublicKey);
   } catch {
     throw new KlError('KL_KEY_MALFORMED', 'the public key cannot be read');

@@ -32,8 +32,9 @@ async function newestValid(sigs: Sig[], valid: (s: Sig) => Promise<boolean>): Pr
 }
 
 /**
- * Rebuilds `pub` from what its valid self-signatures bind at `now` (see the module comment). The
- * result is parsed back from its own serialisation, so it is exactly what `armor()` will write.
+ * Rebuilds `pub` from what its valid self-signatures bind at `now` (see the module comment), from the
+ * very packets that were checked: their signatures keep OpenPGP.js's record of having been verified,
+ * so the key policy's later questions (expiry, signing and encryption keys) cost no second check.
  * The fingerprint is unchanged (the primary key packet is kept as is).
  */
 export async function minimalKey(
@@ -82,7 +83,7 @@ export async function minimalKey(
     packets.push(subkey.keyPacket, binding);
   }
 
-  const key = await openpgp.readKey({ binaryKey: new openpgp.PublicKey(packets).write(), config });
+  const key = new openpgp.PublicKey(packets);
   if (key.getFingerprint() !== pub.getFingerprint()) throw new Error('fingerprint changed'); // cannot happen
-  return { key: key as openpgp.PublicKey, droppedUserIDs, droppedSubkeys };
+  return { key, droppedUserIDs, droppedSubkeys };
 }

@@ -9,10 +9,13 @@
 import * as openpgp from 'openpgp';
 import { KlError } from '../protocol/errors.js';
 import { PGP_CONFIG } from './config.js';
-import { readArmoredMessage } from './messages.js';
+import { checkArmoredMessage, readArmoredMessage } from './messages.js';
+import { nativeOpenSealed, nativeSeal } from './native/operations.js';
 
 /** Encrypts `data` to `recipient` (no signature); returns the armored message. */
 export async function sealTo(data: Uint8Array, recipient: openpgp.PublicKey, date?: Date): Promise<string> {
+  const native = await nativeSeal(data, recipient, (date ?? new Date()).getTime());
+  if (native !== undefined) return native;
   const message = await openpgp.createMessage({ binary: data, format: 'binary' });
   return (await openpgp.encrypt({
     message,
@@ -34,6 +37,13 @@ export async function openSealed(
   now: Date,
   maxBytes = 4096,
 ): Promise<Uint8Array> {
+  checkArmoredMessage(armored);
+  const native = await nativeOpenSealed(armored, decryptionKey);
+  if (native === null) throw new KlError('KL_DECRYPTION_FAILED', 'the message could not be decrypted');
+  if (native !== undefined) {
+    if (native.length > maxBytes) throw new KlError('KL_MESSAGE_MALFORMED', 'the sealed message is too long');
+    return native;
+  }
   const message = await readArmoredMessage(armored);
   let data: Uint8Array;
   try {

@@ -12,7 +12,7 @@ import {
   x25519SharedSecret,
 } from '../../protocol/crypto/node.js';
 import type { NativeKeyPacket, NativeSecretKey } from './keys.js';
-import { concat, readMpi, readPackets, uint32, writeMpi, writePacket } from './packets.js';
+import { concat, type Packet, readMpi, readPackets, uint32, writeMpi, writePacket } from './packets.js';
 import { aesCfbDecrypt, aesCfbEncrypt, aesKeyUnwrap, aesKeyWrap, digest } from './primitives.js';
 import {
   ALGO_EDDSA_LEGACY,
@@ -72,13 +72,17 @@ export interface NativeEncryptRandomness {
 export interface NativeEncryptOptions {
   data: Uint8Array;
   recipient: NativeKeyPacket;
-  signer: NativeSecretKey;
+  /** Who signs inside the encryption; none: the message holds the literal alone (a sealed message). */
+  signer?: NativeSecretKey;
   /** Signature and literal-data time, ms. */
   created: number;
   randomness?: NativeEncryptRandomness;
 }
 
-/** `data` signed by `signer` and encrypted to `recipient` (AES-256), as binary packets. */
+/**
+ * `data` signed by `signer` (if given) and encrypted to `recipient` (AES-256), as binary packets:
+ * PKESK v3 and SEIPD v1 around [one-pass signature, literal, signature] or the literal alone.
+ */
 export function encryptAndSignNative({
   data,
   recipient,
@@ -88,21 +92,25 @@ export function encryptAndSignNative({
 }: NativeEncryptOptions): Uint8Array {
   const sessionKey = randomness?.sessionKey ?? randomBytes(32);
   const prefix = randomness?.prefix ?? randomBytes(16);
-  const seconds = uint32(Math.floor(created / 1000));
-  const onePass = concat([
-    Uint8Array.of(3, SIG_BINARY, SIGN_HASH, ALGO_EDDSA_LEGACY),
-    signer.keyId,
-    Uint8Array.of(1),
-  ]);
-  const literal = concat([Uint8Array.of(0x62, 0), seconds, data]);
-  const plain = concat([
-    prefix,
-    prefix.subarray(14, 16),
-    writePacket(TAG_ONE_PASS, onePass),
-    writePacket(TAG_LITERAL, literal),
-    writePacket(TAG_SIGNATURE, makeSignature(data, signer, created)),
-    MDC_HEADER,
-  ]);
+  const literal = writePacket(
+    TAG_LITERAL,
+    concat([Uint8Array.of(0x62, 0), uint32(Math.floor(created / 1000)), data]),
+  );
+  const inner = signer
+    ? [
+        writePacket(
+          TAG_ONE_PASS,
+          concat([
+            Uint8Array.of(3, SIG_BINARY, SIGN_HASH, ALGO_EDDSA_LEGACY),
+            signer.keyId,
+            Uint8Array.of(1),
+          ]),
+        ),
+        literal,
+        writePacket(TAG_SIGNATURE, makeSignature(data, signer, created)),
+      ]
+    : [literal];
+  const plain = concat([prefix, prefix.subarray(14, 16), ...inner, MDC_HEADER]);
   const seipd = concat([Uint8Array.of(1), aesCfbEncrypt(sessionKey, concat([plain, digest(2, [plain])!]))]);
 
   const ephemeral = x25519KeyPair(randomness?.ephemeral);
@@ -124,7 +132,8 @@ export function encryptAndSignNative({
 /** A message read up to its signature: what is left to check once the signer's key is known. */
 export interface NativeOpenedMessage {
   data: Uint8Array;
-  signature: NativeSignature;
+  /** The signature of a signed message; absent for a sealed one (the literal alone). */
+  signature?: NativeSignature;
 }
 
 /** The recipient key ID of a message of the native shape, or `undefined` if it is not one. */
@@ -172,10 +181,46 @@ function unwrapSessionKey(
   return { algorithm: body[0]!, key: sessionKey };
 }
 
+/** The literal data of a binary literal packet body (RFC 9580 §5.9), or `undefined`. */
+function literalData(body: Uint8Array): Uint8Array | undefined {
+  if (body.length < 6 || body[0] !== 0x62) return undefined;
+  const nameLength = body[1]!;
+  return body.length < 2 + nameLength + 4 ? undefined : body.subarray(2 + nameLength + 4);
+}
+
+/** The packets inside a SEIPD plaintext: [literal] or [one-pass signature, literal, signature]. */
+function readInner(packets: Uint8Array): NativeOpenedMessage | undefined {
+  const inner = readPackets(packets, 3);
+  if (inner?.length === 1) {
+    const data = inner[0]!.tag === TAG_LITERAL ? literalData(inner[0]!.body) : undefined;
+    return data && { data };
+  }
+  if (inner?.length !== 3) return undefined;
+  const [onePass, literal, signaturePacket] = inner as [Packet, Packet, Packet];
+  if (onePass.tag !== TAG_ONE_PASS || literal.tag !== TAG_LITERAL || signaturePacket.tag !== TAG_SIGNATURE)
+    return undefined;
+  const signature = parseSignature(signaturePacket.body);
+  if (!signature || signature.type !== SIG_BINARY) return undefined;
+  // The one-pass packet must announce exactly the signature that follows (RFC 9580 §5.4).
+  const ops = onePass.body;
+  if (
+    ops.length !== 13 ||
+    ops[0] !== 3 ||
+    ops[1] !== signature.type ||
+    ops[2] !== signature.hashAlgorithm ||
+    ops[3] !== ALGO_EDDSA_LEGACY ||
+    ops[12] !== 1 ||
+    toHex(ops.subarray(4, 12)) !== signature.issuerKeyIdHex
+  )
+    return undefined;
+  const data = literalData(literal.body);
+  return data && { data, signature };
+}
+
 /**
  * Decrypts a message of the native shape with `key` (whose key ID the PKESK names) and reads it up to
- * its signature. `null`: it does not decrypt or its integrity check fails (a definite failure);
- * `undefined`: outside the native shape (leave it to OpenPGP.js).
+ * its signature, if it has one. `null`: it does not decrypt or its integrity check fails (a definite
+ * failure); `undefined`: outside the native shape (leave it to OpenPGP.js).
  */
 export function openNativeMessage(
   message: Uint8Array,
@@ -184,6 +229,7 @@ export function openNativeMessage(
   const packets = readPackets(message, 2);
   if (packets?.length !== 2) return undefined;
   const [pkesk, seipd] = [packets[0]!.body, packets[1]!.body];
+  // Version 1, the 18-byte prefix (AES: 16 + 2) and the 22-byte modification detection code.
   if (seipd.length < 1 + 18 + 22 || seipd[0] !== 1) return undefined;
   const session = unwrapSessionKey(pkesk, key);
   if (!session) return session;
@@ -194,32 +240,5 @@ export function openNativeMessage(
   let same = tag[0] === MDC_HEADER[0] && tag[1] === MDC_HEADER[1] ? 0 : 1;
   for (let i = 0; i < 20; i++) same |= expected[i]! ^ tag[2 + i]!;
   if (same !== 0) return null;
-  const inner = readPackets(plain.subarray(18, mdcAt), 3);
-  if (inner?.length !== 3) return undefined;
-  const [onePass, literal, signaturePacket] = inner as [
-    (typeof inner)[0],
-    (typeof inner)[0],
-    (typeof inner)[0],
-  ];
-  if (onePass.tag !== TAG_ONE_PASS || literal.tag !== TAG_LITERAL || signaturePacket.tag !== TAG_SIGNATURE)
-    return undefined;
-  const signature = parseSignature(signaturePacket.body);
-  if (!signature || signature.type !== SIG_BINARY) return undefined;
-  const ops = onePass.body;
-  if (
-    ops.length !== 13 ||
-    ops[0] !== 3 ||
-    ops[1] !== signature.type ||
-    ops[2] !== signature.hashAlgorithm ||
-    ops[3] !== ALGO_EDDSA_LEGACY ||
-    ops[12] !== 1 ||
-    Array.from(ops.subarray(4, 12), (byte) => byte.toString(16).padStart(2, '0')).join('') !==
-      signature.issuerKeyIdHex
-  )
-    return undefined;
-  const lit = literal.body;
-  if (lit.length < 6 || lit[0] !== 0x62) return undefined;
-  const nameLength = lit[1]!;
-  if (lit.length < 2 + nameLength + 4) return undefined;
-  return { data: lit.subarray(2 + nameLength + 4), signature };
+  return readInner(plain.subarray(18, mdcAt));
 }

@@ -88,8 +88,37 @@ export async function nativeDecryptAndVerify(
   if (!recipient) return undefined;
   const key = await nativeView(decryptionKey).decryptionKey(recipient);
   const opened = key && openNativeMessage(bytes, key);
-  if (!opened) return opened;
+  if (!opened?.signature) return opened && undefined;
   const verdict = await nativeCheckSignature(opened.signature, opened.data, signerKey, now);
   if (verdict === undefined) return undefined;
   return verdict ? opened.data : null;
+}
+
+/** `data` encrypted to `recipient` at `at` (ms), unsigned, armored; `undefined` outside the profile. */
+export async function nativeSeal(
+  data: Uint8Array,
+  recipient: openpgp.PublicKey,
+  at: number,
+): Promise<string | undefined> {
+  const recipientKey = await nativeView(recipient).encryptionKey(at);
+  return (
+    recipientKey && armor('MESSAGE', encryptAndSignNative({ data, recipient: recipientKey, created: at }))
+  );
+}
+
+/**
+ * Decrypts an armored message with `decryptionKey`, without asking for a signature (a signature it
+ * carries is not checked, as OpenPGP.js does without verification keys). The literal bytes, `null` for
+ * a definite failure, `undefined` outside the profile.
+ */
+export async function nativeOpenSealed(
+  armored: string,
+  decryptionKey: openpgp.PrivateKey,
+): Promise<Uint8Array | null | undefined> {
+  const bytes = dearmor(armored, 'MESSAGE');
+  const recipient = bytes && messageRecipient(bytes);
+  if (!recipient) return undefined;
+  const key = await nativeView(decryptionKey).decryptionKey(recipient);
+  const opened = key && openNativeMessage(bytes, key);
+  return opened && opened.data;
 }

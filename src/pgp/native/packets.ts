@@ -124,8 +124,10 @@ export function leftPad(value: Uint8Array, length: number): Uint8Array | undefin
   return out;
 }
 
-/** The armor kinds the native path reads and writes. */
+/** The armor kinds the native path writes. */
 export type NativeArmorKind = 'MESSAGE' | 'SIGNATURE';
+/** The armor kinds the native path reads (keys it only unwraps, for OpenPGP.js to parse). */
+export type DearmorKind = NativeArmorKind | 'PUBLIC KEY BLOCK';
 
 /** CRC-24 of RFC 9580 §6.1.1 (init 0xB704CE, generator 0x864CFB), one table lookup per byte. */
 const CRC24_TABLE = Array.from({ length: 256 }, (_, byte) => {
@@ -165,7 +167,7 @@ export function armor(kind: NativeArmorKind, data: Uint8Array): string {
 
 /** One armored block in the plain form: BEGIN, blank line, base64 lines, optional checksum, END. */
 const PLAIN_ARMOR =
-  /^-----BEGIN PGP (MESSAGE|SIGNATURE)-----[ \t]*\r?\n[ \t]*\r?\n((?:[A-Za-z0-9+/]+={0,2}[ \t]*\r?\n)+)(?:=[A-Za-z0-9+/]{4}[ \t]*\r?\n)?-----END PGP \1-----[ \t]*(?:\r?\n)?$/;
+  /^-----BEGIN PGP (MESSAGE|SIGNATURE|PUBLIC KEY BLOCK)-----[ \t]*\r?\n[ \t]*\r?\n((?:[A-Za-z0-9+/]+={0,2}[ \t]*\r?\n)+)(?:=[A-Za-z0-9+/]{4}[ \t]*\r?\n)?-----END PGP \1-----[ \t]*(?:\r?\n)?$/;
 
 /**
  * The bytes of one armored block of `kind` in the plain form GnuPG, Sequoia and OpenPGP.js write:
@@ -173,7 +175,7 @@ const PLAIN_ARMOR =
  * like OpenPGP.js 6), END line, nothing before or after; `undefined` for anything else (OpenPGP.js
  * then reads it).
  */
-export function dearmor(text: string, kind: NativeArmorKind): Uint8Array | undefined {
+export function dearmor(text: string, kind: DearmorKind): Uint8Array | undefined {
   const match = PLAIN_ARMOR.exec(text);
   if (!match || match[1] !== kind) return undefined;
   const body = match[2]!.replace(/[ \t\r\n]/g, '');
