@@ -29,9 +29,17 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { WebSocket } from 'ws';
 import type { OpenPgpClientKey } from '../src/client/client-key.js';
 import type { ClientHome } from '../src/client/home.js';
 import { login } from '../src/client/login.js';
+import {
+  ed25519KeyPair,
+  ed25519Sign,
+  ed25519Verify,
+  x25519KeyPair,
+  x25519SharedSecret,
+} from '../src/protocol/crypto/node.js';
 import { benchArgs } from './support/bench-cli.js';
 import { benchClient, startBenchServer } from './support/bench-server.js';
 import { formatSplit, perOperation, splitProfile } from './support/profile-split.js';
@@ -86,25 +94,31 @@ async function keyledgerFigures() {
   };
   for (let i = 0; i < Math.min(50, LOGINS); i++) await once(i); // warm-up
 
-  // Phase 1: timed, concurrent, profiled.
-  await server.profileStart();
+  const concurrently = async (latencies?: number[]) => {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < LOGINS) {
+          const i = next++;
+          const t = performance.now();
+          await once(i);
+          latencies?.push(performance.now() - t);
+        }
+      }),
+    );
+  };
+  // Phase 1: timed, concurrent (no profiler: it would cost ~10 % more).
   const cpu0 = await server.cpuSeconds();
   const t0 = performance.now();
-  let next = 0;
   const latencies: number[] = [];
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < LOGINS) {
-        const i = next++;
-        const t = performance.now();
-        await once(i);
-        latencies.push(performance.now() - t);
-      }
-    }),
-  );
+  await concurrently(latencies);
   const wall = (performance.now() - t0) / 1000;
   const cpu = (await server.cpuSeconds()) - cpu0;
+  // Phase 1b: the same again, profiled, for the split (not in the figures above).
+  await server.profileStart();
+  await concurrently();
   const profile = await server.profileStop(PROFILE_OUT === undefined ? undefined : resolve(PROFILE_OUT));
+  const floor = await floorFigures(server.echoUrl, () => server.cpuSeconds());
 
   // Phase 2: one login at a time; this process runs nothing but the client meanwhile.
   const singleLatencies: number[] = [];
@@ -129,6 +143,7 @@ async function keyledgerFigures() {
   // The shares divide the main thread's CPU time (off Linux: its sampled busy time).
   const splitBase = profile.mainThreadCpuMs ?? profile.busyMs;
   return {
+    floor,
     keyledger: {
       logins: LOGINS,
       concurrency: CONCURRENCY,
@@ -149,7 +164,7 @@ async function keyledgerFigures() {
         'clientCpuMsPerLogin ≤ 1.5 (file key; measured over keyledger.single, the bench process running only the client)',
     },
     profile: {
-      phase: 'timed concurrent logins (keyledger.logins), server main thread',
+      phase: 'as many concurrent logins again as keyledger.logins, profiled (server main thread)',
       method:
         "shares: of the main thread's sampled busy (non-idle) time; msPerLogin: share × the main thread's CPU time / logins",
       logins: LOGINS,
@@ -186,6 +201,62 @@ async function keyledgerFigures() {
     splitBase,
     clientSplit,
     clientBase,
+  };
+}
+
+/**
+ * What any login of this shape costs the server at least, measured in the same run: the transport
+ * (a plain `ws` server in the server process answering an upgrade and two round trips of a login's
+ * sizes, then the close) and the native crypto of the server's side of a login (two X25519 key pairs
+ * and agreements, one Ed25519 signature and one verification, timed in this process).
+ */
+async function floorFigures(echoUrl: string, serverCpuSeconds: () => Promise<number>) {
+  const hello = 'h'.repeat(120);
+  const response = 'r'.repeat(700);
+  const exchange = () =>
+    new Promise<void>((done, fail) => {
+      const ws = new WebSocket(echoUrl);
+      let replies = 0;
+      ws.on('open', () => ws.send(hello));
+      ws.on('message', () => {
+        replies++;
+        if (replies === 1) ws.send(response);
+        else ws.close();
+      });
+      ws.on('close', () => done());
+      ws.on('error', fail);
+    });
+  for (let i = 0; i < 50; i++) await exchange();
+  const cpu0 = await serverCpuSeconds();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next++ < LOGINS) await exchange();
+    }),
+  );
+  const wsMs = (((await serverCpuSeconds()) - cpu0) / LOGINS) * 1000;
+
+  const rounds = 2_000;
+  const client = ed25519KeyPair();
+  const message = new Uint8Array(64);
+  const signature = ed25519Sign(client.privateKey, message);
+  const peer = x25519KeyPair().publicKey;
+  const serverKey = ed25519KeyPair();
+  const crypto0 = process.cpuUsage();
+  for (let i = 0; i < rounds; i++) {
+    x25519SharedSecret(x25519KeyPair().privateKey, peer); // the challenge's PKESK
+    x25519SharedSecret(x25519KeyPair().privateKey, peer); // the session's ECDH
+    ed25519Sign(serverKey.privateKey, message); // the challenge's signature
+    ed25519Verify(client.publicKey, message, signature); // the response's signature
+  }
+  const used = process.cpuUsage(crypto0);
+  const cryptoMs = (used.user + used.system) / 1000 / rounds;
+  return {
+    what: 'the least a login of this shape costs the server: transport + crypto, without keyledger',
+    wsExchangeServerCpuMs: +wsMs.toFixed(3),
+    nativeCryptoServerCpuMs: +cryptoMs.toFixed(3),
+    serverCpuMs: +(wsMs + cryptoMs).toFixed(3),
+    loginsPerSecPerCoreCeiling: Math.round(1000 / (wsMs + cryptoMs)),
   };
 }
 
@@ -284,6 +355,7 @@ try {
   log(`keyledger auth benchmark — ${cpus()[0]?.model} × ${cpus().length}, Node ${process.version}`);
   const {
     keyledger: k,
+    floor,
     profile,
     split,
     splitBase,
@@ -298,6 +370,7 @@ try {
     ratio: +(k.loginsPerSecPerCore / t.tlsHandshakesPerSecPerCore).toFixed(3),
     goal: 'loginsPerSecPerCore ≥ 2 × tlsHandshakesPerSecPerCore',
     keyledger: k,
+    floor,
     profile,
     clientProfile,
     tls13MutualEd25519: t,
@@ -324,6 +397,9 @@ try {
   for (const line of formatSplit(clientSplit, k.single.logins, { totalMs: clientBase })) log(line);
   log(
     `TLS 1.3 mutual auth (Ed25519, ${t.tool}): ${t.handshakesPerSec}/s wall → ${t.tlsHandshakesPerSecPerCore} handshakes per server core-second`,
+  );
+  log(
+    `floor of a login of this shape (same run): plain ws upgrade + 2 round trips + close ${floor.wsExchangeServerCpuMs} ms + native crypto ${floor.nativeCryptoServerCpuMs} ms = ${floor.serverCpuMs} ms server CPU → at most ${floor.loginsPerSecPerCoreCeiling} logins per core-second (${(floor.loginsPerSecPerCoreCeiling / t.tlsHandshakesPerSecPerCore).toFixed(2)} × TLS)`,
   );
   log(`ratio: ${result.ratio} (goal ≥ 2)`);
 } finally {
