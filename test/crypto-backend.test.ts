@@ -329,6 +329,23 @@ describe('crypto backends: the same outputs on random inputs', () => {
             assert.equal(node.ed25519Verify(A, m, sig), false, `node: A=${toHex(A)} R=${toHex(R)}`);
             assert.equal(web.ed25519Verify(A, m, sig), false, `web: A=${toHex(A)} R=${toHex(R)}`);
           }
+    for (const A of [...small, ...nonCanonical]) {
+      assert.equal(node.ed25519PublicKeyAcceptable(A), false, `node accepts A=${toHex(A)}`);
+      assert.equal(web.ed25519PublicKeyAcceptable(A), false, `web accepts A=${toHex(A)}`);
+    }
+  });
+
+  it('Ed25519 public key acceptance: real keys in both, arbitrary bytes alike in both', () => {
+    for (let i = 0; i < 20; i++) {
+      const { publicKey } = node.ed25519KeyPair();
+      assert.ok(node.ed25519PublicKeyAcceptable(publicKey) && web.ed25519PublicKeyAcceptable(publicKey));
+    }
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 31, maxLength: 33 }), (raw) => {
+        assert.equal(node.ed25519PublicKeyAcceptable(raw), web.ed25519PublicKeyAcceptable(raw), toHex(raw));
+      }),
+      RUNS,
+    );
   });
 
   it('Ed25519 verify agrees on arbitrary (mostly invalid) keys and signatures', () => {

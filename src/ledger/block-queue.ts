@@ -55,8 +55,10 @@ export class BlockQueue {
   /** Writes every queued transaction now, in as many blocks as it takes (closing). */
   flushAll(): void {
     this.cancel();
-    while (this.pending.length > 0) this.flush();
-    this.cancel();
+    while (this.pending.length > 0) {
+      this.flush();
+      this.cancel(); // each flush schedules the rest; nothing may outlive the loop
+    }
   }
 
   private flush(): void {

@@ -98,6 +98,9 @@ function subjectOf(envelope: TxEnvelope): string | null {
 }
 
 /** The embedded, single-validator ledger engine. */
+/** The longest a submitted transaction may be told to wait for its block (one minute). */
+const MAX_SUBMIT_WAIT_MS = 60_000;
+
 export class EmbeddedLedger implements Ledger {
   readonly genesis: Genesis;
   readonly chainId: string;
@@ -521,6 +524,9 @@ export class EmbeddedLedger implements Ledger {
   }
 
   async submit(intent: TxIntent, options?: SubmitOptions): Promise<TransactionReceipt> {
+    const wait = options?.maxWaitMs;
+    if (wait !== undefined && !(Number.isFinite(wait) && wait >= 0 && wait <= MAX_SUBMIT_WAIT_MS))
+      throw new KlError('KL_BAD_INPUT', `maxWaitMs must be a number of ms from 0 to ${MAX_SUBMIT_WAIT_MS}`);
     if (!this.registrar) throw new KlError('KL_NOT_PERMITTED', 'the ledger is open read-only');
     // signTransaction checks the body's shape; the copy keeps later changes by the caller out.
     const { envelope, bytes } = signTransactionBytes({

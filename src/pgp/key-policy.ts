@@ -8,12 +8,14 @@
  * key is refused and never stored.
  */
 import type * as openpgp from 'openpgp';
+import { ed25519PublicKeyAcceptable, x25519KeyPair, x25519SharedSecret } from '../protocol/crypto/node.js';
 import { KlError } from '../protocol/errors.js';
 import { checkArmor } from './armor.js';
 import { PGP_CONFIG, PGP_FULL_CONFIG } from './config.js';
 import { algorithmLabel } from './key-pair.js';
 import { readArmoredKey } from './messages.js';
 import { minimalKey } from './minimal-key.js';
+import { curvePoint } from './native/keys.js';
 
 /** Longest armored public key accepted (as sent, and as stored after reduction). */
 export const MAX_ARMORED_PUBLIC_KEY = 32 * 1024;
@@ -40,6 +42,32 @@ export interface AcceptedKey {
 }
 
 const ACCEPTED_ALGOS = new Set(['eddsaLegacy', 'ecdh', 'rsaEncryptSign', 'rsaSign', 'rsaEncrypt']);
+
+/**
+ * Refuses curve points no one should hold a key at: an Ed25519 key at a small-order or non-canonical
+ * point (anyone can make signatures that verify under it: R = identity, S = 0) and a Cv25519 key at a
+ * low-order point (no shared secret with anyone: nothing could be encrypted to it, RFC 7748 §6.1).
+ */
+function checkPoints(key: openpgp.PublicKey): void {
+  for (const k of key.getKeys()) {
+    const packet = curvePoint(k.keyPacket);
+    if (packet?.curve === 'ed25519' && !ed25519PublicKeyAcceptable(packet.point))
+      throw new KlError(
+        'KL_KEY_POLICY',
+        'the key holds an Ed25519 key at a small-order or non-canonical point: anyone could sign for it',
+      );
+    if (packet?.curve === 'cv25519') {
+      try {
+        x25519SharedSecret(x25519KeyPair().privateKey, packet.point);
+      } catch {
+        throw new KlError(
+          'KL_KEY_POLICY',
+          'the key holds a Cv25519 encryption key at a low-order point: nothing can be encrypted to it',
+        );
+      }
+    }
+  }
+}
 
 /**
  * Reads and checks a client's armored public key at time `now`.
@@ -103,6 +131,7 @@ export async function acceptPublicKey(armored: unknown, now: Date): Promise<Acce
       'the key has no user ID with a valid self-signature (SHA-1 and other weak signatures are refused)',
     );
   for (const k of pub.getSubkeys()) checkAlgorithm(k);
+  checkPoints(pub);
   const expires = await pub.getExpirationTime(undefined, PGP_FULL_CONFIG).catch(() => null);
   if (expires === null) {
     throw new KlError(
@@ -132,7 +161,13 @@ export async function acceptPublicKey(armored: unknown, now: Date): Promise<Acce
   const emails = pub.users
     .map((u) => u.userID?.email?.toLowerCase())
     .filter((e): e is string => typeof e === 'string' && e.length > 0);
-  const stored = pub.armor(PGP_FULL_CONFIG);
+  let stored: string;
+  try {
+    stored = pub.armor(PGP_FULL_CONFIG);
+  } catch {
+    // E.g. a zero MPI OpenPGP.js read but will not write.
+    throw new KlError('KL_KEY_MALFORMED', 'the public key cannot be written back as an OpenPGP key');
+  }
   if (stored.length > MAX_ARMORED_PUBLIC_KEY)
     throw new KlError('KL_KEY_POLICY', `the key is larger than ${MAX_ARMORED_PUBLIC_KEY} bytes armored`);
   return {

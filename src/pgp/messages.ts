@@ -6,9 +6,11 @@
  * verification and decryption carry deliberately generic messages.
  */
 import * as openpgp from 'openpgp';
-import { KlError } from '../protocol/errors.js';
+import { ed25519PublicKeyAcceptable } from '../protocol/crypto/node.js';
+import { isKlError, KlError } from '../protocol/errors.js';
 import { checkArmor } from './armor.js';
 import { PGP_CONFIG } from './config.js';
+import { curvePoint } from './native/keys.js';
 import {
   nativeCheckSignature,
   nativeDecryptAndVerify,
@@ -101,10 +103,26 @@ export async function verifyDetached({
       config: PGP_CONFIG,
     });
     await result.signatures[0]!.verified;
+    refuseWeakSigner(key, result.signatures);
   } catch {
     throw new KlError('KL_SIGNATURE_INVALID', 'signature check failed');
   }
   return created;
+}
+
+/**
+ * Throws if a signature OpenPGP.js accepted was made under an Ed25519 key at a small-order or
+ * non-canonical point: OpenSSL, under OpenPGP.js, accepts forgeries anyone can make under such keys
+ * (the key policy refuses them at registration; this covers keys held from before, and pinned keys).
+ */
+function refuseWeakSigner(key: openpgp.Key, signatures: ReadonlyArray<{ keyID: openpgp.KeyID }>): void {
+  for (const signature of signatures) {
+    for (const signing of key.getKeys(signature.keyID)) {
+      const point = curvePoint(signing.keyPacket);
+      if (point?.curve === 'ed25519' && !ed25519PublicKeyAcceptable(point.point))
+        throw new Error('a signature under an Ed25519 key anyone can sign for');
+    }
+  }
 }
 
 /** Refuses a signature made more than `maxSkewMs` away from `now` (either way). */
@@ -117,24 +135,33 @@ function checkFreshness(created: number, now: Date, maxSkewMs: number | undefine
   }
 }
 
-/** Encrypts `data` to `recipient` and signs it with `signer` (one message, sign-then-encrypt). */
+/**
+ * Encrypts `data` to `recipient` and signs it with `signer` (one message, sign-then-encrypt).
+ * @throws KlError `KL_KEY_POLICY` when nothing can be encrypted to the recipient key (no valid
+ * encryption key; a Cv25519 key at a low-order point, refused at registration since).
+ */
 export async function encryptAndSign(
   data: Uint8Array,
   recipient: openpgp.PublicKey,
   signer: openpgp.PrivateKey,
   date?: Date,
 ): Promise<string> {
-  const native = await nativeEncryptAndSign(data, recipient, signer, (date ?? new Date()).getTime());
-  if (native !== undefined) return native;
-  const message = await openpgp.createMessage({ binary: data, format: 'binary' });
-  return (await openpgp.encrypt({
-    message,
-    encryptionKeys: recipient,
-    signingKeys: signer,
-    format: 'armored',
-    config: PGP_CONFIG,
-    ...(date ? { date } : {}),
-  })) as string;
+  try {
+    const native = await nativeEncryptAndSign(data, recipient, signer, (date ?? new Date()).getTime());
+    if (native !== undefined) return native;
+    const message = await openpgp.createMessage({ binary: data, format: 'binary' });
+    return (await openpgp.encrypt({
+      message,
+      encryptionKeys: recipient,
+      signingKeys: signer,
+      format: 'armored',
+      config: PGP_CONFIG,
+      ...(date ? { date } : {}),
+    })) as string;
+  } catch (err) {
+    if (isKlError(err)) throw err;
+    throw new KlError('KL_KEY_POLICY', 'nothing can be encrypted to this key');
+  }
 }
 
 /** Reads an armored message with the decompression bound set (message bombs stop at the bound). */
@@ -163,7 +190,8 @@ export function checkArmoredMessage(armored: unknown): asserts armored is string
 
 /**
  * Decrypts with `decryptionKey` and requires a valid signature by `signerKey`. Returns the bytes.
- * Compressed content is refused outright (nothing keyledger sends is compressed).
+ * Compressed content (which keyledger never sends, but other tools do) is read by OpenPGP.js up to
+ * the decompression bound of config.ts.
  * @throws KlError `KL_DECRYPTION_FAILED` (generic) or `KL_MESSAGE_MALFORMED`.
  */
 export async function decryptAndVerify(
@@ -188,6 +216,7 @@ export async function decryptAndVerify(
       date: now,
       config: { ...PGP_CONFIG, allowUnauthenticatedMessages: false },
     });
+    refuseWeakSigner(signerKey, result.signatures);
     return result.data as Uint8Array;
   } catch {
     throw new KlError('KL_DECRYPTION_FAILED', 'the message could not be decrypted and verified');
@@ -222,6 +251,7 @@ export async function verifySignedMessage(
       date: now,
       config: PGP_CONFIG,
     });
+    refuseWeakSigner(signerKey, result.signatures);
     return result.data as Uint8Array;
   } catch {
     throw new KlError('KL_DECRYPTION_FAILED', 'the message could not be decrypted and verified');

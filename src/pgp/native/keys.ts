@@ -42,7 +42,8 @@ export interface NativeSecretKey extends NativeKeyPacket {
   secret: PrivateKeyHandle;
 }
 
-type AnyKeyPacket =
+/** Any key packet OpenPGP.js parses. */
+export type AnyKeyPacket =
   | openpgp.PublicKeyPacket
   | openpgp.PublicSubkeyPacket
   | openpgp.SecretKeyPacket
@@ -54,34 +55,41 @@ interface EccParams {
   kdfParams?: { hash?: number; cipher?: number };
 }
 
-/** The native form of `packet`, or `undefined` if it is not a v4 Ed25519 or Cv25519 key packet. */
-export function nativeKeyPacket(packet: AnyKeyPacket): NativeKeyPacket | undefined {
-  if (packet.version !== 4) return undefined;
+/**
+ * The curve and raw 32-byte point of an Ed25519 (EdDSA legacy) or Cv25519 (ECDH) key packet of any
+ * version, or `undefined` for any other key.
+ */
+export function curvePoint(
+  packet: AnyKeyPacket,
+): { curve: 'ed25519' | 'cv25519'; point: Uint8Array } | undefined {
   const params = packet.publicParams as EccParams;
   const oid = params.oid?.oid;
   const q = params.Q;
   if (!oid || !q || q.length !== 33 || q[0] !== 0x40) return undefined;
+  const oidHex = toHex(oid);
+  if (packet.algorithm === openpgp.enums.publicKey.eddsaLegacy && oidHex === OID_ED25519)
+    return { curve: 'ed25519', point: q.subarray(1) };
+  if (packet.algorithm === openpgp.enums.publicKey.ecdh && oidHex === OID_CV25519)
+    return { curve: 'cv25519', point: q.subarray(1) };
+  return undefined;
+}
+
+/** The native form of `packet`, or `undefined` if it is not a v4 Ed25519 or Cv25519 key packet. */
+export function nativeKeyPacket(packet: AnyKeyPacket): NativeKeyPacket | undefined {
+  const curve = packet.version === 4 ? curvePoint(packet) : undefined;
+  if (!curve) return undefined;
   const keyIdHex = packet.getKeyID().toHex();
   const base = {
     keyId: fromHex(keyIdHex),
     keyIdHex,
     fingerprint: packet.getFingerprintBytes()!,
     created: packet.getCreationTime().getTime(),
-    publicKey: q.subarray(1),
+    publicKey: curve.point,
   };
-  const oidHex = toHex(oid);
-  if (packet.algorithm === openpgp.enums.publicKey.eddsaLegacy && oidHex === OID_ED25519)
-    return { kind: 'ed25519', ...base };
-  const hash = params.kdfParams?.hash;
-  const cipher = params.kdfParams?.cipher;
-  if (
-    packet.algorithm === openpgp.enums.publicKey.ecdh &&
-    oidHex === OID_CV25519 &&
-    (hash === 8 || hash === 9 || hash === 10) &&
-    (cipher === 7 || cipher === 8 || cipher === 9)
-  ) {
+  if (curve.curve === 'ed25519') return { kind: 'ed25519', ...base };
+  const { hash, cipher } = (packet.publicParams as EccParams).kdfParams ?? {};
+  if ((hash === 8 || hash === 9 || hash === 10) && (cipher === 7 || cipher === 8 || cipher === 9))
     return { kind: 'cv25519', ...base, kdf: { hash, cipher, params: Uint8Array.of(3, 1, hash, cipher) } };
-  }
   return undefined;
 }
 
@@ -173,8 +181,12 @@ export class NativeKeyView {
   private readonly decrypting = new Map<string, NativeSecretKey | undefined>();
   private encrypting: Cached<NativeKeyPacket> | undefined;
 
+  /** The key IDs of the key's own packets: verdicts are kept for these only (a bounded cache). */
+  private readonly ownKeyIds: Set<string>;
+
   constructor(private readonly key: openpgp.Key) {
     this.events = keyEvents(key);
+    this.ownKeyIds = new Set(key.getKeys().map((k) => k.getKeyID().toHex()));
   }
 
   /** The key ID object of the key packet with ID `keyIdHex`, if the key has exactly one. */
@@ -217,6 +229,7 @@ export class NativeKeyView {
    * signature was made) and it is in the native profile; else `undefined` (ask OpenPGP.js).
    */
   verificationKey(keyIdHex: string, at: number): Promise<NativeKeyPacket | undefined> {
+    if (!this.ownKeyIds.has(keyIdHex)) return Promise.resolve(undefined);
     return this.cached(
       this.verifying.get(keyIdHex),
       at,
@@ -268,6 +281,7 @@ export class NativeKeyView {
    * checks the binding, not the time: old messages stay readable), if exactly one.
    */
   async decryptionKey(keyIdHex: string): Promise<NativeSecretKey | undefined> {
+    if (!this.ownKeyIds.has(keyIdHex)) return undefined;
     if (this.decrypting.has(keyIdHex)) return this.decrypting.get(keyIdHex);
     let found: NativeSecretKey | undefined;
     try {

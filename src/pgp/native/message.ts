@@ -31,8 +31,13 @@ const TAG_SEIPD = 18;
 const ALGO_ECDH = 18;
 /** AES-256: the cipher of every message the native path makes. */
 const AES256 = 9;
-/** Key sizes of AES-128/192/256 by OpenPGP id (RFC 9580 §9.3). */
-const AES_KEY_BYTES: Readonly<Record<number, number>> = { 7: 16, 8: 24, 9: 32 };
+/**
+ * Key sizes of the session-key ciphers read natively, by OpenPGP id (RFC 9580 §9.3): AES-128 and
+ * AES-256, which OpenPGP.js accepts whatever the key prefers. (AES-192 it takes only where the key
+ * lists it: left to OpenPGP.js.) The key-wrap KEK may be any AES size (RFC 9580 §11.5).
+ */
+const SESSION_KEY_BYTES: Readonly<Record<number, number>> = { 7: 16, 9: 32 };
+const KEK_BYTES: Readonly<Record<number, number>> = { 7: 16, 8: 24, 9: 32 };
 /** The modification detection code packet header (tag 19, 20 bytes; RFC 9580 §5.13.1). */
 const MDC_HEADER = Uint8Array.of(0xd3, 0x14);
 const ANONYMOUS_SENDER = new TextEncoder().encode('Anonymous Sender    ');
@@ -49,7 +54,7 @@ function kek(zb: Uint8Array, key: NativeKeyPacket): Uint8Array | undefined {
     key.fingerprint,
   ]);
   const hash = digest(kdf.hash, [uint32(1), zb, param]);
-  return hash?.subarray(0, AES_KEY_BYTES[kdf.cipher]);
+  return hash?.subarray(0, KEK_BYTES[kdf.cipher]);
 }
 
 /** The two-octet checksum of a session key (RFC 9580 §5.1.3). */
@@ -169,10 +174,16 @@ function unwrapSessionKey(
   if (!unwrapped || unwrapped.length < 8) return null;
   // PKCS#5 padding (RFC 9580 §11.5), then algorithm ‖ key ‖ checksum.
   const pad = unwrapped[unwrapped.length - 1]!;
-  if (pad < 1 || pad > 8 || unwrapped.subarray(unwrapped.length - pad).some((byte) => byte !== pad))
+  if (
+    pad < 1 ||
+    pad > unwrapped.length ||
+    unwrapped.subarray(unwrapped.length - pad).some((byte) => byte !== pad)
+  )
     return null;
+  // Longer padding than PKCS#5 to 8 bytes makes is still read by OpenPGP.js: let it decide.
+  if (pad > 8) return undefined;
   const body = unwrapped.subarray(0, unwrapped.length - pad);
-  const size = AES_KEY_BYTES[body[0]!];
+  const size = SESSION_KEY_BYTES[body[0]!];
   if (size === undefined) return body.length >= 3 ? undefined : null;
   if (body.length !== 1 + size + 2) return null;
   const sessionKey = body.subarray(1, 1 + size);

@@ -21,6 +21,7 @@ import {
   timingSafeEqual,
   verify,
 } from 'node:crypto';
+import { ed25519EncodingAcceptable } from './ed25519-encoding.js';
 import type { KeyPair, PrivateKeyHandle } from './types.js';
 
 export type { CryptoBackend, KeyPair, PrivateKeyHandle } from './types.js';
@@ -146,31 +147,6 @@ export function ed25519Sign(privateKey: PrivateKeyHandle, message: Uint8Array): 
 
 const verifyKeys = new Map<string, KeyObject>();
 
-// The y coordinates of the eight points of small order (the torsion subgroup of edwards25519): 0, 1,
-// p − 1 and the two of order 8. A public key there verifies forged signatures (R = identity, S = 0)
-// under OpenSSL; @noble/curves refuses it, and so does this backend, so that both agree.
-const SMALL_ORDER_Y = [
-  `00${'00'.repeat(31)}`,
-  `01${'00'.repeat(31)}`,
-  `ec${'ff'.repeat(30)}7f`,
-  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
-  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
-].map((h) => Buffer.from(h, 'hex'));
-
-/**
- * True for a canonical encoding (RFC 8032 §5.1.3: y < p) of a point not of small order; whether it
- * is on the curve at all is left to OpenSSL.
- */
-function acceptablePublicKey(raw: Uint8Array): boolean {
-  const y = Buffer.from(raw);
-  y[31]! &= 0x7f;
-  // y ≥ p = 2^255 − 19 (little-endian ed ff … ff 7f) is a non-canonical encoding.
-  let high = y[31] === 0x7f && y[0]! >= 0xed;
-  for (let i = 1; high && i < 31; i++) high = y[i] === 0xff;
-  if (high) return false;
-  return !SMALL_ORDER_Y.some((s) => s.equals(y));
-}
-
 function ed25519PublicKeyObject(publicKey: Uint8Array): KeyObject | null {
   const raw = publicKey.length === 44 ? publicKey.subarray(12) : publicKey;
   if (raw.length !== 32) return null;
@@ -178,7 +154,7 @@ function ed25519PublicKeyObject(publicKey: Uint8Array): KeyObject | null {
   const id = buf(raw).toString('base64');
   let key = verifyKeys.get(id);
   if (key) return key;
-  if (!acceptablePublicKey(raw)) return null;
+  if (!ed25519EncodingAcceptable(raw)) return null;
   try {
     key = publicFromRaw('Ed25519', raw);
   } catch {
@@ -188,6 +164,11 @@ function ed25519PublicKeyObject(publicKey: Uint8Array): KeyObject | null {
   if (verifyKeys.size > 1024) verifyKeys.clear();
   verifyKeys.set(id, key);
   return key;
+}
+
+/** A canonical, not small-order raw Ed25519 public key (see types.ts). */
+export function ed25519PublicKeyAcceptable(publicKey: Uint8Array): boolean {
+  return ed25519EncodingAcceptable(publicKey);
 }
 
 /** Ed25519 verification with a raw or SPKI public key; never throws. */

@@ -49,6 +49,12 @@ export interface CryptoBackend {
    * 44-byte SPKI DER form (RFC 8410 §4). Never throws: anything malformed is `false`.
    */
   ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+  /**
+   * True for a raw 32-byte Ed25519 public key a signature may ever be accepted under: a canonical
+   * encoding (RFC 8032 §5.1.3) of a point not of small order (ed25519-encoding.ts). Under a
+   * small-order key anyone can make signatures (R = identity, S = 0): such keys are refused before use.
+   */
+  ed25519PublicKeyAcceptable(publicKey: Uint8Array): boolean;
   /** `n` bytes from the platform's CSPRNG. */
   randomBytes(n: number): Uint8Array;
   /** Equality in time independent of the contents (lengths may differ: then `false`). */

@@ -8,6 +8,7 @@ import { ed25519, x25519 } from '@noble/curves/ed25519';
 import { hkdf } from '@noble/hashes/hkdf';
 import { hmac } from '@noble/hashes/hmac';
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2';
+import { ed25519EncodingAcceptable } from './ed25519-encoding.js';
 import type { KeyPair, PrivateKeyHandle } from './types.js';
 
 export type { CryptoBackend, KeyPair, PrivateKeyHandle } from './types.js';
@@ -144,6 +145,11 @@ export function ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signat
   } catch {
     return false;
   }
+}
+
+/** A canonical, not small-order raw Ed25519 public key (see types.ts). */
+export function ed25519PublicKeyAcceptable(publicKey: Uint8Array): boolean {
+  return ed25519EncodingAcceptable(publicKey);
 }
 
 /** `n` random bytes (`crypto.getRandomValues`, at most 65536 bytes per call). */
