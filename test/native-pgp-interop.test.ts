@@ -15,8 +15,7 @@ import type * as openpgp from 'openpgp';
 import { readPublicKey, verifyDetached } from '../src/pgp/messages.js';
 import {
   nativeCheckSignature,
-  nativeEncryptAndSign,
-  nativeSeal,
+  nativeEncrypt,
   nativeSignDetached,
   readNativeSignature,
 } from '../src/pgp/native/operations.js';
@@ -101,7 +100,7 @@ function statusOf(r: Run): string[] {
 describe('native messages and signatures in gpg, sqop and rnp', () => {
   it('gpg decrypts and verifies native messages (GOODSIG, DECRYPTION_OKAY, GOODMDC)', async () => {
     for (const [i, data] of PAYLOADS.entries()) {
-      const armored = (await nativeEncryptAndSign(data, bob.toPublic(), alice, Date.now() - 2000))!;
+      const armored = (await nativeEncrypt(data, bob.toPublic(), alice, Date.now() - 2000))!;
       writeFileSync(file(`n${i}.asc`), armored);
       const r = gpg(['--status-fd', '2', '--decrypt', file(`n${i}.asc`)]);
       const status = statusOf(r);
@@ -121,7 +120,7 @@ describe('native messages and signatures in gpg, sqop and rnp', () => {
 
   it('sqop decrypt --verify-with decrypts and verifies native messages', async () => {
     for (const [i, data] of PAYLOADS.entries()) {
-      const armored = (await nativeEncryptAndSign(data, bob.toPublic(), alice, Date.now() - 2000))!;
+      const armored = (await nativeEncrypt(data, bob.toPublic(), alice, Date.now() - 2000))!;
       const verifications = file(`v${i}.txt`);
       const r = run(
         'sqop',
@@ -143,7 +142,7 @@ describe('native messages and signatures in gpg, sqop and rnp', () => {
 
   it('rnp decrypts and verifies native messages', { skip: RNP_SKIP }, async () => {
     for (const [i, data] of PAYLOADS.entries()) {
-      const armored = (await nativeEncryptAndSign(data, bob.toPublic(), alice, Date.now() - 2000))!;
+      const armored = (await nativeEncrypt(data, bob.toPublic(), alice, Date.now() - 2000))!;
       writeFileSync(file(`r${i}.asc`), armored);
       const r = rnp(['--decrypt', file(`r${i}.asc`), '--output', file(`r${i}.out`)]);
       assert.equal(r.status, 0, r.stderr);
@@ -155,7 +154,7 @@ describe('native messages and signatures in gpg, sqop and rnp', () => {
 
   it('sealed native messages (sealTo: encrypted, not signed) decrypt in gpg, sqop and rnp', async () => {
     for (const [i, data] of PAYLOADS.slice(0, 4).entries()) {
-      const armored = (await nativeSeal(data, bob.toPublic(), Date.now() - 2000))!;
+      const armored = (await nativeEncrypt(data, bob.toPublic(), undefined, Date.now() - 2000))!;
       writeFileSync(file(`z${i}.asc`), armored);
       const g = gpg(['--status-fd', '2', '--decrypt', file(`z${i}.asc`)]);
       assert.equal(g.status, 0, g.stderr);
@@ -200,7 +199,7 @@ describe('native messages and signatures in gpg, sqop and rnp', () => {
 
   it('native messages to a Cv25519 subkey with SHA2-512/AES-256 KDF parameters decrypt in gpg, sqop and rnp', async () => {
     for (const [i, data] of PAYLOADS.slice(0, 3).entries()) {
-      const armored = (await nativeEncryptAndSign(data, kdf512.toPublic(), alice, Date.now() - 2000))!;
+      const armored = (await nativeEncrypt(data, kdf512.toPublic(), alice, Date.now() - 2000))!;
       writeFileSync(file(`k${i}.asc`), armored);
       const g = gpg(['--status-fd', '2', '--decrypt', file(`k${i}.asc`)]);
       assert.equal(g.status, 0, g.stderr);
@@ -652,7 +651,7 @@ describe('times and subpackets as real tools write them', () => {
 
   it('sq decrypts native messages and verifies native signatures', { skip: SQ_SKIP }, async () => {
     for (const [i, data] of PAYLOADS.slice(0, 4).entries()) {
-      const message = (await nativeEncryptAndSign(data, bob.toPublic(), alice, Date.now() - 2000))!;
+      const message = (await nativeEncrypt(data, bob.toPublic(), alice, Date.now() - 2000))!;
       writeFileSync(file(`sq${i}.asc`), message);
       const d = run('sq', [
         'decrypt',

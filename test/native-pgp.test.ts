@@ -31,8 +31,7 @@ import { encryptAndSignNative, messageRecipient } from '../src/pgp/native/messag
 import {
   nativeCheckSignature,
   nativeDecryptAndVerify,
-  nativeEncryptAndSign,
-  nativeSeal,
+  nativeEncrypt,
   nativeSignDetached,
   readNativeSignature,
 } from '../src/pgp/native/operations.js';
@@ -203,7 +202,7 @@ describe('native path vs OpenPGP.js: round trips (fast-check)', () => {
     const found: Discrepancy[] = [];
     await fc.assert(
       fc.asyncProperty(payload, async (data) => {
-        const armored = await nativeEncryptAndSign(data, bob.toPublic(), alice, NOW);
+        const armored = await nativeEncrypt(data, bob.toPublic(), alice, NOW);
         assert.ok(armored, 'the default profile takes the native path');
         const message = await openpgp.readMessage({ armoredMessage: armored, config: PGP_CONFIG });
         const result = await openpgp.decrypt({
@@ -351,7 +350,7 @@ describe('native path vs OpenPGP.js: mutated inputs get the same verdict', () =>
         async (data, byOpenpgp, lvl, mutations) => {
           const original = byOpenpgp
             ? await openpgpEncrypt(data, bob.toPublic(), alice, NOW - 60_000)
-            : (await nativeEncryptAndSign(data, bob.toPublic(), alice, NOW - 60_000))!;
+            : (await nativeEncrypt(data, bob.toPublic(), alice, NOW - 60_000))!;
           let armored: string;
           if (lvl === 'binary') {
             let bytes = dearmor(original, 'MESSAGE')!;
@@ -461,7 +460,7 @@ describe('native path vs OpenPGP.js: mutated inputs get the same verdict', () =>
     const found: Discrepancy[] = [];
     for (const size of [0, 1, 2, 3, 100, 1000]) {
       const data = counting(size, size);
-      const message = (await nativeEncryptAndSign(data, bob.toPublic(), alice, NOW - 60_000))!;
+      const message = (await nativeEncrypt(data, bob.toPublic(), alice, NOW - 60_000))!;
       const signature = (await nativeSignDetached(data, alice, NOW - 60_000))!;
       const openpgpSignature = await openpgpSign(data, alice, NOW - 60_000);
       for (const [what, variant] of variants) {
@@ -813,7 +812,7 @@ describe('native path vs OpenPGP.js: mutated inputs get the same verdict', () =>
 
   it('every single-bit flip of the PKESK and packet headers of a native message: same verdict', async () => {
     const data = counting(40, 1);
-    const original = (await nativeEncryptAndSign(data, bob.toPublic(), alice, NOW - 60_000))!;
+    const original = (await nativeEncrypt(data, bob.toPublic(), alice, NOW - 60_000))!;
     const bytes = dearmor(original, 'MESSAGE')!;
     const pkeskEnd = 2 + readPackets(bytes, 2)![0]!.body.length;
     const found: Discrepancy[] = [];
@@ -1055,7 +1054,7 @@ describe('sealed messages (sealTo / openSealed: encrypted, not signed)', () => {
   it('native seals open in OpenPGP.js, OpenPGP.js seals open natively (not a fallback)', async () => {
     await fc.assert(
       fc.asyncProperty(payload, async (data) => {
-        const sealed = (await nativeSeal(data, bob.toPublic(), NOW))!;
+        const sealed = (await nativeEncrypt(data, bob.toPublic(), undefined, NOW))!;
         assert.ok(sealed, 'the default profile takes the native path');
         assert.equal(await openpgpOpenSealedVerdict(sealed, bob, NOW), `ok:${hex(data)}`);
         assert.equal(await nativeOpenSealedVerdict(sealed, bob), `ok:${hex(data)}`);
@@ -1080,9 +1079,9 @@ describe('sealed messages (sealTo / openSealed: encrypted, not signed)', () => {
         async (data, kind, lvl, mutations) => {
           const original =
             kind === 'native sealed'
-              ? (await nativeSeal(data, bob.toPublic(), NOW - 60_000))!
+              ? (await nativeEncrypt(data, bob.toPublic(), undefined, NOW - 60_000))!
               : kind === 'native signed'
-                ? (await nativeEncryptAndSign(data, bob.toPublic(), alice, NOW - 60_000))!
+                ? (await nativeEncrypt(data, bob.toPublic(), alice, NOW - 60_000))!
                 : kind === 'openpgp sealed'
                   ? await openpgpSeal(data, bob.toPublic(), NOW - 60_000)
                   : await openpgpEncrypt(data, bob.toPublic(), alice, NOW - 60_000);
@@ -1116,7 +1115,7 @@ describe('sealed messages (sealTo / openSealed: encrypted, not signed)', () => {
   it('more than 4096 bytes sealed: refused as too long on both paths', async () => {
     for (const size of [4096, 4097, 6000]) {
       const data = counting(size, 1);
-      const sealed = (await nativeSeal(data, bob.toPublic(), NOW))!;
+      const sealed = (await nativeEncrypt(data, bob.toPublic(), undefined, NOW))!;
       const expected = size > 4096 ? 'KL_MESSAGE_MALFORMED' : `ok:${hex(data)}`;
       assert.equal(await openpgpOpenSealedVerdict(sealed, bob, NOW), expected);
       assert.equal(await publicOpenSealedVerdict(sealed, bob, NOW), expected);
@@ -1437,7 +1436,7 @@ describe('native path vs OpenPGP.js: times', () => {
         (m) => `ok:${pkeskKeyId(m)}`,
         () => 'throw',
       );
-      const native = await nativeEncryptAndSign(Uint8Array.of(1), key.toPublic(), alice, at);
+      const native = await nativeEncrypt(Uint8Array.of(1), key.toPublic(), alice, at);
       const pub = await encryptAndSign(Uint8Array.of(1), key.toPublic(), alice, new Date(at)).then(
         (m) => `ok:${pkeskKeyId(m)}`,
         () => 'throw',
@@ -1825,7 +1824,7 @@ describe('edge cases', () => {
       .privateParams.d;
     assert.ok(stored.length === 32 ? stored[0] === 0 : stored.length < 32, 'the secret MPI is short');
     const data = counting(100, 2);
-    const native = (await nativeEncryptAndSign(data, key.toPublic(), alice, NOW))!;
+    const native = (await nativeEncrypt(data, key.toPublic(), alice, NOW))!;
     assert.equal(await openpgpDecryptVerdict(native, key, alice.toPublic(), NOW), `ok:${hex(data)}`);
     assert.equal(await nativeDecryptVerdict(native, key, alice.toPublic(), NOW), `ok:${hex(data)}`);
     const byOpenpgp = await openpgpEncrypt(data, key.toPublic(), alice, NOW);
@@ -1859,7 +1858,7 @@ describe('edge cases', () => {
     assert.deepEqual(view?.kdf && [...view.kdf.params], [3, 1, 10, 9]);
     await fc.assert(
       fc.asyncProperty(payload, async (data) => {
-        const native = (await nativeEncryptAndSign(data, key.toPublic(), alice, NOW))!;
+        const native = (await nativeEncrypt(data, key.toPublic(), alice, NOW))!;
         assert.equal(await openpgpDecryptVerdict(native, key, alice.toPublic(), NOW), `ok:${hex(data)}`);
         const byOpenpgp = await openpgpEncrypt(data, key.toPublic(), alice, NOW);
         assert.equal(await nativeDecryptVerdict(byOpenpgp, key, alice.toPublic(), NOW), `ok:${hex(data)}`);
@@ -1876,7 +1875,7 @@ describe('edge cases', () => {
         const expected = (await key.getEncryptionKey(undefined, new Date(at), undefined, PGP_FULL_CONFIG))
           .getKeyID()
           .toHex();
-        const native = (await nativeEncryptAndSign(Uint8Array.of(1), key.toPublic(), alice, at))!;
+        const native = (await nativeEncrypt(Uint8Array.of(1), key.toPublic(), alice, at))!;
         assert.equal(pkeskKeyId(native), expected, `at +${at - KEYS_CREATED}`);
         assert.equal(await openpgpDecryptVerdict(native, key, alice.toPublic(), at), 'ok:01');
         assert.equal(await nativeDecryptVerdict(native, key, alice.toPublic(), at), 'ok:01');
@@ -1910,7 +1909,7 @@ describe('edge cases', () => {
           (k) => k.getKeyID().toHex(),
           () => 'none',
         );
-        const native = await nativeEncryptAndSign(Uint8Array.of(1), key.toPublic(), alice, at);
+        const native = await nativeEncrypt(Uint8Array.of(1), key.toPublic(), alice, at);
         if (native !== undefined) assert.equal(pkeskKeyId(native), oracle, `at +${at - KEYS_CREATED}`);
         else assert.equal(oracle, 'none', 'native falls back only when OpenPGP.js has no key either');
         const pub = await encryptAndSign(Uint8Array.of(1), key.toPublic(), alice, new Date(at)).then(
@@ -1926,7 +1925,7 @@ describe('edge cases', () => {
     const signer = await freshKey('subsigner', { subkeys: [{ sign: true }, {}] });
     const subkeyId = signer.subkeys[0]!.getKeyID().toHex();
     const data = counting(77, 7);
-    const message = (await nativeEncryptAndSign(data, bob.toPublic(), signer, NOW))!;
+    const message = (await nativeEncrypt(data, bob.toPublic(), signer, NOW))!;
     assert.ok(message);
     assert.equal(await openpgpDecryptVerdict(message, bob, signer.toPublic(), NOW + 1000), `ok:${hex(data)}`);
     assert.equal(await nativeDecryptVerdict(message, bob, signer.toPublic(), NOW + 1000), `ok:${hex(data)}`);
@@ -1952,8 +1951,8 @@ describe('edge cases', () => {
   it('RSA keys fall back to OpenPGP.js, with the same result', async () => {
     const rsa = await fixtureKey('rsa');
     const data = counting(50, 0);
-    assert.equal(await nativeEncryptAndSign(data, rsa.toPublic(), alice, NOW), undefined);
-    assert.equal(await nativeEncryptAndSign(data, bob.toPublic(), rsa, NOW), undefined);
+    assert.equal(await nativeEncrypt(data, rsa.toPublic(), alice, NOW), undefined);
+    assert.equal(await nativeEncrypt(data, bob.toPublic(), rsa, NOW), undefined);
     assert.equal(await nativeSignDetached(data, rsa, NOW), undefined);
     const toRsa = await encryptAndSign(data, rsa.toPublic(), alice, new Date(NOW));
     assert.equal(messageRecipient(dearmor(toRsa, 'MESSAGE')!), undefined);

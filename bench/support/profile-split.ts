@@ -144,6 +144,31 @@ export interface ProfileSplit {
 const round = (x: number, digits: number) => +x.toFixed(digits);
 
 /**
+ * Self time per profile node, µs: each sample counts until the next one (the last until the
+ * profile's end), so the times add up to the sampled span (`sampledUs`).
+ */
+export function selfTimes(profile: CpuProfile): {
+  self: Map<number, number>;
+  samples: number;
+  sampledUs: number;
+} {
+  const self = new Map<number, number>();
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  let t = profile.startTime;
+  const stamps = samples.map((_, i) => {
+    t += Math.max(0, deltas[i] ?? 0);
+    return t;
+  });
+  for (let i = 0; i < samples.length; i++) {
+    const until = i + 1 < samples.length ? stamps[i + 1]! : Math.max(profile.endTime, stamps[i]!);
+    self.set(samples[i]!, (self.get(samples[i]!) ?? 0) + (until - stamps[i]!));
+  }
+  const sampledUs = samples.length === 0 ? 0 : Math.max(profile.endTime, stamps.at(-1)!) - stamps[0]!;
+  return { self, samples: samples.length, sampledUs };
+}
+
+/**
  * Splits `profile` into groups of busy time and lists the `top` heaviest functions by self time.
  * `root` (a file path, e.g. the repository) is removed from the front of `file://` URLs in `top`.
  */
@@ -185,19 +210,7 @@ export function splitProfile(profile: CpuProfile, { top = 20, root }: { top?: nu
     return [];
   };
 
-  // Self time per node, µs.
-  const self = new Map<number, number>();
-  const samples = profile.samples ?? [];
-  const deltas = profile.timeDeltas ?? [];
-  let t = profile.startTime;
-  const stamps = samples.map((_, i) => {
-    t += Math.max(0, deltas[i] ?? 0);
-    return t;
-  });
-  for (let i = 0; i < samples.length; i++) {
-    const until = i + 1 < samples.length ? stamps[i + 1]! : Math.max(profile.endTime, stamps[i]!);
-    self.set(samples[i]!, (self.get(samples[i]!) ?? 0) + (until - stamps[i]!));
-  }
+  const { self, samples: sampleCount, sampledUs } = selfTimes(profile);
 
   const groupUs = Object.fromEntries(PROFILE_GROUPS.map((g) => [g, 0])) as Record<ProfileGroup, number>;
   let idleUs = 0;
@@ -222,11 +235,10 @@ export function splitProfile(profile: CpuProfile, { top = 20, root }: { top?: nu
     entry.us += us;
     fnUs.set(key, entry);
   }
-  const sampledUs = samples.length === 0 ? 0 : Math.max(profile.endTime, stamps.at(-1)!) - stamps[0]!;
   const busyUs = PROFILE_GROUPS.reduce((s, g) => s + groupUs[g], 0);
   const share = (us: number) => (busyUs === 0 ? 0 : round(us / busyUs, 4));
   const split: ProfileSplit = {
-    samples: samples.length,
+    samples: sampleCount,
     sampledMs: round(sampledUs / 1000, 1),
     idleMs: round(idleUs / 1000, 1),
     busyMs: round(busyUs / 1000, 1),

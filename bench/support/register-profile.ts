@@ -19,7 +19,7 @@
  * time; given the process's CPU time over the same window, the ms per registration are that CPU
  * time shared out by them (an estimate: it assumes waits fall evenly on the parts).
  */
-import type { CpuProfile } from './profile-split.js';
+import { type CpuProfile, selfTimes } from './profile-split.js';
 
 /** The parts of a registration, in report order. */
 export const REGISTRATION_PARTS = [
@@ -167,19 +167,7 @@ export function splitRegistrationProfile(
     return stack;
   };
 
-  // Self time per node, µs.
-  const self = new Map<number, number>();
-  const samples = profile.samples ?? [];
-  const deltas = profile.timeDeltas ?? [];
-  let t = profile.startTime;
-  const stamps = samples.map((_, i) => {
-    t += Math.max(0, deltas[i] ?? 0);
-    return t;
-  });
-  for (let i = 0; i < samples.length; i++) {
-    const until = i + 1 < samples.length ? stamps[i + 1]! : Math.max(profile.endTime, stamps[i]!);
-    self.set(samples[i]!, (self.get(samples[i]!) ?? 0) + (until - stamps[i]!));
-  }
+  const { self, samples: sampleCount, sampledUs } = selfTimes(profile);
 
   const partUs = Object.fromEntries(REGISTRATION_PARTS.map((p) => [p, 0])) as Record<
     RegistrationPart,
@@ -256,10 +244,9 @@ export function splitRegistrationProfile(
         msPerRegistration: perReg(e.us),
         share: share(e.us),
       }));
-  const sampledUs = samples.length === 0 ? 0 : Math.max(profile.endTime, stamps.at(-1)!) - stamps[0]!;
   return {
     registrations,
-    samples: samples.length,
+    samples: sampleCount,
     sampledMs: round(sampledUs / 1000, 1),
     idleMs: round(idleUs / 1000, 1),
     busyMs: round(busyUs / 1000, 1),

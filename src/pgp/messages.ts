@@ -14,7 +14,7 @@ import { curvePoint } from './native/keys.js';
 import {
   nativeCheckSignature,
   nativeDecryptAndVerify,
-  nativeEncryptAndSign,
+  nativeEncrypt,
   nativeSignDetached,
   readNativeSignature,
 } from './native/operations.js';
@@ -140,20 +140,33 @@ function checkFreshness(created: number, now: Date, maxSkewMs: number | undefine
  * @throws KlError `KL_KEY_POLICY` when nothing can be encrypted to the recipient key (no valid
  * encryption key; a Cv25519 key at a low-order point, refused at registration since).
  */
-export async function encryptAndSign(
+export function encryptAndSign(
   data: Uint8Array,
   recipient: openpgp.PublicKey,
   signer: openpgp.PrivateKey,
   date?: Date,
 ): Promise<string> {
+  return encryptMessage(data, recipient, signer, date);
+}
+
+/**
+ * Encrypts `data` to `recipient`, signed inside by `signer` if given; natively in the default profile.
+ * @throws KlError `KL_KEY_POLICY` when nothing can be encrypted to the recipient key.
+ */
+export async function encryptMessage(
+  data: Uint8Array,
+  recipient: openpgp.PublicKey,
+  signer: openpgp.PrivateKey | undefined,
+  date?: Date,
+): Promise<string> {
   try {
-    const native = await nativeEncryptAndSign(data, recipient, signer, (date ?? new Date()).getTime());
+    const native = await nativeEncrypt(data, recipient, signer, (date ?? new Date()).getTime());
     if (native !== undefined) return native;
     const message = await openpgp.createMessage({ binary: data, format: 'binary' });
     return (await openpgp.encrypt({
       message,
       encryptionKeys: recipient,
-      signingKeys: signer,
+      ...(signer ? { signingKeys: signer } : {}),
       format: 'armored',
       config: PGP_CONFIG,
       ...(date ? { date } : {}),

@@ -9,29 +9,15 @@
 import * as openpgp from 'openpgp';
 import { isKlError, KlError } from '../protocol/errors.js';
 import { PGP_CONFIG } from './config.js';
-import { checkArmoredMessage, readArmoredMessage } from './messages.js';
-import { nativeOpenSealed, nativeSeal } from './native/operations.js';
+import { checkArmoredMessage, encryptMessage, readArmoredMessage } from './messages.js';
+import { nativeOpenSealed } from './native/operations.js';
 
 /**
  * Encrypts `data` to `recipient` (no signature); returns the armored message.
  * @throws KlError `KL_KEY_POLICY` when nothing can be encrypted to the recipient key.
  */
-export async function sealTo(data: Uint8Array, recipient: openpgp.PublicKey, date?: Date): Promise<string> {
-  try {
-    const native = await nativeSeal(data, recipient, (date ?? new Date()).getTime());
-    if (native !== undefined) return native;
-    const message = await openpgp.createMessage({ binary: data, format: 'binary' });
-    return (await openpgp.encrypt({
-      message,
-      encryptionKeys: recipient,
-      format: 'armored',
-      config: PGP_CONFIG,
-      ...(date ? { date } : {}),
-    })) as string;
-  } catch (err) {
-    if (isKlError(err)) throw err;
-    throw new KlError('KL_KEY_POLICY', 'nothing can be encrypted to this key');
-  }
+export function sealTo(data: Uint8Array, recipient: openpgp.PublicKey, date?: Date): Promise<string> {
+  return encryptMessage(data, recipient, undefined, date);
 }
 
 /**

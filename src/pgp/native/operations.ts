@@ -58,18 +58,28 @@ export async function nativeCheckSignature(
   return checkSignature(signature, data, signingKey) && signature.created <= at && at < signature.expires;
 }
 
-/** `data` signed by `signer` and encrypted to `recipient` at `at` (ms), armored; `undefined` outside the profile. */
-export async function nativeEncryptAndSign(
+/**
+ * `data` encrypted to `recipient` at `at` (ms) and, with a `signer`, signed inside (sign-then-encrypt);
+ * armored; `undefined` outside the profile.
+ */
+export async function nativeEncrypt(
   data: Uint8Array,
   recipient: openpgp.PublicKey,
-  signer: openpgp.PrivateKey,
+  signer: openpgp.PrivateKey | undefined,
   at: number,
 ): Promise<string | undefined> {
   const recipientKey = await nativeView(recipient).encryptionKey(at);
-  const signingKey = recipientKey && (await nativeView(signer).signingKey(at));
-  return (
-    signingKey &&
-    armor('MESSAGE', encryptAndSignNative({ data, recipient: recipientKey, signer: signingKey, created: at }))
+  if (!recipientKey) return undefined;
+  const signingKey = signer && (await nativeView(signer).signingKey(at));
+  if (signer && !signingKey) return undefined;
+  return armor(
+    'MESSAGE',
+    encryptAndSignNative({
+      data,
+      recipient: recipientKey,
+      created: at,
+      ...(signingKey ? { signer: signingKey } : {}),
+    }),
   );
 }
 
@@ -92,18 +102,6 @@ export async function nativeDecryptAndVerify(
   const verdict = await nativeCheckSignature(opened.signature, opened.data, signerKey, now);
   if (verdict === undefined) return undefined;
   return verdict ? opened.data : null;
-}
-
-/** `data` encrypted to `recipient` at `at` (ms), unsigned, armored; `undefined` outside the profile. */
-export async function nativeSeal(
-  data: Uint8Array,
-  recipient: openpgp.PublicKey,
-  at: number,
-): Promise<string | undefined> {
-  const recipientKey = await nativeView(recipient).encryptionKey(at);
-  return (
-    recipientKey && armor('MESSAGE', encryptAndSignNative({ data, recipient: recipientKey, created: at }))
-  );
 }
 
 /**
