@@ -44,6 +44,9 @@ export async function openSocket(url: string, o: SocketOptions): Promise<ClientS
   const socket: ClientSocket = new Socket(url, {
     maxPayload: o.maxPayload,
     handshakeTimeout: o.handshakeTimeout,
+    // Nothing keyledger sends compresses (sealed frames are ciphertext), and the server offers no
+    // compression: do not even ask for it.
+    perMessageDeflate: false,
   });
   return socket;
 }

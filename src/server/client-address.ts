@@ -6,6 +6,7 @@
  * Without a trust list the socket's address is the source and forwarded headers are ignored.
  */
 import type { IncomingMessage } from 'node:http';
+import { isIPv4 } from 'node:net';
 import proxyaddr from '@fastify/proxy-addr';
 import ipaddr from 'ipaddr.js';
 
@@ -30,6 +31,8 @@ export function clientAddress(req: IncomingMessage, trust: ProxyTrust): string {
  * give it unlimited sources.
  */
 export function sourceKey(address: string): string {
+  // The common case, a dotted quad as the socket reports it, is its own key (no parse per connection).
+  if (isIPv4(address)) return address;
   if (!ipaddr.isValid(address)) return address;
   let parsed = ipaddr.parse(address);
   if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress())
