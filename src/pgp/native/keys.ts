@@ -7,7 +7,7 @@
  * it. Keys are cached per parsed OpenPGP.js object (a WeakMap), so per ledger key version.
  */
 import * as openpgp from 'openpgp';
-import { fromHex, toHex } from '../../protocol/bytes.js';
+import { equalBytes, fromHex, toHex } from '../../protocol/bytes.js';
 import { ed25519FromPkcs8, type PrivateKeyHandle, x25519KeyPair } from '../../protocol/crypto/node.js';
 import { PGP_FULL_CONFIG } from '../config.js';
 import { leftPad } from './packets.js';
@@ -106,20 +106,16 @@ function nativeSecretKey(packet: AnyKeyPacket): NativeSecretKey | undefined {
       const seed = params?.seed && leftPad(params.seed, 32);
       if (!seed) return undefined;
       const pair = ed25519FromPkcs8(Uint8Array.from([...PKCS8_ED25519, ...seed]));
-      return equal(pair.publicKey, pub.publicKey) ? { ...pub, secret: pair.privateKey } : undefined;
+      return equalBytes(pair.publicKey, pub.publicKey) ? { ...pub, secret: pair.privateKey } : undefined;
     }
     // A Cv25519 secret is a big-endian MPI of the reversed X25519 scalar (RFC 9580 §11.5).
     const d = params?.d && leftPad(params.d, 32);
     if (!d) return undefined;
     const pair = x25519KeyPair(d.slice().reverse());
-    return equal(pair.publicKey, pub.publicKey) ? { ...pub, secret: pair.privateKey } : undefined;
+    return equalBytes(pair.publicKey, pub.publicKey) ? { ...pub, secret: pair.privateKey } : undefined;
   } catch {
     return undefined;
   }
-}
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 type Signature = openpgp.SignaturePacket & { embeddedSignature: openpgp.SignaturePacket | null };
