@@ -205,10 +205,11 @@ async function keyledgerFigures() {
 }
 
 /**
- * What any login of this shape costs the server at least, measured in the same run: the transport
- * (a plain `ws` server in the server process answering an upgrade and two round trips of a login's
- * sizes, then the close) and the native crypto of the server's side of a login (two X25519 key pairs
- * and agreements, one Ed25519 signature and one verification, timed in this process).
+ * What any login of this shape costs at least, measured in the same run: the transport (a plain `ws`
+ * server in the server process answering an upgrade and two round trips of a login's sizes, then the
+ * close; the client's side of it from this process, one at a time) and the native crypto of each side
+ * (server: two X25519 key pairs and agreements, one Ed25519 signature and one verification; client:
+ * one key pair, two agreements, one verification, one signature; timed in this process).
  */
 async function floorFigures(echoUrl: string, serverCpuSeconds: () => Promise<number>) {
   const hello = 'h'.repeat(120);
@@ -235,6 +236,12 @@ async function floorFigures(echoUrl: string, serverCpuSeconds: () => Promise<num
     }),
   );
   const wsMs = (((await serverCpuSeconds()) - cpu0) / LOGINS) * 1000;
+  // The client's side of the same exchange, one at a time (as keyledger.clientCpuMsPerLogin is taken).
+  const clientRounds = Math.min(200, LOGINS);
+  const client0 = process.cpuUsage();
+  for (let i = 0; i < clientRounds; i++) await exchange();
+  const clientUsed = process.cpuUsage(client0);
+  const wsClientMs = (clientUsed.user + clientUsed.system) / 1000 / clientRounds;
 
   const rounds = 2_000;
   const client = ed25519KeyPair();
@@ -251,12 +258,27 @@ async function floorFigures(echoUrl: string, serverCpuSeconds: () => Promise<num
   }
   const used = process.cpuUsage(crypto0);
   const cryptoMs = (used.user + used.system) / 1000 / rounds;
+  // The client's side: its ephemeral key pair, the PKESK's agreement with its own key, the session's
+  // agreement, the server's signature checked, the transcript signed.
+  const own = x25519KeyPair().privateKey;
+  const clientCrypto0 = process.cpuUsage();
+  for (let i = 0; i < rounds; i++) {
+    x25519SharedSecret(x25519KeyPair().privateKey, peer);
+    x25519SharedSecret(own, peer);
+    ed25519Verify(client.publicKey, message, signature);
+    ed25519Sign(serverKey.privateKey, message);
+  }
+  const clientCryptoUsed = process.cpuUsage(clientCrypto0);
+  const clientCryptoMs = (clientCryptoUsed.user + clientCryptoUsed.system) / 1000 / rounds;
   return {
-    what: 'the least a login of this shape costs the server: transport + crypto, without keyledger',
+    what: 'the least a login of this shape costs: transport + crypto, without keyledger',
     wsExchangeServerCpuMs: +wsMs.toFixed(3),
     nativeCryptoServerCpuMs: +cryptoMs.toFixed(3),
     serverCpuMs: +(wsMs + cryptoMs).toFixed(3),
     loginsPerSecPerCoreCeiling: Math.round(1000 / (wsMs + cryptoMs)),
+    wsExchangeClientCpuMs: +wsClientMs.toFixed(3),
+    nativeCryptoClientCpuMs: +clientCryptoMs.toFixed(3),
+    clientCpuMs: +(wsClientMs + clientCryptoMs).toFixed(3),
   };
 }
 
@@ -399,7 +421,8 @@ try {
     `TLS 1.3 mutual auth (Ed25519, ${t.tool}): ${t.handshakesPerSec}/s wall → ${t.tlsHandshakesPerSecPerCore} handshakes per server core-second`,
   );
   log(
-    `floor of a login of this shape (same run): plain ws upgrade + 2 round trips + close ${floor.wsExchangeServerCpuMs} ms + native crypto ${floor.nativeCryptoServerCpuMs} ms = ${floor.serverCpuMs} ms server CPU → at most ${floor.loginsPerSecPerCoreCeiling} logins per core-second (${(floor.loginsPerSecPerCoreCeiling / t.tlsHandshakesPerSecPerCore).toFixed(2)} × TLS)`,
+    `floor of a login of this shape (same run): plain ws upgrade + 2 round trips + close ${floor.wsExchangeServerCpuMs} ms + native crypto ${floor.nativeCryptoServerCpuMs} ms = ${floor.serverCpuMs} ms server CPU → at most ${floor.loginsPerSecPerCoreCeiling} logins per core-second (${(floor.loginsPerSecPerCoreCeiling / t.tlsHandshakesPerSecPerCore).toFixed(2)} × TLS); ` +
+      `client (one at a time) ${floor.wsExchangeClientCpuMs} ms + native crypto ${floor.nativeCryptoClientCpuMs} ms = ${floor.clientCpuMs} ms`,
   );
   log(`ratio: ${result.ratio} (goal ≥ 2)`);
 } finally {
