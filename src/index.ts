@@ -22,6 +22,7 @@ export type { CreateIdentityOptions, KeySource } from './client/identity.js';
 export { createIdentity } from './client/identity.js';
 export type { LoginOptions, LoginResult } from './client/login.js';
 export { login } from './client/login.js';
+export { nativeOpenPgpEnabled, setNativeOpenPgp } from './client/native-openpgp.js';
 export type {
   EmailCodeRequested,
   RegisterOptions,

@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, type CommanderError } from 'commander';
-import { isKlError } from '../protocol/errors.js';
+import { setNativeOpenPgp } from '../pgp/native/switch.js';
+import { isKlError, KlError } from '../protocol/errors.js';
 import { endQuietlyWhenOutputCloses, info } from './io.js';
 import { missingPackageError } from './missing-package.js';
 import { declareCommands, type Outcome } from './program.js';
@@ -126,6 +127,20 @@ function program(outcome: Outcome): Command {
   return root;
 }
 
+/**
+ * KEYLEDGER_NATIVE_OPENPGP=0 turns the native OpenPGP path off for every command (docs/configuration.md;
+ * `serve` also reads it as its `nativeOpenPgp` setting).
+ * @throws KlError `KL_CONFIG_INVALID` for a value other than 1, true, 0 or false.
+ */
+function nativeOpenPgpFromEnvironment(): void {
+  const value = process.env.KEYLEDGER_NATIVE_OPENPGP;
+  if (value === undefined || value === '') return;
+  const on = ({ '1': true, true: true, '0': false, false: false } as Record<string, boolean>)[value];
+  if (on === undefined)
+    throw new KlError('KL_CONFIG_INVALID', 'KEYLEDGER_NATIVE_OPENPGP must be 1, true, 0 or false');
+  setNativeOpenPgp(on);
+}
+
 /** Runs the CLI with `argv` (without node and script); returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   endQuietlyWhenOutputCloses();
@@ -133,6 +148,7 @@ export async function main(argv: string[]): Promise<number> {
   const args = argv[0] === 'help' && argv.length > 1 ? [...argv.slice(1), '--help'] : argv;
   const outcome: Outcome = { code: 0 };
   try {
+    nativeOpenPgpFromEnvironment();
     await program(outcome).parseAsync(args, { from: 'user' });
     return outcome.code;
   } catch (thrown) {

@@ -6,9 +6,11 @@
  * `{ error: { code, message } }` with the status of the code. Every time-dependent part takes the
  * injected clock.
  */
+
 import type { Server as HttpsServer } from 'node:https';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { EmbeddedLedger } from '../ledger/embedded-ledger.js';
+import { setNativeOpenPgp } from '../pgp/native/switch.js';
 import { KlError } from '../protocol/errors.js';
 import { MAX_HTTP_BODY } from '../protocol/messages.js';
 import { checkAdminSocketPath, startAdminSocket } from './admin-socket.js';
@@ -43,6 +45,11 @@ export interface ServerOptions extends KeyledgerPolicies {
   smtp?: SmtpOptions;
   /** Group-commit window of the ledger, ms (default 2). */
   ledgerBatchWaitMs?: number;
+  /**
+   * The native OpenPGP path for the default profile (docs/protocol.md "The native OpenPGP path"); on
+   * by default. `false` sends every OpenPGP operation of this process to OpenPGP.js.
+   */
+  nativeOpenPgp?: boolean;
   /** EVM engine: the node's JSON-RPC URL (default: DATA/evm.json) and follower poll interval. */
   evm?: { rpcUrl?: string; pollMs?: number };
   /**
@@ -103,6 +110,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const now = o.now ?? Date.now;
   const log = o.log ?? (() => {});
   const emit = safeListener(o.onEvent);
+  if (o.nativeOpenPgp !== undefined) setNativeOpenPgp(o.nativeOpenPgp);
   // Refused before anything is opened: a data directory too deep for its admin socket.
   if (o.adminSocket !== false) checkAdminSocketPath(o.dataDir);
   let metrics: ServerMetrics | undefined;

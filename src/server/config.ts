@@ -21,6 +21,7 @@ export const CONFIG_ENV: Readonly<Record<string, string>> = {
   KEYLEDGER_PORT: 'port',
   KEYLEDGER_PUBLIC_URL: 'publicUrl',
   KEYLEDGER_QUIET: 'quiet',
+  KEYLEDGER_NATIVE_OPENPGP: 'nativeOpenPgp',
   KEYLEDGER_TLS_CERT: 'tls.cert',
   KEYLEDGER_TLS_KEY: 'tls.key',
   KEYLEDGER_ADMINS: 'admins',
@@ -103,7 +104,7 @@ export function loadConfig(
           : v
         : path === 'admins' || path === 'trustProxy' || path === 'corsOrigins'
           ? v.split(',').map((a) => a.trim())
-          : path === 'quiet'
+          : path === 'quiet' || path === 'nativeOpenPgp'
             ? (({ '1': true, true: true, '0': false, false: false } as Record<string, boolean>)[v] ?? v)
             : v,
     );
@@ -141,6 +142,7 @@ export function serverOptionsOf(c: ConfigFile): Omit<ServerOptions, 'passphrase'
       challengeTtlMs: ms(c.challengeTtl, 'challengeTtl'),
       handshakeTimeoutMs: ms(c.handshakeTimeout, 'handshakeTimeout'),
       ledgerBatchWaitMs: ms(c.ledgerBatchWait, 'ledgerBatchWait'),
+      nativeOpenPgp: c.nativeOpenPgp,
       rateLimits: c.rateLimits,
       trustProxy: c.trustProxy,
       maxLedgerStalenessMs: ms(c.ledger?.maxStaleness, 'ledger.maxStaleness'),

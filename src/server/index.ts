@@ -8,6 +8,8 @@
  * no I/O beyond reading the ledger; registration as {@link createRegistration} and
  * {@link verifyRegistration} (docs/protocol.md "Phase 1"), which do no I/O and keep no state.
  */
+
+export { nativeOpenPgpEnabled, setNativeOpenPgp } from '../pgp/native/switch.js';
 export type { RateLimits, RunningServer, ServerOptions } from './app.js';
 export { DEFAULT_RATE_LIMITS, startServer } from './app.js';
 export type { ServerEvent } from './events.js';

@@ -14,6 +14,7 @@ import {
   parseSignature,
   SIG_BINARY,
 } from './signature.js';
+import { nativeOpenPgpEnabled } from './switch.js';
 
 const TAG_SIGNATURE = 2;
 
@@ -28,12 +29,14 @@ export async function nativeSignDetached(
   key: openpgp.PrivateKey,
   at: number,
 ): Promise<string | undefined> {
+  if (!nativeOpenPgpEnabled()) return undefined;
   const signer = await nativeView(key).signingKey(at);
   return signer && armor('SIGNATURE', writePacket(TAG_SIGNATURE, makeSignature(data, signer, at)));
 }
 
 /** The one binary-document signature in an armored detached signature, or `undefined`. */
 export function readNativeSignature(armored: string): NativeSignature | undefined {
+  if (!nativeOpenPgpEnabled()) return undefined;
   const bytes = dearmor(armored, 'SIGNATURE');
   const packets = bytes && readPackets(bytes, 1);
   if (packets?.length !== 1 || packets[0]!.tag !== TAG_SIGNATURE) return undefined;
@@ -52,6 +55,7 @@ export async function nativeCheckSignature(
   key: openpgp.PublicKey,
   date: number,
 ): Promise<boolean | undefined> {
+  if (!nativeOpenPgpEnabled()) return undefined;
   const signingKey = await nativeView(key).verificationKey(signature.issuerKeyIdHex, signature.created);
   if (!signingKey) return undefined;
   const at = wholeSeconds(date);
@@ -68,6 +72,7 @@ export async function nativeEncrypt(
   signer: openpgp.PrivateKey | undefined,
   at: number,
 ): Promise<string | undefined> {
+  if (!nativeOpenPgpEnabled()) return undefined;
   const recipientKey = await nativeView(recipient).encryptionKey(at);
   if (!recipientKey) return undefined;
   const signingKey = signer && (await nativeView(signer).signingKey(at));
@@ -93,6 +98,7 @@ export async function nativeDecryptAndVerify(
   signerKey: openpgp.PublicKey,
   now: number,
 ): Promise<Uint8Array | null | undefined> {
+  if (!nativeOpenPgpEnabled()) return undefined;
   const bytes = dearmor(armored, 'MESSAGE');
   const recipient = bytes && messageRecipient(bytes);
   if (!recipient) return undefined;
@@ -113,6 +119,7 @@ export async function nativeOpenSealed(
   armored: string,
   decryptionKey: openpgp.PrivateKey,
 ): Promise<Uint8Array | null | undefined> {
+  if (!nativeOpenPgpEnabled()) return undefined;
   const bytes = dearmor(armored, 'MESSAGE');
   const recipient = bytes && messageRecipient(bytes);
   if (!recipient) return undefined;

@@ -87,6 +87,12 @@ export const CONFIG_SCHEMA = Type.Object(
       }),
     ),
     ledgerBatchWait: Type.Optional(duration('Group-commit window of the ledger. Default 2ms.')),
+    nativeOpenPgp: Type.Optional(
+      Type.Boolean({
+        description:
+          'The native OpenPGP path for v4 Ed25519/Cv25519 keys (docs/protocol.md); false sends every OpenPGP operation to OpenPGP.js. Default true.',
+      }),
+    ),
     session: Type.Optional(
       Type.Object(
         {
