@@ -33,6 +33,7 @@ import { WebSocket } from 'ws';
 import type { OpenPgpClientKey } from '../src/client/client-key.js';
 import type { ClientHome } from '../src/client/home.js';
 import { login } from '../src/client/login.js';
+import { setNativeOpenPgp } from '../src/pgp/native/switch.js';
 import {
   ed25519KeyPair,
   ed25519Sign,
@@ -60,6 +61,9 @@ const args = benchArgs({
       help: "also write the server's raw CPU profile of the timed logins there (a .cpuprofile file)",
     },
   },
+  flags: {
+    'openpgp-js': 'measure the OpenPGP.js path: the native OpenPGP path off in the server and this client',
+  },
   out: 'file',
   resultsFile: 'auth.json',
 });
@@ -68,6 +72,8 @@ const LOGINS = args.count('logins');
 const CONCURRENCY = args.count('concurrency');
 const TLS_SECONDS = args.count('seconds');
 const PROFILE_OUT = args.text('profile-out');
+const OPENPGP_JS = args.flag('openpgp-js');
+if (OPENPGP_JS) setNativeOpenPgp(false);
 /** Sequential logins of the lone-login phase. */
 const SINGLE = Math.min(200, LOGINS);
 const root = mkdtempSync(join(tmpdir(), 'kl-bench-auth-'));
@@ -82,7 +88,7 @@ function procCpuSeconds(pid: number): number {
 }
 
 async function keyledgerFigures() {
-  const server = await startBenchServer(root, PASS);
+  const server = await startBenchServer(root, PASS, undefined, { openpgpJs: OPENPGP_JS });
   log(`server at ${server.url}; registering ${CLIENTS} clients…`);
   const clients: Array<{ home: ClientHome; key: OpenPgpClientKey }> = [];
   for (let i = 0; i < CLIENTS; i++)
@@ -391,6 +397,7 @@ try {
     tlsHandshakesPerSecPerCore: t.tlsHandshakesPerSecPerCore,
     ratio: +(k.loginsPerSecPerCore / t.tlsHandshakesPerSecPerCore).toFixed(3),
     goal: 'loginsPerSecPerCore ≥ 2 × tlsHandshakesPerSecPerCore',
+    openpgpPath: OPENPGP_JS ? 'OpenPGP.js (--openpgp-js)' : 'native (default profile)',
     keyledger: k,
     floor,
     profile,

@@ -5,7 +5,8 @@
  * answers {profiling: true}), "profile-stop" or {"profile-stop": {out: FILE}} (stops it; answers
  * {profile: ServerProfile}, the split of profile-split.ts, and writes the raw .cpuprofile to FILE when
  * given; either answers {error} when out of turn) and "stop". With `--production-hijack` the hijack alarms keep their defaults (the load test
- * sends at a normal pace; the throughput benchmarks flood).
+ * sends at a normal pace; the throughput benchmarks flood). With `--openpgp-js` the native OpenPGP
+ * path is off (bench:auth --openpgp-js).
  */
 import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -22,6 +23,7 @@ const server = await startServer({
   port: 0,
   rateLimits: { registerPerIp: big, registerPerIdentity: big, loginPerIp: big, loginPerIdentity: big },
   // A benchmark is a flood by design: the abnormal-activity alarms would (rightly) end its session.
+  ...(flags.includes('--openpgp-js') ? { nativeOpenPgp: false } : {}),
   ...(flags.includes('--production-hijack')
     ? {}
     : { hijackPolicy: { maxFramesPerWindow: 1e9, baselineFactor: 0 } }),

@@ -55,13 +55,13 @@ function ask<T>(child: ChildProcess, msg: string | object): Promise<T> {
 
 /**
  * Starts the server over `root`/data. `profileDir` (or KL_PROFILE_SERVER) writes a CPU profile of
- * the server there.
+ * the server there; `openpgpJs` switches its native OpenPGP path off.
  */
 export function startBenchServer(
   root: string,
   passphrase: string,
   profileDir?: string,
-  { productionHijack = false } = {},
+  { productionHijack = false, openpgpJs = false } = {},
 ): Promise<BenchServer> {
   const dataDir = join(root, 'data');
   const prof = profileDir ?? process.env.KL_PROFILE_SERVER;
@@ -76,6 +76,7 @@ export function startBenchServer(
       dataDir,
       passphrase,
       ...(productionHijack ? ['--production-hijack'] : []),
+      ...(openpgpJs ? ['--openpgp-js'] : []),
     ],
     { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] },
   );
