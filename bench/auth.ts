@@ -5,12 +5,15 @@
  * prints the results document on stdout (loginsPerSecPerCore, tlsHandshakesPerSecPerCore, ratio…);
  * `--out FILE` writes it (bench/support/bench-cli.ts, bench/README.md). Never fails on timing.
  *
- * Phases, after registration and a warm-up of 50 logins:
+ * Phases, after registration:
+ * 0. Every identity's first login since the server started, one at a time (the server parses and
+ *    validates that identity's key with OpenPGP.js once; `keyledger.firstLogin`), then 50 more
+ *    logins of warm-up.
  * 1. Timed, concurrent: `--logins` logins, `--concurrency` in flight: the headline figures
- *    (`keyledger`), with the server's CPU profile of this phase only (`profile`): its main thread's
- *    busy time split into openpgp, crypto, ledger, framing, http, gc and other (share and ms per
- *    login; bench/support/profile-split.ts) and its top 20 functions by self time. The headline
- *    figures include the profiler's small cost (bench/README.md, "Profile split").
+ *    (`keyledger`: returning identities, their keys parsed). Then as many again with the server's
+ *    CPU profile (`profile`): its main thread's busy time split into openpgp, crypto, ledger,
+ *    framing, http, gc and other (share and ms per login; bench/support/profile-split.ts) and its
+ *    top 20 functions by self time; then the `floor` of a login of this shape.
  * 2. A lone login, sequential: min(200, `--logins`) logins one at a time (`keyledger.single`):
  *    end-to-end latency p50/p99 (goal p50 ≤ 5 ms), and the client's CPU per login with a file key
  *    (`keyledger.clientCpuMsPerLogin`, goal ≤ 1.5 ms): the CPU time of this process, which runs
@@ -98,6 +101,19 @@ async function keyledgerFigures() {
     const s = await login({ home: c.home, key: c.key, checkLedger: false });
     s.close();
   };
+  // Every identity's first login: its key is parsed and its self-signatures checked once.
+  const first0 = await server.cpuSeconds();
+  const firstLatencies: number[] = [];
+  for (let i = 0; i < clients.length; i++) {
+    const t = performance.now();
+    await once(i);
+    firstLatencies.push(performance.now() - t);
+  }
+  const firstLogin = {
+    logins: clients.length,
+    serverCpuMsPerLogin: +((((await server.cpuSeconds()) - first0) / clients.length) * 1000).toFixed(3),
+    latencyMs: percentiles(firstLatencies),
+  };
   for (let i = 0; i < Math.min(50, LOGINS); i++) await once(i); // warm-up
 
   const concurrently = async (latencies?: number[]) => {
@@ -159,6 +175,7 @@ async function keyledgerFigures() {
       serverCpuMsPerLogin: +((cpu / LOGINS) * 1000).toFixed(3),
       loginsPerSecPerCore: Math.round(LOGINS / cpu),
       latencyMs: percentiles(latencies),
+      firstLogin,
       single: {
         logins: SINGLE,
         latencyMs: percentiles(singleLatencies),
@@ -407,6 +424,9 @@ try {
   log('');
   log(
     `keyledger full logins: ${k.loginsPerSec}/s wall (${k.concurrency} concurrent), server ${k.serverCpuMsPerLogin} ms CPU/login → ${k.loginsPerSecPerCore} logins per server core-second; latency p50 ${k.latencyMs.p50} ms, p99 ${k.latencyMs.p99} ms`,
+  );
+  log(
+    `each identity's first login since the server started (${k.firstLogin.logins}, one at a time: its key parsed and checked once): server ${k.firstLogin.serverCpuMsPerLogin} ms CPU/login, latency p50 ${k.firstLogin.latencyMs.p50} ms`,
   );
   log(
     `a lone login (${k.single.logins} one at a time): latency p50 ${k.single.latencyMs.p50} ms (goal ≤ 5), p99 ${k.single.latencyMs.p99} ms; server ${k.single.serverCpuMsPerLogin} ms CPU/login`,
