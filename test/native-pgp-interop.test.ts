@@ -237,45 +237,29 @@ interface Signer {
 
 describe('signatures made by gpg, sqop and rnp, checked natively', () => {
   const fpr = () => alice.getFingerprint().toUpperCase();
+  /** gpg signing with Alice's key by fingerprint (as keyledger drives gpg), with `digest`. */
+  const gpgSigner = (name: string, digest: string): Signer => ({
+    name,
+    sign: (data, i) => {
+      writeFileSync(file(`g${i}.data`), data);
+      const r = gpg([
+        '--armor',
+        '--detach-sign',
+        '--digest-algo',
+        digest,
+        '--local-user',
+        `${fpr()}!`,
+        '-o',
+        '-',
+        file(`g${i}.data`),
+      ]);
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.toString();
+    },
+  });
   const signers: Signer[] = [
-    {
-      name: 'gpg --local-user FPR! --digest-algo SHA256 (as keyledger drives gpg)',
-      sign: (data, i) => {
-        writeFileSync(file(`g${i}.data`), data);
-        const r = gpg([
-          '--armor',
-          '--detach-sign',
-          '--digest-algo',
-          'SHA256',
-          '--local-user',
-          `${fpr()}!`,
-          '-o',
-          '-',
-          file(`g${i}.data`),
-        ]);
-        assert.equal(r.status, 0, r.stderr);
-        return r.stdout.toString();
-      },
-    },
-    {
-      name: 'gpg --local-user FPR! (SHA2-512)',
-      sign: (data, i) => {
-        writeFileSync(file(`g${i}.data`), data);
-        const r = gpg([
-          '--armor',
-          '--detach-sign',
-          '--digest-algo',
-          'SHA512',
-          '--local-user',
-          `${fpr()}!`,
-          '-o',
-          '-',
-          file(`g${i}.data`),
-        ]);
-        assert.equal(r.status, 0, r.stderr);
-        return r.stdout.toString();
-      },
-    },
+    gpgSigner('gpg --local-user FPR! --digest-algo SHA256 (as keyledger drives gpg)', 'SHA256'),
+    gpgSigner('gpg --local-user FPR! (SHA2-512)', 'SHA512'),
     {
       name: 'sqop sign',
       sign: (data) => {

@@ -5,7 +5,12 @@
  */
 import type * as openpgp from 'openpgp';
 import { nativeView } from './keys.js';
-import { encryptAndSignNative, messageRecipient, openNativeMessage } from './message.js';
+import {
+  encryptAndSignNative,
+  messageRecipient,
+  type NativeOpenedMessage,
+  openNativeMessage,
+} from './message.js';
 import { armor, dearmor, readPackets, writePacket } from './packets.js';
 import {
   checkSignature,
@@ -88,6 +93,19 @@ export async function nativeEncrypt(
   );
 }
 
+/** Decrypts an armored message of the native shape with `decryptionKey` (see openNativeMessage). */
+async function openArmored(
+  armored: string,
+  decryptionKey: openpgp.PrivateKey,
+): Promise<NativeOpenedMessage | null | undefined> {
+  if (!nativeOpenPgpEnabled()) return undefined;
+  const bytes = dearmor(armored, 'MESSAGE');
+  const recipient = bytes && messageRecipient(bytes);
+  if (!recipient) return undefined;
+  const key = await nativeView(decryptionKey).decryptionKey(recipient);
+  return key && openNativeMessage(bytes, key);
+}
+
 /**
  * Decrypts an armored message with `decryptionKey` and requires a valid signature by `signerKey` at
  * `now` (ms). The literal bytes, `null` for a definite failure, `undefined` outside the profile.
@@ -98,12 +116,7 @@ export async function nativeDecryptAndVerify(
   signerKey: openpgp.PublicKey,
   now: number,
 ): Promise<Uint8Array | null | undefined> {
-  if (!nativeOpenPgpEnabled()) return undefined;
-  const bytes = dearmor(armored, 'MESSAGE');
-  const recipient = bytes && messageRecipient(bytes);
-  if (!recipient) return undefined;
-  const key = await nativeView(decryptionKey).decryptionKey(recipient);
-  const opened = key && openNativeMessage(bytes, key);
+  const opened = await openArmored(armored, decryptionKey);
   if (!opened?.signature) return opened && undefined;
   const verdict = await nativeCheckSignature(opened.signature, opened.data, signerKey, now);
   if (verdict === undefined) return undefined;
@@ -119,11 +132,6 @@ export async function nativeOpenSealed(
   armored: string,
   decryptionKey: openpgp.PrivateKey,
 ): Promise<Uint8Array | null | undefined> {
-  if (!nativeOpenPgpEnabled()) return undefined;
-  const bytes = dearmor(armored, 'MESSAGE');
-  const recipient = bytes && messageRecipient(bytes);
-  if (!recipient) return undefined;
-  const key = await nativeView(decryptionKey).decryptionKey(recipient);
-  const opened = key && openNativeMessage(bytes, key);
+  const opened = await openArmored(armored, decryptionKey);
   return opened && opened.data;
 }
