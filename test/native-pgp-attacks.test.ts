@@ -15,7 +15,6 @@ import { nativeView } from '../src/pgp/native/keys.js';
 import { nativeCheckSignature, readNativeSignature } from '../src/pgp/native/operations.js';
 import {
   armor,
-  concat,
   dearmor,
   readMpi,
   readPackets,
@@ -23,6 +22,7 @@ import {
   writeMpi,
   writePacket,
 } from '../src/pgp/native/packets.js';
+import { concatBytes } from '../src/protocol/bytes.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { generateEphemeral } from '../src/protocol/x25519.js';
 import { rawSocket } from './support/raw-socket.js';
@@ -46,30 +46,30 @@ const u16 = (n: number) => Uint8Array.of(n >> 8, n & 0xff);
 
 /** A v4 key packet body (RFC 9580 §5.5.2) and its fingerprint / key ID. */
 function keyBody(algorithm: number, created: number, params: Uint8Array) {
-  const body = concat([
+  const body = concatBytes(
     Uint8Array.of(4),
     uint32(Math.floor(created / 1000)),
     Uint8Array.of(algorithm),
     params,
-  ]);
+  );
   const fingerprint = sha('sha1', Uint8Array.of(0x99), u16(body.length), body);
   return { body, fingerprint, keyId: fingerprint.subarray(12) };
 }
 
 /** An Ed25519 (EdDSA legacy) key packet body with raw public key `a`. */
 const edKey = (a: Uint8Array, created = CREATED) =>
-  keyBody(22, created, concat([OID_ED25519, writeMpi(concat([Uint8Array.of(0x40), a]))]));
+  keyBody(22, created, concatBytes(OID_ED25519, writeMpi(concatBytes(Uint8Array.of(0x40), a))));
 
 /** A Cv25519 (ECDH) key packet body with raw public key `u` (KDF SHA2-256 / AES-128). */
 const cvKey = (u: Uint8Array, created = CREATED) =>
   keyBody(
     18,
     created,
-    concat([OID_CV25519, writeMpi(concat([Uint8Array.of(0x40), u])), Uint8Array.of(3, 1, 8, 7)]),
+    concatBytes(OID_CV25519, writeMpi(concatBytes(Uint8Array.of(0x40), u)), Uint8Array.of(3, 1, 8, 7)),
   );
 
 /** A subpacket (RFC 9580 §5.2.3.7) of `type` with `body` (one-octet length). */
-const sub = (type: number, body: Uint8Array) => concat([Uint8Array.of(body.length + 1, type), body]);
+const sub = (type: number, body: Uint8Array) => concatBytes(Uint8Array.of(body.length + 1, type), body);
 
 /**
  * A v4 EdDSA-legacy signature packet body of `type` over `toHash` (RFC 9580 §5.2.4), by the key with
@@ -85,23 +85,23 @@ function sigBody(o: {
   unhashedExtra?: Uint8Array;
   sign: (digest: Uint8Array) => Uint8Array;
 }): Uint8Array {
-  const hashedSubs = concat([
+  const hashedSubs = concatBytes(
     sub(2, uint32(Math.floor(o.created / 1000))),
-    sub(33, concat([Uint8Array.of(4), o.fingerprint])),
+    sub(33, concatBytes(Uint8Array.of(4), o.fingerprint)),
     o.hashedExtra ?? new Uint8Array(),
-  ]);
-  const hashedPart = concat([Uint8Array.of(4, o.type, 22, 10), u16(hashedSubs.length), hashedSubs]);
+  );
+  const hashedPart = concatBytes(Uint8Array.of(4, o.type, 22, 10), u16(hashedSubs.length), hashedSubs);
   const digest = sha('sha512', o.toHash, hashedPart, Uint8Array.of(4, 0xff), uint32(hashedPart.length));
   const rs = o.sign(digest);
-  const unhashed = concat([sub(16, o.fingerprint.subarray(12)), o.unhashedExtra ?? new Uint8Array()]);
-  return concat([
+  const unhashed = concatBytes(sub(16, o.fingerprint.subarray(12)), o.unhashedExtra ?? new Uint8Array());
+  return concatBytes(
     hashedPart,
     u16(unhashed.length),
     unhashed,
     digest.subarray(0, 2),
     writeMpi(rs.subarray(0, 32)),
     writeMpi(rs.subarray(32)),
-  ]);
+  );
 }
 
 /** The encoding of the base point B of edwards25519 (RFC 8032 §5.1). */
@@ -110,9 +110,9 @@ const ED_BASE = Uint8Array.from(Buffer.from(`58${'66'.repeat(31)}`, 'hex'));
  * A signature the identity key "makes" on any digest with no secret: R = [1]B, S = 1, since
  * [S]B = R + [k]A holds for A = identity whatever k (RFC 8032 §5.1.7).
  */
-const forge = () => concat([ED_BASE, Uint8Array.of(1, ...new Uint8Array(31))]);
+const forge = () => concatBytes(ED_BASE, Uint8Array.of(1, ...new Uint8Array(31)));
 
-const keyHash = (body: Uint8Array) => concat([Uint8Array.of(0x99), u16(body.length), body]);
+const keyHash = (body: Uint8Array) => concatBytes(Uint8Array.of(0x99), u16(body.length), body);
 
 /**
  * A public key whose primary is `primary` (signing with `signPrimary`), one user ID, and one Cv25519
@@ -130,7 +130,7 @@ function buildKey(o: {
   const uid = new TextEncoder().encode('Mallory <mallory@example.com>');
   const cert = sigBody({
     type: 0x13,
-    toHash: concat([keyHash(o.primary.body), Uint8Array.of(0xb4), uint32(uid.length), uid]),
+    toHash: concatBytes(keyHash(o.primary.body), Uint8Array.of(0xb4), uint32(uid.length), uid),
     fingerprint: o.primary.fingerprint,
     created: CREATED,
     hashedExtra: sub(27, Uint8Array.of(o.primaryFlags ?? 0x03)),
@@ -138,7 +138,7 @@ function buildKey(o: {
   });
   const binding = sigBody({
     type: 0x18,
-    toHash: concat([keyHash(o.primary.body), keyHash(o.enc.body)]),
+    toHash: concatBytes(keyHash(o.primary.body), keyHash(o.enc.body)),
     fingerprint: o.primary.fingerprint,
     created: CREATED,
     hashedExtra: sub(27, Uint8Array.of(0x0c)),
@@ -158,14 +158,14 @@ function buildKey(o: {
             sign: o.signPrimary,
           }),
         );
-  const bytes = concat([
+  const bytes = concatBytes(
     writePacket(6, o.primary.body),
     direct,
     writePacket(13, uid),
     writePacket(2, cert),
     writePacket(14, o.enc.body),
     writePacket(2, binding),
-  ]);
+  );
   return openpgp.armor(openpgp.enums.armor.publicKey, bytes);
 }
 
@@ -402,12 +402,12 @@ describe('held: inputs the native path refuses as OpenPGP.js does', () => {
     assert.ok(pkesk && seipd);
     const ephemeral = readMpi(pkesk.body, 10)!;
     for (const u of [new Uint8Array(32), Uint8Array.of(1, ...new Uint8Array(31))]) {
-      const body = concat([
+      const body = concatBytes(
         pkesk.body.subarray(0, 10),
-        writeMpi(concat([Uint8Array.of(0x40), u])),
+        writeMpi(concatBytes(Uint8Array.of(0x40), u)),
         pkesk.body.subarray(ephemeral.next),
-      ]);
-      const tampered = armor('MESSAGE', concat([writePacket(1, body), writePacket(18, seipd.body)]));
+      );
+      const tampered = armor('MESSAGE', concatBytes(writePacket(1, body), writePacket(18, seipd.body)));
       assert.deepEqual(await outcome(decryptAndVerify(tampered, bob, alice.toPublic(), new Date(at))), {
         code: 'KL_DECRYPTION_FAILED',
       });

@@ -49,7 +49,7 @@ export class BlockQueue {
   /** Queues a transaction; a block is written soon. */
   push(p: Pending): void {
     this.pending.push(p);
-    this.schedule(p.since + (p.maxWaitMs ?? this.o.batchWaitMs));
+    this.schedule(this.dueOf(p));
   }
 
   /** Writes every queued transaction now, in as many blocks as it takes (closing). */
@@ -68,8 +68,13 @@ export class BlockQueue {
     this.o.write(this.pending.splice(0, this.o.maxBlockTxs));
     // What is left waits as long as the most pressed of it may.
     let due = Number.POSITIVE_INFINITY;
-    for (const p of this.pending) due = Math.min(due, p.since + (p.maxWaitMs ?? this.o.batchWaitMs));
+    for (const p of this.pending) due = Math.min(due, this.dueOf(p));
     this.schedule(due);
+  }
+
+  /** When `p` must be written by (performance.now() time): its own wait, or the queue's. */
+  private dueOf(p: Pending): number {
+    return p.since + (p.maxWaitMs ?? this.o.batchWaitMs);
   }
 
   /** Makes sure a flush runs by `due` (performance.now() time). */

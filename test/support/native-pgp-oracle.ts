@@ -27,6 +27,23 @@ function refusal(error: unknown): string {
   return isKlError(error) ? error.code : `throw:${(error as Error)?.message ?? String(error)}`;
 }
 
+/** The armored message read as messages.ts reads it, or the error code it refuses it with. */
+async function readOracleMessage(armored: string): Promise<openpgp.Message<Uint8Array> | string> {
+  try {
+    checkArmor(armored, 'MESSAGE', 'KL_MESSAGE_MALFORMED', 'message');
+  } catch (error) {
+    return refusal(error);
+  }
+  try {
+    return (await openpgp.readMessage({
+      armoredMessage: armored,
+      config: PGP_CONFIG,
+    })) as openpgp.Message<Uint8Array>;
+  } catch {
+    return 'KL_MESSAGE_MALFORMED';
+  }
+}
+
 /** What decryptAndVerify would answer if the native path did not exist (OpenPGP.js only). */
 export async function openpgpDecryptVerdict(
   armored: string,
@@ -34,20 +51,8 @@ export async function openpgpDecryptVerdict(
   signerKey: openpgp.PublicKey,
   now: number,
 ): Promise<string> {
-  try {
-    checkArmor(armored, 'MESSAGE', 'KL_MESSAGE_MALFORMED', 'message');
-  } catch (error) {
-    return refusal(error);
-  }
-  let message: openpgp.Message<Uint8Array>;
-  try {
-    message = (await openpgp.readMessage({
-      armoredMessage: armored,
-      config: PGP_CONFIG,
-    })) as openpgp.Message<Uint8Array>;
-  } catch {
-    return 'KL_MESSAGE_MALFORMED';
-  }
+  const message = await readOracleMessage(armored);
+  if (typeof message === 'string') return message;
   try {
     const result = await openpgp.decrypt({
       message,
@@ -218,20 +223,8 @@ export async function openpgpOpenSealedVerdict(
   now: number,
   maxBytes = 4096,
 ): Promise<string> {
-  try {
-    checkArmor(armored, 'MESSAGE', 'KL_MESSAGE_MALFORMED', 'message');
-  } catch (error) {
-    return refusal(error);
-  }
-  let message: openpgp.Message<Uint8Array>;
-  try {
-    message = (await openpgp.readMessage({
-      armoredMessage: armored,
-      config: PGP_CONFIG,
-    })) as openpgp.Message<Uint8Array>;
-  } catch {
-    return 'KL_MESSAGE_MALFORMED';
-  }
+  const message = await readOracleMessage(armored);
+  if (typeof message === 'string') return message;
   let data: Uint8Array;
   try {
     const result = await openpgp.decrypt({

@@ -16,9 +16,10 @@ import * as openpgp from 'openpgp';
 import { PGP_CONFIG } from '../../src/pgp/config.js';
 import { nativeView } from '../../src/pgp/native/keys.js';
 import { encryptAndSignNative } from '../../src/pgp/native/message.js';
-import { concat, readPackets, writePacket } from '../../src/pgp/native/packets.js';
+import { readPackets, writePacket } from '../../src/pgp/native/packets.js';
 import { aesCfbDecrypt, aesCfbEncrypt, digest } from '../../src/pgp/native/primitives.js';
 import { makeSignature } from '../../src/pgp/native/signature.js';
+import { concatBytes } from '../../src/protocol/bytes.js';
 
 const FIXTURES = new URL('../fixtures/native-pgp/', import.meta.url);
 /** Creation time of every fixture key. */
@@ -114,12 +115,12 @@ export function tamperInnerSignature(message: Uint8Array, sessionKey: Uint8Array
   const plain = aesCfbDecrypt(sessionKey, seipd!.body.subarray(1));
   const mdcAt = plain.length - 22;
   const body = flip(plain.subarray(0, mdcAt), -1);
-  const withMdcHeader = concat([body, Uint8Array.of(0xd3, 0x14)]);
-  const sealed = concat([withMdcHeader, digest(2, [withMdcHeader])!]);
-  return concat([
+  const withMdcHeader = concatBytes(body, Uint8Array.of(0xd3, 0x14));
+  const sealed = concatBytes(withMdcHeader, digest(2, [withMdcHeader])!);
+  return concatBytes(
     writePacket(1, pkesk!.body),
-    writePacket(18, concat([Uint8Array.of(1), aesCfbEncrypt(sessionKey, sealed)])),
-  ]);
+    writePacket(18, concatBytes(Uint8Array.of(1), aesCfbEncrypt(sessionKey, sealed))),
+  );
 }
 
 async function vectors() {
@@ -231,7 +232,7 @@ async function vectors() {
         {
           description: 'data extended by one octet',
           signature: hex(packet),
-          data: hex(concat([payload.data, Uint8Array.of(0)])),
+          data: hex(concatBytes(payload.data, Uint8Array.of(0))),
           verifyWith: 'alice',
         },
         {

@@ -7,7 +7,7 @@
  * it. Keys are cached per parsed OpenPGP.js object (a WeakMap), so per ledger key version.
  */
 import * as openpgp from 'openpgp';
-import { equalBytes, fromHex, toHex } from '../../protocol/bytes.js';
+import { concatBytes, equalBytes, fromHex, toHex } from '../../protocol/bytes.js';
 import { ed25519FromPkcs8, type PrivateKeyHandle, x25519KeyPair } from '../../protocol/crypto/node.js';
 import { PGP_FULL_CONFIG } from '../config.js';
 import { leftPad } from './packets.js';
@@ -105,7 +105,7 @@ function nativeSecretKey(packet: AnyKeyPacket): NativeSecretKey | undefined {
     if (pub.kind === 'ed25519') {
       const seed = params?.seed && leftPad(params.seed, 32);
       if (!seed) return undefined;
-      const pair = ed25519FromPkcs8(Uint8Array.from([...PKCS8_ED25519, ...seed]));
+      const pair = ed25519FromPkcs8(concatBytes(PKCS8_ED25519, seed));
       return equalBytes(pair.publicKey, pub.publicKey) ? { ...pub, secret: pair.privateKey } : undefined;
     }
     // A Cv25519 secret is a big-endian MPI of the reversed X25519 scalar (RFC 9580 §11.5).

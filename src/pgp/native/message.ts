@@ -4,7 +4,7 @@
  * one-pass signature, a binary literal and an EdDSA-legacy signature (§5.4, §5.9, §5.2). Exactly that
  * shape is read back; anything else is left to OpenPGP.js.
  */
-import { toHex } from '../../protocol/bytes.js';
+import { concatBytes, toHex } from '../../protocol/bytes.js';
 import {
   type PrivateKeyHandle,
   randomBytes,
@@ -12,7 +12,7 @@ import {
   x25519SharedSecret,
 } from '../../protocol/crypto/node.js';
 import type { NativeKeyPacket, NativeSecretKey } from './keys.js';
-import { concat, type Packet, readMpi, readPackets, uint32, writeMpi, writePacket } from './packets.js';
+import { type Packet, readMpi, readPackets, uint32, writeMpi, writePacket } from './packets.js';
 import { aesCfbDecrypt, aesCfbEncrypt, aesKeyUnwrap, aesKeyWrap, digest } from './primitives.js';
 import {
   ALGO_EDDSA_LEGACY,
@@ -46,13 +46,13 @@ const CV25519_OID = Uint8Array.of(10, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x97, 0x55, 
 /** The KDF of RFC 9580 §11.5: the key-wrap key for shared secret `zb` and recipient `key`. */
 function kek(zb: Uint8Array, key: NativeKeyPacket): Uint8Array | undefined {
   const kdf = key.kdf!;
-  const param = concat([
+  const param = concatBytes(
     CV25519_OID,
     Uint8Array.of(ALGO_ECDH),
     kdf.params,
     ANONYMOUS_SENDER,
     key.fingerprint,
-  ]);
+  );
   const hash = digest(kdf.hash, [uint32(1), zb, param]);
   return hash?.subarray(0, KEK_BYTES[kdf.cipher]);
 }
@@ -99,39 +99,45 @@ export function encryptAndSignNative({
   const prefix = randomness?.prefix ?? randomBytes(16);
   const literal = writePacket(
     TAG_LITERAL,
-    concat([Uint8Array.of(0x62, 0), uint32(Math.floor(created / 1000)), data]),
+    concatBytes(Uint8Array.of(0x62, 0), uint32(Math.floor(created / 1000)), data),
   );
   const inner = signer
     ? [
         writePacket(
           TAG_ONE_PASS,
-          concat([
+          concatBytes(
             Uint8Array.of(3, SIG_BINARY, SIGN_HASH, ALGO_EDDSA_LEGACY),
             signer.keyId,
             Uint8Array.of(1),
-          ]),
+          ),
         ),
         literal,
         writePacket(TAG_SIGNATURE, makeSignature(data, signer, created)),
       ]
     : [literal];
-  const plain = concat([prefix, prefix.subarray(14, 16), ...inner, MDC_HEADER]);
-  const seipd = concat([Uint8Array.of(1), aesCfbEncrypt(sessionKey, concat([plain, digest(2, [plain])!]))]);
+  const plain = concatBytes(prefix, prefix.subarray(14, 16), ...inner, MDC_HEADER);
+  const seipd = concatBytes(
+    Uint8Array.of(1),
+    aesCfbEncrypt(sessionKey, concatBytes(plain, digest(2, [plain])!)),
+  );
 
   const ephemeral = x25519KeyPair(randomness?.ephemeral);
   const zb = x25519SharedSecret(ephemeral.privateKey, recipient.publicKey);
-  const message = concat([Uint8Array.of(AES256), sessionKey, checksum(sessionKey)]);
+  const message = concatBytes(Uint8Array.of(AES256), sessionKey, checksum(sessionKey));
   const padding = 8 - (message.length % 8);
-  const wrapped = aesKeyWrap(kek(zb, recipient)!, concat([message, new Uint8Array(padding).fill(padding)]));
-  const pkesk = concat([
+  const wrapped = aesKeyWrap(
+    kek(zb, recipient)!,
+    concatBytes(message, new Uint8Array(padding).fill(padding)),
+  );
+  const pkesk = concatBytes(
     Uint8Array.of(3),
     recipient.keyId,
     Uint8Array.of(ALGO_ECDH),
-    writeMpi(concat([Uint8Array.of(0x40), ephemeral.publicKey])),
+    writeMpi(concatBytes(Uint8Array.of(0x40), ephemeral.publicKey)),
     Uint8Array.of(wrapped.length),
     wrapped,
-  ]);
-  return concat([writePacket(TAG_PKESK, pkesk), writePacket(TAG_SEIPD, seipd)]);
+  );
+  return concatBytes(writePacket(TAG_PKESK, pkesk), writePacket(TAG_SEIPD, seipd));
 }
 
 /** A message read up to its signature: what is left to check once the signer's key is known. */

@@ -5,6 +5,7 @@
  * answers `undefined` for anything outside what it accepts: the caller then hands the input to
  * OpenPGP.js, which decides.
  */
+import { concatBytes, writeU32BE } from '../../protocol/bytes.js';
 import { base64urlDecode, base64urlEncode } from '../../protocol/crypto/node.js';
 
 /** One packet: its tag (RFC 9580 §5) and body. */
@@ -72,30 +73,19 @@ export function readPackets(bytes: Uint8Array, maxPackets: number): Packet[] | u
 function lengthOctets(length: number): Uint8Array {
   if (length < 192) return Uint8Array.of(length);
   if (length < 8384) return Uint8Array.of(((length - 192) >> 8) + 192, (length - 192) & 0xff);
-  return Uint8Array.of(255, length >>> 24, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
-}
-
-/** Concatenates byte arrays. */
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return concatBytes(Uint8Array.of(255), uint32(length));
 }
 
 /** A new-format packet (RFC 9580 §4.2.1) with tag `tag` and body `body`. */
 export function writePacket(tag: number, body: Uint8Array): Uint8Array {
-  return concat([Uint8Array.of(0xc0 | tag), lengthOctets(body.length), body]);
+  return concatBytes(Uint8Array.of(0xc0 | tag), lengthOctets(body.length), body);
 }
 
-/** `value` as four big-endian octets. */
+/** `value` (0 ≤ value < 2³²) as four big-endian octets. */
 export function uint32(value: number): Uint8Array {
-  return Uint8Array.of(value >>> 24, (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff);
+  const out = new Uint8Array(4);
+  writeU32BE(out, value);
+  return out;
 }
 
 /** Reads an MPI (RFC 9580 §3.2) at `offset`: its value octets as written, and the offset after it. */
@@ -113,7 +103,7 @@ export function writeMpi(value: Uint8Array): Uint8Array {
   while (start < value.length && value[start] === 0) start++;
   const stripped = value.subarray(start);
   const bits = stripped.length === 0 ? 0 : (stripped.length - 1) * 8 + (32 - Math.clz32(stripped[0]!));
-  return concat([Uint8Array.of(bits >> 8, bits & 0xff), stripped]);
+  return concatBytes(Uint8Array.of(bits >> 8, bits & 0xff), stripped);
 }
 
 /** `value` left-padded with zero octets to `length`; `undefined` if it is longer. */

@@ -4,10 +4,10 @@
  * strictly (anything it does not fully understand is left to OpenPGP.js), {@link checkSignature}
  * does the cryptographic check, {@link makeSignature} writes one.
  */
-import { toHex } from '../../protocol/bytes.js';
+import { concatBytes, readU32BE, toHex } from '../../protocol/bytes.js';
 import { ed25519Sign, ed25519Verify } from '../../protocol/crypto/node.js';
 import type { NativeKeyPacket, NativeSecretKey } from './keys.js';
-import { concat, leftPad, readMpi, uint32, writeMpi } from './packets.js';
+import { leftPad, readMpi, uint32, writeMpi } from './packets.js';
 import { digest } from './primitives.js';
 
 /** Signature type "binary document" (RFC 9580 §5.2.1.1). */
@@ -68,12 +68,7 @@ function readSubpackets(area: Uint8Array): Subpacket[] | undefined {
       start = offset + 2;
     } else {
       if (offset + 5 > area.length) return undefined;
-      length =
-        ((area[offset + 1]! << 24) |
-          (area[offset + 2]! << 16) |
-          (area[offset + 3]! << 8) |
-          area[offset + 4]!) >>>
-        0;
+      length = readU32BE(area, offset + 1);
       start = offset + 5;
     }
     if (length < 1 || start + length > area.length) return undefined;
@@ -122,11 +117,9 @@ export function parseSignature(body: Uint8Array): NativeSignature | undefined {
       if (seen.has(sub.type)) return undefined;
       seen.add(sub.type);
       if (sub.type === SUB_CREATED && hashed && sub.body.length === 4) {
-        created =
-          (((sub.body[0]! << 24) | (sub.body[1]! << 16) | (sub.body[2]! << 8) | sub.body[3]!) >>> 0) * 1000;
+        created = readU32BE(sub.body) * 1000;
       } else if (sub.type === SUB_EXPIRES && hashed && sub.body.length === 4) {
-        const seconds =
-          ((sub.body[0]! << 24) | (sub.body[1]! << 16) | (sub.body[2]! << 8) | sub.body[3]!) >>> 0;
+        const seconds = readU32BE(sub.body);
         if (seconds !== 0) expires = seconds * 1000;
       } else if (sub.type === SUB_ISSUER && sub.body.length === 8) {
         issuer = toHex(sub.body);
@@ -154,9 +147,9 @@ export function parseSignature(body: Uint8Array): NativeSignature | undefined {
     expires: created + expires,
     issuerKeyIdHex: issuer ?? fingerprint!.slice(-16),
     ...(fingerprint === undefined ? {} : { issuerFingerprintHex: fingerprint }),
-    hashed: concat([hashedPart, Uint8Array.of(4, 0xff), uint32(hashedPart.length)]),
+    hashed: concatBytes(hashedPart, Uint8Array.of(4, 0xff), uint32(hashedPart.length)),
     left16: body.subarray(leftAt, leftAt + 2),
-    rs: concat([rPadded, sPadded]),
+    rs: concatBytes(rPadded, sPadded),
   };
 }
 
@@ -187,24 +180,24 @@ export function makeSignature(
   created: number,
   type = SIG_BINARY,
 ): Uint8Array {
-  const hashedSubs = concat([
+  const hashedSubs = concatBytes(
     Uint8Array.of(5, SUB_CREATED),
     uint32(Math.floor(created / 1000)),
     Uint8Array.of(22, SUB_ISSUER_FPR, 4),
     key.fingerprint,
-  ]);
-  const hashedPart = concat([
+  );
+  const hashedPart = concatBytes(
     Uint8Array.of(4, type, ALGO_EDDSA_LEGACY, SIGN_HASH, 0, hashedSubs.length),
     hashedSubs,
-  ]);
+  );
   const hash = digest(SIGN_HASH, [data, hashedPart, Uint8Array.of(4, 0xff), uint32(hashedPart.length)])!;
   const rs = ed25519Sign(key.secret, hash);
-  return concat([
+  return concatBytes(
     hashedPart,
     Uint8Array.of(0, 10, 9, SUB_ISSUER),
     key.keyId,
     hash.subarray(0, 2),
     writeMpi(rs.subarray(0, 32)),
     writeMpi(rs.subarray(32)),
-  ]);
+  );
 }
