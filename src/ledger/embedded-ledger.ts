@@ -697,13 +697,20 @@ export class EmbeddedLedger implements Ledger {
   /** Confirms a durable block's transactions (receipts with their proofs) and tells subscribers. */
   private announce(signed: SignedHeader, accepted: Pending[], txTree: MerkleTree): void {
     const done = performance.now();
+    // The audit paths of a block share most of their nodes: each node's hex is made once.
+    const hexOf = new Map<Uint8Array, string>();
+    const hex = (node: Uint8Array): string => {
+      let text = hexOf.get(node);
+      if (text === undefined) hexOf.set(node, (text = toHex(node)));
+      return text;
+    };
     accepted.forEach((p, index) => {
       this.observeCommit?.(done - p.since);
       p.resolve({
         envelope: p.envelope,
         txid: p.txid,
         index,
-        proof: txTree.inclusionProof(index).map(toHex),
+        proof: txTree.inclusionProof(index).map(hex),
         block: signed,
       });
     });

@@ -10,6 +10,8 @@ import { copyBytes, equalBytes } from '../protocol/bytes.js';
 import { sha256 } from '../protocol/hash.js';
 
 const LEAF_PREFIX = Uint8Array.of(0x00);
+/** Most incomplete-subtree hashes a tree remembers. */
+const MAX_EDGES = 4096;
 const NODE_PREFIX = Uint8Array.of(0x01);
 
 /** RFC 6962 leaf hash: SHA-256(0x00 || data). */
@@ -42,6 +44,8 @@ export function merkleRoot(leaves: readonly Uint8Array[]): Uint8Array {
 export class MerkleTree {
   // levels[h][i] is the hash of the complete subtree of 2^h leaves starting at leaf i·2^h.
   private readonly levels: Uint8Array[][] = [[]];
+  /** Hashes of incomplete subtrees already computed, by `start:end` (see mth). */
+  private readonly edges = new Map<string, Uint8Array>();
 
   /** Builds a tree over the given leaf hashes (each already `leafHash(...)`). */
   constructor(leaves: Iterable<Uint8Array> = []) {
@@ -113,8 +117,16 @@ export class MerkleTree {
       const cached = this.levels[h]?.[start / n];
       if (cached) return cached;
     }
+    // An incomplete subtree (the right edge): leaves are only appended, so D[start:end] never
+    // changes once it exists, and the audit paths of one tree ask for the same edges again and again.
+    const key = `${start}:${end}`;
+    const known = this.edges.get(key);
+    if (known) return known;
     const k = splitPoint(n);
-    return nodeHash(this.mth(start, start + k), this.mth(start + k, end));
+    const hash = nodeHash(this.mth(start, start + k), this.mth(start + k, end));
+    if (this.edges.size >= MAX_EDGES) this.edges.clear();
+    this.edges.set(key, hash);
+    return hash;
   }
 
   // PATH(m, D[start:end]) of RFC 6962 §2.1.1, m relative to start.

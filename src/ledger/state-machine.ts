@@ -108,10 +108,21 @@ export class WorkingState {
     public tree: StateTree,
   ) {}
 
+  /**
+   * Values read from the base, by key: a block reads the same entries again and again (its
+   * registrar's record, for every transaction), and the base does not change under a working state.
+   * The rules never change a value they read; they write new ones.
+   */
+  private readonly reads = new Map<string, unknown>();
+
   /** Current value of `key`. */
   get<T>(key: string): T | undefined {
     const w = this.writes.get(key);
-    return (w ? w.entry.value : this.base.get(key)) as T | undefined;
+    if (w) return w.entry.value as T;
+    if (this.reads.has(key)) return this.reads.get(key) as T | undefined;
+    const value = this.base.get(key);
+    this.reads.set(key, value);
+    return value as T | undefined;
   }
 
   /** Writes an entry. */

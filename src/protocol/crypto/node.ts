@@ -14,6 +14,7 @@ import {
   createPublicKey,
   diffieHellman,
   generateKeyPairSync,
+  hash as nodeHash,
   hkdfSync,
   type KeyObject,
   randomBytes as nodeRandomBytes,
@@ -53,10 +54,15 @@ function publicFromRaw(crv: 'X25519' | 'Ed25519', raw: Uint8Array): KeyObject {
 
 /** SHA-256 of the concatenation of `parts`. */
 export function sha256(...parts: Uint8Array[]): Uint8Array {
+  // The one-shot crypto.hash (Node ≥ 20.12) skips the Hash object; the state and Merkle trees hash
+  // a few small parts at a time, where the object costs more than the digest.
+  if (oneShot) return oneShot('sha256', parts.length === 1 ? parts[0]! : Buffer.concat(parts), 'buffer');
   const h = createHash('sha256');
   for (const p of parts) h.update(p);
   return h.digest();
 }
+
+const oneShot = typeof nodeHash === 'function' ? nodeHash : undefined;
 
 /** HMAC-SHA256 (RFC 2104). */
 export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
