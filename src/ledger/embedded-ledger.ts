@@ -700,8 +700,10 @@ export class EmbeddedLedger implements Ledger {
     // The audit paths of a block share most of their nodes: each node's hex is made once.
     const hexOf = new Map<Uint8Array, string>();
     const hex = (node: Uint8Array): string => {
-      let text = hexOf.get(node);
-      if (text === undefined) hexOf.set(node, (text = toHex(node)));
+      const known = hexOf.get(node);
+      if (known !== undefined) return known;
+      const text = toHex(node);
+      hexOf.set(node, text);
       return text;
     };
     accepted.forEach((p, index) => {
