@@ -6,6 +6,7 @@ import { type BlockHeader, blockHashOf } from '../src/ledger/block.js';
 import { EmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import { leafHash } from '../src/ledger/merkle.js';
 import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
+import { verifyLedgerDataInParallel } from '../src/ledger/verify-parallel.js';
 import { toHex } from '../src/protocol/bytes.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { fakeSignature, freshLedger, registration, tamperedCopy } from './helpers.js';
@@ -42,11 +43,15 @@ before(async () => {
   pristine = dataDir;
 });
 
+/** Every tampered copy made below, with the verdict of the single-threaded audit. */
+const verdicts: Array<{ dir: string; result: ReturnType<typeof verifyLedgerData> }> = [];
+
 /** A copy of the pristine data directory with `mutate` applied to its SQLite file. */
 const tampered = (mutate: (db: Database.Database) => void): string => tamperedCopy(pristine, mutate);
 
 function expectProblem(dir: string, want: { height?: number; txid?: string; reason: RegExp }) {
   const result = verifyLedgerData({ dataDir: dir });
+  verdicts.push({ dir, result });
   assert.equal(result.ok, false, 'tampering went unnoticed');
   assert.match(result.problem!.reason, want.reason);
   if (want.height !== undefined) assert.equal(result.problem!.height, want.height);
@@ -214,5 +219,23 @@ describe('ledger verify catches tampering', () => {
       good.stdout,
       /^ledger OK: 4 blocks, 5 transactions, 6 state entries verified in [\d.]+ s\n$/,
     );
+  });
+});
+
+describe('ledger verify on worker threads catches the same tampering', () => {
+  it('gives the single-threaded verdict, word for word, on the pristine ledger and on every tampered copy', async () => {
+    assert.ok(verdicts.length >= 10, 'the tampering tests above ran first');
+    for (const { dir, result } of [
+      { dir: pristine, result: verifyLedgerData({ dataDir: pristine }) },
+      ...verdicts,
+    ]) {
+      for (const threads of [2]) {
+        assert.deepEqual(
+          await verifyLedgerDataInParallel({ dataDir: dir, threads }),
+          result,
+          `${dir}, ${threads} threads`,
+        );
+      }
+    }
   });
 });

@@ -16,26 +16,27 @@ import {
   VERIFIED_KEY,
   type VerifiedPoint,
 } from './verified-checkpoint.js';
-import { type LedgerVerification, type VerifyLedgerOptions, verifyLedgerData } from './verify-ledger.js';
+import type { LedgerVerification } from './verify-ledger.js';
+import { type ParallelVerifyOptions, verifyLedgerDataInParallel } from './verify-parallel.js';
 
 /** Options of {@link verifyAndMark}. */
-export interface MarkVerifiedOptions extends VerifyLedgerOptions {
+export interface MarkVerifiedOptions extends ParallelVerifyOptions {
   /** Unlocks the node's validator key. */
   passphrase: string;
 }
 
 /**
  * Takes the data directory's writer lock (so no server runs meanwhile), unlocks the validator key,
- * audits the whole ledger with {@link verifyLedgerData} and, only if that succeeds, writes the signed
+ * audits the whole ledger with {@link verifyLedgerDataInParallel} and, only if that succeeds, writes the signed
  * verified checkpoint at the ledger's top (height 0 for a ledger without blocks).
  * @returns the audit result and the recorded point (null when the audit failed: nothing is written).
  * @throws KlError `KL_DATA_DIR` (not initialised, or in use), `KL_PASSPHRASE_WRONG`, or
  *   `KL_LEDGER_CORRUPT` when the ledger changed between the audit and the write.
  */
-export function verifyAndMark(o: MarkVerifiedOptions): {
+export async function verifyAndMark(o: MarkVerifiedOptions): Promise<{
   result: LedgerVerification;
   marked: VerifiedPoint | null;
-} {
+}> {
   if (!isInitialised(o.dataDir))
     throw new KlError('KL_DATA_DIR', `${o.dataDir} holds no ledger; initialise it first`);
   const paths = dataPaths(o.dataDir);
@@ -45,7 +46,7 @@ export function verifyAndMark(o: MarkVerifiedOptions): {
     const { genesis, chainId } = readGenesisFile(paths.genesis);
     if (!genesis.validators.some((v) => v.keyId === validator.keyId))
       throw new KlError('KL_LEDGER_CORRUPT', 'the validator key is not named in the genesis');
-    const result = verifyLedgerData(o);
+    const result = await verifyLedgerDataInParallel(o);
     if (!result.ok) return { result, marked: null };
     const db = new Database(paths.db, { fileMustExist: true });
     try {

@@ -168,6 +168,12 @@ export interface ApplyContext {
   blockTime: number;
   /** Set when the caller itself signed this envelope in this process, so checking it again is waste. */
   signatureAlreadyVerified?: boolean;
+  /**
+   * The public key (as the state stores it) that an earlier check found the envelope's signature
+   * valid for, e.g. a worker thread of the offline audit. It counts only if it is the key the
+   * permission rules resolve for the signer now; otherwise the signature is checked here.
+   */
+  signatureVerifiedWith?: string;
 }
 
 /** Transaction types that need validator approvals. */
@@ -212,7 +218,8 @@ export function applyTransaction(state: WorkingState, env: TxEnvelope, ctx: Appl
     throw new KlError('KL_TX_CLOCK_SKEW', 'transaction time is too far in the future', { time: tx.time });
   }
   const signerKey = resolveSigner(env, ctx.genesis, state);
-  if (!ctx.signatureAlreadyVerified && !verifyEnvelopeSignature(env, signerKey)) {
+  const checked = ctx.signatureAlreadyVerified || ctx.signatureVerifiedWith === signerKey;
+  if (!checked && !verifyEnvelopeSignature(env, signerKey)) {
     throw new KlError('KL_TX_BAD_SIGNATURE', 'transaction signature is not valid');
   }
   if (WRITE_PERMISSIONS[tx.type].approvals === 'validator-quorum') checkQuorum(env, ctx);

@@ -8,7 +8,8 @@ import { EmbeddedLedger } from '../../ledger/embedded-ledger.js';
 import { storedVerifiedCheckpoint, verifyAndMark } from '../../ledger/mark-verified.js';
 import { verifyKeyRecordProof, verifyTransactionReceipt } from '../../ledger/proofs.js';
 import type { VerifiedPoint } from '../../ledger/verified-checkpoint.js';
-import { type LedgerVerification, verifyLedgerData } from '../../ledger/verify-ledger.js';
+import type { LedgerVerification } from '../../ledger/verify-ledger.js';
+import { verifyLedgerDataInParallel } from '../../ledger/verify-parallel.js';
 import { KlError } from '../../protocol/errors.js';
 import { canonicalIdentity } from '../../protocol/identity.js';
 import { initNodeIfNeeded } from '../../server/node.js';
@@ -30,6 +31,8 @@ export interface LedgerCommandOptions {
   checkpoints?: string[];
   /** `ledger verify`: after a successful audit, record the node's verified checkpoint at the top. */
   markVerified?: boolean;
+  /** `ledger verify`: worker threads checking signatures (default: the cores available). */
+  threads?: number;
 }
 
 /**
@@ -68,12 +71,13 @@ export async function ledgerVerify(o: LedgerCommandOptions): Promise<number> {
     dataDir: o.data,
     knownCheckpoints,
     onProgress: (h: number, t: number) => bar.update(h, t),
+    ...(o.threads === undefined ? {} : { threads: o.threads }),
   };
   let result: LedgerVerification;
   let marked: VerifiedPoint | null = null;
   try {
-    if (passphrase !== undefined) ({ result, marked } = verifyAndMark({ ...options, passphrase }));
-    else result = verifyLedgerData(options);
+    if (passphrase !== undefined) ({ result, marked } = await verifyAndMark({ ...options, passphrase }));
+    else result = await verifyLedgerDataInParallel(options);
   } finally {
     bar.done();
   }

@@ -3,6 +3,7 @@
  * directory (embedded, or ordered by an EVM chain).
  */
 import { type Command, Option } from 'commander';
+import { KlError } from '../../protocol/errors.js';
 import { collect, jsonOption, nodePassphraseOptions, type OptionValues, serveFlags } from '../options.js';
 import {
   act,
@@ -64,6 +65,18 @@ export function declareLedger(program: Command, context: Context): void {
   ]);
 }
 
+/** Most worker threads `ledger verify` starts. */
+const MAX_VERIFY_THREADS = 64;
+
+/** `--threads N`: a whole number of worker threads, 0 to {@link MAX_VERIFY_THREADS}. */
+function threadsOf(text: string | undefined): { threads?: number } {
+  if (text === undefined) return {};
+  const threads = Number(text);
+  if (!/^\d+$/.test(text) || threads > MAX_VERIFY_THREADS)
+    throw new KlError('KL_BAD_INPUT', `--threads must be a whole number from 0 to ${MAX_VERIFY_THREADS}`);
+  return { threads };
+}
+
 /** `keyledger ledger verify`: replays and checks the whole ledger. */
 function declareVerify(ledger: Command, context: Context): void {
   const verify = ledger
@@ -76,6 +89,7 @@ function declareVerify(ledger: Command, context: Context): void {
       collect,
     ),
     new Option('--mark-verified', "record the node's verified checkpoint at the top"),
+    new Option('--threads <N>', 'worker threads checking signatures (default: one per core; 0: none)'),
     new Option('-q, --quiet', 'no progress'),
     ...nodePassphraseOptions(),
     jsonOption(),
@@ -83,6 +97,7 @@ function declareVerify(ledger: Command, context: Context): void {
   examples(verify, [
     'keyledger ledger verify --data ./keyledger-data',
     'keyledger ledger verify --data ./keyledger-data --checkpoint cp.json --quiet',
+    'keyledger ledger verify --data ./keyledger-data --threads 4',
   ]).action(
     act(
       context,
@@ -91,6 +106,7 @@ function declareVerify(ledger: Command, context: Context): void {
           ...common(v),
           checkpoints: Array.isArray(v.checkpoint) ? v.checkpoint : [],
           markVerified: !!v.markVerified,
+          ...threadsOf(str(v, 'threads')),
         }),
       dataOr('./keyledger-data'),
     ),
