@@ -432,13 +432,14 @@ export class EmbeddedLedger implements Ledger {
    * a row changed in the database behind the ledger's back is never used.
    */
   private stateGet = (key: string): unknown => {
-    const row = this.stmt.stateGet.get(key) as { value: string } | undefined;
+    // The state tree (what the signed state root covers) says whether the entry exists: an absent
+    // one is not read at all (most reads of a registration are of absent entries). A row the tree
+    // does not hold is never used, and `keyledger ledger verify` names it.
     const expected = this.tree.get(stateTreeKey(key));
-    if (!row) {
-      if (expected) throw new KlError('KL_LEDGER_CORRUPT', `state entry ${key} is missing from the database`);
-      return undefined;
-    }
-    if (!expected || !equalBytes(sha256(Buffer.from(row.value, 'utf8')), expected)) {
+    if (!expected) return undefined;
+    const row = this.stmt.stateGet.get(key) as { value: string } | undefined;
+    if (!row) throw new KlError('KL_LEDGER_CORRUPT', `state entry ${key} is missing from the database`);
+    if (!equalBytes(sha256(Buffer.from(row.value, 'utf8')), expected)) {
       throw new KlError('KL_LEDGER_CORRUPT', `state entry ${key} was changed outside the ledger`);
     }
     return JSON.parse(row.value);

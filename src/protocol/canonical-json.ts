@@ -17,7 +17,7 @@ export const MAX_JSON_DEPTH = 32;
 
 /** Returns the RFC 8785 canonical JSON text of `value`. Throws `TypeError` on non-JSON values. */
 export function canonicalize(value: unknown): string {
-  return write(value, 0, new Set());
+  return write(value, []);
 }
 
 /** Returns the canonical JSON of `value` as UTF-8 bytes. */
@@ -25,8 +25,9 @@ export function canonicalBytes(value: unknown): Uint8Array {
   return utf8(canonicalize(value));
 }
 
-function write(value: unknown, depth: number, seen: Set<object>): string {
-  if (depth > MAX_JSON_DEPTH) throw new TypeError('canonical JSON: nesting too deep');
+/** `ancestors`: the arrays and objects being written around `value` (its depth, and cycles). */
+function write(value: unknown, ancestors: object[]): string {
+  if (ancestors.length > MAX_JSON_DEPTH) throw new TypeError('canonical JSON: nesting too deep');
   if (value === null) return 'null';
   switch (typeof value) {
     case 'boolean':
@@ -38,26 +39,40 @@ function write(value: unknown, depth: number, seen: Set<object>): string {
     case 'string':
       return JSON.stringify(value);
     case 'object': {
-      if (seen.has(value)) throw new TypeError('canonical JSON: cycle');
-      seen.add(value);
-      let out: string;
-      if (Array.isArray(value)) {
-        out = `[${value.map((v) => write(v, depth + 1, seen)).join(',')}]`;
-      } else {
-        const proto = Object.getPrototypeOf(value);
-        if (proto !== Object.prototype && proto !== null) {
-          throw new TypeError('canonical JSON: only plain objects are allowed');
-        }
-        const obj = value as Record<string, unknown>;
-        const keys = Object.keys(obj).filter((k) => obj[k] !== undefined);
-        // RFC 8785 §3.2.3: sort by UTF-16 code units, which is what the default sort compares.
-        keys.sort();
-        out = `{${keys.map((k) => `${JSON.stringify(k)}:${write(obj[k], depth + 1, seen)}`).join(',')}}`;
-      }
-      seen.delete(value);
+      if (ancestors.includes(value)) throw new TypeError('canonical JSON: cycle');
+      ancestors.push(value);
+      const out = Array.isArray(value) ? writeArray(value, ancestors) : writeObject(value, ancestors);
+      ancestors.pop();
       return out;
     }
     default:
       throw new TypeError(`canonical JSON: cannot encode ${typeof value}`);
   }
+}
+
+function writeArray(array: readonly unknown[], ancestors: object[]): string {
+  let out = '[';
+  for (let i = 0; i < array.length; i++) {
+    if (i > 0) out += ',';
+    out += write(array[i], ancestors);
+  }
+  return `${out}]`;
+}
+
+function writeObject(value: object, ancestors: object[]): string {
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) {
+    throw new TypeError('canonical JSON: only plain objects are allowed');
+  }
+  const obj = value as Record<string, unknown>;
+  // RFC 8785 §3.2.3: sort by UTF-16 code units, which is what the default sort compares.
+  const keys = Object.keys(obj).sort();
+  let out = '{';
+  for (const key of keys) {
+    const member = obj[key];
+    if (member === undefined) continue;
+    if (out.length > 1) out += ',';
+    out += `${JSON.stringify(key)}:${write(member, ancestors)}`;
+  }
+  return `${out}}`;
 }
