@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { availableParallelism } from 'node:os';
 import Database from 'better-sqlite3';
 import { equalBytes, fromUtf8, toHex } from '../protocol/bytes.js';
 import { canonicalize } from '../protocol/canonical-json.js';
@@ -56,11 +57,13 @@ import { type StorageFault, storageError, storageFault } from './storage-fault.j
 import {
   checkEnvelopeShape,
   MAX_TX_BYTES,
-  signTransactionBytes,
+  prepareTransaction,
+  sealTransaction,
   type TxEnvelope,
   type TxIntent,
   type TxType,
 } from './transactions.js';
+import { TransactionSigner } from './tx-signer.js';
 import {
   readVerifiedCheckpoint,
   signVerifiedCheckpoint,
@@ -85,6 +88,11 @@ export interface OpenOptions {
   /** Told, for every transaction, the ms from `submit` to its block being durable (metrics). */
   observeCommit?: (ms: number) => void;
   /**
+   * Worker threads that sign transactions while a backlog waits (see tx-signer.ts). Default: 1 on a
+   * machine with several cores, else 0 (always in this thread).
+   */
+  signingThreads?: number;
+  /**
    * Orders transactions elsewhere (docs/architecture.md "The EVM engine"): `submit` hands each signed
    * transaction to the sequencer, and blocks are written only from what the sequencer feeds back through
    * {@link EmbeddedLedger.ingest}, so every node derives the same ledger from the same order.
@@ -100,6 +108,8 @@ function subjectOf(envelope: TxEnvelope): string | null {
 /** The embedded, single-validator ledger engine. */
 /** The longest a submitted transaction may be told to wait for its block (one minute). */
 const MAX_SUBMIT_WAIT_MS = 60_000;
+/** Transactions waiting (queued or being signed) from which new ones are signed on worker threads. */
+const SIGN_ELSEWHERE_BACKLOG = 64;
 
 export class EmbeddedLedger implements Ledger {
   readonly genesis: Genesis;
@@ -112,6 +122,7 @@ export class EmbeddedLedger implements Ledger {
   private readonly queue: BlockQueue;
   private readonly validator: SigningKey | null;
   private readonly registrar: SigningKey | null;
+  private readonly signer: TransactionSigner | null;
   private readonly releaseLock: (() => void) | null;
   private readonly events = new EventEmitter();
   private readonly history = new MerkleTree();
@@ -155,6 +166,10 @@ export class EmbeddedLedger implements Ledger {
       this.registrar =
         opts.passphrase !== undefined ? openKeyFile(paths.registrarKey, opts.passphrase, 'registrar') : null;
       this.db = new Database(paths.db, { fileMustExist: true });
+      const threads = opts.signingThreads ?? (availableParallelism() > 1 ? 1 : 0);
+      this.signer = this.registrar
+        ? new TransactionSigner(this.registrar, { threads: Math.max(0, Math.min(Math.floor(threads), 8)) })
+        : null;
     } catch (err) {
       this.releaseLock?.();
       throw err;
@@ -528,15 +543,20 @@ export class EmbeddedLedger implements Ledger {
     const wait = options?.maxWaitMs;
     if (wait !== undefined && !(Number.isFinite(wait) && wait >= 0 && wait <= MAX_SUBMIT_WAIT_MS))
       throw new KlError('KL_BAD_INPUT', `maxWaitMs must be a number of ms from 0 to ${MAX_SUBMIT_WAIT_MS}`);
-    if (!this.registrar) throw new KlError('KL_NOT_PERMITTED', 'the ledger is open read-only');
-    // signTransaction checks the body's shape; the copy keeps later changes by the caller out.
-    const { envelope, bytes } = signTransactionBytes({
+    if (!this.registrar || !this.signer)
+      throw new KlError('KL_NOT_PERMITTED', 'the ledger is open read-only');
+    // prepareTransaction checks the body's shape; the copy keeps later changes by the caller out.
+    const unsigned = prepareTransaction({
       chain: this.chainId,
       intent: structuredClone(intent),
-      signer: this.registrar,
+      signer: this.registrar.keyId,
       now: this.now(),
       nonce: this.nextNonce(),
     });
+    // With a backlog, the signature is made on a worker thread while this one writes blocks.
+    const busy = this.queue.size + this.signer.pending >= SIGN_ELSEWHERE_BACKLOG;
+    const sig = this.signer.sign(unsigned.text, busy);
+    const { envelope, bytes } = sealTransaction(unsigned, typeof sig === 'string' ? sig : await sig);
     if (bytes.length > MAX_TX_BYTES) {
       throw new KlError(
         'KL_TX_TOO_LARGE',
@@ -847,6 +867,9 @@ export class EmbeddedLedger implements Ledger {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    // Transactions being signed elsewhere join the queue before it is written out.
+    await this.signer?.close();
     if (this.closed) return;
     this.sequencer?.rejectAll(new KlError('KL_LEDGER_CLOSED', 'the ledger closed before the chain answered'));
     this.queue.flushAll();

@@ -214,19 +214,44 @@ export function signTransactionBytes({ chain, intent, signer, now, nonce }: Sign
   envelope: TxEnvelope;
   bytes: Uint8Array;
 } {
+  const unsigned = prepareTransaction({ chain, intent, signer: signer.keyId, now, nonce });
+  return sealTransaction(unsigned, signTransactionText(signer, unsigned.text));
+}
+
+/** A transaction built and checked, waiting for its signature. */
+export interface UnsignedTransaction {
+  tx: Transaction;
+  /** The transaction's canonical JSON: what its signer signs. */
+  text: string;
+}
+
+/**
+ * Builds a transaction from an intent (the body is checked first) and its canonical text.
+ * @throws KlError `KL_TX_MALFORMED`
+ */
+export function prepareTransaction({
+  chain,
+  intent,
+  signer,
+  now,
+  nonce,
+}: Omit<SignTransactionOptions, 'signer'> & { signer: string }): UnsignedTransaction {
   checkBody(intent.type, intent.body);
-  const tx = {
-    v: 1,
-    chain,
-    type: intent.type,
-    time: now,
-    nonce,
-    signer: signer.keyId,
-    body: intent.body,
-  } as Transaction;
-  const txText = canonicalize(tx);
-  const sig = signer.sign(TX_DOMAIN, utf8(txText));
+  const tx = { v: 1, chain, type: intent.type, time: now, nonce, signer, body: intent.body } as Transaction;
+  return { tx, text: canonicalize(tx) };
+}
+
+/** The signature (base64url) of a transaction's canonical text, under the transaction domain. */
+export function signTransactionText(signer: SigningKey, text: string): string {
+  return signer.sign(TX_DOMAIN, utf8(text));
+}
+
+/** The signed envelope of a prepared transaction, and its canonical bytes. */
+export function sealTransaction(
+  { tx, text }: UnsignedTransaction,
+  sig: string,
+): { envelope: TxEnvelope; bytes: Uint8Array } {
   // RFC 8785 orders "sig" before "tx"; the signed text is already canonical.
-  const bytes = utf8(`{"sig":${JSON.stringify(sig)},"tx":${txText}}`);
+  const bytes = utf8(`{"sig":${JSON.stringify(sig)},"tx":${text}}`);
   return { envelope: { tx, sig }, bytes };
 }

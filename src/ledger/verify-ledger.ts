@@ -95,7 +95,7 @@ export function envelopeOfText(text: string): TxEnvelope {
 }
 
 /**
- * The audit of one data directory, block by block (docs/ledger.md "Verifying a ledger"): the
+ * The audit of one data directory, block by block (docs/ledger.md "Audit: `keyledger ledger verify`"): the
  * synchronous {@link verifyLedgerData} and the worker-thread driver (verify-parallel.ts) feed it the
  * same rows in the same order.
  */

@@ -1,12 +1,12 @@
 /**
- * The offline audit on every core (`keyledger ledger verify`, docs/ledger.md "Verifying a ledger"):
+ * The offline audit on every core (`keyledger ledger verify`, docs/ledger.md "On every core"):
  * worker threads (verify-worker.ts) check transaction rows ahead of the replay — leaf hashes, shapes,
  * Ed25519 signatures — while this thread replays the blocks in order with {@link LedgerAudit}, exactly
  * as {@link verifyLedgerData} does. A worker's result only spares the replay work it would do the
  * same way; it never decides a verdict.
  */
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { dataPaths } from './data-dir.js';
 import {
   LedgerAudit,
@@ -16,6 +16,7 @@ import {
   verifyLedgerData,
 } from './verify-ledger.js';
 import type { VerifyJob, VerifyJobResult, VerifyWorkerData } from './verify-worker.js';
+import { startLedgerWorker } from './worker-thread.js';
 
 /** Options of {@link verifyLedgerDataInParallel}. */
 export interface ParallelVerifyOptions extends VerifyLedgerOptions {
@@ -25,18 +26,6 @@ export interface ParallelVerifyOptions extends VerifyLedgerOptions {
 
 /** About this many transactions per job: large enough to amortise a message, small enough to overlap. */
 const JOB_TRANSACTIONS = 2000;
-
-/** The worker's module: compiled JavaScript, or TypeScript through tsx when running from sources. */
-function startWorker(data: VerifyWorkerData): Worker {
-  const url = new URL(
-    import.meta.url.endsWith('.ts') ? './verify-worker.ts' : './verify-worker.js',
-    import.meta.url,
-  );
-  if (url.pathname.endsWith('.js')) return new Worker(url, { workerData: data });
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`;
-  return new Worker(boot, { eval: true, workerData: data });
-}
 
 /** A pool of workers answering jobs in any order. */
 class WorkerPool {
@@ -51,7 +40,7 @@ class WorkerPool {
 
   constructor(threads: number, data: VerifyWorkerData) {
     this.workers = Array.from({ length: threads }, () => {
-      const worker = startWorker(data);
+      const worker = startLedgerWorker('verify-worker', data);
       worker.on('message', (result: VerifyJobResult) => {
         this.waiting.get(result.id)?.resolve(result);
         this.waiting.delete(result.id);

@@ -3,7 +3,7 @@
  * reads the transaction rows from its own read-only connection and does what needs no replayed state —
  * the RFC 6962 leaf hash of each envelope, the canonical-JSON and shape checks, and the Ed25519
  * signature against the signer's candidate key. The replay in the main thread uses a result only for
- * a row whose leaf hash it computed too (docs/ledger.md "Verifying a ledger").
+ * a row whose leaf hash it computed too (docs/ledger.md "Audit: `keyledger ledger verify`", "On every core").
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
