@@ -54,6 +54,13 @@ describe('crypto backends: published vectors', () => {
       assert.equal(toHex(b.sha256(utf8('abc'))), abc);
       assert.equal(toHex(b.sha256(utf8('a'), utf8(''), utf8('bc'))), abc);
       assert.equal(toHex(b.sha256()), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+      // The binary-string form: one character per byte in and out, the same digest.
+      assert.equal(Buffer.from(b.sha256Binary('abc'), 'latin1').toString('hex'), abc);
+      const high = '\x00\x10\x7f\x80\xfe\xff'.repeat(11);
+      assert.equal(
+        Buffer.from(b.sha256Binary(high), 'latin1').toString('hex'),
+        toHex(b.sha256(Uint8Array.from(Buffer.from(high, 'latin1')))),
+      );
       assert.equal(
         toHex(b.hmacSha256(utf8('Jefe'), utf8('what do ya want for nothing?'))),
         '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843',

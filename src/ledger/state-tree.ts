@@ -11,30 +11,52 @@
  * the other leaf found there. {@link verifyStateProof} is pure and needs only the root from a signed
  * block header.
  */
-import { allocBytes, equalBytes, fromHex, toHex } from '../protocol/bytes.js';
-import { sha256 } from '../protocol/hash.js';
+import {
+  allocBytes,
+  equalBytes,
+  fromBinaryString,
+  fromHex,
+  toBinaryString,
+  toHex,
+} from '../protocol/bytes.js';
+import { sha256, sha256Binary } from '../protocol/hash.js';
 
 const LEAF_TAG = Uint8Array.of(0x10);
 const INNER_TAG = Uint8Array.of(0x11);
 /** Hash of an empty subtree (and root of an empty state). */
 export const EMPTY_HASH: Uint8Array = allocBytes(32);
 
-interface Leaf {
-  readonly leaf: true;
-  readonly key: Uint8Array;
-  readonly value: Uint8Array;
-  hash?: Uint8Array;
+// The tree's own nodes keep keys, values and hashes as binary strings (one character per byte): a
+// 32-character string costs a fraction of a 32-byte array, and a ledger holds millions of them.
+const LEAF_PREFIX = '\x10';
+const INNER_PREFIX = '\x11';
+const EMPTY = '\0'.repeat(32);
+
+class Leaf {
+  hash: string | undefined = undefined;
+  constructor(
+    readonly key: string,
+    readonly value: string,
+  ) {}
 }
-interface Inner {
-  readonly leaf: false;
-  readonly left: Node | null;
-  readonly right: Node | null;
-  hash?: Uint8Array;
+
+class Inner {
+  hash: string | undefined = undefined;
+  constructor(
+    readonly left: Node | null,
+    readonly right: Node | null,
+  ) {}
 }
+
 type Node = Leaf | Inner;
 
 function bit(key: Uint8Array, depth: number): 0 | 1 {
   return ((key[depth >> 3]! >> (7 - (depth & 7))) & 1) as 0 | 1;
+}
+
+/** {@link bit} of a binary-string key. */
+function bitOf(key: string, depth: number): number {
+  return (key.charCodeAt(depth >> 3) >> (7 - (depth & 7))) & 1;
 }
 
 function hashLeaf(key: Uint8Array, value: Uint8Array): Uint8Array {
@@ -45,35 +67,41 @@ function hashInner(left: Uint8Array, right: Uint8Array): Uint8Array {
   return sha256(INNER_TAG, left, right);
 }
 
-function nodeHashOf(node: Node | null): Uint8Array {
-  if (node === null) return EMPTY_HASH;
-  if (node.hash) return node.hash;
-  node.hash = node.leaf
-    ? hashLeaf(node.key, node.value)
-    : hashInner(nodeHashOf(node.left), nodeHashOf(node.right));
+function nodeHashOf(node: Node | null): string {
+  if (node === null) return EMPTY;
+  if (node.hash !== undefined) return node.hash;
+  node.hash =
+    node instanceof Leaf
+      ? sha256Binary(LEAF_PREFIX + node.key + node.value)
+      : sha256Binary(INNER_PREFIX + nodeHashOf(node.left) + nodeHashOf(node.right));
   return node.hash;
 }
 
 function split(a: Leaf, b: Leaf, depth: number): Inner {
   if (depth >= 256) throw new Error('state tree: duplicate key');
-  const ba = bit(a.key, depth);
-  const bb = bit(b.key, depth);
+  const ba = bitOf(a.key, depth);
+  const bb = bitOf(b.key, depth);
   if (ba === bb) {
     const child = split(a, b, depth + 1);
-    return ba ? { leaf: false, left: null, right: child } : { leaf: false, left: child, right: null };
+    return ba ? new Inner(null, child) : new Inner(child, null);
   }
-  return ba ? { leaf: false, left: b, right: a } : { leaf: false, left: a, right: b };
+  return ba ? new Inner(b, a) : new Inner(a, b);
 }
 
-function insert(node: Node | null, key: Uint8Array, value: Uint8Array, depth: number): Node {
-  if (node === null) return { leaf: true, key, value };
-  if (node.leaf) {
-    if (equalBytes(node.key, key)) return { leaf: true, key, value };
-    return split(node, { leaf: true, key, value }, depth);
+function insert(node: Node | null, key: string, value: string, depth: number): Node {
+  if (node === null) return new Leaf(key, value);
+  if (node instanceof Leaf) {
+    if (node.key === key) return new Leaf(key, value);
+    return split(node, new Leaf(key, value), depth);
   }
-  return bit(key, depth)
-    ? { leaf: false, left: node.left, right: insert(node.right, key, value, depth + 1) }
-    : { leaf: false, left: insert(node.left, key, value, depth + 1), right: node.right };
+  return bitOf(key, depth)
+    ? new Inner(node.left, insert(node.right, key, value, depth + 1))
+    : new Inner(insert(node.left, key, value, depth + 1), node.right);
+}
+
+/** Lowercase hex of a binary string. */
+function binaryHex(text: string): string {
+  return toHex(fromBinaryString(text));
 }
 
 /** A proof about one key against a state root. Hashes are lowercase hex. */
@@ -95,36 +123,38 @@ export class StateTree {
 
   /** Root hash. */
   root(): Uint8Array {
-    return nodeHashOf(this.rootNode);
+    return fromBinaryString(nodeHashOf(this.rootNode));
   }
 
   /** Returns a tree in which `key` (32 bytes) maps to `value` (32-byte hash). */
   set(key: Uint8Array, value: Uint8Array): StateTree {
     if (key.length !== 32 || value.length !== 32)
       throw new RangeError('state tree keys and values are 32 bytes');
-    return new StateTree(insert(this.rootNode, key, value, 0));
+    return new StateTree(insert(this.rootNode, toBinaryString(key), toBinaryString(value), 0));
   }
 
   /** The value hash stored under `key`, or undefined. */
   get(key: Uint8Array): Uint8Array | undefined {
+    const wanted = toBinaryString(key);
     let node = this.rootNode;
     let depth = 0;
-    while (node && !node.leaf) node = bit(key, depth++) ? node.right : node.left;
-    return node && equalBytes(node.key, key) ? node.value : undefined;
+    while (node instanceof Inner) node = bitOf(wanted, depth++) ? node.right : node.left;
+    return node && node.key === wanted ? fromBinaryString(node.value) : undefined;
   }
 
   /** Proof of the value (or absence) of `key`. */
   prove(key: Uint8Array): StateProof {
+    const wanted = toBinaryString(key);
     const siblings: string[] = [];
     let node = this.rootNode;
     let depth = 0;
-    while (node && !node.leaf) {
-      const b = bit(key, depth++);
-      siblings.push(toHex(nodeHashOf(b ? node.left : node.right)));
+    while (node instanceof Inner) {
+      const b = bitOf(wanted, depth++);
+      siblings.push(binaryHex(nodeHashOf(b ? node.left : node.right)));
       node = b ? node.right : node.left;
     }
-    if (node && !equalBytes(node.key, key)) {
-      return { siblings, other: { key: toHex(node.key), value: toHex(node.value) } };
+    if (node && node.key !== wanted) {
+      return { siblings, other: { key: binaryHex(node.key), value: binaryHex(node.value) } };
     }
     return { siblings };
   }

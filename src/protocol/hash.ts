@@ -3,10 +3,13 @@
  * the crypto backend (./crypto/node.ts, or ./crypto/web.ts in browser bundles).
  */
 import { fromHex, toHex, utf8 } from './bytes.js';
-import { sha256 as backendSha256 } from './crypto/node.js';
+import { sha256 as backendSha256, sha256Binary as backendSha256Binary } from './crypto/node.js';
 
 /** SHA-256 of the concatenation of `parts`. */
 export const sha256: (...parts: Uint8Array[]) => Uint8Array = backendSha256;
+
+/** SHA-256 of a binary string (one character per byte), as a binary string of 32 characters. */
+export const sha256Binary: (text: string) => string = backendSha256Binary;
 
 /** SHA-256 of a string (UTF-8) or bytes, as lowercase hex. */
 export function sha256Hex(text: string | Uint8Array): string {

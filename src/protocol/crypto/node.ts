@@ -64,6 +64,13 @@ export function sha256(...parts: Uint8Array[]): Uint8Array {
 
 const oneShot = typeof nodeHash === 'function' ? nodeHash : undefined;
 
+/** SHA-256 of a binary string, as a binary string (see types.ts). */
+export function sha256Binary(text: string): string {
+  const data = Buffer.from(text, 'latin1');
+  if (oneShot) return oneShot('sha256', data, 'binary');
+  return createHash('sha256').update(data).digest('binary');
+}
+
 /** HMAC-SHA256 (RFC 2104). */
 export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
   return createHmac('sha256', key).update(data).digest();

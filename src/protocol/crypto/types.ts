@@ -24,6 +24,11 @@ export interface KeyPair {
 export interface CryptoBackend {
   /** SHA-256 (FIPS 180-4) of the concatenation of `parts`. */
   sha256(...parts: Uint8Array[]): Uint8Array;
+  /**
+   * SHA-256 of a binary string (one byte per character, 0–255), as a binary string of 32
+   * characters: the state tree keeps its hashes so (a string costs a fraction of a byte array).
+   */
+  sha256Binary(text: string): string;
   /** HMAC-SHA256 (RFC 2104) of `data` under `key`. */
   hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
   /** HKDF-SHA256 extract-then-expand (RFC 5869 §2), `length` bytes. */

@@ -56,6 +56,13 @@ export function sha256(...parts: Uint8Array[]): Uint8Array {
   return h.digest();
 }
 
+/** SHA-256 of a binary string, as a binary string (see types.ts). */
+export function sha256Binary(text: string): string {
+  const data = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) data[i] = text.charCodeAt(i);
+  return String.fromCharCode(...nobleSha256(data));
+}
+
 /** HMAC-SHA256 (RFC 2104). */
 export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
   return hmac(nobleSha256, key, data);
