@@ -55,6 +55,9 @@ describe('crypto backends: published vectors', () => {
       assert.equal(toHex(b.sha256(utf8('a'), utf8(''), utf8('bc'))), abc);
       assert.equal(toHex(b.sha256()), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
       // The binary-string form: one character per byte in and out, the same digest.
+      const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+      assert.equal(b.binaryEncode(all), Buffer.from(all).toString('latin1'));
+      same(b.binaryDecode(b.binaryEncode(all)), all);
       assert.equal(Buffer.from(b.sha256Binary('abc'), 'latin1').toString('hex'), abc);
       const high = '\x00\x10\x7f\x80\xfe\xff'.repeat(11);
       assert.equal(

@@ -10,6 +10,8 @@ import {
   copyBytes as backendCopy,
   base64urlDecode,
   base64urlEncode,
+  binaryDecode,
+  binaryEncode,
   hexDecode,
   hexEncode,
   utf8Decode,
@@ -41,26 +43,10 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
 
-/** Bytes as a binary string: one character (0–255) per byte. */
-export function toBinaryString(bytes: Uint8Array): string {
-  // One call per chunk gives a flat string (a character at a time would build a chain of
-  // concatenations, many times the string's size, kept for as long as the string lives).
-  let text = '';
-  for (let i = 0; i < bytes.length; i += 0x2000)
-    text += String.fromCharCode(...bytes.subarray(i, i + 0x2000));
-  return text;
-}
-
-/** A binary string (one character, 0–255, per byte) as bytes; other characters are refused. */
-export function fromBinaryString(text: string): Uint8Array {
-  const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code > 0xff) throw new RangeError('not a binary string');
-    bytes[i] = code;
-  }
-  return bytes;
-}
+/** Bytes as a flat binary string: one character (0–255) per byte. */
+export const toBinaryString: (bytes: Uint8Array) => string = binaryEncode;
+/** A binary string (one character, 0–255, per byte) as bytes. */
+export const fromBinaryString: (text: string) => Uint8Array = binaryDecode;
 
 /** Lowercase hex of `bytes`. */
 export const toHex: (bytes: Uint8Array) => string = hexEncode;

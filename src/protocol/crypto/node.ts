@@ -231,6 +231,16 @@ export function base64urlDecode(text: string): Uint8Array {
   return Buffer.from(text, 'base64url');
 }
 
+/** Bytes as a binary string (see types.ts). */
+export function binaryEncode(bytes: Uint8Array): string {
+  return buf(bytes).toString('latin1');
+}
+
+/** A binary string as bytes (see types.ts). */
+export function binaryDecode(text: string): Uint8Array {
+  return Buffer.from(text, 'latin1');
+}
+
 /** Lowercase hex. */
 export function hexEncode(bytes: Uint8Array): string {
   return buf(bytes).toString('hex');

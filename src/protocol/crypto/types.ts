@@ -88,4 +88,8 @@ export interface CryptoBackend {
   utf8Encode(text: string): Uint8Array;
   /** UTF-8 decoding (invalid sequences become U+FFFD, WHATWG Encoding §4.1). */
   utf8Decode(bytes: Uint8Array): string;
+  /** Bytes as a flat binary string, one character (0–255) per byte. */
+  binaryEncode(bytes: Uint8Array): string;
+  /** A binary string as bytes, one per character (its low 8 bits, like Node's `latin1`). */
+  binaryDecode(text: string): Uint8Array;
 }

@@ -58,9 +58,7 @@ export function sha256(...parts: Uint8Array[]): Uint8Array {
 
 /** SHA-256 of a binary string, as a binary string (see types.ts). */
 export function sha256Binary(text: string): string {
-  const data = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) data[i] = text.charCodeAt(i);
-  return String.fromCharCode(...nobleSha256(data));
+  return String.fromCharCode(...nobleSha256(binaryDecode(text)));
 }
 
 /** HMAC-SHA256 (RFC 2104). */
@@ -236,6 +234,22 @@ export function base64urlDecode(text: string): Uint8Array {
 }
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** Bytes as a binary string (see types.ts). */
+export function binaryEncode(bytes: Uint8Array): string {
+  // One call per chunk gives a flat string (a character at a time builds a chain of concatenations).
+  let text = '';
+  for (let i = 0; i < bytes.length; i += 0x2000)
+    text += String.fromCharCode(...bytes.subarray(i, i + 0x2000));
+  return text;
+}
+
+/** A binary string as bytes (see types.ts). */
+export function binaryDecode(text: string): Uint8Array {
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i) & 0xff;
+  return bytes;
+}
 
 /** Lowercase hex. */
 export function hexEncode(bytes: Uint8Array): string {
