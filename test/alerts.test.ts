@@ -13,7 +13,6 @@ import type { ClientHome } from '../src/client/home.js';
 import { login } from '../src/client/login.js';
 import { connect } from '../src/client/session.js';
 import { Channel } from '../src/protocol/channel.js';
-import type { Frame } from '../src/protocol/frame.js';
 import { setAdminRole } from '../src/server/admin-actions.js';
 import { callAdmin } from '../src/server/admin-socket.js';
 import type { DroppedAlerts, NumberedAlert } from '../src/server/alert-log.js';
@@ -68,9 +67,10 @@ async function hijack(id: string): Promise<void> {
   const closed = new Promise<number>((resolve) => l.socket.on('close', (c) => resolve(c)));
   const f = channel.seal({ t: 'data', id: 1, body: 'tampered' });
   for (let i = 0; i < 3; i++) {
-    const ct = Buffer.from(f.ct, 'base64url');
-    ct[i]! ^= 0x01;
-    l.socket.send(JSON.stringify({ ...f, ct: ct.toString('base64url') } satisfies Frame));
+    // A flipped bit in the ciphertext, after the 30-byte header (docs/protocol.md "Session frame wire format v2").
+    const bad = Buffer.from(f);
+    bad[30 + i]! ^= 0x01;
+    l.socket.send(bad);
   }
   assert.equal(await closed, 4000, 'the session ends as hijacked');
 }

@@ -104,12 +104,19 @@ const BENCHMARKS: Array<{
     name: 'ledger',
     script: 'ledger.ts',
     smoke: ['--identities', '200', '--commits', '100', '--samples', '100'],
-    figures: ['commit.3.txPerSecond', 'lookup.lookupAndProofMs.p99', 'verify.seconds', 'verify.cli.seconds'],
+    figures: [
+      'commit.3.txPerSecond',
+      'lookup.lookupAndProofMs.p99',
+      'lookup.memoryWithLedgerOpen.rssBytes',
+      'verify.seconds',
+      'verify.commandSeconds',
+    ],
     baselines: [
       'baselineEd25519SignPerSecond',
       'commit.0.baselineRawSqliteRowsPerSecond',
       'commit.3.baselineRawSqliteRowsPerSecond',
       'lookup.baselineRawSqliteSelectMs.p50',
+      'verify.baselineEd25519VerifyOnlySeconds',
     ],
   },
   {

@@ -87,6 +87,11 @@ describe('crypto backends: published vectors', () => {
       const iv0 = new Uint8Array(12);
       const none = new Uint8Array(0);
       assert.equal(toHex(b.aesGcmSeal(zero, iv0, none, none)), '530f8afbc74536b9a963b4f1c4cb738b');
+      // With a prefix: the prefix, then the same ciphertext and tag.
+      assert.equal(
+        toHex(b.aesGcmSeal(zero, iv0, none, none, Uint8Array.of(1, 2, 3))),
+        '010203530f8afbc74536b9a963b4f1c4cb738b',
+      );
       assert.equal(
         toHex(b.aesGcmSeal(zero, iv0, none, new Uint8Array(16))),
         'cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919',

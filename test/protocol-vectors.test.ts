@@ -18,6 +18,16 @@ import { canonicalize } from '../src/protocol/canonical-json.js';
 import { Channel } from '../src/protocol/channel.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { encodeFrame, type Frame, openFrame, sealFrame } from '../src/protocol/frame.js';
+import {
+  jsonPlaintext,
+  openWire,
+  PlainType,
+  readPlaintext,
+  readWireHeader,
+  sealWire,
+  sessionHandle,
+  WIRE_HEADER_LENGTH,
+} from '../src/protocol/frame-wire.js';
 import { sha256 } from '../src/protocol/hash.js';
 import { deriveSessionKeys, type SessionKeys } from '../src/protocol/key-schedule.js';
 import { checkResumeProof, resumeProof } from '../src/protocol/resume.js';
@@ -145,6 +155,76 @@ describe('protocol test vectors (test/vectors/keyledger-v1.json)', () => {
     for (const n of f.negative) {
       assert.throws(
         () => openFrame({ key: hex(f.key), iv: hex(f.iv), dir: n.dir, frame: JSON.parse(n.frame) as Frame }),
+        code(n.error),
+        n.description,
+      );
+    }
+  });
+
+  it('frames v2 (binary wire): exact message bytes from the fixed inputs; the given frames open', () => {
+    const f = V['frames-v2'];
+    assert.equal(V.format, 2);
+    const key = hex(f.key);
+    const iv = hex(f.iv);
+    const handle = sessionHandle(f.sid);
+    assert.equal(toHex(handle), f.handle);
+    assert.equal(
+      Buffer.from(f.sid, 'base64url').toString('hex'),
+      f.handle,
+      'the handle is the session id, raw',
+    );
+    assert.ok(f.positive.length >= 4);
+    for (const p of f.positive) {
+      const wire = sealWire({
+        key,
+        iv,
+        handle,
+        epoch: p.epoch,
+        seq: p.seq,
+        dir: p.dir,
+        plaintext: hex(p.plaintext),
+      });
+      assert.equal(toHex(wire), p.frame);
+      assert.equal(p.frame.slice(0, 2 * WIRE_HEADER_LENGTH), p.header);
+      // The header: version 2, direction, handle, epoch (u32 BE), seq (u64 BE).
+      const h = Buffer.from(p.header, 'hex');
+      assert.deepEqual(
+        [h[0], h[1], h.subarray(2, 18).toString('hex'), h.readUInt32BE(18), Number(h.readBigUInt64BE(22))],
+        [2, p.dir === 'c2s' ? 1 : 2, f.handle, p.epoch, p.seq],
+      );
+      const nonce = Buffer.from(iv);
+      const s = Buffer.alloc(8);
+      s.writeBigUInt64BE(BigInt(p.seq));
+      for (let i = 0; i < 8; i++) nonce[4 + i]! ^= s[i]!;
+      assert.equal(nonce.toString('hex'), p.nonce);
+      const given = hex(p.frame);
+      const header = readWireHeader(given);
+      assert.deepEqual(
+        [header.dir, toHex(header.handle), header.epoch, header.seq],
+        [p.dir, f.handle, p.epoch, p.seq],
+      );
+      const plain = openWire(key, iv, given, header.seq);
+      assert.equal(toHex(plain), p.plaintext);
+      assert.equal(readPlaintext(plain).type, { json: 0, bytes: 1, text: 2 }[p.kind as 'json']);
+    }
+  });
+
+  it('frames v2 (negative): malformed headers are refused before any crypto; tampered frames never open', () => {
+    const f = V['frames-v2'];
+    assert.ok(f.negative.length >= 13);
+    for (const n of f.negative as Array<{
+      description: string;
+      frame: string;
+      error: string;
+      padTo?: number;
+    }>) {
+      const given = Buffer.alloc(n.padTo ?? n.frame.length / 2);
+      hex(n.frame).copy(given);
+      assert.throws(
+        () => {
+          const header = readWireHeader(given);
+          return openWire(hex(f.key), hex(f.iv), given, header.seq);
+        },
         code(n.error),
         n.description,
       );
@@ -282,24 +362,59 @@ describe('protocol test vectors (test/vectors/keyledger-v1.json)', () => {
       plaintext: Buffer.from(h.finishedJcs, 'utf8'),
     });
     assert.equal(encodeFrame(frame), h.finishedFrame);
-    // The client's own check of the key confirmation accepts it…
-    const fin = verifyFinished({ frame: JSON.parse(h.finishedFrame), keys: sessionKeys, transcriptHash });
-    assert.equal(fin.sessionId, h.finished.sessionId);
-    // …and refuses it with a flipped bit or for another transcript.
+    // The v1 form still seals as committed, but the client no longer takes it as the confirmation.
     const bad = h.negative[2];
+    for (const v1 of [h.finishedFrame, bad.frame])
+      assert.throws(
+        () => verifyFinished({ frame: Buffer.from(v1), keys: sessionKeys, transcriptHash }),
+        code('KL_AUTH_FAILED'),
+      );
+    // The same key confirmation in wire format v2: the exact bytes; it opens to the finished JCS.
+    const wire = sealWire({
+      key: sessionKeys.s2cKey,
+      iv: sessionKeys.s2cIv,
+      handle: sessionHandle(h.finished.sessionId),
+      epoch: 0,
+      seq: 0,
+      dir: 's2c',
+      plaintext: jsonPlaintext(h.finishedJcs),
+    });
+    assert.equal(toHex(wire), h.finishedWire);
+    const openedFinished = openWire(sessionKeys.s2cKey, sessionKeys.s2cIv, hex(h.finishedWire), 0);
+    assert.deepEqual(readPlaintext(openedFinished), { type: PlainType.json, json: h.finishedJcs });
     assert.throws(
-      () => verifyFinished({ frame: JSON.parse(bad.frame), keys: sessionKeys, transcriptHash }),
-      code(bad.error),
+      () => openWire(sessionKeys.s2cKey, sessionKeys.s2cIv, hex(h.finishedWireNegative.frame), 0),
+      code('KL_DECRYPTION_FAILED'),
+    );
+    // The client's own check of the key confirmation accepts it…
+    const fin = verifyFinished({ frame: hex(h.finishedWire), keys: sessionKeys, transcriptHash });
+    assert.equal(fin.sessionId, h.finished.sessionId);
+    // …and refuses it with a flipped bit, for another transcript, or as another frame than s2c epoch 0 seq 0.
+    assert.throws(
+      () => verifyFinished({ frame: hex(h.finishedWireNegative.frame), keys: sessionKeys, transcriptHash }),
+      code(h.finishedWireNegative.error),
     );
     assert.throws(
       () =>
         verifyFinished({
-          frame: JSON.parse(h.finishedFrame),
+          frame: hex(h.finishedWire),
           keys: sessionKeys,
           transcriptHash: sha256(transcriptHash),
         }),
       code('KL_AUTH_FAILED'),
     );
+    for (const [at, value] of [
+      [1, 0x01],
+      [21, 1],
+      [29, 1],
+    ] as const) {
+      const moved = hex(h.finishedWire);
+      moved[at] = value;
+      assert.throws(
+        () => verifyFinished({ frame: moved, keys: sessionKeys, transcriptHash }),
+        code('KL_AUTH_FAILED'),
+      );
+    }
     // A changed challenge field changes the bytes the server signs.
     const ch = h.negative[1];
     assert.notEqual(fromUtf8(statementBytes({ ...payload, [ch.field]: ch.value })), h.challengePayloadJcs);
@@ -372,7 +487,7 @@ describe('protocol test vectors (test/vectors/keyledger-v1.json)', () => {
     });
     server.resume(r.clientNonce, r.serverNonce, r.epoch);
     assert.equal(toHex(server.resumeKey), r.nextKeys.resumeKey);
-    assert.equal(encodeFrame(server.seal(r.firstFrame.message)), r.firstFrame.frame);
+    assert.equal(toHex(server.seal(r.firstFrame.message)), r.firstFrame.wire);
     const client = new Channel({
       role: 'client',
       sid: r.sid,
@@ -382,9 +497,16 @@ describe('protocol test vectors (test/vectors/keyledger-v1.json)', () => {
       now: () => h.now,
     });
     // Not resumed: the epoch-1 frame is refused.
-    assert.throws(() => client.open(JSON.parse(r.firstFrame.frame)), code('KL_PROTOCOL'));
+    assert.throws(() => client.open(hex(r.firstFrame.wire)), code('KL_PROTOCOL'));
     const next = client.resumed(r.clientNonce, r.serverNonce);
-    assert.deepEqual(next.open(JSON.parse(r.firstFrame.frame)), r.firstFrame.message);
+    assert.deepEqual(next.open(hex(r.firstFrame.wire)), r.firstFrame.message);
+    // The v1 JSON form of the same message opens under the same keys with the v1 codec.
+    const nk = keysFrom(r.nextKeys);
+    const v1 = JSON.parse(r.firstFrame.frame) as Frame;
+    assert.deepEqual(
+      JSON.parse(fromUtf8(openFrame({ key: nk.s2cKey, iv: nk.s2cIv, dir: 's2c', frame: v1 }))),
+      r.firstFrame.message,
+    );
   });
 
   it('resume proof (negative): another session, epoch, nonce order or resume key does not verify', () => {

@@ -15,6 +15,12 @@ import { type ClientSession, connect } from '../src/client/session.js';
 import { readAuditTrail } from '../src/ledger/audit-trail.js';
 import type { Channel } from '../src/protocol/channel.js';
 import { isKlError } from '../src/protocol/errors.js';
+import {
+  readWireHeader,
+  sessionHandle,
+  WIRE_HEADER_LENGTH,
+  WIRE_VERSION,
+} from '../src/protocol/frame-wire.js';
 import { sha256Hex } from '../src/protocol/hash.js';
 import { resumeProof } from '../src/protocol/resume.js';
 import { type MitmProxy, mitmProxy, registeredBehind, type S2cRule } from './support/mitm-proxy.js';
@@ -90,6 +96,18 @@ describe('a resumption answered by the man in the middle leaves the session reco
     ],
     [
       'answers with a frame of the new epoch under a made-up key',
+      (c, sid) => {
+        // A well-formed v2 header (server → client, this session, epoch 1, seq 0), random ct ‖ tag.
+        const frame = Buffer.concat([Buffer.alloc(WIRE_HEADER_LENGTH), randomBytes(60)]);
+        frame[0] = WIRE_VERSION;
+        frame[1] = 0x02;
+        frame.set(sessionHandle(sid), 2);
+        frame.writeUInt32BE(1, 18);
+        c.send(frame);
+      },
+    ],
+    [
+      'answers with a v1 JSON frame (text) of the new epoch',
       (c, sid) =>
         c.send(
           JSON.stringify({ type: 'frame', sid, epoch: 1, seq: 0, ct: randomBytes(60).toString('base64url') }),
@@ -104,15 +122,19 @@ describe('a resumption answered by the man in the middle leaves the session reco
       const epochBefore = s.epoch;
       let sawRenewal = false;
       proxy.takeOver((client) => {
-        client.on('message', (data) => {
-          const m = JSON.parse(data.toString()) as { type: string; sid?: string; epoch?: number };
+        client.on('message', (data, binary) => {
+          if (binary) {
+            // The client's renewal: a sealed v2 frame (docs/protocol.md "Session frame wire format v2").
+            const h = readWireHeader(data as Buffer);
+            sawRenewal =
+              h.epoch === 1 && h.dir === 'c2s' && Buffer.from(h.handle).equals(sessionHandle(s.sessionId));
+            afterRenewal(client, s.sessionId);
+            return;
+          }
+          const m = JSON.parse(data.toString()) as { type: string };
           if (m.type === 'resume')
             client.send(JSON.stringify({ type: 'resume-challenge', nonce: nonce(), epoch: 0 }));
           else if (m.type === 'resume-proof') client.send(JSON.stringify({ type: 'resumed', epoch: 1 }));
-          else if (m.type === 'frame') {
-            sawRenewal = m.epoch === 1 && m.sid === s.sessionId;
-            afterRenewal(client, s.sessionId);
-          }
         });
       });
       await assert.rejects(s.resume({ timeoutMs: 1_500 }), (e: unknown) => {

@@ -4,7 +4,7 @@ import WebSocket from 'ws';
 import { login } from '../src/client/login.js';
 import { connect } from '../src/client/session.js';
 import { Channel } from '../src/protocol/channel.js';
-import type { Frame } from '../src/protocol/frame.js';
+import { WIRE_HEADER_LENGTH } from '../src/protocol/frame-wire.js';
 import { callAdmin } from '../src/server/admin-socket.js';
 import type { MessageContext } from '../src/server/session-service.js';
 import { liveClock } from './helpers.js';
@@ -36,21 +36,25 @@ async function rawSession(id: string) {
     nextRecvSeq: 1,
     now: Date.now,
   });
-  const inbox: unknown[] = [];
+  // Sealed frames arrive as binary messages (docs/protocol.md "Session frame wire format v2").
+  const inbox: Uint8Array[] = [];
+  const texts: string[] = [];
   l.socket.removeAllListeners('message');
-  l.socket.on('message', (d) => inbox.push(JSON.parse(d.toString())));
+  l.socket.on('message', (d, binary) =>
+    binary ? inbox.push(new Uint8Array(d as Uint8Array)) : texts.push(d.toString()),
+  );
   const closed = new Promise<number>((resolve) => l.socket.on('close', (c) => resolve(c)));
-  const send = (f: Frame) => l.socket.send(JSON.stringify(f));
+  const send = (f: Uint8Array | string) => l.socket.send(f);
   const settle = () => new Promise((r) => setTimeout(r, 150));
-  const replies = () =>
-    inbox.filter((m) => (m as Frame).type === 'frame').map((f) => channel.open(f as Frame));
-  return { home, l, channel, send, settle, inbox, replies, closed };
+  const replies = () => inbox.map((f) => channel.open(f));
+  return { home, l, channel, send, settle, inbox, texts, replies, closed };
 }
 
-const flip = (b64: string, index: number) => {
-  const raw = Buffer.from(b64, 'base64url');
-  raw[index % raw.length]! ^= 0x01;
-  return raw.toString('base64url');
+/** A copy of the frame with one bit of byte `index` flipped (negative: from the end). */
+const flip = (frame: Uint8Array, index: number) => {
+  const raw = Buffer.from(frame);
+  raw[index < 0 ? raw.length + index : index]! ^= 0x01;
+  return raw;
 };
 
 describe('frame attacks', () => {
@@ -71,14 +75,14 @@ describe('frame attacks', () => {
   it('flipped bits in ciphertext, tag or header are refused; three strikes end the session as hijacked', async () => {
     const r = await rawSession('flip@example.org');
     const f = r.channel.seal({ t: 'data', id: 1, body: 'tampered' });
-    r.send({ ...f, ct: flip(f.ct, 0) }); // ciphertext
-    r.send({ ...f, ct: flip(f.ct, Buffer.from(f.ct, 'base64url').length - 1) }); // tag
-    r.send({ ...f, epoch: 0, seq: f.seq, sid: f.sid.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')) }); // header
+    r.send(flip(f, WIRE_HEADER_LENGTH)); // ciphertext
+    r.send(flip(f, -1)); // tag
+    r.send(flip(f, 2)); // header: the session handle
     assert.equal(await r.closed, 4000);
     assert.equal(seen.filter((c) => c.body === 'tampered').length, 0);
     const alerts = await callAdmin<Array<{ id: string; kind: string }>>(server.dataDir, 'GET', '/alerts');
     assert.ok(alerts.some((a) => a.id === 'flip@example.org' && a.kind === 'hijack'));
-    const last = r.inbox.at(-1) as Frame;
+    const last = r.inbox.at(-1)!;
     assert.deepEqual(
       { t: 'alert', code: 'KL_HIJACK_SUSPECTED' },
       (({ t, code }) => ({ t, code }))(r.channel.open(last) as { t: string; code: string }),
@@ -116,12 +120,14 @@ describe('frame attacks', () => {
     const renewal = r.channel.startRekey();
     r.send(r.channel.seal(renewal));
     await r.settle();
-    const ack = r.inbox.find((m) => (m as Frame).type === 'frame') as Frame;
+    const ack = r.inbox[0]!;
     const m = r.channel.open(ack) as { t: string; ephemeral: string };
     r.channel.completeRekey(m.ephemeral);
     r.send(r.channel.seal({ t: 'data', body: 'epoch 1 frame' })); // the server drops epoch 0 now
     r.send(old); // replayed epoch-0 frame after the switch
-    r.send({ ...r.channel.seal({ t: 'data', body: 'skip' }), epoch: 2 });
+    const skip = Buffer.from(r.channel.seal({ t: 'data', body: 'skip' }));
+    skip.writeUInt32BE(2, 18); // the header's epoch
+    r.send(skip);
     await r.settle();
     assert.equal(seen.filter((c) => c.body === 'epoch 0 frame').length, 1, 'once, before the switch');
     assert.equal(seen.filter((c) => c.body === 'epoch 1 frame').length, 1);
@@ -247,7 +253,7 @@ describe('resumption attacks', () => {
     const answer = new Promise<Record<string, unknown>>((res) =>
       ws.once('message', (d) => res(JSON.parse(d.toString()))),
     );
-    ws.send(JSON.stringify(r.channel.seal({ t: 'data', body: 'after logout' })));
+    ws.send(r.channel.seal({ t: 'data', body: 'after logout' }));
     assert.equal((await answer).code, 'KL_PROTOCOL');
     const resumed = await resumeRaw(r.l.sessionId, () => 'x'.repeat(43));
     assert.equal(resumed.code, 'KL_SESSION_UNKNOWN');

@@ -50,7 +50,7 @@ describe('transaction signer', () => {
     await firstFromWorker(signer);
     const texts = Array.from({ length: 300 }, (_, i) => `{"n":${i}}`);
     const sigs = await Promise.all(texts.map((t) => signer.sign(t, true)));
-    texts.forEach((t, i) => assert.ok(valid(t, sigs[i]!), `signature ${i}`));
+    for (const [i, t] of texts.entries()) assert.ok(valid(t, sigs[i]!), `signature ${i}`);
     assert.equal(new Set(sigs).size, texts.length);
     assert.equal(signer.pending, 0);
     await signer.close();
@@ -65,7 +65,7 @@ describe('transaction signer', () => {
     const workers = (signer as unknown as { workers: Worker[] }).workers;
     await workers[0]!.terminate();
     const sigs = await Promise.all(pending);
-    texts.forEach((t, i) => assert.ok(valid(t, sigs[i]!)));
+    for (const [i, t] of texts.entries()) assert.ok(valid(t, sigs[i]!), `signature ${i}`);
     const after = signer.sign('{"after":1}', true);
     assert.equal(typeof after, 'string');
     await signer.close();

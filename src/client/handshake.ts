@@ -9,15 +9,14 @@ import type * as openpgp from 'openpgp';
 import { fromUtf8, toBase64url, toHex } from '../protocol/bytes.js';
 import { randomBytes } from '../protocol/crypto/node.js';
 import { KlError } from '../protocol/errors.js';
-import { type Frame, openFrame } from '../protocol/frame.js';
+import { openWire, PlainType, readPlaintext, readWireHeader } from '../protocol/frame-wire.js';
 import { sha256 } from '../protocol/hash.js';
 import { deriveSessionKeys, type SessionKeys } from '../protocol/key-schedule.js';
-import { check, fits } from '../protocol/schemas/check.js';
+import { check } from '../protocol/schemas/check.js';
 import {
   Challenge,
   ChallengePayload as ChallengePayloadSchema,
   Finished as FinishedSchema,
-  FrameMessage,
 } from '../protocol/schemas/login.js';
 import {
   type ChallengePayload,
@@ -103,8 +102,9 @@ export interface Finished {
 }
 
 /**
- * Checks the finished frame: it must decrypt under the new server→client key (the server derived
- * the same keys) and name our transcript.
+ * Checks the finished frame, the first binary message of the session (docs/protocol.md "Session
+ * frame wire format v2"): server → client, epoch 0, seq 0, it must decrypt under the new
+ * server→client key (the server derived the same keys) and name our transcript and its session.
  * @throws KlError `KL_AUTH_FAILED`
  */
 export function verifyFinished({
@@ -112,13 +112,11 @@ export function verifyFinished({
   keys,
   transcriptHash,
 }: {
-  frame: unknown;
+  frame: Uint8Array;
   keys: SessionKeys;
   transcriptHash: Uint8Array;
 }): Finished {
-  if (!fits(FrameMessage, frame) || frame.epoch !== 0 || frame.seq !== 0)
-    throw new KlError('KL_AUTH_FAILED', 'the server did not confirm the session keys');
-  const f: Frame = frame;
+  let sid: string;
   let plain: {
     type: 'finished';
     sessionId: string;
@@ -127,24 +125,26 @@ export function verifyFinished({
     transcriptHash: string;
   };
   try {
-    plain = check(
-      FinishedSchema,
-      JSON.parse(fromUtf8(openFrame({ key: keys.s2cKey, iv: keys.s2cIv, dir: 's2c', frame: f }))),
-      'KL_AUTH_FAILED',
-    );
+    const header = readWireHeader(frame);
+    if (header.dir !== 's2c' || header.epoch !== 0 || header.seq !== 0)
+      throw new Error('not the first frame');
+    sid = toBase64url(header.handle);
+    const p = readPlaintext(openWire(keys.s2cKey, keys.s2cIv, frame, 0));
+    if (p.type !== PlainType.json) throw new Error('not a message');
+    plain = check(FinishedSchema, JSON.parse(p.json), 'KL_AUTH_FAILED');
   } catch {
     throw new KlError('KL_AUTH_FAILED', 'the server did not confirm the session keys');
   }
   if (
     plain.type !== 'finished' ||
-    plain.sessionId !== f.sid ||
+    plain.sessionId !== sid ||
     plain.transcriptHash !== toHex(transcriptHash)
   ) {
     throw new KlError('KL_AUTH_FAILED', 'the server confirmed another handshake');
   }
   return {
     verified: true,
-    sessionId: f.sid,
+    sessionId: sid,
     expiresAt: plain.expiresAt,
     idleTimeoutMs: plain.idleTimeoutMs,
   };

@@ -89,19 +89,24 @@ export async function login(o: LoginOptions): Promise<LoginResult> {
     );
     socket.on('close', () => finish(new KlError('KL_NETWORK', 'the server closed the connection')));
     let chain = Promise.resolve();
-    socket.on('message', (data) => {
-      let msg: unknown;
-      try {
-        msg = JSON.parse(data.toString());
-      } catch {
-        finish(new KlError('KL_PROTOCOL', 'the server sent something that is not JSON'));
-        return;
+    socket.on('message', (data, isBinary) => {
+      // The finished frame, the session's first sealed frame, is a binary message (docs/protocol.md
+      // "Session frame wire format v2"); everything before it is JSON text.
+      const frame = isBinary && typeof data !== 'string' ? data : null;
+      let msg: unknown = frame;
+      if (!frame) {
+        try {
+          msg = JSON.parse(data.toString());
+        } catch {
+          finish(new KlError('KL_PROTOCOL', 'the server sent something that is not JSON'));
+          return;
+        }
       }
-      if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
+      if (!frame && (typeof msg !== 'object' || msg === null || Array.isArray(msg))) {
         finish(new KlError('KL_PROTOCOL', 'the server sent something that is not a login message'));
         return;
       }
-      if ((msg as { type?: unknown }).type === 'error') {
+      if (!frame && (msg as { type?: unknown }).type === 'error') {
         // Handled at once: the server closes the connection right after an error. A plaintext error
         // is not authenticated (anyone on the path can send one): it fails this attempt, and only
         // its code is shown, marked as unverified (docs/protocol.md).
@@ -128,7 +133,7 @@ export async function login(o: LoginOptions): Promise<LoginResult> {
           }
           if (step === 'finished' && pending) {
             const fin = verifyFinished({
-              frame: msg,
+              frame: frame ?? new Uint8Array(0),
               keys: pending.keys,
               transcriptHash: pending.transcriptHash,
             });

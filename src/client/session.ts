@@ -18,13 +18,13 @@ import { toBase64url, utf8 } from '../protocol/bytes.js';
 import { Channel, type ChannelMessage } from '../protocol/channel.js';
 import { randomBytes } from '../protocol/crypto/node.js';
 import { errorFromWire, isErrorCode, isKlError, KlError, wireText } from '../protocol/errors.js';
-import { encodeFrame } from '../protocol/frame.js';
 import { sha256Hex } from '../protocol/hash.js';
+import { wipeSessionKeys } from '../protocol/key-schedule.js';
 import { MAX_WS_MESSAGE } from '../protocol/messages.js';
 import { resumeProof } from '../protocol/resume.js';
 import { check, fits } from '../protocol/schemas/check.js';
 import { ReceiptSchema } from '../protocol/schemas/ledger.js';
-import { FrameMessage, ResumeChallenge, Resumed } from '../protocol/schemas/login.js';
+import { ResumeChallenge, Resumed } from '../protocol/schemas/login.js';
 import { ServerChannelMessage } from '../protocol/schemas/session.js';
 import { type RevocationStatement, type RotationStatement, statementBytes } from '../protocol/statements.js';
 import type { ClientKey } from './client-key.js';
@@ -131,6 +131,8 @@ export class ClientSession extends Emitter {
       nextRecvSeq: 1,
       now,
     });
+    // The channel holds its own copy of the keys.
+    wipeSessionKeys(login.keys);
     this.socket = login.socket;
     this.attach(this.socket);
   }
@@ -148,17 +150,19 @@ export class ClientSession extends Emitter {
   private attach(ws: ClientSocket): void {
     // Drop the login's listeners too: they hold the whole handshake (parsed keys, transcript).
     for (const event of ['open', 'error', 'message', 'close'] as const) ws.removeAllListeners(event);
-    ws.on('message', (data) => this.onMessage(ws, data.toString()));
+    ws.on('message', (data, isBinary) => this.onMessage(ws, data, isBinary));
     // The close code and reason are not authenticated: only the code is passed on, as a number.
     ws.on('close', (code) => this.onClose(ws, code));
     ws.on('error', () => {});
   }
 
-  private onMessage(ws: ClientSocket, text: string): void {
+  private onMessage(ws: ClientSocket, data: Uint8Array | string, isBinary: boolean): void {
     if (ws !== this.socket || ws.readyState !== ws.OPEN || this.ended) return;
     let m: ChannelMessage;
     try {
-      m = this.channel.open(check(FrameMessage, JSON.parse(text), 'KL_FRAME_REJECTED', 'frame'));
+      // Sealed frames are binary messages (docs/protocol.md "Session frame wire format v2").
+      if (!isBinary || typeof data === 'string') throw new KlError('KL_FRAME_REJECTED', 'plaintext');
+      m = this.channel.open(data);
     } catch {
       // Not sealed by this channel: plaintext (an `error` too), a forged, replayed or foreign frame,
       // garbage. Anyone on the path can send that, so it is never the server's word: the
@@ -294,7 +298,7 @@ export class ClientSession extends Emitter {
     if (this.ended) throw this.ended;
     if (this.socket.readyState !== this.socket.OPEN)
       throw new KlError('KL_NETWORK', 'not connected: resume() or log in again');
-    this.socket.send(encodeFrame(this.channel.seal(m)));
+    this.socket.send(this.channel.seal(m));
   }
 
   private call(m: ChannelMessage & { id: number }, timeoutMs: number): Promise<ChannelMessage> {
@@ -551,16 +555,17 @@ export class ClientSession extends Emitter {
       ws.on('open', () =>
         ws.send(JSON.stringify({ type: 'resume', sid: this.sessionId, nonce: clientNonce })),
       );
-      ws.on('message', (data) => {
+      ws.on('message', (data, isBinary) => {
         if (step === 'done') return;
         try {
           if (this.ended) throw this.ended;
           if (step === 'confirm' && next) {
-            const m = this.openConfirmation(next, data.toString());
+            const m = this.openConfirmation(next, data, isBinary);
             if (m === 'ignore') return;
             done(undefined, m === 'confirmed' ? null : m);
             return;
           }
+          if (isBinary) throw new KlError('KL_PROTOCOL', 'the server answered the resumption wrongly');
           const m = parseObject(data.toString());
           if (m.type === 'error') {
             done(errorFromWire(m, 'KL_AUTH_FAILED', { authenticated: false }));
@@ -585,7 +590,7 @@ export class ClientSession extends Emitter {
           // confirms the resumption.
           next = current.resumed(clientNonce, serverNonce);
           step = 'confirm';
-          ws.send(encodeFrame(next.seal(next.startRekey())));
+          ws.send(next.seal(next.startRekey()));
         } catch (err) {
           done(
             isKlError(err) ? err : new KlError('KL_PROTOCOL', 'the server answered the resumption wrongly'),
@@ -624,10 +629,15 @@ export class ClientSession extends Emitter {
    * sealed alert to act on, or 'ignore' for what no longer has a taker (answers owed on the old
    * connection, a renewal request). Anything that does not open throws: the attempt fails.
    */
-  private openConfirmation(next: Channel, text: string): ChannelMessage | 'confirmed' | 'ignore' {
+  private openConfirmation(
+    next: Channel,
+    data: Uint8Array | string,
+    isBinary: boolean,
+  ): ChannelMessage | 'confirmed' | 'ignore' {
     let m: ChannelMessage;
     try {
-      m = next.open(check(FrameMessage, JSON.parse(text), 'KL_FRAME_REJECTED', 'frame'));
+      if (!isBinary || typeof data === 'string') throw new KlError('KL_FRAME_REJECTED', 'plaintext');
+      m = next.open(data);
     } catch {
       throw new KlError('KL_NETWORK', 'the resumption was not confirmed by the server');
     }

@@ -12,7 +12,7 @@ export type { ClientSocket, SocketOptions } from './websocket.js';
 interface DomWebSocket {
   readonly readyState: number;
   binaryType: string;
-  send(data: string): void;
+  send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
   addEventListener(type: string, listener: (event: { data?: unknown; code?: number }) => void): void;
 }
@@ -57,10 +57,9 @@ class BrowserSocket implements ClientSocket {
         this.terminate();
         return;
       }
-      this.emit(
-        'message',
-        typeof e.data === 'string' ? e.data : new TextDecoder().decode(e.data as ArrayBuffer),
-      );
+      // Text stays text; a binary message (a sealed session frame) is handed over as its bytes.
+      if (typeof e.data === 'string') this.emit('message', e.data, false);
+      else this.emit('message', new Uint8Array(e.data as ArrayBuffer), true);
     });
     this.ws.addEventListener('error', () => {
       if (!this.dropped) this.emit('error', new Error('the WebSocket connection failed'));
@@ -75,8 +74,8 @@ class BrowserSocket implements ClientSocket {
     return this.dropped || this.closed ? CLOSED : this.ws.readyState;
   }
 
-  send(text: string): void {
-    this.ws.send(text);
+  send(data: string | Uint8Array): void {
+    this.ws.send(data);
   }
 
   close(code?: number, reason?: string): void {
@@ -95,7 +94,7 @@ class BrowserSocket implements ClientSocket {
   }
 
   on(event: 'open', listener: () => void): this;
-  on(event: 'message', listener: (data: { toString(): string }) => void): this;
+  on(event: 'message', listener: (data: Uint8Array | string, isBinary: boolean) => void): this;
   on(event: 'close', listener: (code: number) => void): this;
   on(event: 'error', listener: (err: Error) => void): this;
   on(event: Event, listener: Listener): this {

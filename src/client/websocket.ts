@@ -8,19 +8,22 @@ import type WebSocket from 'ws';
 
 /**
  * The part of a WebSocket the client uses: the subset of the `ws` API that the browser adapter
- * offers too. `message` listeners get the frame's data, whose `toString()` is the text.
+ * offers too. `message` listeners get the message's data and whether it is binary: for a text
+ * message, data whose `toString()` is the text; for a binary one (a sealed session frame,
+ * docs/protocol.md "Session frame wire format v2"), its bytes.
  */
 export interface ClientSocket {
   readonly readyState: number;
   readonly OPEN: number;
   readonly CLOSED: number;
-  send(text: string): void;
+  /** Sends a string as a text message, bytes as a binary message. */
+  send(data: string | Uint8Array): void;
   /** Closes with a closing handshake. */
   close(code?: number, reason?: string): void;
   /** Drops the connection at once; `close` follows. */
   terminate(): void;
   on(event: 'open', listener: () => void): this;
-  on(event: 'message', listener: (data: { toString(): string }) => void): this;
+  on(event: 'message', listener: (data: Uint8Array | string, isBinary: boolean) => void): this;
   on(event: 'close', listener: (code: number) => void): this;
   on(event: 'error', listener: (err: Error) => void): this;
   once(event: 'close', listener: () => void): this;

@@ -1,8 +1,9 @@
 /**
  * One side of an established session channel (docs/protocol.md "Phases 3 and 4"): seals outgoing
- * messages into AEAD frames and opens incoming ones, enforcing the session id, the epoch and a strictly
- * increasing sequence number per direction, so a replayed, reordered, dropped, forged or foreign frame is
- * refused and never reaches the application.
+ * messages into AEAD frames (binary, docs/protocol.md "Session frame wire format v2") and opens
+ * incoming ones, enforcing the direction, the session handle, the epoch and a strictly increasing
+ * sequence number per direction, so a replayed, reordered, dropped, forged, reflected or foreign frame
+ * is refused and never reaches the application.
  *
  * Key renewal (docs/protocol.md "Phases 3 and 4", Renewal): the client starts it with a fresh X25519
  * key in a `rekey` message; the server answers `rekey-ack` with its own key as the last frame of the
@@ -16,15 +17,28 @@
  * keeps its current state until a frame sealed by the server in the new epoch opens.
  * Pure: no I/O.
  */
-import { allocBytes, copyBytes, fromUtf8, utf8 } from './bytes.js';
+import { allocBytes, equalBytes, utf8 } from './bytes.js';
 import { canonicalize } from './canonical-json.js';
 import { KlError } from './errors.js';
-import { type Direction, type Frame, openFrame, sealFrame } from './frame.js';
+import {
+  type Direction,
+  dataPlaintext,
+  jsonPlaintext,
+  openWire,
+  PlainType,
+  readPlaintext,
+  readWireHeader,
+  sealWire,
+  sessionHandle,
+} from './frame-wire.js';
 import { sha256 } from './hash.js';
 import { deriveSessionKeys, type SessionKeys, wipeSessionKeys } from './key-schedule.js';
 import { type EphemeralKey, generateEphemeral, sharedSecret } from './x25519.js';
 
-/** A message inside a frame. */
+/**
+ * A message inside a frame. A `data` message without `id` whose body is a string or bytes travels
+ * as application data in the sealed plaintext (frame-wire.ts); every other message as JSON.
+ */
 export type ChannelMessage =
   | { t: 'data'; id?: number; body: unknown }
   | { t: 'reply'; re: number; body?: unknown; error?: { code: string; message: string } }
@@ -59,6 +73,7 @@ export interface ChannelCounters {
 export interface ChannelOptions {
   role: 'client' | 'server';
   sid: string;
+  /** Copied: the caller wipes them once it no longer needs them. */
   keys: SessionKeys;
   /** Chain hash: the handshake transcript hash, then folded with each renewal. */
   chain: Uint8Array;
@@ -66,6 +81,50 @@ export interface ChannelOptions {
   nextSendSeq?: number;
   nextRecvSeq?: number;
   now: () => number;
+}
+
+/**
+ * A copy in memory of its own. `copyBytes` may place a small copy in Node's shared 8 KiB pool, and a
+ * long-lived 32-byte slice then keeps a whole pool slab alive: one per idle session.
+ */
+function ownCopy(bytes: Uint8Array): Uint8Array {
+  const out = allocBytes(bytes.length);
+  out.set(bytes);
+  return out;
+}
+
+// Offsets of the keys in a channel's packed key array (key-schedule.ts sizes).
+const C2S_KEY = 0;
+const C2S_IV = 32;
+const S2C_KEY = 44;
+const S2C_IV = 76;
+const RESUME_KEY = 88;
+const CHAIN = 120;
+const HANDLE = 152;
+const MATERIAL_LENGTH = 168;
+
+/**
+ * The keys of an epoch, the chain hash and the session handle copied into one array of their own
+ * (the caller wipes the arrays it gave once it no longer needs them). Keys of length 0 (a channel a
+ * resumption fills) stay zero.
+ */
+function packKeys(k: SessionKeys, chain: Uint8Array, handle: Uint8Array): Uint8Array {
+  if (chain.length !== HANDLE - CHAIN) throw new KlError('KL_PROTOCOL', 'malformed chain hash');
+  const out = allocBytes(MATERIAL_LENGTH);
+  out.set(chain, CHAIN);
+  out.set(handle, HANDLE);
+  const parts: Array<[Uint8Array, number, number]> = [
+    [k.c2sKey, C2S_KEY, 32],
+    [k.c2sIv, C2S_IV, 12],
+    [k.s2cKey, S2C_KEY, 32],
+    [k.s2cIv, S2C_IV, 12],
+    [k.resumeKey, RESUME_KEY, 32],
+  ];
+  for (const [key, at, length] of parts) {
+    if (key.length !== length && key.length !== 0) throw new KlError('KL_PROTOCOL', 'malformed session keys');
+    out.set(key, at);
+  }
+  return out;
 }
 
 /** A state a resumption can start from: an epoch, its resume key and its chain hash. */
@@ -80,9 +139,12 @@ export class Channel {
   readonly role: 'client' | 'server';
   readonly sid: string;
   epoch = 0;
-  private keys: SessionKeys;
+  /**
+   * The epoch's keys, the chain hash and the session handle packed in one array of their own
+   * ({@link packKeys}): little to keep per idle session.
+   */
+  private material: Uint8Array;
   private previousRecv: { key: Uint8Array; iv: Uint8Array; epoch: number; nextSeq: number } | null = null;
-  private chain: Uint8Array;
   private sendSeq: number;
   private recvSeq: number;
   private pendingRekey: EphemeralKey | null = null;
@@ -98,8 +160,7 @@ export class Channel {
   constructor(o: ChannelOptions) {
     this.role = o.role;
     this.sid = o.sid;
-    this.keys = o.keys;
-    this.chain = copyBytes(o.chain);
+    this.material = packKeys(o.keys, o.chain, sessionHandle(o.sid));
     this.sendSeq = o.nextSendSeq ?? 0;
     this.recvSeq = o.nextRecvSeq ?? 0;
     this.now = o.now;
@@ -112,6 +173,26 @@ export class Channel {
     };
   }
 
+  /** The epoch's keys, as views of {@link material} (for inspection; the hot paths slice it directly). */
+  private get keys(): SessionKeys {
+    const m = this.material;
+    return {
+      c2sKey: m.subarray(C2S_KEY, C2S_IV),
+      c2sIv: m.subarray(C2S_IV, S2C_KEY),
+      s2cKey: m.subarray(S2C_KEY, S2C_IV),
+      s2cIv: m.subarray(S2C_IV, RESUME_KEY),
+      resumeKey: m.subarray(RESUME_KEY, CHAIN),
+    };
+  }
+  /** Chain hash: the handshake transcript hash, then folded with each renewal. */
+  private get chain(): Uint8Array {
+    return this.material.subarray(CHAIN, HANDLE);
+  }
+  /** The session id's 16 raw bytes: the handle in every frame header. */
+  private get handle(): Uint8Array {
+    return this.material.subarray(HANDLE, MATERIAL_LENGTH);
+  }
+
   private get sendDir(): Direction {
     return this.role === 'client' ? 'c2s' : 's2c';
   }
@@ -120,24 +201,32 @@ export class Channel {
   }
   private sendKey() {
     return this.role === 'client'
-      ? { key: this.keys.c2sKey, iv: this.keys.c2sIv }
-      : { key: this.keys.s2cKey, iv: this.keys.s2cIv };
+      ? { key: this.material.subarray(C2S_KEY, C2S_IV), iv: this.material.subarray(C2S_IV, S2C_KEY) }
+      : { key: this.material.subarray(S2C_KEY, S2C_IV), iv: this.material.subarray(S2C_IV, RESUME_KEY) };
   }
   private recvKey() {
     return this.role === 'client'
-      ? { key: this.keys.s2cKey, iv: this.keys.s2cIv }
-      : { key: this.keys.c2sKey, iv: this.keys.c2sIv };
+      ? { key: this.material.subarray(S2C_KEY, S2C_IV), iv: this.material.subarray(S2C_IV, RESUME_KEY) }
+      : { key: this.material.subarray(C2S_KEY, C2S_IV), iv: this.material.subarray(C2S_IV, S2C_KEY) };
   }
 
-  /** Seals a message into the next frame. */
-  seal(message: ChannelMessage): Frame {
+  /** Seals a message into the next frame: the bytes of one binary WebSocket message. */
+  seal(message: ChannelMessage): Uint8Array {
     if (this.closed) throw new KlError('KL_PROTOCOL', 'the session is closed');
-    // Plain JSON, not RFC 8785: the AEAD tag authenticates these exact bytes and nothing re-encodes
-    // them to check a signature, so canonical form would only cost time (a quarter of the bulk path).
-    const plaintext = utf8(JSON.stringify(message));
-    const frame = sealFrame({
-      ...this.sendKey(),
-      sid: this.sid,
+    const body = (message as { body?: unknown }).body;
+    const plaintext =
+      message.t === 'data' &&
+      message.id === undefined &&
+      (typeof body === 'string' || body instanceof Uint8Array)
+        ? dataPlaintext(body)
+        : // Plain JSON, not RFC 8785: the AEAD tag authenticates these exact bytes and nothing
+          // re-encodes them to check a signature, so canonical form would only cost time.
+          jsonPlaintext(JSON.stringify(message));
+    const { key, iv } = this.sendKey();
+    const frame = sealWire({
+      key,
+      iv,
+      handle: this.handle,
       epoch: this.epoch,
       seq: this.sendSeq,
       dir: this.sendDir,
@@ -150,22 +239,19 @@ export class Channel {
   }
 
   /**
-   * Opens an incoming frame. Refuses (and never decrypts twice) anything that is not exactly the next
-   * frame of this session: wrong session, old or future epoch, replayed or skipped sequence number,
-   * failed authentication.
-   * @throws KlError `KL_PROTOCOL` (out of order / foreign) or `KL_DECRYPTION_FAILED` (forged)
+   * Opens an incoming frame (the bytes of a binary WebSocket message). Refuses (and never decrypts
+   * twice) anything that is not exactly the next frame of this session: not a v2 frame, wrong
+   * direction, wrong session, old or future epoch, replayed or skipped sequence number, failed
+   * authentication.
+   * @throws KlError `KL_FRAME_REJECTED` (not a frame), `KL_PROTOCOL` (out of order / foreign) or
+   * `KL_DECRYPTION_FAILED` (forged)
    */
-  open(frame: Frame): ChannelMessage {
+  open(bytes: Uint8Array): ChannelMessage {
     if (this.closed) throw new KlError('KL_PROTOCOL', 'the session is closed');
-    if (
-      typeof frame !== 'object' ||
-      frame === null ||
-      typeof frame.ct !== 'string' ||
-      !Number.isSafeInteger(frame.seq) ||
-      !Number.isSafeInteger(frame.epoch)
-    )
-      throw new KlError('KL_FRAME_REJECTED', 'not a frame');
-    if (frame.sid !== this.sid) throw new KlError('KL_PROTOCOL', 'frame belongs to another session');
+    const frame = readWireHeader(bytes);
+    if (frame.dir !== this.recvDir) throw new KlError('KL_PROTOCOL', 'frame sent in the wrong direction');
+    if (!equalBytes(frame.handle, this.handle))
+      throw new KlError('KL_PROTOCOL', 'frame belongs to another session');
     let key: { key: Uint8Array; iv: Uint8Array };
     let expected: number;
     const prev = this.previousRecv;
@@ -185,7 +271,7 @@ export class Channel {
         frame.seq < expected ? 'replayed frame' : 'frame out of order (a frame is missing)',
       );
     }
-    const plain = openFrame({ ...key, dir: this.recvDir, frame });
+    const plain = openWire(key.key, key.iv, bytes, frame.seq);
     if (usePrevious) prev.nextSeq += 1;
     else {
       this.recvSeq += 1;
@@ -200,9 +286,11 @@ export class Channel {
     }
     this.counters.framesReceived += 1;
     this.counters.bytesReceived += plain.length;
+    const p = readPlaintext(plain);
+    if (p.type !== PlainType.json) return { t: 'data', body: p.body };
     let message: ChannelMessage;
     try {
-      message = JSON.parse(fromUtf8(plain)) as ChannelMessage;
+      message = JSON.parse(p.json) as ChannelMessage;
     } catch {
       throw new KlError('KL_PROTOCOL', 'frame does not hold a message');
     }
@@ -233,7 +321,7 @@ export class Channel {
    * Server: answers a client's rekey. Returns the rekey-ack frame, sealed as the last frame of the
    * old epoch; afterwards this side sends in the new epoch.
    */
-  acceptRekey(clientEphemeral: string): Frame {
+  acceptRekey(clientEphemeral: string): Uint8Array {
     if (this.role !== 'server') throw new KlError('KL_PROTOCOL', 'only the server answers a renewal');
     const mine = generateEphemeral();
     // The peer's key is checked before anything is sent: a bad one leaves the channel as it was.
@@ -243,8 +331,8 @@ export class Channel {
     // a client frame of the new epoch opens (a resumption's own fallback, older, is kept instead).
     this.fallback ??= {
       epoch: this.epoch,
-      resumeKey: copyBytes(this.keys.resumeKey),
-      chain: copyBytes(this.chain),
+      resumeKey: ownCopy(this.resumeKey),
+      chain: ownCopy(this.chain),
       until: this.epoch + 1,
     };
     this.advance(secret, clientEphemeral, mine.publicKey, true);
@@ -265,25 +353,26 @@ export class Channel {
     serverEphemeral: string,
     keepOldRecv: boolean,
   ): void {
-    this.chain = sha256(
+    const chain = sha256(
       this.chain,
       utf8(canonicalize({ sid: this.sid, epoch: this.epoch + 1, clientEphemeral, serverEphemeral })),
     );
-    const next = deriveSessionKeys(secret, this.chain);
+    const next = deriveSessionKeys(secret, chain);
     secret.fill(0);
-    const old = this.keys;
+    const old = this.material;
     const oldRecv = this.recvKey();
     if (keepOldRecv) {
       // Server: client frames of the old epoch may still be in flight.
       this.previousRecv = {
-        key: copyBytes(oldRecv.key),
-        iv: copyBytes(oldRecv.iv),
+        key: ownCopy(oldRecv.key),
+        iv: ownCopy(oldRecv.iv),
         epoch: this.epoch,
         nextSeq: this.recvSeq,
       };
     }
-    wipeSessionKeys(old);
-    this.keys = next;
+    this.material = packKeys(next, chain, this.handle);
+    old.fill(0);
+    wipeSessionKeys(next);
     this.epoch += 1;
     this.sendSeq = 0;
     this.recvSeq = 0;
@@ -309,8 +398,8 @@ export class Channel {
     if (from === this.epoch) {
       point = {
         epoch: this.epoch,
-        resumeKey: copyBytes(this.keys.resumeKey),
-        chain: copyBytes(this.chain),
+        resumeKey: ownCopy(this.resumeKey),
+        chain: ownCopy(this.chain),
       };
       this.dropFallback();
     } else if (this.fallback && this.fallback.epoch === from) point = this.fallback;
@@ -338,7 +427,7 @@ export class Channel {
       now: this.now,
     });
     next.resumeFrom(
-      { epoch: this.epoch, resumeKey: this.keys.resumeKey, chain: this.chain },
+      { epoch: this.epoch, resumeKey: this.resumeKey, chain: this.chain },
       clientNonce,
       serverNonce,
     );
@@ -347,8 +436,8 @@ export class Channel {
 
   private resumeFrom(point: ResumePoint, clientNonce: string, serverNonce: string): void {
     this.epoch = point.epoch;
-    this.chain = copyBytes(point.chain);
-    this.advance(copyBytes(point.resumeKey), `resume:${clientNonce}`, `resume:${serverNonce}`, false);
+    this.material.set(point.chain, CHAIN);
+    this.advance(ownCopy(point.resumeKey), `resume:${clientNonce}`, `resume:${serverNonce}`, false);
     if (this.previousRecv) {
       this.previousRecv.key.fill(0);
       this.previousRecv.iv.fill(0);
@@ -372,7 +461,7 @@ export class Channel {
    * the last resumption started from, while the client may still hold it (see {@link resume}).
    */
   resumePoints(): Array<{ epoch: number; resumeKey: Uint8Array }> {
-    const points = [{ epoch: this.epoch, resumeKey: this.keys.resumeKey }];
+    const points = [{ epoch: this.epoch, resumeKey: this.resumeKey }];
     if (this.fallback) points.push({ epoch: this.fallback.epoch, resumeKey: this.fallback.resumeKey });
     return points;
   }
@@ -381,7 +470,7 @@ export class Channel {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    wipeSessionKeys(this.keys);
+    this.material.fill(0);
     if (this.previousRecv) {
       this.previousRecv.key.fill(0);
       this.previousRecv.iv.fill(0);

@@ -1,16 +1,19 @@
 /**
- * The AEAD frame codec (docs/protocol.md "Phases 3 and 4"): { sid, epoch, seq, dir } is the header and the
- * associated data; AES-256-GCM with the direction's key; the 96-bit nonce is the direction's IV
- * XOR the 64-bit sequence number (right-aligned), so no nonce repeats within a key's life as long as
- * seq strictly increases, which the receiver enforces. GCM's tag is the per-message MAC.
+ * The AEAD frame codec, wire format v1 (docs/protocol.md "Phases 3 and 4"): a JSON text frame whose
+ * { sid, epoch, seq, dir } is the header and, as JCS, the associated data; AES-256-GCM with the
+ * direction's key; the 96-bit nonce is the direction's IV XOR the 64-bit sequence number
+ * (right-aligned), so no nonce repeats within a key's life as long as seq strictly increases, which
+ * the receiver enforces. GCM's tag is the per-message MAC. No longer sent: every frame, the login's
+ * `finished` included, is binary, wire format v2 (frame-wire.ts); kept for the v1 test vectors.
  */
 import { fromBase64url, toBase64url } from './bytes.js';
 import { canonicalBytes } from './canonical-json.js';
 import { aesGcmOpen, aesGcmSeal } from './crypto/node.js';
 import { KlError } from './errors.js';
+import { type Direction, MAX_FRAME_PLAINTEXT, frameNonce as nonce } from './frame-wire.js';
 
-/** Direction of a frame. */
-export type Direction = 'c2s' | 's2c';
+export type { Direction } from './frame-wire.js';
+export { MAX_FRAME_PLAINTEXT } from './frame-wire.js';
 
 /** A frame as it travels (JSON text over the WebSocket). */
 export interface Frame {
@@ -20,25 +23,6 @@ export interface Frame {
   seq: number;
   /** Ciphertext followed by the 16-byte tag, base64url. */
   ct: string;
-}
-
-/** Largest plaintext per frame. */
-export const MAX_FRAME_PLAINTEXT = 96 * 1024;
-
-function nonce(iv: Uint8Array, seq: number): Uint8Array {
-  const n = new Uint8Array(iv);
-  // seq is a safe integer (< 2^53): its 64-bit big-endian form is hi (21 bits) ‖ lo (32 bits).
-  const hi = Math.floor(seq / 0x100000000);
-  const lo = seq >>> 0;
-  n[4]! ^= hi >>> 24;
-  n[5]! ^= (hi >>> 16) & 0xff;
-  n[6]! ^= (hi >>> 8) & 0xff;
-  n[7]! ^= hi & 0xff;
-  n[8]! ^= lo >>> 24;
-  n[9]! ^= (lo >>> 16) & 0xff;
-  n[10]! ^= (lo >>> 8) & 0xff;
-  n[11]! ^= lo & 0xff;
-  return n;
 }
 
 function aad(sid: string, epoch: number, seq: number, dir: Direction): Uint8Array {

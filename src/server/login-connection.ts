@@ -8,9 +8,10 @@ import { randomBytes } from 'node:crypto';
 import type { RawData, WebSocket } from 'ws';
 import { canonicalize } from '../protocol/canonical-json.js';
 import { isKlError, KlError } from '../protocol/errors.js';
-import { sealFrame } from '../protocol/frame.js';
+import { jsonPlaintext, sealWire, sessionHandle } from '../protocol/frame-wire.js';
 import { sha256Hex } from '../protocol/hash.js';
 import { canonicalIdentity } from '../protocol/identity.js';
+import { wipeSessionKeys } from '../protocol/key-schedule.js';
 import { MAX_WS_MESSAGE } from '../protocol/messages.js';
 import { checkResumeProof } from '../protocol/resume.js';
 import { check } from '../protocol/schemas/check.js';
@@ -117,6 +118,13 @@ export class LoginConnection {
 
   private async handle(data: RawData, isBinary: boolean): Promise<void> {
     if (this.state === 'closed') return;
+    if (this.state === 'established' && this.session) {
+      // After `finished` every message is a binary sealed frame (docs/protocol.md "Session frame
+      // wire format v2"); a text message is injected plaintext, a rejected frame.
+      await handleSessionMessage(this.ctx, this.session, isBinary ? asBytes(data) : null);
+      if (!this.ctx.sessions.get(this.session.sessionId)) this.state = 'closed';
+      return;
+    }
     if (isBinary) throw new KlError('KL_PROTOCOL', 'messages are JSON text');
     const text = data.toString();
     // Also bounded here: a host app's own WebSocket settings may allow larger messages.
@@ -129,11 +137,6 @@ export class LoginConnection {
       throw new KlError('KL_PROTOCOL', 'the message is not valid JSON');
     }
     const type = (msg as { type?: unknown })?.type;
-    if (this.state === 'established' && this.session) {
-      await handleSessionMessage(this.ctx, this.session, msg);
-      if (!this.ctx.sessions.get(this.session.sessionId)) this.state = 'closed';
-      return;
-    }
     if (this.state === 'hello' && type === 'resume') return this.onResume(msg);
     if (this.state === 'resume-proof') return this.onResumeProof(msg, type);
     if (this.state === 'hello') return this.onHello(msg, type);
@@ -304,19 +307,28 @@ export class LoginConnection {
       idleTimeoutMs: ctx.sessions.policy.idleTimeoutMs,
       transcriptHash: login.transcriptHash.toString('hex'),
     };
-    this.send(
-      sealFrame({
-        key: login.keys.s2cKey,
-        iv: login.keys.s2cIv,
-        sid: session.sessionId,
-        epoch: 0,
-        seq: 0,
-        dir: 's2c',
-        plaintext: Buffer.from(canonicalize(finished), 'utf8'),
-      }),
-    );
+    // The session's first sealed frame, a binary message (docs/protocol.md "Session frame wire format v2").
+    const frame = sealWire({
+      key: login.keys.s2cKey,
+      iv: login.keys.s2cIv,
+      handle: sessionHandle(session.sessionId),
+      epoch: 0,
+      seq: 0,
+      dir: 's2c',
+      plaintext: jsonPlaintext(canonicalize(finished)),
+    });
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(frame);
+    // The channel holds its own copy of the keys.
+    wipeSessionKeys(login.keys);
     ctx.audit('session_start', login.id, { session: sha256Hex(session.sessionId).slice(0, 32) });
   }
+}
+
+/** The bytes of a binary message as `ws` hands it over (a Buffer unless binaryType was changed). */
+function asBytes(data: RawData): Uint8Array {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return new Uint8Array(data);
 }
 
 /** `text` as a canonical identity, or undefined when it is not one. */

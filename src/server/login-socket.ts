@@ -65,6 +65,21 @@ function clampMessageSize(ws: WebSocket): void {
 }
 
 /**
+ * Lets go of the HTTP upgrade's objects, which an idle session would otherwise keep for its whole
+ * life (a few KiB each: docs/protocol.md "Session frame wire format v2", memory): `@fastify/websocket`
+ * leaves its ServerResponse attached to the socket (hijacked, it never finishes) and an `error`
+ * listener on the WebSocket that holds the request and reply. The response is detached; the
+ * listener is replaced by the connection's own (LoginConnection terminates on error).
+ */
+function releaseUpgrade(ws: WebSocket): void {
+  const socket = (ws as unknown as { _socket?: { _httpMessage?: { detachSocket?: (s: unknown) => void } } })
+    ._socket;
+  const res = socket?._httpMessage;
+  if (socket && typeof res?.detachSocket === 'function') res.detachSocket(socket);
+  ws.removeAllListeners('error');
+}
+
+/**
  * Adds the login WebSocket route at `path` to `app` (which must have `@fastify/websocket`). The
  * client's address is the request's `ip`, so the app's `trustProxy` decides which forwarded
  * addresses are believed (client-address.ts).
@@ -92,6 +107,7 @@ export function registerLoginSocket(
     },
     wsHandler: (ws: WebSocket, req: FastifyRequest) => {
       clampMessageSize(ws);
+      releaseUpgrade(ws);
       open.add(ws);
       ws.on('close', () => open.delete(ws));
       new LoginConnection(ws, req.ip || 'unknown', sourceKey(req.ip || 'unknown'), ctx, table);

@@ -14,10 +14,8 @@ import { acceptPublicKey } from '../pgp/key-policy.js';
 import { verifyDetached } from '../pgp/messages.js';
 import type { ChannelMessage } from '../protocol/channel.js';
 import { isKlError, KlError } from '../protocol/errors.js';
-import { encodeFrame, type Frame } from '../protocol/frame.js';
 import { sha256Hex } from '../protocol/hash.js';
 import { check } from '../protocol/schemas/check.js';
-import { FrameMessage } from '../protocol/schemas/login.js';
 import { RevocationStatementSchema, RotationStatementSchema } from '../protocol/schemas/statements.js';
 import { statementBytes } from '../protocol/statements.js';
 import type { ParsedKeyCache } from './handshake.js';
@@ -51,8 +49,9 @@ export interface SessionServiceContext {
   log: (line: string) => void;
 }
 
-function send(ws: WebSocket | null, frame: Frame): void {
-  if (ws && ws.readyState === ws.OPEN) ws.send(encodeFrame(frame));
+/** Sends a sealed frame as one binary message (docs/protocol.md "Session frame wire format v2"). */
+function send(ws: WebSocket | null, frame: Uint8Array): void {
+  if (ws && ws.readyState === ws.OPEN) ws.send(frame);
 }
 
 /** Records a rejected frame; ends the session as hijacked past the threshold. */
@@ -72,19 +71,20 @@ function anomaly(ctx: SessionServiceContext, s: Session, why: string): void {
   }
 }
 
-/** Handles one raw message on an established session's connection. */
+/**
+ * Handles one message on an established session's connection: the bytes of a binary message, or
+ * null for a text message, which after `finished` can only be injected plaintext (docs/protocol.md
+ * "Session frame wire format v2") and counts as a rejected frame.
+ */
 export async function handleSessionMessage(
   ctx: SessionServiceContext,
   s: Session,
-  msg: unknown,
+  frame: Uint8Array | null,
 ): Promise<void> {
   if (!ctx.sessions.get(s.sessionId))
     throw new KlError('KL_SESSION_EXPIRED', 'the session has ended: log in again');
-  let frame: Frame;
-  try {
-    frame = check(FrameMessage, msg, 'KL_FRAME_REJECTED', 'frame');
-  } catch (err) {
-    anomaly(ctx, s, (err as Error).message);
+  if (frame === null) {
+    anomaly(ctx, s, 'a text message where a sealed frame was expected');
     return;
   }
   let m: ChannelMessage;

@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
 import { Channel } from '../protocol/channel.js';
-import { encodeFrame } from '../protocol/frame.js';
 import type { SessionKeys } from '../protocol/key-schedule.js';
 import { ActivityBaseline, DEFAULT_BASELINE_POLICY } from './activity-baseline.js';
 
@@ -183,7 +182,7 @@ export class SessionTable extends EventEmitter {
     const ws = s.socket;
     if (ws && ws.readyState === ws.OPEN && !s.channel.isClosed && reason !== 'logout') {
       try {
-        ws.send(encodeFrame(s.channel.seal({ t: 'alert', code: alertCode(reason), message: detail })));
+        ws.send(s.channel.seal({ t: 'alert', code: alertCode(reason), message: detail }));
       } catch {
         // the socket is going away anyway
       }

@@ -15,8 +15,11 @@ export interface Pair {
   upstream: WebSocket;
   /** Resolves when the server's side of this connection has closed. */
   upstreamClosed: Promise<void>;
-  /** While set, the server's messages are kept here instead of reaching the client. */
-  held: string[] | null;
+  /**
+   * While set, the server's messages are kept here instead of reaching the client: text as a
+   * string, a binary message (a sealed session frame) as its bytes.
+   */
+  held: Array<string | Buffer> | null;
 }
 
 /**
@@ -76,7 +79,7 @@ export async function mitmProxy(target: string) {
         if (s2c && s2c(data.toString(), index++) === 'swallow-and-cut') {
           client.terminate();
           upstream.terminate();
-        } else if (pair.held) pair.held.push(data.toString());
+        } else if (pair.held) pair.held.push(binary ? Buffer.from(data as Buffer) : data.toString());
         else if (client.readyState === WebSocket.OPEN) client.send(data, { binary });
       });
       client.on('close', () => upstream.terminate());
@@ -104,7 +107,7 @@ export async function mitmProxy(target: string) {
       last().client.send(data, { binary: Buffer.isBuffer(data) });
     },
     /** Holds back the server's messages on the newest connection (a stalled path); returns them. */
-    hold(): string[] {
+    hold(): Array<string | Buffer> {
       const p = last();
       p.held = [];
       return p.held;

@@ -23,8 +23,10 @@ async function rawSocketWith(url: string, options: WebSocket.ClientOptions): Pro
   const ws = new WebSocket(url, options);
   const queue: Array<Record<string, unknown>> = [];
   const waiters: Array<(m: Record<string, unknown>) => void> = [];
-  ws.on('message', (d) => {
-    const m = JSON.parse(d.toString());
+  ws.on('message', (d, isBinary) => {
+    // After `finished` the server sends sealed frames as binary messages (docs/protocol.md "Session
+    // frame wire format v2"): handed over as their bytes.
+    const m = isBinary ? { type: 'binary', bytes: Buffer.from(d as Buffer) } : JSON.parse(d.toString());
     const w = waiters.shift();
     if (w) w(m);
     else queue.push(m);

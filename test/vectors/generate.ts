@@ -5,12 +5,20 @@
  *
  *   node --import tsx test/vectors/generate.ts > test/vectors/keyledger-v1.json
  *
+ * A change of the session frame wire format only rewrites what derives from fixed or committed
+ * inputs (the `frames-v2` group and `resume.firstFrame.wire`), leaving the rest of the committed
+ * file (its OpenPGP keys and messages) as it is:
+ *
+ *   node --import tsx test/vectors/generate.ts --update-frames test/vectors/keyledger-v1.json
+ *
  * Every value the protocol draws at random (X25519 ephemerals, RS, RC, nonces, session id) is fixed
  * here. What OpenPGP.js draws and cannot be told (the session key and ECDH ephemeral of an encrypted
  * message, the salt notation OpenPGP.js adds to every signature) is generated once and committed as
  * an input; its check is to decrypt or verify it. Test keys are fresh Ed25519/Cv25519 v4 keys with a
  * fixed creation time, committed unencrypted: they protect nothing.
  */
+
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as openpgp from 'openpgp';
 import { generateKeyPair } from '../../src/pgp/key-pair.js';
 import { encryptAndSign, signDetached } from '../../src/pgp/messages.js';
@@ -19,6 +27,15 @@ import { fromUtf8, toHex } from '../../src/protocol/bytes.js';
 import { canonicalize } from '../../src/protocol/canonical-json.js';
 import { Channel } from '../../src/protocol/channel.js';
 import { encodeFrame, type Frame, sealFrame } from '../../src/protocol/frame.js';
+import {
+  dataPlaintext,
+  jsonPlaintext,
+  sealWire,
+  sessionHandle,
+  WIRE_HEADER_LENGTH,
+  WIRE_TAG_LENGTH,
+  WIRE_VERSION,
+} from '../../src/protocol/frame-wire.js';
 import { sha256 } from '../../src/protocol/hash.js';
 import { deriveSessionKeys, type SessionKeys } from '../../src/protocol/key-schedule.js';
 import { resumeProof } from '../../src/protocol/resume.js';
@@ -68,6 +85,254 @@ function flipBit(b64url: string, byte: number, bit: number): string {
 
 const CREATED = new Date(Date.UTC(2026, 0, 1, 0, 0, 0));
 const NOW = Date.UTC(2026, 0, 1, 12, 0, 0);
+
+/** The v1 (JSON text) frame group: since format 2 only the login's `finished` frame has this form. */
+const FRAMES_V1_DESCRIPTION =
+  'Frame wire format v1 (JSON text), kept for the login\'s finished frame; every frame after it is v2 (frames-v2). AES-256-GCM; nonce = iv XOR (seq as 64-bit big-endian, right-aligned in the 12 bytes); AAD = JCS({sid, epoch, seq, dir}); ct = base64url(ciphertext || 16-byte tag); the frame is the JSON text {"type":"frame","sid","epoch","seq","ct"}.';
+
+/** The format of the vectors file: 2 adds the binary session frames (`frames-v2`, `resume.firstFrame.wire`). */
+const FORMAT = 2;
+
+/**
+ * Session frame wire format v2 (docs/protocol.md "Session frame wire format v2"): fixed key, IV and
+ * session id; each positive case is the exact bytes of the binary WebSocket message.
+ */
+function framesV2() {
+  const key = counting(32, 0x00);
+  const iv = counting(12, 0xa0);
+  const sid = b64(counting(16, 0x40));
+  const handle = sessionHandle(sid);
+  const cases = [
+    {
+      epoch: 0,
+      seq: 0,
+      dir: 'c2s' as const,
+      kind: 'json',
+      plaintext: jsonPlaintext('{"t":"data","id":1,"body":"hello"}'),
+    },
+    {
+      epoch: 3,
+      seq: 1,
+      dir: 's2c' as const,
+      kind: 'json',
+      plaintext: jsonPlaintext('{"t":"reply","re":1,"body":{"ok":true}}'),
+    },
+    {
+      epoch: 7,
+      seq: 2 ** 40 + 5,
+      dir: 'c2s' as const,
+      kind: 'text',
+      plaintext: dataPlaintext('héllo, wörld'),
+    },
+    {
+      epoch: 1_000_000,
+      seq: 2,
+      dir: 's2c' as const,
+      kind: 'bytes',
+      plaintext: dataPlaintext(counting(40, 0xf0)),
+    },
+  ];
+  const positive = cases.map((c) => {
+    const frame = Buffer.from(sealWire({ key, iv, handle, ...c }));
+    return {
+      epoch: c.epoch,
+      seq: c.seq,
+      dir: c.dir,
+      kind: c.kind,
+      plaintext: hex(c.plaintext),
+      nonce: nonceOf(iv, c.seq),
+      header: hex(frame.subarray(0, WIRE_HEADER_LENGTH)),
+      frame: hex(frame),
+    };
+  });
+  const base = Buffer.from(positive[1]!.frame, 'hex');
+  const changed = (f: (b: Buffer) => void) => {
+    const b = Buffer.from(base);
+    f(b);
+    return hex(b);
+  };
+  const neg = (description: string, frame: string, error: string) => ({
+    description,
+    dir: 's2c',
+    frame,
+    error,
+  });
+  const forged = 'KL_DECRYPTION_FAILED';
+  const malformed = 'KL_FRAME_REJECTED';
+  return {
+    description:
+      'Session frame wire format v2: one binary WebSocket message = header (30 bytes: version 0x02, direction 0x01 c2s / 0x02 s2c, session handle = the 16 raw bytes of the session id, epoch u32 BE, seq u64 BE) || AES-256-GCM ciphertext || 16-byte tag. AAD = the header bytes verbatim; nonce = iv XOR (seq as 64-bit big-endian, right-aligned in the 12 bytes). The sealed plaintext starts with a type byte: 0x00 JSON message, 0x01 application data (bytes), 0x02 application data (UTF-8 text). Negative cases: KL_FRAME_REJECTED is refused before any crypto, KL_DECRYPTION_FAILED fails the tag.',
+    section: 'docs/protocol.md § "Session frame wire format v2"',
+    version: WIRE_VERSION,
+    key: hex(key),
+    iv: hex(iv),
+    sid,
+    handle: hex(handle),
+    positive,
+    negative: [
+      neg(
+        'one bit of the ciphertext flipped',
+        changed((b) => (b[WIRE_HEADER_LENGTH]! ^= 0x01)),
+        forged,
+      ),
+      neg(
+        'one bit of the tag flipped',
+        changed((b) => (b[b.length - 1]! ^= 0x80)),
+        forged,
+      ),
+      neg(
+        'another epoch in the header (the AAD changes)',
+        changed((b) => b.writeUInt32BE(4, 18)),
+        forged,
+      ),
+      neg(
+        'another sequence number (nonce and AAD change)',
+        changed((b) => (b[29]! ^= 0x01)),
+        forged,
+      ),
+      neg(
+        'another session handle',
+        changed((b) => (b[2]! ^= 0x01)),
+        forged,
+      ),
+      neg(
+        'the direction byte changed (c2s instead of s2c)',
+        changed((b) => (b[1] = 0x01)),
+        forged,
+      ),
+      neg('truncated below header and tag', hex(base.subarray(0, WIRE_HEADER_LENGTH + 15)), malformed),
+      neg('a short header', hex(base.subarray(0, 29)), malformed),
+      neg(
+        'an unknown version byte (1)',
+        changed((b) => (b[0] = 0x01)),
+        malformed,
+      ),
+      neg(
+        'an unknown direction byte (3)',
+        changed((b) => (b[1] = 0x03)),
+        malformed,
+      ),
+      neg(
+        'an epoch above 1,000,000',
+        changed((b) => b.writeUInt32BE(1_000_001, 18)),
+        malformed,
+      ),
+      neg(
+        'a sequence number above 2^53 - 1',
+        changed((b) => (b[22] = 0x00 | 0x20)),
+        malformed,
+      ),
+      {
+        // Given as the header and the length to zero-pad it to (not 96 KiB of hex).
+        ...neg('larger than header + 96 KiB + tag', hex(base.subarray(0, WIRE_HEADER_LENGTH)), malformed),
+        padTo: WIRE_HEADER_LENGTH + 96 * 1024 + WIRE_TAG_LENGTH + 1,
+      },
+    ],
+  };
+}
+
+/**
+ * The first frame the server seals after a resumption (epoch 1, seq 0) as v2 wire bytes, from the
+ * handshake's keys and transcript hash: the same state `resume` starts from.
+ */
+function resumedWire(o: {
+  keys: SessionKeys;
+  transcriptHash: Uint8Array;
+  sid: string;
+  clientNonce: string;
+  serverNonce: string;
+  message: { t: 'data'; body: string };
+}): string {
+  const channel = new Channel({
+    role: 'server',
+    sid: o.sid,
+    keys: copyKeys(o.keys),
+    chain: o.transcriptHash,
+    nextSendSeq: 1,
+    now: () => NOW,
+  });
+  channel.resume(o.clientNonce, o.serverNonce, 0);
+  return hex(channel.seal(o.message));
+}
+
+/**
+ * The `finished` frame in wire format v2 (server → client, epoch 0, seq 0, a JSON plaintext of the
+ * finished message's JCS), and the same with one bit of its ciphertext flipped.
+ */
+function finishedWire(keys: SessionKeys, sid: string, finishedJcs: string) {
+  const wire = Buffer.from(
+    sealWire({
+      key: keys.s2cKey,
+      iv: keys.s2cIv,
+      handle: sessionHandle(sid),
+      epoch: 0,
+      seq: 0,
+      dir: 's2c',
+      plaintext: jsonPlaintext(finishedJcs),
+    }),
+  );
+  const flipped = Buffer.from(wire);
+  flipped[WIRE_HEADER_LENGTH + 5]! ^= 0x04;
+  return {
+    finishedWire: hex(wire),
+    finishedWireNegative: {
+      description: 'the v2 finished frame with one bit flipped: the client refuses the key confirmation',
+      frame: hex(flipped),
+      error: 'KL_AUTH_FAILED',
+    },
+  };
+}
+
+/** `--update-frames FILE`: rewrites the v2 frame vectors of a committed file in place. */
+function updateFrames(file: string): void {
+  const v = JSON.parse(readFileSync(file, 'utf8'));
+  const k = v.handshake.keys;
+  const keys: SessionKeys = {
+    c2sKey: Buffer.from(k.c2sKey, 'hex'),
+    c2sIv: Buffer.from(k.c2sIv, 'hex'),
+    s2cKey: Buffer.from(k.s2cKey, 'hex'),
+    s2cIv: Buffer.from(k.s2cIv, 'hex'),
+    resumeKey: Buffer.from(k.resumeKey, 'hex'),
+  };
+  // Key order kept as generated: `format` after `section`, the new group right after `frames`.
+  const ordered: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(v)) {
+    if (name === 'format' || name === 'frames-v2') continue;
+    ordered[name] = value;
+    if (name === 'section') ordered.format = FORMAT;
+    if (name === 'frames') {
+      (value as { description: string }).description = FRAMES_V1_DESCRIPTION;
+      ordered['frames-v2'] = framesV2();
+    }
+  }
+  const r = ordered.resume as {
+    sid: string;
+    clientNonce: string;
+    serverNonce: string;
+    firstFrame: Record<string, unknown>;
+  };
+  r.firstFrame.wire = resumedWire({
+    keys,
+    transcriptHash: Buffer.from(v.handshake.transcriptHash, 'hex'),
+    sid: r.sid,
+    clientNonce: r.clientNonce,
+    serverNonce: r.serverNonce,
+    message: r.firstFrame.message as { t: 'data'; body: string },
+  });
+  const h = ordered.handshake as Record<string, unknown> & {
+    finished: { sessionId: string };
+    finishedJcs: string;
+  };
+  const fw = finishedWire(keys, h.finished.sessionId, h.finishedJcs);
+  const handshake: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(h)) {
+    if (name === 'finishedWire' || name === 'finishedWireNegative') continue;
+    handshake[name] = value;
+    if (name === 'finishedFrame') Object.assign(handshake, fw);
+  }
+  ordered.handshake = handshake;
+  writeFileSync(file, `${JSON.stringify(ordered, null, 2)}\n`);
+}
 
 async function main() {
   // --- Fixed OpenPGP keys (made once; committed armored, unencrypted). ---
@@ -146,8 +411,7 @@ async function main() {
     error: 'KL_DECRYPTION_FAILED',
   });
   const frames = {
-    description:
-      'AES-256-GCM; nonce = iv XOR (seq as 64-bit big-endian, right-aligned in the 12 bytes); AAD = JCS({sid, epoch, seq, dir}); ct = base64url(ciphertext || 16-byte tag); the frame is the JSON text {"type":"frame","sid","epoch","seq","ct"}.',
+    description: FRAMES_V1_DESCRIPTION,
     section: 'docs/protocol.md § "Phases 3 and 4 — the session" (frames) and § "Phase 2", step 4 (AEAD)',
     key: hex(fKey),
     iv: hex(fIv),
@@ -249,6 +513,7 @@ async function main() {
     finished,
     finishedJcs: canonicalize(finished),
     finishedFrame: encodeFrame(finishedFrame),
+    ...finishedWire(hsKeys, sessionId, canonicalize(finished)),
     negative: [
       {
         description: 'the transcript with one changed field (RC): the response signature does not verify',
@@ -340,15 +605,6 @@ async function main() {
   const clientNonce = b64(counting(16, 0x20));
   const serverNonce = b64(counting(16, 0x70));
   const proof = resumeProof(hsKeys.resumeKey, { sid: sessionId, epoch: 0, clientNonce, serverNonce });
-  const serverChannel = new Channel({
-    role: 'server',
-    sid: sessionId,
-    keys: copyKeys(hsKeys),
-    chain: transcriptHash,
-    nextSendSeq: 1,
-    now: () => NOW,
-  });
-  serverChannel.resume(clientNonce, serverNonce, 0);
   const nextChain = sha256(
     transcriptHash,
     Buffer.from(
@@ -362,7 +618,17 @@ async function main() {
     ),
   );
   const nextKeys = deriveSessionKeys(Buffer.from(hsKeys.resumeKey), nextChain);
-  const resumedFrame = serverChannel.seal({ t: 'data', body: 'resumed' });
+  const firstMessage = { t: 'data' as const, body: 'resumed' };
+  // The v1 JSON form of the same frame (the schema tests use it as a well-formed v1 frame).
+  const resumedFrame = sealFrame({
+    key: nextKeys.s2cKey,
+    iv: nextKeys.s2cIv,
+    sid: sessionId,
+    epoch: 1,
+    seq: 0,
+    dir: 's2c',
+    plaintext: Buffer.from(JSON.stringify(firstMessage), 'utf8'),
+  });
   const resume = {
     description:
       'proof = base64url(HMAC-SHA256(resumeKey of epoch E, JCS({type:"keyledger/resume", v:1, sid, epoch:E, clientNonce, serverNonce}))). Epoch E+1: chain = SHA-256(chain || JCS({sid, epoch:E+1, clientEphemeral:"resume:"+clientNonce, serverEphemeral:"resume:"+serverNonce})), keys = HKDF(ikm = resumeKey of E, salt = that chain); sequence numbers restart at 0. Inputs are the handshake session (its resume key, session id and transcript hash).',
@@ -384,7 +650,18 @@ async function main() {
     chainBefore: hex(transcriptHash),
     nextChain: hex(nextChain),
     nextKeys: keysHex(nextKeys),
-    firstFrame: { message: { t: 'data', body: 'resumed' }, frame: encodeFrame(resumedFrame) },
+    firstFrame: {
+      message: firstMessage,
+      frame: encodeFrame(resumedFrame),
+      wire: resumedWire({
+        keys: hsKeys,
+        transcriptHash,
+        sid: sessionId,
+        clientNonce,
+        serverNonce,
+        message: firstMessage,
+      }),
+    },
     negative: [
       { description: 'proof checked for another session', field: 'sid', value: b64(counting(16, 0xc1)) },
       { description: 'proof checked for another epoch', field: 'epoch', value: 1 },
@@ -419,8 +696,10 @@ async function main() {
         publicKey: server.publicKey,
       },
     },
+    format: FORMAT,
     keySchedule,
     frames,
+    'frames-v2': framesV2(),
     statements,
     handshake,
     resume,
@@ -428,4 +707,6 @@ async function main() {
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
 }
 
-await main();
+const update = process.argv.indexOf('--update-frames');
+if (update >= 0) updateFrames(process.argv[update + 1] ?? 'test/vectors/keyledger-v1.json');
+else await main();

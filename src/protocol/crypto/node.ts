@@ -87,10 +87,12 @@ export function aesGcmSeal(
   nonce: Uint8Array,
   aad: Uint8Array,
   plaintext: Uint8Array,
+  prefix?: Uint8Array,
 ): Uint8Array {
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   cipher.setAAD(aad);
-  return Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+  const sealed = [cipher.update(plaintext), cipher.final(), cipher.getAuthTag()];
+  return Buffer.concat(prefix ? [prefix, ...sealed] : sealed);
 }
 
 /** AES-256-GCM open of ciphertext ‖ tag; `null` if it does not authenticate. */
@@ -105,7 +107,10 @@ export function aesGcmOpen(
     const decipher = createDecipheriv('aes-256-gcm', key, nonce);
     decipher.setAAD(aad);
     decipher.setAuthTag(sealed.subarray(sealed.length - 16));
-    return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - 16)), decipher.final()]);
+    const plain = decipher.update(sealed.subarray(0, sealed.length - 16));
+    // final() checks the tag (it throws when it fails); GCM has no block left to give back.
+    const rest = decipher.final();
+    return rest.length === 0 ? plain : Buffer.concat([plain, rest]);
   } catch {
     return null;
   }

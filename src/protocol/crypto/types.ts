@@ -33,8 +33,17 @@ export interface CryptoBackend {
   hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
   /** HKDF-SHA256 extract-then-expand (RFC 5869 §2), `length` bytes. */
   hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array;
-  /** AES-256-GCM encryption (NIST SP 800-38D): ciphertext followed by the 16-byte tag. 12-byte nonce. */
-  aesGcmSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /**
+   * AES-256-GCM encryption (NIST SP 800-38D): ciphertext followed by the 16-byte tag. 12-byte nonce.
+   * With `prefix`, the result is prefix ‖ ciphertext ‖ tag, in one allocation (a frame's header).
+   */
+  aesGcmSeal(
+    key: Uint8Array,
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    plaintext: Uint8Array,
+    prefix?: Uint8Array,
+  ): Uint8Array;
   /** AES-256-GCM decryption of ciphertext ‖ tag; `null` when authentication fails. Never throws. */
   aesGcmOpen(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null;
   /** A fresh X25519 key pair, or the one of a fixed 32-byte private key (RFC 7748 §5; test vectors). */

@@ -77,9 +77,15 @@ export function aesGcmSeal(
   nonce: Uint8Array,
   aad: Uint8Array,
   plaintext: Uint8Array,
+  prefix?: Uint8Array,
 ): Uint8Array {
   if (key.length !== 32) throw new TypeError('an AES-256 key is 32 bytes');
-  return gcm(key, nonce, aad).encrypt(plaintext);
+  const sealed = gcm(key, nonce, aad).encrypt(plaintext);
+  if (!prefix) return sealed;
+  const out = new Uint8Array(prefix.length + sealed.length);
+  out.set(prefix);
+  out.set(sealed, prefix.length);
+  return out;
 }
 
 /** AES-256-GCM open of ciphertext ‖ tag; `null` if it does not authenticate. */

@@ -77,7 +77,10 @@ export const WireError = Type.Object(
   closed,
 );
 
-/** Either direction: a sealed frame of an established session (docs/protocol.md "Phases 3 and 4"). */
+/**
+ * A sealed frame in wire format v1 (JSON text, docs/protocol.md "Phases 3 and 4"), no longer sent:
+ * every frame is a binary message in wire format v2 (frame-wire.ts), which no JSON schema describes.
+ */
 export const FrameMessage = Type.Object(
   {
     type: Type.Literal('frame'),
