@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { dataPaths, modeOf } from '../src/ledger/data-dir.js';
 import { EmbeddedLedger, initEmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import type { CommittedTransaction } from '../src/ledger/ledger.js';
@@ -373,5 +374,26 @@ describe('embedded ledger: data directory', () => {
     const b = await ledger.submit({ type: 'AuditEvent', body: { event: 'login', at: 2 } });
     assert.ok(b.block.header.time >= a.block.header.time);
     await ledger.close();
+  });
+});
+
+describe('embedded ledger: rows added to the live file outside the ledger', () => {
+  it('an identity row the state tree does not hold is never used: lookups say absent, the admin list refuses', async () => {
+    const { ledger, dataDir } = freshLedger();
+    await ledger.submit({ type: 'KeyRegistered', body: registration('real@example.org') });
+    const db = new Database(dataPaths(dataDir).db);
+    db.prepare('INSERT INTO state(key, value) VALUES (?, ?)').run(
+      'identity:ghost@example.org',
+      JSON.stringify({ id: 'ghost@example.org', status: 'active' }),
+    );
+    db.close();
+    assert.equal((await ledger.getKeyRecord('ghost@example.org')).record, null);
+    await assert.rejects(
+      ledger.listIdentities({ query: 'ghost' }),
+      (err: unknown) => isKlError(err, 'KL_LEDGER_CORRUPT') && /added outside the ledger/.test(String(err)),
+    );
+    assert.equal((await ledger.listIdentities({ query: 'real' })).records.length, 1);
+    await ledger.close();
+    assert.match(verifyLedgerData({ dataDir }).problem?.reason ?? '', /not explained by any transaction/);
   });
 });

@@ -49,7 +49,20 @@ describe('transaction signer', () => {
     const signer = new TransactionSigner(key, { threads: 2 });
     await firstFromWorker(signer);
     const texts = Array.from({ length: 300 }, (_, i) => `{"n":${i}}`);
-    const sigs = await Promise.all(texts.map((t) => signer.sign(t, true)));
+    // Handed back in the order asked for, across both workers, whatever order they answer in; and a
+    // request without a backlog made meanwhile waits its turn instead of overtaking.
+    const handedBack: number[] = [];
+    const asked = texts.map((t, i) =>
+      Promise.resolve(signer.sign(t, i !== 299)).then((sig) => {
+        handedBack.push(i);
+        return sig;
+      }),
+    );
+    const sigs = await Promise.all(asked);
+    assert.deepEqual(
+      handedBack,
+      texts.map((_, i) => i),
+    );
     for (const [i, t] of texts.entries()) assert.ok(valid(t, sigs[i]!), `signature ${i}`);
     assert.equal(new Set(sigs).size, texts.length);
     assert.equal(signer.pending, 0);

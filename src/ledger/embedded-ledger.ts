@@ -814,8 +814,14 @@ export class EmbeddedLedger implements Ledger {
     const keys = this.stmt.identityKeys.all(pattern, Math.max(1, Math.min(limit, 500))) as Array<{
       key: string;
     }>;
-    // Each record is read through the state tree check, like every other state read.
-    const records = keys.map((k) => this.stateGet(k.key) as KeyRecord);
+    // Each record is read through the state tree check, like every other state read; a row the
+    // tree does not hold was put there outside the ledger.
+    const records = keys.map((k) => {
+      const record = this.stateGet(k.key) as KeyRecord | undefined;
+      if (!record)
+        throw new KlError('KL_LEDGER_CORRUPT', `state entry ${k.key} was added outside the ledger`);
+      return record;
+    });
     const counts = { active: 0, revoked: 0 };
     for (const row of this.stmt.identityCounts.all() as Array<{ status: string; n: number }>)
       if (row.status === 'active' || row.status === 'revoked') counts[row.status] = row.n;

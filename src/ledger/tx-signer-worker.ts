@@ -24,7 +24,9 @@ export interface SignedBatch {
 
 if (parentPort) {
   const port = parentPort;
-  const key = SigningKey.fromPkcs8((workerData as SignerWorkerData).pkcs8);
+  const { pkcs8 } = workerData as SignerWorkerData;
+  const key = SigningKey.fromPkcs8(pkcs8);
+  pkcs8.fill(0); // the key lives in its handle now
   port.on('message', ({ id, texts }: SignBatch) => {
     const answer: SignedBatch = { id, sigs: texts.map((text) => signTransactionText(key, text)) };
     port.postMessage(answer);
