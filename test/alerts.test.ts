@@ -17,7 +17,7 @@ import { setAdminRole } from '../src/server/admin-actions.js';
 import { callAdmin } from '../src/server/admin-socket.js';
 import type { DroppedAlerts, NumberedAlert } from '../src/server/alert-log.js';
 import { type RunningServer, startServer } from '../src/server/app.js';
-import { PASSPHRASE } from './helpers.js';
+import { handDrivenChannel, PASSPHRASE } from './helpers.js';
 import { CLIENT_PASSPHRASE, registeredClient, testServer } from './support/server.js';
 
 const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
@@ -56,14 +56,7 @@ after(async () => {
 /** A real hijack alarm: a logged-in session of `id` receives three tampered frames. */
 async function hijack(id: string): Promise<void> {
   const l = await login({ home: homes.get(id)!, passphrase: CLIENT_PASSPHRASE });
-  const channel = new Channel({
-    role: 'client',
-    sid: l.sessionId,
-    keys: l.keys,
-    chain: l.transcriptHash,
-    nextRecvSeq: 1,
-    now: Date.now,
-  });
+  const channel = handDrivenChannel(l);
   const closed = new Promise<number>((resolve) => l.socket.on('close', (c) => resolve(c)));
   const f = channel.seal({ t: 'data', id: 1, body: 'tampered' });
   for (let i = 0; i < 3; i++) {

@@ -27,6 +27,7 @@ import {
 } from '../src/protocol/frame-wire.js';
 import type { SessionKeys } from '../src/protocol/key-schedule.js';
 import type { MessageContext } from '../src/server/session-service.js';
+import { handDrivenChannel } from './helpers.js';
 import { type MitmProxy, mitmProxy, registeredBehind } from './support/mitm-proxy.js';
 import { CLIENT_PASSPHRASE, registeredClient, testServer } from './support/server.js';
 
@@ -259,14 +260,7 @@ describe('malformed frames and injected plaintext against a real server', () => 
   it('each malformed binary frame counts as a rejected frame, uses no sequence number, and three end the session', async () => {
     const home = await registeredClient(server, 'wire-edges@example.org');
     const l = await login({ home, passphrase: CLIENT_PASSPHRASE });
-    const channel = new Channel({
-      role: 'client',
-      sid: l.sessionId,
-      keys: l.keys,
-      chain: l.transcriptHash,
-      nextRecvSeq: 1,
-      now: Date.now,
-    });
+    const channel = handDrivenChannel(l);
     const inbox: Uint8Array[] = [];
     l.socket.removeAllListeners('message');
     l.socket.on('message', (d, binary) => binary && inbox.push(new Uint8Array(d as Uint8Array)));

@@ -8,9 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import Database from 'better-sqlite3';
+import type { LoginResult } from '../src/client/login.js';
 import { dataPaths } from '../src/ledger/data-dir.js';
 import { EmbeddedLedger, initEmbeddedLedger, type OpenOptions } from '../src/ledger/embedded-ledger.js';
 import type { TxBodies } from '../src/ledger/transactions.js';
+import { Channel } from '../src/protocol/channel.js';
 
 export const PASSPHRASE = 'correct horse battery staple';
 
@@ -114,4 +116,19 @@ export function tamperedCopy(pristine: string, mutate: (db: Database.Database) =
 export function cookieParts(setCookie: string): { pair: string; attributes: string[] } {
   const [pair = '', ...attributes] = setCookie.split(';').map((part) => part.trim());
   return { pair, attributes: attributes.sort() };
+}
+
+/**
+ * The client's side of a login's session channel, driven by hand: a test seals frames itself
+ * (forged, replayed, tampered) and opens what the server sends after `finished` (seq 0).
+ */
+export function handDrivenChannel(l: Pick<LoginResult, 'sessionId' | 'keys' | 'transcriptHash'>): Channel {
+  return new Channel({
+    role: 'client',
+    sid: l.sessionId,
+    keys: l.keys,
+    chain: l.transcriptHash,
+    nextRecvSeq: 1,
+    now: Date.now,
+  });
 }

@@ -3,11 +3,11 @@ import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { login } from '../src/client/login.js';
 import { connect } from '../src/client/session.js';
-import { Channel } from '../src/protocol/channel.js';
+import type { Channel } from '../src/protocol/channel.js';
 import { WIRE_HEADER_LENGTH } from '../src/protocol/frame-wire.js';
 import { callAdmin } from '../src/server/admin-socket.js';
 import type { MessageContext } from '../src/server/session-service.js';
-import { liveClock } from './helpers.js';
+import { handDrivenChannel, liveClock } from './helpers.js';
 import { CLIENT_PASSPHRASE, registeredClient, testServer } from './support/server.js';
 
 type Srv = Awaited<ReturnType<typeof testServer>>;
@@ -28,14 +28,7 @@ after(async () => {
 async function rawSession(id: string) {
   const home = await registeredClient(server, id);
   const l = await login({ home, passphrase: CLIENT_PASSPHRASE });
-  const channel = new Channel({
-    role: 'client',
-    sid: l.sessionId,
-    keys: l.keys,
-    chain: l.transcriptHash,
-    nextRecvSeq: 1,
-    now: Date.now,
-  });
+  const channel = handDrivenChannel(l);
   // Sealed frames arrive as binary messages (docs/protocol.md "Session frame wire format v2").
   const inbox: Uint8Array[] = [];
   const texts: string[] = [];
