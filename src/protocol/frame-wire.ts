@@ -16,9 +16,11 @@
 import {
   allocBytes,
   concatBytes,
+  fromBase64url,
   fromUtf8,
   readU32BE,
   readU64BE,
+  toBase64url,
   utf8,
   writeU32BE,
   writeU64BE,
@@ -96,34 +98,11 @@ function writeHeader(out: Uint8Array, dir: Direction, handle: Uint8Array, epoch:
 
 /** The 16 raw bytes of a session id (the base64url of 16 bytes, as Id16). */
 export function sessionHandle(sid: string): Uint8Array {
-  if (!/^[A-Za-z0-9_-]{22}$/.test(sid)) throw new KlError('KL_PROTOCOL', 'not a session id');
-  const raw = allocBytes(SESSION_HANDLE_LENGTH);
-  // Decoded here, not with the lenient base64url helper: 22 characters are exactly 16 bytes and
-  // the last character's 4 spare bits must be zero, so one handle has one id.
-  let acc = 0;
-  let bits = 0;
-  let j = 0;
-  for (let i = 0; i < 22; i++) {
-    const c = sid.charCodeAt(i);
-    const v =
-      c >= 65 && c <= 90
-        ? c - 65
-        : c >= 97 && c <= 122
-          ? c - 71
-          : c >= 48 && c <= 57
-            ? c + 4
-            : c === 45
-              ? 62
-              : 63;
-    acc = (acc << 6) | v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      raw[j++] = (acc >>> bits) & 0xff;
-      acc &= (1 << bits) - 1;
-    }
-  }
-  if (acc !== 0) throw new KlError('KL_PROTOCOL', 'not a session id');
+  // 22 characters are exactly 16 bytes; the canonical round trip makes the last character's 4
+  // spare bits zero, so one handle has one id (as signing-keys.ts does for signatures).
+  const raw = /^[A-Za-z0-9_-]{22}$/.test(sid) ? fromBase64url(sid) : null;
+  if (!raw || raw.length !== SESSION_HANDLE_LENGTH || toBase64url(raw) !== sid)
+    throw new KlError('KL_PROTOCOL', 'not a session id');
   return raw;
 }
 
@@ -194,11 +173,12 @@ export function openWire(key: Uint8Array, iv: Uint8Array, frame: Uint8Array, seq
 
 /** The sealed plaintext of a JSON message. */
 export function jsonPlaintext(json: string): Uint8Array {
-  const body = utf8(json);
-  const out = allocBytes(1 + body.length);
-  out[0] = PlainType.json;
-  out.set(body, 1);
-  return out;
+  return typed(PlainType.json, utf8(json));
+}
+
+/** `type` ‖ `body`. */
+function typed(type: number, body: Uint8Array): Uint8Array {
+  return concatBytes(Uint8Array.of(type), body);
 }
 
 const encoder = new TextEncoder();
@@ -211,16 +191,9 @@ export function dataPlaintext(body: Uint8Array | string): Uint8Array {
     const out = allocBytes(1 + body.length);
     out[0] = PlainType.text;
     if (encoder.encodeInto(body, out.subarray(1)).read === body.length) return out;
-    const bytes = utf8(body);
-    const whole = allocBytes(1 + bytes.length);
-    whole[0] = PlainType.text;
-    whole.set(bytes, 1);
-    return whole;
+    return typed(PlainType.text, utf8(body));
   }
-  const out = allocBytes(1 + body.length);
-  out[0] = PlainType.bytes;
-  out.set(body, 1);
-  return out;
+  return typed(PlainType.bytes, body);
 }
 
 /** What a sealed plaintext holds. */
