@@ -27,11 +27,20 @@ contract KeyRegistry {
     mapping(bytes32 => bytes32) public fingerprintOwner; // sha256(fingerprint) -> sha256(identity)
     mapping(bytes32 => uint256) public anchoredAt;      // anchored hash -> block number
     uint64 public txCount;
+    /// The keyledger ledger this contract orders: the chain id (SHA-256 of the genesis) of its
+    /// ledger, set once by the governor. A server whose data directory holds another ledger refuses
+    /// to start against it (docs/deploy-besu.md "A second server").
+    bytes32 public keyledgerChain;
 
     /// One keyledger transaction, in chain order: seq, its leaf hash (txid) and the envelope.
     event KeyledgerTx(uint64 indexed seq, bytes32 indexed txid, bytes envelope);
+    /// The key record a registration or rotation stored, as read back from storage, emitted just
+    /// before its KeyledgerTx: followers check the envelope's key against it from the logs alone,
+    /// never from historical state (a node that reloads or prunes its state keeps its logs).
+    event KeyStored(bytes32 indexed id, bytes32 fingerprint, bytes32 keyHash);
     event RegistrarChanged(address indexed account, bool allowed);
     event GovernorChanged(address indexed governor);
+    event ChainBound(bytes32 indexed keyledgerChain);
 
     error NotGovernor();
     error NotRegistrar();
@@ -40,6 +49,7 @@ contract KeyRegistry {
     error NotActive();
     error WrongKey();
     error RoleUnchanged();
+    error ChainAlreadyBound();
 
     modifier onlyGovernor() {
         if (msg.sender != governor) revert NotGovernor();
@@ -73,6 +83,12 @@ contract KeyRegistry {
         emit GovernorChanged(next);
     }
 
+    function bindChain(bytes32 chain) external onlyGovernor {
+        if (keyledgerChain != bytes32(0)) revert ChainAlreadyBound();
+        keyledgerChain = chain;
+        emit ChainBound(chain);
+    }
+
     function setRegistrar(address account, bool allowed) external onlyGovernor {
         registrars[account] = allowed;
         emit RegistrarChanged(account, allowed);
@@ -88,6 +104,7 @@ contract KeyRegistry {
         // A revoked identity may register again; roles do not carry over.
         records[id] = Record(fingerprint, keyHash, Status.Active, r.rotations, false);
         fingerprintOwner[fingerprint] = id;
+        emit KeyStored(id, records[id].fingerprint, records[id].keyHash);
         _record(envelope);
     }
 
@@ -103,6 +120,7 @@ contract KeyRegistry {
         r.keyHash = keyHash;
         r.rotations += 1;
         fingerprintOwner[fingerprint] = id;
+        emit KeyStored(id, r.fingerprint, r.keyHash);
         _record(envelope);
     }
 

@@ -15,7 +15,7 @@ import { Contract, Wallet } from 'ethers';
 import { register } from '../src/client/register.js';
 import { connect } from '../src/client/session.js';
 import { dataPaths, readGenesisFile } from '../src/ledger/data-dir.js';
-import { EvmSequencer, evmProvider, registryArtifact } from '../src/ledger/evm-sequencer.js';
+import { deployRegistry, EvmSequencer, evmProvider, registryArtifact } from '../src/ledger/evm-sequencer.js';
 import { openKeyFile, openSecretFile } from '../src/ledger/sealed-key-file.js';
 import { signTransaction } from '../src/ledger/transactions.js';
 import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
@@ -122,15 +122,15 @@ describe('EVM engine against a real chain (anvil)', () => {
 
   it('a write the contract refuses for lack of permission fails clearly, leaves nothing, and works once permitted', async () => {
     const anvil = await chain();
-    const a = await evmServer(anvil);
-    const { genesis } = readGenesisFile(dataPaths(a.dataDir).genesis);
-    // Node B's account is made a registrar only later: it attaches to A's contract with A's genesis.
+    // A contract deployed by a governor of its own (the funder), not bound to a ledger yet: node B
+    // attaches to it, and its account is made a registrar only later.
+    const engine = await deployRegistry({ rpcUrl: anvil.url, privateKey: ANVIL_FUNDER_KEY });
     const bDir = join(tempDir('kl-evm-'), 'data');
     const b = await initEvmNode({
       dataDir: bDir,
       passphrase: PASSPHRASE,
       rpcUrl: anvil.url,
-      contract: { address: genesis.engine!.contract, fromBlock: genesis.engine!.fromBlock },
+      contract: { address: engine.contract, fromBlock: engine.fromBlock },
       insecureDevFunderKey: ANVIL_FUNDER_KEY,
     });
     const bServer = await startServer({
@@ -156,12 +156,12 @@ describe('EVM engine against a real chain (anvil)', () => {
       },
     );
     assert.equal(await bServer.ledger.checkpoint(), null, 'no half-registered user: nothing was written');
-    // The governor (A's account) makes B a registrar; the same invitation now works.
+    // The governor makes B a registrar; the same invitation now works.
     const provider = evmProvider(anvil.url);
     const governor = new Contract(
-      genesis.engine!.contract,
+      engine.contract,
       registryArtifact().abi,
-      new Wallet(accountKey(a.dataDir), provider),
+      new Wallet(ANVIL_FUNDER_KEY, provider),
     );
     await (await governor.setRegistrar!(b.account, true)).wait();
     provider.destroy();
@@ -173,7 +173,6 @@ describe('EVM engine against a real chain (anvil)', () => {
     });
     assert.equal(r.verified, true);
     await bServer.close();
-    await a.close();
   });
 
   it('the RPC node down: a clear error, no half-registered user; after a restart with its state, retry works', async () => {

@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { declareAdmin } from './program/admin.js';
 import { declareAudit, declareDemo, declareLogs, declareReceipt } from './program/auditor.js';
 import { declareLedger } from './program/ledger.js';
+import { declareNode } from './program/node.js';
 import { declareConfig, declareServe } from './program/server.js';
 import type { Context, Outcome } from './program/shared.js';
 import {
@@ -17,6 +18,7 @@ import {
   declareRevokeKey,
   declareRotateKey,
   declareSend,
+  declareServers,
   declareSession,
   declareShell,
   declareStatus,
@@ -42,6 +44,7 @@ export function declareCommands(program: Command, outcome: Outcome): void {
   declareRegister(program, context);
   declareLogin(program, context);
   declareWhoami(program, context);
+  declareServers(program, context);
   declareStatus(program, context);
   declareSend(program, context);
   declareShell(program, context);
@@ -53,5 +56,6 @@ export function declareCommands(program: Command, outcome: Outcome): void {
   declareLogs(program, context);
   declareReceipt(program, context);
   declareLedger(program, context);
+  declareNode(program, context);
   declareDemo(program, context);
 }

@@ -9,6 +9,7 @@ import { type ConsistencyProof, verifyLedgerExtends } from '../ledger/proofs.js'
 import { isKlError, KlError } from '../protocol/errors.js';
 import { CheckpointReply } from '../protocol/schemas/http.js';
 import { ConsistencyProofSchema } from '../protocol/schemas/ledger.js';
+import { isOutage } from './failover.js';
 import { callJson, endpoint } from './http.js';
 import { checkReply } from './reply.js';
 import type { ClientStore, ServerFile } from './store.js';
@@ -18,7 +19,8 @@ import type { ClientStore, ServerFile } from './store.js';
  * against the genesis, and keeps the new checkpoint. When the server refuses the proof (an honest
  * server whose ledger was cut short cannot give one), its latest signed header tells a truncated
  * history from a rewritten one.
- * @throws KlError `KL_CHECKPOINT_INVALID` (history cut short or rewritten), `KL_NETWORK`
+ * @throws KlError `KL_CHECKPOINT_INVALID` (history cut short or rewritten), `KL_NETWORK`,
+ *   `KL_LEDGER_BEHIND` (a server following a chain has not reached the kept checkpoint yet)
  */
 export async function advanceCheckpoint(home: ClientStore, server: ServerFile): Promise<SignedHeader> {
   const kept = server.checkpoint;
@@ -29,7 +31,8 @@ export async function advanceCheckpoint(home: ClientStore, server: ServerFile): 
   try {
     answer = await callJson<unknown>('GET', url(`/v1/ledger/consistency?from=${kept.header.height}`));
   } catch (err) {
-    if (!isKlError(err) || err.code === 'KL_NETWORK') throw err;
+    // An outage (down, or a ledger not caught up yet: KL_LEDGER_BEHIND) is no answer about history.
+    if (!isKlError(err) || isOutage(err)) throw err;
     const reply = await callJson<unknown>('GET', url('/v1/ledger/checkpoint'));
     latest = checkReply(
       CheckpointReply,

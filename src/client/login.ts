@@ -10,10 +10,13 @@ import { MAX_WS_MESSAGE } from '../protocol/messages.js';
 import { generateEphemeral } from '../protocol/x25519.js';
 import { advanceCheckpoint } from './checkpoint.js';
 import type { ClientKey } from './client-key.js';
+import { onServers } from './failover.js';
 import { answerChallenge, verifyFinished } from './handshake.js';
 import { wsEndpoint } from './http.js';
 import { openClientKey, pinnedServerKey } from './identity.js';
-import type { ClientStore, ServerFile } from './store.js';
+import { serverList } from './server-list.js';
+import { acceptedServerKey } from './server-trust.js';
+import type { ClientStore, IdentityFile, ServerFile } from './store.js';
 import { type ClientSocket, openSocket } from './websocket.js';
 
 /** An authenticated session (the encrypted channel over it: docs/protocol.md "Phases 3 and 4"). */
@@ -47,18 +50,47 @@ export interface LoginOptions {
   /** Check the ledger's consistency with the kept checkpoint first (default true). */
   checkLedger?: boolean;
   timeoutMs?: number;
+  /**
+   * Log in on this server only (`--server URL`): it must serve the home's ledger with a server key
+   * the client accepts (server-trust.ts). Default: the home's servers, preferred first, the next
+   * one when a server is out (failover.ts).
+   */
+  server?: string;
 }
 
-/** Runs the handshake with the server the identity registered with. */
+/**
+ * Runs the handshake with a server of the ledger the identity registered with: the preferred one,
+ * or the next while servers are out (docs/protocol.md "Several servers").
+ */
 export async function login(o: LoginOptions): Promise<LoginResult> {
-  const now = o.now ?? Date.now;
-  const server = await o.home.readServer();
+  await o.home.readServer(); // not registered: said before the key is unlocked
   const { identity, key } = o.key
     ? { identity: await o.home.readIdentity(), key: o.key }
     : await openClientKey(o.home, o.passphrase);
+  return onServers(o.home, (server) => loginAt(o, server, identity, key), {
+    ...(o.server !== undefined ? { only: o.server } : {}),
+  });
+}
+
+/** The handshake with the server at `server.url`. */
+async function loginAt(
+  o: LoginOptions,
+  server: ServerFile,
+  identity: IdentityFile,
+  key: ClientKey,
+): Promise<LoginResult> {
+  const now = o.now ?? Date.now;
   // The ledger must extend the checkpoint kept in server.json (docs/ledger.md "Proofs").
   if (o.checkLedger !== false) await advanceCheckpoint(o.home, server);
-  const serverKey = await pinnedServerKey(server.server.publicKey);
+  // The key this server showed when it was checked, as the client accepts it (server-trust.ts).
+  const shown = serverList(server).find((e) => e.url === server.url)?.fingerprint;
+  const accepted = acceptedServerKey(server, { fingerprint: shown ?? server.server.fingerprint });
+  if (!accepted)
+    throw new KlError(
+      'KL_SERVER_KEY_MISMATCH',
+      `${server.url} presents a server key this client does not accept`,
+    );
+  const serverKey = await pinnedServerKey(accepted.publicKey);
   const url = wsEndpoint(server.url, 'v1/login');
   const socket = await openSocket(url, {
     maxPayload: MAX_WS_MESSAGE,
@@ -123,7 +155,7 @@ export async function login(o: LoginOptions): Promise<LoginResult> {
               ephemeral,
               key,
               serverKey,
-              serverFingerprint: server.server.fingerprint,
+              serverFingerprint: accepted.fingerprint,
               chain: server.chain,
               now: now(),
             });

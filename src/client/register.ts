@@ -31,7 +31,8 @@ import type { ClientKey } from './client-key.js';
 import { callJson, endpoint } from './http.js';
 import { openClientKey } from './identity.js';
 import { checkReply } from './reply.js';
-import type { ClientStore, IdentityFile } from './store.js';
+import { serverUrl, withLearnt } from './server-list.js';
+import type { ClientStore, IdentityFile, ServerFile } from './store.js';
 
 /** What the server publishes at /v1/info. */
 export interface ServerInfo {
@@ -40,6 +41,8 @@ export interface ServerInfo {
   genesis: Genesis;
   checkpoint: SignedHeader | null;
   methods: string[];
+  /** The servers of this deployment the server lists (docs/protocol.md "Several servers"), not checked. */
+  servers?: string[];
 }
 
 /** Options of {@link register}. */
@@ -184,15 +187,18 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
     },
   );
   const { receipt, height, txid } = checkRegistrationAnswer(answer, info, identity);
-  await o.home.writeServer({
+  const registered: ServerFile = {
     v: 1,
-    url: o.server,
+    url: serverUrl(o.server),
     chain: info.chain,
     genesis: info.genesis,
     server: info.server,
     checkpoint: receipt.block,
     registration: { receipt, at: now() },
-  });
+    servers: [{ url: serverUrl(o.server), fingerprint: info.server.fingerprint }],
+  };
+  // The other servers it lists are kept, checked before their first use (failover.ts).
+  await o.home.writeServer(withLearnt(registered, info.servers ?? []));
   return {
     verified: true,
     id: identity.id,

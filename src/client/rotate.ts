@@ -5,6 +5,7 @@
  * interrupted after the ledger switched keys is finished by running it again.
  */
 import { KlError } from '../protocol/errors.js';
+import { isOutage } from './failover.js';
 import { clientKeyFor, type KeySource, prepareKey } from './identity.js';
 import { connect, type KeyChangeReceipt } from './session.js';
 import type { ClientStore, IdentityFile } from './store.js';
@@ -20,6 +21,8 @@ export interface RotateKeyOptions {
   nextPassphrase?: string;
   now?: () => number;
   timeoutMs?: number;
+  /** Use this server only (`--server URL`): checked first, as for a login (server-trust.ts). */
+  server?: string;
 }
 
 /** What {@link rotateKey} did. */
@@ -41,6 +44,7 @@ async function loginWithNewKey(o: RotateKeyOptions, identity: IdentityFile, priv
   });
   const session = await connect({
     home: o.home,
+    ...(o.server !== undefined ? { server: o.server } : {}),
     key,
     ...(o.now ? { now: o.now } : {}),
     ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
@@ -67,9 +71,10 @@ export async function rotateKey(o: RotateKeyOptions): Promise<RotateKeyResult> {
       // Unreachable server: keep the new key, the ledger may have it. A refusal of a login is a
       // plaintext answer, which anyone on the path can forge: the new key is forgotten only once
       // the current key logs in (mutual authentication: the ledger still holds the current key).
-      if (!(err instanceof KlError) || err.code === 'KL_NETWORK') throw err;
+      if (!(err instanceof KlError) || isOutage(err)) throw err;
       const check = await connect({
         home: o.home,
+        ...(o.server !== undefined ? { server: o.server } : {}),
         ...(o.passphrase !== undefined ? { passphrase: o.passphrase } : {}),
         ...(o.now ? { now: o.now } : {}),
         ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
@@ -100,6 +105,7 @@ export async function rotateKey(o: RotateKeyOptions): Promise<RotateKeyResult> {
   });
   const session = await connect({
     home: o.home,
+    ...(o.server !== undefined ? { server: o.server } : {}),
     ...(o.passphrase !== undefined ? { passphrase: o.passphrase } : {}),
     ...(o.now ? { now: o.now } : {}),
     ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),

@@ -137,6 +137,11 @@ export class ClientSession extends Emitter {
     this.attach(this.socket);
   }
 
+  /** The server this session lives on (its resumptions go there too: sessions are per server). */
+  get serverUrl(): string {
+    return this.login.server.url;
+  }
+
   /** Current key epoch (0 after login, +1 per renewal or resumption). */
   get epoch(): number {
     return this.channel.epoch;

@@ -24,15 +24,40 @@ export interface IdentityFile {
   gpgHome?: string;
 }
 
-/** The server this identity registered with (server.json). */
+/**
+ * One server of the ledger this identity belongs to (server.json `servers`; docs/protocol.md
+ * "Several servers").
+ */
+export interface ServerEntry {
+  /** Its base URL. */
+  url: string;
+  /**
+   * Fingerprint of the server key it presented when the client checked it (src/client/server-trust.ts);
+   * absent for a server learnt from another server's list and not checked yet: it is checked before
+   * its first use.
+   */
+  fingerprint?: string;
+}
+
+/**
+ * The ledger this identity registered with (server.json): the pinned genesis and server key, the
+ * last checkpoint seen, the registration receipt, and the ledger's servers. A home belongs to a
+ * ledger (its chain), not to one server.
+ */
 export interface ServerFile {
   v: 1;
+  /** The preferred server: the one used last (tried first). */
   url: string;
   chain: string;
   genesis: Genesis;
   server: { fingerprint: string; publicKey: string };
   checkpoint: SignedHeader;
   registration: { receipt: TransactionReceipt; at: number };
+  /**
+   * The ledger's servers this client may use, `url` among them. Absent in a server.json written
+   * before several servers: then `url` alone, with the pinned server key.
+   */
+  servers?: ServerEntry[];
 }
 
 /** A key rotation that has started but is not installed yet (rotation.json). */

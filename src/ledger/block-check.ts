@@ -8,8 +8,13 @@
 import { toHex, utf8 } from '../protocol/bytes.js';
 import { isKlError, KlError } from '../protocol/errors.js';
 import { sha256Hex } from '../protocol/hash.js';
-import { type BlockHeader, blockHashOf, type SignedHeader, verifySignedHeader } from './block.js';
-import type { Genesis } from './genesis.js';
+import {
+  type BlockHeader,
+  type BlockSigners,
+  blockHashOf,
+  type SignedHeader,
+  verifySignedHeader,
+} from './block.js';
 import { leafHash, MerkleTree } from './merkle.js';
 
 /** One row of the `blocks` table. */
@@ -47,7 +52,8 @@ export function headerTextMatchesHash(row: Pick<StoredBlock, 'hash' | 'header'>)
 
 /** What a stored header must link to. */
 export interface HeaderContext {
-  genesis: Genesis;
+  /** Whose signatures count (the genesis, or the signers of a ledger ordered by a chain). */
+  genesis: BlockSigners;
   chainId: string;
   /** The height this row must have. */
   height: number;

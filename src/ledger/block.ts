@@ -11,8 +11,7 @@ import { sha256Hex } from '../protocol/hash.js';
 import { check } from '../protocol/schemas/check.js';
 import { SignedHeaderSchema } from '../protocol/schemas/ledger.js';
 import { BLOCK_DOMAIN } from './domains.js';
-import type { Genesis } from './genesis.js';
-import { type SigningKey, verifySignature } from './signing-keys.js';
+import { type PublicKeyInfo, type SigningKey, verifySignature } from './signing-keys.js';
 
 /** A block header. Hashes are lowercase hex. */
 export interface BlockHeader {
@@ -42,6 +41,15 @@ export interface SignedHeader {
   signatures: Array<{ validator: string; sig: string }>;
 }
 
+/**
+ * Whose signatures make a block header valid, and how many distinct ones are needed: the genesis
+ * itself, or the signers of a ledger ordered by a chain (node-admission.ts `blockSigners`).
+ */
+export interface BlockSigners {
+  validators: readonly PublicKeyInfo[];
+  quorum: number;
+}
+
 /** Hash of a header: SHA-256 of its canonical JSON, hex. */
 export function blockHashOf(header: BlockHeader): string {
   return sha256Hex(canonicalBytes(header));
@@ -58,11 +66,11 @@ export function signHeader(header: BlockHeader, validator: SigningKey): SignedHe
 }
 
 /**
- * Verifies a signed header against the genesis: shape, hash, chain id, and a quorum of distinct
- * validator signatures. Returns the header.
+ * Verifies a signed header against the genesis (or the {@link BlockSigners} of a ledger ordered by a
+ * chain): shape, hash, chain id, and a quorum of distinct validator signatures. Returns the header.
  * @throws KlError `KL_CHECKPOINT_INVALID`
  */
-export function verifySignedHeader(value: unknown, genesis: Genesis, chain: string): SignedHeader {
+export function verifySignedHeader(value: unknown, genesis: BlockSigners, chain: string): SignedHeader {
   const signed: SignedHeader = check(SignedHeaderSchema, value, 'KL_CHECKPOINT_INVALID', 'checkpoint');
   if (signed.header.chain !== chain)
     throw new KlError('KL_CHECKPOINT_INVALID', 'checkpoint belongs to another ledger');

@@ -39,6 +39,11 @@ export function dataPaths(dir: string) {
     evmAccountKey: join(dir, 'evm-account.key'),
     /** Where the EVM node is: { rpcUrl, confirmations } (EVM engine only; no secrets). */
     evmSettings: join(dir, 'evm.json'),
+    /**
+     * A server that joined a deployment: its join request (public keys, account, URL), handed to
+     * the governor for its admission (docs/deploy-besu.md "A second server"; no secrets).
+     */
+    joinRequest: join(dir, 'join-request.json'),
   };
 }
 

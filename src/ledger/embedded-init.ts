@@ -49,7 +49,6 @@ export function initEmbeddedLedger({
   if (!passphrase)
     throw new KlError('KL_PASSPHRASE_REQUIRED', 'a passphrase is required to protect the ledger keys');
   ensureDir(dataDir);
-  const paths = dataPaths(dataDir);
   const validator = SigningKey.generate();
   const registrar = SigningKey.generate();
   const genesis = checkGenesis({
@@ -62,6 +61,56 @@ export function initEmbeddedLedger({
     ...(server ? { server } : {}),
     ...(engine ? { engine } : {}),
   });
+  const chainId = writeNewLedger(dataDir, passphrase, genesis, validator, registrar);
+  return { genesis, chainId };
+}
+
+/** Options of {@link initJoiningLedger}. */
+export interface JoiningLedgerOptions {
+  dataDir: string;
+  /** Protects this server's validator and registrar keys at rest. */
+  passphrase: string;
+  /** The genesis of the deployment this server joins (it must name a chain that orders it). */
+  genesis: Genesis;
+}
+
+/**
+ * Initialises the data directory of a further server of a chain-ordered deployment (docs/deploy-besu.md
+ * "A second server"): the given genesis, and validator and registrar keys of this server's own (not
+ * named in the genesis: governance admits them, node-admission.ts). The ledger fills from the chain.
+ * @returns this server's public validator and registrar keys, for its admission.
+ */
+export function initJoiningLedger({ dataDir, passphrase, genesis: given }: JoiningLedgerOptions): {
+  chainId: string;
+  validator: { keyId: string; publicKey: string };
+  registrar: { keyId: string; publicKey: string };
+} {
+  if (isInitialised(dataDir)) throw new KlError('KL_DATA_DIR', `${dataDir} already holds a ledger`);
+  refusePartialDataDir(dataDir);
+  if (!passphrase)
+    throw new KlError('KL_PASSPHRASE_REQUIRED', 'a passphrase is required to protect the ledger keys');
+  const genesis = checkGenesis(given);
+  if (!genesis.engine)
+    throw new KlError('KL_BAD_INPUT', 'only a ledger ordered by a chain can have further servers');
+  ensureDir(dataDir);
+  const validator = SigningKey.generate();
+  const registrar = SigningKey.generate();
+  const chainId = writeNewLedger(dataDir, passphrase, genesis, validator, registrar);
+  return { chainId, validator: validator.info(), registrar: registrar.info() };
+}
+
+/**
+ * Seals the keys, creates the database (schema, genesis, genesis state, the origin verified
+ * checkpoint) and writes genesis.json last: its presence marks the directory as initialised.
+ */
+function writeNewLedger(
+  dataDir: string,
+  passphrase: string,
+  genesis: Genesis,
+  validator: SigningKey,
+  registrar: SigningKey,
+): string {
+  const paths = dataPaths(dataDir);
   sealKeyFile(paths.validatorKey, validator, passphrase, 'validator');
   sealKeyFile(paths.registrarKey, registrar, passphrase, 'registrar');
   const chainId = chainIdOf(genesis);
@@ -85,9 +134,8 @@ export function initEmbeddedLedger({
   } finally {
     db.close();
   }
-  // genesis.json last: its presence marks the directory as initialised.
   writeGenesisFile(paths.genesis, genesis);
-  return { genesis, chainId };
+  return chainId;
 }
 
 /** SQL schema of the embedded engine. */

@@ -13,7 +13,14 @@ import { canonicalize } from '../protocol/canonical-json.js';
 import { isKlError, KlError } from '../protocol/errors.js';
 import { sha256 } from '../protocol/hash.js';
 import { canonicalIdentity } from '../protocol/identity.js';
-import { type BlockHeader, blockHashOf, type SignedHeader, signHeader, verifySignedHeader } from './block.js';
+import {
+  type BlockHeader,
+  type BlockSigners,
+  blockHashOf,
+  type SignedHeader,
+  signHeader,
+  verifySignedHeader,
+} from './block.js';
 import {
   checkStoredHeader,
   checkStoredTx,
@@ -38,9 +45,10 @@ import type {
   SubmitOptions,
 } from './ledger.js';
 import { leafHash, MerkleTree } from './merkle.js';
+import { admittedValidators, blockSigners } from './node-admission.js';
 import type { ConsistencyProof, KeyRecordProof, TransactionReceipt } from './proofs.js';
 import { openKeyFile } from './sealed-key-file.js';
-import { type Sequencer, SequencerAdapter } from './sequencer-adapter.js';
+import { type ChainStatus, type Sequencer, SequencerAdapter } from './sequencer-adapter.js';
 import type { SigningKey } from './signing-keys.js';
 import {
   applyTransaction,
@@ -49,6 +57,7 @@ import {
   governanceMessage,
   identityKey,
   type KeyRecord,
+  type RegistrarRecord,
   stateTreeKey,
   WorkingState,
 } from './state-machine.js';
@@ -114,6 +123,8 @@ const SIGN_ELSEWHERE_BACKLOG = 64;
 export class EmbeddedLedger implements Ledger {
   readonly genesis: Genesis;
   readonly chainId: string;
+  /** Whose signatures make this ledger's block headers valid (node-admission.ts `blockSigners`). */
+  readonly signers: BlockSigners;
   private readonly db: Database.Database;
   private readonly now: () => number;
   private readonly observeCommit: ((ms: number) => void) | undefined;
@@ -188,9 +199,21 @@ export class EmbeddedLedger implements Ledger {
       this.chainId = chainIdOf(this.genesis);
       if (this.chainId !== fromFile.chainId)
         throw new KlError('KL_LEDGER_CORRUPT', 'genesis.json does not match the database');
-      if (this.validator && !this.genesis.validators.some((v) => v.keyId === this.validator!.keyId)) {
+      // On a ledger ordered by a chain, a second server signs what it derives with its own key,
+      // admitted by governance (node-admission.ts); otherwise the genesis must name the key.
+      if (
+        this.validator &&
+        !this.genesis.engine &&
+        !this.genesis.validators.some((v) => v.keyId === this.validator!.keyId)
+      ) {
         throw new KlError('KL_LEDGER_CORRUPT', 'the validator key is not named in the genesis');
       }
+      this.signers = this.genesis.engine
+        ? blockSigners(this.genesis, [
+            ...(this.validator ? [this.validator.info()] : []),
+            ...admittedValidators(this.genesis, this.chainId, this.registrarRecords()),
+          ])
+        : this.genesis;
       ({ tree: this.tree, last: this.last } = this.load(opts.dataDir));
       this.advanceVerifiedCheckpoint();
     } catch (err) {
@@ -230,7 +253,7 @@ export class EmbeddedLedger implements Ledger {
       loaded = this.db.transaction(() => {
         const anchor = readVerifiedCheckpoint(
           (this.stmt.meta.get(VERIFIED_KEY) as { value: string } | undefined)?.value,
-          this.genesis,
+          this.signers,
           this.chainId,
           this.validator?.keyId,
           { origin: true },
@@ -287,7 +310,7 @@ export class EmbeddedLedger implements Ledger {
     }
     const last = this.readRow(height);
     try {
-      verifySignedHeader(last, this.genesis, this.chainId);
+      verifySignedHeader(last, this.signers, this.chainId);
     } catch (err) {
       throw ledgerDamage(`block ${height}: ${(err as Error).message}`, height);
     }
@@ -337,7 +360,7 @@ export class EmbeddedLedger implements Ledger {
         const signed = checkStoredHeader(
           { ...row, signatures },
           {
-            genesis: this.genesis,
+            genesis: this.signers,
             chainId: this.chainId,
             height: expected,
             prevHash,
@@ -418,7 +441,7 @@ export class EmbeddedLedger implements Ledger {
     const block = this.readRow(height);
     if (!this.signaturesChecked.has(height)) {
       try {
-        verifySignedHeader(block, this.genesis, this.chainId);
+        verifySignedHeader(block, this.signers, this.chainId);
       } catch (err) {
         throw ledgerDamage(`block ${height}: ${(err as Error).message}`, height);
       }
@@ -492,7 +515,7 @@ export class EmbeddedLedger implements Ledger {
 
   /**
    * Writes one block from transactions ordered by the sequencer (the EVM engine's follower), in that
-   * order, at that time; `cursor` (the sequencer's position, e.g. an EVM block number) is stored in
+   * order, at that time; `cursor` (the sequencer's position: an EVM block number and hash) is stored in
    * the same database transaction, so a crash never loses or repeats a block. Transactions the
    * state rules refuse are left out and reported; an empty batch only moves the cursor.
    * @returns the txids written and those refused, with why.
@@ -530,11 +553,47 @@ export class EmbeddedLedger implements Ledger {
   }
 
   /**
+   * With a sequencer (EVM engine), the connection to the chain: head, last block read, lag,
+   * staleness, fault, queued writes (docs/deploy-besu.md "The follower"); null for the embedded engine.
+   */
+  chainStatus(): ChainStatus | null {
+    return this.sequencer?.status() ?? null;
+  }
+
+  /**
    * The storage fault that made the last block write fail (disk full, data directory read-only) and
    * since when, or null once a block was written again. Reads and proofs are unaffected.
    */
   storageFault(): { fault: StorageFault; since: number } | null {
     return this.storage;
+  }
+
+  /**
+   * The registrars in the state (genesis and governance), each checked against the state tree;
+   * servers of the deployment are those with a `node` (node-admission.ts).
+   */
+  registrars(): RegistrarRecord[] {
+    this.assertOpen();
+    const rows = this.db
+      .prepare("SELECT key FROM state WHERE key >= 'registrar:' AND key < 'registrar;' ORDER BY key")
+      .all() as Array<{ key: string }>;
+    return rows.map((row) => this.stateGet(row.key) as RegistrarRecord).filter((r) => r !== undefined);
+  }
+
+  /** The registrar records in the state, as stored (their admissions are checked by the caller). */
+  private registrarRecords(): RegistrarRecord[] {
+    const rows = this.db
+      .prepare("SELECT value FROM state WHERE key >= 'registrar:' AND key < 'registrar;'")
+      .all() as Array<{ value: string }>;
+    const records: RegistrarRecord[] = [];
+    for (const row of rows) {
+      try {
+        records.push(JSON.parse(row.value) as RegistrarRecord);
+      } catch {
+        // a damaged row: the state check at open names it
+      }
+    }
+    return records;
   }
 
   /** The sequencer's stored position (see {@link ingest}), or null before the first block. */
@@ -580,7 +639,10 @@ export class EmbeddedLedger implements Ledger {
     const run = async () => {
       if (!this.validator) throw new KlError('KL_NOT_PERMITTED', 'the ledger is open read-only');
       const govSeq = (this.stateGet(GOVERNANCE_KEY) as { govSeq: number } | undefined)?.govSeq ?? 0;
-      const body = { id: canonicalIdentity(intent.body.id), role: intent.body.role, govSeq };
+      const body =
+        intent.type === 'RoleGranted' || intent.type === 'RoleRevoked'
+          ? { id: canonicalIdentity(intent.body.id), role: intent.body.role, govSeq }
+          : { ...intent.body, govSeq };
       const sig = this.validator.sign(GOVERNANCE_DOMAIN, governanceMessage(this.chainId, intent.type, body));
       return this.submit({
         type: intent.type,
@@ -659,7 +721,9 @@ export class EmbeddedLedger implements Ledger {
       txRoot: toHex(txTree.root()),
       stateRoot: toHex(state.tree.root()),
       historyRoot: toHex(this.history.root()),
-      proposer: validator.keyId,
+      // Ordered by a chain, every server derives the same header (docs/ledger.md "Servers of one
+      // deployment"): the chain proposed the block; the genesis's first validator names it.
+      proposer: this.genesis.engine ? this.genesis.validators[0]!.keyId : validator.keyId,
     };
     const signed = signHeader(header, validator);
     if (!this.write(signed, accepted, state, meta)) return;

@@ -7,10 +7,14 @@
  * (the contract mirrors the permission table: registrars write keys, anchors and audit events; the
  * governor writes governance). `submit` resolves once the transaction's block has `confirmations`
  * confirmations (1 on QBFT: blocks are final when sealed). Reverts become typed errors.
- * Reading: the follower reads the contract's `KeyledgerTx` events in chain order, checks that the
- * txid the contract computed is the RFC 6962 leaf hash of the envelope it carries, and feeds each
- * EVM block's transactions to the local ledger (`EmbeddedLedger.ingest`), which re-checks every
- * signature and state rule and derives the same blocks, proofs and receipts as the embedded engine.
+ * Reading: the follower reads the contract's `KeyledgerTx` and `KeyStored` events in chain order
+ * (logs only, never historical state: a node that reloads or prunes its state keeps its logs),
+ * checks that the txid the contract computed is the RFC 6962 leaf hash of the envelope it carries
+ * and that a key change carries the key the contract stored, and feeds each EVM block's
+ * transactions to the local ledger (`EmbeddedLedger.ingest`), which re-checks every signature and
+ * state rule and derives the same blocks, proofs and receipts as the embedded engine. It stores the
+ * block read with its hash and checks on every poll that the chain still holds that block: a chain
+ * that went back or was replaced is a fault (docs/deploy-besu.md "The follower").
  */
 import { readFileSync } from 'node:fs';
 import {
@@ -25,9 +29,11 @@ import {
 import { toHex } from '../protocol/bytes.js';
 import { type ErrorCode, KlError } from '../protocol/errors.js';
 import { sha256Hex } from '../protocol/hash.js';
+import type { ChainOutbox } from './chain-outbox.js';
 import type { Sequencer } from './embedded-ledger.js';
 import type { EvmEngineInfo } from './genesis.js';
 import { leafHash } from './merkle.js';
+import type { ChainChange, ChainStatus } from './sequencer-adapter.js';
 import type { TxBodies, TxEnvelope } from './transactions.js';
 
 /** The compiled contract (dist/contracts/KeyRegistry.json, made by `npm run build` from source). */
@@ -144,6 +150,38 @@ export interface EvmSequencerOptions {
 /** What the follower feeds: one EVM block's keyledger transactions. */
 export type Ingest = (batch: { texts: string[]; time: number; cursor: string }) => unknown;
 
+/** A position on the chain: a block read into the ledger, and its hash (null: not known yet). */
+export interface ChainCursor {
+  number: number;
+  hash: string | null;
+}
+
+/**
+ * Reads a stored follower position: `NUMBER:HASH`, or a bare block number as older versions stored
+ * it (its hash is then taken from the chain on the next read).
+ * @throws KlError `KL_LEDGER_CORRUPT` for anything else.
+ */
+export function parseCursor(cursor: string | null): ChainCursor | null {
+  if (cursor === null) return null;
+  const m = /^([0-9]{1,15})(?::(0x[0-9a-f]{64}))?$/.exec(cursor);
+  if (!m) throw new KlError('KL_LEDGER_CORRUPT', 'the stored chain position is not a block number and hash');
+  return { number: Number(m[1]), hash: m[2] ?? null };
+}
+
+/** A fault of the chain followed: a stable key (one change per key) and what a person reads. */
+type Fault = { key: string; detail: string };
+
+/** The error of a write kept in the outbox because the chain cannot take it now. */
+function queued(txid: string, why: string): KlError {
+  return new KlError(
+    'KL_LEDGER_UNAVAILABLE',
+    `${why}: the transaction is queued and will be sent when the chain is back`,
+    { txid, queued: true },
+  );
+}
+
+const isUnavailable = (err: unknown) => err instanceof KlError && err.code === 'KL_LEDGER_UNAVAILABLE';
+
 /** Orders keyledger transactions on an EVM chain and follows what the chain ordered. */
 export class EvmSequencer implements Sequencer {
   readonly provider: JsonRpcProvider;
@@ -157,8 +195,27 @@ export class EvmSequencer implements Sequencer {
   private stopped = false;
   /** When the follower last read up to the chain's final block (wall clock, ms). */
   lastSyncAt = 0;
+  /**
+   * Readiness: the chain counts as stale after this many ms without a full read (the server's
+   * `maxLedgerStalenessMs`; infinite with `insecureAllowStaleLedger`). Also when "unreachable" is told.
+   */
+  staleAfterMs = 30_000;
+  /** A queued write handed to the node but not read back within this long is sent again, ms. */
+  resendAfterMs = 60_000;
   private timer: NodeJS.Timeout | null = null;
   private following: Promise<void> | null = null;
+  /** The last block read into the ledger (as stored in its `evm-cursor`). */
+  private cursor: ChainCursor | null = null;
+  private head: number | null = null;
+  private fault: Fault | null = null;
+  /** The last read failure logged (one line per different failure, not per poll). */
+  private lastError: string | null = null;
+  private unreachableTold = false;
+  private readonly listeners = new Set<(change: ChainChange) => void>();
+  private outbox: ChainOutbox | null = null;
+  private onLedger: (txid: string) => Promise<boolean> = async () => false;
+  /** Queued writes wait to be sent: new queued writes join the queue (sent in order). */
+  private backlog = false;
 
   constructor(private readonly o: EvmSequencerOptions) {
     this.provider = evmProvider(o.rpcUrl);
@@ -174,6 +231,54 @@ export class EvmSequencer implements Sequencer {
   /** The account's address. */
   get address(): Promise<string> {
     return Promise.resolve(this.wallet.address);
+  }
+
+  /**
+   * Keeps writes nobody waits for (audit events) in `outbox` until they are read back from a block
+   * (docs/reliability.md "The chain away"); `onLedger` tells whether a txid is on the ledger already
+   * (checked before every resend).
+   */
+  useOutbox(outbox: ChainOutbox, onLedger: (txid: string) => Promise<boolean>): void {
+    this.outbox = outbox;
+    this.onLedger = onLedger;
+    if (outbox.size() > 0) this.backlog = true;
+  }
+
+  /** The connection to the chain (see {@link ChainStatus}). */
+  status(): ChainStatus {
+    const read = this.cursor?.number ?? null;
+    const stalenessMs = Date.now() - this.lastSyncAt;
+    return {
+      head: this.head,
+      read,
+      lag: this.head !== null && read !== null ? Math.max(0, this.head - read) : null,
+      stalenessMs,
+      fault: this.fault?.detail ?? null,
+      queued: this.outbox?.size() ?? 0,
+      ok: this.fault === null && stalenessMs <= this.staleAfterMs,
+    };
+  }
+
+  /**
+   * Tells `listener` each change of the chain connection (a fault, its end, the chain unreachable
+   * beyond the staleness limit, back); a state that holds already is told at once. Returns the
+   * unsubscribe function.
+   */
+  onChange(listener: (change: ChainChange) => void): () => void {
+    this.listeners.add(listener);
+    if (this.fault) listener({ kind: 'fault', detail: this.fault.detail });
+    if (this.unreachableTold) listener({ kind: 'unreachable', detail: this.unreachableDetail() });
+    return () => this.listeners.delete(listener);
+  }
+
+  private tell(change: ChainChange): void {
+    for (const l of this.listeners) {
+      try {
+        l(change);
+      } catch {
+        // a listener never stops the follower
+      }
+    }
   }
 
   /** The contract function and arguments that implement one keyledger transaction. */
@@ -236,9 +341,53 @@ export class EvmSequencer implements Sequencer {
   /**
    * Sends one signed transaction to the contract function of its type and waits until final. The
    * call is simulated first (a refusal is a typed error and nothing is sent); sends are serialised
-   * for nonce order, waiting for finality is not, so writes pipeline.
+   * for nonce order, waiting for finality is not, so writes pipeline. Refused at once while the
+   * chain is faulted. A write nobody waits for (an audit event, with an outbox) is queued durably
+   * first: if the chain cannot take it, it fails with `KL_LEDGER_UNAVAILABLE` and details
+   * `{ queued: true }`, and is sent when the chain is back.
    */
-  async submit({ envelope, text }: { envelope: TxEnvelope; text: string; txid: string }): Promise<void> {
+  async submit({
+    envelope,
+    text,
+    txid,
+  }: {
+    envelope: TxEnvelope;
+    text: string;
+    txid: string;
+  }): Promise<void> {
+    const durable = this.outbox !== null && envelope.tx?.type === 'AuditEvent';
+    if (durable) this.outbox!.put(txid, text);
+    if (this.fault) {
+      const why = `the chain this server follows is faulted (${this.fault.detail})`;
+      if (durable) throw queued(txid, why);
+      throw new KlError('KL_LEDGER_UNAVAILABLE', `${why}: writes are refused until it is back`);
+    }
+    // Older queued writes go first: this one joins them.
+    if (durable && this.backlog) throw queued(txid, 'earlier writes wait for the chain');
+    let tx: Awaited<ReturnType<EvmSequencer['broadcast']>>;
+    try {
+      tx = await this.broadcast(envelope, text);
+      if (durable) this.outbox!.markSent(txid, Date.now());
+    } catch (err) {
+      if (durable) {
+        if (isUnavailable(err)) {
+          this.backlog = true;
+          throw queued(txid, (err as Error).message);
+        }
+        this.outbox!.remove([txid]);
+      }
+      throw err;
+    }
+    try {
+      const receipt = await tx.wait(this.confirmations);
+      if (receipt?.status !== 1) throw new Error('the transaction reverted on chain');
+    } catch (err) {
+      throw chainError(err, this.contract);
+    }
+  }
+
+  /** Simulates, signs and broadcasts one transaction (broadcasts in call order per account). */
+  private async broadcast(envelope: TxEnvelope, text: string) {
     const { name, args } = this.callFor(envelope, text);
     const fn = this.contract.getFunction(name);
     let request: Awaited<ReturnType<typeof fn.populateTransaction>>;
@@ -283,29 +432,62 @@ export class EvmSequencer implements Sequencer {
     };
     const sent = this.sendChain.then(send, send);
     this.sendChain = sent.catch(() => {});
-    const tx = await sent;
-    try {
-      const receipt = await tx.wait(this.confirmations);
-      if (receipt?.status !== 1) throw new Error('the transaction reverted on chain');
-    } catch (err) {
-      throw chainError(err, this.contract);
-    }
+    return sent;
   }
 
   /**
-   * Starts following the chain from `cursor` (the last EVM block already ingested, or null), feeding
-   * `ingest` one EVM block at a time. Polls every `pollMs`; RPC failures are logged and retried.
-   * Resolves after the first catch-up.
+   * Sends the queued writes that are due, oldest first, one broadcast after the other (the chain
+   * orders them as queued); a txid the ledger holds already is dropped, never sent twice. Stops at
+   * the first the chain cannot take (the next read tries again).
+   */
+  private async flush(): Promise<void> {
+    const outbox = this.outbox;
+    if (!outbox) return;
+    let sent = 0;
+    for (let i = 0; i < 500 && !this.stopped && !this.fault; i++) {
+      const due = outbox.nextDue(Date.now() - this.resendAfterMs);
+      if (!due) break;
+      if (await this.onLedger(due.txid)) {
+        outbox.remove([due.txid]);
+        continue;
+      }
+      let envelope: TxEnvelope;
+      try {
+        envelope = JSON.parse(due.text) as TxEnvelope;
+      } catch {
+        outbox.remove([due.txid]);
+        continue;
+      }
+      try {
+        const tx = await this.broadcast(envelope, due.text);
+        outbox.markSent(due.txid, Date.now());
+        tx.wait(this.confirmations).catch(() => {}); // read back by the follower, not here
+        sent++;
+      } catch (err) {
+        if (isUnavailable(err)) throw err;
+        // The contract refuses it (permissions changed): it can never be written; say so.
+        outbox.remove([due.txid]);
+        this.o.onRefused?.(due.txid, `a queued write was refused by the chain: ${(err as Error).message}`);
+      }
+    }
+    if (outbox.unsent() === 0) this.backlog = false;
+    if (sent > 0) this.o.log?.(`EVM follower: ${sent} queued write(s) sent to the chain`);
+  }
+
+  /**
+   * Starts following the chain from `cursor` (the stored position, see {@link parseCursor}), feeding
+   * `ingest` one EVM block at a time. Polls every `pollMs`: each poll first checks that the chain
+   * still holds the block last read with the same hash (else a fault, see {@link ChainStatus}),
+   * then reads the final blocks after it, then sends queued writes. Resolves after the first poll.
    */
   follow(ingest: Ingest, cursor: string | null): Promise<void> {
-    let next = cursor === null ? this.o.engine.fromBlock : Number(cursor) + 1;
+    this.cursor = parseCursor(cursor);
     const tick = async () => {
       if (this.stopped) return;
       try {
-        next = await this.catchUp(ingest, next);
-        this.lastSyncAt = Date.now();
+        await this.poll(ingest);
       } catch (err) {
-        this.o.log?.(`EVM follower: ${(err as Error).message}`);
+        this.failed(err);
       }
       if (!this.stopped)
         this.timer = setTimeout(() => {
@@ -316,14 +498,112 @@ export class EvmSequencer implements Sequencer {
     return this.following;
   }
 
-  /** Reads final blocks from `from` on; returns the next block to read. */
-  private async catchUp(ingest: Ingest, from: number): Promise<number> {
+  /** One poll of the follower. */
+  private async poll(ingest: Ingest): Promise<void> {
     const head = await this.provider.getBlockNumber();
+    this.head = head;
+    const fault = await this.checkCursor(head, ingest);
+    this.answered();
+    this.setFault(fault);
+    if (fault) return;
+    await this.catchUp(ingest, head);
+    this.lastSyncAt = Date.now();
+    await this.flush();
+  }
+
+  /**
+   * Whether the chain still holds the block last read, with the hash read: a head below it, or
+   * another block at its height, is a fault (a chain that went back or was reorganised past
+   * finality: what this ledger holds is not on it). A position stored without its hash (older
+   * versions) takes the hash the chain has now.
+   */
+  private async checkCursor(head: number, ingest: Ingest): Promise<Fault | null> {
+    const c = this.cursor;
+    if (!c) return null;
+    if (head < c.number)
+      return {
+        key: `behind ${c.number}`,
+        detail: `the chain went back: its head is below block ${c.number}, which this server already read (a node restarted without its state, or rolled back)`,
+      };
+    const block = await this.provider.getBlock(c.number);
+    if (!block?.hash)
+      return {
+        key: `missing ${c.number}`,
+        detail: `the chain no longer serves block ${c.number}, which this server already read`,
+      };
+    if (c.hash === null) {
+      ingest({ texts: [], time: 0, cursor: `${c.number}:${block.hash}` });
+      this.cursor = { number: c.number, hash: block.hash };
+      return null;
+    }
+    if (block.hash !== c.hash)
+      return {
+        key: `replaced ${c.number} ${block.hash}`,
+        detail: `block ${c.number} on the chain is not the block this server read (hash ${block.hash.slice(0, 12)}…, read ${c.hash.slice(0, 12)}…): the chain was reorganised past finality or replaced`,
+      };
+    return null;
+  }
+
+  /** Records the fault state; tells a change once (log line, listeners). */
+  private setFault(fault: Fault | null): void {
+    if ((fault?.key ?? null) === (this.fault?.key ?? null)) return;
+    const was = this.fault;
+    this.fault = fault;
+    if (fault) {
+      this.o.log?.(`EVM follower: FAULT ${fault.detail}; logins and writes are refused`);
+      this.tell({ kind: 'fault', detail: fault.detail });
+    } else if (was) {
+      const detail = `the chain serves block ${this.cursor?.number} as read again: following it again`;
+      this.o.log?.(`EVM follower: fault cleared, ${detail}`);
+      this.tell({ kind: 'fault_cleared', detail });
+    }
+  }
+
+  private unreachableDetail(): string {
+    const since =
+      this.lastSyncAt === 0
+        ? 'since this server started'
+        : `for ${Math.round((Date.now() - this.lastSyncAt) / 1000)} s`;
+    return `the chain has not been read ${since}: ${this.lastError ?? 'no answer'}`;
+  }
+
+  /** The node answered: the end of a failure (a line and, past the staleness limit, a change). */
+  private answered(): void {
+    if (this.lastError !== null) this.o.log?.('EVM follower: the chain node answers again');
+    this.lastError = null;
+    if (this.unreachableTold) {
+      this.unreachableTold = false;
+      this.tell({ kind: 'reachable', detail: 'the chain node answers again' });
+    }
+  }
+
+  /** A poll failed: one line per different failure; past the staleness limit, one change. */
+  private failed(err: unknown): void {
+    const message = (err as Error).message ?? String(err);
+    if (message !== this.lastError) this.o.log?.(`EVM follower: ${message}`);
+    this.lastError = message;
+    const limit = Number.isFinite(this.staleAfterMs) ? this.staleAfterMs : 30_000;
+    if (!this.unreachableTold && Date.now() - this.lastSyncAt > limit) {
+      this.unreachableTold = true;
+      this.tell({ kind: 'unreachable', detail: this.unreachableDetail() });
+    }
+  }
+
+  /** Reads the final blocks after the cursor up to `head`, feeding each block with keyledger logs. */
+  private async catchUp(ingest: Ingest, head: number): Promise<void> {
     const final = head - (this.confirmations - 1);
-    let next = from;
+    const topics = [
+      [this.contract.interface.getEvent('KeyledgerTx')!.topicHash, STORED_TOPIC(this.contract)],
+    ];
+    let next = this.cursor ? this.cursor.number + 1 : this.o.engine.fromBlock;
     while (next <= final && !this.stopped) {
       const to = Math.min(final, next + 999);
-      const logs = await this.contract.queryFilter(this.contract.filters.KeyledgerTx!(), next, to);
+      const logs = await this.provider.getLogs({
+        address: this.o.engine.contract,
+        fromBlock: next,
+        toBlock: to,
+        topics,
+      });
       const byBlock = new Map<number, Log[]>();
       for (const l of logs) {
         const list = byBlock.get(l.blockNumber) ?? [];
@@ -333,62 +613,78 @@ export class EvmSequencer implements Sequencer {
       for (const [number, list] of [...byBlock.entries()].sort((a, b) => a[0] - b[0])) {
         list.sort((a, b) => a.index - b.index);
         const block = await this.provider.getBlock(number);
-        if (!block) throw new KlError('KL_LEDGER_UNAVAILABLE', `block ${number} is not available`);
-        let texts: string[] = [];
-        for (const l of list) {
-          const parsed = this.contract.interface.parseLog(l);
-          const bytes = Buffer.from((parsed!.args.envelope as string).slice(2), 'hex');
-          // Read what was written, not what anyone says was: the contract's txid must be the leaf hash.
-          if (`0x${toHex(leafHash(bytes))}` !== parsed!.args.txid) {
-            this.o.onRefused?.(String(parsed!.args.txid), 'the event txid is not the hash of its envelope');
-            continue;
-          }
-          texts.push(bytes.toString('utf8'));
-        }
-        // The contract's storage shows the state at the end of the block: check the last key
-        // change of each identity in it against the key its envelope carries.
-        const lastChange = new Map<string, { i: number; key: NonNullable<ReturnType<typeof keyChange>> }>();
-        texts.forEach((t, i) => {
-          const key = keyChange(t);
-          if (key) lastChange.set(key.id, { i, key });
-        });
-        const dropped = new Set<number>();
-        for (const [id, { i, key }] of lastChange) {
-          const mismatch = await this.storedKeyMismatch(key, number);
-          if (mismatch) {
-            this.o.onRefused?.(toHex(leafHash(Buffer.from(texts[i]!, 'utf8'))), `${mismatch} (${id})`);
-            dropped.add(i);
-          }
-        }
-        texts = texts.filter((_, i) => !dropped.has(i));
-        const r = ingest({ texts, time: block.timestamp * 1000, cursor: String(number) }) as {
+        if (!block?.hash) throw new KlError('KL_LEDGER_UNAVAILABLE', `block ${number} is not available`);
+        if (list.some((l) => l.blockHash !== block.hash))
+          throw new KlError('KL_LEDGER_UNAVAILABLE', `block ${number} changed while it was read`);
+        const { texts, seen } = this.textsOf(list);
+        const r = ingest({ texts, time: block.timestamp * 1000, cursor: `${number}:${block.hash}` }) as {
           refused?: Array<{ txid: string; reason: string }>;
         };
+        this.cursor = { number, hash: block.hash };
+        this.outbox?.remove(seen);
         for (const x of r?.refused ?? []) this.o.onRefused?.(x.txid, x.reason);
       }
-      // Blocks without keyledger transactions only move the cursor.
-      ingest({ texts: [], time: 0, cursor: String(to) });
+      // Blocks without keyledger transactions only move the cursor (with the hash of the last).
+      if (this.cursor?.number !== to) {
+        const end = await this.provider.getBlock(to);
+        if (!end?.hash) throw new KlError('KL_LEDGER_UNAVAILABLE', `block ${to} is not available`);
+        ingest({ texts: [], time: 0, cursor: `${to}:${end.hash}` });
+        this.cursor = { number: to, hash: end.hash };
+      }
       next = to + 1;
     }
-    return next;
   }
 
   /**
-   * For a key registration or rotation, checks that the key hash and fingerprint the contract
-   * stored (as of that block) are those of the key in the envelope: a writer that stored one key's
-   * hash while logging another key is caught here. Returns why it does not match, or null.
+   * The envelopes of one block's logs, in order, and the txids read. Read what was written, not what
+   * anyone says was: the contract's txid must be the leaf hash of the envelope, and a registration
+   * or rotation must come right after the `KeyStored` event of the same call naming the same
+   * identity, fingerprint and key hash (what the contract stored): a writer that stored one key's
+   * hash while logging another key is caught here, from the logs alone.
    */
-  private async storedKeyMismatch(
-    b: { id: string; fingerprint: string; publicKey: string },
-    blockNumber: number,
-  ): Promise<string | null> {
-    const stored = (await this.contract.record!(idHash(b.id), { blockTag: blockNumber })) as {
-      fingerprint: string;
-      keyHash: string;
-    };
-    if (stored.keyHash !== hash32(b.publicKey) || stored.fingerprint !== hash32(b.fingerprint))
-      return 'the key stored on the chain is not the key in the transaction';
-    return null;
+  private textsOf(list: Log[]): { texts: string[]; seen: string[] } {
+    const texts: string[] = [];
+    const seen: string[] = [];
+    let stored: { log: Log; id: string; fingerprint: string; keyHash: string } | null = null;
+    for (const l of list) {
+      const parsed = this.contract.interface.parseLog(l);
+      if (!parsed) continue;
+      if (parsed.name === 'KeyStored') {
+        const { id, fingerprint, keyHash } = parsed.args as unknown as Record<string, string>;
+        stored = { log: l, id: id!, fingerprint: fingerprint!, keyHash: keyHash! };
+        continue;
+      }
+      const bytes = Buffer.from((parsed.args.envelope as string).slice(2), 'hex');
+      const txid = toHex(leafHash(bytes));
+      seen.push(txid);
+      const before = stored;
+      stored = null;
+      if (`0x${txid}` !== parsed.args.txid) {
+        this.o.onRefused?.(String(parsed.args.txid), 'the event txid is not the hash of its envelope');
+        continue;
+      }
+      const text = bytes.toString('utf8');
+      const key = keyChange(text);
+      if (key) {
+        const s =
+          before && before.log.transactionHash === l.transactionHash && before.log.index === l.index - 1
+            ? before
+            : null;
+        const why = !s
+          ? 'the chain stored no key record for this key change'
+          : s.id !== idHash(key.id) ||
+              s.fingerprint !== hash32(key.fingerprint) ||
+              s.keyHash !== hash32(key.publicKey)
+            ? 'the key stored on the chain is not the key in the transaction'
+            : null;
+        if (why) {
+          this.o.onRefused?.(txid, `${why} (${key.id})`);
+          continue;
+        }
+      }
+      texts.push(text);
+    }
+    return { texts, seen };
   }
 
   /** Stops following and sending. */
@@ -400,6 +696,8 @@ export class EvmSequencer implements Sequencer {
     this.provider.destroy();
   }
 }
+
+const STORED_TOPIC = (c: Contract) => c.interface.getEvent('KeyStored')!.topicHash;
 
 /** Deploys KeyRegistry from `privateKey` (governor), making `registrar` (default the same account) a registrar. */
 export async function deployRegistry(o: {

@@ -7,7 +7,7 @@ import type { SignedHeader } from './block.js';
 import type { Genesis } from './genesis.js';
 import type { ConsistencyProof, KeyRecordProof, TransactionReceipt } from './proofs.js';
 import type { KeyRecord } from './state-machine.js';
-import type { IdentityRole, TxEnvelope, TxIntent, TxType } from './transactions.js';
+import type { IdentityRole, NodeInfo, TxEnvelope, TxIntent, TxType } from './transactions.js';
 
 /** A committed transaction, as told to subscribers. */
 export interface CommittedTransaction {
@@ -32,10 +32,14 @@ export interface IdentityListing {
 }
 
 /** A role change, before the engine adds its governance sequence and approvals. */
-export interface GovernanceIntent {
-  type: 'RoleGranted' | 'RoleRevoked';
-  body: { id: string; role: IdentityRole };
-}
+export type GovernanceIntent =
+  | { type: 'RoleGranted' | 'RoleRevoked'; body: { id: string; role: IdentityRole } }
+  | {
+      type: 'RegistrarAdded';
+      /** The registrar's key, its name, and the server it runs (chain-ordered ledgers). */
+      body: { keyId: string; publicKey: string; name: string; node?: NodeInfo };
+    }
+  | { type: 'RegistrarRemoved'; body: { keyId: string } };
 
 /** Options of {@link Ledger.submit}. */
 export interface SubmitOptions {

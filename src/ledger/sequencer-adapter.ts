@@ -11,12 +11,45 @@ import { leafHash } from './merkle.js';
 import type { TransactionReceipt } from './proofs.js';
 import { checkEnvelopeShape, type TxEnvelope } from './transactions.js';
 
+/**
+ * The connection to the chain as the follower sees it (docs/deploy-besu.md "The follower"): served
+ * by `/readyz`, the metrics and the alerts.
+ */
+export interface ChainStatus {
+  /** The chain's head block at the last successful read, or null before one. */
+  head: number | null;
+  /** The last block read into the ledger, or null before the first. */
+  read: number | null;
+  /** Blocks the chain holds that the ledger has not read (`head - read`), or null. */
+  lag: number | null;
+  /** Ms (wall clock) since the ledger last read the chain to its final block. */
+  stalenessMs: number;
+  /**
+   * Why the chain cannot be followed at all — it went back below the block last read, or holds
+   * another block at that height (reorganised or replaced) — or null. Writes and logins are refused
+   * while it lasts; it clears by itself if the node serves the same block again.
+   */
+  fault: string | null;
+  /** Signed writes queued while the chain is away (audit events), waiting to be read back. */
+  queued: number;
+  /** No fault, and not stale beyond the server's limit. */
+  ok: boolean;
+}
+
+/** A change of the chain connection, told once per change (not per poll). */
+export interface ChainChange {
+  kind: 'fault' | 'fault_cleared' | 'unreachable' | 'reachable';
+  detail: string;
+}
+
 /** Orders signed transactions somewhere else (an EVM chain). */
 export interface Sequencer {
   /** Sends one signed transaction to be ordered; resolves once it is final there. */
   submit(tx: { envelope: TxEnvelope; text: string; txid: string }): Promise<void>;
   /** When the ledger last caught up with everything the sequencer ordered (wall clock, ms). */
   readonly lastSyncAt: number;
+  /** The connection to the chain (EVM engine). */
+  status?(): ChainStatus;
 }
 
 type Waiter = { resolve: (r: TransactionReceipt) => void; reject: (e: unknown) => void };
@@ -103,9 +136,18 @@ export class SequencerAdapter {
     while (this.awaiting.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
   }
 
-  /** Ms (wall clock) since the ledger last read the sequencer's order to its end. */
+  /**
+   * Ms (wall clock) since the ledger last read the sequencer's order to its end; infinite while the
+   * chain is faulted (it went back or was replaced: nothing it says can be trusted to be current).
+   */
   staleness(): number {
+    if (this.sequencer.status?.().fault) return Number.POSITIVE_INFINITY;
     return Date.now() - this.sequencer.lastSyncAt;
+  }
+
+  /** The connection to the chain, or null for a sequencer that does not tell. */
+  status(): ChainStatus | null {
+    return this.sequencer.status?.() ?? null;
   }
 
   /** Fails every transaction still waiting (the ledger closes). */

@@ -19,7 +19,9 @@ import { resolveSigner, WRITE_PERMISSIONS } from './permissions.js';
 import { keyIdMatches, verifySignature } from './signing-keys.js';
 import type { StateTree } from './state-tree.js';
 import {
+  type Approval,
   type IdentityRole,
+  type NodeInfo,
   type TxBodies,
   type TxEnvelope,
   verifyEnvelopeSignature,
@@ -59,6 +61,12 @@ export interface RegistrarRecord {
   active: boolean;
   /** Height of the transaction that added it (0 for the genesis). */
   since: number;
+  /**
+   * The server this registrar runs, and the governance approvals that admitted it: kept so that the
+   * admission can be checked again with the genesis alone (node-admission.ts).
+   */
+  node?: NodeInfo;
+  admission?: { govSeq: number; approvals: Approval[] };
 }
 
 /** Kinds of state entry. */
@@ -185,22 +193,32 @@ export function governanceMessage(chain: string, type: GovernanceType, body: obj
   return utf8(canonicalize({ chain, type, ...rest }));
 }
 
+/**
+ * How many distinct validators of the genesis approved `message` among `approvals` (a signature
+ * that does not verify, or by a key the genesis does not name, counts for nothing).
+ */
+export function countApprovals(
+  genesis: Genesis,
+  message: Uint8Array,
+  approvals: readonly Approval[],
+): number {
+  const approved = new Set<string>();
+  for (const a of approvals) {
+    const v = genesis.validators.find((x) => x.keyId === a.validator);
+    if (v && verifySignature(v.publicKey, GOVERNANCE_DOMAIN, message, a.sig)) approved.add(v.keyId);
+  }
+  return approved.size;
+}
+
 function checkQuorum(env: TxEnvelope, ctx: ApplyContext): void {
   const body = env.tx.body as TxBodies[GovernanceType];
   const msg = governanceMessage(ctx.chain, env.tx.type as GovernanceType, body);
-  const approved = new Set<string>();
-  for (const a of body.approvals) {
-    const v = ctx.genesis.validators.find((x) => x.keyId === a.validator);
-    if (v && verifySignature(v.publicKey, GOVERNANCE_DOMAIN, msg, a.sig)) approved.add(v.keyId);
-  }
-  if (approved.size < ctx.genesis.quorum) {
+  const valid = countApprovals(ctx.genesis, msg, body.approvals);
+  if (valid < ctx.genesis.quorum) {
     throw new KlError(
       'KL_QUORUM_NOT_MET',
       `governance change needs ${ctx.genesis.quorum} validator approvals`,
-      {
-        valid: approved.size,
-        quorum: ctx.genesis.quorum,
-      },
+      { valid, quorum: ctx.genesis.quorum },
     );
   }
 }
@@ -298,11 +316,22 @@ export function applyTransaction(state: WorkingState, env: TxEnvelope, ctx: Appl
       if (!keyIdMatches(b)) throw new KlError('KL_TX_MALFORMED', 'registrar key id does not match its key');
       if (state.activeRegistrar(b.keyId))
         throw new KlError('KL_REGISTRAR_EXISTS', 'registrar is already active');
-      state.put({
-        kind: 'registrar',
-        key: registrarKey(b.keyId),
-        value: { keyId: b.keyId, publicKey: b.publicKey, name: b.name, active: true, since: ctx.height },
-      });
+      if (b.node && !ctx.genesis.engine)
+        throw new KlError(
+          'KL_TX_MALFORMED',
+          'servers of their own exist only on a ledger ordered by a chain',
+        );
+      if (b.node && !keyIdMatches(b.node.validator))
+        throw new KlError('KL_TX_MALFORMED', 'the server validator key id does not match its key');
+      const value: RegistrarRecord = {
+        keyId: b.keyId,
+        publicKey: b.publicKey,
+        name: b.name,
+        active: true,
+        since: ctx.height,
+        ...(b.node ? { node: b.node, admission: { govSeq: b.govSeq, approvals: b.approvals } } : {}),
+      };
+      state.put({ kind: 'registrar', key: registrarKey(b.keyId), value });
       state.put({ kind: 'governance', key: GOVERNANCE_KEY, value: { govSeq: b.govSeq + 1 } });
       return;
     }

@@ -36,6 +36,18 @@ export type IdentityRole = (typeof IDENTITY_ROLES)[number];
 /** A transaction type. */
 export type TxType = (typeof TX_TYPES)[number];
 
+/**
+ * A server of the deployment that a registrar runs (docs/deploy-besu.md "A second server"): the key
+ * it signs the blocks it derives with, the OpenPGP key clients log in against, its Ethereum account
+ * and its public URL.
+ */
+export interface NodeInfo {
+  validator: { keyId: string; publicKey: string };
+  server: { fingerprint: string; publicKey: string };
+  account?: string;
+  url?: string;
+}
+
 /** A validator's approval of a governance change. */
 export interface Approval {
   validator: string;
@@ -73,7 +85,15 @@ export interface TxBodies {
     session?: string;
     detail?: Record<string, string | number | boolean>;
   };
-  RegistrarAdded: { keyId: string; publicKey: string; name: string; govSeq: number; approvals: Approval[] };
+  RegistrarAdded: {
+    keyId: string;
+    publicKey: string;
+    name: string;
+    /** The server this registrar runs, on an engine ordered by a chain (see node-admission.ts). */
+    node?: NodeInfo;
+    govSeq: number;
+    approvals: Approval[];
+  };
   RegistrarRemoved: { keyId: string; govSeq: number; approvals: Approval[] };
   RoleGranted: { id: string; role: IdentityRole; govSeq: number; approvals: Approval[] };
   RoleRevoked: { id: string; role: IdentityRole; govSeq: number; approvals: Approval[] };

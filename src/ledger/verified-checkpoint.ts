@@ -13,8 +13,7 @@
 import { canonicalBytes } from '../protocol/canonical-json.js';
 import { HASH_HEX } from '../protocol/hash.js';
 import { VERIFIED_DOMAIN } from './domains.js';
-import type { Genesis } from './genesis.js';
-import { KEY_ID, type SigningKey, verifySignature } from './signing-keys.js';
+import { KEY_ID, type PublicKeyInfo, type SigningKey, verifySignature } from './signing-keys.js';
 
 /** Meta key (table `meta`) of the node's verified checkpoint. */
 export const VERIFIED_KEY = 'verified';
@@ -71,7 +70,7 @@ export function signVerifiedCheckpoint(
  */
 export function readVerifiedCheckpoint(
   text: string | undefined,
-  genesis: Genesis,
+  genesis: { validators: readonly PublicKeyInfo[] },
   chain: string,
   ownKeyId?: string,
   { origin = false }: { origin?: boolean } = {},

@@ -9,11 +9,13 @@ import Database from 'better-sqlite3';
 import { equalBytes, toHex } from '../protocol/bytes.js';
 import { canonicalize } from '../protocol/canonical-json.js';
 import { isKlError } from '../protocol/errors.js';
-import { verifySignedHeader } from './block.js';
+import { type BlockSigners, verifySignedHeader } from './block.js';
 import { checkStoredHeader, checkStoredTx, checkTxCount, checkTxRoot } from './block-check.js';
 import { dataPaths, readGenesisFile } from './data-dir.js';
 import type { Genesis } from './genesis.js';
 import { leafHash, MerkleTree } from './merkle.js';
+import { blockSigners, verifyNodeAdmission } from './node-admission.js';
+import type { PublicKeyInfo } from './signing-keys.js';
 import { applyTransaction, genesisEntries, WorkingState } from './state-machine.js';
 import { StateTree } from './state-tree.js';
 import { checkEnvelopeShape, type TxEnvelope } from './transactions.js';
@@ -102,6 +104,8 @@ export function envelopeOfText(text: string): TxEnvelope {
 export class LedgerAudit {
   readonly genesis: Genesis;
   readonly chainId: string;
+  /** Whose header signatures count: the genesis, or on a chain-ordered ledger, admitted servers too. */
+  readonly signers: BlockSigners;
   readonly totalBlocks: number;
   readonly totalTransactions: number;
   blocks = 0;
@@ -134,6 +138,32 @@ export class LedgerAudit {
     );
     this.totalBlocks = (this.db.prepare('SELECT count(*) AS n FROM blocks').get() as { n: number }).n;
     this.totalTransactions = (this.db.prepare('SELECT count(*) AS n FROM txs').get() as { n: number }).n;
+    this.signers = genesis.engine ? blockSigners(genesis, this.admittedServers()) : genesis;
+  }
+
+  /**
+   * The validator keys of servers admitted to a chain-ordered ledger: each `RegistrarAdded` row with
+   * a server whose admission verifies against the genesis alone (node-admission.ts), wherever it is.
+   */
+  private admittedServers(): PublicKeyInfo[] {
+    const keys: PublicKeyInfo[] = [];
+    for (const body of this.registrarAddedBodies()) {
+      const result = verifyNodeAdmission({ genesis: this.genesis, chain: this.chainId, admission: body });
+      if (result.verified) keys.push(result.admission.node.validator);
+    }
+    return keys;
+  }
+
+  /** The bodies of the stored `RegistrarAdded` rows (malformed rows are left to the replay). */
+  private *registrarAddedBodies(): Generator<unknown> {
+    const rows = this.db.prepare("SELECT envelope FROM txs WHERE type = 'RegistrarAdded'").iterate();
+    for (const row of rows as Iterable<{ envelope: string }>) {
+      try {
+        yield (JSON.parse(row.envelope) as { tx?: { body?: unknown } }).tx?.body;
+      } catch {
+        // A malformed row: the replay names it.
+      }
+    }
   }
 
   /** Checks the stored genesis and replays the genesis entries. */
@@ -165,15 +195,9 @@ export class LedgerAudit {
       ...this.genesis.validators.map((v) => v.publicKey),
       ...this.genesis.registrars.map((r) => r.publicKey),
     ]);
-    const rows = this.db.prepare("SELECT envelope FROM txs WHERE type = 'RegistrarAdded'").iterate();
-    for (const row of rows as Iterable<{ envelope: string }>) {
-      try {
-        const key = (JSON.parse(row.envelope) as { tx?: { body?: { publicKey?: unknown } } }).tx?.body
-          ?.publicKey;
-        if (typeof key === 'string') keys.add(key);
-      } catch {
-        // A malformed row: the replay names it.
-      }
+    for (const body of this.registrarAddedBodies()) {
+      const key = (body as { publicKey?: unknown } | undefined)?.publicKey;
+      if (typeof key === 'string') keys.add(key);
     }
     return [...keys];
   }
@@ -183,7 +207,7 @@ export class LedgerAudit {
     const height = this.blocks + 1;
     if (row.height !== height) throw new Problem(`block ${height} is missing`, height);
     const { header } = checkStoredHeader(row, {
-      genesis: this.genesis,
+      genesis: this.signers,
       chainId: this.chainId,
       height,
       prevHash: this.prevHash,
@@ -266,10 +290,10 @@ export class LedgerAudit {
     if (stored !== this.transactions)
       throw new Problem(`${stored - this.transactions} transaction rows belong to no block`);
     const stateEntries = this.compareState();
-    const { hashes, genesis, chainId } = this;
+    const { hashes, signers, chainId } = this;
     // The node's own record of how far it verified (verified-checkpoint.ts): a ledger that no longer
     // reaches it, or holds another block there, was cut short or rewritten.
-    const node = readVerifiedCheckpoint(this.meta('verified'), genesis, chainId);
+    const node = readVerifiedCheckpoint(this.meta('verified'), signers, chainId);
     if (node && node.height > hashes.length)
       throw new Problem(
         `the ledger ends at block ${hashes.length} but this node verified block ${node.height} earlier: it was cut short`,
@@ -283,7 +307,7 @@ export class LedgerAudit {
     for (const value of knownCheckpoints) {
       let cp: ReturnType<typeof verifySignedHeader>;
       try {
-        cp = verifySignedHeader(value, genesis, chainId);
+        cp = verifySignedHeader(value, signers, chainId);
       } catch (err) {
         throw new Problem(`a known checkpoint is not valid: ${(err as Error).message}`);
       }

@@ -37,6 +37,11 @@ export const ERROR_CODES = {
   KL_LEDGER_WRITE_FAILED: 503,
   KL_LEDGER_UNAVAILABLE: 503,
   KL_LEDGER_CORRUPT: 503,
+  /**
+   * The server's ledger has not reached a block the client already saw (it follows a chain and is
+   * catching up): retryable, on another server of the ledger or a moment later.
+   */
+  KL_LEDGER_BEHIND: 503,
   KL_STORAGE_UNAVAILABLE: 503,
   KL_DATA_DIR: 500,
   KL_PASSPHRASE_REQUIRED: 400,

@@ -1,20 +1,29 @@
 /**
  * The local admin endpoint: HTTP over a Unix socket in the data directory (DATA/admin.sock, mode
  * 0600), so only the operator's account on this machine can use it — `keyledger admin sessions`,
- * `admin revoke-session`, `admin revoke-key`, `admin alerts`, `admin grant|ungrant`. The web admin
+ * `admin revoke-session`, `admin revoke-key`, `admin alerts`, `admin grant|ungrant`, `admin registrar …`. The web admin
  * API behind the dashboard (admin-api.ts) does the same through admin-actions.ts.
  */
 import { chmodSync, existsSync, lstatSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { Ledger } from '../ledger/ledger.js';
+import type { TransactionReceipt } from '../ledger/proofs.js';
 import { errorFromWire, isKlError, KlError } from '../protocol/errors.js';
 import { canonicalIdentity } from '../protocol/identity.js';
 import { listSessions, revokeKeyAsAdmin, setAdminRole, terminateSession } from './admin-actions.js';
 import type { AlertLog } from './alert-log.js';
+import type { RegistrarView } from './server-admission.js';
 import type { SessionTable } from './sessions.js';
 
 export type { Alert } from './alert-log.js';
+
+/** What the admin socket does with registrars (server-admission.ts, bound to the running node). */
+export interface RegistrarAdmin {
+  list(): RegistrarView[];
+  admit(request: unknown): Promise<{ receipt: TransactionReceipt; registrar: RegistrarView }>;
+  remove(which: string): Promise<{ receipt: TransactionReceipt; registrar: RegistrarView }>;
+}
 
 /** Path of the admin socket. */
 export const adminSocketPath = (dataDir: string): string => join(dataDir, 'admin.sock');
@@ -54,6 +63,8 @@ export async function startAdminSocket(o: {
   sessions: SessionTable;
   ledger: Ledger;
   alerts: AlertLog;
+  /** The ledger's registrars and servers (`keyledger admin registrar …`). */
+  registrars?: RegistrarAdmin;
   now: () => number;
 }): Promise<Server> {
   const path = checkAdminSocketPath(o.dataDir);
@@ -113,6 +124,14 @@ export async function startAdminSocket(o: {
       ) {
         const receipt = await setAdminRole(o.ledger, parts[1], parts[2] === 'grant');
         return reply(res, 200, { id: canonicalIdentity(parts[1]), admin: parts[2] === 'grant', receipt });
+      }
+      // keyledger admin registrar list|add|remove (server-admission.ts).
+      if (parts[0] === 'registrars' && o.registrars) {
+        if (req.method === 'GET' && parts.length === 1) return reply(res, 200, o.registrars.list());
+        if (req.method === 'POST' && parts.length === 1)
+          return reply(res, 200, await o.registrars.admit((await readBody(req)).request));
+        if (req.method === 'POST' && parts[2] === 'remove' && parts[1])
+          return reply(res, 200, await o.registrars.remove(parts[1]));
       }
       throw new KlError('KL_NOT_FOUND', 'no such admin route');
     } catch (err) {

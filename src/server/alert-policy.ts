@@ -1,13 +1,15 @@
 /**
- * What the server tells its operator (docs/reliability.md "Disk full and read-only data directory";
- * docs/protocol.md "Rate limits"): alerts kept in memory and pushed live, storage faults alerted once a
- * minute at most, rate-limit trips once per limit and key a minute, and alerts pushed out of memory
- * counted. Time comes from the injected clock.
+ * What the server tells its operator (docs/reliability.md "Disk full and read-only data directory",
+ * "The chain away"; docs/protocol.md "Rate limits"): alerts kept in memory and pushed live, storage
+ * faults alerted once a minute at most, rate-limit trips once per limit and key a minute, changes of
+ * the chain connection (EVM engine) once per change, and alerts pushed out of memory counted. Time
+ * comes from the injected clock.
  */
 import { EventEmitter } from 'node:events';
+import type { ChainChange } from '../ledger/sequencer-adapter.js';
 import { isKlError } from '../protocol/errors.js';
 import { type Alert, AlertLog, DEFAULT_ALERT_CAPACITY, type NumberedAlert } from './alert-log.js';
-import type { ServerEvent } from './events.js';
+import { type ServerEvent, withoutUrlSecrets } from './events.js';
 import type { ServerMetrics } from './metrics.js';
 
 /** Options of {@link createAlertPolicy}. */
@@ -27,6 +29,11 @@ export interface AlertPolicy {
   record(alert: Alert): void;
   /** Alerts a `KL_STORAGE_UNAVAILABLE` error (at most one a minute); ignores anything else. */
   noteStorageFault(err: unknown): void;
+  /**
+   * Alerts one change of the chain connection (a fault and its end, the chain unreachable beyond
+   * the staleness limit and back): kind `chain`. The follower logs the change itself.
+   */
+  noteChain(change: ChainChange): void;
   /** A rate-limit callback for the limit called `what` (one alert per key a minute). */
   tripped(what: string): (key: string) => void;
   /** Subscribes to live alerts; returns the unsubscribe function. */
@@ -77,14 +84,43 @@ export function createAlertPolicy(o: AlertPolicyOptions): AlertPolicy {
     record({ at: t, kind: 'rate_limit', id: key, sessionId: '', detail: `${what} rate limit reached` });
     log(`ALERT ${what} rate limit reached by ${key}`);
   };
-  return {
+  const noteChain = (change: ChainChange) => {
+    const what: Record<ChainChange['kind'], string> = {
+      fault: 'chain fault',
+      fault_cleared: 'chain fault cleared',
+      unreachable: 'chain unreachable',
+      reachable: 'chain reachable again',
+    };
+    record({
+      at: now(),
+      kind: 'chain',
+      id: '',
+      sessionId: '',
+      // The node's errors may quote its URL, credentials and all.
+      detail: withoutUrlSecrets(`${what[change.kind]}: ${change.detail}`).slice(0, 2_000),
+    });
+  };
+  const policy: AlertPolicy = {
     alerts,
     record,
     noteStorageFault,
+    noteChain,
     tripped,
     onAlert(listener) {
       live.on('alert', listener);
       return () => live.off('alert', listener);
     },
   };
+  policies.set(alerts, policy);
+  return policy;
+}
+
+const policies = new WeakMap<AlertLog, AlertPolicy>();
+
+/**
+ * The policy that keeps `alerts` (what a whole server uses to alert about parts it owns outside the
+ * plugin, such as the chain follower), or undefined.
+ */
+export function alertPolicyOf(alerts: AlertLog): AlertPolicy | undefined {
+  return policies.get(alerts);
 }

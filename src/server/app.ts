@@ -13,7 +13,8 @@ import type { EmbeddedLedger } from '../ledger/embedded-ledger.js';
 import { setNativeOpenPgp } from '../pgp/native/switch.js';
 import { KlError } from '../protocol/errors.js';
 import { MAX_HTTP_BODY } from '../protocol/messages.js';
-import { checkAdminSocketPath, startAdminSocket } from './admin-socket.js';
+import { checkAdminSocketPath, type RegistrarAdmin, startAdminSocket } from './admin-socket.js';
+import { alertPolicyOf } from './alert-policy.js';
 import { type ProxyTrust, proxyTrust } from './client-address.js';
 import { demoService, storageKey } from './demo-service.js';
 import { safeListener, withoutUrlSecrets } from './events.js';
@@ -22,6 +23,7 @@ import { type SmtpOptions, smtpMailer } from './mailer.js';
 import type { ServerMetrics } from './metrics.js';
 import { type OpenNode, openNode } from './open-node.js';
 import { type Keyledger, type KeyledgerPolicies, keyledger } from './plugin.js';
+import { admitServer, listRegistrars, removeRegistrar } from './server-admission.js';
 import { loadTls, type TlsFiles, type TlsMaterial } from './tls.js';
 
 export { DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limits.js';
@@ -121,6 +123,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     ledgerBatchWaitMs: o.ledgerBatchWaitMs ?? 2,
     ...(o.evm ? { evm: o.evm } : {}),
     observeCommit: (ms) => metrics?.observeCommit(ms),
+    chainStaleAfterMs: o.insecureAllowStaleLedger
+      ? Number.POSITIVE_INFINITY
+      : (o.maxLedgerStalenessMs ?? 30_000),
     log,
     problem: (line) =>
       emit({ kind: 'ledger_problem', at: now(), detail: withoutUrlSecrets(line.slice(0, 2_000)) }),
@@ -132,7 +137,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const app = httpApp(tls, proxyTrust(o.trustProxy));
   let k: Keyledger | undefined;
   let admin: Awaited<ReturnType<typeof startAdminSocket>> | null = null;
+  let unwatchChain = () => {};
   const closeAll = async (drain: boolean) => {
+    unwatchChain();
     if (admin) await new Promise<void>((resolve) => admin!.close(() => resolve()));
     await app.close();
     await closeNode(drain);
@@ -151,12 +158,20 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
         metrics = x.metrics;
       },
     });
+    if (node.sequencer) {
+      // The chain connection on /metrics, and its changes as operator alerts (docs/deploy-besu.md
+      // "The follower").
+      k!.metrics.watchChain(() => ledger.chainStatus());
+      const policy = alertPolicyOf(k!.alerts);
+      if (policy) unwatchChain = node.sequencer.onChange((change) => policy.noteChain(change));
+    }
     if (o.adminSocket !== false)
       admin = await startAdminSocket({
         dataDir: o.dataDir,
         sessions: k!.sessions,
         ledger,
         alerts: k!.alerts,
+        registrars: await registrarAdmin(o, ledger),
         now,
       });
     await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 7420 });
@@ -195,6 +210,24 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   };
 }
 
+/** What `keyledger admin registrar …` does on this node (server-admission.ts). */
+async function registrarAdmin(o: ServerOptions, ledger: EmbeddedLedger): Promise<RegistrarAdmin> {
+  const { engine } = ledger.genesis;
+  const accounts = engine
+    ? (await import('./evm-node.js')).registrarAccountsFor({
+        dataDir: o.dataDir,
+        passphrase: o.passphrase,
+        engine,
+        ...(o.evm?.rpcUrl ? { rpcUrl: o.evm.rpcUrl } : {}),
+      })
+    : undefined;
+  return {
+    list: () => listRegistrars(ledger),
+    admit: (request) => admitServer({ ledger, accounts, request }),
+    remove: (which) => removeRegistrar({ ledger, accounts, which }),
+  };
+}
+
 /** The URL the app listens on (`https:` with TLS; an IPv6 host in brackets). */
 function listeningUrl(app: FastifyInstance, o: ServerOptions, tls: boolean): string {
   const address = app.server.address();
@@ -226,6 +259,8 @@ function pluginOptions(o: ServerOptions, proofs: IdentityProofs, tls: boolean) {
       'maxAlerts',
       'dashboardAuth',
       'corsOrigins',
+      'peers',
+      'ledgerBehindWaitMs',
     ),
     ...(mailer ? { mailer } : {}),
     secureCookies: o.publicUrl?.startsWith('https:') || tls,

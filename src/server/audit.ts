@@ -2,9 +2,12 @@
  * Session events on the ledger's audit trail and as server events (docs/protocol.md "Phases 3 and 4",
  * Audit trail; identifiers hashed). Policy: a session event that cannot be written is logged and
  * alerted, and never blocks the login or logout it records (docs/reliability.md "Disk full and
- * read-only data directory").
+ * read-only data directory"). On the EVM engine an event the chain cannot take now is not lost: it
+ * is queued durably (the chain outbox) and sent when the chain is back (docs/reliability.md "The
+ * chain away").
  */
 import type { Ledger } from '../ledger/ledger.js';
+import { isKlError } from '../protocol/errors.js';
 import { sha256Hex } from '../protocol/hash.js';
 import type { AlertPolicy } from './alert-policy.js';
 import type { ServerEvent } from './events.js';
@@ -43,6 +46,9 @@ export function createAuditWriter(o: {
   now: () => number;
   log: (line: string) => void;
 }): AuditWriter {
+  // Events queued for the chain: a line for the first, then at most one a minute.
+  let queuedLoggedAt = Number.NEGATIVE_INFINITY;
+  let queuedUnlogged = 0;
   return (event, id, detail) => {
     o.metrics.observeAudit(event, detail);
     o.ledger
@@ -54,6 +60,14 @@ export function createAuditWriter(o: {
         { maxWaitMs: AUDIT_BATCH_WAIT_MS },
       )
       .catch((err: unknown) => {
+        if (isKlError(err, 'KL_LEDGER_UNAVAILABLE') && err.details?.queued === true) {
+          queuedUnlogged++;
+          if (o.now() - queuedLoggedAt < 60_000) return;
+          queuedLoggedAt = o.now();
+          o.log(`${queuedUnlogged} audit event(s) queued until the chain is back: ${err.message}`);
+          queuedUnlogged = 0;
+          return;
+        }
         o.policy.noteStorageFault(err);
         o.log(`audit event ${event} not written: ${(err as Error).message}`);
       });

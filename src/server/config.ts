@@ -36,6 +36,7 @@ export const CONFIG_ENV: Readonly<Record<string, string>> = {
   KEYLEDGER_LEDGER: 'ledger.engine',
   KEYLEDGER_EVM_RPC: 'ledger.rpcUrl',
   KEYLEDGER_EVM_CONTRACT: 'ledger.contract',
+  KEYLEDGER_PEERS: 'peers',
 };
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
@@ -102,7 +103,7 @@ export function loadConfig(
         ? /^\d+$/.test(v)
           ? Number(v)
           : v
-        : path === 'admins' || path === 'trustProxy' || path === 'corsOrigins'
+        : path === 'admins' || path === 'trustProxy' || path === 'corsOrigins' || path === 'peers'
           ? v.split(',').map((a) => a.trim())
           : path === 'quiet' || path === 'nativeOpenPgp'
             ? (({ '1': true, true: true, '0': false, false: false } as Record<string, boolean>)[v] ?? v)
@@ -147,6 +148,8 @@ export function serverOptionsOf(c: ConfigFile): Omit<ServerOptions, 'passphrase'
       trustProxy: c.trustProxy,
       maxLedgerStalenessMs: ms(c.ledger?.maxStaleness, 'ledger.maxStaleness'),
       insecureAllowStaleLedger: c.ledger?.insecureAllowStale,
+      peers: c.peers,
+      ledgerBehindWaitMs: ms(c.ledger?.behindWait, 'ledger.behindWait'),
       evm:
         c.ledger?.rpcUrl || c.ledger?.pollMs
           ? defined({ rpcUrl: c.ledger.rpcUrl, pollMs: c.ledger.pollMs })

@@ -235,8 +235,10 @@ export class LoginConnection {
     // Challenges being made count too: concurrent hellos must not overrun the bound.
     if (table.pending.size + table.creating >= ctx.maxPendingChallenges)
       throw new KlError('KL_RATE_LIMITED', 'the server is busy: try again shortly');
-    // Fail closed: a key revoked on the chain while this server cannot read it must not log in.
-    if (ctx.ledger.staleness() > ctx.maxLedgerStalenessMs)
+    // Fail closed: a key revoked on the chain while this server cannot read it must not log in; a
+    // faulted chain (infinitely stale: it went back or was replaced) refuses even with the opt-out.
+    const staleness = ctx.ledger.staleness();
+    if (staleness > ctx.maxLedgerStalenessMs || staleness === Number.POSITIVE_INFINITY)
       throw new KlError(
         'KL_LEDGER_UNAVAILABLE',
         'the ledger cannot be read right now, so the key cannot be checked: try again shortly',

@@ -5,6 +5,7 @@
  * login-history.ts.)
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ChainStatus } from '../ledger/sequencer-adapter.js';
 
 /** What the gauges read when Prometheus scrapes. */
 export interface MetricsSources {
@@ -131,6 +132,52 @@ export class ServerMetrics {
   /** Records one commit latency, ms. */
   observeCommit(ms: number): void {
     this.commitSeconds.observe(ms / 1000);
+  }
+
+  private chainWatched = false;
+
+  /**
+   * Adds the gauges of the chain connection (EVM engine; docs/deploy-besu.md "The follower"), read
+   * from `status` at each scrape: head, last block read, lag, staleness, fault, queued writes.
+   * Once per server; the embedded engine has none.
+   */
+  watchChain(status: () => ChainStatus | null): void {
+    if (this.chainWatched) return;
+    this.chainWatched = true;
+    const registers = [this.registry];
+    const gauge = (name: string, help: string, value: (s: ChainStatus) => number | null) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const s = status();
+          const v = s ? value(s) : null;
+          if (v !== null) this.set(v);
+        },
+      });
+    gauge('keyledger_chain_head_block', 'Head block of the EVM chain at the last read', (s) => s.head);
+    gauge('keyledger_chain_read_block', 'Last EVM block read into the ledger', (s) => s.read);
+    gauge(
+      'keyledger_chain_lag_blocks',
+      'EVM blocks the chain holds that the ledger has not read',
+      (s) => s.lag,
+    );
+    gauge(
+      'keyledger_chain_staleness_seconds',
+      'Seconds since the ledger last read the chain to its final block',
+      (s) => s.stalenessMs / 1000,
+    );
+    gauge(
+      'keyledger_chain_fault',
+      '1 while the chain cannot be followed (it went back or was replaced): logins and writes refused',
+      (s) => (s.fault ? 1 : 0),
+    );
+    gauge(
+      'keyledger_chain_queued_writes',
+      'Signed audit events queued while the chain is away, not yet read back from a block',
+      (s) => s.queued,
+    );
   }
 
   /** Prometheus text exposition. */

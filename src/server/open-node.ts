@@ -4,10 +4,11 @@
  * names one (docs/architecture.md "The EVM engine") — and checks the server key is the one the
  * genesis pins.
  */
+import { ChainOutbox, chainOutboxPath } from '../ledger/chain-outbox.js';
 import { dataPaths, readGenesisFile } from '../ledger/data-dir.js';
 import { EmbeddedLedger } from '../ledger/embedded-ledger.js';
 import type { EvmSequencer } from '../ledger/evm-sequencer.js';
-import { KlError } from '../protocol/errors.js';
+import { isKlError, KlError } from '../protocol/errors.js';
 import { IdentityProofs } from './identity-proofs.js';
 import { initNodeIfNeeded } from './node.js';
 import { loadServerKey, type ServerKey } from './server-key.js';
@@ -30,6 +31,11 @@ export interface OpenNodeOptions {
   log?: (line: string) => void;
   /** Told what the chain follower reports (the node unreachable, a transaction left out). */
   problem?: (line: string) => void;
+  /**
+   * EVM engine: the chain counts as stale (readiness, the "unreachable" alert) after this many ms
+   * without a full read (the server's `maxLedgerStalenessMs`; default 30 s; infinite to never).
+   */
+  chainStaleAfterMs?: number;
 }
 
 /** An open node: its ledger, its chain sequencer (EVM engine), its server key and its identity proofs. */
@@ -79,6 +85,9 @@ export async function openNode(options: OpenNodeOptions): Promise<OpenNode> {
     observeCommit: o.observeCommit,
     ...(sequencer ? { sequencer } : {}),
   });
+  // Audit events written while the chain is away wait here, durably, until read back from a block
+  // (docs/reliability.md "The chain away").
+  const outbox = sequencer ? new ChainOutbox(chainOutboxPath(o.dataDir)) : undefined;
   const proofs = new IdentityProofs(o.dataDir);
   const close = async (drain = false) => {
     if (sequencer) {
@@ -86,15 +95,43 @@ export async function openNode(options: OpenNodeOptions): Promise<OpenNode> {
       await sequencer.stop();
     }
     await ledger.close();
+    outbox?.close();
     proofs.close();
   };
-  if (sequencer) {
+  if (sequencer && outbox) {
+    if (o.chainStaleAfterMs !== undefined) sequencer.staleAfterMs = o.chainStaleAfterMs;
     o.log(
       `ledger ordered by EVM chain ${engine!.chainId}, contract ${engine!.contract}, account ${await sequencer.address}`,
     );
+    sequencer.useOutbox(outbox, (txid) =>
+      ledger.getTransaction(txid).then(
+        () => true,
+        (err: unknown) => {
+          if (isKlError(err, 'KL_TX_UNKNOWN')) return false;
+          throw err;
+        },
+      ),
+    );
+    // The contract must order this data directory's ledger (docs/deploy-besu.md "A second server").
+    try {
+      await (await import('./evm-node.js')).checkChainBinding({
+        dataDir: o.dataDir,
+        passphrase: o.passphrase,
+        engine: engine!,
+        chain: ledger.chainId,
+        ...(o.evm?.rpcUrl ? { rpcUrl: o.evm.rpcUrl } : {}),
+        log: o.log,
+      });
+    } catch (err) {
+      await close();
+      throw err;
+    }
     await sequencer.follow((batch) => ledger.ingest(batch), ledger.sequencerCursor());
   }
-  if (ledger.genesis.server?.fingerprint !== serverKey.fingerprint) {
+  // A further server of a chain-ordered deployment has a key of its own (its join request, admitted
+  // by governance: node-admission.ts); any other server has the key the genesis pins.
+  const joined = engine ? (await import('./evm-node.js')).readJoinRequest(o.dataDir) : null;
+  if ((joined?.node.server.fingerprint ?? ledger.genesis.server?.fingerprint) !== serverKey.fingerprint) {
     await close();
     throw new KlError('KL_LEDGER_CORRUPT', 'the server key is not the one pinned in the genesis');
   }

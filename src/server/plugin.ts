@@ -77,6 +77,18 @@ export interface KeyledgerPolicies {
   publicUrl?: string;
   dashboardAuth?: Partial<DashboardAuthPolicy>;
   /**
+   * Public URLs of the other servers of this deployment (same genesis, same chain), listed with
+   * this server's own public URL in `/v1/info` `servers`: clients add them to the servers they may
+   * fail over to, each checked first (docs/protocol.md "Several servers").
+   */
+  peers?: string[];
+  /**
+   * How long a ledger read at a block this server's ledger has not reached yet (a client that saw it
+   * on another server) waits for it, ms, before the answer `KL_LEDGER_BEHIND` (retryable). Only a
+   * ledger that follows a chain waits. Default 3 s; 0 answers at once.
+   */
+  ledgerBehindWaitMs?: number;
+  /**
    * Origins whose pages may call keyledger's public routes from a browser (CORS: registration,
    * server info, ledger reads), e.g. `https://app.example.org`; exact origins, no wildcard. The
    * admin API and dashboard are never opened to other origins. Default none: same origin only.
@@ -140,6 +152,8 @@ export const keyledger: FastifyPluginAsync<KeyledgerOptions> = async (app, o) =>
     methods: () => (o.mailer ? ['invite', 'email'] : ['invite']),
     challengeTtlMs: o.challengeTtlMs ?? 60_000,
     ready: () => core.ready,
+    servers: () => core.servers(),
+    reachHeight: core.reachHeight,
   };
   registerOperationsRoutes(app, routes);
   registerPublicRoutes(app, routes);

@@ -4,8 +4,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Ledger } from '../ledger/ledger.js';
+import type { ChainStatus } from '../ledger/sequencer-adapter.js';
 import type { StorageFault } from '../ledger/storage-fault.js';
 import { canonicalIdentity } from '../protocol/identity.js';
+import { ledgerBehind, type ReachHeight } from './ledger-reach.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ServerKey } from './server-key.js';
 
@@ -22,6 +24,10 @@ export interface PublicRoutesContext {
   challengeTtlMs: number;
   /** Whether the server accepts logins yet (readiness). */
   ready: () => boolean;
+  /** Public URLs of the servers of this deployment, this one first (docs/protocol.md "Several servers"). */
+  servers: () => string[];
+  /** Waits, briefly, for the ledger to reach a height a client already saw (ledger-reach.ts). */
+  reachHeight: ReachHeight;
 }
 
 /** /healthz, /readyz, /metrics. */
@@ -43,12 +49,26 @@ export function registerOperationsRoutes(app: FastifyInstance, ctx: PublicRoutes
     },
     async (_req, reply) => {
       const checkpoint = await ctx.ledger.checkpoint().catch(() => undefined);
-      const ok = ctx.ready() && checkpoint !== undefined;
+      // EVM engine: the chain connection (docs/deploy-besu.md "The follower"); null for the embedded
+      // engine. A faulted chain, or one not read for longer than the staleness limit, is not ready.
+      const chain =
+        (ctx.ledger as ServedLedger & { chainStatus?(): ChainStatus | null }).chainStatus?.() ?? null;
+      const ok = ctx.ready() && checkpoint !== undefined && (chain === null || chain.ok);
       // Logins (reads) go on while the disk is full, so readiness stays; `storage` says it.
       const storage = ctx.ledger.storageFault?.()?.fault ?? 'ok';
-      return reply
-        .status(ok ? 200 : 503)
-        .send({ ready: ok, height: checkpoint?.header.height ?? 0, storage });
+      return reply.status(ok ? 200 : 503).send({
+        ready: ok,
+        height: checkpoint?.header.height ?? 0,
+        storage,
+        chain: chain && {
+          head: chain.head,
+          read: chain.read,
+          lag: chain.lag,
+          stalenessMs: chain.stalenessMs,
+          fault: chain.fault,
+          queued: chain.queued,
+        },
+      });
     },
   );
   app.get(
@@ -73,6 +93,7 @@ export function registerPublicRoutes(app: FastifyInstance, ctx: PublicRoutesCont
       checkpoint: await ledger.checkpoint(),
       methods: ctx.methods(),
       challengeTtlMs: ctx.challengeTtlMs,
+      servers: ctx.servers(),
     }),
   );
   app.get(
@@ -99,11 +120,20 @@ export function registerPublicRoutes(app: FastifyInstance, ctx: PublicRoutesCont
         },
       },
     },
-    async (req) =>
-      ledger.consistency(
-        Number(req.query.from),
-        req.query.to === undefined ? undefined : Number(req.query.to),
-      ),
+    async (req, reply) => {
+      const from = Number(req.query.from);
+      const to = req.query.to === undefined ? undefined : Number(req.query.to);
+      // A ledger that follows a chain may not have read yet the block a client saw on another
+      // server: wait for it briefly, then say so (retryable), never "bad input" nor "cut short".
+      // The embedded engine orders its own writes: a client ahead of it saw a longer history.
+      if (ledger.genesis.engine) {
+        const wanted = Math.max(from, to ?? from);
+        const top = await ctx.reachHeight(wanted);
+        if (top < wanted)
+          return reply.status(503).header('retry-after', '1').send(ledgerBehind(wanted, top).toJSON());
+      }
+      return ledger.consistency(from, to);
+    },
   );
   app.get<{ Params: { id: string } }>(
     '/v1/ledger/keys/:id',

@@ -3,12 +3,15 @@
  * alerts, rate limiters, registration, the audit writer, the ledger watch, and the session-message
  * hooks (built-in first, then the application's, then the fallback).
  */
+import { KlError } from '../protocol/errors.js';
 import { canonicalIdentity } from '../protocol/identity.js';
+import { MAX_LISTED_SERVERS } from '../protocol/schemas/http.js';
 import { type AlertPolicy, createAlertPolicy } from './alert-policy.js';
 import { type AuditWriter, createAuditWriter, watchSessions } from './audit.js';
 import { dashboardLinkHandler, ownSessionsHandler } from './built-in-handlers.js';
 import { DashboardAuth, DEFAULT_DASHBOARD_AUTH_POLICY } from './dashboard-auth.js';
 import { type ServerEvent, safeListener } from './events.js';
+import { DEFAULT_BEHIND_WAIT_MS, heightWaiter, type ReachHeight } from './ledger-reach.js';
 import { watchLedger } from './ledger-watch.js';
 import { ServerMetrics } from './metrics.js';
 import type { KeyledgerOptions } from './plugin.js';
@@ -39,6 +42,10 @@ export interface ServerCore {
   ready: boolean;
   /** The URL of keyledger's routes (dashboard links). */
   publicUrl: string;
+  /** Public URLs of this deployment's servers: this one, then its peers (`/v1/info` `servers`). */
+  servers(): string[];
+  /** Waits, at most the `ledgerBehindWaitMs` policy, for the ledger to reach a height. */
+  reachHeight: ReachHeight;
   grantBootstrapAdmins(): void;
   stopWatching(): void;
 }
@@ -89,6 +96,7 @@ export async function createServerCore(o: KeyledgerOptions): Promise<ServerCore>
     log,
   });
   const fallback = o.fallbackHandler ? [o.fallbackHandler] : [];
+  const peers = (o.peers ?? []).map(peerUrl);
   const core: ServerCore = {
     ledger,
     now,
@@ -105,6 +113,9 @@ export async function createServerCore(o: KeyledgerOptions): Promise<ServerCore>
     addHandler: (handler) => core.handlers.splice(core.handlers.length - fallback.length, 0, handler),
     ready: false,
     publicUrl: o.publicUrl?.replace(/\/$/, '') ?? '',
+    servers: () =>
+      [...new Set([...(core.publicUrl ? [core.publicUrl] : []), ...peers])].slice(0, MAX_LISTED_SERVERS),
+    reachHeight: heightWaiter(ledger, o.ledgerBehindWaitMs ?? DEFAULT_BEHIND_WAIT_MS),
     grantBootstrapAdmins: watch.grantBootstrapAdmins,
     stopWatching: watch.unsubscribe,
   };
@@ -114,4 +125,25 @@ export async function createServerCore(o: KeyledgerOptions): Promise<ServerCore>
     ...fallback,
   );
   return core;
+}
+
+/**
+ * A peer's public URL as `/v1/info` lists it (no trailing slash), refused at start unless http: or
+ * https: (docs/configuration.md `peers`).
+ */
+function peerUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new KlError('KL_CONFIG_INVALID', `peers: ${JSON.stringify(text)} is not a URL`);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password)
+    throw new KlError(
+      'KL_CONFIG_INVALID',
+      `peers: ${JSON.stringify(text)} must be an http:// or https:// URL`,
+    );
+  url.search = '';
+  url.hash = '';
+  return url.toString().replace(/\/$/, '');
 }

@@ -31,7 +31,21 @@ export interface Anvil {
   url: string;
   port: number;
   child: ChildProcess;
+  /** One JSON-RPC call (e.g. `evm_snapshot`, `evm_revert`, `evm_mine`); throws the node's error. */
+  rpc(method: string, params?: unknown[]): Promise<unknown>;
   stop(): Promise<void>;
+}
+
+/** One JSON-RPC call to `url`. */
+async function rpcCall(url: string, method: string, params: unknown[] = []): Promise<unknown> {
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
+  const body = (await r.json()) as { result?: unknown; error?: { message: string } };
+  if (body.error) throw new Error(`${method}: ${body.error.message}`);
+  return body.result;
 }
 
 /** Starts anvil; resolves when its JSON-RPC answers. `stateFile` keeps the chain across restarts. */
@@ -74,6 +88,7 @@ export async function startAnvil(o: { port?: number; stateFile?: string } = {}):
     url,
     port,
     child,
+    rpc: (method, params) => rpcCall(url, method, params),
     stop: async () => {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));

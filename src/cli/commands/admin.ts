@@ -2,11 +2,14 @@
  * The operator's admin commands, through the running server's DATA/admin.sock: sessions, alerts,
  * revocations and the admin role (`keyledger admin dashboard` is dashboard-link.ts).
  */
+
+import { readFileSync } from 'node:fs';
 import type { TransactionReceipt } from '../../ledger/proofs.js';
-import { wireText } from '../../protocol/errors.js';
+import { KlError, wireText } from '../../protocol/errors.js';
 import { canonicalIdentity } from '../../protocol/identity.js';
 import { callAdmin } from '../../server/admin-socket.js';
 import type { DroppedAlerts } from '../../server/alert-log.js';
+import type { RegistrarView } from '../../server/server-admission.js';
 import { info, out } from '../io.js';
 
 /** `keyledger admin sessions|revoke-session|revoke-key|alerts` through DATA/admin.sock */
@@ -91,5 +94,44 @@ export async function adminGrant(o: {
         })
       : `${r.id} ${r.admin ? 'now holds' : 'no longer holds'} the admin role: block ${r.receipt.block.header.height}, transaction ${r.receipt.txid}`,
   );
+  return 0;
+}
+
+/** `keyledger admin registrar list|add|remove` through DATA/admin.sock (server-admission.ts). */
+export async function adminRegistrar(
+  o: { data: string; json?: boolean } & ({ sub: 'list' } | { sub: 'add' | 'remove'; target: string }),
+): Promise<number> {
+  if (o.sub === 'list') {
+    const list = await callAdmin<RegistrarView[]>(o.data, 'GET', '/registrars');
+    if (o.json) out(JSON.stringify(list));
+    else
+      for (const r of list)
+        out(
+          `${r.keyId}  ${wireText(r.name, 64).padEnd(20)} ${r.active ? 'active ' : 'removed'}  since block ${r.since}${r.server ? `  server ${r.server.fingerprint}${r.server.url ? ` ${wireText(r.server.url, 200)}` : ''}${r.server.account ? ` account ${r.server.account}` : ''}` : ''}`,
+        );
+    return 0;
+  }
+  let result: { receipt: TransactionReceipt; registrar: RegistrarView };
+  if (o.sub === 'add') {
+    let request: unknown;
+    try {
+      request = JSON.parse(readFileSync(o.target, 'utf8'));
+    } catch (err) {
+      throw new KlError(
+        'KL_BAD_INPUT',
+        `cannot read the join request ${o.target}: ${(err as Error).message}`,
+      );
+    }
+    result = await callAdmin(o.data, 'POST', '/registrars', { request });
+  } else result = await callAdmin(o.data, 'POST', `/registrars/${encodeURIComponent(o.target)}/remove`);
+  const { registrar, receipt } = result;
+  const height = receipt.block.header.height;
+  if (o.json) out(JSON.stringify({ ...registrar, txid: receipt.txid, height }));
+  else
+    out(
+      o.sub === 'add'
+        ? `server ${wireText(registrar.name, 64)} admitted (registrar ${registrar.keyId}): block ${height}, transaction ${receipt.txid}`
+        : `registrar ${wireText(registrar.name, 64)} (${registrar.keyId}) removed: block ${height}, transaction ${receipt.txid}; its account can no longer write`,
+    );
   return 0;
 }

@@ -9,6 +9,12 @@ export interface ClientOptions {
   home: string;
   json?: boolean;
   passphraseFile?: string;
+  /**
+   * `--server URL`: use this server of the home's ledger only (checked first: same ledger, a server
+   * key the client accepts; then added to the home's servers). Default: the home's servers,
+   * preferred first, the next when one is out.
+   */
+  server?: string;
 }
 
 /** Where the passphrase of the user's key comes from. */

@@ -14,10 +14,14 @@ import { CLIENT_PASS, type ClientOptions } from './client-options.js';
 export async function loginCommand(o: ClientOptions): Promise<number> {
   const home = new ClientHome(o.home);
   const identity = home.readIdentity();
-  const server = home.readServer(); // not registered: said before the passphrase is asked for
+  home.readServer(); // not registered: said before the passphrase is asked for
   const passphrase = await resolvePassphrase(o, { ...CLIENT_PASS, optional: identity.keySource === 'gpg' });
-  const session = await connect({ home, ...(passphrase !== undefined ? { passphrase } : {}) });
-  const { sessionId, expiresAt, idleTimeoutMs } = session;
+  const session = await connect({
+    home,
+    ...(passphrase !== undefined ? { passphrase } : {}),
+    ...(o.server !== undefined ? { server: o.server } : {}),
+  });
+  const { sessionId, expiresAt, idleTimeoutMs, serverUrl } = session;
   await session.close();
   if (o.json)
     out(
@@ -25,7 +29,7 @@ export async function loginCommand(o: ClientOptions): Promise<number> {
         verified: true,
         id: session.id,
         fingerprint: identity.fingerprint,
-        server: server.url,
+        server: serverUrl,
         sessionId,
         loggedOut: true,
         expiresAt: new Date(expiresAt).toISOString(),
@@ -33,7 +37,7 @@ export async function loginCommand(o: ClientOptions): Promise<number> {
       }),
     );
   else {
-    out(`logged in    ${session.id} at ${server.url} (both sides authenticated)`);
+    out(`logged in    ${session.id} at ${serverUrl} (both sides authenticated)`);
     out(`key          ${identity.fingerprint}, as the ledger holds it; server key as pinned`);
     out(`logged out   session ${sessionId} ended (a session lasts as long as the command that holds it)`);
     out('to work in a session: keyledger shell, or keyledger send MESSAGE');

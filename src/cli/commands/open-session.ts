@@ -17,14 +17,18 @@ import { CLIENT_PASS } from './client-options.js';
  * for, not something gone wrong: they go to the client's log, not to the terminal as an ALERT.
  */
 export async function openSession(
-  o: { home: string; passphraseFile?: string },
+  o: { home: string; passphraseFile?: string; server?: string },
   expected: ReadonlySet<string> = new Set(),
 ): Promise<ClientSession> {
   const home = new ClientHome(o.home);
   const identity = home.readIdentity();
   home.readServer(); // not registered: said before the passphrase is asked for
   const passphrase = await resolvePassphrase(o, { ...CLIENT_PASS, optional: identity.keySource === 'gpg' });
-  const session = await connect({ home, ...(passphrase !== undefined ? { passphrase } : {}) });
+  const session = await connect({
+    home,
+    ...(passphrase !== undefined ? { passphrase } : {}),
+    ...(o.server !== undefined ? { server: o.server } : {}),
+  });
   // The client keeps its own log too, encrypted to its own key (keyledger logs decrypt --home DIR).
   const log = await EncryptedLog.create(
     join(home.dir, 'logs', `client-${new Date().toISOString().replace(/[:.]/g, '-')}.log.enc`),

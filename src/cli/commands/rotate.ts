@@ -44,7 +44,12 @@ export async function rotateKeyCommand(
     };
   } else next = { source: 'generate', passphrase: await nextPassphrase(), type: o.rsa ? 'rsa' : 'ecc' };
   if (!o.json) info(`rotating the key of ${current.id} (${current.fingerprint}) …`);
-  const r = await rotateKey({ home, ...(passphrase !== undefined ? { passphrase } : {}), next });
+  const r = await rotateKey({
+    home,
+    ...(passphrase !== undefined ? { passphrase } : {}),
+    ...(o.server !== undefined ? { server: o.server } : {}),
+    next,
+  });
   if (o.json) {
     out(
       JSON.stringify({

@@ -10,6 +10,7 @@ import { openSession } from './open-session.js';
 export async function send(o: {
   home: string;
   passphraseFile?: string;
+  server?: string;
   message: string;
   sign?: boolean;
   out?: string;

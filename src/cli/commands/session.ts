@@ -11,7 +11,7 @@ import { openSession } from './open-session.js';
 
 /** `keyledger session list` or `keyledger session revoke SESSION_ID` */
 export async function sessionCommand(
-  o: { home: string; passphraseFile?: string; json?: boolean } & (
+  o: { home: string; passphraseFile?: string; server?: string; json?: boolean } & (
     | { sub: 'list' }
     | { sub: 'revoke'; target: string }
   ),
@@ -42,6 +42,7 @@ export async function sessionCommand(
 export async function revokeKey(o: {
   home: string;
   passphraseFile?: string;
+  server?: string;
   reason?: string;
   json?: boolean;
 }): Promise<number> {

@@ -67,7 +67,7 @@ async function run(session: ClientSession, line: Exclude<ShellLine, { kind: 'qui
 }
 
 /** `keyledger shell`: an interactive session. */
-export async function shell(o: { home: string; passphraseFile?: string }): Promise<number> {
+export async function shell(o: { home: string; passphraseFile?: string; server?: string }): Promise<number> {
   const session = await openSession(o);
   out(
     `session ${session.sessionId} as ${session.id}. Type a message; /help lists the commands, /quit leaves.`,

@@ -2,8 +2,11 @@
  * `keyledger status`: what the ledger holds for this home's identity now.
  */
 import { advanceCheckpoint } from '../../client/checkpoint.js';
+import { onServers } from '../../client/failover.js';
 import { ClientHome } from '../../client/home.js';
 import { fetchKeyRecordProof, fetchServerInfo } from '../../client/register.js';
+import { withLearnt } from '../../client/server-list.js';
+import { acceptedServerKey } from '../../client/server-trust.js';
 import { verifyKeyRecordProof } from '../../ledger/proofs.js';
 import { out } from '../io.js';
 import type { ClientOptions } from './client-options.js';
@@ -26,12 +29,21 @@ export async function status(o: ClientOptions): Promise<number> {
     else out(`${identity.id}: not registered yet`);
     return STATUS_EXIT.unknown;
   }
-  const server = home.readServer();
-  const info = await fetchServerInfo(server.url, server.chain);
-  const pinnedOk = info.server.fingerprint === server.server.fingerprint;
-  // Refuses a ledger whose history was rewritten or cut short (KL_CHECKPOINT_INVALID, exit 2).
-  const checkpoint = await advanceCheckpoint(home, server);
-  const proof = await fetchKeyRecordProof(server.url, identity.id);
+  // One server answers all of it: the preferred one, or the next while servers are out.
+  const { server, info, checkpoint, proof } = await onServers(
+    home,
+    async (server) => {
+      const info = await fetchServerInfo(server.url, server.chain);
+      // Refuses a ledger whose history was rewritten or cut short (KL_CHECKPOINT_INVALID, exit 2).
+      const checkpoint = await advanceCheckpoint(home, server);
+      const proof = await fetchKeyRecordProof(server.url, identity.id);
+      return { server, info, checkpoint, proof };
+    },
+    o.server !== undefined ? { only: o.server } : {},
+  );
+  // The servers it lists join the list, each checked before its first use.
+  if (info.servers?.length) home.writeServer(withLearnt(home.readServer(), info.servers));
+  const pinnedOk = acceptedServerKey(server, info.server) !== null;
   const check = verifyKeyRecordProof({ genesis: server.genesis, proof });
   // The proof must be about us, at a checkpoint no older than the one just accepted.
   const proofOk = check.verified && proof.id === identity.id && check.height >= checkpoint.header.height;

@@ -15,15 +15,18 @@ type SocketCommand = 'sessions' | 'alerts' | 'revoke-session' | 'revoke-key';
 export function declareAdmin(program: Command, context: Context): void {
   const admin = program
     .command('admin')
-    .summary('invite | grant | ungrant | dashboard | sessions | alerts | revoke-session | revoke-key')
+    .summary(
+      'invite | grant | ungrant | dashboard | sessions | alerts | revoke-session | revoke-key | registrar',
+    )
     .description(
-      "Operator commands on the data directory (invite, grant, ungrant) or through DATA/admin.sock of the running server (sessions, alerts, revoke-session, revoke-key; mode 0600: the operator's account only); dashboard runs from an admin's own machine with their key.",
+      "Operator commands on the data directory (invite, grant, ungrant) or through DATA/admin.sock of the running server (sessions, alerts, revoke-session, revoke-key, registrar; mode 0600: the operator's account only); dashboard runs from an admin's own machine with their key.",
     );
   declareInvite(admin, context);
   declareGrant(admin, context, 'grant', true);
   declareGrant(admin, context, 'ungrant', false);
   declareDashboard(admin, context);
   declareSocketCommands(admin, context);
+  declareRegistrar(admin, context);
   examples(admin, [
     'keyledger admin invite bob@example.org',
     'keyledger admin grant alice@example.org',
@@ -157,4 +160,52 @@ function declareSocketCommand(context: Context, name: SocketCommand, c: Command,
       }),
     ),
   );
+}
+
+/** `keyledger admin registrar list | add FILE | remove KEYID|NAME`, through DATA/admin.sock. */
+function declareRegistrar(admin: Command, context: Context): void {
+  const registrar = admin
+    .command('registrar')
+    .summary("list | add | remove: the ledger's registrars and further servers")
+    .description(
+      'The ledger\'s registrars, and the further servers of a deployment ordered by a chain (docs/deploy-besu.md "A second server"), through DATA/admin.sock of the governor\'s running server.',
+    );
+  const list = registrar
+    .command('list')
+    .summary('list the registrars and servers')
+    .description('Lists the registrars of the ledger (genesis and governance), and the server each runs.');
+  const add = registrar
+    .command('add')
+    .argument('<FILE>', 'the join request a new server wrote (its DATA/join-request.json)')
+    .summary('admit a further server of the deployment')
+    .description(
+      "Admits the server of a join request (made by `keyledger node join`): checks it is for this ledger and that its keys read, lets its Ethereum account write to the contract, and writes its admission (RegistrarAdded, approved by this server's validator). Only the contract's governor can.",
+    );
+  const remove = registrar
+    .command('remove')
+    .argument('<KEYID|NAME>', 'the registrar, by key id or name (as list shows it)')
+    .summary('remove a registrar (and stop its server writing)')
+    .description(
+      "Stops the registrar's Ethereum account writing to the contract, then writes RegistrarRemoved: what its server writes afterwards is refused by the contract and by the ledger's rules.",
+    );
+  examples(registrar, [
+    'keyledger admin registrar list',
+    'keyledger admin registrar add ./node2/join-request.json',
+  ]);
+  for (const [c, sub, example] of [
+    [list, 'list', 'keyledger admin registrar list --data ./keyledger-data'],
+    [add, 'add', 'keyledger admin registrar add ./node2/join-request.json --data ./keyledger-data'],
+    [remove, 'remove', 'keyledger admin registrar remove kl2 --data ./keyledger-data'],
+  ] as const) {
+    withOptions(c, [dataOption(), jsonOption()]);
+    examples(c, [example]).action(
+      act(context, async (v, [target]) =>
+        (await commands.admin()).adminRegistrar({
+          data: str(v, 'data') ?? './keyledger-data',
+          ...(sub === 'list' ? { sub } : { sub, target: target! }),
+          json: !!v.json,
+        }),
+      ),
+    );
+  }
 }

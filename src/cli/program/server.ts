@@ -3,7 +3,9 @@
  * `keyledger config check | schema`.
  */
 import { type Command, Option } from 'commander';
+import type { ConfigFile } from '../../server/config.js';
 import {
+  collect,
   jsonOption,
   nodePassphraseOptions,
   type OptionValues,
@@ -30,10 +32,16 @@ async function serveDataDir(v: OptionValues): Promise<string> {
   try {
     const { loadConfig, serverOptionsOf } = await import('../../server/config.js');
     const file = str(v, 'config');
-    return serverOptionsOf(loadConfig({ ...(file ? { file } : {}), flags: serveFlags(v) })).dataDir;
+    return serverOptionsOf(loadConfig({ ...(file ? { file } : {}), flags: serveFlagsWithPeers(v) })).dataDir;
   } catch {
     return str(v, 'data') ?? './keyledger-data';
   }
+}
+
+/** The settings given as `serve` flags, with `--peer` (setting `peers`, docs/configuration.md). */
+function serveFlagsWithPeers(v: OptionValues): ConfigFile {
+  const peers = Array.isArray(v.peer) ? (v.peer as string[]) : [];
+  return { ...serveFlags(v), ...(peers.length > 0 ? { peers } : {}) };
 }
 
 /** `keyledger serve`: runs the server (initialising its data directory on first start). */
@@ -44,6 +52,10 @@ export function declareServe(program: Command, context: Context): void {
     .description(SERVE_DESCRIPTION);
   withOptions(serve, [
     ...serveSettingOptions(),
+    new Option(
+      '--peer <URL>',
+      'another server of this ledger, listed to clients in /v1/info (repeatable; setting peers)',
+    ).argParser(collect),
     ...nodePassphraseOptions(),
     new Option('--insecure-plain-logs', 'also print the log in clear on stderr (development only)'),
     new Option('--json', 'the start object, then one JSON object per event'),
@@ -58,7 +70,7 @@ export function declareServe(program: Command, context: Context): void {
       async (v) =>
         (await commands.server()).serve({
           ...given('configFile', str(v, 'config')),
-          flags: serveFlags(v),
+          flags: serveFlagsWithPeers(v),
           json: !!v.json,
           ...passphraseOf(v),
           insecurePlainLogs: !!v.insecurePlainLogs,

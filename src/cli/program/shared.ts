@@ -49,6 +49,7 @@ export const commands = {
   rotate: () => import('../commands/rotate.js'),
   send: () => import('../commands/send.js'),
   server: () => import('../commands/server.js'),
+  servers: () => import('../commands/servers.js'),
   session: () => import('../commands/session.js'),
   shell: () => import('../commands/shell.js'),
   status: () => import('../commands/status.js'),
@@ -106,11 +107,17 @@ export function passphraseOf(v: OptionValues): { passphraseFile?: string; insecu
 }
 
 /** The options of a user command, as the command modules take them. */
-export function clientOf(v: OptionValues): { home: string; json: boolean; passphraseFile?: string } {
+export function clientOf(v: OptionValues): {
+  home: string;
+  json: boolean;
+  passphraseFile?: string;
+  server?: string;
+} {
   return {
     home: str(v, 'home') ?? defaultHome(),
     json: !!v.json,
     ...given('passphraseFile', str(v, 'passphraseFile')),
+    ...given('server', str(v, 'server')),
   };
 }
 

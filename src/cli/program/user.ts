@@ -19,6 +19,17 @@ const ROTATE_DESCRIPTION = [
   'The new key is protected by KEYLEDGER_NEW_PASSPHRASE or --new-passphrase-file, else by the current passphrase. Every session opened with the old key ends. If the rotation is interrupted, run the command again: it finishes it (or starts over if the ledger never changed).',
 ].join('\n\n');
 
+/**
+ * `--server URL` of the commands that talk to a server: one server of your ledger, used alone
+ * (docs/protocol.md "Several servers").
+ */
+function serverOption(): Option {
+  return new Option(
+    '--server <URL>',
+    'use this server of your ledger only: it must serve your ledger with the server key you pinned (then it joins your servers); default: your servers, the last one used first, the next when one is down',
+  );
+}
+
 /** `keyledger init`: makes your key (or uses one from GnuPG or a file). */
 export function declareInit(program: Command, context: Context): void {
   const init = program
@@ -98,10 +109,12 @@ export function declareLogin(program: Command, context: Context): void {
     .description(
       "Checks that the ledger only grew since your last checkpoint, runs the mutual authentication handshake (your key as the ledger holds it, the server's key as pinned), then logs out. A session lives as long as the command that holds its keys (in memory only): send, shell and session open their own. Use it to check that your key, your passphrase and the server work.",
     );
-  withOptions(login, [homeOption(), userPassphraseOption(), jsonOption()]);
-  examples(login, ['keyledger login', 'keyledger login --home ~/.keyledger-work --json']).action(
-    act(context, async (v) => (await commands.login()).loginCommand(clientOf(v))),
-  );
+  withOptions(login, [serverOption(), homeOption(), userPassphraseOption(), jsonOption()]);
+  examples(login, [
+    'keyledger login',
+    'keyledger login --home ~/.keyledger-work --json',
+    'keyledger login --server https://kl2.example.org',
+  ]).action(act(context, async (v) => (await commands.login()).loginCommand(clientOf(v))));
 }
 
 /** `keyledger whoami`: your identity, key fingerprint and server. */
@@ -116,6 +129,59 @@ export function declareWhoami(program: Command, context: Context): void {
   );
 }
 
+/** `keyledger servers list | add | remove`: the servers of your ledger. */
+export function declareServers(program: Command, context: Context): void {
+  const servers = program
+    .command('servers')
+    .summary('list | add | remove: the servers of your ledger')
+    .description(
+      'The servers of your ledger (one deployment: the same genesis, several servers). Commands that talk to a server use the last one that answered, and the next one when it is down or behind, never when it refuses (a refusal is an answer). A server joins the list only once it has shown that it serves your ledger with the server key you pinned at registration; servers listed by a server you use join too, each checked before its first use.',
+    );
+  const list = servers
+    .command('list')
+    .summary('list the servers of your ledger')
+    .description(
+      'Lists the servers of your ledger, in the order they are tried (nothing is asked of a server).',
+    );
+  withOptions(list, [homeOption(), jsonOption()]);
+  examples(list, ['keyledger servers list', 'keyledger servers list --json']).action(
+    act(context, async (v) => (await commands.servers()).serversCommand({ ...clientOf(v), sub: 'list' })),
+  );
+  const add = servers
+    .command('add')
+    .argument('<URL>', "the server's URL")
+    .summary('add a server of your ledger (checked first)')
+    .description(
+      'Asks the server who it is and adds it only if it serves your ledger (same chain id and genesis) with the server key you pinned; otherwise nothing changes (KL_SERVER_KEY_MISMATCH).',
+    );
+  withOptions(add, [new Option('--prefer', 'make it the server tried first'), homeOption(), jsonOption()]);
+  examples(add, [
+    'keyledger servers add https://kl2.example.org',
+    'keyledger servers add https://kl2.example.org --prefer',
+  ]).action(
+    act(context, async (v, [url]) =>
+      (await commands.servers()).serversCommand({
+        ...clientOf(v),
+        sub: 'add',
+        url: url!,
+        prefer: !!v.prefer,
+      }),
+    ),
+  );
+  const remove = servers
+    .command('remove')
+    .argument('<URL>', 'a server, as servers list shows it')
+    .summary('remove a server from your list')
+    .description('Removes a server from your list (the last checked one cannot be removed).');
+  withOptions(remove, [homeOption(), jsonOption()]);
+  examples(remove, ['keyledger servers remove https://kl2.example.org']).action(
+    act(context, async (v, [url]) =>
+      (await commands.servers()).serversCommand({ ...clientOf(v), sub: 'remove', url: url! }),
+    ),
+  );
+  examples(servers, ['keyledger servers list', 'keyledger servers add https://kl2.example.org']);
+}
+
 /** `keyledger status`: what the ledger holds for you now, verified. */
 export function declareStatus(program: Command, context: Context): void {
   const status = program
@@ -124,7 +190,7 @@ export function declareStatus(program: Command, context: Context): void {
     .description(
       'Shows identity, pinned server key and ledger, and verifies what the ledger holds for you now. Exit: 0 the ledger holds this key, active; 1 a check failed (server key or proof); 2 error (e.g. KL_CHECKPOINT_INVALID: history cut short); 3 the ledger holds ANOTHER key; 4 revoked; 5 unknown.',
     );
-  withOptions(status, [homeOption(), jsonOption()]);
+  withOptions(status, [serverOption(), homeOption(), jsonOption()]);
   examples(status, ['keyledger status', 'keyledger status --json']).action(
     act(context, async (v) => (await commands.status()).status(clientOf(v))),
   );
@@ -142,6 +208,7 @@ export function declareSend(program: Command, context: Context): void {
   withOptions(send, [
     new Option('--sign', 'sign the message and have its hash anchored on the ledger'),
     new Option('--out <FILE>', 'save message, signature and receipt (with --sign)'),
+    serverOption(),
     homeOption(),
     userPassphraseOption(),
     jsonOption(),
@@ -166,7 +233,7 @@ export function declareShell(program: Command, context: Context): void {
     .description(
       'An interactive session with the demo service: each line you type is sent as a message and its reply shown; renewals and alerts are shown as they happen. Commands (never sent): /sign TEXT, /note put NAME TEXT, /note get NAME, /notes, /sessions, /renew, /send TEXT (sends TEXT as it is), /help; /quit, exit or Ctrl-D logs out and leaves. Lines piped in run the same way, without prompts.',
     );
-  withOptions(shell, [homeOption(), userPassphraseOption()]);
+  withOptions(shell, [serverOption(), homeOption(), userPassphraseOption()]);
   examples(shell, ['keyledger shell', 'printf "ping\\n/sessions\\n" | keyledger shell']).action(
     act(context, async (v) => {
       const { json: _json, ...client } = clientOf(v);
@@ -185,7 +252,7 @@ export function declareSession(program: Command, context: Context): void {
     .command('list')
     .summary('list your other live sessions')
     .description('Lists your other live sessions.');
-  withOptions(sessionList, [homeOption(), userPassphraseOption(), jsonOption()]);
+  withOptions(sessionList, [serverOption(), homeOption(), userPassphraseOption(), jsonOption()]);
   examples(sessionList, ['keyledger session list', 'keyledger session list --json']).action(
     act(context, async (v) => (await commands.session()).sessionCommand({ ...clientOf(v), sub: 'list' })),
   );
@@ -194,7 +261,7 @@ export function declareSession(program: Command, context: Context): void {
     .argument('<SESSION_ID>', 'a session, as session list shows it')
     .summary('end one of your sessions')
     .description('Ends one of your other live sessions.');
-  withOptions(sessionRevoke, [homeOption(), userPassphraseOption(), jsonOption()]);
+  withOptions(sessionRevoke, [serverOption(), homeOption(), userPassphraseOption(), jsonOption()]);
   examples(sessionRevoke, ['keyledger session revoke 5Hq2dXW0aVxS1r3b8nJk4A']).action(
     act(context, async (v, [target]) =>
       (await commands.session()).sessionCommand({
@@ -219,6 +286,7 @@ export function declareRotateKey(program: Command, context: Context): void {
       '--new-passphrase-file <FILE>',
       'passphrase of the new key (else KEYLEDGER_NEW_PASSPHRASE, else the current one)',
     ),
+    serverOption(),
     homeOption(),
     userPassphraseOption(),
     jsonOption(),
@@ -248,7 +316,7 @@ export function declareRevokeKey(program: Command, context: Context): void {
     .description(
       'Revokes your key on the ledger (signed by the key itself); every session of your identity ends.',
     );
-  withOptions(revoke, [reasonOption(), homeOption(), userPassphraseOption(), jsonOption()]);
+  withOptions(revoke, [reasonOption(), serverOption(), homeOption(), userPassphraseOption(), jsonOption()]);
   examples(revoke, ['keyledger revoke-key', 'keyledger revoke-key --reason retired']).action(
     act(context, async (v) =>
       (await commands.session()).revokeKey({ ...clientOf(v), ...given('reason', str(v, 'reason')) }),

@@ -77,6 +77,13 @@ export const CONFIG_SCHEMA = Type.Object(
           'Origins (scheme://host[:port], no path) whose pages may call the public routes from a browser (CORS); never the admin API. Default none.',
       }),
     ),
+    peers: Type.Optional(
+      Type.Array(Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 2048 }), {
+        maxItems: 15,
+        description:
+          "Public URLs of the other servers of this ledger (same genesis, same chain), listed after this server's public URL in /v1/info servers; clients check each before using it. Default none.",
+      }),
+    ),
     challengeTtl: Type.Optional(duration('How long a login challenge stays valid. Default 60s.')),
     handshakeTimeout: Type.Optional(duration('How long a login may take on one connection. Default 30s.')),
     operatorKey: Type.Optional(
@@ -216,6 +223,11 @@ export const CONFIG_SCHEMA = Type.Object(
               description:
                 'EVM: let logins through however long the chain is unreadable (a revocation may be missed).',
             }),
+          ),
+          behindWait: Type.Optional(
+            duration(
+              'EVM: how long a ledger read at a block this server has not read yet waits for it before KL_LEDGER_BEHIND (503, retryable). Default 3s; 0 answers at once.',
+            ),
           ),
         },
         {

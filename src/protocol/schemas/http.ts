@@ -10,6 +10,12 @@ import { ProofMethod, RegistrationStatementSchema } from './statements.js';
 
 const closed = { additionalProperties: false } as const;
 
+/** At most this many servers in `/v1/info` `servers`. */
+export const MAX_LISTED_SERVERS = 16;
+
+/** A server's public URL: http: or https:, bounded. */
+export const ServerUrl = Type.String({ minLength: 8, maxLength: 2048, pattern: '^https?://[^\\s]+$' });
+
 /** The server's OpenPGP key as it publishes it. */
 const ServerKey = Type.Object({ fingerprint: Fingerprint, publicKey: ArmoredKey }, closed);
 
@@ -40,6 +46,11 @@ export const InfoReply = Type.Object(
     checkpoint: Type.Union([Type.Null(), SignedHeaderSchema]),
     methods: Type.Array(ProofMethod, { maxItems: 8 }),
     challengeTtlMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400_000 })),
+    /**
+     * Public URLs of the servers of this deployment, this one first (docs/protocol.md "Several
+     * servers"). A client checks each (same chain, a server key it accepts) before it uses it.
+     */
+    servers: Type.Optional(Type.Array(ServerUrl, { maxItems: MAX_LISTED_SERVERS })),
   },
   closed,
 );

@@ -71,6 +71,23 @@ const detail = Type.Record(
   { ...closed, maxProperties: 16 },
 );
 
+/**
+ * A server of the deployment run by a registrar (docs/deploy-besu.md "A second server"): the key it
+ * signs the blocks it derives with, the OpenPGP key clients log in against, and where it is.
+ */
+export const NodeInfoSchema = Type.Object(
+  {
+    validator: Type.Object(
+      { keyId: KeyId, publicKey: Type.String({ maxLength: 43, pattern: '^[A-Za-z0-9_-]{43}$' }) },
+      closed,
+    ),
+    server: Type.Object({ fingerprint: Fingerprint, publicKey: armoredKey }, closed),
+    account: Type.Optional(Type.String({ maxLength: 42, pattern: '^0x[0-9a-f]{40}$' })),
+    url: Type.Optional(Type.String({ maxLength: 200, pattern: '^https?://[^\\s/]+(/[^\\s]*)?$' })),
+  },
+  closed,
+);
+
 /** Body schemas by transaction type: every allowed field, its type and limits. */
 export const TX_BODY_SCHEMAS = {
   KeyRegistered: Type.Object(
@@ -124,6 +141,7 @@ export const TX_BODY_SCHEMAS = {
       keyId: KeyId,
       publicKey: Type.String({ maxLength: 43, pattern: '^[A-Za-z0-9_-]{43}$' }),
       name: Type.String({ minLength: 1, maxLength: 64 }),
+      node: Type.Optional(NodeInfoSchema),
       govSeq,
       approvals,
     },

@@ -1,0 +1,63 @@
+/**
+ * `keyledger node join`: a further server of a deployment whose ledger is ordered by an EVM chain
+ * (docs/deploy-besu.md "A second server").
+ */
+import { type Command, Option } from 'commander';
+import { jsonOption, nodePassphraseOptions } from '../options.js';
+import { act, type Context, dataOr, examples, given, passphraseOf, str, withOptions } from './shared.js';
+
+/** The help of `keyledger node join`. */
+const JOIN_DESCRIPTION =
+  "Makes a further server of a running deployment from its public facts: the genesis (--genesis FILE, or --from URL of one of its servers, checked against --chain when given) and the chain node (--rpc). The chain node must serve the genesis's chain, and its contract must be bound to this genesis. This server gets keys of its own (OpenPGP server key, validator and registrar keys, an Ethereum account; all sealed under the node passphrase) and writes DATA/join-request.json: hand it to the deployment's governor, who runs `keyledger admin registrar add FILE`. Start this server with `keyledger serve --data DIR` at once: it follows the chain, and writes and serves logins once admitted.";
+
+/** `keyledger node …`: the group, then `join`. */
+export function declareNode(program: Command, context: Context): void {
+  const node = program
+    .command('node')
+    .summary('join: a further server of a deployment ordered by a chain')
+    .description('The servers of a deployment whose ledger is ordered by an EVM chain.');
+  examples(node, [
+    'keyledger node join --data ./node2 --rpc http://127.0.0.1:8545 --from http://127.0.0.1:7420',
+  ]);
+  const join = node
+    .command('join')
+    .summary('make a further server of a running deployment')
+    .description(JOIN_DESCRIPTION);
+  withOptions(join, [
+    new Option('--data <DIR>', 'the new data directory (default ./keyledger-data)'),
+    new Option('--rpc <URL>', "the chain node's JSON-RPC URL (required)"),
+    new Option('--genesis <FILE>', "the deployment's genesis.json"),
+    new Option('--from <URL>', 'read the genesis from this server of the deployment'),
+    new Option('--chain <ID>', 'the ledger id, got out of band: the genesis must have it'),
+    new Option('--name <NAME>', "this server's name in the ledger (default: the host name)"),
+    new Option('--url <URL>', "this server's public URL, listed for clients once admitted"),
+    new Option(
+      '--insecure-dev-funder-key <KEY>',
+      'pay for the account from this key (development chains only)',
+    ),
+    ...nodePassphraseOptions(),
+    jsonOption(),
+  ]);
+  examples(join, [
+    'keyledger node join --data ./node2 --rpc http://10.0.0.11:8545 --from https://kl1.example.org --name kl2 --url https://kl2.example.org',
+    'keyledger node join --data ./node2 --rpc http://127.0.0.1:8545 --genesis ./genesis.json --name kl2',
+  ]).action(
+    act(
+      context,
+      async (v) =>
+        (await import('../commands/node.js')).nodeJoin({
+          data: str(v, 'data') ?? './keyledger-data',
+          ...given('rpc', str(v, 'rpc')),
+          ...given('genesis', str(v, 'genesis')),
+          ...given('from', str(v, 'from')),
+          ...given('chain', str(v, 'chain')),
+          ...given('name', str(v, 'name')),
+          ...given('url', str(v, 'url')),
+          ...given('insecureDevFunderKey', str(v, 'insecureDevFunderKey')),
+          ...passphraseOf(v),
+          json: !!v.json,
+        }),
+      dataOr('./keyledger-data'),
+    ),
+  );
+}

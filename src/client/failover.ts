@@ -1,0 +1,106 @@
+/**
+ * Failover between the servers of the ledger a home belongs to (docs/protocol.md "Several
+ * servers"): work that needs a server runs on the preferred one, and on the next one only when a
+ * server is out — cannot be reached, dropped the connection, timed out, is shutting down, or its
+ * ledger is behind or stale. A verdict (a refused signature, a proof that does not verify, a revoked
+ * key, a rewritten history) is an answer, not an outage: it is never hidden by asking someone else.
+ */
+import { isKlError, KlError } from '../protocol/errors.js';
+import { serverList, serverUrl, withServer } from './server-list.js';
+import { checkServer } from './server-trust.js';
+import type { ClientStore, ServerEntry, ServerFile } from './store.js';
+
+/** Codes that mean "this server cannot answer now", after which another server is tried. */
+const OUTAGES = new Set<string>([
+  'KL_NETWORK',
+  'KL_LEDGER_BEHIND',
+  'KL_LEDGER_UNAVAILABLE',
+  'KL_LEDGER_CLOSED',
+  'KL_SERVER_SHUTDOWN',
+]);
+
+/** Whether `err` is an outage of one server (see the module comment), not a verdict. */
+export function isOutage(err: unknown): boolean {
+  return isKlError(err) && OUTAGES.has(err.code);
+}
+
+/** Options of {@link onServers}. */
+export interface FailoverOptions {
+  /**
+   * Only this server (`--server URL`): checked first (server-trust.ts), added to the list when it
+   * passes, and no other is tried.
+   */
+  only?: string;
+  /** Pause before asking again when every server's ledger was behind, ms (default 1,000). */
+  behindPauseMs?: number;
+}
+
+/**
+ * Runs `work` with the home's server file, its `url` set to one server of the ledger: the preferred
+ * one first, then the others in list order while servers are out. A server learnt from another's
+ * list is checked before its first use (and left out when it fails the check). When every server's
+ * ledger was behind, asks once more after a short pause. The server that answered becomes the
+ * preferred one.
+ * @throws the verdict of the server that gave one; when every server was out, the one server's
+ *   error, or `KL_NETWORK` (`KL_LEDGER_BEHIND` if every one was behind) saying what was tried.
+ */
+export async function onServers<T>(
+  home: ClientStore,
+  work: (server: ServerFile) => Promise<T>,
+  o: FailoverOptions = {},
+): Promise<T> {
+  let server = await home.readServer();
+  let entries: ServerEntry[];
+  if (o.only !== undefined) {
+    const checked = await checkServer(server, o.only);
+    server = withServer(server, { url: checked.url, fingerprint: checked.key.fingerprint });
+    await home.writeServer(server);
+    entries = [{ url: checked.url, fingerprint: checked.key.fingerprint }];
+  } else entries = serverList(server);
+  const failures: Array<{ url: string; err: KlError }> = [];
+  for (let round = 0; round < 2; round += 1) {
+    failures.length = 0;
+    for (const entry of entries) {
+      if (!entry.fingerprint) {
+        try {
+          const checked = await checkServer(server, entry.url);
+          entry.fingerprint = checked.key.fingerprint;
+          server = withServer(await home.readServer(), { url: entry.url, fingerprint: entry.fingerprint });
+          await home.writeServer(server);
+        } catch (err) {
+          // A server some server listed, which is down or not one this client accepts: not used.
+          if (!isKlError(err)) throw err;
+          failures.push({ url: entry.url, err });
+          continue;
+        }
+      }
+      try {
+        const result = await work({ ...(await home.readServer()), url: entry.url });
+        await prefer(home, entry.url);
+        return result;
+      } catch (err) {
+        if (!isOutage(err)) throw err;
+        failures.push({ url: entry.url, err: err as KlError });
+      }
+    }
+    const behind = failures.some((f) => f.err.code === 'KL_LEDGER_BEHIND');
+    if (!behind || round > 0) break;
+    await new Promise((r) => setTimeout(r, o.behindPauseMs ?? 1_000));
+  }
+  if (failures.length === 1 && entries.length === 1) throw failures[0]!.err;
+  const allBehind = failures.length > 0 && failures.every((f) => f.err.code === 'KL_LEDGER_BEHIND');
+  throw new KlError(
+    allBehind ? 'KL_LEDGER_BEHIND' : 'KL_NETWORK',
+    `no server of this ledger could answer (tried ${failures.length}): ${failures
+      .map((f) => `${f.url}: ${f.err.code} ${f.err.message}`)
+      .join('; ')}`,
+    { tried: failures.length },
+  );
+}
+
+/** Makes `url` the preferred server (`url` of server.json) when it is not already. */
+async function prefer(home: ClientStore, url: string): Promise<void> {
+  const current = await home.readServer();
+  if (serverUrl(current.url) === url && current.servers) return;
+  await home.writeServer(withServer(current, { url }, true));
+}

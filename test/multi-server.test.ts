@@ -1,0 +1,341 @@
+/**
+ * Several servers of one ledger (docs/protocol.md "Several servers"), on a real chain (anvil) and
+ * real servers on 127.0.0.1: A, and B a replica of it (A's data directory copied while A was
+ * stopped: the same genesis, keys and account), each listing the other as a peer, B reading the
+ * chain slowly so that it lags. A home belongs to the ledger: it learns B from A, logs in on B right
+ * after registering on A (B waits for the block), fails over to B when A is down, refuses a server of
+ * another ledger and an impostor presenting another server key, and still reads an old server.json.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { cpSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import type { ClientHome } from '../src/client/home.js';
+import { register } from '../src/client/register.js';
+import { serverList, withLearnt, withoutServer, withServer } from '../src/client/server-list.js';
+import { connect } from '../src/client/session.js';
+import type { ServerFile } from '../src/client/store.js';
+import { isKlError } from '../src/protocol/errors.js';
+import { type RunningServer, startServer } from '../src/server/app.js';
+import { PASSPHRASE, tempDir } from './helpers.js';
+import { type Anvil, startAnvil } from './support/anvil.js';
+import { impostorProxy } from './support/impostor-proxy.js';
+import { freePort } from './support/serve-cli.js';
+import { CLIENT_PASSPHRASE, evmTestServer, invite, newClient, registeredClient } from './support/server.js';
+
+const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
+
+/** `keyledger ARGS…` in a child process (asynchronous: the servers answer from this process). */
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KEYLEDGER_')));
+  return promisify(execFile)(process.execPath, [bin, ...args], {
+    env: { ...env, KEYLEDGER_PASSPHRASE: CLIENT_PASSPHRASE },
+    encoding: 'utf8',
+  }).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({
+      code: e.code,
+      stdout: e.stdout,
+      stderr: e.stderr,
+    }),
+  );
+}
+
+const code = (c: string, message?: RegExp) => (e: unknown) => {
+  assert.ok(isKlError(e), String(e));
+  assert.equal(e.code, c, e.message);
+  if (message) assert.match(e.message, message);
+  return true;
+};
+
+const height = async (s: RunningServer) => (await s.ledger.checkpoint())?.header.height ?? 0;
+
+let anvil: Anvil;
+let A: RunningServer;
+let B: RunningServer;
+/** A server of another ledger (its own contract) on the same chain. */
+let C: RunningServer & { dataDir: string };
+let aData: string;
+let aPort: number;
+let bPort: number;
+const url = (port: number) => `http://127.0.0.1:${port}`;
+
+/** A server over `dataDir`, listing `peers`; B reads the chain every 2 s (it lags behind A). */
+function serve(dataDir: string, port: number, peers: string[], pollMs = 20): Promise<RunningServer> {
+  return startServer({ dataDir, passphrase: PASSPHRASE, host: '127.0.0.1', port, evm: { pollMs }, peers });
+}
+
+before(async () => {
+  anvil = await startAnvil();
+  const first = await evmTestServer(anvil);
+  aData = first.dataDir;
+  aPort = Number(new URL(first.url).port);
+  await first.close();
+  // The replica: the same data directory, copied while A is stopped.
+  const bData = join(tempDir('kl-multi-b-'), 'data');
+  cpSync(aData, bData, { recursive: true, filter: (f) => !/ledger\.lock$|\.sock$/.test(f) });
+  bPort = await freePort();
+  A = await serve(aData, aPort, [url(bPort)]);
+  B = await serve(bData, bPort, [url(aPort)], 2_000);
+  C = await evmTestServer(anvil);
+});
+
+after(async () => {
+  await A?.close().catch(() => {});
+  await B?.close().catch(() => {});
+  await C?.close().catch(() => {});
+  await anvil?.stop();
+});
+
+describe('several servers of one ledger', () => {
+  it('/v1/info lists the servers of the deployment, and a registration keeps them (B unchecked)', async () => {
+    const info = (await (await fetch(`${A.url}/v1/info`)).json()) as { servers: string[] };
+    assert.deepEqual(info.servers, [url(aPort), url(bPort)]);
+    const home = await registeredClient(A, 'list@example.org');
+    const saved = home.readServer();
+    assert.deepEqual(saved.servers, [
+      { url: url(aPort), fingerprint: saved.server.fingerprint },
+      { url: url(bPort) },
+    ]);
+  });
+
+  it('a server behind a checkpoint waits for it, then answers KL_LEDGER_BEHIND (503, Retry-After), not bad input', async () => {
+    const ahead = (await height(A)) + 50;
+    const t0 = Date.now();
+    const res = await fetch(`${B.url}/v1/ledger/consistency?from=${ahead}`);
+    const waited = Date.now() - t0;
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '1');
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'KL_LEDGER_BEHIND');
+    assert.match(body.error.message, /has not reached block \d+ yet \(it is catching up/);
+    assert.ok(waited >= 2_500, `it waited (${waited} ms)`);
+  });
+
+  it('registration on A, then at once a login on B: B waits for the block, and the login succeeds', async () => {
+    // B reads the chain every 2 s: a registration usually returns before B has read it (tried again
+    // with another identity in the rare case B read it at once).
+    let home: ClientHome | undefined;
+    let id = '';
+    for (let i = 0; i < 5 && !home; i++) {
+      id = `quick${i}@example.org`;
+      const candidate = await newClient(id);
+      const r = await register({
+        home: candidate,
+        server: A.url,
+        proof: { method: 'invite', code: invite(A, id) },
+        passphrase: CLIENT_PASSPHRASE,
+      });
+      if ((await height(B)) < r.height) home = candidate;
+    }
+    assert.ok(home, 'B had not read the registration yet');
+    const session = await connect({ home, passphrase: CLIENT_PASSPHRASE, server: B.url });
+    assert.equal(session.serverUrl, url(bPort));
+    assert.deepEqual(await session.request('hello'), { echo: 'hello', id });
+    await session.close();
+    assert.equal(home.readServer().url, url(bPort), 'B is now the preferred server');
+  });
+
+  it('--server with a server of another ledger is refused, and the home is left as it was', async () => {
+    const home = await registeredClient(A, 'other-chain@example.org');
+    const before = home.readServer();
+    await assert.rejects(
+      connect({ home, passphrase: CLIENT_PASSPHRASE, server: C.url }),
+      code('KL_SERVER_KEY_MISMATCH', /serves another ledger .* than the one this home is registered with/),
+    );
+    assert.deepEqual(home.readServer(), before);
+  });
+
+  it('--server with a server that is down: a clear KL_NETWORK error naming it', async () => {
+    const home = await registeredClient(A, 'down@example.org');
+    const port = await freePort();
+    await assert.rejects(
+      connect({ home, passphrase: CLIENT_PASSPHRASE, server: url(port) }),
+      code('KL_NETWORK', new RegExp(`cannot reach http://127\\.0\\.0\\.1:${port}`)),
+    );
+  });
+
+  it('an impostor presenting another server key is refused and never used; a verdict is not failed over', async () => {
+    const cInfo = (await (await fetch(`${C.url}/v1/info`)).json()) as {
+      server: { fingerprint: string; publicKey: string };
+    };
+    const proxy = await impostorProxy({ http: A.url, ws: C.url, serverKey: cInfo.server });
+    try {
+      const home = await registeredClient(A, 'impostor@example.org');
+      const saved = home.readServer();
+      // Named with --server: refused before anything is sent.
+      await assert.rejects(
+        connect({ home, passphrase: CLIENT_PASSPHRASE, server: proxy.url }),
+        code('KL_SERVER_KEY_MISMATCH', /presents a server key this client does not accept/),
+      );
+      assert.deepEqual(home.readServer(), saved);
+      assert.equal(proxy.upgrades, 0);
+      // Listed by some server and put first: checked before its first use, refused, not used.
+      home.writeServer({ ...saved, url: proxy.url, servers: [{ url: proxy.url }, ...saved.servers!] });
+      const s = await connect({ home, passphrase: CLIENT_PASSPHRASE });
+      assert.equal(s.serverUrl, url(aPort));
+      await s.close();
+      assert.equal(proxy.upgrades, 0, 'no login went to the impostor');
+      // A server checked earlier whose login is now answered with another key: the handshake's
+      // verdict stands; no other server is tried in its place.
+      const sessionsBefore = A.sessions.list().length + B.sessions.list().length;
+      home.writeServer({
+        ...saved,
+        url: proxy.url,
+        servers: [{ url: proxy.url, fingerprint: saved.server.fingerprint }, ...saved.servers!],
+      });
+      await assert.rejects(connect({ home, passphrase: CLIENT_PASSPHRASE }), (e: unknown) => {
+        assert.ok(isKlError(e), String(e));
+        assert.ok(!['KL_NETWORK', 'KL_LEDGER_BEHIND'].includes(e.code), `${e.code}: ${e.message}`);
+        return true;
+      });
+      assert.ok(proxy.upgrades >= 1, 'the login went to the impostor');
+      assert.equal(
+        A.sessions.list().length + B.sessions.list().length,
+        sessionsBefore,
+        'no other server was tried',
+      );
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('an old server.json (no list) still reads and logs in; the list is written on first use', async () => {
+    const home = await registeredClient(A, 'old-form@example.org');
+    const { servers: _servers, ...old } = home.readServer();
+    home.writeServer(old as ServerFile);
+    assert.equal(home.readServer().servers, undefined);
+    assert.deepEqual(serverList(home.readServer()), [
+      { url: url(aPort), fingerprint: old.server.fingerprint },
+    ]);
+    const s = await connect({ home, passphrase: CLIENT_PASSPHRASE });
+    assert.equal(s.serverUrl, url(aPort));
+    await s.close();
+    assert.deepEqual(home.readServer().servers, [{ url: url(aPort), fingerprint: old.server.fingerprint }]);
+  });
+});
+
+describe("the home's list of servers (server.json)", () => {
+  it('URLs kept once, normalised; what a server lists is bounded and left unchecked; the last checked one stays', async () => {
+    const home = await registeredClient(A, 'list-rules@example.org');
+    const saved = home.readServer();
+    const fp = saved.server.fingerprint;
+    const listed = withLearnt(saved, [
+      `${url(bPort)}/`,
+      'ftp://not-a-server.example.org',
+      'javascript:alert(1)',
+      ...Array.from({ length: 40 }, (_, i) => `https://kl${i}.example.org`),
+    ]);
+    const entries = serverList(listed);
+    assert.deepEqual(entries.slice(0, 2), [{ url: url(aPort), fingerprint: fp }, { url: url(bPort) }]);
+    assert.equal(entries.filter((e) => !e.fingerprint).length, 32, 'at most 32 learnt servers');
+    assert.ok(entries.every((e) => /^https?:\/\//.test(e.url)));
+    // Checked, then preferred; the fingerprint a server showed is kept when it is preferred again.
+    const checked = withServer(listed, { url: url(bPort), fingerprint: fp });
+    const preferred = withServer(checked, { url: url(bPort) }, true);
+    assert.equal(preferred.url, url(bPort));
+    assert.deepEqual(serverList(preferred)[0], { url: url(bPort), fingerprint: fp });
+    // Removing the preferred one makes the next checked one preferred; the last checked one stays.
+    const removed = withoutServer(preferred, url(bPort));
+    assert.equal(removed.url, url(aPort));
+    assert.throws(() => withoutServer(removed, url(aPort)), code('KL_BAD_INPUT', /only checked server/));
+    assert.throws(() => withServer(saved, { url: 'file:///etc/passwd' }), code('KL_BAD_INPUT'));
+  });
+});
+
+describe('keyledger --server and keyledger servers', () => {
+  it('every command that talks to a server takes --server', async () => {
+    for (const words of [
+      ['login'],
+      ['status'],
+      ['send'],
+      ['shell'],
+      ['session', 'list'],
+      ['session', 'revoke'],
+      ['rotate-key'],
+      ['revoke-key'],
+    ]) {
+      const r = await cli([...words, '--help']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^ {2}--server <URL> /m, words.join(' '));
+    }
+  });
+
+  it('register on A, login --server B at once, servers list | add | remove, another ledger refused', async () => {
+    const home = await newClient('cli-multi@example.org');
+    const dir = home.dir;
+    const reg = await cli([
+      'register',
+      '--server',
+      A.url,
+      '--invite',
+      invite(A, 'cli-multi@example.org'),
+      '--home',
+      dir,
+    ]);
+    assert.equal(reg.code, 0, reg.stderr);
+    const login = await cli(['login', '--server', B.url, '--home', dir]);
+    assert.equal(login.code, 0, login.stderr);
+    assert.match(login.stdout, new RegExp(`logged in +cli-multi@example.org at ${url(bPort)} `));
+    const list = JSON.parse((await cli(['servers', 'list', '--home', dir, '--json'])).stdout) as {
+      preferred: string;
+      servers: Array<{ url: string; checked: boolean }>;
+    };
+    assert.equal(list.preferred, url(bPort));
+    assert.deepEqual(
+      list.servers.map((s) => [s.url, s.checked]),
+      [
+        [url(bPort), true],
+        [url(aPort), true],
+      ],
+    );
+    const other = await cli(['servers', 'add', C.url, '--home', dir]);
+    assert.equal(other.code, 2);
+    assert.match(other.stderr, /^error KL_SERVER_KEY_MISMATCH: .* serves another ledger/m);
+    const status = await cli(['status', '--server', C.url, '--home', dir]);
+    assert.equal(status.code, 2);
+    assert.match(status.stderr, /KL_SERVER_KEY_MISMATCH/);
+    const removed = await cli(['servers', 'remove', url(bPort), '--home', dir]);
+    assert.equal(removed.code, 0, removed.stderr);
+    const added = await cli(['servers', 'add', B.url, '--prefer', '--home', dir]);
+    assert.equal(added.code, 0, added.stderr);
+    assert.match(added.stdout, /added .* now the preferred server/);
+    const shown = await cli(['servers', 'list', '--home', dir]);
+    assert.match(shown.stdout, new RegExp(`^ {2}${url(bPort)} {2}\\(preferred\\)`, 'm'));
+    const st = await cli(['status', '--home', dir, '--json']);
+    assert.equal(st.code, 0, st.stderr);
+    assert.equal(JSON.parse(st.stdout).server, url(bPort));
+  });
+});
+
+describe('A is down', () => {
+  it('login and status fail over to B, which becomes the preferred server', async () => {
+    const home = await registeredClient(A, 'failover@example.org');
+    assert.equal(home.readServer().url, url(aPort));
+    await A.close();
+    const s = await connect({ home, passphrase: CLIENT_PASSPHRASE });
+    assert.equal(s.serverUrl, url(bPort));
+    await s.close();
+    assert.equal(home.readServer().url, url(bPort));
+    // The CLI, from a home that still prefers A.
+    home.writeServer({ ...home.readServer(), url: url(aPort) });
+    const status = await cli(['status', '--home', home.dir, '--json']);
+    assert.equal(status.code, 0, status.stderr);
+    assert.equal(JSON.parse(status.stdout).server, url(bPort));
+    const login = await cli(['login', '--home', home.dir]);
+    assert.equal(login.code, 0, login.stderr);
+    assert.match(login.stdout, new RegExp(`at ${url(bPort)} `));
+    // Every server down: what was tried is in the error.
+    await B.close();
+    const none = await cli(['login', '--home', home.dir]);
+    assert.equal(none.code, 2);
+    assert.match(
+      none.stderr,
+      new RegExp(
+        `error KL_NETWORK: no server of this ledger could answer \\(tried 2\\): ${url(bPort)}: KL_NETWORK .*; ${url(aPort)}: KL_NETWORK`,
+      ),
+    );
+  });
+});
