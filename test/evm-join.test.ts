@@ -12,6 +12,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { login } from '../src/client/login.js';
+import { register } from '../src/client/register.js';
+import { connect } from '../src/client/session.js';
 import { dataPaths } from '../src/ledger/data-dir.js';
 import { GOVERNANCE_DOMAIN } from '../src/ledger/domains.js';
 import { bindChain } from '../src/ledger/evm-governor.js';
@@ -30,7 +33,7 @@ import { initEvmNode, joinEvmNode } from '../src/server/evm-node.js';
 import { PASSPHRASE, tempDir } from './helpers.js';
 import { ANVIL_FUNDER_KEY, type Anvil, startAnvil } from './support/anvil.js';
 import { bin } from './support/cli.js';
-import { evmTestServer, registeredClient } from './support/server.js';
+import { CLIENT_PASSPHRASE, evmTestServer, invite, newClient, registeredClient } from './support/server.js';
 
 const run = promisify(execFile);
 
@@ -203,6 +206,64 @@ describe('a second server of one deployment (EVM engine, anvil)', () => {
         .verified,
       false,
     );
+  });
+
+  it('clients trust the admitted server through its admission alone: log in, register, revocation through A ends sessions on B', async () => {
+    // Registered through A: A lists B's admission; the client checks it against the genesis.
+    const bob = await registeredClient(a, 'bob@example.org');
+    const onB = await login({ home: bob, passphrase: CLIENT_PASSPHRASE, server: b.url });
+    assert.equal(onB.verified, true);
+    assert.ok((await bob.readServer()).admitted?.some((x) => x.name === 'kl2'));
+    // A new client registers through B (its own key; receipts signed by its own validator)...
+    const carol = await newClient('carol@example.org');
+    const registered = await register({
+      home: carol,
+      server: b.url,
+      proof: { method: 'invite', code: invite(b, 'carol@example.org') },
+      passphrase: CLIENT_PASSPHRASE,
+    });
+    assert.equal(registered.verified, true);
+    // ...and logs in through A at once (the genesis's key).
+    assert.equal((await login({ home: carol, passphrase: CLIENT_PASSPHRASE, server: a.url })).verified, true);
+    // A session on B ends within 2 s of a revocation written through A.
+    const session = await connect({ home: carol, passphrase: CLIENT_PASSPHRASE, server: b.url });
+    assert.equal(b.sessions.list().filter((x) => x.id === 'carol@example.org').length, 1);
+    const started = Date.now();
+    await callAdmin(a.dataDir, 'POST', `/keys/${encodeURIComponent('carol@example.org')}/revoke`, {
+      reason: 'compromised',
+    });
+    await until(() => b.sessions.list().every((x) => x.id !== 'carol@example.org'), 2_000);
+    assert.ok(Date.now() - started < 2_000);
+    await session.close().catch(() => {});
+  });
+
+  it('a joined server nobody admitted is refused by clients, not failed over to', async () => {
+    const dataDir = join(tempDir('kl-join3-'), 'data');
+    await joinEvmNode({
+      dataDir,
+      passphrase: PASSPHRASE,
+      rpcUrl: anvil.url,
+      genesis: a.ledger.genesis,
+      name: 'kl3',
+      insecureDevFunderKey: ANVIL_FUNDER_KEY,
+    });
+    const stranger = await startOn(dataDir);
+    servers.push(stranger);
+    const bob = await newClient('dave@example.org');
+    const refusedRegistration = await rejection(
+      register({
+        home: bob,
+        server: stranger.url,
+        proof: { method: 'invite', code: invite(stranger, 'dave@example.org') },
+        passphrase: CLIENT_PASSPHRASE,
+      }),
+    );
+    assert.equal(refusedRegistration.code, 'KL_SERVER_KEY_MISMATCH');
+    const home = await registeredClient(a, 'erin@example.org');
+    const refusedLogin = await rejection(
+      login({ home, passphrase: CLIENT_PASSPHRASE, server: stranger.url }),
+    );
+    assert.equal(refusedLogin.code, 'KL_SERVER_KEY_MISMATCH');
   });
 
   it('a registrar removed by governance can no longer write, through its own account or another', async () => {

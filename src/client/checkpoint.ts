@@ -45,6 +45,7 @@ export async function advanceCheckpoint(home: ClientStore, server: ServerFile): 
     proof = checkReply(ConsistencyProofSchema, answer, 'KL_CHECKPOINT_INVALID', 'GET /v1/ledger/consistency');
   const check = verifyLedgerExtends({
     genesis: server.genesis,
+    servers: server.admitted ?? [],
     kept,
     ...(proof !== undefined ? { proof } : { latest }),
   });

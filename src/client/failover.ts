@@ -7,7 +7,7 @@
  */
 import { isKlError, KlError } from '../protocol/errors.js';
 import { serverList, serverUrl, withServer } from './server-list.js';
-import { checkServer } from './server-trust.js';
+import { checkServer, withAdmitted } from './server-trust.js';
 import type { ClientStore, ServerEntry, ServerFile } from './store.js';
 
 /** Codes that mean "this server cannot answer now", after which another server is tried. */
@@ -53,7 +53,10 @@ export async function onServers<T>(
   let entries: ServerEntry[];
   if (o.only !== undefined) {
     const checked = await checkServer(server, o.only);
-    server = withServer(server, { url: checked.url, fingerprint: checked.key.fingerprint });
+    server = withAdmitted(
+      withServer(server, { url: checked.url, fingerprint: checked.key.fingerprint }),
+      checked.admitted,
+    );
     await home.writeServer(server);
     entries = [{ url: checked.url, fingerprint: checked.key.fingerprint }];
   } else entries = serverList(server);
@@ -65,7 +68,10 @@ export async function onServers<T>(
         try {
           const checked = await checkServer(server, entry.url);
           entry.fingerprint = checked.key.fingerprint;
-          server = withServer(await home.readServer(), { url: entry.url, fingerprint: entry.fingerprint });
+          server = withAdmitted(
+            withServer(await home.readServer(), { url: entry.url, fingerprint: entry.fingerprint }),
+            checked.admitted,
+          );
           await home.writeServer(server);
         } catch (err) {
           // A server some server listed, which is down or not one this client accepts: not used.

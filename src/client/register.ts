@@ -7,6 +7,7 @@
  */
 import type { SignedHeader } from '../ledger/block.js';
 import { chainIdOf, checkGenesis, type Genesis } from '../ledger/genesis.js';
+import type { NodeAdmission } from '../ledger/node-admission.js';
 import {
   type KeyRecordProof,
   type TransactionReceipt,
@@ -32,6 +33,7 @@ import { callJson, endpoint } from './http.js';
 import { openClientKey } from './identity.js';
 import { checkReply } from './reply.js';
 import { serverUrl, withLearnt } from './server-list.js';
+import { trustedServerKey, verifiedAdmissions } from './server-trust.js';
 import type { ClientStore, IdentityFile, ServerFile } from './store.js';
 
 /** What the server publishes at /v1/info. */
@@ -43,6 +45,8 @@ export interface ServerInfo {
   methods: string[];
   /** The servers of this deployment the server lists (docs/protocol.md "Several servers"), not checked. */
   servers?: string[];
+  /** Admissions of further servers it listed that verify against the genesis (node-admission.ts). */
+  admitted: NodeAdmission[];
 }
 
 /** Options of {@link register}. */
@@ -151,10 +155,16 @@ export async function fetchServerInfo(server: string, expectChain?: string): Pro
     throw new KlError('KL_SERVER_KEY_MISMATCH', 'the server sent a genesis that does not match its chain id');
   if (expectChain && chain !== expectChain)
     throw new KlError('KL_SERVER_KEY_MISMATCH', 'the server belongs to another ledger than expected');
-  if (!genesis.server || genesis.server.fingerprint !== info.server.fingerprint) {
-    throw new KlError('KL_SERVER_KEY_MISMATCH', 'the server key is not the one pinned in the ledger genesis');
+  // The key the genesis pins, or that of a further server admitted by governance (its admission
+  // verified against the genesis alone: node-admission.ts).
+  const admitted = verifiedAdmissions(genesis, chain, info.admitted);
+  if (!genesis.server || !trustedServerKey(genesis, admitted, info.server)) {
+    throw new KlError(
+      'KL_SERVER_KEY_MISMATCH',
+      'the server key is neither the one pinned in the ledger genesis nor one of an admitted server',
+    );
   }
-  return { ...info, genesis, chain };
+  return { ...info, genesis, chain, admitted };
 }
 
 /** Registers the identity in `home` with `server`. */
@@ -183,7 +193,13 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
   });
   const answer = await callJson<unknown>('POST', endpoint(o.server, 'v1/register/complete'), request).catch(
     async (err: unknown) => {
-      throw await explainRefusal(err, { server: o.server, genesis: info.genesis, id: identity.id, trust });
+      throw await explainRefusal(err, {
+        server: o.server,
+        genesis: info.genesis,
+        admitted: info.admitted,
+        id: identity.id,
+        trust,
+      });
     },
   );
   const { receipt, height, txid } = checkRegistrationAnswer(answer, info, identity);
@@ -192,10 +208,12 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
     url: serverUrl(o.server),
     chain: info.chain,
     genesis: info.genesis,
-    server: info.server,
+    // The key the genesis pins; a further server's own key is trusted through its admission.
+    server: info.genesis.server!,
     checkpoint: receipt.block,
     registration: { receipt, at: now() },
     servers: [{ url: serverUrl(o.server), fingerprint: info.server.fingerprint }],
+    ...(info.admitted.length > 0 ? { admitted: info.admitted } : {}),
   };
   // The other servers it lists are kept, checked before their first use (failover.ts).
   await o.home.writeServer(withLearnt(registered, info.servers ?? []));
@@ -245,7 +263,7 @@ function checkRegistrationAnswer(
   const a = checkReply(RegisterCompleteReply, answer, 'KL_RECEIPT_INVALID', 'POST /v1/register/complete');
   // The schema bounds the envelope; its body is checked for its transaction type by the verifier.
   const receipt = a.receipt as TransactionReceipt;
-  const check = verifyTransactionReceipt({ genesis: info.genesis, receipt });
+  const check = verifyTransactionReceipt({ genesis: info.genesis, receipt, servers: info.admitted });
   if (!check.verified)
     throw new KlError('KL_RECEIPT_INVALID', `the registration receipt does not verify: ${check.reason}`);
   const tx = check.envelope.tx;
@@ -266,7 +284,7 @@ function checkRegistrationAnswer(
  */
 async function explainRefusal(
   err: unknown,
-  o: { server: string; genesis: Genesis; id: string; trust: ServerTrust },
+  o: { server: string; genesis: Genesis; admitted: NodeAdmission[]; id: string; trust: ServerTrust },
 ): Promise<unknown> {
   if (isKlError(err, 'KL_KEY_IN_USE'))
     // The ledger binds a key to one identity for good: a revoked or replaced key stays bound.
@@ -278,7 +296,7 @@ async function explainRefusal(
         'invitation if yours was spent, and register again.',
     );
   if (!isKlError(err) || err.code !== 'KL_IDENTITY_TAKEN') return err;
-  const other = await provenActiveKey(o.server, o.genesis, o.id).catch(() => undefined);
+  const other = await provenActiveKey(o.server, o.genesis, o.admitted, o.id).catch(() => undefined);
   if (!other)
     return new KlError(
       'KL_IDENTITY_TAKEN',
@@ -316,10 +334,11 @@ export async function fetchKeyRecordProof(server: string, id: string): Promise<K
 async function provenActiveKey(
   server: string,
   genesis: Genesis,
+  admitted: NodeAdmission[],
   id: string,
 ): Promise<{ fingerprint: string; height: number } | undefined> {
   const proof = await fetchKeyRecordProof(server, id);
-  const check = verifyKeyRecordProof({ genesis, proof });
+  const check = verifyKeyRecordProof({ genesis, servers: admitted, proof });
   if (!check.verified || proof.id !== id || check.record?.status !== 'active') return undefined;
   return { fingerprint: check.record.fingerprint, height: check.record.registered.height };
 }

@@ -5,7 +5,8 @@
  * and presents a server key the client accepts. {@link acceptedServerKey} is the one place that
  * decides which keys those are; {@link checkServer} asks a server and applies it.
  */
-import { chainIdOf, checkGenesis } from '../ledger/genesis.js';
+import { chainIdOf, checkGenesis, type Genesis } from '../ledger/genesis.js';
+import { type NodeAdmission, verifyNodeAdmission } from '../ledger/node-admission.js';
 import { KlError } from '../protocol/errors.js';
 import { InfoReply } from '../protocol/schemas/http.js';
 import { callJson, endpoint } from './http.js';
@@ -20,19 +21,64 @@ export interface ServerKeyInfo {
 }
 
 /**
- * The server key a client registered with `home` accepts when a server presents `presented`, or null.
- * Today: the key pinned at registration, i.e. the one the ledger's genesis names (`genesis.server`).
- * The key returned is the client's own copy, never the presented text: that is what the login
- * handshake checks the server's signature with.
+ * The admissions among `candidates` (what a server listed in `/v1/info` `admitted`) that verify
+ * against the genesis alone: further servers of a chain-ordered ledger (node-admission.ts).
+ */
+export function verifiedAdmissions(
+  genesis: Genesis,
+  chain: string,
+  candidates: readonly unknown[] | undefined,
+): NodeAdmission[] {
+  const out: NodeAdmission[] = [];
+  for (const admission of (candidates ?? []).slice(0, MAX_ADMITTED)) {
+    const result = verifyNodeAdmission({ genesis, chain, admission });
+    if (result.verified) out.push(result.admission);
+  }
+  return out;
+}
+
+/** At most this many admitted servers are kept in a home. */
+const MAX_ADMITTED = 16;
+
+/** `server` with `admissions` (already verified) added to the admitted servers it keeps. */
+export function withAdmitted(server: ServerFile, admissions: readonly NodeAdmission[]): ServerFile {
+  if (admissions.length === 0) return server;
+  const byKey = new Map((server.admitted ?? []).map((a) => [a.keyId, a]));
+  for (const a of admissions) if (!byKey.has(a.keyId) && byKey.size < MAX_ADMITTED) byKey.set(a.keyId, a);
+  return { ...server, admitted: [...byKey.values()] };
+}
+
+/**
+ * The server key trusted for a ledger when a server presents `presented`: the one its genesis
+ * pins, or the key of a further server whose admission (verified) names it; else null. The key
+ * returned is the trusted copy, never the presented text.
+ */
+export function trustedServerKey(
+  genesis: Genesis,
+  admitted: readonly NodeAdmission[],
+  presented: { fingerprint: string },
+): ServerKeyInfo | null {
+  if (genesis.server && presented.fingerprint === genesis.server.fingerprint) return genesis.server;
+  const admission = admitted.find((a) => a.node.server.fingerprint === presented.fingerprint);
+  return admission ? { ...admission.node.server } : null;
+}
+
+/**
+ * The server key a client registered with `home` accepts when a server presents `presented`, or
+ * null: the key pinned at registration (the one the ledger's genesis names), or that of a further
+ * server whose admission the client verified and keeps (`admitted` in server.json). The key
+ * returned is the client's own copy: that is what the login handshake checks the server's
+ * signature with.
  */
 export function acceptedServerKey(
   home: ServerFile,
   presented: { fingerprint: string },
 ): ServerKeyInfo | null {
   const pinned = home.genesis.server ?? home.server;
-  if (presented.fingerprint !== pinned.fingerprint || pinned.fingerprint !== home.server.fingerprint)
-    return null;
-  return { fingerprint: home.server.fingerprint, publicKey: home.server.publicKey };
+  if (pinned.fingerprint !== home.server.fingerprint) return null;
+  if (presented.fingerprint === pinned.fingerprint)
+    return { fingerprint: home.server.fingerprint, publicKey: home.server.publicKey };
+  return trustedServerKey(home.genesis, home.admitted ?? [], presented);
 }
 
 /** A server that passed {@link checkServer}. */
@@ -43,6 +89,8 @@ export interface CheckedServer {
   key: ServerKeyInfo;
   /** The servers it lists for this ledger (`/v1/info` `servers`), not checked. */
   servers: string[];
+  /** The admissions of further servers it listed that verify against the genesis. */
+  admitted: NodeAdmission[];
 }
 
 /**
@@ -66,12 +114,13 @@ export async function checkServer(home: ServerFile, url: string): Promise<Checke
       `${base} serves another ledger (chain ${info.chain.slice(0, 16)}…) than the one this home is registered with (chain ${home.chain.slice(0, 16)}…): not used`,
       { chain: info.chain.slice(0, 64) },
     );
-  const key = acceptedServerKey(home, info.server);
+  const admitted = verifiedAdmissions(home.genesis, home.chain, info.admitted);
+  const key = acceptedServerKey(withAdmitted(home, admitted), info.server);
   if (!key)
     throw new KlError(
       'KL_SERVER_KEY_MISMATCH',
       `${base} serves this ledger but presents a server key this client does not accept (fingerprint ${info.server.fingerprint}): someone may be impersonating a server; not used`,
       { fingerprint: info.server.fingerprint },
     );
-  return { url: base, key, servers: info.servers ?? [] };
+  return { url: base, key, servers: info.servers ?? [], admitted };
 }

@@ -361,7 +361,11 @@ export class ClientSession extends Emitter {
       'KL_RECEIPT_INVALID',
       'a signed message',
     ) as TransactionReceipt;
-    const check = verifyTransactionReceipt({ genesis: this.login.server.genesis, receipt });
+    const check = verifyTransactionReceipt({
+      genesis: this.login.server.genesis,
+      servers: this.login.server.admitted ?? [],
+      receipt,
+    });
     if (!check.verified)
       throw new KlError('KL_RECEIPT_INVALID', `the anchoring receipt does not verify: ${check.reason}`);
     const hash = sha256Hex(text);
@@ -498,7 +502,11 @@ export class ClientSession extends Emitter {
       'KL_RECEIPT_INVALID',
       'a key change',
     ) as TransactionReceipt;
-    const check = verifyTransactionReceipt({ genesis: this.login.server.genesis, receipt });
+    const check = verifyTransactionReceipt({
+      genesis: this.login.server.genesis,
+      servers: this.login.server.admitted ?? [],
+      receipt,
+    });
     if (!check.verified || !expected(check.envelope.tx))
       throw new KlError('KL_RECEIPT_INVALID', 'the receipt does not prove the requested key change');
     return {

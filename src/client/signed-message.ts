@@ -41,8 +41,11 @@ export type SignerCheck =
 
 /** What {@link verifyMessageSigner} checks. */
 export interface SignerQuestion {
-  /** The ledger's server (the one pinned in the client's home) and the genesis to check against. */
-  server: { url: string; genesis: Genesis };
+  /**
+   * The ledger's server (the one pinned in the client's home), the genesis to check against, and the
+   * admissions of further servers the client verified (server.json `admitted`).
+   */
+  server: { url: string; genesis: Genesis; admitted?: readonly unknown[] };
   /** The anchoring receipt, already verified against the genesis. */
   receipt: TransactionReceipt;
   /** The signer's identity, as the anchoring transaction names it. */
@@ -80,7 +83,7 @@ async function check({ server, receipt, id, message, signature }: SignerQuestion
     'KL_PROOF_INVALID',
     `GET /v1/ledger/keys/${id}`,
   );
-  const rec = verifyKeyRecordProof({ genesis: server.genesis, proof });
+  const rec = verifyKeyRecordProof({ genesis: server.genesis, servers: server.admitted ?? [], proof });
   if (!rec.verified) return fail(`the ledger's key record of ${id} does not verify: ${rec.reason}`);
   if (proof.id !== id) return fail('the ledger answered about another identity');
   if (!rec.record) return fail(`the ledger holds no key for ${id}`);
@@ -117,7 +120,11 @@ async function check({ server, receipt, id, message, signature }: SignerQuestion
       'KL_RECEIPT_INVALID',
       `GET /v1/ledger/tx/${ref.txid}`,
     ) as TransactionReceipt;
-    const t = verifyTransactionReceipt({ genesis: server.genesis, receipt: r });
+    const t = verifyTransactionReceipt({
+      genesis: server.genesis,
+      servers: server.admitted ?? [],
+      receipt: r,
+    });
     if (!t.verified || t.txid !== ref.txid || t.height !== ref.height)
       throw new Error(`the ledger's transaction ${ref.txid} does not verify`);
     return { index: r.index, envelope: t.envelope };

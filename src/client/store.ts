@@ -8,6 +8,7 @@
  */
 import type { SignedHeader } from '../ledger/block.js';
 import type { Genesis } from '../ledger/genesis.js';
+import type { NodeAdmission } from '../ledger/node-admission.js';
 import type { TransactionReceipt } from '../ledger/proofs.js';
 import { KlError } from '../protocol/errors.js';
 
@@ -58,6 +59,11 @@ export interface ServerFile {
    * before several servers: then `url` alone, with the pinned server key.
    */
   servers?: ServerEntry[];
+  /**
+   * Further servers of a chain-ordered ledger whose admissions this client verified against the
+   * genesis (node-admission.ts): their server keys and block signatures are trusted too.
+   */
+  admitted?: NodeAdmission[];
 }
 
 /** A key rotation that has started but is not installed yet (rotation.json). */

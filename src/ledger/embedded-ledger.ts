@@ -45,7 +45,7 @@ import type {
   SubmitOptions,
 } from './ledger.js';
 import { leafHash, MerkleTree } from './merkle.js';
-import { admittedValidators, blockSigners } from './node-admission.js';
+import { admissionOf, admittedValidators, blockSigners, type NodeAdmission } from './node-admission.js';
 import type { ConsistencyProof, KeyRecordProof, TransactionReceipt } from './proofs.js';
 import { openKeyFile } from './sealed-key-file.js';
 import { type ChainStatus, type Sequencer, SequencerAdapter } from './sequencer-adapter.js';
@@ -578,6 +578,15 @@ export class EmbeddedLedger implements Ledger {
       .prepare("SELECT key FROM state WHERE key >= 'registrar:' AND key < 'registrar;' ORDER BY key")
       .all() as Array<{ key: string }>;
     return rows.map((row) => this.stateGet(row.key) as RegistrarRecord).filter((r) => r !== undefined);
+  }
+
+  /** Admissions of the active further servers of this chain-ordered ledger (node-admission.ts). */
+  admittedServers(): NodeAdmission[] {
+    if (!this.genesis.engine) return [];
+    return this.registrars().flatMap((r) => {
+      const admission = r.active ? admissionOf(r) : null;
+      return admission ? [admission] : [];
+    });
   }
 
   /** The registrar records in the state, as stored (their admissions are checked by the caller). */

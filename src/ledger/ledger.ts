@@ -67,7 +67,10 @@ export interface Ledger {
   submitSigned(envelope: TxEnvelope): Promise<TransactionReceipt>;
   /** The identity's current key record (or null) with a state proof against the latest checkpoint. */
   getKeyRecord(id: string): Promise<KeyRecordProof>;
-  /** Ms since the ledger last confirmed it is current (0 when it orders its own writes). */
+  /**
+   * Ms since the ledger last confirmed it is current (0 when it orders its own writes; `Infinity`
+   * while the chain that orders it is faulted: gone backwards or reorganised).
+   */
   staleness(): number;
   /** Identities whose id contains `query` (case-insensitive), in id order, and counts by status. */
   listIdentities(options?: { query?: string; limit?: number }): Promise<IdentityListing>;

@@ -7,9 +7,10 @@ import { fromHex, toHex } from '../protocol/bytes.js';
 import { canonicalBytes } from '../protocol/canonical-json.js';
 import { type ErrorCode, isKlError } from '../protocol/errors.js';
 import { HASH_HEX, hashFromHex } from '../protocol/hash.js';
-import { type SignedHeader, verifySignedHeader } from './block.js';
+import { type BlockSigners, type SignedHeader, verifySignedHeader } from './block.js';
 import { chainIdOf, type Genesis } from './genesis.js';
 import { leafHash, verifyConsistency, verifyInclusion } from './merkle.js';
+import { blockSigners, verifyNodeAdmission } from './node-admission.js';
 import { identityKey, type KeyRecord, stateTreeKey, stateValueHash } from './state-machine.js';
 import { type StateProof, verifyStateProof } from './state-tree.js';
 import type { TxEnvelope } from './transactions.js';
@@ -61,9 +62,29 @@ function hexList(list: unknown): Uint8Array[] | null {
   return list.map((x) => hashFromHex(x as string));
 }
 
-function checkHeader(genesis: Genesis, value: unknown): SignedHeader | Unverified {
+/**
+ * Whose header signatures count: the genesis validators, and on a ledger ordered by a chain, the
+ * servers admitted by governance whose admissions (certificates checked here with the genesis
+ * alone, node-admission.ts) the caller passes — a client passes those of the servers it uses.
+ */
+function signersOf(genesis: Genesis, servers: readonly unknown[] | undefined): BlockSigners {
+  if (!genesis.engine || !servers || servers.length === 0) return blockSigners(genesis);
+  const chain = chainIdOf(genesis);
+  const keys = [];
+  for (const admission of servers.slice(0, 64)) {
+    const result = verifyNodeAdmission({ genesis, chain, admission });
+    if (result.verified) keys.push(result.admission.node.validator);
+  }
+  return blockSigners(genesis, keys);
+}
+
+function checkHeader(
+  genesis: Genesis,
+  value: unknown,
+  servers?: readonly unknown[],
+): SignedHeader | Unverified {
   try {
-    return verifySignedHeader(value, genesis, chainIdOf(genesis));
+    return verifySignedHeader(value, signersOf(genesis, servers), chainIdOf(genesis));
   } catch (err) {
     return fail('KL_CHECKPOINT_INVALID', isKlError(err) ? err.message : 'checkpoint is malformed');
   }
@@ -73,11 +94,14 @@ function checkHeader(genesis: Genesis, value: unknown): SignedHeader | Unverifie
 function verifyTransactionReceiptUnguarded({
   genesis,
   receipt,
+  servers,
 }: {
   genesis: Genesis;
   receipt: TransactionReceipt;
+  /** Admissions of further servers of a chain-ordered ledger whose signatures count (node-admission.ts). */
+  servers?: readonly unknown[];
 }): { verified: true; txid: string; height: number; envelope: TxEnvelope } | Unverified {
-  const block = checkHeader(genesis, receipt?.block);
+  const block = checkHeader(genesis, receipt?.block, servers);
   if ('verified' in block) return block;
   const path = hexList(receipt.proof);
   if (!path) return fail('KL_PROOF_INVALID', 'receipt proof is malformed');
@@ -106,11 +130,14 @@ function verifyTransactionReceiptUnguarded({
 function verifyKeyRecordProofUnguarded({
   genesis,
   proof,
+  servers,
 }: {
   genesis: Genesis;
   proof: KeyRecordProof;
+  /** Admissions of further servers of a chain-ordered ledger whose signatures count (node-admission.ts). */
+  servers?: readonly unknown[];
 }): { verified: true; record: KeyRecord | null; height: number } | Unverified {
-  const cp = checkHeader(genesis, proof?.checkpoint);
+  const cp = checkHeader(genesis, proof?.checkpoint, servers);
   if ('verified' in cp) return cp;
   if (typeof proof.id !== 'string') return fail('KL_PROOF_INVALID', 'proof names no identity');
   if (proof.record && proof.record.id !== proof.id)
@@ -139,13 +166,16 @@ function verifyKeyRecordProofUnguarded({
 function verifyCheckpointConsistencyUnguarded({
   genesis,
   proof,
+  servers,
 }: {
   genesis: Genesis;
   proof: ConsistencyProof;
+  /** Admissions of further servers of a chain-ordered ledger whose signatures count (node-admission.ts). */
+  servers?: readonly unknown[];
 }): { verified: true; checkpoint: SignedHeader } | Unverified {
-  const older = checkHeader(genesis, proof?.older);
+  const older = checkHeader(genesis, proof?.older, servers);
   if ('verified' in older) return older;
-  const newer = checkHeader(genesis, proof.newer);
+  const newer = checkHeader(genesis, proof.newer, servers);
   if ('verified' in newer) return newer;
   const a = older.header.height;
   const b = newer.header.height;
@@ -186,6 +216,8 @@ export interface ExtensionAnswer {
   proof?: ConsistencyProof;
   /** The server's latest signed header, fetched when it refused the proof. */
   latest?: unknown;
+  /** Admissions of further servers of a chain-ordered ledger whose signatures count (node-admission.ts). */
+  servers?: readonly unknown[];
 }
 
 /**
@@ -199,6 +231,7 @@ function verifyLedgerExtendsUnguarded({
   kept,
   proof,
   latest,
+  servers,
 }: ExtensionAnswer): { verified: true; checkpoint: SignedHeader } | Unverified {
   const a = kept.header.height;
   const cutShort = (b: number) =>
@@ -212,7 +245,7 @@ function verifyLedgerExtendsUnguarded({
   );
   // Only a header signed by the validators counts as the ledger's end: anyone can claim a height.
   const end = (value: unknown) => {
-    const h = checkHeader(genesis, value);
+    const h = checkHeader(genesis, value, servers);
     return 'verified' in h ? null : h.header.height;
   };
   if (proof === undefined) {
@@ -221,7 +254,7 @@ function verifyLedgerExtendsUnguarded({
   }
   const b = end(proof?.newer);
   if (b !== null && b < a) return cutShort(b);
-  const check = verifyCheckpointConsistencyUnguarded({ genesis, proof });
+  const check = verifyCheckpointConsistencyUnguarded({ genesis, proof, ...(servers ? { servers } : {}) });
   if (!check.verified) return rewritten;
   if (proof.older.hash !== kept.hash || proof.older.header.height !== a) return rewritten;
   return check;

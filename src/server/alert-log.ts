@@ -27,7 +27,7 @@ export interface DroppedAlerts {
 }
 
 /** Kinds kept in their own ring: a flood of other alerts never pushes them out. */
-export const PRIORITY_ALERT_KINDS: ReadonlySet<string> = new Set(['hijack', 'storage']);
+export const PRIORITY_ALERT_KINDS: ReadonlySet<string> = new Set(['hijack', 'storage', 'chain']);
 
 /** How many alerts of each ring are kept by default. */
 export const DEFAULT_ALERT_CAPACITY = 10_000;

@@ -100,7 +100,7 @@ export function createAlertPolicy(o: AlertPolicyOptions): AlertPolicy {
       detail: withoutUrlSecrets(`${what[change.kind]}: ${change.detail}`).slice(0, 2_000),
     });
   };
-  const policy: AlertPolicy = {
+  return {
     alerts,
     record,
     noteStorageFault,
@@ -111,16 +111,4 @@ export function createAlertPolicy(o: AlertPolicyOptions): AlertPolicy {
       return () => live.off('alert', listener);
     },
   };
-  policies.set(alerts, policy);
-  return policy;
-}
-
-const policies = new WeakMap<AlertLog, AlertPolicy>();
-
-/**
- * The policy that keeps `alerts` (what a whole server uses to alert about parts it owns outside the
- * plugin, such as the chain follower), or undefined.
- */
-export function alertPolicyOf(alerts: AlertLog): AlertPolicy | undefined {
-  return policies.get(alerts);
 }

@@ -14,7 +14,6 @@ import { setNativeOpenPgp } from '../pgp/native/switch.js';
 import { KlError } from '../protocol/errors.js';
 import { MAX_HTTP_BODY } from '../protocol/messages.js';
 import { checkAdminSocketPath, type RegistrarAdmin, startAdminSocket } from './admin-socket.js';
-import { alertPolicyOf } from './alert-policy.js';
 import { type ProxyTrust, proxyTrust } from './client-address.js';
 import { demoService, storageKey } from './demo-service.js';
 import { safeListener, withoutUrlSecrets } from './events.js';
@@ -62,7 +61,7 @@ export interface ServerOptions extends KeyledgerPolicies {
 }
 
 /** A running server: the plugin's running parts, and what a whole server adds. */
-export interface RunningServer extends Omit<Keyledger, 'setPublicUrl' | 'started'> {
+export interface RunningServer extends Omit<Keyledger, 'setPublicUrl' | 'started' | 'noteChain'> {
   app: FastifyInstance;
   url: string;
   wsUrl: string;
@@ -162,8 +161,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       // The chain connection on /metrics, and its changes as operator alerts (docs/deploy-besu.md
       // "The follower").
       k!.metrics.watchChain(() => ledger.chainStatus());
-      const policy = alertPolicyOf(k!.alerts);
-      if (policy) unwatchChain = node.sequencer.onChange((change) => policy.noteChain(change));
+      const parts = k!;
+      unwatchChain = node.sequencer.onChange((change) => parts.noteChain(change));
     }
     if (o.adminSocket !== false)
       admin = await startAdminSocket({

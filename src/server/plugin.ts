@@ -18,6 +18,7 @@ import cors from '@fastify/cors';
 import websocket from '@fastify/websocket';
 import { Ajv } from 'ajv';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { ChainChange } from '../ledger/sequencer-adapter.js';
 import { MAX_HTTP_BODY, MAX_WS_MESSAGE } from '../protocol/messages.js';
 import { registerAdminApi } from './admin-api.js';
 import type { AlertLog } from './alert-log.js';
@@ -125,6 +126,11 @@ export interface Keyledger {
   alerts: AlertLog;
   dashboard: DashboardAuth;
   metrics: ServerMetrics;
+  /**
+   * Tells the alert policy about a change of the chain connection (a follower the whole server
+   * owns, outside the plugin: docs/deploy-besu.md "The follower").
+   */
+  noteChain(change: ChainChange): void;
   /** Challenges issued and not yet answered. */
   pendingChallenges(): number;
   /** Adds an application hook for session messages (after the built-in ones, before the fallback). */
@@ -196,6 +202,7 @@ export const keyledger: FastifyPluginAsync<KeyledgerOptions> = async (app, o) =>
     alerts: policy.alerts,
     dashboard: core.dashboard,
     metrics: core.metrics,
+    noteChain: policy.noteChain,
     pendingChallenges: () => loginSocket.pendingChallenges(),
     onMessage: (handler) => core.addHandler(handler),
     setPublicUrl(url) {

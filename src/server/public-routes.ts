@@ -4,15 +4,23 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Ledger } from '../ledger/ledger.js';
+import type { NodeAdmission } from '../ledger/node-admission.js';
 import type { ChainStatus } from '../ledger/sequencer-adapter.js';
 import type { StorageFault } from '../ledger/storage-fault.js';
 import { canonicalIdentity } from '../protocol/identity.js';
+import { MAX_LISTED_SERVERS } from '../protocol/schemas/http.js';
 import { ledgerBehind, type ReachHeight } from './ledger-reach.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ServerKey } from './server-key.js';
 
 /** A ledger, and for an engine that has one, its storage fault state. */
-export type ServedLedger = Ledger & { storageFault?(): { fault: StorageFault; since: number } | null };
+export type ServedLedger = Ledger & {
+  storageFault?(): { fault: StorageFault; since: number } | null;
+  /** Admissions of the further servers of a chain-ordered ledger (node-admission.ts). */
+  admittedServers?(): NodeAdmission[];
+  /** The chain connection of a chain-ordered ledger, or null (docs/deploy-besu.md "The follower"). */
+  chainStatus?(): ChainStatus | null;
+};
 
 /** What the public routes need. */
 export interface PublicRoutesContext {
@@ -51,8 +59,7 @@ export function registerOperationsRoutes(app: FastifyInstance, ctx: PublicRoutes
       const checkpoint = await ctx.ledger.checkpoint().catch(() => undefined);
       // EVM engine: the chain connection (docs/deploy-besu.md "The follower"); null for the embedded
       // engine. A faulted chain, or one not read for longer than the staleness limit, is not ready.
-      const chain =
-        (ctx.ledger as ServedLedger & { chainStatus?(): ChainStatus | null }).chainStatus?.() ?? null;
+      const chain = ctx.ledger.chainStatus?.() ?? null;
       const ok = ctx.ready() && checkpoint !== undefined && (chain === null || chain.ok);
       // Logins (reads) go on while the disk is full, so readiness stays; `storage` says it.
       const storage = ctx.ledger.storageFault?.()?.fault ?? 'ok';
@@ -80,6 +87,17 @@ export function registerOperationsRoutes(app: FastifyInstance, ctx: PublicRoutes
 
 const HEIGHT = { type: 'string', pattern: '^[1-9][0-9]{0,15}$' } as const;
 
+/**
+ * The deployment's servers as /v1/info lists them: this one and its configured peers first, then the
+ * servers admitted on the ledger, with their admissions (checked by clients against the genesis).
+ */
+function listedServers(ctx: PublicRoutesContext): { servers: string[]; admitted?: NodeAdmission[] } {
+  const admitted = (ctx.ledger.admittedServers?.() ?? []).slice(0, MAX_LISTED_SERVERS);
+  const urls = [...ctx.servers(), ...admitted.flatMap((a) => (a.node.url ? [a.node.url] : []))];
+  const servers = [...new Set(urls)].slice(0, MAX_LISTED_SERVERS);
+  return admitted.length > 0 ? { servers, admitted } : { servers };
+}
+
 /** /v1/info and the ledger reads under /v1/ledger. */
 export function registerPublicRoutes(app: FastifyInstance, ctx: PublicRoutesContext): void {
   const { ledger } = ctx;
@@ -93,7 +111,7 @@ export function registerPublicRoutes(app: FastifyInstance, ctx: PublicRoutesCont
       checkpoint: await ledger.checkpoint(),
       methods: ctx.methods(),
       challengeTtlMs: ctx.challengeTtlMs,
-      servers: ctx.servers(),
+      ...listedServers(ctx),
     }),
   );
   app.get(

@@ -13,6 +13,8 @@ import { openSession } from './open-session.js';
 export async function adminDashboard(o: {
   home: string;
   passphraseFile?: string;
+  /** One server of the ledger, used alone (`--server`); default: the home's servers, with failover. */
+  server?: string;
   open?: boolean;
   json?: boolean;
 }): Promise<number> {

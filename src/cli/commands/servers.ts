@@ -5,7 +5,7 @@
  */
 import { ClientHome } from '../../client/home.js';
 import { serverList, withLearnt, withoutServer, withServer } from '../../client/server-list.js';
-import { checkServer } from '../../client/server-trust.js';
+import { checkServer, withAdmitted } from '../../client/server-trust.js';
 import { out } from '../io.js';
 import type { ClientOptions } from './client-options.js';
 
@@ -20,7 +20,7 @@ export async function serversCommand(
     const checked = await checkServer(server, o.url);
     server = withServer(server, { url: checked.url, fingerprint: checked.key.fingerprint }, !!o.prefer);
     // The servers it lists join too, each checked before its first use.
-    server = withLearnt(server, checked.servers);
+    server = withAdmitted(withLearnt(server, checked.servers), checked.admitted);
     home.writeServer(server);
     if (!o.json)
       out(

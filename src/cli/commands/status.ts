@@ -44,7 +44,7 @@ export async function status(o: ClientOptions): Promise<number> {
   // The servers it lists join the list, each checked before its first use.
   if (info.servers?.length) home.writeServer(withLearnt(home.readServer(), info.servers));
   const pinnedOk = acceptedServerKey(server, info.server) !== null;
-  const check = verifyKeyRecordProof({ genesis: server.genesis, proof });
+  const check = verifyKeyRecordProof({ genesis: server.genesis, servers: server.admitted ?? [], proof });
   // The proof must be about us, at a checkpoint no older than the one just accepted.
   const proofOk = check.verified && proof.id === identity.id && check.height >= checkpoint.header.height;
   const record = proofOk && check.verified ? check.record : null;

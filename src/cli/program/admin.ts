@@ -7,6 +7,7 @@ import { type Command, Option } from 'commander';
 import { parseDuration } from '../../protocol/duration.js';
 import { dataOption, homeOption, jsonOption, reasonOption, userPassphraseOption } from '../options.js';
 import { act, type Context, clientOf, commands, examples, given, str, withOptions } from './shared.js';
+import { serverOption } from './user.js';
 
 /** An admin subcommand that asks the running server through DATA/admin.sock. */
 type SocketCommand = 'sessions' | 'alerts' | 'revoke-session' | 'revoke-key';
@@ -91,6 +92,7 @@ function declareDashboard(admin: Command, context: Context): void {
       'Logs in with your key (the normal handshake), asks for a one-time dashboard link (valid 60 s, single use; your identity must hold the admin role), prints it and opens it in a browser if there is one.',
     );
   withOptions(dashboard, [
+    serverOption(),
     homeOption(),
     userPassphraseOption(),
     jsonOption(),

@@ -23,7 +23,7 @@ const ROTATE_DESCRIPTION = [
  * `--server URL` of the commands that talk to a server: one server of your ledger, used alone
  * (docs/protocol.md "Several servers").
  */
-function serverOption(): Option {
+export function serverOption(): Option {
   return new Option(
     '--server <URL>',
     'use this server of your ledger only: it must serve your ledger with the server key you pinned (then it joins your servers); default: your servers, the last one used first, the next when one is down',

@@ -7,6 +7,7 @@ import { type Static, Type } from 'typebox';
 import { ArmoredKey, ArmoredSignature, Fingerprint, Hash, Identity, Time } from './fields.js';
 import { GenesisSchema, ReceiptSchema, SignedHeaderSchema } from './ledger.js';
 import { ProofMethod, RegistrationStatementSchema } from './statements.js';
+import { TX_BODY_SCHEMAS } from './transactions.js';
 
 const closed = { additionalProperties: false } as const;
 
@@ -51,6 +52,11 @@ export const InfoReply = Type.Object(
      * servers"). A client checks each (same chain, a server key it accepts) before it uses it.
      */
     servers: Type.Optional(Type.Array(ServerUrl, { maxItems: MAX_LISTED_SERVERS })),
+    /**
+     * The admissions of the deployment's further servers (chain-ordered ledgers; node-admission.ts):
+     * certificates a client checks with the genesis alone before it trusts those servers' keys.
+     */
+    admitted: Type.Optional(Type.Array(TX_BODY_SCHEMAS.RegistrarAdded, { maxItems: MAX_LISTED_SERVERS })),
   },
   closed,
 );
