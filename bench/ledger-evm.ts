@@ -3,7 +3,11 @@
  * the transaction is in a durable keyledger block) on the EVM engine against a local anvil node,
  * next to the embedded engine measured in the same run with the same load (the baseline). `--json`
  * prints the results document on stdout; `--out FILE` writes it (bench/support/bench-cli.ts,
- * bench/README.md). Options: --registrations N (default 300), --in-flight N (default 16).
+ * bench/README.md). Options: --registrations N (default 300), --in-flight N (default 16),
+ * --revocations N (default 100): revocation propagation to a second server of the deployment (joined
+ * with keys of its own and admitted, following the chain at the server's default poll of 250 ms) —
+ * from the revocation's submit on the first server to the second server's ledger holding it, p50/p99,
+ * next to the first server's own commit latency for the same revocations.
  * Anvil automines one transaction per block, with no consensus: Besu/GoQuorum QBFT adds its block
  * period (1–2 s typically) to every commit, and batches many transactions per block.
  */
@@ -13,7 +17,7 @@ import { join } from 'node:path';
 import { dataPaths, readGenesisFile } from '../src/ledger/data-dir.js';
 import { EmbeddedLedger, initEmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import type { TxBodies } from '../src/ledger/transactions.js';
-import { evmSequencerFor, initEvmNode } from '../src/server/evm-node.js';
+import { evmSequencerFor, initEvmNode, joinEvmNode, registrarAccountsFor } from '../src/server/evm-node.js';
 import { ANVIL_FUNDER_KEY, startAnvil } from '../test/support/anvil.js';
 import { benchArgs } from './support/bench-cli.js';
 
@@ -25,6 +29,12 @@ const args = benchArgs({
     engine: { kind: 'text', full: 'evm', fullWhen: 'any', help: 'evm (given to npm run bench:ledger)' },
     registrations: { kind: 'count', full: '300', fullWhen: 'atLeast', help: 'registrations per engine' },
     'in-flight': { kind: 'count', full: '16', fullWhen: 'any', help: 'registrations in flight' },
+    revocations: {
+      kind: 'count',
+      full: '100',
+      fullWhen: 'atLeast',
+      help: 'revocations timed to the second server',
+    },
   },
   out: 'file',
   resultsFile: 'ledger-evm.json',
@@ -37,6 +47,7 @@ if (args.text('engine') !== 'evm') {
 }
 const N = args.count('registrations');
 const IN_FLIGHT = args.count('in-flight');
+const REVOCATIONS = args.count('revocations');
 const PASS = 'bench passphrase';
 const root = mkdtempSync(join(tmpdir(), 'kl-bench-evm-'));
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -56,7 +67,83 @@ function body(i: number): TxBodies['KeyRegistered'] {
   };
 }
 
-async function load(ledger: EmbeddedLedger) {
+/** p50 and p99 of `values` (ms), one decimal. */
+function quantiles(values: number[]): { p50: number; p99: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  const q = (p: number) => +sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!.toFixed(1);
+  return { p50: q(0.5), p99: q(0.99) };
+}
+
+/**
+ * A second server of the deployment of `dataDir`: joined with keys of its own, admitted by the
+ * first (`ledger`, the governor), following the chain; resolves once it has caught up.
+ */
+async function secondServer(rpcUrl: string, first: EmbeddedLedger, firstDir: string) {
+  const dataDir = join(root, 'second');
+  const { request } = await joinEvmNode({
+    dataDir,
+    passphrase: PASS,
+    rpcUrl,
+    genesis: first.genesis,
+    name: 'second',
+    insecureDevFunderKey: ANVIL_FUNDER_KEY,
+  });
+  const engine = first.genesis.engine!;
+  await registrarAccountsFor({ dataDir: firstDir, passphrase: PASS, engine }).setAccount(
+    request.node.account!,
+    true,
+  );
+  await first.governance({
+    type: 'RegistrarAdded',
+    body: { keyId: request.keyId, publicKey: request.publicKey, name: request.name, node: request.node },
+  });
+  const sequencer = evmSequencerFor({ dataDir, passphrase: PASS, engine });
+  const ledger = EmbeddedLedger.open({ dataDir, passphrase: PASS, sequencer });
+  await sequencer.follow((b) => ledger.ingest(b), ledger.sequencerCursor());
+  return { ledger, sequencer };
+}
+
+/**
+ * Revokes `bodies`' keys one at a time through `first`; for each, the ms until `first` committed it
+ * and until `second`'s ledger holds it.
+ */
+async function propagation(
+  first: EmbeddedLedger,
+  second: EmbeddedLedger,
+  bodies: TxBodies['KeyRegistered'][],
+) {
+  const seen = new Map<string, number>();
+  const waiting = new Map<string, () => void>();
+  const unsubscribe = second.subscribe((tx) => {
+    if (tx.type !== 'KeyRevoked') return;
+    const id = (tx.envelope.tx.body as TxBodies['KeyRevoked']).id;
+    seen.set(id, performance.now());
+    waiting.get(id)?.();
+  });
+  const commit: number[] = [];
+  const reach: number[] = [];
+  for (const b of bodies) {
+    const arrived = new Promise<void>((resolve) => waiting.set(b.id, resolve));
+    const t0 = performance.now();
+    await first.submit({
+      type: 'KeyRevoked',
+      body: {
+        id: b.id,
+        fingerprint: b.fingerprint,
+        reason: 'compromised',
+        by: 'admin',
+        admin: 'bench@example.org',
+      },
+    });
+    commit.push(performance.now() - t0);
+    await arrived;
+    reach.push(seen.get(b.id)! - t0);
+  }
+  unsubscribe();
+  return { commitOnFirst: quantiles(commit), visibleOnSecond: quantiles(reach) };
+}
+
+async function load(ledger: EmbeddedLedger, bodies: TxBodies['KeyRegistered'][] = []) {
   const latencies: number[] = [];
   let next = 0;
   const t0 = performance.now();
@@ -65,16 +152,15 @@ async function load(ledger: EmbeddedLedger) {
       while (next < N) {
         const i = next++;
         const t = performance.now();
-        await ledger.submit({ type: 'KeyRegistered', body: body(i) });
+        const registered = body(i);
+        await ledger.submit({ type: 'KeyRegistered', body: registered });
+        bodies.push(registered);
         latencies.push(performance.now() - t);
       }
     }),
   );
   const seconds = (performance.now() - t0) / 1000;
-  latencies.sort((a, b) => a - b);
-  const q = (p: number) =>
-    +latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!.toFixed(1);
-  return { perSecond: Math.round(N / seconds), latencyMs: { p50: q(0.5), p99: q(0.99) } };
+  return { perSecond: Math.round(N / seconds), latencyMs: quantiles(latencies) };
 }
 
 try {
@@ -95,19 +181,29 @@ try {
   const sequencer = evmSequencerFor({ dataDir, passphrase: PASS, engine, pollMs: 10 });
   const ledger = EmbeddedLedger.open({ dataDir, passphrase: PASS, sequencer });
   await sequencer.follow((b) => ledger.ingest(b), ledger.sequencerCursor());
-  const evm = await load(ledger);
+  const registered: TxBodies['KeyRegistered'][] = [];
+  const evm = await load(ledger, registered);
+  log(
+    `evm (anvil): ${evm.perSecond} registrations/s, commit p50 ${evm.latencyMs.p50} ms, p99 ${evm.latencyMs.p99} ms`,
+  );
+  const second = await secondServer(anvil.url, ledger, dataDir);
+  const revoked = await propagation(ledger, second.ledger, registered.slice(0, REVOCATIONS));
+  log(
+    `revocation through the first server: committed there p50 ${revoked.commitOnFirst.p50} ms, p99 ${revoked.commitOnFirst.p99} ms; on the second server (polling every 250 ms) p50 ${revoked.visibleOnSecond.p50} ms, p99 ${revoked.visibleOnSecond.p99} ms`,
+  );
+  await second.sequencer.stop();
+  await second.ledger.close();
   await ledger.drain();
   await sequencer.stop();
   await ledger.close();
   await anvil.stop();
-  log(
-    `evm (anvil): ${evm.perSecond} registrations/s, commit p50 ${evm.latencyMs.p50} ms, p99 ${evm.latencyMs.p99} ms`,
-  );
   await args.finish({
     registrations: N,
     inFlight: IN_FLIGHT,
     embedded: emb,
     evmAnvil: evm,
+    revocations: Math.min(REVOCATIONS, registered.length),
+    revocationPropagation: { ...revoked, secondServerPollMs: 250 },
     note: 'anvil automines one transaction per block without consensus; QBFT adds its block period per commit',
   });
 } finally {

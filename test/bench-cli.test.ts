@@ -122,9 +122,9 @@ const BENCHMARKS: Array<{
   {
     name: 'ledger-evm',
     script: 'ledger.ts',
-    smoke: ['--engine', 'evm', '--registrations', '10', '--in-flight', '2'],
-    figures: ['evmAnvil.perSecond', 'evmAnvil.latencyMs.p50'],
-    baselines: ['embedded.perSecond'],
+    smoke: ['--engine', 'evm', '--registrations', '10', '--in-flight', '2', '--revocations', '3'],
+    figures: ['evmAnvil.perSecond', 'evmAnvil.latencyMs.p50', 'revocationPropagation.visibleOnSecond.p99'],
+    baselines: ['embedded.perSecond', 'revocationPropagation.commitOnFirst.p50'],
   },
   {
     name: 'ledger-open',
