@@ -6,6 +6,8 @@
  * order they were queued. A transaction keeps its signature and txid, so the ledger refuses it if it
  * ever came back twice, and the sender checks the ledger for the txid before each resend.
  */
+
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 
@@ -41,6 +43,8 @@ export class ChainOutbox {
   /** Opens (or creates) the outbox at `file`. */
   constructor(file: string) {
     this.db = new Database(file);
+    // Private like every file of the data directory; SQLite gives the -wal and -shm files this mode.
+    chmodSync(file, 0o600);
     this.db.pragma('journal_mode = WAL');
     // Durable before the request that wrote it is answered.
     this.db.pragma('synchronous = FULL');

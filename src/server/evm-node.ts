@@ -224,7 +224,7 @@ export async function joinEvmNode(o: JoinEvmNodeOptions): Promise<{ request: Joi
       ...(o.url ? { url: o.url } : {}),
     },
   });
-  writeFileSync(paths.joinRequest, `${JSON.stringify(request, null, 2)}\n`, { mode: 0o644 });
+  writeFileSync(paths.joinRequest, `${JSON.stringify(request, null, 2)}\n`, { mode: 0o600 });
   return { request, account: account.address };
 }
 
