@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { Contract, Wallet } from 'ethers';
 import { register } from '../src/client/register.js';
@@ -24,20 +24,11 @@ import { sha256Hex } from '../src/protocol/hash.js';
 import { startServer } from '../src/server/app.js';
 import { initEvmNode } from '../src/server/evm-node.js';
 import { PASSPHRASE, registration, tempDir } from './helpers.js';
-import { ANVIL_FUNDER_KEY, type Anvil, startAnvil } from './support/anvil.js';
+import { ANVIL_FUNDER_KEY, type Anvil, anvilsStoppedAfter } from './support/anvil.js';
 import { CLIENT_PASSPHRASE, evmTestServer, invite, newClient, registeredClient } from './support/server.js';
 
 const bin = new URL('../bin/keyledger.js', import.meta.url).pathname;
-const chains: Anvil[] = [];
-after(async () => {
-  for (const c of chains) await c.stop();
-});
-
-async function chain(o: { stateFile?: string; port?: number } = {}): Promise<Anvil> {
-  const a = await startAnvil(o);
-  chains.push(a);
-  return a;
-}
+const chain = anvilsStoppedAfter();
 
 /** The node account's private key, from its sealed file. */
 function accountKey(dataDir: string): string {

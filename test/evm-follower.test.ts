@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { connect } from '../src/client/session.js';
 import { readAuditTrail } from '../src/ledger/audit-trail.js';
 import { dataPaths, readGenesisFile } from '../src/ledger/data-dir.js';
@@ -22,19 +22,10 @@ import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
 import { canonicalize } from '../src/protocol/canonical-json.js';
 import { type RunningServer, type ServerOptions, startServer } from '../src/server/app.js';
 import { PASSPHRASE, registration, tempDir } from './helpers.js';
-import { type Anvil, startAnvil } from './support/anvil.js';
+import { anvilsStoppedAfter } from './support/anvil.js';
 import { CLIENT_PASSPHRASE, evmTestServer, registeredClient } from './support/server.js';
 
-const chains: Anvil[] = [];
-after(async () => {
-  for (const c of chains) await c.stop();
-});
-
-async function chain(o: { stateFile?: string; port?: number } = {}): Promise<Anvil> {
-  const a = await startAnvil(o);
-  chains.push(a);
-  return a;
-}
+const chain = anvilsStoppedAfter();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

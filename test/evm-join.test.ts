@@ -28,12 +28,18 @@ import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { callAdmin } from '../src/server/admin-socket.js';
 import type { RunningServer } from '../src/server/app.js';
-import { startServer } from '../src/server/app.js';
 import { initEvmNode, joinEvmNode } from '../src/server/evm-node.js';
 import { PASSPHRASE, tempDir } from './helpers.js';
 import { ANVIL_FUNDER_KEY, type Anvil, startAnvil } from './support/anvil.js';
 import { bin } from './support/cli.js';
-import { CLIENT_PASSPHRASE, evmTestServer, invite, newClient, registeredClient } from './support/server.js';
+import {
+  CLIENT_PASSPHRASE,
+  evmTestServer,
+  invite,
+  newClient,
+  registeredClient,
+  startOn,
+} from './support/server.js';
 
 const run = promisify(execFile);
 
@@ -67,17 +73,6 @@ async function until(check: () => boolean | Promise<boolean>, ms = 20_000): Prom
     if (Date.now() > end) assert.fail('timed out waiting');
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-async function startOn(dataDir: string): Promise<RunningServer & { dataDir: string }> {
-  const server = await startServer({
-    dataDir,
-    passphrase: PASSPHRASE,
-    host: '127.0.0.1',
-    port: 0,
-    evm: { pollMs: 20 },
-  });
-  return Object.assign(server, { dataDir });
 }
 
 const height = async (s: RunningServer) => (await s.ledger.checkpoint())?.header.height ?? 0;
@@ -127,7 +122,7 @@ describe('a second server of one deployment (EVM engine, anvil)', () => {
     assert.notEqual(request.node.server.fingerprint, a.ledger.genesis.server!.fingerprint);
     assert.ok(!a.ledger.genesis.validators.some((v) => v.keyId === request.node.validator.keyId));
     assert.ok(!a.ledger.genesis.registrars.some((v) => v.keyId === request.keyId));
-    b = await startOn(dataDir);
+    b = await startOn(dataDir, {});
     servers.push(b);
     await until(async () => (await height(b)) === (await height(a)));
     assert.equal((await b.ledger.getKeyRecord('alice@example.org')).record?.status, 'active');
@@ -247,7 +242,7 @@ describe('a second server of one deployment (EVM engine, anvil)', () => {
       name: 'kl3',
       insecureDevFunderKey: ANVIL_FUNDER_KEY,
     });
-    const stranger = await startOn(dataDir);
+    const stranger = await startOn(dataDir, {});
     servers.push(stranger);
     const bob = await newClient('dave@example.org');
     const refusedRegistration = await rejection(
@@ -341,7 +336,7 @@ describe('a second server of one deployment (EVM engine, anvil)', () => {
       engine: made[0]!.genesis.engine!,
       chain: chainIdOf(made[0]!.genesis),
     });
-    const err = await rejection(startOn(dirs[1]!));
+    const err = await rejection(startOn(dirs[1]!, {}));
     assert.equal(err.code, 'KL_CONFIG_INVALID');
     assert.match(err.message, /orders another ledger/);
     assert.match(err.message, /does not belong to that deployment/);

@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
+import { after } from 'node:test';
 
 /** Anvil's first development account: public knowledge, funds the test nodes' accounts. */
 export const ANVIL_FUNDER_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
@@ -95,5 +96,21 @@ export async function startAnvil(o: { port?: number; stateFile?: string } = {}):
       child.kill('SIGTERM');
       await exited;
     },
+  };
+}
+
+/**
+ * Starts anvil nodes for one test file and stops each after the file's tests (call it at the top
+ * level of the file).
+ */
+export function anvilsStoppedAfter(): (o?: { port?: number; stateFile?: string }) => Promise<Anvil> {
+  const started: Anvil[] = [];
+  after(async () => {
+    for (const a of started) await a.stop();
+  });
+  return async (o = {}) => {
+    const a = await startAnvil(o);
+    started.push(a);
+    return a;
   };
 }

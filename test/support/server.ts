@@ -33,7 +33,7 @@ export function sharedChain(): Promise<Anvil> {
 }
 
 /** Starts a server on a random loopback port over `dataDir` (initialised on first start if embedded). */
-async function startOn(
+export async function startOn(
   dataDir: string,
   o: Partial<ServerOptions>,
 ): Promise<RunningServer & { dataDir: string }> {
