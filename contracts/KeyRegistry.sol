@@ -7,7 +7,8 @@ pragma solidity 0.8.28;
 /// registrar-signed canonical envelope) and emits it with its RFC 6962 leaf hash, so each keyledger
 /// node derives the same ordered ledger from the chain and can check it. Full armored keys live in
 /// the envelope (an event), only their hashes in storage.
-/// Write rules mirror the embedded engine's permission table (src/ledger/permissions.ts):
+/// Who may call mirrors the embedded engine's permission table (src/ledger/permissions.ts); the
+/// state rules (one active key per identity, one identity per key) are the ledger's alone:
 ///   KeyRegistered, KeyRotated, KeyRevoked, HashAnchored, AuditEvent: a registrar;
 ///   RegistrarAdded/Removed, RoleGranted/Revoked: the governor (a multisig in production).
 contract KeyRegistry {
@@ -44,10 +45,7 @@ contract KeyRegistry {
 
     error NotGovernor();
     error NotRegistrar();
-    error IdentityTaken();
-    error KeyInUse();
     error NotActive();
-    error WrongKey();
     error RoleUnchanged();
     error ChainAlreadyBound();
 
@@ -98,24 +96,21 @@ contract KeyRegistry {
         external
         onlyRegistrar
     {
+        // No state rule refuses the call here: the ledger's rules decide (the follower leaves out
+        // what they refuse). A rule here would let any registrar lock an identity out: a refused
+        // envelope's call would still have changed this storage (docs/deploy-besu.md).
         Record storage r = records[id];
-        if (r.status == Status.Active) revert IdentityTaken();
-        if (fingerprintOwner[fingerprint] != bytes32(0)) revert KeyInUse();
-        // A revoked identity may register again; roles do not carry over.
         records[id] = Record(fingerprint, keyHash, Status.Active, r.rotations, false);
         fingerprintOwner[fingerprint] = id;
         emit KeyStored(id, records[id].fingerprint, records[id].keyHash);
         _record(envelope);
     }
 
-    function rotateKey(bytes32 id, bytes32 oldFingerprint, bytes32 fingerprint, bytes32 keyHash, bytes calldata envelope)
+    function rotateKey(bytes32 id, bytes32 /* oldFingerprint: for readers; the ledger checks it */, bytes32 fingerprint, bytes32 keyHash, bytes calldata envelope)
         external
         onlyRegistrar
     {
         Record storage r = records[id];
-        if (r.status != Status.Active) revert NotActive();
-        if (r.fingerprint != oldFingerprint) revert WrongKey();
-        if (fingerprintOwner[fingerprint] != bytes32(0)) revert KeyInUse();
         r.fingerprint = fingerprint;
         r.keyHash = keyHash;
         r.rotations += 1;
@@ -124,11 +119,11 @@ contract KeyRegistry {
         _record(envelope);
     }
 
-    function revokeKey(bytes32 id, bytes32 fingerprint, bytes calldata envelope) external onlyRegistrar {
-        Record storage r = records[id];
-        if (r.status != Status.Active) revert NotActive();
-        if (r.fingerprint != fingerprint) revert WrongKey();
-        r.status = Status.Revoked;
+    function revokeKey(bytes32 id, bytes32 /* fingerprint: for readers; the ledger checks it */, bytes calldata envelope)
+        external
+        onlyRegistrar
+    {
+        records[id].status = Status.Revoked;
         _record(envelope);
     }
 

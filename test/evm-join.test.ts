@@ -12,20 +12,23 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { Contract, toUtf8Bytes, Wallet } from 'ethers';
 import { login } from '../src/client/login.js';
 import { register } from '../src/client/register.js';
+import { verifiedAdmissions, withAdmitted } from '../src/client/server-trust.js';
 import { connect } from '../src/client/session.js';
 import { dataPaths } from '../src/ledger/data-dir.js';
 import { GOVERNANCE_DOMAIN } from '../src/ledger/domains.js';
 import { bindChain } from '../src/ledger/evm-governor.js';
-import { deployRegistry } from '../src/ledger/evm-sequencer.js';
+import { deployRegistry, evmProvider, registryArtifact } from '../src/ledger/evm-sequencer.js';
 import { chainIdOf } from '../src/ledger/genesis.js';
 import { verifyNodeAdmission } from '../src/ledger/node-admission.js';
-import { openKeyFile } from '../src/ledger/sealed-key-file.js';
+import { openKeyFile, openSecretFile } from '../src/ledger/sealed-key-file.js';
 import { governanceMessage } from '../src/ledger/state-machine.js';
 import { signTransaction } from '../src/ledger/transactions.js';
 import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
 import { isKlError } from '../src/protocol/errors.js';
+import { sha256Hex } from '../src/protocol/hash.js';
 import { callAdmin } from '../src/server/admin-socket.js';
 import type { RunningServer } from '../src/server/app.js';
 import { initEvmNode, joinEvmNode } from '../src/server/evm-node.js';
@@ -82,6 +85,8 @@ describe('a second server of one deployment (EVM engine, anvil)', () => {
   let anvil: Anvil;
   let a: RunningServer & { dataDir: string };
   let b: RunningServer & { dataDir: string };
+  /** A client that trusted B while it was admitted. */
+  let bob: Awaited<ReturnType<typeof registeredClient>>;
   const servers: RunningServer[] = [];
   before(async () => {
     anvil = await startAnvil();
@@ -166,6 +171,28 @@ describe('a second server of one deployment (EVM engine, anvil)', () => {
     assert.equal(kl2?.server?.url, 'http://127.0.0.1:9');
   });
 
+  it('a registrar account cannot lock an identity out by writing garbage for it on the contract', async () => {
+    // B's account (a registrar of the contract) writes key changes for an identity, with envelopes
+    // the ledger refuses; the contract's storage changes, but nothing refuses the real owner.
+    const key = openSecretFile(dataPaths(b.dataDir).evmAccountKey, PASSPHRASE, 'evm-account');
+    const provider = evmProvider(anvil.url);
+    const contract = new Contract(
+      a.ledger.genesis.engine!.contract,
+      registryArtifact().abi,
+      new Wallet(`0x${key.toString('hex')}`, provider),
+    );
+    const id = `0x${sha256Hex('victim@example.org')}`;
+    const fake = `0x${'11'.repeat(32)}`;
+    await (
+      await contract.getFunction('registerKey')(id, fake, fake, toUtf8Bytes('not a transaction'))
+    ).wait();
+    await (await contract.getFunction('revokeKey')(id, fake, toUtf8Bytes('nor this'))).wait();
+    provider.destroy();
+    const victim = await registeredClient(a, 'victim@example.org');
+    assert.equal((await victim.readServer()).registration.receipt.envelope.tx.type, 'KeyRegistered');
+    assert.equal((await a.ledger.getKeyRecord('victim@example.org')).record?.status, 'active');
+  });
+
   it('its admission is a certificate checked with the genesis alone; a forged or altered one is refused', async () => {
     const record = b.ledger.registrars().find((x) => x.name === 'kl2')!;
     const admission = {
@@ -177,8 +204,13 @@ describe('a second server of one deployment (EVM engine, anvil)', () => {
     };
     const ok = verifyNodeAdmission({ genesis: a.ledger.genesis, chain: a.ledger.chainId, admission });
     assert.equal(ok.verified, true);
-    // Another server key swapped in: the approvals no longer cover it.
-    const swapped = { ...admission, node: { ...admission.node!, url: 'https://evil.example' } };
+    // Another server key swapped in (or another URL): the approvals no longer cover it.
+    const swapped = { ...admission, node: { ...admission.node!, server: a.ledger.genesis.server! } };
+    const moved = { ...admission, node: { ...admission.node!, url: 'https://evil.example' } };
+    assert.equal(
+      verifyNodeAdmission({ genesis: a.ledger.genesis, chain: a.ledger.chainId, admission: moved }).verified,
+      false,
+    );
     assert.equal(
       verifyNodeAdmission({ genesis: a.ledger.genesis, chain: a.ledger.chainId, admission: swapped })
         .verified,
@@ -205,7 +237,7 @@ describe('a second server of one deployment (EVM engine, anvil)', () => {
 
   it('clients trust the admitted server through its admission alone: log in, register, revocation through A ends sessions on B', async () => {
     // Registered through A: A lists B's admission; the client checks it against the genesis.
-    const bob = await registeredClient(a, 'bob@example.org');
+    bob = await registeredClient(a, 'bob@example.org');
     const onB = await login({ home: bob, passphrase: CLIENT_PASSPHRASE, server: b.url });
     assert.equal(onB.verified, true);
     assert.ok((await bob.readServer()).admitted?.some((x) => x.name === 'kl2'));
@@ -285,6 +317,37 @@ describe('a second server of one deployment (EVM engine, anvil)', () => {
       `/registrars/${encodeURIComponent(a.ledger.genesis.registrars[0]!.keyId)}/remove`,
     ).catch((e) => e);
     assert.ok(isKlError(last, 'KL_NOT_PERMITTED'), String(last));
+  });
+
+  it('clients stop trusting a removed server for good: its removal is a certificate any server shows', async () => {
+    // Bob trusted B while it was admitted; talking to A shows him B's removal.
+    const before = await bob.readServer();
+    assert.ok(before.admitted?.some((x) => x.name === 'kl2'), 'kept before');
+    assert.equal((await login({ home: bob, passphrase: CLIENT_PASSPHRASE, server: a.url })).verified, true);
+    const after = await bob.readServer();
+    assert.ok(!after.admitted?.some((x) => x.name === 'kl2'), 'dropped after');
+    const refused = await rejection(login({ home: bob, passphrase: CLIENT_PASSPHRASE, server: b.url }));
+    assert.equal(refused.code, 'KL_SERVER_KEY_MISMATCH');
+    // Showing the old admission again does not bring it back: the removal wins.
+    const record = a.ledger.registrars().find((x) => x.name === 'kl2')!;
+    const admission = {
+      keyId: record.keyId,
+      publicKey: record.publicKey,
+      name: record.name,
+      node: record.node,
+      ...record.admission,
+    };
+    const again = withAdmitted(after, verifiedAdmissions(after.genesis, after.chain, [admission]));
+    assert.ok(!again.admitted?.some((x) => x.name === 'kl2'), 'not again');
+    // A client new to the ledger learns it at registration.
+    const frank = await registeredClient(a, 'frank@example.org');
+    assert.ok((await frank.readServer()).removed?.includes(record.keyId), 'new client knows');
+    // An auditor counts B's signatures only up to the block that removed it.
+    await until(async () => (await height(b)) === (await height(a)));
+    const audit = verifyLedgerData({ dataDir: b.dataDir });
+    assert.equal(audit.ok, false);
+    assert.match(audit.problem?.reason ?? '', /not signed by a quorum of validators/);
+    assert.equal(verifyLedgerData({ dataDir: a.dataDir }).ok, true);
   });
 
   it('refuses a new genesis on a contract that already orders a ledger, and a join whose genesis the contract does not order', async () => {

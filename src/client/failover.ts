@@ -56,6 +56,7 @@ export async function onServers<T>(
     server = withAdmitted(
       withServer(server, { url: checked.url, fingerprint: checked.key.fingerprint }),
       checked.admitted,
+      checked.removed,
     );
     await home.writeServer(server);
     entries = [{ url: checked.url, fingerprint: checked.key.fingerprint }];
@@ -71,6 +72,7 @@ export async function onServers<T>(
           server = withAdmitted(
             withServer(await home.readServer(), { url: entry.url, fingerprint: entry.fingerprint }),
             checked.admitted,
+            checked.removed,
           );
           await home.writeServer(server);
         } catch (err) {

@@ -33,7 +33,7 @@ import { callJson, endpoint } from './http.js';
 import { openClientKey } from './identity.js';
 import { checkReply } from './reply.js';
 import { serverUrl, withLearnt } from './server-list.js';
-import { trustedServerKey, verifiedAdmissions } from './server-trust.js';
+import { trustedServerKey, verifiedAdmissions, verifiedRemovals, withAdmitted } from './server-trust.js';
 import type { ClientStore, IdentityFile, ServerFile } from './store.js';
 
 /** What the server publishes at /v1/info. */
@@ -47,6 +47,8 @@ export interface ServerInfo {
   servers?: string[];
   /** Admissions of further servers it listed that verify against the genesis (node-admission.ts). */
   admitted: NodeAdmission[];
+  /** Registrar key ids of the removed servers it listed (removals verified). */
+  removed: string[];
 }
 
 /** Options of {@link register}. */
@@ -157,14 +159,17 @@ export async function fetchServerInfo(server: string, expectChain?: string): Pro
     throw new KlError('KL_SERVER_KEY_MISMATCH', 'the server belongs to another ledger than expected');
   // The key the genesis pins, or that of a further server admitted by governance (its admission
   // verified against the genesis alone: node-admission.ts).
-  const admitted = verifiedAdmissions(genesis, chain, info.admitted);
+  const removed = verifiedRemovals(genesis, chain, info.removed);
+  const admitted = verifiedAdmissions(genesis, chain, info.admitted).filter(
+    (a) => !removed.includes(a.keyId),
+  );
   if (!genesis.server || !trustedServerKey(genesis, admitted, info.server)) {
     throw new KlError(
       'KL_SERVER_KEY_MISMATCH',
       'the server key is neither the one pinned in the ledger genesis nor one of an admitted server',
     );
   }
-  return { ...info, genesis, chain, admitted };
+  return { ...info, genesis, chain, admitted, removed };
 }
 
 /** Registers the identity in `home` with `server`. */
@@ -213,10 +218,11 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
     checkpoint: receipt.block,
     registration: { receipt, at: now() },
     servers: [{ url: serverUrl(o.server), fingerprint: info.server.fingerprint }],
-    ...(info.admitted.length > 0 ? { admitted: info.admitted } : {}),
   };
   // The other servers it lists are kept, checked before their first use (failover.ts).
-  await o.home.writeServer(withLearnt(registered, info.servers ?? []));
+  await o.home.writeServer(
+    withAdmitted(withLearnt(registered, info.servers ?? []), info.admitted, info.removed),
+  );
   return {
     verified: true,
     id: identity.id,

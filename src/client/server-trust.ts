@@ -6,7 +6,7 @@
  * decides which keys those are; {@link checkServer} asks a server and applies it.
  */
 import { chainIdOf, checkGenesis, type Genesis } from '../ledger/genesis.js';
-import { type NodeAdmission, verifyNodeAdmission } from '../ledger/node-admission.js';
+import { type NodeAdmission, verifyNodeAdmission, verifyNodeRemoval } from '../ledger/node-admission.js';
 import { KlError } from '../protocol/errors.js';
 import { InfoReply } from '../protocol/schemas/http.js';
 import { callJson, endpoint } from './http.js';
@@ -40,12 +40,46 @@ export function verifiedAdmissions(
 /** At most this many admitted servers are kept in a home. */
 const MAX_ADMITTED = 16;
 
-/** `server` with `admissions` (already verified) added to the admitted servers it keeps. */
-export function withAdmitted(server: ServerFile, admissions: readonly NodeAdmission[]): ServerFile {
-  if (admissions.length === 0) return server;
-  const byKey = new Map((server.admitted ?? []).map((a) => [a.keyId, a]));
-  for (const a of admissions) if (!byKey.has(a.keyId) && byKey.size < MAX_ADMITTED) byKey.set(a.keyId, a);
-  return { ...server, admitted: [...byKey.values()] };
+/**
+ * The registrar key ids of the removals among `candidates` (`/v1/info` `removed`) that verify
+ * against the genesis alone: servers a client stops trusting for good.
+ */
+export function verifiedRemovals(
+  genesis: Genesis,
+  chain: string,
+  candidates: readonly unknown[] | undefined,
+): string[] {
+  const out: string[] = [];
+  for (const removal of (candidates ?? []).slice(0, MAX_REMOVED)) {
+    const result = verifyNodeRemoval({ genesis, chain, removal });
+    if (result.verified) out.push(result.removal.keyId);
+  }
+  return out;
+}
+
+/** At most this many removed servers are remembered in a home. */
+const MAX_REMOVED = 256;
+
+/**
+ * `server` with `admissions` (already verified) added to the admitted servers it keeps, and the
+ * servers of `removed` (verified removals) dropped for good: a removal always wins, whoever shows
+ * the old admission again.
+ */
+export function withAdmitted(
+  server: ServerFile,
+  admissions: readonly NodeAdmission[],
+  removed: readonly string[] = [],
+): ServerFile {
+  if (admissions.length === 0 && removed.length === 0) return server;
+  const gone = new Set([...(server.removed ?? []), ...removed]);
+  const byKey = new Map((server.admitted ?? []).filter((a) => !gone.has(a.keyId)).map((a) => [a.keyId, a]));
+  for (const a of admissions)
+    if (!gone.has(a.keyId) && !byKey.has(a.keyId) && byKey.size < MAX_ADMITTED) byKey.set(a.keyId, a);
+  return {
+    ...server,
+    admitted: [...byKey.values()],
+    ...(gone.size > 0 ? { removed: [...gone].slice(-MAX_REMOVED) } : {}),
+  };
 }
 
 /**
@@ -91,6 +125,8 @@ export interface CheckedServer {
   servers: string[];
   /** The admissions of further servers it listed that verify against the genesis. */
   admitted: NodeAdmission[];
+  /** The registrar key ids of the removed servers it listed (removals verified). */
+  removed: string[];
 }
 
 /**
@@ -115,12 +151,13 @@ export async function checkServer(home: ServerFile, url: string): Promise<Checke
       { chain: info.chain.slice(0, 64) },
     );
   const admitted = verifiedAdmissions(home.genesis, home.chain, info.admitted);
-  const key = acceptedServerKey(withAdmitted(home, admitted), info.server);
+  const removed = verifiedRemovals(home.genesis, home.chain, info.removed);
+  const key = acceptedServerKey(withAdmitted(home, admitted, removed), info.server);
   if (!key)
     throw new KlError(
       'KL_SERVER_KEY_MISMATCH',
       `${base} serves this ledger but presents a server key this client does not accept (fingerprint ${info.server.fingerprint}): someone may be impersonating a server; not used`,
       { fingerprint: info.server.fingerprint },
     );
-  return { url: base, key, servers: info.servers ?? [], admitted };
+  return { url: base, key, servers: info.servers ?? [], admitted, removed };
 }

@@ -64,6 +64,8 @@ export interface ServerFile {
    * genesis (node-admission.ts): their server keys and block signatures are trusted too.
    */
   admitted?: NodeAdmission[];
+  /** Registrar key ids of servers whose removal this client verified: never trusted again. */
+  removed?: string[];
 }
 
 /** A key rotation that has started but is not installed yet (rotation.json). */

@@ -45,7 +45,14 @@ import type {
   SubmitOptions,
 } from './ledger.js';
 import { leafHash, MerkleTree } from './merkle.js';
-import { admissionOf, admittedValidators, blockSigners, type NodeAdmission } from './node-admission.js';
+import {
+  admissionOf,
+  admittedValidators,
+  blockSigners,
+  type NodeAdmission,
+  type NodeRemoval,
+  removalOf,
+} from './node-admission.js';
 import type { ConsistencyProof, KeyRecordProof, TransactionReceipt } from './proofs.js';
 import { openKeyFile } from './sealed-key-file.js';
 import { type ChainStatus, type Sequencer, SequencerAdapter } from './sequencer-adapter.js';
@@ -586,6 +593,15 @@ export class EmbeddedLedger implements Ledger {
     return this.registrars().flatMap((r) => {
       const admission = r.active ? admissionOf(r) : null;
       return admission ? [admission] : [];
+    });
+  }
+
+  /** Removal certificates of the servers removed from this chain-ordered ledger (node-admission.ts). */
+  removedServers(): NodeRemoval[] {
+    if (!this.genesis.engine) return [];
+    return this.registrars().flatMap((r) => {
+      const removal = removalOf(r);
+      return removal ? [removal] : [];
     });
   }
 

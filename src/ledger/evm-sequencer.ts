@@ -70,10 +70,7 @@ export function evmProvider(rpcUrl: string): JsonRpcProvider {
 const REVERTS: Record<string, [ErrorCode, string]> = {
   NotRegistrar: ['KL_NOT_PERMITTED', "this server's account is not a registrar of the contract"],
   NotGovernor: ['KL_NOT_PERMITTED', "this server's account is not the contract's governor"],
-  IdentityTaken: ['KL_IDENTITY_TAKEN', 'this identity is already registered'],
-  KeyInUse: ['KL_KEY_IN_USE', 'this key is already registered to an identity'],
   NotActive: ['KL_KEY_REVOKED', 'the key of this identity is not active'],
-  WrongKey: ['KL_KEY_MISMATCH', 'the transaction names another key than the one on the chain'],
   RoleUnchanged: ['KL_ROLE_EXISTS', 'the identity already has (or lacks) this role'],
 };
 

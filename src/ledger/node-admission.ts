@@ -66,6 +66,42 @@ export function checkJoinRequest(value: unknown): JoinRequest {
   };
 }
 
+/** A server's removal: the `RegistrarRemoved` body that removed it, approvals included. */
+export type NodeRemoval = TxBodies['RegistrarRemoved'];
+
+/** The removal certificate kept in a removed server's state record, or null. */
+export function removalOf(record: RegistrarRecord): NodeRemoval | null {
+  if (!record.node || !record.removal) return null;
+  return { keyId: record.keyId, govSeq: record.removal.govSeq, approvals: record.removal.approvals };
+}
+
+/**
+ * Checks a removal with the genesis alone (shape, a quorum of the genesis validators' approvals):
+ * a client that sees one stops trusting that server for good, whoever showed it.
+ */
+export function verifyNodeRemoval(options: {
+  genesis: Genesis;
+  chain: string;
+  removal: unknown;
+}): { verified: true; removal: NodeRemoval } | { verified: false; reason: string } {
+  let removal: NodeRemoval;
+  try {
+    removal = check(
+      TX_BODY_SCHEMAS.RegistrarRemoved,
+      options.removal,
+      'KL_BAD_INPUT',
+      'removal',
+    ) as NodeRemoval;
+  } catch (err) {
+    return { verified: false, reason: (err as Error).message };
+  }
+  const message = governanceMessage(options.chain, 'RegistrarRemoved', removal);
+  const valid = countApprovals(options.genesis, message, removal.approvals);
+  if (valid < options.genesis.quorum)
+    return { verified: false, reason: `the removal carries ${valid} valid validator approval(s)` };
+  return { verified: true, removal };
+}
+
 /** The admission kept in a registrar's state record, or null for a registrar without a server. */
 export function admissionOf(record: RegistrarRecord): NodeAdmission | null {
   if (!record.node || !record.admission) return null;

@@ -67,6 +67,8 @@ export interface RegistrarRecord {
    */
   node?: NodeInfo;
   admission?: { govSeq: number; approvals: Approval[] };
+  /** For a removed registrar with a server: the approvals that removed it (its removal certificate). */
+  removal?: { govSeq: number; approvals: Approval[] };
 }
 
 /** Kinds of state entry. */
@@ -360,7 +362,12 @@ export function applyTransaction(state: WorkingState, env: TxEnvelope, ctx: Appl
       checkGovSeq(state, b.govSeq);
       const r = state.activeRegistrar(b.keyId);
       if (!r) throw new KlError('KL_REGISTRAR_UNKNOWN', 'no active registrar has this key id');
-      state.put({ kind: 'registrar', key: registrarKey(b.keyId), value: { ...r, active: false } });
+      const removed: RegistrarRecord = {
+        ...r,
+        active: false,
+        ...(r.node ? { removal: { govSeq: b.govSeq, approvals: b.approvals } } : {}),
+      };
+      state.put({ kind: 'registrar', key: registrarKey(b.keyId), value: removed });
       state.put({ kind: 'governance', key: GOVERNANCE_KEY, value: { govSeq: b.govSeq + 1 } });
       return;
     }

@@ -14,7 +14,7 @@ import { checkStoredHeader, checkStoredTx, checkTxCount, checkTxRoot } from './b
 import { dataPaths, readGenesisFile } from './data-dir.js';
 import type { Genesis } from './genesis.js';
 import { leafHash, MerkleTree } from './merkle.js';
-import { blockSigners, verifyNodeAdmission } from './node-admission.js';
+import { blockSigners, verifyNodeAdmission, verifyNodeRemoval } from './node-admission.js';
 import type { PublicKeyInfo } from './signing-keys.js';
 import { applyTransaction, genesisEntries, WorkingState } from './state-machine.js';
 import { StateTree } from './state-tree.js';
@@ -138,28 +138,65 @@ export class LedgerAudit {
     );
     this.totalBlocks = (this.db.prepare('SELECT count(*) AS n FROM blocks').get() as { n: number }).n;
     this.totalTransactions = (this.db.prepare('SELECT count(*) AS n FROM txs').get() as { n: number }).n;
-    this.signers = genesis.engine ? blockSigners(genesis, this.admittedServers()) : genesis;
+    this.servers = genesis.engine ? this.admittedServers() : [];
+    this.signers = genesis.engine
+      ? blockSigners(
+          genesis,
+          this.servers.map((s) => s.validator),
+        )
+      : genesis;
+  }
+
+  /** Servers admitted to a chain-ordered ledger, and the height of their removal, if any. */
+  private readonly servers: Array<{ registrar: string; validator: PublicKeyInfo; removedAt: number }>;
+
+  /**
+   * Whose signatures count on block `height`: a removed server's only up to the block that removed
+   * it (its signature on later blocks vouches for nothing).
+   */
+  private signersAt(height: number): BlockSigners {
+    if (!this.servers.some((s) => s.removedAt < height)) return this.signers;
+    const keys = this.servers.filter((s) => s.removedAt >= height).map((s) => s.validator);
+    return blockSigners(this.genesis, keys);
   }
 
   /**
    * The validator keys of servers admitted to a chain-ordered ledger: each `RegistrarAdded` row with
    * a server whose admission verifies against the genesis alone (node-admission.ts), wherever it is.
    */
-  private admittedServers(): PublicKeyInfo[] {
-    const keys: PublicKeyInfo[] = [];
-    for (const body of this.registrarAddedBodies()) {
-      const result = verifyNodeAdmission({ genesis: this.genesis, chain: this.chainId, admission: body });
-      if (result.verified) keys.push(result.admission.node.validator);
+  private admittedServers(): Array<{ registrar: string; validator: PublicKeyInfo; removedAt: number }> {
+    const removedAt = new Map<string, number>();
+    for (const { body, height } of this.governanceBodies('RegistrarRemoved')) {
+      const result = verifyNodeRemoval({ genesis: this.genesis, chain: this.chainId, removal: body });
+      if (result.verified && !removedAt.has(result.removal.keyId))
+        removedAt.set(result.removal.keyId, height);
     }
-    return keys;
+    const servers = [];
+    for (const { body } of this.governanceBodies('RegistrarAdded')) {
+      const result = verifyNodeAdmission({ genesis: this.genesis, chain: this.chainId, admission: body });
+      if (result.verified)
+        servers.push({
+          registrar: result.admission.keyId,
+          validator: result.admission.node.validator,
+          removedAt: removedAt.get(result.admission.keyId) ?? Number.POSITIVE_INFINITY,
+        });
+    }
+    return servers;
   }
 
-  /** The bodies of the stored `RegistrarAdded` rows (malformed rows are left to the replay). */
-  private *registrarAddedBodies(): Generator<unknown> {
-    const rows = this.db.prepare("SELECT envelope FROM txs WHERE type = 'RegistrarAdded'").iterate();
-    for (const row of rows as Iterable<{ envelope: string }>) {
+  /** The bodies (and heights) of the stored rows of a registrar change (malformed rows are left to the replay). */
+  private *governanceBodies(
+    type: 'RegistrarAdded' | 'RegistrarRemoved',
+  ): Generator<{ body: unknown; height: number }> {
+    const rows = this.db
+      .prepare('SELECT envelope, height FROM txs WHERE type = ? ORDER BY height')
+      .iterate(type);
+    for (const row of rows as Iterable<{ envelope: string; height: number }>) {
       try {
-        yield (JSON.parse(row.envelope) as { tx?: { body?: unknown } }).tx?.body;
+        yield {
+          body: (JSON.parse(row.envelope) as { tx?: { body?: unknown } }).tx?.body,
+          height: row.height,
+        };
       } catch {
         // A malformed row: the replay names it.
       }
@@ -195,7 +232,7 @@ export class LedgerAudit {
       ...this.genesis.validators.map((v) => v.publicKey),
       ...this.genesis.registrars.map((r) => r.publicKey),
     ]);
-    for (const body of this.registrarAddedBodies()) {
+    for (const { body } of this.governanceBodies('RegistrarAdded')) {
       const key = (body as { publicKey?: unknown } | undefined)?.publicKey;
       if (typeof key === 'string') keys.add(key);
     }
@@ -207,7 +244,7 @@ export class LedgerAudit {
     const height = this.blocks + 1;
     if (row.height !== height) throw new Problem(`block ${height} is missing`, height);
     const { header } = checkStoredHeader(row, {
-      genesis: this.signers,
+      genesis: this.signersAt(height),
       chainId: this.chainId,
       height,
       prevHash: this.prevHash,

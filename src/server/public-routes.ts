@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Ledger } from '../ledger/ledger.js';
-import type { NodeAdmission } from '../ledger/node-admission.js';
+import type { NodeAdmission, NodeRemoval } from '../ledger/node-admission.js';
 import type { ChainStatus } from '../ledger/sequencer-adapter.js';
 import type { StorageFault } from '../ledger/storage-fault.js';
 import { canonicalIdentity } from '../protocol/identity.js';
@@ -18,6 +18,8 @@ export type ServedLedger = Ledger & {
   storageFault?(): { fault: StorageFault; since: number } | null;
   /** Admissions of the further servers of a chain-ordered ledger (node-admission.ts). */
   admittedServers?(): NodeAdmission[];
+  /** Removal certificates of the servers removed from it. */
+  removedServers?(): NodeRemoval[];
   /** The chain connection of a chain-ordered ledger, or null (docs/deploy-besu.md "The follower"). */
   chainStatus?(): ChainStatus | null;
 };
@@ -91,11 +93,20 @@ const HEIGHT = { type: 'string', pattern: '^[1-9][0-9]{0,15}$' } as const;
  * The deployment's servers as /v1/info lists them: this one and its configured peers first, then the
  * servers admitted on the ledger, with their admissions (checked by clients against the genesis).
  */
-function listedServers(ctx: PublicRoutesContext): { servers: string[]; admitted?: NodeAdmission[] } {
+function listedServers(ctx: PublicRoutesContext): {
+  servers: string[];
+  admitted?: NodeAdmission[];
+  removed?: NodeRemoval[];
+} {
   const admitted = (ctx.ledger.admittedServers?.() ?? []).slice(0, MAX_LISTED_SERVERS);
+  const removed = (ctx.ledger.removedServers?.() ?? []).slice(-256);
   const urls = [...ctx.servers(), ...admitted.flatMap((a) => (a.node.url ? [a.node.url] : []))];
   const servers = [...new Set(urls)].slice(0, MAX_LISTED_SERVERS);
-  return admitted.length > 0 ? { servers, admitted } : { servers };
+  return {
+    servers,
+    ...(admitted.length > 0 ? { admitted } : {}),
+    ...(removed.length > 0 ? { removed } : {}),
+  };
 }
 
 /** /v1/info and the ledger reads under /v1/ledger. */

@@ -2,7 +2,7 @@
  * Admitting a further server of a chain-ordered deployment, and removing a registrar
  * (docs/deploy-besu.md "A second server"): `keyledger admin registrar add|remove|list` through the
  * governor's DATA/admin.sock. Admitting writes `RegistrarAdded` with the server (approved by this
- * node's validator) and lets the server's Ethereum account write to the contract; removing stops
+ * node's validator), then lets the server's Ethereum account write to the contract; removing stops
  * the account first, then writes `RegistrarRemoved`, so a removed registrar can no longer write.
  */
 import * as openpgp from 'openpgp';
@@ -57,8 +57,8 @@ function view(r: RegistrarRecord): RegistrarView {
 
 /**
  * Admits the server of a join request: checks it is for this ledger, that its OpenPGP key reads and
- * has the fingerprint it claims, and that it is not a registrar yet; lets its account write, then
- * writes its admission.
+ * has the fingerprint it claims, and that it is not a registrar yet; writes its admission, then
+ * lets its account write.
  * @throws KlError `KL_BAD_INPUT` (another ledger, a bad key), `KL_REGISTRAR_EXISTS`,
  * `KL_NOT_PERMITTED` (not the governor), `KL_LEDGER_UNAVAILABLE`
  */
@@ -89,11 +89,13 @@ export async function admitServer(o: {
       'KL_REGISTRAR_EXISTS',
       `a registrar with this key or the name ${request.name} is already active`,
     );
-  if (request.node.account) await o.accounts.setAccount(request.node.account, true);
+  // The admission first: an account is let write only once its server is on the ledger (a
+  // failed admission leaves no account able to write).
   const receipt = await o.ledger.governance({
     type: 'RegistrarAdded',
     body: { keyId: request.keyId, publicKey: request.publicKey, name: request.name, node: request.node },
   });
+  if (request.node.account) await o.accounts.setAccount(request.node.account, true);
   const added = o.ledger.registrars().find((r) => r.keyId === request.keyId);
   return { receipt, registrar: view(added!) };
 }

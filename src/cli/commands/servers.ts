@@ -20,7 +20,7 @@ export async function serversCommand(
     const checked = await checkServer(server, o.url);
     server = withServer(server, { url: checked.url, fingerprint: checked.key.fingerprint }, !!o.prefer);
     // The servers it lists join too, each checked before its first use.
-    server = withAdmitted(withLearnt(server, checked.servers), checked.admitted);
+    server = withAdmitted(withLearnt(server, checked.servers), checked.admitted, checked.removed);
     home.writeServer(server);
     if (!o.json)
       out(

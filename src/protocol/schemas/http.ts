@@ -57,6 +57,8 @@ export const InfoReply = Type.Object(
      * certificates a client checks with the genesis alone before it trusts those servers' keys.
      */
     admitted: Type.Optional(Type.Array(TX_BODY_SCHEMAS.RegistrarAdded, { maxItems: MAX_LISTED_SERVERS })),
+    /** Removal certificates of removed servers: a client stops trusting those for good. */
+    removed: Type.Optional(Type.Array(TX_BODY_SCHEMAS.RegistrarRemoved, { maxItems: 256 })),
   },
   closed,
 );
