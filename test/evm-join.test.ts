@@ -171,6 +171,19 @@ describe('a second server of one deployment (EVM engine, anvil)', () => {
     assert.equal(kl2?.server?.url, 'http://127.0.0.1:9');
   });
 
+  it('a height no chain could give this ledger is answered at once, not waited for', async () => {
+    const started = Date.now();
+    const res = await fetch(`${b.url}/v1/ledger/consistency?from=999999999999`);
+    assert.equal(res.status, 400);
+    // The wait for a lagging follower is 3 s; this answer holds no waiter.
+    assert.ok(Date.now() - started < 2_500, `${Date.now() - started} ms`);
+    // Within reach (the next block), it waits and then says behind: retryable.
+    const next = (await height(b)) + 1;
+    const behind = await fetch(`${b.url}/v1/ledger/consistency?from=${next}`);
+    assert.equal(behind.status, 503);
+    assert.equal(((await behind.json()) as { error: { code: string } }).error.code, 'KL_LEDGER_BEHIND');
+  });
+
   it('a registrar account cannot lock an identity out by writing garbage for it on the contract', async () => {
     // B's account (a registrar of the contract) writes key changes for an identity, with envelopes
     // the ledger refuses; the contract's storage changes, but nothing refuses the real owner.
@@ -322,7 +335,10 @@ describe('a second server of one deployment (EVM engine, anvil)', () => {
   it('clients stop trusting a removed server for good: its removal is a certificate any server shows', async () => {
     // Bob trusted B while it was admitted; talking to A shows him B's removal.
     const before = await bob.readServer();
-    assert.ok(before.admitted?.some((x) => x.name === 'kl2'), 'kept before');
+    assert.ok(
+      before.admitted?.some((x) => x.name === 'kl2'),
+      'kept before',
+    );
     assert.equal((await login({ home: bob, passphrase: CLIENT_PASSPHRASE, server: a.url })).verified, true);
     const after = await bob.readServer();
     assert.ok(!after.admitted?.some((x) => x.name === 'kl2'), 'dropped after');
