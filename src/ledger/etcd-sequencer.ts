@@ -1,0 +1,429 @@
+/**
+ * The etcd engine's sequencer (docs/deploy-etcd.md): an etcd cluster orders the ledger's
+ * transactions. Each write is one etcd transaction, a compare-and-swap on the head key
+ * (`<prefix>/head`, the next sequence number) that also puts the entry `<prefix>/tx/<seq>` (the
+ * envelope texts and a time); etcd commits it on a quorum (Raft) before it answers, so an answered
+ * write is durable. Every server follows the entries in sequence order and feeds each one to the
+ * ledger's `ingest` as one block: the same entries give every server the same blocks.
+ *
+ * Spoken through etcd's v3 JSON gateway over HTTP (`/v3/kv/range`, `/v3/kv/txn`: etcd 3.4 serves it
+ * on its client URLs), so no gRPC client is needed.
+ */
+import { createHash } from 'node:crypto';
+import { KlError } from '../protocol/errors.js';
+import type { ChainChange, ChainStatus, Sequencer } from './sequencer-adapter.js';
+import type { TxEnvelope } from './transactions.js';
+
+/** Options of {@link EtcdSequencer}. */
+export interface EtcdSequencerOptions {
+  /** Client URLs of the cluster's members (`http://host:2379`); any member serves. */
+  endpoints: string[];
+  /** The key prefix of this ledger (the genesis's `engine.prefix`), e.g. `/keyledger/<chainId>`. */
+  prefix: string;
+  /** The clock (the time written with each entry; default `Date.now`). */
+  now?: () => number;
+  /** How often the follower reads the head, ms (default 100). */
+  pollMs?: number;
+  /** One request to a member gives up after this long, ms (default 3000). */
+  requestTimeoutMs?: number;
+  /** Told about transactions the cluster ordered but the ledger's rules refused. */
+  onRefused?: (txid: string, reason: string) => void;
+  log?: (line: string) => void;
+}
+
+/** What the follower feeds: one entry's transactions, its time and the position after it. */
+export type EtcdIngest = (batch: { texts: string[]; time: number; cursor: string }) => unknown;
+
+/** One ordered entry as stored under `<prefix>/tx/<seq>`. */
+interface Entry {
+  time: number;
+  texts: string[];
+}
+
+/** Width of the zero-padded sequence number in entry keys (keys sort as numbers). */
+const SEQ_WIDTH = 16;
+/** Writes waiting together share one entry (one etcd transaction, one block), at most this many. */
+const MAX_ENTRY_TEXTS = 256;
+/** Entries read per range request while catching up. */
+const RANGE_LIMIT = 256;
+
+const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+const unb64 = (s: string | undefined) => Buffer.from(s ?? '', 'base64').toString('utf8');
+const entryHash = (value: string) => createHash('sha256').update(value, 'utf8').digest('hex');
+
+/** A follower position: the last entry read and the hash of its stored value. */
+export interface EtcdCursor {
+  seq: number;
+  hash: string;
+}
+
+/**
+ * Reads a stored follower position `SEQ:HASH` (null before the first entry).
+ * @throws KlError `KL_LEDGER_CORRUPT` for anything else.
+ */
+export function parseEtcdCursor(cursor: string | null): EtcdCursor | null {
+  if (cursor === null) return null;
+  const m = /^([0-9]{1,15}):([0-9a-f]{64})$/.exec(cursor);
+  if (!m)
+    throw new KlError('KL_LEDGER_CORRUPT', 'the stored etcd position is not a sequence number and hash');
+  return { seq: Number(m[1]), hash: m[2]! };
+}
+
+type Fault = { key: string; detail: string };
+type Waiting = { text: string; resolve: () => void; reject: (e: unknown) => void };
+
+/** A range or txn answer of the gateway (the fields used). */
+interface KvAnswer {
+  kvs?: Array<{ key?: string; value?: string; mod_revision?: string }>;
+  succeeded?: boolean;
+  responses?: Array<{ response_range?: KvAnswer }>;
+  error?: string;
+  message?: string;
+}
+
+/** Orders keyledger transactions in an etcd cluster and follows what it ordered. */
+export class EtcdSequencer implements Sequencer {
+  /** When the follower last read the cluster up to its head (wall clock, ms). */
+  lastSyncAt = 0;
+  /** Readiness: stale after this many ms without a full read (the server's `maxLedgerStalenessMs`). */
+  staleAfterMs = 30_000;
+  private readonly now: () => number;
+  private readonly pollMs: number;
+  private readonly timeoutMs: number;
+  private readonly headKey: string;
+  private readonly txPrefix: string;
+  /** The member answered last (tried first). */
+  private preferred = 0;
+  private cursor: EtcdCursor | null = null;
+  /** The cluster's last entry at the last read (head - 1), or null. */
+  private head: number | null = null;
+  private fault: Fault | null = null;
+  private lastError: string | null = null;
+  private unreachableTold = false;
+  private readonly listeners = new Set<(change: ChainChange) => void>();
+  private stopped = false;
+  private timer: NodeJS.Timeout | null = null;
+  private following: Promise<void> | null = null;
+  /** Writes waiting for the next entry, and the entry being written. */
+  private queue: Waiting[] = [];
+  private writing: Promise<void> | null = null;
+
+  constructor(private readonly o: EtcdSequencerOptions) {
+    if (o.endpoints.length === 0)
+      throw new KlError('KL_BAD_INPUT', 'the etcd engine needs at least one endpoint');
+    this.now = o.now ?? Date.now;
+    this.pollMs = o.pollMs ?? 100;
+    this.timeoutMs = o.requestTimeoutMs ?? 3000;
+    const prefix = o.prefix.replace(/\/+$/, '');
+    this.headKey = `${prefix}/head`;
+    this.txPrefix = `${prefix}/tx/`;
+  }
+
+  /** The key of entry `seq`. */
+  private txKey(seq: number): string {
+    return this.txPrefix + String(seq).padStart(SEQ_WIDTH, '0');
+  }
+
+  /**
+   * One gateway call, to the member that answered last, then to the others. A member without a
+   * quorum answers with an error (or not at all): the next is tried; when none commits, the call
+   * fails with `KL_LEDGER_UNAVAILABLE`.
+   */
+  private async call(path: string, body: unknown): Promise<KvAnswer> {
+    const n = this.o.endpoints.length;
+    let last = 'no member answered';
+    for (let i = 0; i < n; i++) {
+      const at = (this.preferred + i) % n;
+      const url = this.o.endpoints[at]!;
+      try {
+        const r = await fetch(`${url.replace(/\/+$/, '')}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(this.timeoutMs),
+        });
+        const answer = (await r.json()) as KvAnswer;
+        if (!r.ok || answer.error) {
+          last = answer.message ?? answer.error ?? `HTTP ${r.status}`;
+          continue;
+        }
+        this.preferred = at;
+        return answer;
+      } catch (err) {
+        last = (err as Error).name === 'TimeoutError' ? 'no answer in time' : (err as Error).message;
+      }
+    }
+    throw new KlError(
+      'KL_LEDGER_UNAVAILABLE',
+      `the etcd cluster cannot commit or serve now (no quorum, or no member reachable): ${last}`,
+    );
+  }
+
+  /**
+   * Binds the prefix to the ledger `chainId` (`<prefix>/chain`) on first use, or checks it holds
+   * that ledger: two deployments on one prefix would interleave their orders.
+   * @throws KlError `KL_LEDGER_CORRUPT` when the prefix orders another ledger; `KL_LEDGER_UNAVAILABLE`.
+   */
+  async bind(chainId: string): Promise<void> {
+    const key = b64(`${this.headKey.slice(0, -'/head'.length)}/chain`);
+    const answer = await this.call('/v3/kv/txn', {
+      compare: [{ key, target: 'CREATE', result: 'EQUAL', create_revision: '0' }],
+      success: [{ request_put: { key, value: b64(chainId) } }],
+      failure: [{ request_range: { key } }],
+    });
+    if (answer.succeeded) return;
+    const bound = unb64(answer.responses?.[0]?.response_range?.kvs?.[0]?.value);
+    if (bound !== chainId)
+      throw new KlError(
+        'KL_LEDGER_CORRUPT',
+        `the etcd prefix ${this.headKey.slice(0, -'/head'.length)} orders another ledger (${bound.slice(0, 16)}…) than this one (${chainId.slice(0, 16)}…)`,
+      );
+  }
+
+  /** The connection to the cluster (see {@link ChainStatus}). */
+  status(): ChainStatus {
+    const read = this.cursor?.seq ?? null;
+    const stalenessMs = Date.now() - this.lastSyncAt;
+    return {
+      head: this.head,
+      read,
+      lag: this.head !== null ? Math.max(0, this.head - (read ?? -1)) : null,
+      stalenessMs,
+      fault: this.fault?.detail ?? null,
+      queued: 0,
+      ok: this.fault === null && stalenessMs <= this.staleAfterMs,
+    };
+  }
+
+  /** Tells `listener` each change of the cluster connection; returns the unsubscribe function. */
+  onChange(listener: (change: ChainChange) => void): () => void {
+    this.listeners.add(listener);
+    if (this.fault) listener({ kind: 'fault', detail: this.fault.detail });
+    if (this.unreachableTold) listener({ kind: 'unreachable', detail: this.lastError ?? 'no answer' });
+    return () => this.listeners.delete(listener);
+  }
+
+  private tell(change: ChainChange): void {
+    for (const l of this.listeners) {
+      try {
+        l(change);
+      } catch {
+        // a listener never stops the follower
+      }
+    }
+  }
+
+  /**
+   * Orders one transaction: it joins the next entry (writes waiting together share one etcd
+   * transaction); resolves once the cluster committed that entry. Refused at once while the cluster
+   * is faulted.
+   */
+  submit({ text }: { envelope: TxEnvelope; text: string; txid: string }): Promise<void> {
+    if (this.stopped) return Promise.reject(new KlError('KL_LEDGER_UNAVAILABLE', 'the ledger is closing'));
+    if (this.fault)
+      return Promise.reject(
+        new KlError(
+          'KL_LEDGER_UNAVAILABLE',
+          `the etcd cluster this server follows is faulted (${this.fault.detail}): writes are refused until it is back`,
+        ),
+      );
+    return new Promise((resolve, reject) => {
+      this.queue.push({ text, resolve, reject });
+      this.writing ??= this.drainQueue();
+    });
+  }
+
+  /** Writes queued texts as entries, one etcd transaction each, until the queue is empty. */
+  private async drainQueue(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, MAX_ENTRY_TEXTS);
+      try {
+        await this.append(batch.map((w) => w.text));
+        for (const w of batch) w.resolve();
+      } catch (err) {
+        for (const w of batch) w.reject(err);
+      }
+    }
+    this.writing = null;
+  }
+
+  /**
+   * Appends one entry: reads the head, then a transaction that puts the entry and moves the head if
+   * the head is unchanged (compare-and-swap on its mod revision); a conflict (another server wrote
+   * first) reads the head again. Gives up with `KL_LEDGER_UNAVAILABLE` after 10 s.
+   */
+  private async append(texts: string[]): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    for (let attempt = 0; ; attempt++) {
+      const got = await this.call('/v3/kv/range', { key: b64(this.headKey) });
+      const kv = got.kvs?.[0];
+      const next = kv ? Number(unb64(kv.value)) : 0;
+      if (!Number.isSafeInteger(next) || next < 0)
+        throw new KlError('KL_LEDGER_CORRUPT', 'the etcd head key does not hold a sequence number');
+      const entry: Entry = { time: this.now(), texts };
+      const answer = await this.call('/v3/kv/txn', {
+        compare: [
+          {
+            key: b64(this.headKey),
+            target: 'MOD',
+            result: 'EQUAL',
+            mod_revision: kv?.mod_revision ?? '0',
+          },
+        ],
+        success: [
+          { request_put: { key: b64(this.txKey(next)), value: b64(JSON.stringify(entry)) } },
+          { request_put: { key: b64(this.headKey), value: b64(String(next + 1)) } },
+        ],
+      });
+      if (answer.succeeded) return;
+      if (Date.now() > deadline)
+        throw new KlError(
+          'KL_LEDGER_UNAVAILABLE',
+          'the etcd cluster is too busy: the write kept conflicting',
+        );
+      await new Promise((r) => setTimeout(r, Math.min(50, 2 + attempt * 5) * Math.random()));
+    }
+  }
+
+  /**
+   * Feeds `ingest` every entry after `cursor` (the ledger's stored position), in order, one entry
+   * per call; then reads the head every `pollMs`. Each read first checks that the cluster still
+   * holds the entry last read with the same value (else a fault: restored from an older snapshot,
+   * or replaced). Resolves after the first read.
+   */
+  follow(ingest: EtcdIngest, cursor: string | null): Promise<void> {
+    this.cursor = parseEtcdCursor(cursor);
+    const tick = async () => {
+      if (this.stopped) return;
+      try {
+        await this.poll(ingest);
+      } catch (err) {
+        this.failed(err);
+      }
+      if (!this.stopped)
+        this.timer = setTimeout(() => {
+          this.following = tick();
+        }, this.pollMs);
+    };
+    this.following = tick();
+    return this.following;
+  }
+
+  /** One read of the follower. */
+  private async poll(ingest: EtcdIngest): Promise<void> {
+    const got = await this.call('/v3/kv/txn', {
+      success: [
+        { request_range: { key: b64(this.headKey) } },
+        ...(this.cursor ? [{ request_range: { key: b64(this.txKey(this.cursor.seq)) } }] : []),
+      ],
+    });
+    const [headRange, cursorRange] = (got.responses ?? []).map((r) => r.response_range ?? {});
+    const headKv = headRange?.kvs?.[0];
+    const next = headKv ? Number(unb64(headKv.value)) : 0;
+    this.head = next - 1;
+    this.answered();
+    this.setFault(this.checkCursor(next, cursorRange?.kvs?.[0]?.value));
+    if (this.fault) return;
+    await this.catchUp(ingest, next);
+    this.lastSyncAt = Date.now();
+  }
+
+  /** Whether the cluster still holds the entry last read, with the value read. */
+  private checkCursor(next: number, value: string | undefined): Fault | null {
+    const c = this.cursor;
+    if (!c) return null;
+    if (next <= c.seq || value === undefined)
+      return {
+        key: `behind ${c.seq}`,
+        detail: `the etcd cluster went back: it no longer holds entry ${c.seq}, which this server already read (restored from an older snapshot, or its data lost)`,
+      };
+    if (entryHash(unb64(value)) !== c.hash)
+      return {
+        key: `replaced ${c.seq}`,
+        detail: `entry ${c.seq} in the etcd cluster is not the entry this server read: the cluster's data was replaced`,
+      };
+    return null;
+  }
+
+  /** Reads the entries after the cursor up to `next - 1`, feeding each one as a block. */
+  private async catchUp(ingest: EtcdIngest, next: number): Promise<void> {
+    let from = this.cursor ? this.cursor.seq + 1 : 0;
+    let lastTime = 0;
+    while (from < next && !this.stopped) {
+      const got = await this.call('/v3/kv/range', {
+        key: b64(this.txKey(from)),
+        range_end: b64(this.txKey(next)),
+        limit: RANGE_LIMIT,
+      });
+      const kvs = got.kvs ?? [];
+      if (kvs.length === 0) throw new KlError('KL_LEDGER_UNAVAILABLE', `etcd entry ${from} is not available`);
+      for (const kv of kvs) {
+        const key = unb64(kv.key);
+        const seq = Number(key.slice(this.txPrefix.length));
+        if (seq !== from)
+          throw new KlError('KL_LEDGER_UNAVAILABLE', `etcd entry ${from} is missing (found ${key})`);
+        const value = unb64(kv.value);
+        let entry: Entry;
+        try {
+          entry = JSON.parse(value) as Entry;
+          if (!Array.isArray(entry.texts) || entry.texts.some((t) => typeof t !== 'string'))
+            throw new Error('no texts');
+        } catch {
+          this.o.onRefused?.(`etcd entry ${seq}`, 'the entry is not an ordered batch of transactions');
+          entry = { time: 0, texts: [] };
+        }
+        // Time from the entry, never decreasing (ingest also keeps it at or after the last block).
+        lastTime = Math.max(lastTime, Number.isFinite(entry.time) ? entry.time : 0);
+        const r = ingest({ texts: entry.texts, time: lastTime, cursor: `${seq}:${entryHash(value)}` }) as {
+          refused?: Array<{ txid: string; reason: string }>;
+        };
+        this.cursor = { seq, hash: entryHash(value) };
+        for (const x of r?.refused ?? []) this.o.onRefused?.(x.txid, x.reason);
+        from = seq + 1;
+      }
+    }
+  }
+
+  /** Records the fault state; tells a change once. */
+  private setFault(fault: Fault | null): void {
+    if ((fault?.key ?? null) === (this.fault?.key ?? null)) return;
+    const was = this.fault;
+    this.fault = fault;
+    if (fault) {
+      this.o.log?.(`etcd follower: FAULT ${fault.detail}; logins and writes are refused`);
+      this.tell({ kind: 'fault', detail: fault.detail });
+    } else if (was) {
+      const detail = `the etcd cluster holds entry ${this.cursor?.seq} as read again: following it again`;
+      this.o.log?.(`etcd follower: fault cleared, ${detail}`);
+      this.tell({ kind: 'fault_cleared', detail });
+    }
+  }
+
+  private answered(): void {
+    if (this.lastError !== null) this.o.log?.('etcd follower: the cluster answers again');
+    this.lastError = null;
+    if (this.unreachableTold) {
+      this.unreachableTold = false;
+      this.tell({ kind: 'reachable', detail: 'the etcd cluster answers again' });
+    }
+  }
+
+  private failed(err: unknown): void {
+    const message = (err as Error).message ?? String(err);
+    if (message !== this.lastError) this.o.log?.(`etcd follower: ${message}`);
+    this.lastError = message;
+    const limit = Number.isFinite(this.staleAfterMs) ? this.staleAfterMs : 30_000;
+    if (!this.unreachableTold && Date.now() - this.lastSyncAt > limit) {
+      this.unreachableTold = true;
+      this.tell({ kind: 'unreachable', detail: message });
+    }
+  }
+
+  /** Stops following; writes still waiting fail. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.following?.catch(() => {});
+    await this.writing?.catch(() => {});
+  }
+}
