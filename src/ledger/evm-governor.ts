@@ -104,20 +104,3 @@ export function setRegistrarAccount(o: {
     contract.getFunction('setRegistrar')(o.account, o.allowed),
   );
 }
-
-/** Whether `account` may write to the contract as a registrar. */
-export async function isRegistrarAccount(
-  rpcUrl: string,
-  engine: EvmEngineInfo,
-  account: string,
-): Promise<boolean> {
-  const provider = evmProvider(rpcUrl);
-  try {
-    const contract = new Contract(engine.contract, registryArtifact().abi, provider);
-    return Boolean(await contract.getFunction('registrars')(account));
-  } catch (err) {
-    throw chainFailure(`cannot read the contract at ${engine.contract}`, err);
-  } finally {
-    provider.destroy();
-  }
-}

@@ -192,11 +192,3 @@ export function admittedValidators(
   }
   return keys;
 }
-
-/** @throws KlError `KL_NOT_PERMITTED` unless `admission` verifies; returns it checked. */
-export function requireNodeAdmission(options: VerifyNodeAdmissionOptions): NodeAdmission {
-  const result = verifyNodeAdmission(options);
-  if (!result.verified)
-    throw new KlError('KL_NOT_PERMITTED', `this server is not admitted to the ledger: ${result.reason}`);
-  return result.admission;
-}
