@@ -172,7 +172,7 @@ export function registerPublicRoutes(app: FastifyInstance, ctx: PublicRoutesCont
         // for it; the client then decides from the signed checkpoint).
         if (wanted > (await currentHeight(ledger)) + reachableBlocks(ledger.chainStatus?.() ?? null))
           return ledger.consistency(from, to);
-        const top = await ctx.reachHeight(wanted);
+        const top = await ctx.reachHeight(wanted, req.ip);
         if (top < wanted)
           return reply.status(503).header('retry-after', '1').send(ledgerBehind(wanted, top).toJSON());
       }
