@@ -14,6 +14,7 @@ import type { ClientHome } from '../src/client/home.js';
 import { callJson } from '../src/client/http.js';
 import { clientKeyFor, prepareKey } from '../src/client/identity.js';
 import { rotateKey } from '../src/client/rotate.js';
+import { serverUrl } from '../src/client/server-list.js';
 import { type ClientSession, connect } from '../src/client/session.js';
 import { ERROR_CODES, errorFromWire, isErrorCode, isKlError } from '../src/protocol/errors.js';
 import { callAdmin } from '../src/server/admin-socket.js';
@@ -64,6 +65,16 @@ after(async () => {
 
 /** A client registered directly, whose server.json then points at the proxy. */
 const clientBehindProxy = (id: string): Promise<ClientHome> => registeredBehind(proxy, server, id);
+
+/** Makes the proxy the home's only server (no other server to ask after a refusal). */
+function onlyTheProxy(home: ClientHome): void {
+  const saved = home.readServer();
+  home.writeServer({
+    ...saved,
+    url: proxy.url,
+    servers: [{ url: proxy.url, fingerprint: saved.server.fingerprint }],
+  });
+}
 
 /** Records every event a session emits that could carry text. */
 function watch(s: ClientSession) {
@@ -182,8 +193,15 @@ describe('after login, anything not sealed by the channel is a lost connection, 
 });
 
 describe('plaintext errors during the login or a resumption only fail that attempt', () => {
-  it('a login refused in plaintext shows the code alone, marked unauthenticated; a forged code is not a code', async () => {
+  it('a login refused in plaintext is no verdict: the next server is asked; alone, it shows the code only, marked unauthenticated; a forged code is not a code', async () => {
     const home = await clientBehindProxy('mitm-login@example.org');
+    // The home lists the real server after the proxy: a forged refusal fails that attempt only.
+    proxy.takeOver((client) => client.once('message', () => client.send(INJECTED_ERROR)));
+    const next = await connect({ home, passphrase: CLIENT_PASSPHRASE });
+    assert.equal(next.serverUrl, serverUrl(server.url), 'logged in on the next server');
+    await next.close();
+    // The proxy as the only server: the forged answer is all there is.
+    onlyTheProxy(home);
     const answers = [
       INJECTED_ERROR,
       JSON.stringify({ type: 'error', code: 'toString', message: EVIL }),
@@ -302,8 +320,9 @@ describe('key rotation keeps key material unless the refusal is authenticated', 
     const s = await connect({ home, passphrase: CLIENT_PASSPHRASE });
     await s.rotateKey(await clientKeyFor(identity, 'new', () => prepared.privateKey!));
 
-    // Running it again through the man in the middle, who refuses every login in plaintext.
-    home.writeServer({ ...home.readServer(), url: proxy.url });
+    // Running it again through the man in the middle, who refuses every login in plaintext (the
+    // home's only server: with another listed, the refusal would not even stop the login).
+    onlyTheProxy(home);
     proxy.takeOver((client) =>
       client.once('message', () =>
         client.send(JSON.stringify({ type: 'error', code: 'KL_KEY_MISMATCH', message: EVIL })),

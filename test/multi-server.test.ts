@@ -3,8 +3,9 @@
  * real servers on 127.0.0.1: A, and B a replica of it (A's data directory copied while A was
  * stopped: the same genesis, keys and account), each listing the other as a peer, B reading the
  * chain slowly so that it lags. A home belongs to the ledger: it learns B from A, logs in on B right
- * after registering on A (B waits for the block), fails over to B when A is down, refuses a server of
- * another ledger and an impostor presenting another server key, and still reads an old server.json.
+ * after registering on A (B waits for the block), fails over to B when A is down or when a man in the
+ * middle answers for A with plaintext errors, refuses a server of another ledger and an impostor
+ * presenting another server key, and still reads an old server.json.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -12,6 +13,8 @@ import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { advanceCheckpoint } from '../src/client/checkpoint.js';
+import { onServers } from '../src/client/failover.js';
 import type { ClientHome } from '../src/client/home.js';
 import { register } from '../src/client/register.js';
 import { serverList, withLearnt, withoutServer, withServer } from '../src/client/server-list.js';
@@ -22,6 +25,7 @@ import { type RunningServer, startServer } from '../src/server/app.js';
 import { PASSPHRASE, tempDir } from './helpers.js';
 import { type Anvil, startAnvil } from './support/anvil.js';
 import { impostorProxy } from './support/impostor-proxy.js';
+import { type HttpForgery, mitmProxy } from './support/mitm-proxy.js';
 import { freePort } from './support/serve-cli.js';
 import { CLIENT_PASSPHRASE, evmTestServer, invite, newClient, registeredClient } from './support/server.js';
 
@@ -157,7 +161,7 @@ describe('several servers of one ledger', () => {
     );
   });
 
-  it('an impostor presenting another server key is refused and never used; a verdict is not failed over', async () => {
+  it('an impostor presenting another server key is refused and never used; its plaintext refusal is failed over, its failed signature is a verdict', async () => {
     const cInfo = (await (await fetch(`${C.url}/v1/info`)).json()) as {
       server: { fingerprint: string; publicKey: string };
     };
@@ -178,24 +182,92 @@ describe('several servers of one ledger', () => {
       assert.equal(s.serverUrl, url(aPort));
       await s.close();
       assert.equal(proxy.upgrades, 0, 'no login went to the impostor');
-      // A server checked earlier whose login is now answered with another key: the handshake's
-      // verdict stands; no other server is tried in its place.
+      // A server checked earlier whose login is now relayed to C, which does not know the identity
+      // and refuses it in plaintext: an unauthenticated answer, no verdict; the next server is asked.
+      const listed = () =>
+        home.writeServer({
+          ...saved,
+          url: proxy.url,
+          servers: [{ url: proxy.url, fingerprint: saved.server.fingerprint }, ...saved.servers!],
+        });
+      listed();
+      const upgrades = proxy.upgrades;
+      const next = await connect({ home, passphrase: CLIENT_PASSPHRASE });
+      assert.equal(next.serverUrl, url(aPort));
+      await next.close();
+      assert.ok(proxy.upgrades > upgrades, 'the login went to the impostor first');
+      // Once C knows the identity, it answers with a challenge signed by its own key: the client's
+      // own check refuses it, a verdict that stands; no other server is tried in its place.
+      await registeredClient(C, 'impostor@example.org');
+      listed();
       const sessionsBefore = A.sessions.list().length + B.sessions.list().length;
-      home.writeServer({
-        ...saved,
-        url: proxy.url,
-        servers: [{ url: proxy.url, fingerprint: saved.server.fingerprint }, ...saved.servers!],
-      });
       await assert.rejects(connect({ home, passphrase: CLIENT_PASSPHRASE }), (e: unknown) => {
         assert.ok(isKlError(e), String(e));
         assert.ok(!['KL_NETWORK', 'KL_LEDGER_BEHIND'].includes(e.code), `${e.code}: ${e.message}`);
+        assert.notEqual(e.details?.authenticated, false, `${e.code}: ${e.message}`);
         return true;
       });
-      assert.ok(proxy.upgrades >= 1, 'the login went to the impostor');
       assert.equal(
         A.sessions.list().length + B.sessions.list().length,
         sessionsBefore,
         'no other server was tried',
+      );
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('a plaintext error injected in front of A (login or HTTP) is no verdict: the client goes on to B', async () => {
+    const proxy = await mitmProxy(A.url);
+    try {
+      const home = await registeredClient(A, 'forged-refusal@example.org');
+      const saved = home.readServer();
+      const fp = saved.server.fingerprint;
+      const behindProxy = () =>
+        home.writeServer({
+          ...saved,
+          url: proxy.url,
+          servers: [
+            { url: proxy.url, fingerprint: fp },
+            { url: url(bPort), fingerprint: fp },
+          ],
+        });
+      // The login: a forged plaintext KL_KEY_REVOKED from "A".
+      behindProxy();
+      proxy.takeOver((client) =>
+        client.once('message', () =>
+          client.send(JSON.stringify({ type: 'error', code: 'KL_KEY_REVOKED', message: 'revoked' })),
+        ),
+      );
+      const s = await connect({ home, passphrase: CLIENT_PASSPHRASE });
+      assert.equal(s.serverUrl, url(bPort), 'logged in on B');
+      await s.close();
+      proxy.takeOver(null);
+      // HTTP: every answer of "A" a forged error, or only the consistency proof refused (which
+      // would otherwise read as a rewritten history): checked on B instead.
+      const forgeries: HttpForgery[] = [
+        () => ({ status: 400, body: { error: { code: 'KL_NOT_REGISTERED', message: 'forged' } } }),
+        (_m, path) =>
+          path.startsWith('/v1/ledger/consistency')
+            ? { status: 400, body: { error: { code: 'KL_BAD_INPUT', message: 'forged' } } }
+            : null,
+        (_m, path) => (path.startsWith('/v1/ledger/consistency') ? { status: 200, body: { junk: 1 } } : null),
+      ];
+      for (const forgery of forgeries) {
+        behindProxy();
+        proxy.forgeHttp(forgery);
+        const used = await onServers(home, async (server) => {
+          await advanceCheckpoint(home, server);
+          return server.url;
+        });
+        assert.equal(used, url(bPort));
+      }
+      // With A behind the proxy as the only server, the forged answer is all there is: it fails.
+      home.writeServer({ ...saved, url: proxy.url, servers: [{ url: proxy.url, fingerprint: fp }] });
+      proxy.forgeHttp(forgeries[0]!);
+      await assert.rejects(
+        onServers(home, (server) => advanceCheckpoint(home, server)),
+        code('KL_NOT_REGISTERED'),
       );
     } finally {
       await proxy.close();

@@ -13,6 +13,7 @@ import { isOutage } from './failover.js';
 import { callJson, endpoint } from './http.js';
 import { checkReply } from './reply.js';
 import type { ClientStore, ServerFile } from './store.js';
+import { unverifiedAnswer } from './unverified-answer.js';
 
 /**
  * Asks the server for a consistency proof from the kept checkpoint to its latest block, checks it
@@ -49,7 +50,14 @@ export async function advanceCheckpoint(home: ClientStore, server: ServerFile): 
     kept,
     ...(proof !== undefined ? { proof } : { latest }),
   });
-  if (!check.verified) throw new KlError(check.code, check.reason, { kept: kept.header.height });
+  if (!check.verified) {
+    const err = new KlError(check.code, check.reason, { kept: kept.header.height });
+    // Without a proof, only a signed end below the kept checkpoint (history cut short: the one
+    // reason verifyLedgerExtends gives for it) is evidence; "rewritten" would rest on the refusal of
+    // the proof, an unauthenticated answer.
+    const evidence = proof !== undefined || check.reason.startsWith('history cut short');
+    throw evidence ? err : unverifiedAnswer(err);
+  }
   await home.writeServer({ ...server, checkpoint: check.checkpoint });
   return check.checkpoint;
 }

@@ -1,14 +1,17 @@
 /**
  * Failover between the servers of the ledger a home belongs to (docs/protocol.md "Several
- * servers"): work that needs a server runs on the preferred one, and on the next one only when a
- * server is out — cannot be reached, dropped the connection, timed out, is shutting down, or its
- * ledger is behind or stale. A verdict (a refused signature, a proof that does not verify, a revoked
- * key, a rewritten history) is an answer, not an outage: it is never hidden by asking someone else.
+ * servers"): work that needs a server runs on the preferred one, and on the next one when a server
+ * is out — cannot be reached, dropped the connection, timed out, is shutting down, or its ledger is
+ * behind or stale — or gave an answer nothing authenticated (an HTTP error body, a plaintext login
+ * error, a malformed reply: unverified-answer.ts), which anyone on the path can forge. A verdict the
+ * client reached itself from what a server signed or failed to prove (a refused signature, a proof
+ * that does not verify, a rewritten history) is never hidden by asking someone else.
  */
 import { isKlError, KlError } from '../protocol/errors.js';
 import { serverList, serverUrl, withServer } from './server-list.js';
 import { checkServer, withAdmitted } from './server-trust.js';
 import type { ClientStore, ServerEntry, ServerFile } from './store.js';
+import { isUnverifiedAnswer } from './unverified-answer.js';
 
 /** Codes that mean "this server cannot answer now", after which another server is tried. */
 const OUTAGES = new Set<string>([
@@ -37,12 +40,13 @@ export interface FailoverOptions {
 
 /**
  * Runs `work` with the home's server file, its `url` set to one server of the ledger: the preferred
- * one first, then the others in list order while servers are out. A server learnt from another's
- * list is checked before its first use (and left out when it fails the check). When every server's
- * ledger was behind, asks once more after a short pause. The server that answered becomes the
- * preferred one.
- * @throws the verdict of the server that gave one; when every server was out, the one server's
- *   error, or `KL_NETWORK` (`KL_LEDGER_BEHIND` if every one was behind) saying what was tried.
+ * one first, then the others in list order while servers are out or answer unauthenticated. A
+ * server learnt from another's list is checked before its first use (and left out when it fails
+ * the check). When every server's ledger was behind, asks once more after a short pause. The server
+ * that answered becomes the preferred one.
+ * @throws a verdict at once; when no server answered, the first unauthenticated answer (its code,
+ *   as one server would have given it), else the one server's error, or `KL_NETWORK`
+ *   (`KL_LEDGER_BEHIND` if every one was behind) saying what was tried.
  */
 export async function onServers<T>(
   home: ClientStore,
@@ -62,32 +66,25 @@ export async function onServers<T>(
     entries = [{ url: checked.url, fingerprint: checked.key.fingerprint }];
   } else entries = serverList(server);
   const failures: Array<{ url: string; err: KlError }> = [];
+  let answer: KlError | undefined;
   for (let round = 0; round < 2; round += 1) {
     failures.length = 0;
     for (const entry of entries) {
       if (!entry.fingerprint) {
-        try {
-          const checked = await checkServer(server, entry.url);
-          entry.fingerprint = checked.key.fingerprint;
-          server = withAdmitted(
-            withServer(await home.readServer(), { url: entry.url, fingerprint: entry.fingerprint }),
-            checked.admitted,
-            checked.removed,
-          );
-          await home.writeServer(server);
-        } catch (err) {
-          // A server some server listed, which is down or not one this client accepts: not used.
-          if (!isKlError(err)) throw err;
-          failures.push({ url: entry.url, err });
+        const checked = await checkListed(home, server, entry);
+        if (checked instanceof KlError) {
+          failures.push({ url: entry.url, err: checked });
           continue;
         }
+        server = checked;
       }
       try {
         const result = await work({ ...(await home.readServer()), url: entry.url });
         await prefer(home, entry.url);
         return result;
       } catch (err) {
-        if (!isOutage(err)) throw err;
+        if (isUnverifiedAnswer(err) && !isOutage(err)) answer ??= err;
+        else if (!isOutage(err)) throw err;
         failures.push({ url: entry.url, err: err as KlError });
       }
     }
@@ -95,6 +92,7 @@ export async function onServers<T>(
     if (!behind || round > 0) break;
     await new Promise((r) => setTimeout(r, o.behindPauseMs ?? 1_000));
   }
+  if (answer) throw answer;
   if (failures.length === 1 && entries.length === 1) throw failures[0]!.err;
   const allBehind = failures.length > 0 && failures.every((f) => f.err.code === 'KL_LEDGER_BEHIND');
   throw new KlError(
@@ -104,6 +102,32 @@ export async function onServers<T>(
       .join('; ')}`,
     { tried: failures.length },
   );
+}
+
+/**
+ * Checks a server some server listed before its first use (server-trust.ts); on success notes its
+ * key in the home and returns the updated server file, else the error (a server that is down or not
+ * one this client accepts: not used).
+ */
+async function checkListed(
+  home: ClientStore,
+  server: ServerFile,
+  entry: ServerEntry,
+): Promise<ServerFile | KlError> {
+  try {
+    const checked = await checkServer(server, entry.url);
+    entry.fingerprint = checked.key.fingerprint;
+    const updated = withAdmitted(
+      withServer(await home.readServer(), { url: entry.url, fingerprint: entry.fingerprint }),
+      checked.admitted,
+      checked.removed,
+    );
+    await home.writeServer(updated);
+    return updated;
+  } catch (err) {
+    if (!isKlError(err)) throw err;
+    return err;
+  }
 }
 
 /** Makes `url` the preferred server (`url` of server.json) when it is not already. */

@@ -1,9 +1,11 @@
 /**
  * HTTP calls to the server with timeouts, size bounds and typed errors: a server error body
- * `{ error: { code, message } }` becomes a KlError with that code. Uses the global `fetch` (Node
+ * `{ error: { code, message } }` becomes a KlError with that code, marked as an unauthenticated
+ * answer (unverified-answer.ts). Uses the global `fetch` (Node
  * 20 and browsers alike); the answer is read as a stream and refused past 1 MiB.
  */
 import { errorFromWire, KlError } from '../protocol/errors.js';
+import { unverifiedAnswer } from './unverified-answer.js';
 
 const MAX_RESPONSE = 1024 * 1024;
 
@@ -107,7 +109,8 @@ export async function callJson<T>(
   }
   if (res.status < 200 || res.status >= 300) {
     const e = typeof json === 'object' && json !== null ? (json as { error?: unknown }).error : undefined;
-    throw errorFromWire(e, 'KL_NETWORK', { message: `the server answered ${res.status}` });
+    // Plain HTTP error bodies are not signed: the code fails this call, it is no verdict.
+    throw unverifiedAnswer(errorFromWire(e, 'KL_NETWORK', { message: `the server answered ${res.status}` }));
   }
   return json as T;
 }

@@ -6,6 +6,7 @@
 import type { Static, TSchema } from 'typebox';
 import { type ErrorCode, isKlError, KlError } from '../protocol/errors.js';
 import { check } from '../protocol/schemas/check.js';
+import { unverifiedAnswer } from './unverified-answer.js';
 
 /**
  * `answer` checked against `schema`, typed by it.
@@ -22,8 +23,11 @@ export function checkReply<S extends TSchema>(
     return check(schema, answer, code, 'reply');
   } catch (err) {
     if (!isKlError(err)) throw err;
-    throw new KlError(code, `the server's answer to ${what} is malformed: ${err.message}`, {
-      ...err.details,
-    });
+    // A malformed answer proves nothing about the ledger (a proxy may have written it): unverified.
+    throw unverifiedAnswer(
+      new KlError(code, `the server's answer to ${what} is malformed: ${err.message}`, {
+        ...err.details,
+      }),
+    );
   }
 }

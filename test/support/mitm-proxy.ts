@@ -1,6 +1,7 @@
 /**
  * A man in the middle on 127.0.0.1 for attack tests of the session: relays HTTP and the login
- * WebSocket to a real server, and can inject, hold back, swallow or answer messages itself.
+ * WebSocket to a real server, and can inject, hold back, swallow or answer messages (and HTTP
+ * requests) itself.
  */
 import assert from 'node:assert/strict';
 import { createServer, request, type Server } from 'node:http';
@@ -28,6 +29,9 @@ export interface Pair {
  */
 export type S2cRule = (text: string, index: number) => 'relay' | 'swallow-and-cut';
 
+/** An HTTP answer the proxy writes itself instead of relaying (`null`: relay this request). */
+export type HttpForgery = (method: string, path: string) => { status: number; body: unknown } | null;
+
 /**
  * A man in the middle on 127.0.0.1: relays HTTP and the login WebSocket to `target`, and can inject
  * messages toward the client, hold the server's messages back, close the client's side with any
@@ -38,7 +42,15 @@ export async function mitmProxy(target: string) {
   const pairs: Pair[] = [];
   let takeOver: ((client: WebSocket) => void) | null = null;
   let rule: S2cRule | null = null;
+  let forge: HttpForgery | null = null;
   const http: Server = createServer((req, res) => {
+    const forged = forge?.(req.method ?? 'GET', req.url ?? '/');
+    if (forged) {
+      req.resume();
+      res.writeHead(forged.status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(forged.body));
+      return;
+    }
     const fwd = request(
       { host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers },
       (r) => {
@@ -119,6 +131,10 @@ export async function mitmProxy(target: string) {
     /** The next relayed connections apply `r` to the server's messages (null: relay all). */
     rule(r: S2cRule | null) {
       rule = r;
+    },
+    /** HTTP requests are answered by `f` where it returns an answer (null: relay every request). */
+    forgeHttp(f: HttpForgery | null) {
+      forge = f;
     },
     async close() {
       for (const p of pairs) {
