@@ -16,6 +16,7 @@ import { connect } from '../src/client/session.js';
 import { readAuditTrail } from '../src/ledger/audit-trail.js';
 import { dataPaths, readGenesisFile } from '../src/ledger/data-dir.js';
 import { EvmSequencer } from '../src/ledger/evm-sequencer.js';
+import type { EvmEngineInfo } from '../src/ledger/genesis.js';
 import { openKeyFile, openSecretFile } from '../src/ledger/sealed-key-file.js';
 import { signTransaction } from '../src/ledger/transactions.js';
 import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
@@ -90,7 +91,8 @@ function replica(dataDir: string, rpcUrl: string, chainId: string) {
   const { genesis } = readGenesisFile(paths.genesis);
   const account = `0x${openSecretFile(paths.evmAccountKey, PASSPHRASE, 'evm-account').toString('hex')}`;
   const registrar = openKeyFile(paths.registrarKey, PASSPHRASE, 'registrar');
-  const seq = new EvmSequencer({ rpcUrl, engine: genesis.engine!, privateKey: account, pollMs: 20 });
+  const engine = genesis.engine as EvmEngineInfo;
+  const seq = new EvmSequencer({ rpcUrl, engine, privateKey: account, pollMs: 20 });
   return {
     async register(id: string): Promise<void> {
       const envelope = signTransaction({

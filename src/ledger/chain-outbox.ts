@@ -4,7 +4,10 @@
  * from the moment they are signed until the follower reads them back from a block. While the chain
  * cannot be reached they wait here (across restarts too); when it is back they are sent again in the
  * order they were queued. A transaction keeps its signature and txid, so the ledger refuses it if it
- * ever came back twice, and the sender checks the ledger for the txid before each resend.
+ * ever came back twice, and the sender checks the ledger for the txid before each resend. Each send
+ * keeps the hash of the chain transaction that carried it: a send the node still holds (pending or
+ * mined) is not repeated. A transaction the chain refused stays here with the reason, never sent
+ * again and never dropped silently: it is counted and reported.
  */
 
 import { chmodSync } from 'node:fs';
@@ -20,6 +23,16 @@ export interface OutboxEntry {
   text: string;
   /** When it was last handed to the chain node (wall clock, ms), or null if never. */
   sentAt: number | null;
+  /** The hash of the chain transaction of the last send, or null. */
+  chainTx: string | null;
+}
+
+/** A transaction the chain refused, kept with why. */
+export interface RefusedEntry {
+  txid: string;
+  reason: string;
+  /** When it was refused (wall clock, ms). */
+  at: number;
 }
 
 /** The outbox file of a data directory. */
@@ -27,20 +40,17 @@ export function chainOutboxPath(dataDir: string): string {
   return join(dataDir, 'chain-outbox.sqlite');
 }
 
+const COLUMNS = 'seq, txid, text, sent_at AS sentAt, chain_tx AS chainTx';
+
 /** Signed transactions waiting to be read back from the chain (see the module comment). */
 export class ChainOutbox {
   private readonly db: Database.Database;
-  private readonly stmt: {
-    put: Database.Statement;
-    remove: Database.Statement;
-    sent: Database.Statement;
-    list: Database.Statement;
-    due: Database.Statement;
-    count: Database.Statement;
-    unsent: Database.Statement;
-  };
+  private readonly stmt: Record<
+    'put' | 'remove' | 'sent' | 'refuse' | 'list' | 'due' | 'count' | 'unsent' | 'refused' | 'refusedCount',
+    Database.Statement
+  >;
 
-  /** Opens (or creates) the outbox at `file`. */
+  /** Opens (or creates) the outbox at `file`; an outbox of an older version gains its new columns. */
   constructor(file: string) {
     this.db = new Database(file);
     // Private like every file of the data directory; SQLite gives the -wal and -shm files this mode.
@@ -57,16 +67,31 @@ export class ChainOutbox {
          sent_at INTEGER
        )`,
     );
+    const have = new Set(
+      (this.db.pragma('table_info(outbox)') as Array<{ name: string }>).map((c) => c.name),
+    );
+    for (const [name, type] of [
+      ['chain_tx', 'TEXT'],
+      ['refused', 'TEXT'],
+      ['refused_at', 'INTEGER'],
+    ] as const)
+      if (!have.has(name)) this.db.exec(`ALTER TABLE outbox ADD COLUMN ${name} ${type}`);
+    const waiting = 'refused IS NULL';
     this.stmt = {
       put: this.db.prepare('INSERT OR IGNORE INTO outbox (txid, text) VALUES (?, ?)'),
       remove: this.db.prepare('DELETE FROM outbox WHERE txid = ?'),
-      sent: this.db.prepare('UPDATE outbox SET sent_at = ? WHERE txid = ?'),
-      list: this.db.prepare('SELECT seq, txid, text, sent_at AS sentAt FROM outbox ORDER BY seq LIMIT ?'),
+      sent: this.db.prepare('UPDATE outbox SET sent_at = ?, chain_tx = coalesce(?, chain_tx) WHERE txid = ?'),
+      refuse: this.db.prepare('UPDATE outbox SET refused = ?, refused_at = ? WHERE txid = ?'),
+      list: this.db.prepare(`SELECT ${COLUMNS} FROM outbox WHERE ${waiting} ORDER BY seq LIMIT ?`),
       due: this.db.prepare(
-        'SELECT seq, txid, text, sent_at AS sentAt FROM outbox WHERE sent_at IS NULL OR sent_at < ? ORDER BY seq LIMIT 1',
+        `SELECT ${COLUMNS} FROM outbox WHERE ${waiting} AND (sent_at IS NULL OR sent_at < ?) ORDER BY seq LIMIT 1`,
       ),
-      count: this.db.prepare('SELECT COUNT(*) AS n FROM outbox'),
-      unsent: this.db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL'),
+      count: this.db.prepare(`SELECT COUNT(*) AS n FROM outbox WHERE ${waiting}`),
+      unsent: this.db.prepare(`SELECT COUNT(*) AS n FROM outbox WHERE ${waiting} AND sent_at IS NULL`),
+      refused: this.db.prepare(
+        'SELECT txid, refused AS reason, refused_at AS at FROM outbox WHERE refused IS NOT NULL ORDER BY seq LIMIT ?',
+      ),
+      refusedCount: this.db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE refused IS NOT NULL'),
     };
   }
 
@@ -75,7 +100,7 @@ export class ChainOutbox {
     this.stmt.put.run(txid, text);
   }
 
-  /** Forgets the transactions of these txids (read back from a block, or refused by the chain). */
+  /** Forgets the transactions of these txids (read back from a block, or on the ledger already). */
   remove(txids: Iterable<string>): void {
     const run = this.db.transaction((ids: Iterable<string>) => {
       for (const id of ids) this.stmt.remove.run(id);
@@ -83,29 +108,47 @@ export class ChainOutbox {
     run(txids);
   }
 
-  /** Notes that `txid` was handed to the chain node at `at`. */
-  markSent(txid: string, at: number): void {
-    this.stmt.sent.run(at, txid);
+  /**
+   * Notes that `txid` was handed to the chain node at `at`, in the chain transaction `chainTx`
+   * (null: keeps the one noted, e.g. when a send still held by the node is checked again).
+   */
+  markSent(txid: string, at: number, chainTx: string | null = null): void {
+    this.stmt.sent.run(at, chainTx, txid);
   }
 
-  /** The oldest `limit` entries, in queue order. */
+  /** Keeps `txid` as refused by the chain, with `reason`: never sent again, counted by {@link refusedCount}. */
+  markRefused(txid: string, reason: string, at: number): void {
+    this.stmt.refuse.run(reason.slice(0, 500), at, txid);
+  }
+
+  /** The oldest `limit` entries waiting (not refused), in queue order. */
   list(limit = 1_000): OutboxEntry[] {
     return this.stmt.list.all(limit) as OutboxEntry[];
   }
 
-  /** The oldest entry never sent, or last sent before `sentBefore` (ms), if any. */
+  /** The oldest waiting entry never sent, or last sent before `sentBefore` (ms), if any. */
   nextDue(sentBefore: number): OutboxEntry | undefined {
     return this.stmt.due.get(sentBefore) as OutboxEntry | undefined;
   }
 
-  /** How many transactions were never handed to the chain node. */
+  /** How many waiting transactions were never handed to the chain node. */
   unsent(): number {
     return (this.stmt.unsent.get() as { n: number }).n;
   }
 
-  /** How many transactions wait. */
+  /** How many transactions wait (refused ones not counted). */
   size(): number {
     return (this.stmt.count.get() as { n: number }).n;
+  }
+
+  /** The transactions the chain refused (oldest first, at most `limit`). */
+  refused(limit = 1_000): RefusedEntry[] {
+    return this.stmt.refused.all(limit) as RefusedEntry[];
+  }
+
+  /** How many transactions the chain refused. */
+  refusedCount(): number {
+    return (this.stmt.refusedCount.get() as { n: number }).n;
   }
 
   /** Closes the database. */

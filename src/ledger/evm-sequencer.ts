@@ -14,7 +14,10 @@
  * transactions to the local ledger (`EmbeddedLedger.ingest`), which re-checks every signature and
  * state rule and derives the same blocks, proofs and receipts as the embedded engine. It stores the
  * block read with its hash and checks on every poll that the chain still holds that block: a chain
- * that went back or was replaced is a fault (docs/deploy-besu.md "The follower").
+ * that went back or was replaced is a fault (docs/deploy-besu.md "The follower"). The contract numbers
+ * its `KeyledgerTx` events (`seq`, from 0): the follower requires them without gap or repeat, and as
+ * many as the contract counts (`txCount`) at the last block read, so a node that hides or replays
+ * events is a fault too; the stored position carries the count read so far.
  */
 import { readFileSync } from 'node:fs';
 import {
@@ -29,7 +32,7 @@ import {
 import { toHex } from '../protocol/bytes.js';
 import { type ErrorCode, KlError } from '../protocol/errors.js';
 import { sha256Hex } from '../protocol/hash.js';
-import type { ChainOutbox } from './chain-outbox.js';
+import type { ChainOutbox, OutboxEntry } from './chain-outbox.js';
 import type { Sequencer } from './embedded-ledger.js';
 import type { EvmEngineInfo } from './genesis.js';
 import { leafHash } from './merkle.js';
@@ -147,22 +150,37 @@ export interface EvmSequencerOptions {
 /** What the follower feeds: one EVM block's keyledger transactions. */
 export type Ingest = (batch: { texts: string[]; time: number; cursor: string }) => unknown;
 
-/** A position on the chain: a block read into the ledger, and its hash (null: not known yet). */
+/**
+ * A position on the chain: a block read into the ledger, its hash, and how many `KeyledgerTx`
+ * events the contract had emitted up to and including it (the `seq` of the next one); null: not
+ * known yet (a position stored by an older version).
+ */
 export interface ChainCursor {
   number: number;
   hash: string | null;
+  seq: number | null;
 }
 
 /**
- * Reads a stored follower position: `NUMBER:HASH`, or a bare block number as older versions stored
- * it (its hash is then taken from the chain on the next read).
+ * Reads a stored follower position: `NUMBER:HASH:SEQ`, or as older versions stored it, `NUMBER:HASH`
+ * or a bare block number (what is missing is then taken from the chain on the next read, and the
+ * position stored again in full).
  * @throws KlError `KL_LEDGER_CORRUPT` for anything else.
  */
 export function parseCursor(cursor: string | null): ChainCursor | null {
   if (cursor === null) return null;
-  const m = /^([0-9]{1,15})(?::(0x[0-9a-f]{64}))?$/.exec(cursor);
-  if (!m) throw new KlError('KL_LEDGER_CORRUPT', 'the stored chain position is not a block number and hash');
-  return { number: Number(m[1]), hash: m[2] ?? null };
+  const m = /^([0-9]{1,15})(?::(0x[0-9a-f]{64})(?::([0-9]{1,15}))?)?$/.exec(cursor);
+  if (!m)
+    throw new KlError(
+      'KL_LEDGER_CORRUPT',
+      'the stored chain position is not a block number, hash and transaction count',
+    );
+  return { number: Number(m[1]), hash: m[2] ?? null, seq: m[3] === undefined ? null : Number(m[3]) };
+}
+
+/** The stored form of a complete position (see {@link parseCursor}). */
+export function cursorText(c: { number: number; hash: string; seq: number }): string {
+  return `${c.number}:${c.hash}:${c.seq}`;
 }
 
 /** A fault of the chain followed: a stable key (one change per key) and what a person reads. */
@@ -252,6 +270,7 @@ export class EvmSequencer implements Sequencer {
       stalenessMs,
       fault: this.fault?.detail ?? null,
       queued: this.outbox?.size() ?? 0,
+      refusedWrites: this.outbox?.refusedCount() ?? 0,
       ok: this.fault === null && stalenessMs <= this.staleAfterMs,
     };
   }
@@ -364,14 +383,14 @@ export class EvmSequencer implements Sequencer {
     let tx: Awaited<ReturnType<EvmSequencer['broadcast']>>;
     try {
       tx = await this.broadcast(envelope, text);
-      if (durable) this.outbox!.markSent(txid, Date.now());
+      if (durable) this.outbox!.markSent(txid, Date.now(), tx.hash);
     } catch (err) {
       if (durable) {
         if (isUnavailable(err)) {
           this.backlog = true;
           throw queued(txid, (err as Error).message);
         }
-        this.outbox!.remove([txid]);
+        this.refuse(txid, (err as Error).message);
       }
       throw err;
     }
@@ -379,8 +398,20 @@ export class EvmSequencer implements Sequencer {
       const receipt = await tx.wait(this.confirmations);
       if (receipt?.status !== 1) throw new Error('the transaction reverted on chain');
     } catch (err) {
-      throw chainError(err, this.contract);
+      const e = chainError(err, this.contract);
+      if (durable && !isUnavailable(e)) this.refuse(txid, e.message);
+      throw e;
     }
+  }
+
+  /**
+   * Keeps a queued write the chain refused in the outbox with why (never sent again, counted in
+   * {@link status}), and reports it: a log line and `onRefused`.
+   */
+  private refuse(txid: string, reason: string): void {
+    this.outbox?.markRefused(txid, reason, Date.now());
+    this.o.log?.(`EVM follower: queued write ${txid} refused by the chain, kept in the outbox: ${reason}`);
+    this.o.onRefused?.(txid, `a queued write was refused by the chain: ${reason}`);
   }
 
   /** Simulates, signs and broadcasts one transaction (broadcasts in call order per account). */
@@ -434,8 +465,10 @@ export class EvmSequencer implements Sequencer {
 
   /**
    * Sends the queued writes that are due, oldest first, one broadcast after the other (the chain
-   * orders them as queued); a txid the ledger holds already is dropped, never sent twice. Stops at
-   * the first the chain cannot take (the next read tries again).
+   * orders them as queued); a txid the ledger holds already is dropped, never sent twice, and one
+   * whose last send the node still holds (pending or mined) is not sent again. A write the chain
+   * refuses is kept as refused (see {@link refuse}). Stops at the first the chain cannot take (the
+   * next read tries again).
    */
   private async flush(): Promise<void> {
     const outbox = this.outbox;
@@ -448,27 +481,55 @@ export class EvmSequencer implements Sequencer {
         outbox.remove([due.txid]);
         continue;
       }
+      if (due.chainTx !== null && (await this.stillCarried(outbox, due))) continue;
       let envelope: TxEnvelope;
       try {
         envelope = JSON.parse(due.text) as TxEnvelope;
       } catch {
-        outbox.remove([due.txid]);
+        this.refuse(due.txid, 'the queued text is not a transaction envelope');
         continue;
       }
       try {
         const tx = await this.broadcast(envelope, due.text);
-        outbox.markSent(due.txid, Date.now());
-        tx.wait(this.confirmations).catch(() => {}); // read back by the follower, not here
+        outbox.markSent(due.txid, Date.now(), tx.hash);
+        // Read back by the follower, not here; a revert is a refusal.
+        tx.wait(this.confirmations).catch((err: unknown) => {
+          const e = chainError(err, this.contract);
+          if (!isUnavailable(e)) this.refuse(due.txid, e.message);
+        });
         sent++;
       } catch (err) {
         if (isUnavailable(err)) throw err;
         // The contract refuses it (permissions changed): it can never be written; say so.
-        outbox.remove([due.txid]);
-        this.o.onRefused?.(due.txid, `a queued write was refused by the chain: ${(err as Error).message}`);
+        this.refuse(due.txid, (err as Error).message);
       }
     }
     if (outbox.unsent() === 0) this.backlog = false;
     if (sent > 0) this.o.log?.(`EVM follower: ${sent} queued write(s) sent to the chain`);
+  }
+
+  /**
+   * Whether the chain transaction of the last send of `due` is still with the node: pending, or
+   * mined (then the follower reads it back). Sending again would put the envelope on the chain
+   * twice; it is checked again after `resendAfterMs`. A send mined and reverted is a refusal. The
+   * node no longer knowing it (dropped from its pool, a node restarted): false, send again.
+   */
+  private async stillCarried(outbox: ChainOutbox, due: OutboxEntry): Promise<boolean> {
+    try {
+      const tx = await this.provider.getTransaction(due.chainTx!);
+      if (!tx) return false;
+      if (
+        tx.blockNumber !== null &&
+        (await this.provider.getTransactionReceipt(due.chainTx!))?.status === 0
+      ) {
+        this.refuse(due.txid, `its chain transaction ${due.chainTx} reverted`);
+        return true;
+      }
+    } catch (err) {
+      throw chainError(err, this.contract);
+    }
+    outbox.markSent(due.txid, Date.now());
+    return true;
   }
 
   /**
@@ -495,15 +556,18 @@ export class EvmSequencer implements Sequencer {
     return this.following;
   }
 
-  /** One poll of the follower. */
+  /**
+   * One poll of the follower. A fault found while reading (events out of number) holds until a read
+   * finds none: the position does not move past it.
+   */
   private async poll(ingest: Ingest): Promise<void> {
     const head = await this.provider.getBlockNumber();
     this.head = head;
-    const fault = await this.checkCursor(head, ingest);
+    let fault = await this.checkCursor(head, ingest);
     this.answered();
+    if (!fault) fault = await this.catchUp(ingest, head);
     this.setFault(fault);
     if (fault) return;
-    await this.catchUp(ingest, head);
     this.lastSyncAt = Date.now();
     await this.flush();
   }
@@ -511,8 +575,8 @@ export class EvmSequencer implements Sequencer {
   /**
    * Whether the chain still holds the block last read, with the hash read: a head below it, or
    * another block at its height, is a fault (a chain that went back or was reorganised past
-   * finality: what this ledger holds is not on it). A position stored without its hash (older
-   * versions) takes the hash the chain has now.
+   * finality: what this ledger holds is not on it). A position stored without its hash or count
+   * (older versions) takes them from the chain now and is stored again in full.
    */
   private async checkCursor(head: number, ingest: Ingest): Promise<Fault | null> {
     const c = this.cursor;
@@ -528,17 +592,38 @@ export class EvmSequencer implements Sequencer {
         key: `missing ${c.number}`,
         detail: `the chain no longer serves block ${c.number}, which this server already read`,
       };
-    if (c.hash === null) {
-      ingest({ texts: [], time: 0, cursor: `${c.number}:${block.hash}` });
-      this.cursor = { number: c.number, hash: block.hash };
-      return null;
-    }
-    if (block.hash !== c.hash)
+    if (c.hash !== null && block.hash !== c.hash)
       return {
         key: `replaced ${c.number} ${block.hash}`,
         detail: `block ${c.number} on the chain is not the block this server read (hash ${block.hash.slice(0, 12)}…, read ${c.hash.slice(0, 12)}…): the chain was reorganised past finality or replaced`,
       };
+    if (c.hash === null || c.seq === null) {
+      const full = { number: c.number, hash: block.hash, seq: c.seq ?? (await this.countThrough(c.number)) };
+      ingest({ texts: [], time: 0, cursor: cursorText(full) });
+      this.cursor = full;
+    }
     return null;
+  }
+
+  /**
+   * How many `KeyledgerTx` events the contract emitted up to and including block `number`, from the
+   * logs (the last event at or before it, read backwards 1,000 blocks at a time): once, for a
+   * position stored by an older version.
+   */
+  private async countThrough(number: number): Promise<number> {
+    const topic = this.contract.interface.getEvent('KeyledgerTx')!.topicHash;
+    for (let to = number; to >= this.o.engine.fromBlock; to -= 1_000) {
+      const fromBlock = Math.max(this.o.engine.fromBlock, to - 999);
+      const logs = await this.provider.getLogs({
+        address: this.o.engine.contract,
+        fromBlock,
+        toBlock: to,
+        topics: [topic],
+      });
+      const last = logs.at(-1);
+      if (last) return seqOf(last) + 1;
+    }
+    return 0;
   }
 
   /** Records the fault state; tells a change once (log line, listeners). */
@@ -586,38 +671,39 @@ export class EvmSequencer implements Sequencer {
     }
   }
 
-  /** Reads the final blocks after the cursor up to `head`, feeding each block with keyledger logs. */
-  private async catchUp(ingest: Ingest, head: number): Promise<void> {
+  /**
+   * Reads the final blocks after the cursor up to `head`, feeding each block with keyledger logs.
+   * Each range read must continue the contract's numbering (see {@link numberingFault}) before any of
+   * it is fed; else the fault is returned and the position stays before it.
+   */
+  private async catchUp(ingest: Ingest, head: number): Promise<Fault | null> {
     const final = head - (this.confirmations - 1);
-    const topics = [
-      [this.contract.interface.getEvent('KeyledgerTx')!.topicHash, STORED_TOPIC(this.contract)],
-    ];
     let next = this.cursor ? this.cursor.number + 1 : this.o.engine.fromBlock;
+    // A follower that starts at the contract's first block has read none of its events.
+    let seq = this.cursor?.seq ?? 0;
     while (next <= final && !this.stopped) {
       const to = Math.min(final, next + 999);
-      const logs = await this.provider.getLogs({
-        address: this.o.engine.contract,
-        fromBlock: next,
-        toBlock: to,
-        topics,
-      });
+      const logs = await this.readRange(next, to);
+      const fault = await this.numberingFault(logs, seq, to === final ? to : null);
+      if (fault) return fault;
       const byBlock = new Map<number, Log[]>();
       for (const l of logs) {
         const list = byBlock.get(l.blockNumber) ?? [];
         list.push(l);
         byBlock.set(l.blockNumber, list);
       }
-      for (const [number, list] of [...byBlock.entries()].sort((a, b) => a[0] - b[0])) {
-        list.sort((a, b) => a.index - b.index);
+      for (const [number, list] of byBlock) {
         const block = await this.provider.getBlock(number);
         if (!block?.hash) throw new KlError('KL_LEDGER_UNAVAILABLE', `block ${number} is not available`);
         if (list.some((l) => l.blockHash !== block.hash))
           throw new KlError('KL_LEDGER_UNAVAILABLE', `block ${number} changed while it was read`);
+        seq += list.filter((l) => l.topics[0] === this.txTopic).length;
         const { texts, seen } = this.textsOf(list);
-        const r = ingest({ texts, time: block.timestamp * 1000, cursor: `${number}:${block.hash}` }) as {
+        const cursor = { number, hash: block.hash, seq };
+        const r = ingest({ texts, time: block.timestamp * 1000, cursor: cursorText(cursor) }) as {
           refused?: Array<{ txid: string; reason: string }>;
         };
-        this.cursor = { number, hash: block.hash };
+        this.cursor = cursor;
         this.outbox?.remove(seen);
         for (const x of r?.refused ?? []) this.o.onRefused?.(x.txid, x.reason);
       }
@@ -625,11 +711,62 @@ export class EvmSequencer implements Sequencer {
       if (this.cursor?.number !== to) {
         const end = await this.provider.getBlock(to);
         if (!end?.hash) throw new KlError('KL_LEDGER_UNAVAILABLE', `block ${to} is not available`);
-        ingest({ texts: [], time: 0, cursor: `${to}:${end.hash}` });
-        this.cursor = { number: to, hash: end.hash };
+        const cursor = { number: to, hash: end.hash, seq };
+        ingest({ texts: [], time: 0, cursor: cursorText(cursor) });
+        this.cursor = cursor;
       }
       next = to + 1;
     }
+    return null;
+  }
+
+  private get txTopic(): string {
+    return this.contract.interface.getEvent('KeyledgerTx')!.topicHash;
+  }
+
+  /** The contract's keyledger logs of blocks `from`..`to`, in chain order (block, then index). */
+  private async readRange(from: number, to: number): Promise<Log[]> {
+    const logs = await this.provider.getLogs({
+      address: this.o.engine.contract,
+      fromBlock: from,
+      toBlock: to,
+      topics: [[this.txTopic, STORED_TOPIC(this.contract)]],
+    });
+    if (logs.some((l) => l.blockNumber < from || l.blockNumber > to))
+      throw new KlError('KL_LEDGER_UNAVAILABLE', `the node answered logs outside blocks ${from}-${to}`);
+    return [...logs].sort((a, b) => a.blockNumber - b.blockNumber || a.index - b.index);
+  }
+
+  /**
+   * A fault when the `KeyledgerTx` events of `logs` do not number on from `seq` one by one (a node
+   * that hides events leaves a gap, one that replays them repeats a number), or when `countAt` (the
+   * last block of the chain read) is given and the contract's `txCount` there is not the number
+   * reached (events hidden at the end).
+   */
+  private async numberingFault(logs: Log[], seq: number, countAt: number | null): Promise<Fault | null> {
+    let next = seq;
+    for (const l of logs) {
+      if (l.topics[0] !== this.txTopic) continue;
+      const got = seqOf(l);
+      if (got !== next)
+        return {
+          key: `numbering ${next} ${got} ${l.blockNumber}`,
+          detail: `the chain node served keyledger transaction number ${got} in block ${l.blockNumber} where number ${next} comes next: it ${got > next ? 'hides' : 'replays'} events of the contract`,
+        };
+      next += 1;
+    }
+    if (countAt === null) return null;
+    let count: number;
+    try {
+      count = Number(await this.contract.getFunction('txCount')({ blockTag: countAt }));
+    } catch (err) {
+      throw chainError(err, this.contract);
+    }
+    if (count === next) return null;
+    return {
+      key: `count ${next} ${count} ${countAt}`,
+      detail: `the contract counts ${count} keyledger transactions at block ${countAt}, but the chain node served events of ${next}: it ${count > next ? 'hides' : 'invents'} events of the contract`,
+    };
   }
 
   /**
@@ -695,6 +832,9 @@ export class EvmSequencer implements Sequencer {
 }
 
 const STORED_TOPIC = (c: Contract) => c.interface.getEvent('KeyStored')!.topicHash;
+
+/** The `seq` of a `KeyledgerTx` log (its first indexed topic). */
+const seqOf = (l: Log): number => Number(BigInt(l.topics[1] ?? '0x0'));
 
 /** Deploys KeyRegistry from `privateKey` (governor), making `registrar` (default the same account) a registrar. */
 export async function deployRegistry(o: {

@@ -32,6 +32,8 @@ export interface ChainStatus {
   fault: string | null;
   /** Signed writes queued while the chain is away (audit events), waiting to be read back. */
   queued: number;
+  /** Queued writes the chain refused, kept with the reason (never sent again); absent: none kept. */
+  refusedWrites?: number;
   /** No fault, and not stale beyond the server's limit. */
   ok: boolean;
 }

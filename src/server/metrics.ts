@@ -178,6 +178,11 @@ export class ServerMetrics {
       'Signed audit events queued while the chain is away, not yet read back from a block',
       (s) => s.queued,
     );
+    gauge(
+      'keyledger_chain_refused_writes',
+      'Queued signed writes the chain refused, kept in the outbox with the reason (never sent again)',
+      (s) => s.refusedWrites ?? 0,
+    );
   }
 
   /** Prometheus text exposition. */
