@@ -105,7 +105,11 @@ describe('keyledger help and options, per command', () => {
         `${name} --help starts with its usage:\n${r.stdout}`,
       );
       for (const a of c.arguments)
-        assert.match(r.stdout.split('\n')[0]!, new RegExp(`<${a}>`), `${name} usage names ${a}`);
+        assert.match(
+          r.stdout.split('\n')[0]!,
+          new RegExp(`<${a}(?:\\.\\.\\.)?>`),
+          `${name} usage names ${a}`,
+        );
       const options = r.stdout.split('\nOptions:\n')[1]?.split('\n\n')[0] ?? '';
       for (const option of c.options)
         assert.match(
@@ -121,7 +125,7 @@ describe('keyledger help and options, per command', () => {
       );
       if (c.group)
         for (const sub of COMMANDS.filter(
-          (x) => x.words.length === c.words.length + 1 && x.words[0] === c.words[0],
+          (x) => x.words.length === c.words.length + 1 && c.words.every((w, i) => x.words[i] === w),
         ))
           assert.match(
             r.stdout,

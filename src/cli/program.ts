@@ -7,6 +7,7 @@
 import type { Command } from 'commander';
 import { declareAdmin } from './program/admin.js';
 import { declareAudit, declareDemo, declareLogs, declareReceipt } from './program/auditor.js';
+import { declareGenesis } from './program/genesis.js';
 import { declareLedger } from './program/ledger.js';
 import { declareNode } from './program/node.js';
 import { declareConfig, declareServe } from './program/server.js';
@@ -57,5 +58,6 @@ export function declareCommands(program: Command, outcome: Outcome): void {
   declareReceipt(program, context);
   declareLedger(program, context);
   declareNode(program, context);
+  declareGenesis(program, context);
   declareDemo(program, context);
 }

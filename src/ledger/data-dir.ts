@@ -44,6 +44,11 @@ export function dataPaths(dir: string) {
      * the governor for its admission (docs/deploy-besu.md "A second server"; no secrets).
      */
     joinRequest: join(dir, 'join-request.json'),
+    /**
+     * This organisation's contribution to a joint genesis (docs/deploy-besu.md "Several
+     * organisations"): its keys are made, its genesis is not adopted yet (public; no secrets).
+     */
+    contribution: join(dir, 'contribution.json'),
   };
 }
 
@@ -61,6 +66,11 @@ export function isInitialised(dir: string): boolean {
 export function refusePartialDataDir(dir: string): void {
   const paths = dataPaths(dir);
   const genesis = existsSync(paths.genesis);
+  if (!genesis && existsSync(paths.contribution))
+    throw new KlError(
+      'KL_DATA_DIR',
+      `${dir} holds keys contributed to a joint genesis: finish it with \`keyledger genesis adopt FILE --data ${dir}\`, not with a genesis of its own`,
+    );
   if (genesis === existsSync(paths.db)) return;
   throw new KlError(
     'KL_DATA_DIR',

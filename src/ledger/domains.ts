@@ -11,3 +11,7 @@ export const BLOCK_DOMAIN = 'keyledger/block/v1\n';
 export const GOVERNANCE_DOMAIN = 'keyledger/governance/v1\n';
 /** A node's own record of how far it has verified its stored ledger (docs/ledger.md "Integrity at start"). */
 export const VERIFIED_DOMAIN = 'keyledger/verified/v1\n';
+/** An organisation's contribution to a joint genesis (docs/deploy-besu.md "Several organisations"). */
+export const GENESIS_CONTRIBUTION_DOMAIN = 'keyledger/genesis-contribution/v1\n';
+/** A genesis validator's signature over a joint genesis's chain id (its consent to that genesis). */
+export const GENESIS_SIGNATURE_DOMAIN = 'keyledger/genesis-signature/v1\n';

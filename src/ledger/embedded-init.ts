@@ -3,13 +3,13 @@
  * keys sealed under the passphrase, the genesis, and the database with its schema, the genesis state
  * and the node's origin verified checkpoint.
  */
-import { chmodSync } from 'node:fs';
+import { chmodSync, existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { canonicalize } from '../protocol/canonical-json.js';
 import { KlError } from '../protocol/errors.js';
 import { dataPaths, ensureDir, isInitialised, refusePartialDataDir, writeGenesisFile } from './data-dir.js';
 import { chainIdOf, checkGenesis, type Genesis } from './genesis.js';
-import { sealKeyFile } from './sealed-key-file.js';
+import { openKeyFile, sealKeyFile } from './sealed-key-file.js';
 import { SigningKey } from './signing-keys.js';
 import { genesisEntries } from './state-machine.js';
 import { originPoint, signVerifiedCheckpoint, VERIFIED_KEY } from './verified-checkpoint.js';
@@ -99,10 +99,7 @@ export function initJoiningLedger({ dataDir, passphrase, genesis: given }: Joini
   return { chainId, validator: validator.info(), registrar: registrar.info() };
 }
 
-/**
- * Seals the keys, creates the database (schema, genesis, genesis state, the origin verified
- * checkpoint) and writes genesis.json last: its presence marks the directory as initialised.
- */
+/** Seals the keys, then writes the ledger's files ({@link writeLedgerFiles}). */
 function writeNewLedger(
   dataDir: string,
   passphrase: string,
@@ -113,6 +110,56 @@ function writeNewLedger(
   const paths = dataPaths(dataDir);
   sealKeyFile(paths.validatorKey, validator, passphrase, 'validator');
   sealKeyFile(paths.registrarKey, registrar, passphrase, 'registrar');
+  return writeLedgerFiles(dataDir, genesis, validator);
+}
+
+/**
+ * The node keys of a data directory that has no genesis yet (a contribution to a joint genesis,
+ * docs/deploy-besu.md "Several organisations"): opened when sealed already, else made and sealed.
+ * @throws KlError `KL_DATA_DIR` when the directory holds a ledger, `KL_PASSPHRASE_WRONG`
+ */
+export function nodeKeysWithoutGenesis(
+  dataDir: string,
+  passphrase: string,
+): { validator: SigningKey; registrar: SigningKey } {
+  if (isInitialised(dataDir)) throw new KlError('KL_DATA_DIR', `${dataDir} already holds a ledger`);
+  const paths = dataPaths(dataDir);
+  if (existsSync(paths.db) || existsSync(paths.genesis)) refusePartialDataDir(dataDir);
+  if (!passphrase)
+    throw new KlError('KL_PASSPHRASE_REQUIRED', 'a passphrase is required to protect the ledger keys');
+  ensureDir(dataDir);
+  const key = (path: string, purpose: string) => {
+    if (existsSync(path)) return openKeyFile(path, passphrase, purpose);
+    const made = SigningKey.generate();
+    sealKeyFile(path, made, passphrase, purpose);
+    return made;
+  };
+  return { validator: key(paths.validatorKey, 'validator'), registrar: key(paths.registrarKey, 'registrar') };
+}
+
+/**
+ * Finishes a data directory whose keys were made before its genesis ({@link nodeKeysWithoutGenesis}):
+ * the database and genesis.json of `genesis`, which must name this directory's validator key.
+ * @throws KlError `KL_DATA_DIR` (a ledger there already), `KL_BAD_INPUT` (a genesis without this
+ * validator), `KL_PASSPHRASE_WRONG`
+ */
+export function initAdoptedLedger(o: { dataDir: string; passphrase: string; genesis: Genesis }): string {
+  if (isInitialised(o.dataDir)) throw new KlError('KL_DATA_DIR', `${o.dataDir} already holds a ledger`);
+  const paths = dataPaths(o.dataDir);
+  if (existsSync(paths.db) || existsSync(paths.genesis)) refusePartialDataDir(o.dataDir);
+  const genesis = checkGenesis(o.genesis);
+  const validator = openKeyFile(paths.validatorKey, o.passphrase, 'validator');
+  if (!genesis.validators.some((v) => v.keyId === validator.keyId))
+    throw new KlError('KL_BAD_INPUT', "this genesis does not name this data directory's validator key");
+  return writeLedgerFiles(o.dataDir, genesis, validator);
+}
+
+/**
+ * Creates the database (schema, genesis, genesis state, the origin verified checkpoint) and writes
+ * genesis.json last: its presence marks the directory as initialised.
+ */
+function writeLedgerFiles(dataDir: string, genesis: Genesis, validator: SigningKey): string {
+  const paths = dataPaths(dataDir);
   const chainId = chainIdOf(genesis);
   const db = new Database(paths.db);
   // SQLite gives the -wal and -shm files the database file's mode.

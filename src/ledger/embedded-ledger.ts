@@ -36,6 +36,7 @@ import { acquireWriterLock, dataPaths, isInitialised, readGenesisFile } from './
 import { GOVERNANCE_DOMAIN } from './domains.js';
 import { prepareStatements, type Statements } from './embedded-store.js';
 import { chainIdOf, checkGenesis, type Genesis } from './genesis.js';
+import { quorumNeeded } from './governance-proposal.js';
 import type {
   BlockView,
   CommittedTransaction,
@@ -71,6 +72,7 @@ import {
 import { StateTree } from './state-tree.js';
 import { type StorageFault, storageError, storageFault } from './storage-fault.js';
 import {
+  type Approval,
   checkEnvelopeShape,
   MAX_TX_BYTES,
   prepareTransaction,
@@ -655,24 +657,45 @@ export class EmbeddedLedger implements Ledger {
 
   private governanceChain: Promise<unknown> = Promise.resolve();
 
+  /** The number of governance changes applied so far (the next change's `govSeq`). */
+  governanceSeq(): number {
+    return (this.stateGet(GOVERNANCE_KEY) as { govSeq: number } | undefined)?.govSeq ?? 0;
+  }
+
   /**
-   * Writes a role change approved by this node's validator (the embedded engine's only validator,
-   * so its approval is the quorum). Calls are serialised: each reads the governance sequence the
-   * previous one left.
+   * Writes a governance change. Without `approved`, approved by this node's validator alone: enough
+   * only when the genesis quorum is 1. With it, the approvals a quorum of validators gave offline
+   * (governance-proposal.ts) for the governance sequence named there. Calls are serialised: each
+   * reads the governance sequence the previous one left.
+   * @throws KlError `KL_QUORUM_NOT_MET` (several approvals needed, none given),
+   * `KL_GOVERNANCE_STALE` (approved for another governance sequence), and the ledger's refusals.
    */
-  governance(intent: GovernanceIntent): Promise<TransactionReceipt> {
+  governance(
+    intent: GovernanceIntent,
+    approved?: { govSeq: number; approvals: Approval[] },
+  ): Promise<TransactionReceipt> {
     const run = async () => {
       if (!this.validator) throw new KlError('KL_NOT_PERMITTED', 'the ledger is open read-only');
-      const govSeq = (this.stateGet(GOVERNANCE_KEY) as { govSeq: number } | undefined)?.govSeq ?? 0;
+      const govSeq = this.governanceSeq();
+      const { quorum } = this.genesis;
+      if (!approved && quorum > 1) throw quorumNeeded(quorum);
+      if (approved && approved.govSeq !== govSeq)
+        throw new KlError(
+          'KL_GOVERNANCE_STALE',
+          `this change was approved for governance sequence ${approved.govSeq}; the ledger is at ${govSeq}: propose it again`,
+          { expected: govSeq },
+        );
       const body =
         intent.type === 'RoleGranted' || intent.type === 'RoleRevoked'
           ? { id: canonicalIdentity(intent.body.id), role: intent.body.role, govSeq }
           : { ...intent.body, govSeq };
-      const sig = this.validator.sign(GOVERNANCE_DOMAIN, governanceMessage(this.chainId, intent.type, body));
-      return this.submit({
-        type: intent.type,
-        body: { ...body, approvals: [{ validator: this.validator.keyId, sig }] },
-      } as TxIntent);
+      const approvals = approved?.approvals ?? [
+        {
+          validator: this.validator.keyId,
+          sig: this.validator.sign(GOVERNANCE_DOMAIN, governanceMessage(this.chainId, intent.type, body)),
+        },
+      ];
+      return this.submit({ type: intent.type, body: { ...body, approvals } } as TxIntent);
     };
     const result = this.governanceChain.then(run, run);
     this.governanceChain = result.catch(() => {});

@@ -1,19 +1,20 @@
 /**
  * The local admin endpoint: HTTP over a Unix socket in the data directory (DATA/admin.sock, mode
  * 0600), so only the operator's account on this machine can use it — `keyledger admin sessions`,
- * `admin revoke-session`, `admin revoke-key`, `admin alerts`, `admin grant|ungrant`, `admin registrar …`. The web admin
+ * `admin revoke-session`, `admin revoke-key`, `admin alerts`, `admin grant|ungrant`, `admin registrar …`, `admin governance propose|submit`. The web admin
  * API behind the dashboard (admin-api.ts) does the same through admin-actions.ts.
  */
 import { chmodSync, existsSync, lstatSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import type { GovernanceProposal } from '../ledger/governance-proposal.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { TransactionReceipt } from '../ledger/proofs.js';
 import { errorFromWire, isKlError, KlError } from '../protocol/errors.js';
 import { canonicalIdentity } from '../protocol/identity.js';
 import { listSessions, revokeKeyAsAdmin, setAdminRole, terminateSession } from './admin-actions.js';
 import type { AlertLog } from './alert-log.js';
-import type { RegistrarView } from './server-admission.js';
+import type { ChangeRequest, RegistrarView } from './server-admission.js';
 import type { SessionTable } from './sessions.js';
 
 export type { Alert } from './alert-log.js';
@@ -23,6 +24,13 @@ export interface RegistrarAdmin {
   list(): RegistrarView[];
   admit(request: unknown): Promise<{ receipt: TransactionReceipt; registrar: RegistrarView }>;
   remove(which: string): Promise<{ receipt: TransactionReceipt; registrar: RegistrarView }>;
+  /** A governance change proposed at the current governance sequence (server-admission.ts). */
+  propose?(change: ChangeRequest): Promise<GovernanceProposal>;
+  /** A proposal written once a quorum of validators signed it. */
+  submit?(
+    proposal: unknown,
+    signatures: unknown,
+  ): Promise<{ receipt: TransactionReceipt; type: string; registrar?: RegistrarView }>;
 }
 
 /** Path of the admin socket. */
@@ -132,6 +140,19 @@ export async function startAdminSocket(o: {
           return reply(res, 200, await o.registrars.admit((await readBody(req)).request));
         if (req.method === 'POST' && parts[2] === 'remove' && parts[1])
           return reply(res, 200, await o.registrars.remove(parts[1]));
+      }
+      // keyledger admin governance propose|submit (server-admission.ts): changes a quorum approves.
+      if (
+        req.method === 'POST' &&
+        parts[0] === 'governance' &&
+        o.registrars?.propose &&
+        o.registrars.submit
+      ) {
+        const body = await readBody(req);
+        if (parts[1] === 'proposals' && parts.length === 2)
+          return reply(res, 200, await o.registrars.propose(body.change as ChangeRequest));
+        if (parts.length === 1)
+          return reply(res, 200, await o.registrars.submit(body.proposal, body.signatures));
       }
       throw new KlError('KL_NOT_FOUND', 'no such admin route');
     } catch (err) {

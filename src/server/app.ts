@@ -22,7 +22,13 @@ import { type SmtpOptions, smtpMailer } from './mailer.js';
 import type { ServerMetrics } from './metrics.js';
 import { type OpenNode, openNode } from './open-node.js';
 import { type Keyledger, type KeyledgerPolicies, keyledger } from './plugin.js';
-import { admitServer, listRegistrars, removeRegistrar } from './server-admission.js';
+import {
+  admitServer,
+  listRegistrars,
+  proposeChange,
+  removeRegistrar,
+  submitChange,
+} from './server-admission.js';
 import { loadTls, type TlsFiles, type TlsMaterial } from './tls.js';
 
 export { DEFAULT_RATE_LIMITS, type RateLimits } from './rate-limits.js';
@@ -224,6 +230,8 @@ async function registrarAdmin(o: ServerOptions, ledger: EmbeddedLedger): Promise
     list: () => listRegistrars(ledger),
     admit: (request) => admitServer({ ledger, accounts, request }),
     remove: (which) => removeRegistrar({ ledger, accounts, which }),
+    propose: (change) => proposeChange(ledger, change),
+    submit: (proposal, signatures) => submitChange({ ledger, accounts, proposal, signatures }),
   };
 }
 

@@ -3,14 +3,24 @@
  * revocations and the admin role (`keyledger admin dashboard` is dashboard-link.ts).
  */
 
-import { readFileSync } from 'node:fs';
+import { dataPaths, readGenesisFile } from '../../ledger/data-dir.js';
+import {
+  checkGovernanceProposal,
+  type GovernanceProposal,
+  signGovernanceProposal,
+} from '../../ledger/governance-proposal.js';
 import type { TransactionReceipt } from '../../ledger/proofs.js';
+import { openKeyFile } from '../../ledger/sealed-key-file.js';
+import type { IdentityRole } from '../../ledger/transactions.js';
+import { canonicalize } from '../../protocol/canonical-json.js';
 import { KlError, wireText } from '../../protocol/errors.js';
 import { canonicalIdentity } from '../../protocol/identity.js';
 import { callAdmin } from '../../server/admin-socket.js';
 import type { DroppedAlerts } from '../../server/alert-log.js';
-import type { RegistrarView } from '../../server/server-admission.js';
+import type { ChangeRequest, RegistrarView } from '../../server/server-admission.js';
 import { info, out } from '../io.js';
+import { type PassphraseSource, resolvePassphrase } from '../passphrase.js';
+import { readJsonFile, writeJsonFile } from './genesis.js';
 
 /** `keyledger admin sessions|revoke-session|revoke-key|alerts` through DATA/admin.sock */
 export async function adminSessionCommand(
@@ -113,15 +123,7 @@ export async function adminRegistrar(
   }
   let result: { receipt: TransactionReceipt; registrar: RegistrarView };
   if (o.sub === 'add') {
-    let request: unknown;
-    try {
-      request = JSON.parse(readFileSync(o.target, 'utf8'));
-    } catch (err) {
-      throw new KlError(
-        'KL_BAD_INPUT',
-        `cannot read the join request ${o.target}: ${(err as Error).message}`,
-      );
-    }
+    const request = readJsonFile(o.target, 'join request');
     result = await callAdmin(o.data, 'POST', '/registrars', { request });
   } else result = await callAdmin(o.data, 'POST', `/registrars/${encodeURIComponent(o.target)}/remove`);
   const { registrar, receipt } = result;
@@ -133,5 +135,76 @@ export async function adminRegistrar(
         ? `server ${wireText(registrar.name, 64)} admitted (registrar ${registrar.keyId}): block ${height}, transaction ${receipt.txid}`
         : `registrar ${wireText(registrar.name, 64)} (${registrar.keyId}) removed: block ${height}, transaction ${receipt.txid}; its account can no longer write`,
     );
+  return 0;
+}
+
+/** The change `keyledger admin governance propose WHAT…` names. */
+function changeOf(what: string[], role: string): ChangeRequest {
+  const [noun, verb, target, ...rest] = what;
+  if (target && rest.length === 0) {
+    if (noun === 'registrar' && verb === 'add')
+      return { type: 'RegistrarAdded', request: readJsonFile(target, 'join request') };
+    if (noun === 'registrar' && verb === 'remove') return { type: 'RegistrarRemoved', which: target };
+    if (noun === 'role' && (verb === 'grant' || verb === 'revoke'))
+      return {
+        type: verb === 'grant' ? 'RoleGranted' : 'RoleRevoked',
+        id: target,
+        role: role as IdentityRole,
+      };
+  }
+  throw new KlError(
+    'KL_BAD_INPUT',
+    'propose one of: registrar add FILE | registrar remove KEYID|NAME | role grant IDENTITY | role revoke IDENTITY',
+  );
+}
+
+/**
+ * `keyledger admin governance propose | sign | submit` (docs/ledger.md "Governance"): a change a
+ * quorum of validators approves, proposed and submitted through the governor's DATA/admin.sock,
+ * signed offline by each validator's data directory.
+ */
+export async function adminGovernance(
+  o: { data: string; out?: string; json?: boolean } & PassphraseSource &
+    (
+      | { sub: 'propose'; what: string[]; role?: string }
+      | { sub: 'sign'; file: string }
+      | { sub: 'submit'; files: string[] }
+    ),
+): Promise<number> {
+  if (o.sub === 'propose') {
+    const proposal = await callAdmin<GovernanceProposal>(o.data, 'POST', '/governance/proposals', {
+      change: changeOf(o.what, o.role ?? 'admin'),
+    });
+    const file = o.out ?? 'governance-proposal.json';
+    writeJsonFile(file, proposal);
+    out(
+      o.json
+        ? JSON.stringify({ file, type: proposal.type, govSeq: proposal.body.govSeq })
+        : `${proposal.type} proposed at governance sequence ${proposal.body.govSeq}, written to ${file}\nnext: each validator's organisation runs \`keyledger admin governance sign ${file} --data DIR\``,
+    );
+    return 0;
+  }
+  if (o.sub === 'sign') {
+    const proposal = checkGovernanceProposal(readJsonFile(o.file, 'governance proposal'));
+    info(`approving ${proposal.type} ${wireText(canonicalize(proposal.body), 300)}`);
+    const { genesis } = readGenesisFile(dataPaths(o.data).genesis);
+    const validator = openKeyFile(dataPaths(o.data).validatorKey, await resolvePassphrase(o), 'validator');
+    const signature = signGovernanceProposal(proposal, genesis, validator);
+    const file = o.out ?? `governance-signature-${validator.keyId.slice(0, 8)}.json`;
+    writeJsonFile(file, signature);
+    out(o.json ? JSON.stringify({ file, validator: validator.keyId }) : `approval written to ${file}`);
+    return 0;
+  }
+  const [proposalFile, ...sigFiles] = o.files;
+  const r = await callAdmin<{ receipt: TransactionReceipt; type: string }>(o.data, 'POST', '/governance', {
+    proposal: readJsonFile(proposalFile!, 'governance proposal'),
+    signatures: sigFiles.map((f) => readJsonFile(f, 'governance signature')),
+  });
+  const height = r.receipt.block.header.height;
+  out(
+    o.json
+      ? JSON.stringify({ type: r.type, txid: r.receipt.txid, height })
+      : `${r.type} written: block ${height}, transaction ${r.receipt.txid}`,
+  );
   return 0;
 }

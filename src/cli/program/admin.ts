@@ -5,8 +5,28 @@
  */
 import { type Command, Option } from 'commander';
 import { parseDuration } from '../../protocol/duration.js';
-import { dataOption, homeOption, jsonOption, reasonOption, userPassphraseOption } from '../options.js';
-import { act, type Context, clientOf, commands, examples, given, str, withOptions } from './shared.js';
+import {
+  dataOption,
+  homeOption,
+  jsonOption,
+  nodePassphraseOptions,
+  type OptionValues,
+  reasonOption,
+  userPassphraseOption,
+} from '../options.js';
+import { withFiles } from './genesis.js';
+import {
+  act,
+  type Context,
+  clientOf,
+  commands,
+  dataOr,
+  examples,
+  given,
+  passphraseOf,
+  str,
+  withOptions,
+} from './shared.js';
 import { serverOption } from './user.js';
 
 /** An admin subcommand that asks the running server through DATA/admin.sock. */
@@ -17,7 +37,7 @@ export function declareAdmin(program: Command, context: Context): void {
   const admin = program
     .command('admin')
     .summary(
-      'invite | grant | ungrant | dashboard | sessions | alerts | revoke-session | revoke-key | registrar',
+      'invite | grant | ungrant | dashboard | sessions | alerts | revoke-session | revoke-key | registrar | governance',
     )
     .description(
       "Operator commands on the data directory (invite, grant, ungrant) or through DATA/admin.sock of the running server (sessions, alerts, revoke-session, revoke-key, registrar; mode 0600: the operator's account only); dashboard runs from an admin's own machine with their key.",
@@ -28,6 +48,7 @@ export function declareAdmin(program: Command, context: Context): void {
   declareDashboard(admin, context);
   declareSocketCommands(admin, context);
   declareRegistrar(admin, context);
+  declareGovernance(admin, context);
   examples(admin, [
     'keyledger admin invite bob@example.org',
     'keyledger admin grant alice@example.org',
@@ -210,4 +231,96 @@ function declareRegistrar(admin: Command, context: Context): void {
       ),
     );
   }
+}
+
+/** `keyledger admin governance propose | sign | submit`: changes a quorum of validators approves. */
+function declareGovernance(admin: Command, context: Context): void {
+  const governance = admin
+    .command('governance')
+    .summary('propose | sign | submit: governance changes a quorum of validators approves')
+    .description(
+      'When the genesis quorum is above one (docs/ledger.md "Governance"): propose a change through the governor\'s DATA/admin.sock (it names the current governance sequence), have each validator\'s organisation sign it offline with its own data directory, and submit it with the signatures once a quorum signed.',
+    );
+  const propose = governance
+    .command('propose')
+    .argument('<CHANGE...>', 'registrar add FILE | registrar remove KEYID|NAME | role grant|revoke IDENTITY')
+    .summary('write a governance proposal')
+    .description(
+      'Checks the change against the running ledger and writes the proposal at its current governance sequence (a proposal made stale by another change is refused at submit: propose it again).',
+    );
+  withOptions(propose, [
+    dataOption(),
+    new Option('--role <ROLE>', 'the role of role grant|revoke').default('admin'),
+    new Option('--out <FILE>', 'where to write it (default ./governance-proposal.json)'),
+    jsonOption(),
+  ]);
+  const sign = governance
+    .command('sign')
+    .argument('<PROPOSAL>', 'the governance proposal')
+    .summary("approve a proposal with this data directory's validator key (offline)")
+    .description(
+      "Signs the proposal with the validator key of DATA, after checking it is for DATA's ledger; the server need not run.",
+    );
+  withOptions(sign, [
+    dataOption(),
+    new Option('--out <FILE>', 'where to write it (default ./governance-signature-KEYID.json)'),
+    ...nodePassphraseOptions(),
+    jsonOption(),
+  ]);
+  const submit = governance
+    .command('submit')
+    .argument('<PROPOSAL>', 'the governance proposal')
+    .argument('<SIG...>', "the validators' signatures")
+    .summary('write a proposal a quorum of validators approved')
+    .description(
+      "Checks the signatures (the ledger's validators, this proposal, no duplicates, a quorum) and writes the change through the governor's DATA/admin.sock: an admission lets its account write after it is written, a removal stops the account first.",
+    );
+  withOptions(submit, [dataOption(), jsonOption()]);
+  examples(propose, [
+    'keyledger admin governance propose registrar add ./node2/join-request.json --data ./org-a',
+    'keyledger admin governance propose role grant alice@example.org --data ./org-a',
+  ]);
+  examples(sign, ['keyledger admin governance sign ./governance-proposal.json --data ./org-b']);
+  examples(submit, [
+    'keyledger admin governance submit ./governance-proposal.json a.json b.json --data ./org-a',
+  ]);
+  examples(governance, [
+    'keyledger admin governance propose registrar add ./node2/join-request.json --data ./org-a',
+    'keyledger admin governance sign ./governance-proposal.json --data ./org-b',
+    'keyledger admin governance submit ./governance-proposal.json a.json b.json --data ./org-a',
+  ]);
+  const common = (v: OptionValues) => ({
+    data: str(v, 'data') ?? './keyledger-data',
+    ...given('out', str(v, 'out')),
+    json: !!v.json,
+  });
+  const run = (
+    work: (v: OptionValues, files: string[]) => Promise<number>,
+    nodeDir?: (v: OptionValues) => string,
+  ) => withFiles(context, work, nodeDir);
+  propose.action(
+    run(async (v, what) =>
+      (await commands.admin()).adminGovernance({
+        ...common(v),
+        sub: 'propose',
+        what,
+        ...given('role', str(v, 'role')),
+      }),
+    ),
+  );
+  sign.action(
+    run(
+      async (v, [file]) =>
+        (await commands.admin()).adminGovernance({
+          ...common(v),
+          ...passphraseOf(v),
+          sub: 'sign',
+          file: file!,
+        }),
+      dataOr('./keyledger-data'),
+    ),
+  );
+  submit.action(
+    run(async (v, files) => (await commands.admin()).adminGovernance({ ...common(v), sub: 'submit', files })),
+  );
 }

@@ -1,0 +1,347 @@
+/**
+ * Several organisations on one deployment (docs/deploy-besu.md "Several organisations"), on a real
+ * chain (anvil), through the `keyledger genesis` and `keyledger admin governance` commands: two
+ * organisations contribute their keys, one proposes (deploying the contract), both sign, the
+ * signatures are combined, both adopt and start their servers; a client of one logs in on the
+ * other, trusting its server key through the genesis alone; governance needs both approvals; a
+ * tampered file, and a genesis without an organisation's keys, are refused.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { Wallet } from 'ethers';
+import { login } from '../src/client/login.js';
+import { register } from '../src/client/register.js';
+import { dataPaths } from '../src/ledger/data-dir.js';
+import { evmProvider } from '../src/ledger/evm-sequencer.js';
+import { chainIdOf, type Genesis } from '../src/ledger/genesis.js';
+import {
+  approvedChange,
+  makeGovernanceProposal,
+  signGovernanceProposal,
+} from '../src/ledger/governance-proposal.js';
+import {
+  type Contribution,
+  checkContribution,
+  checkJointGenesis,
+  checkProposal,
+  combineProposal,
+  makeProposal,
+  signProposal,
+} from '../src/ledger/joint-genesis.js';
+import { openKeyFile } from '../src/ledger/sealed-key-file.js';
+import { SigningKey } from '../src/ledger/signing-keys.js';
+import type { RunningServer } from '../src/server/app.js';
+import { adoptGenesis, contributeNode } from '../src/server/joint-node.js';
+import { PASSPHRASE, tempDir } from './helpers.js';
+import { ANVIL_FUNDER_KEY, type Anvil, anvilsStoppedAfter } from './support/anvil.js';
+import { bin } from './support/cli.js';
+import { CLIENT_PASSPHRASE, invite, newClient, registeredClient, startOn } from './support/server.js';
+
+const run = promisify(execFile);
+const startAnvil = anvilsStoppedAfter();
+
+/** `keyledger ARGS…` in a child process (the servers of this process keep running). */
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KEYLEDGER_')));
+  try {
+    const r = await run(process.execPath, [bin, ...args], {
+      env: { ...env, KEYLEDGER_SERVER_PASSPHRASE: PASSPHRASE },
+    });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+async function ok(args: string[]): Promise<string> {
+  const r = await cli(args);
+  assert.equal(r.code, 0, `keyledger ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+function refusal(fn: () => unknown): Error & { code?: string } {
+  try {
+    fn();
+  } catch (err) {
+    return err as Error & { code?: string };
+  }
+  assert.fail('expected a refusal');
+}
+
+async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error & { code?: string };
+  }
+  assert.fail('expected a refusal');
+}
+
+async function until(check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) assert.fail('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const readJson = (path: string) => JSON.parse(readFileSync(path, 'utf8'));
+
+/** Pays for `accounts` from anvil's public development account. */
+async function fund(anvil: Anvil, accounts: string[]): Promise<void> {
+  const provider = evmProvider(anvil.url);
+  const funder = new Wallet(ANVIL_FUNDER_KEY, provider);
+  for (const to of accounts) await (await funder.sendTransaction({ to, value: 10n ** 20n })).wait(1);
+  provider.destroy();
+}
+
+describe('a genesis made by two organisations (EVM engine, anvil)', () => {
+  let anvil: Anvil;
+  let work: string;
+  let dirA: string;
+  let dirB: string;
+  let a: RunningServer & { dataDir: string };
+  let b: RunningServer & { dataDir: string };
+  const servers: RunningServer[] = [];
+  const file = (name: string) => join(work, name);
+  before(async () => {
+    anvil = await startAnvil();
+    work = tempDir('kl-jg-');
+    dirA = join(work, 'a');
+    dirB = join(work, 'b');
+  });
+  after(async () => {
+    for (const s of servers) await s.close().catch(() => {});
+  });
+
+  it('contribute, propose, sign, combine and adopt with the commands; both servers start', async () => {
+    await ok(['genesis', 'contribute', '--data', dirA, '--org', 'org-a']);
+    await ok(['genesis', 'contribute', '--data', dirB, '--org', 'org-b', '--url', 'http://127.0.0.1:9']);
+    const [ca, cb] = [dirA, dirB].map((d) => readJson(dataPaths(d).contribution) as Contribution);
+    await fund(anvil, [ca!.node.account, cb!.node.account]);
+    // A data directory that contributed is not given a genesis of its own by `serve`.
+    assert.equal((await rejection(startOn(dirB, {}))).code, 'KL_DATA_DIR');
+    const contribs = [dataPaths(dirA).contribution, dataPaths(dirB).contribution];
+    const common = ['--name', 'joint', '--rpc', anvil.url, '--data', dirA];
+    // Two organisations, a quorum of 1: either could change the governance alone.
+    const one = await cli(['genesis', 'propose', ...contribs, '--quorum', '1', ...common]);
+    assert.equal(one.code, 2);
+    assert.match(one.stderr, /KL_BAD_INPUT.*quorum/);
+    await ok(['genesis', 'propose', ...contribs, '--quorum', '2', ...common, '--out', file('p.json')]);
+    await ok(['genesis', 'sign', file('p.json'), '--data', dirA, '--out', file('sa.json')]);
+    await ok(['genesis', 'sign', file('p.json'), '--data', dirB, '--out', file('sb.json')]);
+    const missing = await cli([
+      'genesis',
+      'combine',
+      file('p.json'),
+      file('sa.json'),
+      '--out',
+      file('x.json'),
+    ]);
+    assert.match(missing.stderr, /KL_QUORUM_NOT_MET.*org-b/);
+    await ok([
+      'genesis',
+      'combine',
+      file('p.json'),
+      file('sa.json'),
+      file('sb.json'),
+      '--out',
+      file('j.json'),
+    ]);
+    assert.match(
+      await ok(['genesis', 'adopt', file('j.json'), '--data', dirA, '--rpc', anvil.url]),
+      /governs the contract/,
+    );
+    assert.match(
+      await ok(['genesis', 'adopt', file('j.json'), '--data', dirB, '--rpc', anvil.url]),
+      /admitted at genesis/,
+    );
+    a = await startOn(dirA, {});
+    servers.push(a);
+    b = await startOn(dirB, {});
+    servers.push(b);
+    const genesis = a.ledger.genesis;
+    assert.equal(genesis.quorum, 2);
+    assert.equal(genesis.validators.length, 2);
+    assert.equal(b.ledger.chainId, a.ledger.chainId);
+    await until(() => b.ledger.registrars().some((r) => r.name === 'org-b' && r.active && r.node?.url));
+  });
+
+  it("a client registered on A logs in on B, verifying B's server key with the genesis alone; B writes", async () => {
+    const alice = await registeredClient(a, 'alice@example.org');
+    const onB = await login({ home: alice, passphrase: CLIENT_PASSPHRASE, server: b.url });
+    assert.equal(onB.verified, true);
+    const kept = await alice.readServer();
+    const bServer = readJson(dataPaths(dirB).contribution).node.server.fingerprint;
+    // B is not the server the genesis pins: the client trusts it through its admission.
+    assert.notEqual(kept.genesis.server?.fingerprint, bServer);
+    assert.ok(kept.admitted?.some((x) => x.name === 'org-b' && x.node.server.fingerprint === bServer));
+    const carol = await newClient('carol@example.org');
+    const registered = await register({
+      home: carol,
+      server: b.url,
+      proof: { method: 'invite', code: invite(b, 'carol@example.org') },
+      passphrase: CLIENT_PASSPHRASE,
+    });
+    assert.equal(registered.verified, true);
+    await until(async () => (await a.ledger.getKeyRecord('carol@example.org')).record?.status === 'active');
+  });
+
+  it('governance needs both approvals: one is refused, two land; stale, foreign, duplicate and outside approvals are refused', async () => {
+    // The single-approval command says what to do instead.
+    const single = await cli(['admin', 'grant', 'alice@example.org', '--data', dirA]);
+    assert.match(single.stderr, /KL_QUORUM_NOT_MET.*admin governance propose/);
+    await ok([
+      'admin',
+      'governance',
+      'propose',
+      'role',
+      'grant',
+      'alice@example.org',
+      '--data',
+      dirA,
+      '--out',
+      file('g.json'),
+    ]);
+    await ok(['admin', 'governance', 'sign', file('g.json'), '--data', dirA, '--out', file('ga.json')]);
+    await ok(['admin', 'governance', 'sign', file('g.json'), '--data', dirB, '--out', file('gb.json')]);
+    const submit = (...sigs: string[]) =>
+      cli(['admin', 'governance', 'submit', file('g.json'), ...sigs.map(file), '--data', dirA]);
+    assert.match((await submit('ga.json')).stderr, /KL_QUORUM_NOT_MET/);
+    assert.match((await submit('ga.json', 'ga.json')).stderr, /KL_BAD_INPUT.*twice/);
+    assert.match(
+      await ok([
+        'admin',
+        'governance',
+        'submit',
+        file('g.json'),
+        file('ga.json'),
+        file('gb.json'),
+        '--data',
+        dirA,
+      ]),
+      /RoleGranted written/,
+    );
+    await until(
+      async () =>
+        (await b.ledger.getKeyRecord('alice@example.org')).record?.roles?.includes('admin') ?? false,
+    );
+    // The same proposal again: its governance sequence is past.
+    assert.match((await submit('ga.json', 'gb.json')).stderr, /KL_GOVERNANCE_STALE/);
+    // Function level: another ledger's proposal, and a key that is no validator.
+    const genesis = a.ledger.genesis;
+    const validatorA = openKeyFile(dataPaths(dirA).validatorKey, PASSPHRASE, 'validator');
+    const foreign = makeGovernanceProposal(
+      'f'.repeat(64),
+      { type: 'RegistrarRemoved', body: { keyId: '0'.repeat(32) } },
+      1,
+    );
+    assert.equal(
+      refusal(() => signGovernanceProposal(foreign, genesis, validatorA)).code,
+      'KL_TX_WRONG_CHAIN',
+    );
+    const proposal = makeGovernanceProposal(
+      a.ledger.chainId,
+      { type: 'RoleRevoked', body: { id: 'alice@example.org', role: 'admin' } },
+      1,
+    );
+    const outsider = SigningKey.generate();
+    const forged = {
+      ...signGovernanceProposal(proposal, genesis, validatorA),
+      approval: { validator: outsider.keyId, sig: outsider.sign('x', new Uint8Array(1)) },
+    };
+    assert.equal(refusal(() => approvedChange(proposal, genesis, [forged])).code, 'KL_NOT_PERMITTED');
+    assert.equal(refusal(() => signGovernanceProposal(proposal, genesis, outsider)).code, 'KL_NOT_PERMITTED');
+  });
+
+  it('2 of 3 validators approve a change; 1 of 3 does not', () => {
+    const keys = [SigningKey.generate(), SigningKey.generate(), SigningKey.generate()];
+    const genesis: Genesis = {
+      v: 1,
+      name: 'x',
+      createdAt: 0,
+      validators: keys.map((k) => k.info()),
+      quorum: 2,
+      registrars: [],
+    };
+    const p = makeGovernanceProposal(
+      chainIdOf(genesis),
+      { type: 'RoleGranted', body: { id: 'x@example.org', role: 'admin' } },
+      0,
+    );
+    const sigs = keys.map((k) => signGovernanceProposal(p, genesis, k));
+    assert.equal(approvedChange(p, genesis, [sigs[0], sigs[2]]).body.approvals.length, 2);
+    assert.equal(refusal(() => approvedChange(p, genesis, [sigs[1]])).code, 'KL_QUORUM_NOT_MET');
+  });
+
+  it('a tampered contribution, proposal or signature is refused', () => {
+    const proposal = readJson(file('p.json'));
+    const [ca] = proposal.contributions as Contribution[];
+    assert.doesNotThrow(() => checkContribution(ca));
+    assert.match(
+      refusal(() => checkContribution({ ...ca!, org: 'org-z' })).message,
+      /not signed by its validator/,
+    );
+    const otherServer = proposal.contributions[1].node.server;
+    assert.equal(
+      refusal(() => checkContribution({ ...ca!, node: { ...ca!.node, server: otherServer } })).code,
+      'KL_BAD_INPUT',
+    );
+    // The genesis changed (another server pinned), or the admissions dropped.
+    const lowered = { ...proposal, genesis: { ...proposal.genesis, server: otherServer } };
+    assert.match(refusal(() => checkProposal(lowered)).message, /not the genesis its contributions make/);
+    assert.equal(refusal(() => checkProposal({ ...proposal, admissions: [] })).code, 'KL_BAD_INPUT');
+    const checked = checkProposal(proposal);
+    const sa = readJson(file('sa.json'));
+    const sb = readJson(file('sb.json'));
+    const flipped = { ...sa, sig: sb.sig };
+    assert.match(refusal(() => combineProposal(checked, [flipped, sb])).message, /does not verify/);
+    const noAdmission = { ...sb, approvals: [sa.approvals[0]] };
+    assert.match(
+      refusal(() => combineProposal(checked, [sa, noAdmission])).message,
+      /approval of org-b does not verify/,
+    );
+    const joint = readJson(file('j.json'));
+    assert.doesNotThrow(() => checkJointGenesis(joint));
+    const altered = {
+      ...joint,
+      admissions: [
+        { ...joint.admissions[0], node: { ...joint.admissions[0].node, url: 'https://evil.example' } },
+      ],
+    };
+    assert.equal(refusal(() => checkJointGenesis(altered)).code, 'KL_BAD_INPUT');
+  });
+
+  it("a genesis that does not contain the data directory's keys is refused at adopt", async () => {
+    const dirC = join(work, 'c');
+    const cc = await contributeNode({ dataDir: dirC, passphrase: PASSPHRASE, org: 'org-c' });
+    const ca = readJson(dataPaths(dirA).contribution);
+    const proposal = makeProposal({
+      contributions: [ca, cc],
+      quorum: 2,
+      name: 'without b',
+      createdAt: Date.now(),
+      engine: a.ledger.genesis.engine as never,
+    });
+    const sigs = [dirA, dirC].map((d) =>
+      signProposal(proposal, openKeyFile(dataPaths(d).validatorKey, PASSPHRASE, 'validator')),
+    );
+    const joint = combineProposal(proposal, sigs);
+    const err = await rejection(
+      adoptGenesis({ dataDir: join(work, 'b2'), passphrase: PASSPHRASE, joint, rpcUrl: anvil.url }),
+    );
+    assert.equal(err.code, 'KL_DATA_DIR'); // no contribution there at all
+    const dirB3 = join(work, 'b3');
+    await contributeNode({ dataDir: dirB3, passphrase: PASSPHRASE, org: 'org-b' });
+    const refused = await rejection(
+      adoptGenesis({ dataDir: dirB3, passphrase: PASSPHRASE, joint, rpcUrl: anvil.url }),
+    );
+    assert.equal(refused.code, 'KL_BAD_INPUT');
+    assert.match(refused.message, /does not contain this data directory's keys/);
+  });
+});
