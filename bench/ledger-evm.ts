@@ -16,6 +16,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dataPaths, readGenesisFile } from '../src/ledger/data-dir.js';
 import { EmbeddedLedger, initEmbeddedLedger } from '../src/ledger/embedded-ledger.js';
+import { evmEngineOf } from '../src/ledger/genesis.js';
 import type { TxBodies } from '../src/ledger/transactions.js';
 import { evmSequencerFor, initEvmNode, joinEvmNode, registrarAccountsFor } from '../src/server/evm-node.js';
 import { ANVIL_FUNDER_KEY, startAnvil } from '../test/support/anvil.js';
@@ -88,7 +89,7 @@ async function secondServer(rpcUrl: string, first: EmbeddedLedger, firstDir: str
     name: 'second',
     insecureDevFunderKey: ANVIL_FUNDER_KEY,
   });
-  const engine = first.genesis.engine!;
+  const engine = evmEngineOf(first.genesis)!;
   await registrarAccountsFor({ dataDir: firstDir, passphrase: PASS, engine }).setAccount(
     request.node.account!,
     true,
@@ -177,7 +178,7 @@ try {
   const anvil = await startAnvil();
   const dataDir = join(root, 'evm');
   await initEvmNode({ dataDir, passphrase: PASS, rpcUrl: anvil.url, insecureDevFunderKey: ANVIL_FUNDER_KEY });
-  const engine = readGenesisFile(dataPaths(dataDir).genesis).genesis.engine!;
+  const engine = evmEngineOf(readGenesisFile(dataPaths(dataDir).genesis).genesis)!;
   const sequencer = evmSequencerFor({ dataDir, passphrase: PASS, engine, pollMs: 10 });
   const ledger = EmbeddedLedger.open({ dataDir, passphrase: PASS, sequencer });
   await sequencer.follow((b) => ledger.ingest(b), ledger.sequencerCursor());

@@ -16,6 +16,7 @@ import { register } from '../src/client/register.js';
 import { connect } from '../src/client/session.js';
 import { dataPaths, readGenesisFile } from '../src/ledger/data-dir.js';
 import { deployRegistry, EvmSequencer, evmProvider, registryArtifact } from '../src/ledger/evm-sequencer.js';
+import { evmEngineOf } from '../src/ledger/genesis.js';
 import { openKeyFile, openSecretFile } from '../src/ledger/sealed-key-file.js';
 import { signTransaction } from '../src/ledger/transactions.js';
 import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
@@ -50,7 +51,7 @@ describe('EVM engine against a real chain (anvil)', () => {
         value: 10n ** 18n,
       })
     ).wait();
-    const asStranger = new Contract(genesis.engine!.contract, registryArtifact().abi, stranger);
+    const asStranger = new Contract(evmEngineOf(genesis)!.contract, registryArtifact().abi, stranger);
     const revert = (name: string) => (e: unknown) => {
       assert.equal(asStranger.interface.parseError((e as { data: string }).data)?.name, name);
       return true;
@@ -81,7 +82,7 @@ describe('EVM engine against a real chain (anvil)', () => {
     const text = canonicalize(env);
     const provider = evmProvider(anvil.url);
     const asRegistrar = new Contract(
-      genesis.engine!.contract,
+      evmEngineOf(genesis)!.contract,
       registryArtifact().abi,
       new Wallet(accountKey(srv.dataDir), provider),
     );
@@ -259,7 +260,8 @@ describe('EVM engine against a real chain (anvil)', () => {
     const { genesis } = readGenesisFile(dataPaths(srv.dataDir).genesis);
     const key = accountKey(srv.dataDir);
     const replicas = [0, 1].map(
-      () => new EvmSequencer({ rpcUrl: anvil.url, engine: genesis.engine!, privateKey: key, pollMs: 20 }),
+      () =>
+        new EvmSequencer({ rpcUrl: anvil.url, engine: evmEngineOf(genesis)!, privateKey: key, pollMs: 20 }),
     );
     const before = (await srv.ledger.checkpoint())?.header.height ?? 0;
     // The server's sequencer and two replicas with the same account all start from the same nonce.

@@ -21,7 +21,7 @@ import { dataPaths } from '../src/ledger/data-dir.js';
 import { GOVERNANCE_DOMAIN } from '../src/ledger/domains.js';
 import { bindChain } from '../src/ledger/evm-governor.js';
 import { deployRegistry, evmProvider, registryArtifact } from '../src/ledger/evm-sequencer.js';
-import { chainIdOf } from '../src/ledger/genesis.js';
+import { chainIdOf, evmEngineOf } from '../src/ledger/genesis.js';
 import { verifyNodeAdmission } from '../src/ledger/node-admission.js';
 import { openKeyFile, openSecretFile } from '../src/ledger/sealed-key-file.js';
 import { governanceMessage } from '../src/ledger/state-machine.js';
@@ -190,7 +190,7 @@ describe('a second server of one deployment (EVM engine, anvil)', () => {
     const key = openSecretFile(dataPaths(b.dataDir).evmAccountKey, PASSPHRASE, 'evm-account');
     const provider = evmProvider(anvil.url);
     const contract = new Contract(
-      a.ledger.genesis.engine!.contract,
+      evmEngineOf(a.ledger.genesis)!.contract,
       registryArtifact().abi,
       new Wallet(`0x${key.toString('hex')}`, provider),
     );
@@ -372,7 +372,7 @@ describe('a second server of one deployment (EVM engine, anvil)', () => {
         dataDir: join(tempDir('kl-attach-'), 'data'),
         passphrase: PASSPHRASE,
         rpcUrl: anvil.url,
-        contract: { address: a.ledger.genesis.engine!.contract, fromBlock: 0 },
+        contract: { address: evmEngineOf(a.ledger.genesis)!.contract, fromBlock: 0 },
         insecureDevFunderKey: ANVIL_FUNDER_KEY,
       }),
     );
@@ -412,7 +412,7 @@ describe('a second server of one deployment (EVM engine, anvil)', () => {
     await bindChain({
       rpcUrl: anvil.url,
       privateKey: ANVIL_FUNDER_KEY,
-      engine: made[0]!.genesis.engine!,
+      engine: evmEngineOf(made[0]!.genesis)!,
       chain: chainIdOf(made[0]!.genesis),
     });
     const err = await rejection(startOn(dirs[1]!, {}));

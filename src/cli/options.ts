@@ -103,7 +103,13 @@ export function serveSettingOptions(): Option[] {
       '--operator-key <FILE>',
       'encrypt the log to this OpenPGP public key (default: the server key)',
     ),
-    new Option('--ledger <ENGINE>', 'the ledger engine of a new data directory').choices(['embedded', 'evm']),
+    new Option('--ledger <ENGINE>', 'the ledger engine of a new data directory').choices([
+      'embedded',
+      'evm',
+      'etcd',
+    ]),
+    new Option('--etcd <URLS>', 'the etcd cluster, comma-separated client URLs (implies --ledger etcd)'),
+    new Option('--etcd-prefix <PREFIX>', 'the key prefix of a new etcd-ordered ledger (/keyledger/NAME)'),
     new Option('--rpc <URL>', 'the EVM node (--ledger evm)'),
     new Option('--contract <ADDRESS>', 'attach to this KeyRegistry contract instead of deploying one'),
     new Option('--from-block <N>', 'the block the contract was deployed at (with --contract)'),
@@ -162,7 +168,15 @@ export function serveFlags(v: OptionValues): ConfigFile {
   };
   const fromBlock = text('fromBlock');
   const ledger = {
-    ...(text('ledger') !== undefined ? { engine: text('ledger') as 'embedded' | 'evm' } : {}),
+    ...(text('ledger') !== undefined ? { engine: text('ledger') as 'embedded' | 'evm' | 'etcd' } : {}),
+    ...(text('etcd') !== undefined
+      ? {
+          etcd: text('etcd')!
+            .split(',')
+            .map((u) => u.trim()),
+        }
+      : {}),
+    ...(text('etcdPrefix') !== undefined ? { etcdPrefix: text('etcdPrefix') } : {}),
     ...(text('rpc') !== undefined ? { rpcUrl: text('rpc') } : {}),
     ...(text('contract') !== undefined ? { contract: text('contract') } : {}),
     ...(fromBlock !== undefined ? { fromBlock: Number(fromBlock) } : {}),

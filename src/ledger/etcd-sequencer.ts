@@ -180,6 +180,17 @@ export class EtcdSequencer implements Sequencer {
       );
   }
 
+  /**
+   * The ledger the prefix is bound to (`<prefix>/chain`), or null when none is yet.
+   * @throws KlError `KL_LEDGER_UNAVAILABLE`
+   */
+  async boundLedger(): Promise<string | null> {
+    const key = b64(`${this.headKey.slice(0, -'/head'.length)}/chain`);
+    const answer = await this.call('/v3/kv/range', { key });
+    const kv = answer.kvs?.[0];
+    return kv ? unb64(kv.value) : null;
+  }
+
   /** The connection to the cluster (see {@link ChainStatus}). */
   status(): ChainStatus {
     const read = this.cursor?.seq ?? null;

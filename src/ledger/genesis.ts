@@ -32,11 +32,15 @@ export interface Genesis {
   /** The authentication server's OpenPGP public key, pinned for clients (docs/protocol.md "Trust"). */
   server?: { fingerprint: string; publicKey: string };
   /**
-   * Where transactions are ordered when not by this node alone (docs/architecture.md "The EVM engine"): an
-   * EVM chain and the KeyRegistry contract on it. Absent: the embedded engine.
+   * Where transactions are ordered when not by this node alone (docs/architecture.md "The EVM engine"):
+   * an EVM chain and the KeyRegistry contract on it, or an etcd cluster's key prefix
+   * (docs/deploy-etcd.md). Absent: the embedded engine.
    */
-  engine?: EvmEngineInfo;
+  engine?: EngineInfo;
 }
+
+/** A distributed engine that orders a ledger: an EVM chain or an etcd cluster. */
+export type EngineInfo = EvmEngineInfo | EtcdEngineInfo;
 
 /** The EVM chain a ledger is ordered by. */
 export interface EvmEngineInfo {
@@ -47,6 +51,21 @@ export interface EvmEngineInfo {
   contract: string;
   /** Block the contract was deployed in: where followers start reading. */
   fromBlock: number;
+}
+
+/**
+ * The etcd cluster a ledger is ordered by (docs/deploy-etcd.md): only its key prefix; the cluster's
+ * endpoints are a node setting (DATA/etcd.json).
+ */
+export interface EtcdEngineInfo {
+  type: 'etcd';
+  /** The key prefix under which the ledger's order is stored, e.g. `/keyledger/example`. */
+  prefix: string;
+}
+
+/** The EVM engine info of `genesis`, or undefined (embedded or etcd engine). */
+export function evmEngineOf(genesis: Genesis): EvmEngineInfo | undefined {
+  return genesis.engine?.type === 'evm' ? genesis.engine : undefined;
 }
 
 /**

@@ -59,6 +59,8 @@ export interface ServerOptions extends KeyledgerPolicies {
   nativeOpenPgp?: boolean;
   /** EVM engine: the node's JSON-RPC URL (default: DATA/evm.json) and follower poll interval. */
   evm?: { rpcUrl?: string; pollMs?: number };
+  /** etcd engine: the cluster's client URLs (default: DATA/etcd.json) and follower poll interval. */
+  etcd?: { endpoints?: string[]; pollMs?: number };
   /**
    * Serve HTTPS and WSS with this certificate and key (PEM files; `keyledger serve --tls-cert
    * --tls-key`), reloaded by {@link RunningServer.reloadTls}. Also makes the dashboard cookie Secure.
@@ -127,6 +129,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     now,
     ledgerBatchWaitMs: o.ledgerBatchWaitMs ?? 2,
     ...(o.evm ? { evm: o.evm } : {}),
+    ...(o.etcd ? { etcd: o.etcd } : {}),
     observeCommit: (ms) => metrics?.observeCommit(ms),
     chainStaleAfterMs: o.insecureAllowStaleLedger
       ? Number.POSITIVE_INFINITY
@@ -218,14 +221,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
 /** What `keyledger admin registrar …` does on this node (server-admission.ts). */
 async function registrarAdmin(o: ServerOptions, ledger: EmbeddedLedger): Promise<RegistrarAdmin> {
   const { engine } = ledger.genesis;
-  const accounts = engine
-    ? (await import('./evm-node.js')).registrarAccountsFor({
-        dataDir: o.dataDir,
-        passphrase: o.passphrase,
-        engine,
-        ...(o.evm?.rpcUrl ? { rpcUrl: o.evm.rpcUrl } : {}),
-      })
-    : undefined;
+  const accounts =
+    engine?.type === 'evm'
+      ? (await import('./evm-node.js')).registrarAccountsFor({
+          dataDir: o.dataDir,
+          passphrase: o.passphrase,
+          engine,
+          ...(o.evm?.rpcUrl ? { rpcUrl: o.evm.rpcUrl } : {}),
+        })
+      : undefined;
   return {
     list: () => listRegistrars(ledger),
     admit: (request) => admitServer({ ledger, accounts, request }),

@@ -36,8 +36,13 @@ export const CONFIG_ENV: Readonly<Record<string, string>> = {
   KEYLEDGER_LEDGER: 'ledger.engine',
   KEYLEDGER_EVM_RPC: 'ledger.rpcUrl',
   KEYLEDGER_EVM_CONTRACT: 'ledger.contract',
+  KEYLEDGER_ETCD: 'ledger.etcd',
+  KEYLEDGER_ETCD_PREFIX: 'ledger.etcdPrefix',
   KEYLEDGER_PEERS: 'peers',
 };
+
+/** Settings given in the environment as comma-separated lists. */
+const LIST_SETTINGS = new Set(['admins', 'trustProxy', 'corsOrigins', 'peers', 'ledger.etcd']);
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
   const parts = path.split('.');
@@ -103,7 +108,7 @@ export function loadConfig(
         ? /^\d+$/.test(v)
           ? Number(v)
           : v
-        : path === 'admins' || path === 'trustProxy' || path === 'corsOrigins' || path === 'peers'
+        : LIST_SETTINGS.has(path)
           ? v.split(',').map((a) => a.trim())
           : path === 'quiet' || path === 'nativeOpenPgp'
             ? (({ '1': true, true: true, '0': false, false: false } as Record<string, boolean>)[v] ?? v)
@@ -153,6 +158,10 @@ export function serverOptionsOf(c: ConfigFile): Omit<ServerOptions, 'passphrase'
       evm:
         c.ledger?.rpcUrl || c.ledger?.pollMs
           ? defined({ rpcUrl: c.ledger.rpcUrl, pollMs: c.ledger.pollMs })
+          : undefined,
+      etcd:
+        c.ledger?.etcd || c.ledger?.pollMs
+          ? defined({ endpoints: c.ledger.etcd, pollMs: c.ledger.pollMs })
           : undefined,
       smtp: c.smtp
         ? {

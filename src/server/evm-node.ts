@@ -6,14 +6,14 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Wallet } from 'ethers';
 import { dataPaths, ensureDir, isInitialised, refusePartialDataDir } from '../ledger/data-dir.js';
-import { initJoiningLedger } from '../ledger/embedded-init.js';
 import { initEmbeddedLedger } from '../ledger/embedded-ledger.js';
 import { bindChain, boundChain, setRegistrarAccount } from '../ledger/evm-governor.js';
 import { deployRegistry, EvmSequencer, evmProvider } from '../ledger/evm-sequencer.js';
-import { chainIdOf, checkGenesis, type EvmEngineInfo, type Genesis } from '../ledger/genesis.js';
-import { checkJoinRequest, type JoinRequest } from '../ledger/node-admission.js';
+import { chainIdOf, checkGenesis, type EvmEngineInfo, evmEngineOf, type Genesis } from '../ledger/genesis.js';
+import type { JoinRequest } from '../ledger/node-admission.js';
 import { openSecretFile, sealSecretFile } from '../ledger/sealed-key-file.js';
 import { isKlError, KlError } from '../protocol/errors.js';
+import { makeJoinRequest } from './joined-node.js';
 import type { RegistrarAccounts } from './server-admission.js';
 import { createServerKey } from './server-key.js';
 
@@ -187,11 +187,13 @@ export interface JoinEvmNodeOptions {
  */
 export async function joinEvmNode(o: JoinEvmNodeOptions): Promise<{ request: JoinRequest; account: string }> {
   const genesis = checkGenesis(o.genesis);
-  const engine = genesis.engine;
+  const engine = evmEngineOf(genesis);
   if (!engine)
     throw new KlError(
       'KL_BAD_INPUT',
-      'this genesis orders its ledger itself (embedded engine): it has one server',
+      genesis.engine
+        ? `this genesis is ordered by the ${genesis.engine.type} engine, not an EVM chain: join it with that engine's settings`
+        : 'this genesis orders its ledger itself (embedded engine): it has one server',
     );
   if (isInitialised(o.dataDir)) throw new KlError('KL_DATA_DIR', `${o.dataDir} already holds a ledger`);
   refusePartialDataDir(o.dataDir);
@@ -207,32 +209,19 @@ export async function joinEvmNode(o: JoinEvmNodeOptions): Promise<{ request: Joi
   ensureDir(o.dataDir);
   const account = nodeAccount(o.dataDir, o.passphrase);
   if (o.insecureDevFunderKey) await fundDevAccount(o.rpcUrl, o.insecureDevFunderKey, account.address);
-  const paths = dataPaths(o.dataDir);
   const settings: EvmSettings = { rpcUrl: o.rpcUrl, confirmations: o.confirmations ?? 1 };
-  writeFileSync(paths.evmSettings, `${JSON.stringify(settings, null, 2)}\n`, { mode: 0o600 });
-  const server = await createServerKey(o.dataDir, o.passphrase, { now: new Date((o.now ?? Date.now)()) });
-  const keys = initJoiningLedger({ dataDir: o.dataDir, passphrase: o.passphrase, genesis });
-  const request = checkJoinRequest({
-    v: 1,
+  writeFileSync(dataPaths(o.dataDir).evmSettings, `${JSON.stringify(settings, null, 2)}\n`, { mode: 0o600 });
+  const request = await makeJoinRequest({
+    dataDir: o.dataDir,
+    passphrase: o.passphrase,
+    genesis,
     chain,
-    ...keys.registrar,
     name: o.name,
-    node: {
-      validator: keys.validator,
-      server: { fingerprint: server.fingerprint, publicKey: server.publicKey },
-      account: account.address.toLowerCase(),
-      ...(o.url ? { url: o.url } : {}),
-    },
+    account: account.address.toLowerCase(),
+    ...(o.url ? { url: o.url } : {}),
+    ...(o.now ? { now: o.now } : {}),
   });
-  writeFileSync(paths.joinRequest, `${JSON.stringify(request, null, 2)}\n`, { mode: 0o600 });
   return { request, account: account.address };
-}
-
-/** The join request of a server that joined its deployment (DATA/join-request.json), or null. */
-export function readJoinRequest(dataDir: string): JoinRequest | null {
-  const path = dataPaths(dataDir).joinRequest;
-  if (!existsSync(path)) return null;
-  return checkJoinRequest(JSON.parse(readFileSync(path, 'utf8')));
 }
 
 /**

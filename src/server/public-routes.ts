@@ -59,8 +59,9 @@ export function registerOperationsRoutes(app: FastifyInstance, ctx: PublicRoutes
     },
     async (_req, reply) => {
       const checkpoint = await ctx.ledger.checkpoint().catch(() => undefined);
-      // EVM engine: the chain connection (docs/deploy-besu.md "The follower"); null for the embedded
-      // engine. A faulted chain, or one not read for longer than the staleness limit, is not ready.
+      // EVM and etcd engines: the chain (cluster) connection (docs/deploy-besu.md "The follower",
+      // docs/deploy-etcd.md "The follower"); null for the embedded engine. A faulted chain, or one
+      // not read for longer than the staleness limit, is not ready.
       const chain = ctx.ledger.chainStatus?.() ?? null;
       const ok = ctx.ready() && checkpoint !== undefined && (chain === null || chain.ok);
       // Logins (reads) go on while the disk is full, so readiness stays; `storage` says it.

@@ -2,25 +2,34 @@
  * Test helpers for the server: a real server on 127.0.0.1 (port 0) over a fresh data directory, and
  * clients with real OpenPGP keys in their own home directories.
  */
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { ClientHome } from '../../src/client/home.js';
 import { createIdentity } from '../../src/client/identity.js';
 import { register } from '../../src/client/register.js';
 import { formatInvitation } from '../../src/protocol/invitation.js';
 import { type RunningServer, type ServerOptions, startServer } from '../../src/server/app.js';
+import { initEtcdNode } from '../../src/server/etcd-node.js';
 import { initEvmNode } from '../../src/server/evm-node.js';
 import { PASSPHRASE, tempDir } from '../helpers.js';
 import { ANVIL_FUNDER_KEY, type Anvil, startAnvil } from './anvil.js';
+import { type EtcdCluster, sharedEtcdCluster } from './etcd.js';
 
 export const CLIENT_PASSPHRASE = 'client passphrase';
 
 /**
  * The ledger engine the protocol suites run on: `KEYLEDGER_TEST_ENGINE=evm` runs them against the EVM
- * engine on a real local chain (anvil, one per test process); anything else, the embedded engine.
- * `npm test` runs the registration, login, session, revocation, anchoring and audit suites both ways.
+ * engine on a real local chain (anvil, one per test process); `etcd`, against the etcd engine on a
+ * real 3-member cluster on loopback (one per test process, each server under a prefix of its own);
+ * anything else, the embedded engine. `npm test` runs the registration, login, session, revocation,
+ * anchoring and audit suites on each.
  */
-export const TEST_ENGINE: 'embedded' | 'evm' =
-  process.env.KEYLEDGER_TEST_ENGINE === 'evm' ? 'evm' : 'embedded';
+export const TEST_ENGINE: 'embedded' | 'evm' | 'etcd' =
+  process.env.KEYLEDGER_TEST_ENGINE === 'evm'
+    ? 'evm'
+    : process.env.KEYLEDGER_TEST_ENGINE === 'etcd'
+      ? 'etcd'
+      : 'embedded';
 
 let chain: Promise<Anvil> | undefined;
 /** The test process's anvil, started on first use and killed when the process exits. */
@@ -43,6 +52,7 @@ export async function startOn(
     host: '127.0.0.1',
     port: 0,
     evm: { pollMs: 20 },
+    etcd: { pollMs: 20 },
     ...o,
   });
   return Object.assign(server, { dataDir });
@@ -63,11 +73,32 @@ export async function evmTestServer(
   return startOn(dataDir, o);
 }
 
+/** A fresh etcd key prefix: one ledger per prefix, so tests sharing a cluster never meet. */
+export function testEtcdPrefix(): string {
+  return `/keyledger-test/${process.pid}-${randomBytes(6).toString('hex')}`;
+}
+
+/** The first server of an etcd-engine deployment on `cluster`, under a prefix of its own. */
+export async function etcdTestServer(
+  cluster: EtcdCluster,
+  o: Partial<ServerOptions> = {},
+): Promise<RunningServer & { dataDir: string }> {
+  const dataDir = join(tempDir('kl-etcd-srv-'), 'data');
+  await initEtcdNode({
+    dataDir,
+    passphrase: PASSPHRASE,
+    endpoints: cluster.endpoints,
+    prefix: testEtcdPrefix(),
+  });
+  return startOn(dataDir, o);
+}
+
 /** Starts a server on a random loopback port, on the engine of {@link TEST_ENGINE}. */
 export async function testServer(
   o: Partial<ServerOptions> = {},
 ): Promise<RunningServer & { dataDir: string }> {
   if (TEST_ENGINE === 'evm') return evmTestServer(await sharedChain(), o);
+  if (TEST_ENGINE === 'etcd') return etcdTestServer(await sharedEtcdCluster(), o);
   return startOn(join(tempDir('kl-srv-'), 'data'), o);
 }
 

@@ -3,6 +3,7 @@
  * `keyledger serve --ledger evm` on first start. Loaded only for that engine (ethers).
  */
 import { isInitialised } from '../../ledger/data-dir.js';
+import { evmEngineOf } from '../../ledger/genesis.js';
 import { KlError } from '../../protocol/errors.js';
 import type { ConfigFile } from '../../server/config.js';
 import { initEvmNode } from '../../server/evm-node.js';
@@ -23,7 +24,7 @@ export async function initEvm(data: string, passphrase: string, l: LedgerSetting
     ...(l.confirmations ? { confirmations: l.confirmations } : {}),
     ...(funder ? { insecureDevFunderKey: funder } : {}),
   });
-  const e = r.genesis.engine!;
+  const e = evmEngineOf(r.genesis)!;
   info(
     `${l.contract ? 'attached to' : 'deployed'} KeyRegistry ${e.contract} on chain ${e.chainId} (block ${e.fromBlock}); this node's account: ${r.account}`,
   );
@@ -49,7 +50,7 @@ export async function ledgerDeploy(o: {
   if (isInitialised(o.data)) throw new KlError('KL_DATA_DIR', `${o.data} already holds a ledger`);
   const passphrase = await resolvePassphrase(o, { confirm: true });
   const r = await initEvm(o.data, passphrase, o.ledger, o.insecureDevFunderKey);
-  const e = r.genesis.engine!;
+  const e = evmEngineOf(r.genesis)!;
   if (o.json) out(JSON.stringify({ ...e, account: r.account, dataDir: o.data }));
   else
     out(`contract ${e.contract}

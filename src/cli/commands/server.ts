@@ -46,9 +46,12 @@ export async function serve(o: ServeOptions): Promise<number> {
   if (options.tls) loadTls(options.tls);
   const fresh = !isInitialised(data);
   const passphrase = await resolvePassphrase(o, { confirm: fresh });
-  if (fresh && config.ledger?.engine === 'evm')
-    await (await import('./evm-setup.js')).initEvm(data, passphrase, config.ledger);
-  else if (config.ledger?.engine === 'evm' || config.ledger?.contract) checkEngine(data, config.ledger ?? {});
+  const engine = engineOf(config.ledger ?? {});
+  if (fresh && engine === 'evm')
+    await (await import('./evm-setup.js')).initEvm(data, passphrase, config.ledger ?? {});
+  else if (fresh && engine === 'etcd')
+    await (await import('./etcd-setup.js')).initEtcd(data, passphrase, config.ledger ?? {});
+  else if (!fresh && engine !== 'embedded') checkEngine(data, engine, config.ledger ?? {});
   // docs/protocol.md "Phases 3 and 4", Logs: the server's log is encrypted at rest, readable with the
   // operator's key (operatorKey) or, by default, with the server key (keyledger logs decrypt --data DIR).
   // Lines logged before the log file is open (the server key it is encrypted to is only there once
@@ -168,14 +171,30 @@ export async function serve(o: ServeOptions): Promise<number> {
   return 0;
 }
 
+/** The engine the settings name: `ledger.engine`, else etcd when endpoints are given, else evm with a contract. */
+function engineOf(l: NonNullable<ConfigFile['ledger']>): 'embedded' | 'evm' | 'etcd' {
+  if (l.engine) return l.engine;
+  if (l.etcd) return 'etcd';
+  if (l.contract) return 'evm';
+  return 'embedded';
+}
+
 /** An initialised directory keeps its engine: refuse settings that name another. */
-function checkEngine(data: string, l: NonNullable<ConfigFile['ledger']>): void {
+function checkEngine(data: string, named: 'evm' | 'etcd', l: NonNullable<ConfigFile['ledger']>): void {
   const { engine } = readGenesisFile(`${data}/genesis.json`).genesis;
-  if (!engine)
-    throw new KlError('KL_CONFIG_INVALID', `${data} holds an embedded-engine ledger, not an EVM one`);
-  if (l.contract && l.contract.toLowerCase() !== engine.contract)
+  if (engine?.type !== named)
+    throw new KlError(
+      'KL_CONFIG_INVALID',
+      `${data} holds ${engine ? `a ledger ordered by the ${engine.type} engine` : 'an embedded-engine ledger'}, not an ${named === 'evm' ? 'EVM' : 'etcd'} one`,
+    );
+  if (engine.type === 'evm' && l.contract && l.contract.toLowerCase() !== engine.contract)
     throw new KlError(
       'KL_CONFIG_INVALID',
       `${data} is bound to contract ${engine.contract}, not ${l.contract}`,
+    );
+  if (engine.type === 'etcd' && l.etcdPrefix && l.etcdPrefix !== engine.prefix)
+    throw new KlError(
+      'KL_CONFIG_INVALID',
+      `${data} is ordered under etcd prefix ${engine.prefix}, not ${l.etcdPrefix}`,
     );
 }

@@ -1,6 +1,6 @@
 /**
  * `keyledger ledger verify | show | init | deploy`: check, read or make the ledger of a data
- * directory (embedded, or ordered by an EVM chain).
+ * directory (embedded, or ordered by an EVM chain or an etcd cluster).
  */
 import { type Command, Option } from 'commander';
 import { KlError } from '../../protocol/errors.js';
@@ -27,7 +27,7 @@ const SHOW_DESCRIPTION =
 
 /** The help of `keyledger ledger deploy`. */
 const DEPLOY_DESCRIPTION =
-  "A new data directory whose ledger is ordered by an EVM chain: makes this node's Ethereum account (sealed under the node passphrase) and deploys KeyRegistry from it (or attaches to ADDRESS). On a development chain (anvil, Hardhat) --insecure-dev-funder-key pays for the account with a public key.";
+  "A new data directory whose ledger is ordered by a distributed engine. --engine evm (default): makes this node's Ethereum account (sealed under the node passphrase) and deploys KeyRegistry from it (or attaches to ADDRESS); on a development chain (anvil, Hardhat) --insecure-dev-funder-key pays for the account with a public key. --engine etcd --etcd URL,URL,URL [--etcd-prefix /keyledger/NAME]: the genesis names the prefix, bound to the new ledger at once (a prefix that orders another ledger is refused; docs/deploy-etcd.md).";
 
 /** The `--data` option of every ledger subcommand (required: the group's preAction hook checks it). */
 const ledgerData = () => new Option('--data <DIR>', 'the data directory (required)');
@@ -46,7 +46,7 @@ export function declareLedger(program: Command, context: Context): void {
     .command('ledger')
     .summary('verify | show | init | deploy: check, read or make a ledger')
     .description(
-      'The ledger of a data directory: verify it, show it, make a new one (embedded, or ordered by an EVM chain).',
+      'The ledger of a data directory: verify it, show it, make a new one (embedded, or ordered by an EVM chain or an etcd cluster).',
     );
   // Required, but checked after the options (a mistyped option is the better thing to report).
   ledger.hook('preAction', (_ledger, action) => {
@@ -166,14 +166,15 @@ function declareLedgerInit(ledger: Command, context: Context): void {
   );
 }
 
-/** `keyledger ledger deploy`: a new data directory whose ledger is ordered by an EVM chain. */
+/** `keyledger ledger deploy`: a new data directory whose ledger is ordered by an EVM chain or etcd. */
 function declareDeploy(ledger: Command, context: Context): void {
   const deploy = ledger
     .command('deploy')
-    .summary('make a new data directory whose ledger is ordered by an EVM chain')
+    .summary('make a new data directory whose ledger is ordered by an EVM chain or an etcd cluster')
     .description(DEPLOY_DESCRIPTION);
   withOptions(deploy, [
     ledgerData(),
+    new Option('--engine <ENGINE>', 'what orders the ledger').choices(['evm', 'etcd']).default('evm'),
     new Option('--rpc <URL>', 'the EVM node'),
     new Option('--contract <ADDRESS>', 'attach to this KeyRegistry contract instead of deploying one'),
     new Option('--from-block <N>', 'the block the contract was deployed at (with --contract)'),
@@ -181,21 +182,29 @@ function declareDeploy(ledger: Command, context: Context): void {
       '--insecure-dev-funder-key <KEY>',
       'pay for the account from this key (development chains only)',
     ),
+    new Option('--etcd <URLS>', "the etcd cluster members' client URLs, comma-separated"),
+    new Option('--etcd-prefix <PREFIX>', 'the key prefix of the new ledger (/keyledger/NAME)'),
     ...nodePassphraseOptions(),
     jsonOption(),
   ]);
   examples(deploy, [
     'keyledger ledger deploy --data ./keyledger-data --rpc http://127.0.0.1:8545',
     'keyledger ledger deploy --data ./node2 --rpc http://besu:8545 --contract 0x5FbDB2315678afecb367f032d93F642f64180aa3 --from-block 1',
+    'keyledger ledger deploy --engine etcd --data ./keyledger-data --etcd http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379 --etcd-prefix /keyledger/example',
   ]).action(
     act(
       context,
       async (v) =>
-        (await commands.evmSetup()).ledgerDeploy({
-          ...common(v),
-          ledger: { engine: 'evm', ...serveFlags(v).ledger },
-          ...given('insecureDevFunderKey', str(v, 'insecureDevFunderKey')),
-        }),
+        v.engine === 'etcd'
+          ? (await import('../commands/etcd-setup.js')).etcdDeploy({
+              ...common(v),
+              ledger: { engine: 'etcd', ...serveFlags(v).ledger },
+            })
+          : (await commands.evmSetup()).ledgerDeploy({
+              ...common(v),
+              ledger: { engine: 'evm', ...serveFlags(v).ledger },
+              ...given('insecureDevFunderKey', str(v, 'insecureDevFunderKey')),
+            }),
       dataOr('./keyledger-data'),
     ),
   );

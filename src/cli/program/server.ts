@@ -19,6 +19,7 @@ const SERVE_DESCRIPTION = [
   "Starts the server; initialises DIR (default ./keyledger-data) on first start: the ledger, its validator key and the server's OpenPGP key, pinned in the genesis.",
   'Settings come from --config FILE (JSON, docs/configuration.md), then KEYLEDGER_* environment variables, then these flags; keyledger config check shows the result.',
   '--ledger evm --rpc URL [--contract ADDRESS --from-block N]: on first start, a ledger ordered by an EVM chain (Besu/GoQuorum QBFT): deploys the KeyRegistry contract, or attaches to ADDRESS (docs/deploy-besu.md). Later starts read the engine from the data directory; --rpc changes the node.',
+  '--etcd URL,URL,URL [--etcd-prefix /keyledger/NAME]: on first start, a ledger ordered by an etcd cluster (3 or 5 members): the genesis names the prefix, bound to this ledger at once; a prefix that orders another ledger is refused (docs/deploy-etcd.md). Later starts read DATA/etcd.json; --etcd changes the endpoints. A further server of a deployment: keyledger node join.',
   '--admin names identities that get the admin role on the ledger once registered (the first admin); --public-url is the address people use to reach the server (dashboard links; https:// makes the dashboard cookie Secure).',
   '--tls-cert FILE --tls-key FILE (PEM): serve https:// and wss://; on SIGHUP both files are read again and serve new connections (live ones are kept); a bad pair is refused and the previous certificate keeps serving. Behind a TLS proxy instead: README, "Deploying".',
   'Also serves /admin (dashboard), /openapi.json and /docs, /metrics, /healthz, /readyz.',
@@ -64,6 +65,7 @@ export function declareServe(program: Command, context: Context): void {
     'keyledger serve --data ./keyledger-data --admin alice@example.org',
     'keyledger serve --config /etc/keyledger.json --tls-cert cert.pem --tls-key key.pem',
     'keyledger serve --ledger evm --rpc http://127.0.0.1:8545',
+    'keyledger serve --data ./kl1 --etcd http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379',
   ]).action(
     act(
       context,

@@ -189,9 +189,25 @@ export const CONFIG_SCHEMA = Type.Object(
       Type.Object(
         {
           engine: Type.Optional(
-            Type.Enum(['embedded', 'evm'], {
+            Type.Enum(['embedded', 'evm', 'etcd'], {
               description:
-                'embedded (default) or evm: a permissioned EVM chain orders the ledger (docs/deploy-besu.md).',
+                'embedded (default); evm: a permissioned EVM chain orders the ledger (docs/deploy-besu.md); etcd: an etcd cluster orders it (docs/deploy-etcd.md).',
+            }),
+          ),
+          etcd: Type.Optional(
+            Type.Array(Type.String({ pattern: '^https?://', maxLength: 256 }), {
+              minItems: 1,
+              maxItems: 16,
+              description:
+                "etcd: the cluster members' client URLs (http(s)://host:2379); kept in DATA/etcd.json on first start.",
+            }),
+          ),
+          etcdPrefix: Type.Optional(
+            Type.String({
+              pattern: '^(/[A-Za-z0-9._~:@+=-]+)+$',
+              maxLength: 128,
+              description:
+                'etcd: the key prefix of a new ledger (/keyledger/NAME; default /keyledger/<name>-<random>). Named by the genesis.',
             }),
           ),
           rpcUrl: Type.Optional(
@@ -212,7 +228,9 @@ export const CONFIG_SCHEMA = Type.Object(
           confirmations: Type.Optional(
             count('EVM: confirmations before a write is final. Default 1 (QBFT).', 1000),
           ),
-          pollMs: Type.Optional(count('EVM: how often to read new blocks, ms. Default 250.', 60_000)),
+          pollMs: Type.Optional(
+            count('EVM, etcd: how often to read new blocks (entries), ms. Default 250 (etcd 100).', 60_000),
+          ),
           maxStaleness: Type.Optional(
             duration(
               'EVM: refuse logins while the chain has not been read for this long (fail closed). Default 30s.',

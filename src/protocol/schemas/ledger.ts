@@ -31,6 +31,29 @@ const HashPath = Type.Array(Hash, { maxItems: MAX_PATH });
 
 const KeyInfo = { keyId: KeyId, publicKey: PublicKeyB64 };
 
+/** An EVM chain and its KeyRegistry contract ordering a ledger (docs/deploy-besu.md). */
+const EvmEngineSchema = Type.Object(
+  {
+    type: Type.Literal('evm'),
+    chainId: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+    contract: Type.String({ maxLength: 42, pattern: '^0x[0-9a-f]{40}$' }),
+    fromBlock: Count,
+  },
+  closed,
+);
+
+/**
+ * An etcd cluster's key prefix ordering a ledger (docs/deploy-etcd.md): `/`-separated segments of
+ * letters, digits and `._~:@+=-`, no empty segment, no trailing `/`, at most 128 characters.
+ */
+export const EtcdPrefix = Type.String({
+  minLength: 2,
+  maxLength: 128,
+  pattern: '^(/[A-Za-z0-9._~:@+=-]+)+$',
+});
+
+const EtcdEngineSchema = Type.Object({ type: Type.Literal('etcd'), prefix: EtcdPrefix }, closed);
+
 /** The genesis document (ledger/genesis.ts `Genesis`). */
 export const GenesisSchema = Type.Object(
   {
@@ -49,17 +72,7 @@ export const GenesisSchema = Type.Object(
         closed,
       ),
     ),
-    engine: Type.Optional(
-      Type.Object(
-        {
-          type: Type.Literal('evm'),
-          chainId: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
-          contract: Type.String({ maxLength: 42, pattern: '^0x[0-9a-f]{40}$' }),
-          fromBlock: Count,
-        },
-        closed,
-      ),
-    ),
+    engine: Type.Optional(Type.Union([EvmEngineSchema, EtcdEngineSchema])),
   },
   closed,
 );
