@@ -17,26 +17,9 @@ import { signTransaction } from '../src/ledger/transactions.js';
 import { callAdmin } from '../src/server/admin-socket.js';
 import { initEtcdNode, joinEtcdNode, writeEtcdSettings } from '../src/server/etcd-node.js';
 import { createServerKey } from '../src/server/server-key.js';
-import { PASSPHRASE, tempDir } from './helpers.js';
+import { PASSPHRASE, rejection, tempDir, until } from './helpers.js';
 import { type EtcdCluster, sharedEtcdCluster, type TwoEtcdServers, twoEtcdServers } from './support/etcd.js';
 import { CLIENT_PASSPHRASE, registeredClient, startOn } from './support/server.js';
-
-async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  assert.fail('expected a refusal');
-}
-
-async function until(check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) assert.fail('timed out waiting');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const audit = (at: number) => ({ type: 'AuditEvent' as const, body: { event: 'etcd_test', at } });
 

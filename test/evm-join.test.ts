@@ -6,12 +6,10 @@
  * can no longer write; data directories and genesis files that do not match the contract, refused.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { Contract, toUtf8Bytes, Wallet } from 'ethers';
 import { login } from '../src/client/login.js';
 import { register } from '../src/client/register.js';
@@ -32,9 +30,9 @@ import { sha256Hex } from '../src/protocol/hash.js';
 import { callAdmin } from '../src/server/admin-socket.js';
 import type { RunningServer } from '../src/server/app.js';
 import { initEvmNode, joinEvmNode } from '../src/server/evm-node.js';
-import { PASSPHRASE, tempDir } from './helpers.js';
+import { PASSPHRASE, rejection, tempDir, until } from './helpers.js';
 import { ANVIL_FUNDER_KEY, type Anvil, startAnvil } from './support/anvil.js';
-import { bin } from './support/cli.js';
+import { runCliAsync } from './support/cli.js';
 import {
   CLIENT_PASSPHRASE,
   evmTestServer,
@@ -44,39 +42,8 @@ import {
   startOn,
 } from './support/server.js';
 
-const run = promisify(execFile);
-
 /** `keyledger ARGS…` in a child process, without blocking this process's servers. */
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KEYLEDGER_')));
-  try {
-    const r = await run(process.execPath, [bin, ...args], {
-      env: { ...env, KEYLEDGER_SERVER_PASSPHRASE: PASSPHRASE },
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  assert.fail('expected a refusal');
-}
-
-/** Waits until `check` holds (polling), at most `ms`. */
-async function until(check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) assert.fail('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const cli = (args: string[]) => runCliAsync(args, { env: { KEYLEDGER_SERVER_PASSPHRASE: PASSPHRASE } });
 
 const height = async (s: RunningServer) => (await s.ledger.checkpoint())?.header.height ?? 0;
 const audit = (at: number) => ({ type: 'AuditEvent' as const, body: { event: 'join_test', at } });

@@ -2,6 +2,7 @@
  * Shared test helpers: temporary data directories, a controllable clock, ledgers opened on real
  * SQLite files, and OpenPGP-shaped key material.
  */
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,6 +31,29 @@ export function tempDir(prefix = 'kl-test-'): string {
   const d = mkdtempSync(join(tmpdir(), prefix));
   dirs.push(d);
   return d;
+}
+
+/** The error `promise` is rejected with; the test fails if it resolves. */
+export async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error & { code?: string };
+  }
+  assert.fail('expected a refusal');
+}
+
+/** Waits until `check` holds, asking every `stepMs`; the test fails after `ms`. */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  ms = 20_000,
+  stepMs = 25,
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) assert.fail('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, stepMs));
+  }
 }
 
 /** A clock the test moves by hand. */

@@ -7,11 +7,9 @@
  * tampered file, and a genesis without an organisation's keys, are refused.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { Wallet } from 'ethers';
 import { login } from '../src/client/login.js';
 import { register } from '../src/client/register.js';
@@ -36,27 +34,16 @@ import { openKeyFile } from '../src/ledger/sealed-key-file.js';
 import { SigningKey } from '../src/ledger/signing-keys.js';
 import type { RunningServer } from '../src/server/app.js';
 import { adoptGenesis, contributeNode } from '../src/server/joint-node.js';
-import { PASSPHRASE, tempDir } from './helpers.js';
+import { PASSPHRASE, rejection, tempDir, until } from './helpers.js';
 import { ANVIL_FUNDER_KEY, type Anvil, anvilsStoppedAfter } from './support/anvil.js';
-import { bin } from './support/cli.js';
+import { runCliAsync } from './support/cli.js';
 import { CLIENT_PASSPHRASE, invite, newClient, registeredClient, startOn } from './support/server.js';
 
-const run = promisify(execFile);
 const startAnvil = anvilsStoppedAfter();
 
 /** `keyledger ARGS…` in a child process (the servers of this process keep running). */
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KEYLEDGER_')));
-  try {
-    const r = await run(process.execPath, [bin, ...args], {
-      env: { ...env, KEYLEDGER_SERVER_PASSPHRASE: PASSPHRASE },
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+/** `keyledger ARGS…` in a child process, without blocking this process's servers. */
+const cli = (args: string[]) => runCliAsync(args, { env: { KEYLEDGER_SERVER_PASSPHRASE: PASSPHRASE } });
 
 async function ok(args: string[]): Promise<string> {
   const r = await cli(args);
@@ -71,23 +58,6 @@ function refusal(fn: () => unknown): Error & { code?: string } {
     return err as Error & { code?: string };
   }
   assert.fail('expected a refusal');
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  assert.fail('expected a refusal');
-}
-
-async function until(check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) assert.fail('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const readJson = (path: string) => JSON.parse(readFileSync(path, 'utf8'));

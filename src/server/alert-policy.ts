@@ -2,7 +2,7 @@
  * What the server tells its operator (docs/reliability.md "Disk full and read-only data directory",
  * "The chain away"; docs/protocol.md "Rate limits"): alerts kept in memory and pushed live, storage
  * faults alerted once a minute at most, rate-limit trips once per limit and key a minute, changes of
- * the chain connection (EVM engine) once per change, and alerts pushed out of memory counted. Time
+ * the chain connection (EVM or etcd engine) once per change, and alerts pushed out of memory counted. Time
  * comes from the injected clock.
  */
 import { EventEmitter } from 'node:events';

@@ -137,9 +137,11 @@ export class ServerMetrics {
   private chainWatched = false;
 
   /**
-   * Adds the gauges of the chain connection (EVM engine; docs/deploy-besu.md "The follower"), read
-   * from `status` at each scrape: head, last block read, lag, staleness, fault, queued writes.
-   * Once per server; the embedded engine has none.
+   * Adds the gauges of the connection to the engine that orders the ledger's writes (an EVM chain
+   * or an etcd cluster; docs/deploy-besu.md "The follower", docs/deploy-etcd.md), read from `status`
+   * at each scrape: head, last position read, lag, staleness, fault, queued and refused writes. A
+   * position is an EVM block, or an etcd write's number under the ledger's prefix. Once per server;
+   * the embedded engine has none.
    */
   watchChain(status: () => ChainStatus | null): void {
     if (this.chainWatched) return;
@@ -156,16 +158,24 @@ export class ServerMetrics {
           if (v !== null) this.set(v);
         },
       });
-    gauge('keyledger_chain_head_block', 'Head block of the EVM chain at the last read', (s) => s.head);
-    gauge('keyledger_chain_read_block', 'Last EVM block read into the ledger', (s) => s.read);
+    gauge(
+      'keyledger_chain_head_block',
+      'Head of the chain (EVM block, or etcd write number) at the last read',
+      (s) => s.head,
+    );
+    gauge(
+      'keyledger_chain_read_block',
+      'Last chain position (EVM block, or etcd write number) read into the ledger',
+      (s) => s.read,
+    );
     gauge(
       'keyledger_chain_lag_blocks',
-      'EVM blocks the chain holds that the ledger has not read',
+      'Chain positions (EVM blocks, or etcd writes) the chain holds that the ledger has not read',
       (s) => s.lag,
     );
     gauge(
       'keyledger_chain_staleness_seconds',
-      'Seconds since the ledger last read the chain to its final block',
+      'Seconds since the ledger last read the chain (EVM chain or etcd cluster) to its end',
       (s) => s.stalenessMs / 1000,
     );
     gauge(
@@ -175,7 +185,7 @@ export class ServerMetrics {
     );
     gauge(
       'keyledger_chain_queued_writes',
-      'Signed audit events queued while the chain is away, not yet read back from a block',
+      'Signed audit events queued while the chain is away, not yet read back from it',
       (s) => s.queued,
     );
     gauge(
