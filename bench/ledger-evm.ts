@@ -15,12 +15,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dataPaths, readGenesisFile } from '../src/ledger/data-dir.js';
-import { EmbeddedLedger, initEmbeddedLedger } from '../src/ledger/embedded-ledger.js';
+import { EmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import { evmEngineOf } from '../src/ledger/genesis.js';
 import type { TxBodies } from '../src/ledger/transactions.js';
 import { evmSequencerFor, initEvmNode, joinEvmNode, registrarAccountsFor } from '../src/server/evm-node.js';
 import { ANVIL_FUNDER_KEY, startAnvil } from '../test/support/anvil.js';
 import { benchArgs } from './support/bench-cli.js';
+import { embeddedBaseline, registrationLoad, revocationPropagation } from './support/ledger-engine-run.js';
 
 const args = benchArgs({
   name: 'ledger-evm',
@@ -53,28 +54,6 @@ const PASS = 'bench passphrase';
 const root = mkdtempSync(join(tmpdir(), 'kl-bench-evm-'));
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
-function body(i: number): TxBodies['KeyRegistered'] {
-  const hex = (n: number) => Buffer.from(crypto.getRandomValues(new Uint8Array(n))).toString('hex');
-  return {
-    id: `user${i}.${hex(3)}@example.org`,
-    name: `User ${i}`,
-    fingerprint: hex(20),
-    publicKey: `-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n${Buffer.from(
-      crypto.getRandomValues(new Uint8Array(450)),
-    )
-      .toString('base64')
-      .replace(/(.{64})/g, '$1\n')}\n-----END PGP PUBLIC KEY BLOCK-----\n`,
-    algorithm: 'ed25519-legacy',
-  };
-}
-
-/** p50 and p99 of `values` (ms), one decimal. */
-function quantiles(values: number[]): { p50: number; p99: number } {
-  const sorted = [...values].sort((a, b) => a - b);
-  const q = (p: number) => +sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!.toFixed(1);
-  return { p50: q(0.5), p99: q(0.99) };
-}
-
 /**
  * A second server of the deployment of `dataDir`: joined with keys of its own, admitted by the
  * first (`ledger`, the governor), following the chain; resolves once it has caught up.
@@ -104,73 +83,9 @@ async function secondServer(rpcUrl: string, first: EmbeddedLedger, firstDir: str
   return { ledger, sequencer };
 }
 
-/**
- * Revokes `bodies`' keys one at a time through `first`; for each, the ms until `first` committed it
- * and until `second`'s ledger holds it.
- */
-async function propagation(
-  first: EmbeddedLedger,
-  second: EmbeddedLedger,
-  bodies: TxBodies['KeyRegistered'][],
-) {
-  const seen = new Map<string, number>();
-  const waiting = new Map<string, () => void>();
-  const unsubscribe = second.subscribe((tx) => {
-    if (tx.type !== 'KeyRevoked') return;
-    const id = (tx.envelope.tx.body as TxBodies['KeyRevoked']).id;
-    seen.set(id, performance.now());
-    waiting.get(id)?.();
-  });
-  const commit: number[] = [];
-  const reach: number[] = [];
-  for (const b of bodies) {
-    const arrived = new Promise<void>((resolve) => waiting.set(b.id, resolve));
-    const t0 = performance.now();
-    await first.submit({
-      type: 'KeyRevoked',
-      body: {
-        id: b.id,
-        fingerprint: b.fingerprint,
-        reason: 'compromised',
-        by: 'admin',
-        admin: 'bench@example.org',
-      },
-    });
-    commit.push(performance.now() - t0);
-    await arrived;
-    reach.push(seen.get(b.id)! - t0);
-  }
-  unsubscribe();
-  return { commitOnFirst: quantiles(commit), visibleOnSecond: quantiles(reach) };
-}
-
-async function load(ledger: EmbeddedLedger, bodies: TxBodies['KeyRegistered'][] = []) {
-  const latencies: number[] = [];
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: IN_FLIGHT }, async () => {
-      while (next < N) {
-        const i = next++;
-        const t = performance.now();
-        const registered = body(i);
-        await ledger.submit({ type: 'KeyRegistered', body: registered });
-        bodies.push(registered);
-        latencies.push(performance.now() - t);
-      }
-    }),
-  );
-  const seconds = (performance.now() - t0) / 1000;
-  return { perSecond: Math.round(N / seconds), latencyMs: quantiles(latencies) };
-}
-
 try {
   log(`keyledger ledger benchmark, EVM engine vs embedded — ${cpus()[0]?.model} × ${cpus().length}`);
-  const embeddedDir = join(root, 'embedded');
-  initEmbeddedLedger({ dataDir: embeddedDir, passphrase: PASS });
-  const embedded = EmbeddedLedger.open({ dataDir: embeddedDir, passphrase: PASS, batchWaitMs: 2 });
-  const emb = await load(embedded);
-  await embedded.close();
+  const emb = await embeddedBaseline(root, PASS, N, IN_FLIGHT);
   log(
     `embedded: ${emb.perSecond} registrations/s, commit p50 ${emb.latencyMs.p50} ms, p99 ${emb.latencyMs.p99} ms`,
   );
@@ -183,12 +98,12 @@ try {
   const ledger = EmbeddedLedger.open({ dataDir, passphrase: PASS, sequencer });
   await sequencer.follow((b) => ledger.ingest(b), ledger.sequencerCursor());
   const registered: TxBodies['KeyRegistered'][] = [];
-  const evm = await load(ledger, registered);
+  const evm = await registrationLoad(ledger, N, IN_FLIGHT, registered);
   log(
     `evm (anvil): ${evm.perSecond} registrations/s, commit p50 ${evm.latencyMs.p50} ms, p99 ${evm.latencyMs.p99} ms`,
   );
   const second = await secondServer(anvil.url, ledger, dataDir);
-  const revoked = await propagation(ledger, second.ledger, registered.slice(0, REVOCATIONS));
+  const revoked = await revocationPropagation(ledger, second.ledger, registered.slice(0, REVOCATIONS));
   log(
     `revocation through the first server: committed there p50 ${revoked.commitOnFirst.p50} ms, p99 ${revoked.commitOnFirst.p99} ms; on the second server (polling every 250 ms) p50 ${revoked.visibleOnSecond.p50} ms, p99 ${revoked.visibleOnSecond.p99} ms`,
   );

@@ -14,7 +14,8 @@
  * Options: --identities N (default 1000000), --commits N (transactions per block size, at most
  * 500, 5,000, 20,000 and 50,000 for blocks of 1, 10, 100 and 1000; default 50000), --samples N
  * (lookups timed, default 10000), --keep DIR (keep the filled data directory there);
- * --engine evm runs bench/ledger-evm.ts instead (EVM engine on anvil next to the embedded engine).
+ * --engine evm runs bench/ledger-evm.ts instead (EVM engine on anvil next to the embedded engine),
+ * --engine etcd bench/ledger-etcd.ts (etcd engine on a 3-member cluster next to the embedded engine).
  * `ledger verify` runs the compiled CLI (dist/, npm run build).
  * Keys are OpenPGP-shaped random blocks (the ledger stores keys, it does not parse them).
  */
@@ -31,11 +32,12 @@ import type { TxBodies } from '../src/ledger/transactions.js';
 import { benchArgs } from './support/bench-cli.js';
 import { ed25519VerifyPerSecondAllCores } from './support/ed25519-rate.js';
 
-// `--engine evm`: the EVM engine next to the embedded one, on a local chain (bench/ledger-evm.ts,
-// which reads the rest of the command line itself).
+// `--engine evm`: the EVM engine next to the embedded one, on a local chain (bench/ledger-evm.ts);
+// `--engine etcd`: the etcd engine on a 3-member cluster on loopback (bench/ledger-etcd.ts). Each
+// reads the rest of the command line itself.
 const { engine } = parseArgs({ options: { engine: { type: 'string' } }, strict: false }).values;
-if (engine === 'evm') {
-  await import('./ledger-evm.js');
+if (engine === 'evm' || engine === 'etcd') {
+  await import(engine === 'evm' ? './ledger-evm.js' : './ledger-etcd.js');
   process.exit(0);
 }
 const args = benchArgs({
@@ -62,14 +64,14 @@ const args = benchArgs({
       kind: 'text',
       full: 'embedded',
       fullWhen: 'any',
-      help: 'embedded, or evm (bench/ledger-evm.ts)',
+      help: 'embedded, evm (bench/ledger-evm.ts) or etcd (bench/ledger-etcd.ts)',
     },
   },
   out: 'file',
   resultsFile: 'ledger.json',
 });
 if (args.text('engine') !== 'embedded') {
-  process.stderr.write('bench ledger: --engine must be embedded or evm\n');
+  process.stderr.write('bench ledger: --engine must be embedded, evm or etcd\n');
   process.exit(2);
 }
 const IDENTITIES = args.count('identities');
