@@ -1,13 +1,15 @@
 /**
- * The chain outbox of an EVM-engine node (docs/reliability.md "The chain away"): signed transactions
- * that nobody waits for (audit events) are kept here, in a small SQLite database next to the ledger,
- * from the moment they are signed until the follower reads them back from a block. While the chain
- * cannot be reached they wait here (across restarts too); when it is back they are sent again in the
- * order they were queued. A transaction keeps its signature and txid, so the ledger refuses it if it
- * ever came back twice, and the sender checks the ledger for the txid before each resend. Each send
- * keeps the hash of the chain transaction that carried it: a send the node still holds (pending or
- * mined) is not repeated. A transaction the chain refused stays here with the reason, never sent
- * again and never dropped silently: it is counted and reported.
+ * The outbox of a node whose ledger is ordered elsewhere — an EVM chain or an etcd cluster
+ * (docs/reliability.md "The chain away"): signed transactions that nobody waits for (audit events)
+ * are kept here, in a small SQLite database next to the ledger, from the moment they are signed until
+ * the follower reads them back from the engine's order. While the engine cannot take them they wait
+ * here (across restarts too); when it is back they are sent again in the order they were queued
+ * (src/ledger/outbox-sender.ts). A transaction keeps its signature and txid, so the ledger refuses
+ * it if it ever came back twice, and the sender checks the ledger for the txid before each resend.
+ * Each send keeps the engine's handle of it (on the EVM engine, the hash of the chain transaction
+ * that carried it): a send the node still holds (pending or mined) is not repeated. A transaction
+ * the engine or the ledger's rules refused stays here with the reason, never sent again and never
+ * dropped silently: it is counted and reported.
  */
 
 import { chmodSync } from 'node:fs';
@@ -21,13 +23,13 @@ export interface OutboxEntry {
   txid: string;
   /** The canonical envelope text, as signed. */
   text: string;
-  /** When it was last handed to the chain node (wall clock, ms), or null if never. */
+  /** When it was last handed to the engine (wall clock, ms), or null if never. */
   sentAt: number | null;
-  /** The hash of the chain transaction of the last send, or null. */
+  /** The engine's handle of the last send (the EVM chain transaction's hash), or null. */
   chainTx: string | null;
 }
 
-/** A transaction the chain refused, kept with why. */
+/** A transaction the engine or the ledger's rules refused, kept with why. */
 export interface RefusedEntry {
   txid: string;
   reason: string;
@@ -42,11 +44,21 @@ export function chainOutboxPath(dataDir: string): string {
 
 const COLUMNS = 'seq, txid, text, sent_at AS sentAt, chain_tx AS chainTx';
 
-/** Signed transactions waiting to be read back from the chain (see the module comment). */
+/** Signed transactions waiting to be read back from the engine's order (see the module comment). */
 export class ChainOutbox {
   private readonly db: Database.Database;
   private readonly stmt: Record<
-    'put' | 'remove' | 'sent' | 'refuse' | 'list' | 'due' | 'count' | 'unsent' | 'refused' | 'refusedCount',
+    | 'put'
+    | 'remove'
+    | 'sent'
+    | 'refuse'
+    | 'list'
+    | 'due'
+    | 'count'
+    | 'unsent'
+    | 'refused'
+    | 'refusedCount'
+    | 'waits',
     Database.Statement
   >;
 
@@ -92,12 +104,18 @@ export class ChainOutbox {
         'SELECT txid, refused AS reason, refused_at AS at FROM outbox WHERE refused IS NOT NULL ORDER BY seq LIMIT ?',
       ),
       refusedCount: this.db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE refused IS NOT NULL'),
+      waits: this.db.prepare(`SELECT 1 FROM outbox WHERE txid = ? AND ${waiting}`),
     };
   }
 
   /** Queues a signed transaction (once: a txid already queued keeps its place). */
   put(txid: string, text: string): void {
     this.stmt.put.run(txid, text);
+  }
+
+  /** Whether `txid` waits here (queued, not refused). */
+  waits(txid: string): boolean {
+    return this.stmt.waits.get(txid) !== undefined;
   }
 
   /** Forgets the transactions of these txids (read back from a block, or on the ledger already). */
@@ -109,14 +127,14 @@ export class ChainOutbox {
   }
 
   /**
-   * Notes that `txid` was handed to the chain node at `at`, in the chain transaction `chainTx`
-   * (null: keeps the one noted, e.g. when a send still held by the node is checked again).
+   * Notes that `txid` was handed to the engine at `at`, as `chainTx` (the engine's handle of the send;
+   * null: keeps the one noted, e.g. when a send still held by the node is checked again).
    */
   markSent(txid: string, at: number, chainTx: string | null = null): void {
     this.stmt.sent.run(at, chainTx, txid);
   }
 
-  /** Keeps `txid` as refused by the chain, with `reason`: never sent again, counted by {@link refusedCount}. */
+  /** Keeps `txid` as refused, with `reason`: never sent again, counted by {@link refusedCount}. */
   markRefused(txid: string, reason: string, at: number): void {
     this.stmt.refuse.run(reason.slice(0, 500), at, txid);
   }
@@ -131,7 +149,7 @@ export class ChainOutbox {
     return this.stmt.due.get(sentBefore) as OutboxEntry | undefined;
   }
 
-  /** How many waiting transactions were never handed to the chain node. */
+  /** How many waiting transactions were never handed to the engine. */
   unsent(): number {
     return (this.stmt.unsent.get() as { n: number }).n;
   }
@@ -141,12 +159,12 @@ export class ChainOutbox {
     return (this.stmt.count.get() as { n: number }).n;
   }
 
-  /** The transactions the chain refused (oldest first, at most `limit`). */
+  /** The transactions refused (oldest first, at most `limit`). */
   refused(limit = 1_000): RefusedEntry[] {
     return this.stmt.refused.all(limit) as RefusedEntry[];
   }
 
-  /** How many transactions the chain refused. */
+  /** How many transactions were refused. */
   refusedCount(): number {
     return (this.stmt.refusedCount.get() as { n: number }).n;
   }

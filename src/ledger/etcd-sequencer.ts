@@ -4,13 +4,20 @@
  * (`<prefix>/head`, the next sequence number) that also puts the entry `<prefix>/tx/<seq>` (the
  * envelope texts and a time); etcd commits it on a quorum (Raft) before it answers, so an answered
  * write is durable. Every server follows the entries in sequence order and feeds each one to the
- * ledger's `ingest` as one block: the same entries give every server the same blocks.
+ * ledger's `ingest` as one block: the same entries give every server the same blocks. The follower
+ * learns of a new head through etcd's watch on the head key and reads at once; a slower poll stays
+ * as the fallback (docs/deploy-etcd.md "The follower"). Audit events written while the cluster
+ * cannot commit wait in the durable outbox (docs/reliability.md "The chain away").
  *
- * Spoken through etcd's v3 JSON gateway over HTTP (`/v3/kv/range`, `/v3/kv/txn`: etcd 3.4 serves it
- * on its client URLs), so no gRPC client is needed.
+ * Spoken through etcd's v3 JSON gateway over HTTP (`/v3/kv/range`, `/v3/kv/txn`, `/v3/watch`: etcd
+ * 3.4 serves it on its client URLs), so no gRPC client is needed.
  */
 import { createHash } from 'node:crypto';
-import { KlError } from '../protocol/errors.js';
+import { toHex } from '../protocol/bytes.js';
+import { type ErrorCode, KlError } from '../protocol/errors.js';
+import type { ChainOutbox } from './chain-outbox.js';
+import { leafHash } from './merkle.js';
+import { OutboxSender, type OutboxTransport, waitsForNobody } from './outbox-sender.js';
 import type { ChainChange, ChainStatus, Sequencer } from './sequencer-adapter.js';
 import type { TxEnvelope } from './transactions.js';
 
@@ -22,8 +29,13 @@ export interface EtcdSequencerOptions {
   prefix: string;
   /** The clock (the time written with each entry; default `Date.now`). */
   now?: () => number;
-  /** How often the follower reads the head, ms (default 100). */
+  /**
+   * How often the follower reads the head without being woken by the watch, ms (the fallback;
+   * default 1000). With `watch: false`, how often it polls.
+   */
   pollMs?: number;
+  /** Whether the follower watches the head key (default true). */
+  watch?: boolean;
   /** One request to a member gives up after this long, ms (default 3000). */
   requestTimeoutMs?: number;
   /** Told about transactions the cluster ordered but the ledger's rules refused. */
@@ -46,10 +58,28 @@ const SEQ_WIDTH = 16;
 const MAX_ENTRY_TEXTS = 256;
 /** Entries read per range request while catching up. */
 const RANGE_LIMIT = 256;
+/**
+ * The watch stream's bytes buffered at most while waiting for the end of one answer (an answer on
+ * the head key is a few hundred bytes): a stream that sends more without ending an answer is dropped.
+ */
+export const WATCH_MAX_BUFFER = 64 * 1024;
+/** The watch is re-established when it lagged the reads for this long (a member that stopped hearing). */
+const WATCH_LAG_MS = 2_000;
+/**
+ * gRPC status codes (as the JSON gateway answers them) that refuse the request itself, for good:
+ * InvalidArgument (e.g. a request over the cluster's size limit), PermissionDenied, Unauthenticated.
+ */
+const REFUSING_CODES: Record<number, ErrorCode> = {
+  3: 'KL_NOT_PERMITTED',
+  7: 'KL_NOT_PERMITTED',
+  16: 'KL_NOT_PERMITTED',
+};
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 const unb64 = (s: string | undefined) => Buffer.from(s ?? '', 'base64').toString('utf8');
 const entryHash = (value: string) => createHash('sha256').update(value, 'utf8').digest('hex');
+/** The txid of an envelope text (the RFC 6962 leaf hash of its bytes). */
+const txidOf = (text: string) => toHex(leafHash(Buffer.from(text, 'utf8')));
 
 /** A follower position: the last entry read and the hash of its stored value. */
 export interface EtcdCursor {
@@ -74,12 +104,32 @@ type Waiting = { text: string; resolve: () => void; reject: (e: unknown) => void
 
 /** A range or txn answer of the gateway (the fields used). */
 interface KvAnswer {
+  header?: { revision?: string };
   kvs?: Array<{ key?: string; value?: string; mod_revision?: string }>;
   succeeded?: boolean;
   responses?: Array<{ response_range?: KvAnswer }>;
   error?: string;
+  code?: number;
   message?: string;
 }
+
+/** One answer on the watch stream (the fields used). */
+interface WatchAnswer {
+  result?: {
+    header?: { revision?: string };
+    created?: boolean;
+    canceled?: boolean;
+    compact_revision?: string;
+    cancel_reason?: string;
+    events?: Array<{ kv?: { mod_revision?: string } }>;
+  };
+  error?: { message?: string; grpc_code?: number; http_code?: number };
+}
+
+/** Why a watch stream ended, and whether it had been established. */
+type WatchEnd = { why: string; established: boolean; compacted?: boolean };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Orders keyledger transactions in an etcd cluster and follows what it ordered. */
 export class EtcdSequencer implements Sequencer {
@@ -107,12 +157,29 @@ export class EtcdSequencer implements Sequencer {
   /** Writes waiting for the next entry, and the entry being written. */
   private queue: Waiting[] = [];
   private writing: Promise<void> | null = null;
+  /** Writes nobody waits for, through the outbox (null: none given). */
+  private sender: OutboxSender | null = null;
+  private ingest: EtcdIngest | null = null;
+  /** A read runs; another is asked for after it (woken meanwhile). */
+  private reading = false;
+  private readAgain = false;
+  private readonly watchEnabled: boolean;
+  /** The store revision of the last read (the watch starts after it), or null. */
+  private readRevision: number | null = null;
+  /** The highest store revision the watch stream told of, or null while none is established. */
+  private watchRevision: number | null = null;
+  /** Since when the reads see a head the watch has not told of (wall clock, ms), or null. */
+  private watchBehindSince: number | null = null;
+  private watchAbort: AbortController | null = null;
+  private watching: Promise<void> | null = null;
+  private watchError: string | null = null;
 
   constructor(private readonly o: EtcdSequencerOptions) {
     if (o.endpoints.length === 0)
       throw new KlError('KL_BAD_INPUT', 'the etcd engine needs at least one endpoint');
     this.now = o.now ?? Date.now;
-    this.pollMs = o.pollMs ?? 100;
+    this.watchEnabled = o.watch ?? true;
+    this.pollMs = o.pollMs ?? (this.watchEnabled ? 1000 : 100);
     this.timeoutMs = o.requestTimeoutMs ?? 3000;
     const prefix = o.prefix.replace(/\/+$/, '');
     this.headKey = `${prefix}/head`;
@@ -127,7 +194,8 @@ export class EtcdSequencer implements Sequencer {
   /**
    * One gateway call, to the member that answered last, then to the others. A member without a
    * quorum answers with an error (or not at all): the next is tried; when none commits, the call
-   * fails with `KL_LEDGER_UNAVAILABLE`.
+   * fails with `KL_LEDGER_UNAVAILABLE`. A member that refuses the request itself (too large, not
+   * permitted) fails it at once with `KL_NOT_PERMITTED`.
    */
   private async call(path: string, body: unknown): Promise<KvAnswer> {
     const n = this.o.endpoints.length;
@@ -145,11 +213,14 @@ export class EtcdSequencer implements Sequencer {
         const answer = (await r.json()) as KvAnswer;
         if (!r.ok || answer.error) {
           last = answer.message ?? answer.error ?? `HTTP ${r.status}`;
+          const refusal = answer.code === undefined ? undefined : REFUSING_CODES[answer.code];
+          if (refusal) throw new KlError(refusal, `the etcd cluster refused the request: ${last}`);
           continue;
         }
         this.preferred = at;
         return answer;
       } catch (err) {
+        if (err instanceof KlError) throw err;
         last = (err as Error).name === 'TimeoutError' ? 'no answer in time' : (err as Error).message;
       }
     }
@@ -201,7 +272,8 @@ export class EtcdSequencer implements Sequencer {
       lag: this.head !== null ? Math.max(0, this.head - (read ?? -1)) : null,
       stalenessMs,
       fault: this.fault?.detail ?? null,
-      queued: 0,
+      queued: this.sender?.size() ?? 0,
+      refusedWrites: this.sender?.refusedCount() ?? 0,
       ok: this.fault === null && stalenessMs <= this.staleAfterMs,
     };
   }
@@ -225,19 +297,52 @@ export class EtcdSequencer implements Sequencer {
   }
 
   /**
+   * Keeps writes nobody waits for (audit events) in `outbox` until they are read back from an entry
+   * (docs/reliability.md "The chain away"); `onLedger` tells whether a txid is on the ledger already
+   * (checked before every resend).
+   */
+  useOutbox(outbox: ChainOutbox, onLedger: (txid: string) => Promise<boolean>): void {
+    this.sender = new OutboxSender({
+      outbox,
+      onLedger,
+      engine: 'the etcd cluster',
+      label: 'etcd follower',
+      // Only a request the cluster refuses itself is a refusal; anything else waits for it.
+      isRefusal: (err) => err instanceof KlError && err.code === 'KL_NOT_PERMITTED',
+      ...(this.o.log ? { log: this.o.log } : {}),
+      ...(this.o.onRefused ? { onRefused: this.o.onRefused } : {}),
+    });
+  }
+
+  /** How the outbox sender sends a queued write: into the next entry. */
+  private readonly transport: OutboxTransport = {
+    send: (_envelope, text) => this.enqueue(text).then(() => ({ handle: null })),
+  };
+
+  /**
    * Orders one transaction: it joins the next entry (writes waiting together share one etcd
    * transaction); resolves once the cluster committed that entry. Refused at once while the cluster
-   * is faulted.
+   * is faulted. A write nobody waits for (an audit event, with an outbox) is queued durably first:
+   * if the cluster cannot take it, it fails with `KL_LEDGER_UNAVAILABLE` and details
+   * `{ queued: true }`, and is sent when the cluster is back.
    */
-  submit({ text }: { envelope: TxEnvelope; text: string; txid: string }): Promise<void> {
+  submit({ envelope, text, txid }: { envelope: TxEnvelope; text: string; txid: string }): Promise<void> {
     if (this.stopped) return Promise.reject(new KlError('KL_LEDGER_UNAVAILABLE', 'the ledger is closing'));
-    if (this.fault)
+    const faulted = this.fault
+      ? `the etcd cluster this server follows is faulted (${this.fault.detail})`
+      : null;
+    if (this.sender && waitsForNobody(envelope))
+      return this.sender.submit(txid, text, faulted, () => this.enqueue(text).then(() => ({ handle: null })));
+    if (faulted)
       return Promise.reject(
-        new KlError(
-          'KL_LEDGER_UNAVAILABLE',
-          `the etcd cluster this server follows is faulted (${this.fault.detail}): writes are refused until it is back`,
-        ),
+        new KlError('KL_LEDGER_UNAVAILABLE', `${faulted}: writes are refused until it is back`),
       );
+    return this.enqueue(text);
+  }
+
+  /** Adds a text to the next entry; resolves once the cluster committed it. */
+  private enqueue(text: string): Promise<void> {
+    if (this.stopped) return Promise.reject(new KlError('KL_LEDGER_UNAVAILABLE', 'the ledger is closing'));
     return new Promise((resolve, reject) => {
       this.queue.push({ text, resolve, reject });
       this.writing ??= this.drainQueue();
@@ -298,26 +403,46 @@ export class EtcdSequencer implements Sequencer {
 
   /**
    * Feeds `ingest` every entry after `cursor` (the ledger's stored position), in order, one entry
-   * per call; then reads the head every `pollMs`. Each read first checks that the cluster still
-   * holds the entry last read with the same value (else a fault: restored from an older snapshot,
-   * or replaced). Resolves after the first read.
+   * per call; then reads again whenever the watch on the head key tells of a change, and every
+   * `pollMs` in any case (the fallback). Each read first checks that the cluster still holds the
+   * entry last read with the same value (else a fault: restored from an older snapshot, or
+   * replaced), then sends the writes queued in the outbox. Resolves after the first read.
    */
   follow(ingest: EtcdIngest, cursor: string | null): Promise<void> {
     this.cursor = parseEtcdCursor(cursor);
-    const tick = async () => {
-      if (this.stopped) return;
-      try {
-        await this.poll(ingest);
-      } catch (err) {
-        this.failed(err);
-      }
-      if (!this.stopped)
-        this.timer = setTimeout(() => {
-          this.following = tick();
-        }, this.pollMs);
-    };
-    this.following = tick();
+    this.ingest = ingest;
+    this.following = this.read();
+    if (this.watchEnabled) this.watching = this.watchLoop();
     return this.following;
+  }
+
+  /** Reads now (or right after the read running); the fallback read is timed from its end. */
+  private wake(): void {
+    if (this.stopped || !this.ingest) return;
+    if (this.reading) {
+      this.readAgain = true;
+      return;
+    }
+    this.following = this.read();
+  }
+
+  /** Reads until no read is asked for, then times the fallback read. */
+  private async read(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.reading = true;
+    try {
+      do {
+        this.readAgain = false;
+        try {
+          await this.poll(this.ingest!);
+        } catch (err) {
+          this.failed(err);
+        }
+      } while (this.readAgain && !this.stopped);
+    } finally {
+      this.reading = false;
+    }
+    if (!this.stopped) this.timer = setTimeout(() => this.wake(), this.pollMs);
   }
 
   /** One read of the follower. */
@@ -333,10 +458,156 @@ export class EtcdSequencer implements Sequencer {
     const next = headKv ? Number(unb64(headKv.value)) : 0;
     this.head = next - 1;
     this.answered();
+    this.noteRevisions(Number(got.header?.revision ?? 0), Number(headKv?.mod_revision ?? 0));
     this.setFault(this.checkCursor(next, cursorRange?.kvs?.[0]?.value));
     if (this.fault) return;
     await this.catchUp(ingest, next);
     this.lastSyncAt = Date.now();
+    await this.sender?.flush(this.transport, () => !this.stopped && !this.fault);
+  }
+
+  /**
+   * Notes the store revision of a read (the watch restarts after it) and the head's: a watch that
+   * has not told of a head the reads have seen for {@link WATCH_LAG_MS} is re-established (its
+   * member may have lost the others while the stream stays open).
+   */
+  private noteRevisions(store: number, headMod: number): void {
+    if (Number.isSafeInteger(store) && store > 0) this.readRevision = store;
+    if (this.watchRevision === null || headMod <= this.watchRevision) {
+      this.watchBehindSince = null;
+      return;
+    }
+    this.watchBehindSince ??= Date.now();
+    if (Date.now() - this.watchBehindSince < WATCH_LAG_MS) return;
+    this.watchBehindSince = null;
+    this.o.log?.('etcd follower: the watch lags the reads: re-establishing it');
+    this.watchAbort?.abort();
+  }
+
+  /**
+   * Keeps a watch on the head key open, on one member after the other: each answer that tells of a
+   * change (or of the watch established) wakes a read. Re-established at once when a stream ends
+   * (a member died, lost its leader, or the watch was cancelled: after a compaction past the
+   * revision asked for, from the current revision), after a growing pause (at most 1 s) when
+   * establishing fails.
+   */
+  private async watchLoop(): Promise<void> {
+    let at = this.preferred;
+    let failures = 0;
+    while (!this.stopped) {
+      const end = await this.watchOnce(this.o.endpoints[at]!);
+      this.watchRevision = null;
+      if (this.stopped) break;
+      if (end.why !== this.watchError)
+        this.o.log?.(
+          `etcd follower: the watch on ${this.o.endpoints[at]} ended (${end.why}): reading every ${this.pollMs} ms until it is back`,
+        );
+      this.watchError = end.why;
+      failures = end.established ? 0 : failures + 1;
+      if (!end.compacted) at = (at + 1) % this.o.endpoints.length;
+      if (failures > 0) await sleep(Math.min(1000, 50 * 2 ** failures));
+    }
+  }
+
+  /** One watch stream on `url`, until it ends (see {@link watchLoop}). */
+  private async watchOnce(url: string): Promise<WatchEnd> {
+    const abort = new AbortController();
+    this.watchAbort = abort;
+    const after = this.readRevision;
+    const body = {
+      create_request: {
+        key: b64(this.headKey),
+        ...(after !== null ? { start_revision: String(after + 1) } : {}),
+      },
+    };
+    let established = false;
+    let timedOut = false;
+    // Until the watch is established, as long as any request; once open, only an abort ends it.
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, this.timeoutMs);
+    try {
+      const r = await fetch(`${url.replace(/\/+$/, '')}/v3/watch`, {
+        method: 'POST',
+        // A member without a leader ends the stream rather than keep it silent (etcd's "hasleader").
+        headers: { 'content-type': 'application/json', 'grpc-metadata-hasleader': 'true' },
+        body: JSON.stringify(body),
+        signal: abort.signal,
+      });
+      if (!r.ok || !r.body) return { why: `HTTP ${r.status}`, established };
+      return await this.readWatch(r.body, abort, () => {
+        established = true;
+        clearTimeout(timer);
+      });
+    } catch (err) {
+      const why = timedOut ? 'no answer in time' : abort.signal.aborted ? 'dropped' : (err as Error).message;
+      return { why, established };
+    } finally {
+      clearTimeout(timer);
+      abort.abort();
+    }
+  }
+
+  /**
+   * Reads one watch stream: newline-separated JSON answers, at most {@link WATCH_MAX_BUFFER} bytes
+   * buffered. Ends on an error answer, a cancelled watch, the stream's end or an abort.
+   */
+  private async readWatch(
+    stream: ReadableStream<Uint8Array>,
+    abort: AbortController,
+    onEstablished: () => void,
+  ): Promise<WatchEnd> {
+    const reader = stream.getReader();
+    const decoder = new TextDecoder();
+    let buffered = '';
+    let established = false;
+    abort.signal.addEventListener('abort', () => reader.cancel().catch(() => {}), { once: true });
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done || abort.signal.aborted)
+        return { why: abort.signal.aborted ? 'dropped' : 'the stream ended', established };
+      buffered += decoder.decode(value, { stream: true });
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, nl).trim();
+        buffered = buffered.slice(nl + 1);
+        if (!line) continue;
+        let answer: WatchAnswer;
+        try {
+          answer = JSON.parse(line) as WatchAnswer;
+        } catch {
+          return { why: 'an answer that is not JSON', established };
+        }
+        if (answer.error) return { why: answer.error.message ?? 'an error', established };
+        const result = answer.result ?? {};
+        if (result.canceled) {
+          // Compacted past the revision asked for: watch from now on, and read at once (the reads
+          // go from the stored position, never from a revision, so nothing is missed).
+          const compacted = result.compact_revision !== undefined && result.compact_revision !== '0';
+          if (compacted) this.readRevision = null;
+          this.wake();
+          return {
+            why: compacted
+              ? `compacted past the revision asked for (compact revision ${result.compact_revision})`
+              : `cancelled: ${result.cancel_reason ?? 'no reason given'}`,
+            established,
+            compacted,
+          };
+        }
+        const revision = Number(result.header?.revision ?? 0);
+        if (Number.isSafeInteger(revision)) this.watchRevision = Math.max(this.watchRevision ?? 0, revision);
+        if (result.created) {
+          established = true;
+          onEstablished();
+          if (this.watchError !== null) this.o.log?.('etcd follower: watching the head again');
+          this.watchError = null;
+        }
+        // Established (changes since the last read) or a change: read now.
+        if (result.created || (result.events?.length ?? 0) > 0) this.wake();
+      }
+      if (buffered.length > WATCH_MAX_BUFFER)
+        return { why: `over ${WATCH_MAX_BUFFER} bytes without the end of an answer`, established };
+    }
   }
 
   /** Whether the cluster still holds the entry last read, with the value read. */
@@ -389,6 +660,7 @@ export class EtcdSequencer implements Sequencer {
           refused?: Array<{ txid: string; reason: string }>;
         };
         this.cursor = { seq, hash: entryHash(value) };
+        await this.sender?.readBack(entry.texts.map(txidOf), r?.refused);
         for (const x of r?.refused ?? []) this.o.onRefused?.(x.txid, x.reason);
         from = seq + 1;
       }
@@ -430,10 +702,12 @@ export class EtcdSequencer implements Sequencer {
     }
   }
 
-  /** Stops following; writes still waiting fail. */
+  /** Stops following and watching; writes still waiting fail. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    this.watchAbort?.abort();
+    await this.watching?.catch(() => {});
     await this.following?.catch(() => {});
     await this.writing?.catch(() => {});
   }

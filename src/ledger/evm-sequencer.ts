@@ -36,6 +36,13 @@ import type { ChainOutbox, OutboxEntry } from './chain-outbox.js';
 import type { Sequencer } from './embedded-ledger.js';
 import type { EvmEngineInfo } from './genesis.js';
 import { leafHash } from './merkle.js';
+import {
+  type LastSend,
+  OutboxSender,
+  type OutboxTransport,
+  type Sent,
+  waitsForNobody,
+} from './outbox-sender.js';
 import type { ChainChange, ChainStatus } from './sequencer-adapter.js';
 import type { TxBodies, TxEnvelope } from './transactions.js';
 
@@ -186,17 +193,6 @@ export function cursorText(c: { number: number; hash: string; seq: number }): st
 /** A fault of the chain followed: a stable key (one change per key) and what a person reads. */
 type Fault = { key: string; detail: string };
 
-/** The error of a write kept in the outbox because the chain cannot take it now. */
-function queued(txid: string, why: string): KlError {
-  return new KlError(
-    'KL_LEDGER_UNAVAILABLE',
-    `${why}: the transaction is queued and will be sent when the chain is back`,
-    { txid, queued: true },
-  );
-}
-
-const isUnavailable = (err: unknown) => err instanceof KlError && err.code === 'KL_LEDGER_UNAVAILABLE';
-
 /** Orders keyledger transactions on an EVM chain and follows what the chain ordered. */
 export class EvmSequencer implements Sequencer {
   readonly provider: JsonRpcProvider;
@@ -215,8 +211,6 @@ export class EvmSequencer implements Sequencer {
    * `maxLedgerStalenessMs`; infinite with `insecureAllowStaleLedger`). Also when "unreachable" is told.
    */
   staleAfterMs = 30_000;
-  /** A queued write handed to the node but not read back within this long is sent again, ms. */
-  resendAfterMs = 60_000;
   private timer: NodeJS.Timeout | null = null;
   private following: Promise<void> | null = null;
   /** The last block read into the ledger (as stored in its `evm-cursor`). */
@@ -227,10 +221,8 @@ export class EvmSequencer implements Sequencer {
   private lastError: string | null = null;
   private unreachableTold = false;
   private readonly listeners = new Set<(change: ChainChange) => void>();
-  private outbox: ChainOutbox | null = null;
-  private onLedger: (txid: string) => Promise<boolean> = async () => false;
-  /** Queued writes wait to be sent: new queued writes join the queue (sent in order). */
-  private backlog = false;
+  /** Writes nobody waits for, through the outbox (null: none given). */
+  private sender: OutboxSender | null = null;
 
   constructor(private readonly o: EvmSequencerOptions) {
     this.provider = evmProvider(o.rpcUrl);
@@ -254,9 +246,14 @@ export class EvmSequencer implements Sequencer {
    * (checked before every resend).
    */
   useOutbox(outbox: ChainOutbox, onLedger: (txid: string) => Promise<boolean>): void {
-    this.outbox = outbox;
-    this.onLedger = onLedger;
-    if (outbox.size() > 0) this.backlog = true;
+    this.sender = new OutboxSender({
+      outbox,
+      onLedger,
+      engine: 'the chain',
+      label: 'EVM follower',
+      ...(this.o.log ? { log: this.o.log } : {}),
+      ...(this.o.onRefused ? { onRefused: this.o.onRefused } : {}),
+    });
   }
 
   /** The connection to the chain (see {@link ChainStatus}). */
@@ -269,8 +266,8 @@ export class EvmSequencer implements Sequencer {
       lag: this.head !== null && read !== null ? Math.max(0, this.head - read) : null,
       stalenessMs,
       fault: this.fault?.detail ?? null,
-      queued: this.outbox?.size() ?? 0,
-      refusedWrites: this.outbox?.refusedCount() ?? 0,
+      queued: this.sender?.size() ?? 0,
+      refusedWrites: this.sender?.refusedCount() ?? 0,
       ok: this.fault === null && stalenessMs <= this.staleAfterMs,
     };
   }
@@ -371,47 +368,31 @@ export class EvmSequencer implements Sequencer {
     text: string;
     txid: string;
   }): Promise<void> {
-    const durable = this.outbox !== null && envelope.tx?.type === 'AuditEvent';
-    if (durable) this.outbox!.put(txid, text);
-    if (this.fault) {
-      const why = `the chain this server follows is faulted (${this.fault.detail})`;
-      if (durable) throw queued(txid, why);
-      throw new KlError('KL_LEDGER_UNAVAILABLE', `${why}: writes are refused until it is back`);
+    if (this.sender && waitsForNobody(envelope)) {
+      const fault = this.fault ? `the chain this server follows is faulted (${this.fault.detail})` : null;
+      return this.sender.submit(txid, text, fault, () => this.sendFinal(envelope, text));
     }
-    // Older queued writes go first: this one joins them.
-    if (durable && this.backlog) throw queued(txid, 'earlier writes wait for the chain');
-    let tx: Awaited<ReturnType<EvmSequencer['broadcast']>>;
-    try {
-      tx = await this.broadcast(envelope, text);
-      if (durable) this.outbox!.markSent(txid, Date.now(), tx.hash);
-    } catch (err) {
-      if (durable) {
-        if (isUnavailable(err)) {
-          this.backlog = true;
-          throw queued(txid, (err as Error).message);
-        }
-        this.refuse(txid, (err as Error).message);
-      }
-      throw err;
-    }
-    try {
-      const receipt = await tx.wait(this.confirmations);
-      if (receipt?.status !== 1) throw new Error('the transaction reverted on chain');
-    } catch (err) {
-      const e = chainError(err, this.contract);
-      if (durable && !isUnavailable(e)) this.refuse(txid, e.message);
-      throw e;
-    }
+    if (this.fault)
+      throw new KlError(
+        'KL_LEDGER_UNAVAILABLE',
+        `the chain this server follows is faulted (${this.fault.detail}): writes are refused until it is back`,
+      );
+    const sent = await this.sendFinal(envelope, text);
+    await sent.final;
   }
 
-  /**
-   * Keeps a queued write the chain refused in the outbox with why (never sent again, counted in
-   * {@link status}), and reports it: a log line and `onRefused`.
-   */
-  private refuse(txid: string, reason: string): void {
-    this.outbox?.markRefused(txid, reason, Date.now());
-    this.o.log?.(`EVM follower: queued write ${txid} refused by the chain, kept in the outbox: ${reason}`);
-    this.o.onRefused?.(txid, `a queued write was refused by the chain: ${reason}`);
+  /** Broadcasts one transaction; `final` settles once it has its confirmations (a revert: refused). */
+  private async sendFinal(envelope: TxEnvelope, text: string): Promise<Sent & { final: Promise<void> }> {
+    const tx = await this.broadcast(envelope, text);
+    const final = tx
+      .wait(this.confirmations)
+      .then((receipt) => {
+        if (receipt?.status !== 1) throw new Error('the transaction reverted on chain');
+      })
+      .catch((err: unknown) => {
+        throw chainError(err, this.contract);
+      });
+    return { handle: tx.hash, final };
   }
 
   /** Simulates, signs and broadcasts one transaction (broadcasts in call order per account). */
@@ -463,73 +444,28 @@ export class EvmSequencer implements Sequencer {
     return sent;
   }
 
-  /**
-   * Sends the queued writes that are due, oldest first, one broadcast after the other (the chain
-   * orders them as queued); a txid the ledger holds already is dropped, never sent twice, and one
-   * whose last send the node still holds (pending or mined) is not sent again. A write the chain
-   * refuses is kept as refused (see {@link refuse}). Stops at the first the chain cannot take (the
-   * next read tries again).
-   */
-  private async flush(): Promise<void> {
-    const outbox = this.outbox;
-    if (!outbox) return;
-    let sent = 0;
-    for (let i = 0; i < 500 && !this.stopped && !this.fault; i++) {
-      const due = outbox.nextDue(Date.now() - this.resendAfterMs);
-      if (!due) break;
-      if (await this.onLedger(due.txid)) {
-        outbox.remove([due.txid]);
-        continue;
-      }
-      if (due.chainTx !== null && (await this.stillCarried(outbox, due))) continue;
-      let envelope: TxEnvelope;
-      try {
-        envelope = JSON.parse(due.text) as TxEnvelope;
-      } catch {
-        this.refuse(due.txid, 'the queued text is not a transaction envelope');
-        continue;
-      }
-      try {
-        const tx = await this.broadcast(envelope, due.text);
-        outbox.markSent(due.txid, Date.now(), tx.hash);
-        // Read back by the follower, not here; a revert is a refusal.
-        tx.wait(this.confirmations).catch((err: unknown) => {
-          const e = chainError(err, this.contract);
-          if (!isUnavailable(e)) this.refuse(due.txid, e.message);
-        });
-        sent++;
-      } catch (err) {
-        if (isUnavailable(err)) throw err;
-        // The contract refuses it (permissions changed): it can never be written; say so.
-        this.refuse(due.txid, (err as Error).message);
-      }
-    }
-    if (outbox.unsent() === 0) this.backlog = false;
-    if (sent > 0) this.o.log?.(`EVM follower: ${sent} queued write(s) sent to the chain`);
-  }
+  /** How the outbox sender sends a queued write on this chain (see {@link OutboxTransport}). */
+  private readonly transport: OutboxTransport = {
+    send: (envelope, text) => this.sendFinal(envelope, text),
+    lastSend: (due) => this.lastSend(due),
+  };
 
   /**
-   * Whether the chain transaction of the last send of `due` is still with the node: pending, or
-   * mined (then the follower reads it back). Sending again would put the envelope on the chain
-   * twice; it is checked again after `resendAfterMs`. A send mined and reverted is a refusal. The
-   * node no longer knowing it (dropped from its pool, a node restarted): false, send again.
+   * What became of the chain transaction of the last send of `due`: still with the node (pending,
+   * or mined: then the follower reads it back; sending again would put the envelope on the chain
+   * twice; it is checked again after the resend delay), mined and reverted (a refusal), or no longer
+   * known to the node (dropped from its pool, a node restarted: send again).
    */
-  private async stillCarried(outbox: ChainOutbox, due: OutboxEntry): Promise<boolean> {
+  private async lastSend(due: OutboxEntry): Promise<LastSend> {
     try {
       const tx = await this.provider.getTransaction(due.chainTx!);
-      if (!tx) return false;
-      if (
-        tx.blockNumber !== null &&
-        (await this.provider.getTransactionReceipt(due.chainTx!))?.status === 0
-      ) {
-        this.refuse(due.txid, `its chain transaction ${due.chainTx} reverted`);
-        return true;
-      }
+      if (!tx) return 'gone';
+      if (tx.blockNumber !== null && (await this.provider.getTransactionReceipt(due.chainTx!))?.status === 0)
+        return { refused: `its chain transaction ${due.chainTx} reverted` };
     } catch (err) {
       throw chainError(err, this.contract);
     }
-    outbox.markSent(due.txid, Date.now());
-    return true;
+    return 'held';
   }
 
   /**
@@ -569,7 +505,7 @@ export class EvmSequencer implements Sequencer {
     this.setFault(fault);
     if (fault) return;
     this.lastSyncAt = Date.now();
-    await this.flush();
+    await this.sender?.flush(this.transport, () => !this.stopped && !this.fault);
   }
 
   /**
@@ -704,7 +640,7 @@ export class EvmSequencer implements Sequencer {
           refused?: Array<{ txid: string; reason: string }>;
         };
         this.cursor = cursor;
-        this.outbox?.remove(seen);
+        await this.sender?.readBack(seen, r?.refused);
         for (const x of r?.refused ?? []) this.o.onRefused?.(x.txid, x.reason);
       }
       // Blocks without keyledger transactions only move the cursor (with the hash of the last).

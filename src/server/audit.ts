@@ -2,9 +2,9 @@
  * Session events on the ledger's audit trail and as server events (docs/protocol.md "Phases 3 and 4",
  * Audit trail; identifiers hashed). Policy: a session event that cannot be written is logged and
  * alerted, and never blocks the login or logout it records (docs/reliability.md "Disk full and
- * read-only data directory"). On the EVM engine an event the chain cannot take now is not lost: it
- * is queued durably (the chain outbox) and sent when the chain is back (docs/reliability.md "The
- * chain away").
+ * read-only data directory"). On the EVM and etcd engines an event the chain (the etcd cluster)
+ * cannot take now is not lost: it is queued durably (the outbox) and sent when it is back
+ * (docs/reliability.md "The chain away").
  */
 import type { Ledger } from '../ledger/ledger.js';
 import { isKlError } from '../protocol/errors.js';
@@ -46,7 +46,7 @@ export function createAuditWriter(o: {
   now: () => number;
   log: (line: string) => void;
 }): AuditWriter {
-  // Events queued for the chain: a line for the first, then at most one a minute.
+  // Events queued for the chain (the etcd cluster): a line for the first, then at most one a minute.
   let queuedLoggedAt = Number.NEGATIVE_INFINITY;
   let queuedUnlogged = 0;
   return (event, id, detail) => {
@@ -64,7 +64,7 @@ export function createAuditWriter(o: {
           queuedUnlogged++;
           if (o.now() - queuedLoggedAt < 60_000) return;
           queuedLoggedAt = o.now();
-          o.log(`${queuedUnlogged} audit event(s) queued until the chain is back: ${err.message}`);
+          o.log(`${queuedUnlogged} audit event(s) queued: ${err.message}`);
           queuedUnlogged = 0;
           return;
         }

@@ -98,9 +98,10 @@ export async function openNode(options: OpenNodeOptions): Promise<OpenNode> {
     observeCommit: o.observeCommit,
     ...(sequencer ? { sequencer } : {}),
   });
-  // Audit events written while the chain is away wait here, durably, until read back from a block
-  // (docs/reliability.md "The chain away").
-  const outbox = engine?.type === 'evm' ? new ChainOutbox(chainOutboxPath(o.dataDir)) : undefined;
+  // Audit events written while the chain (the etcd cluster) is away wait here, durably, until read
+  // back from its order (docs/reliability.md "The chain away").
+  const outbox = sequencer ? new ChainOutbox(chainOutboxPath(o.dataDir)) : undefined;
+  if (sequencer && outbox) sequencer.useOutbox(outbox, (txid) => holds(ledger, txid));
   const proofs = new IdentityProofs(o.dataDir);
   let stopRetries = () => {};
   const close = async (drain = false) => {
@@ -114,8 +115,7 @@ export async function openNode(options: OpenNodeOptions): Promise<OpenNode> {
     proofs.close();
   };
   try {
-    if (engine?.type === 'evm' && outbox)
-      await followEvm(o, engine, sequencer as EvmSequencer, ledger, outbox);
+    if (engine?.type === 'evm') await followEvm(o, engine, sequencer as EvmSequencer, ledger);
     if (engine?.type === 'etcd')
       stopRetries = await followEtcd(o, engine, sequencer as EtcdSequencer, ledger);
   } catch (err) {
@@ -132,6 +132,17 @@ export async function openNode(options: OpenNodeOptions): Promise<OpenNode> {
   return { ledger, sequencer, serverKey, proofs, close };
 }
 
+/** Whether the ledger holds the transaction `txid` (checked before a queued write is sent again). */
+function holds(ledger: EmbeddedLedger, txid: string): Promise<boolean> {
+  return ledger.getTransaction(txid).then(
+    () => true,
+    (err: unknown) => {
+      if (isKlError(err, 'KL_TX_UNKNOWN')) return false;
+      throw err;
+    },
+  );
+}
+
 type Opened = Required<Pick<OpenNodeOptions, 'dataDir' | 'passphrase' | 'log'>> & OpenNodeOptions;
 
 /** The EVM engine's sequencer (ethers is loaded only for that engine). */
@@ -146,25 +157,15 @@ async function evmSequencerOf(o: Opened, engine: EvmEngineInfo, log: (line: stri
   });
 }
 
-/** EVM engine: the outbox, the contract's binding checked (docs/deploy-besu.md "A second server"), then the follower. */
+/** EVM engine: the contract's binding checked (docs/deploy-besu.md "A second server"), then the follower. */
 async function followEvm(
   o: Opened,
   engine: EvmEngineInfo,
   sequencer: EvmSequencer,
   ledger: EmbeddedLedger,
-  outbox: ChainOutbox,
 ): Promise<void> {
   o.log(
     `ledger ordered by EVM chain ${engine.chainId}, contract ${engine.contract}, account ${await sequencer.address}`,
-  );
-  sequencer.useOutbox(outbox, (txid) =>
-    ledger.getTransaction(txid).then(
-      () => true,
-      (err: unknown) => {
-        if (isKlError(err, 'KL_TX_UNKNOWN')) return false;
-        throw err;
-      },
-    ),
   );
   await (await import('./evm-node.js')).checkChainBinding({
     dataDir: o.dataDir,
