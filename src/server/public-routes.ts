@@ -77,6 +77,7 @@ export function registerOperationsRoutes(app: FastifyInstance, ctx: PublicRoutes
           stalenessMs: chain.stalenessMs,
           fault: chain.fault,
           queued: chain.queued,
+          refusedWrites: chain.refusedWrites ?? 0,
         },
       });
     },
