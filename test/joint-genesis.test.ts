@@ -7,10 +7,9 @@
  * tampered file, and a genesis without an organisation's keys, are refused.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Wallet } from 'ethers';
 import { login } from '../src/client/login.js';
 import { register } from '../src/client/register.js';
 import { dataPaths } from '../src/ledger/data-dir.js';
@@ -62,14 +61,6 @@ function refusal(fn: () => unknown): Error & { code?: string } {
 
 const readJson = (path: string) => JSON.parse(readFileSync(path, 'utf8'));
 
-/** Pays for `accounts` from anvil's public development account. */
-async function fund(anvil: Anvil, accounts: string[]): Promise<void> {
-  const provider = evmProvider(anvil.url);
-  const funder = new Wallet(ANVIL_FUNDER_KEY, provider);
-  for (const to of accounts) await (await funder.sendTransaction({ to, value: 10n ** 20n })).wait(1);
-  provider.destroy();
-}
-
 describe('a genesis made by two organisations (EVM engine, anvil)', () => {
   let anvil: Anvil;
   let work: string;
@@ -92,19 +83,62 @@ describe('a genesis made by two organisations (EVM engine, anvil)', () => {
   it('contribute, propose, sign, combine and adopt with the commands; both servers start', async () => {
     await ok(['genesis', 'contribute', '--data', dirA, '--org', 'org-a']);
     await ok(['genesis', 'contribute', '--data', dirB, '--org', 'org-b', '--url', 'http://127.0.0.1:9']);
-    const [ca, cb] = [dirA, dirB].map((d) => readJson(dataPaths(d).contribution) as Contribution);
-    await fund(anvil, [ca!.node.account, cb!.node.account]);
     // A data directory that contributed is not given a genesis of its own by `serve`.
     assert.equal((await rejection(startOn(dirB, {}))).code, 'KL_DATA_DIR');
     const contribs = [dataPaths(dirA).contribution, dataPaths(dirB).contribution];
-    const common = ['--name', 'joint', '--rpc', anvil.url, '--data', dirA];
+    // On a development chain, propose pays for every organisation's account from anvil's public key.
+    const common = [
+      '--name',
+      'joint',
+      '--rpc',
+      anvil.url,
+      '--data',
+      dirA,
+      '--insecure-dev-funder-key',
+      ANVIL_FUNDER_KEY,
+    ];
     // Two organisations, a quorum of 1: either could change the governance alone.
     const one = await cli(['genesis', 'propose', ...contribs, '--quorum', '1', ...common]);
     assert.equal(one.code, 2);
     assert.match(one.stderr, /KL_BAD_INPUT.*quorum/);
     await ok(['genesis', 'propose', ...contribs, '--quorum', '2', ...common, '--out', file('p.json')]);
-    await ok(['genesis', 'sign', file('p.json'), '--data', dirA, '--out', file('sa.json')]);
-    await ok(['genesis', 'sign', file('p.json'), '--data', dirB, '--out', file('sb.json')]);
+    const [ca, cb] = [dirA, dirB].map((d) => readJson(dataPaths(d).contribution) as Contribution);
+    const funded = evmProvider(anvil.url);
+    for (const c of [ca!, cb!])
+      assert.ok((await funded.getBalance(c.node.account)) > 0n, `${c.org} paid for`);
+    funded.destroy();
+    // The signer sees every organisation's keys, and can pin them: one with another validator key,
+    // or one more than expected (a proposer's made-up organisation), is refused before signing.
+    const [va, vb] = [ca!.node.validator.keyId, cb!.node.validator.keyId];
+    const sign = (dir: string, ...more: string[]) =>
+      cli(['genesis', 'sign', file('p.json'), '--data', dir, '--out', file('refused.json'), ...more]);
+    const wrongKey = await sign(dirB, '--expect', `org-a=${vb}`, '--expect', `org-b=${vb}`);
+    assert.equal(wrongKey.code, 2);
+    assert.match(wrongKey.stderr, new RegExp(`KL_BAD_INPUT.*org-a has validator key ${va}, not ${vb}`));
+    const extra = await sign(dirB, '--expect', `org-b=${vb}`);
+    assert.match(extra.stderr, /KL_BAD_INPUT.*organisations not expected: org-a/);
+    assert.equal(existsSync(file('refused.json')), false, 'nothing signed');
+    const signedA = await ok(['genesis', 'sign', file('p.json'), '--data', dirA, '--out', file('sa.json')]);
+    for (const c of [ca!, cb!])
+      assert.match(
+        signedA,
+        new RegExp(
+          `${c.org}: validator ${c.node.validator.keyId}, registrar ${c.registrar.keyId}, account ${c.node.account}, server ${c.node.server.fingerprint}`,
+        ),
+      );
+    await ok([
+      'genesis',
+      'sign',
+      file('p.json'),
+      '--data',
+      dirB,
+      '--expect',
+      `org-a=${va}`,
+      '--expect',
+      `org-b=${vb}`,
+      '--out',
+      file('sb.json'),
+    ]);
     const missing = await cli([
       'genesis',
       'combine',
@@ -178,7 +212,21 @@ describe('a genesis made by two organisations (EVM engine, anvil)', () => {
       '--out',
       file('g.json'),
     ]);
-    await ok(['admin', 'governance', 'sign', file('g.json'), '--data', dirA, '--out', file('ga.json')]);
+    // The validator sees every field of what it approves.
+    const shown = await ok([
+      'admin',
+      'governance',
+      'sign',
+      file('g.json'),
+      '--data',
+      dirA,
+      '--out',
+      file('ga.json'),
+    ]);
+    assert.match(
+      shown,
+      /approving RoleGranted on ledger [0-9a-f]+:\n {2}id: alice@example.org\n {2}role: admin\n {2}govSeq: \d+/,
+    );
     await ok(['admin', 'governance', 'sign', file('g.json'), '--data', dirB, '--out', file('gb.json')]);
     const submit = (...sigs: string[]) =>
       cli(['admin', 'governance', 'submit', file('g.json'), ...sigs.map(file), '--data', dirA]);
@@ -285,6 +333,11 @@ describe('a genesis made by two organisations (EVM engine, anvil)', () => {
       ],
     };
     assert.equal(refusal(() => checkJointGenesis(altered)).code, 'KL_BAD_INPUT');
+    // The consents sign the chain id alone: admissions dropped after signing are still refused.
+    assert.match(
+      refusal(() => checkJointGenesis({ ...joint, admissions: [] })).message,
+      /admits 0 servers for 1 other organisations/,
+    );
   });
 
   it("a genesis that does not contain the data directory's keys is refused at adopt", async () => {

@@ -35,6 +35,14 @@ export function homeOption(): Option {
   return new Option('--home <DIR>', 'your keyledger home (default ~/.keyledger, or KEYLEDGER_HOME)');
 }
 
+/** `--insecure-dev-funder-key KEY`: pay for new Ethereum accounts on a development chain. */
+export function devFunderOption(): Option {
+  return new Option(
+    '--insecure-dev-funder-key <KEY>',
+    'pay for the account from this key (development chains only)',
+  );
+}
+
 /** `--json`: results as JSON on stdout. */
 export function jsonOption(): Option {
   return new Option('--json', 'print the result as JSON');

@@ -147,8 +147,6 @@ export interface ProposalOptions {
   createdAt: number;
   /** The EVM chain and contract that order the ledger. */
   engine: EvmEngineInfo;
-  /** Let several organisations govern with a quorum of 1 (any one of them alone). */
-  allowQuorumOfOne?: boolean;
 }
 
 /** Each contribution, none naming what another names, and the quorum several organisations need. */
@@ -168,10 +166,11 @@ function checkContributions(o: ProposalOptions): Contribution[] {
     if (new Set(values).size !== values.length)
       throw new KlError('KL_BAD_INPUT', `two contributions have the same ${field}`);
   }
-  if (contributions.length > 1 && o.quorum < 2 && !o.allowQuorumOfOne)
+  // The genesis's own rule (a majority) refuses it too; this says why in the operator's words.
+  if (contributions.length > 1 && o.quorum < 2)
     throw new KlError(
       'KL_BAD_INPUT',
-      'several organisations with a quorum of 1 let any one of them change the governance alone: give --quorum 2 or more (or force it)',
+      'several organisations with a quorum of 1 would let any one of them change the governance alone: give --quorum 2 or more (a majority)',
     );
   return contributions;
 }
@@ -226,7 +225,6 @@ export function checkProposal(value: unknown): GenesisProposal {
     name: g.name,
     createdAt: g.createdAt,
     engine: g.engine,
-    allowQuorumOfOne: true,
   });
   if (canonicalize(made) !== canonicalize(value))
     throw new KlError(
@@ -234,6 +232,54 @@ export function checkProposal(value: unknown): GenesisProposal {
       'the proposal is not the genesis its contributions make (its genesis, chain or admissions were changed)',
     );
   return made;
+}
+
+/** What a person checks of one organisation of a proposal before signing it. */
+export interface OrganisationSummary {
+  org: string;
+  validator: string;
+  registrar: string;
+  account: string;
+  serverFingerprint: string;
+  url?: string;
+}
+
+/** One line of facts per organisation of `proposal`, the proposer's first. */
+export function summariseProposal(proposal: GenesisProposal): OrganisationSummary[] {
+  return proposal.contributions.map((c) => ({
+    org: c.org,
+    validator: c.node.validator.keyId,
+    registrar: c.registrar.keyId,
+    account: c.node.account,
+    serverFingerprint: c.node.server.fingerprint,
+    ...(c.node.url ? { url: c.node.url } : {}),
+  }));
+}
+
+/**
+ * Checks a proposal against what its signer knows from outside it: `expected` maps every
+ * organisation the signer expects to its validator key id (given out of band), and nothing else may
+ * be in the proposal (an organisation made up by the proposer would give it a second vote); a
+ * (a quorum of 1 among several organisations is never made: see {@link makeProposal}).
+ * @throws KlError `KL_BAD_INPUT`
+ */
+export function checkProposalExpectations(
+  proposal: GenesisProposal,
+  expected: ReadonlyMap<string, string>,
+): void {
+  const orgs = new Map(proposal.contributions.map((c) => [c.org, c.node.validator.keyId]));
+  for (const [org, validator] of expected) {
+    const found = orgs.get(org);
+    if (found === undefined) throw new KlError('KL_BAD_INPUT', `the proposal has no organisation ${org}`);
+    if (found.toLowerCase() !== validator.toLowerCase())
+      throw new KlError('KL_BAD_INPUT', `organisation ${org} has validator key ${found}, not ${validator}`);
+  }
+  const unexpected = [...orgs.keys()].filter((org) => !expected.has(org));
+  if (unexpected.length > 0)
+    throw new KlError(
+      'KL_BAD_INPUT',
+      `the proposal has organisations not expected: ${unexpected.join(', ')}`,
+    );
 }
 
 const admissionMessage = (chain: string, a: PendingAdmission) =>
@@ -337,11 +383,24 @@ export function checkJointGenesis(value: unknown): JointGenesis {
     if (!s || !verifySignature(v.publicKey, GENESIS_SIGNATURE_DOMAIN, utf8(chain), s.sig))
       throw new KlError('KL_BAD_INPUT', `validator ${v.keyId} has not signed this genesis`);
   }
+  // Every organisation but the proposer (the first validator, whose server the genesis pins) has its
+  // server admitted at genesis time, in the order of the validators: the consents are signatures of
+  // the chain id alone, so an admission dropped after signing would otherwise go unnoticed.
+  if (j.admissions.length !== genesis.validators.length - 1)
+    throw new KlError(
+      'KL_BAD_INPUT',
+      `the joint genesis admits ${j.admissions.length} servers for ${genesis.validators.length - 1} other organisations`,
+    );
   j.admissions.forEach((admission, i) => {
     const r = verifyNodeAdmission({ genesis, chain, admission });
     if (!r.verified) throw new KlError('KL_BAD_INPUT', `admission ${i}: ${r.reason}`);
     if (r.admission.govSeq !== i)
       throw new KlError('KL_BAD_INPUT', `admission ${i} is numbered ${r.admission.govSeq}`);
+    if (r.admission.node?.validator.keyId !== genesis.validators[i + 1]?.keyId)
+      throw new KlError(
+        'KL_BAD_INPUT',
+        `admission ${i} is not the server of validator ${i + 1}'s organisation`,
+      );
   });
   return {
     v: 1,

@@ -101,7 +101,7 @@ export async function initEvmNode(o: InitEvmNodeOptions): Promise<{ genesis: Gen
 }
 
 /** This node's Ethereum account: made and sealed on first use, kept if a later step fails. */
-function nodeAccount(dataDir: string, passphrase: string): Wallet {
+export function nodeAccount(dataDir: string, passphrase: string): Wallet {
   // The account is made (and sealed) first and kept if deploying fails, so that a network with an
   // accounts allowlist can allowlist it and the same command, run again, uses it.
   const paths = dataPaths(dataDir);
@@ -118,7 +118,7 @@ function nodeAccount(dataDir: string, passphrase: string): Wallet {
 }
 
 /** Pays for `address` from a funded development account (anvil, Hardhat: their keys are public). */
-async function fundDevAccount(rpcUrl: string, funderKey: string, address: string): Promise<void> {
+export async function fundDevAccount(rpcUrl: string, funderKey: string, address: string): Promise<void> {
   const provider = evmProvider(rpcUrl);
   try {
     const funder = new Wallet(funderKey, provider);

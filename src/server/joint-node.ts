@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { Contract, toUtf8String, Wallet } from 'ethers';
+import { Contract, toUtf8String, type Wallet } from 'ethers';
 import { dataPaths, readGenesisFile } from '../ledger/data-dir.js';
 import { initAdoptedLedger, nodeKeysWithoutGenesis } from '../ledger/embedded-init.js';
 import { bindChain, boundChain, setRegistrarAccount } from '../ledger/evm-governor.js';
@@ -19,6 +19,7 @@ import {
   checkContribution,
   checkJointGenesis,
   checkProposal,
+  checkProposalExpectations,
   type GenesisProposal,
   type GenesisSignature,
   type JointGenesis,
@@ -28,23 +29,14 @@ import {
 } from '../ledger/joint-genesis.js';
 import { leafHash } from '../ledger/merkle.js';
 import { checkJoinRequest, type NodeAdmission } from '../ledger/node-admission.js';
-import { openKeyFile, openSecretFile, sealSecretFile, writeFileAtomic } from '../ledger/sealed-key-file.js';
+import { openKeyFile, writeFileAtomic } from '../ledger/sealed-key-file.js';
 import { signTransactionBytes } from '../ledger/transactions.js';
 import { fromUtf8, toHex } from '../protocol/bytes.js';
 import { canonicalize } from '../protocol/canonical-json.js';
 import { KlError } from '../protocol/errors.js';
+import { fundDevAccount, nodeAccount } from './evm-node.js';
 import { checkServerKey } from './server-admission.js';
 import { createServerKey, loadServerKey, serverKeyPath } from './server-key.js';
-
-/** The organisation's Ethereum account: the sealed one of the data directory, or a new one sealed there. */
-function accountOf(dataDir: string, passphrase: string): Wallet {
-  const path = dataPaths(dataDir).evmAccountKey;
-  if (existsSync(path))
-    return new Wallet(`0x${openSecretFile(path, passphrase, 'evm-account').toString('hex')}`);
-  const made = Wallet.createRandom();
-  sealSecretFile(path, Buffer.from(made.privateKey.slice(2), 'hex'), passphrase, 'evm-account');
-  return new Wallet(made.privateKey);
-}
 
 /**
  * Makes (or opens) the node keys of an organisation's first server, without a genesis: validator
@@ -66,7 +58,7 @@ export async function contributeNode(o: {
         publicKey: k.armoredPublicKey,
       }))
     : await createServerKey(o.dataDir, o.passphrase, { now: new Date((o.now ?? Date.now)()) });
-  const account = accountOf(o.dataDir, o.passphrase).address;
+  const account = nodeAccount(o.dataDir, o.passphrase).address;
   const contribution = makeContribution({
     org: o.org,
     validator,
@@ -94,13 +86,17 @@ export interface ProposeGenesisOptions {
   contributions: unknown[];
   quorum: number;
   name: string;
-  allowQuorumOfOne?: boolean;
   rpcUrl: string;
   /** Attach to this contract (its deployer governs it) instead of deploying one. */
   contract?: { address: string; fromBlock: number };
   /** Without `contract`: the proposer's data directory, whose account deploys (and governs) the contract. */
   dataDir?: string;
   passphrase?: string;
+  /**
+   * Pay for every contribution's account from this development key (anvil, Hardhat: public keys)
+   * before the contract is deployed. Development chains only.
+   */
+  insecureDevFunderKey?: string;
   now?: () => number;
 }
 
@@ -120,6 +116,8 @@ export async function proposeGenesis(o: ProposeGenesisOptions): Promise<GenesisP
   };
   const { contributions } = makeProposal({ ...o, createdAt: 0, engine: placeholder });
   for (const c of contributions) await checkServerKey(c.node.server, `the contribution of ${c.org}`);
+  if (o.insecureDevFunderKey)
+    for (const c of contributions) await fundDevAccount(o.rpcUrl, o.insecureDevFunderKey, c.node.account);
   const proposer = contributions[0]!;
   let engine: EvmEngineInfo;
   if (o.contract) {
@@ -145,7 +143,7 @@ export async function proposeGenesis(o: ProposeGenesisOptions): Promise<GenesisP
         'KL_BAD_INPUT',
         `the first contribution is not the one of ${o.dataDir}: the proposer's comes first`,
       );
-    const account = accountOf(o.dataDir, o.passphrase);
+    const account = nodeAccount(o.dataDir, o.passphrase);
     engine = await deployRegistry({ rpcUrl: o.rpcUrl, privateKey: account.privateKey });
   }
   return makeProposal({
@@ -154,7 +152,6 @@ export async function proposeGenesis(o: ProposeGenesisOptions): Promise<GenesisP
     name: o.name,
     createdAt: (o.now ?? Date.now)(),
     engine,
-    ...(o.allowQuorumOfOne ? { allowQuorumOfOne: true } : {}),
   });
 }
 
@@ -182,8 +179,11 @@ export function signGenesisProposal(o: {
   dataDir: string;
   passphrase: string;
   proposal: unknown;
+  /** Every organisation expected, by name, with its validator key id (given out of band). */
+  expected?: ReadonlyMap<string, string>;
 }): GenesisSignature {
   const proposal = checkProposal(o.proposal);
+  if (o.expected) checkProposalExpectations(proposal, o.expected);
   const own = canonicalize(ownContribution(o.dataDir));
   if (!proposal.contributions.some((c) => canonicalize(c) === own))
     throw new KlError(
@@ -242,7 +242,7 @@ export async function adoptGenesis(o: {
     const file = checkJoinRequest({ v: 1, chain, ...request });
     writeFileSync(paths.joinRequest, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
   }
-  const account = accountOf(o.dataDir, o.passphrase);
+  const account = nodeAccount(o.dataDir, o.passphrase);
   const governor = await governs(o.rpcUrl, engine, account.address);
   if (governor) await governorSteps({ ...o, joint, engine, account });
   else if (bound === null)

@@ -12,7 +12,6 @@ import {
 import type { TransactionReceipt } from '../../ledger/proofs.js';
 import { openKeyFile } from '../../ledger/sealed-key-file.js';
 import type { IdentityRole } from '../../ledger/transactions.js';
-import { canonicalize } from '../../protocol/canonical-json.js';
 import { KlError, wireText } from '../../protocol/errors.js';
 import { canonicalIdentity } from '../../protocol/identity.js';
 import { callAdmin } from '../../server/admin-socket.js';
@@ -159,6 +158,20 @@ function changeOf(what: string[], role: string): ChangeRequest {
 }
 
 /**
+ * One `path: value` line per field of `value`, nested objects flattened (`node.validator.keyId`);
+ * a public key is shown by its size (its id or fingerprint is a field beside it).
+ */
+function describeFields(value: unknown, path = ''): string[] {
+  if (typeof value === 'object' && value !== null)
+    return Object.entries(value).flatMap(([key, inner]) =>
+      describeFields(inner, path ? `${path}.${key}` : key),
+    );
+  const text = String(value);
+  if (/publicKey$/.test(path)) return [`${path}: (a key of ${text.length} characters)`];
+  return [`${path}: ${wireText(text, 200)}`];
+}
+
+/**
  * `keyledger admin governance propose | sign | submit` (docs/ledger.md "Governance"): a change a
  * quorum of validators approves, proposed and submitted through the governor's DATA/admin.sock,
  * signed offline by each validator's data directory.
@@ -186,7 +199,9 @@ export async function adminGovernance(
   }
   if (o.sub === 'sign') {
     const proposal = checkGovernanceProposal(readJsonFile(o.file, 'governance proposal'));
-    info(`approving ${proposal.type} ${wireText(canonicalize(proposal.body), 300)}`);
+    // Every field, so the validator sees what it approves (keys by their id beside them).
+    out(`approving ${proposal.type} on ledger ${proposal.chain}:`);
+    for (const line of describeFields(proposal.body)) out(`  ${line}`);
     const { genesis } = readGenesisFile(dataPaths(o.data).genesis);
     const validator = openKeyFile(dataPaths(o.data).validatorKey, await resolvePassphrase(o), 'validator');
     const signature = signGovernanceProposal(proposal, genesis, validator);

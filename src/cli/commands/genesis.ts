@@ -4,7 +4,12 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { chainIdOf } from '../../ledger/genesis.js';
-import { checkProposal, combineProposal } from '../../ledger/joint-genesis.js';
+import {
+  checkProposal,
+  checkProposalExpectations,
+  combineProposal,
+  summariseProposal,
+} from '../../ledger/joint-genesis.js';
 import { KlError, wireText } from '../../protocol/errors.js';
 import { info, out } from '../io.js';
 import { type PassphraseSource, resolvePassphrase } from '../passphrase.js';
@@ -65,7 +70,7 @@ export async function genesisPropose(
     data?: string;
     contract?: string;
     fromBlock?: string;
-    forceQuorumOfOne?: boolean;
+    insecureDevFunderKey?: string;
     out?: string;
     json?: boolean;
   } & PassphraseSource,
@@ -89,7 +94,7 @@ export async function genesisPropose(
     ...(o.contract ? { contract: { address: o.contract, fromBlock } } : {}),
     ...(o.data ? { dataDir: o.data } : {}),
     ...(passphrase ? { passphrase } : {}),
-    ...(o.forceQuorumOfOne ? { allowQuorumOfOne: true } : {}),
+    ...(o.insecureDevFunderKey ? { insecureDevFunderKey: o.insecureDevFunderKey } : {}),
   });
   const file = o.out ?? 'genesis-proposal.json';
   writeJsonFile(file, proposal);
@@ -113,23 +118,61 @@ next: every organisation runs \`keyledger genesis sign ${file} --data DIR\` and 
 
 /** `keyledger genesis sign PROPOSAL`: this organisation's signature of the proposal. */
 export async function genesisSign(
-  o: { file: string; data: string; out?: string; json?: boolean } & PassphraseSource,
+  o: {
+    file: string;
+    data: string;
+    expect?: string[];
+    out?: string;
+    json?: boolean;
+  } & PassphraseSource,
 ): Promise<number> {
   const value = readJsonFile(o.file, 'proposal');
   const proposal = checkProposal(value);
-  info(
-    `signing ledger ${proposal.chain}: ${proposal.contributions.map((c) => wireText(c.org, 64)).join(', ')}, quorum ${proposal.genesis.quorum} of ${proposal.genesis.validators.length}`,
-  );
+  const organisations = summariseProposal(proposal);
+  if (!o.json) {
+    out(
+      `ledger ${proposal.chain}, quorum ${proposal.genesis.quorum} of ${proposal.genesis.validators.length} organisations:`,
+    );
+    for (const org of organisations)
+      out(
+        `  ${wireText(org.org, 64)}: validator ${org.validator}, registrar ${org.registrar}, account ${org.account}, server ${org.serverFingerprint}${org.url ? ` at ${wireText(org.url, 200)}` : ''}`,
+      );
+  }
+  const expected = o.expect?.length ? expectedOrganisations(o.expect) : undefined;
+  // Checked before the passphrase is asked for: a proposal this organisation would refuse anyway.
+  if (expected) checkProposalExpectations(proposal, expected);
+  if (!expected)
+    info(
+      'check every organisation above against what it told you (its contribution.json), or pin them with --expect ORG=VALIDATOR_KEYID',
+    );
   const passphrase = await resolvePassphrase(o);
-  const sig = (await joint()).signGenesisProposal({ dataDir: o.data, passphrase, proposal: value });
+  const sig = (await joint()).signGenesisProposal({
+    dataDir: o.data,
+    passphrase,
+    proposal: value,
+    ...(expected ? { expected } : {}),
+  });
   const file = o.out ?? `genesis-signature-${sig.validator.slice(0, 8)}.json`;
   writeJsonFile(file, sig);
   out(
     o.json
-      ? JSON.stringify({ file, chain: sig.chain, validator: sig.validator })
+      ? JSON.stringify({ file, chain: sig.chain, validator: sig.validator, organisations })
       : `signature written to ${file}: send it to the proposing organisation (keyledger genesis combine)`,
   );
   return 0;
+}
+
+/** `--expect ORG=VALIDATOR_KEYID`, repeated: the organisations a signer expects. */
+function expectedOrganisations(values: string[]): Map<string, string> {
+  const expected = new Map<string, string>();
+  for (const value of values) {
+    const match = /^([^=]+)=([0-9a-fA-F]{8,128})$/.exec(value);
+    if (!match)
+      throw new KlError('KL_BAD_INPUT', `--expect ${wireText(value, 80)}: give ORG=VALIDATOR_KEYID`);
+    if (expected.has(match[1]!)) throw new KlError('KL_BAD_INPUT', `--expect names ${match[1]} twice`);
+    expected.set(match[1]!, match[2]!);
+  }
+  return expected;
 }
 
 /** `keyledger genesis combine PROPOSAL SIG...`: the final joint genesis. */

@@ -3,7 +3,13 @@
  * several organisations, each with its own servers (docs/deploy-besu.md "Several organisations").
  */
 import { type Command, Option } from 'commander';
-import { jsonOption, nodePassphraseOptions, type OptionValues } from '../options.js';
+import {
+  collect,
+  devFunderOption,
+  jsonOption,
+  nodePassphraseOptions,
+  type OptionValues,
+} from '../options.js';
 import { act, type Context, dataOr, examples, given, passphraseOf, str, withOptions } from './shared.js';
 
 const load = () => import('../commands/genesis.js');
@@ -89,7 +95,7 @@ function declarePropose(genesis: Command, context: Context): void {
     .argument('<CONTRIB...>', "the contributions, the proposer's first")
     .summary('check the contributions and write the genesis proposal')
     .description(
-      "Checks every contribution's signature and keys and writes the proposal: the genesis (every organisation's validator, the proposer's registrar and server key, the quorum) and the admissions of the other organisations' servers. The KeyRegistry contract is deployed from the proposer's account (--data, its governor), or --contract ADDR --from-block N is attached. Several organisations need --quorum 2 or more unless --force-quorum-of-one.",
+      "Checks every contribution's signature and keys and writes the proposal: the genesis (every organisation's validator, the proposer's registrar and server key, the quorum) and the admissions of the other organisations' servers. The KeyRegistry contract is deployed from the proposer's account (--data, its governor), or --contract ADDR --from-block N is attached. Several organisations need --quorum 2 or more (a majority).",
     );
   withOptions(c, [
     new Option('--quorum <N>', 'validator approvals a governance change needs (required; a majority)'),
@@ -98,7 +104,10 @@ function declarePropose(genesis: Command, context: Context): void {
     dataOption("the proposer's data directory, whose account deploys the contract"),
     new Option('--contract <ADDRESS>', 'attach to this deployed KeyRegistry instead'),
     new Option('--from-block <N>', 'the block the contract was deployed in'),
-    new Option('--force-quorum-of-one', 'let any one organisation change the governance alone'),
+    new Option(
+      '--insecure-dev-funder-key <KEY>',
+      "pay for every contribution's account from this key (development chains only)",
+    ),
     outOption('./genesis-proposal.json'),
     ...nodePassphraseOptions(),
     jsonOption(),
@@ -115,7 +124,7 @@ function declarePropose(genesis: Command, context: Context): void {
         data: str(v, 'data') ?? './keyledger-data',
         ...given('contract', str(v, 'contract')),
         ...given('fromBlock', str(v, 'fromBlock')),
-        forceQuorumOfOne: !!v.forceQuorumOfOne,
+        ...given('insecureDevFunderKey', str(v, 'insecureDevFunderKey')),
         ...given('out', str(v, 'out')),
         ...passphraseOf(v),
         json: !!v.json,
@@ -130,21 +139,29 @@ function declareSign(genesis: Command, context: Context): void {
     .argument('<PROPOSAL>', 'the genesis proposal')
     .summary("sign the proposal with this organisation's validator key")
     .description(
-      "Checks the proposal is what its contributions make and holds this organisation's contribution as made, then signs the genesis (its chain id) and the admissions it carries with the validator key of DATA.",
+      "Prints every organisation of the proposal (name, validator and registrar key ids, account, server fingerprint, URL) to check against what each told you, checks the proposal is what its contributions make and holds this organisation's contribution as made, then signs the genesis (its chain id) and the admissions it carries with the validator key of DATA. --expect ORG=KEYID (repeatable) pins every organisation expected: one missing, with another validator key, or not expected is refused.",
     );
   withOptions(c, [
     dataOption('this organisation’s data directory'),
+    new Option(
+      '--expect <ORG=KEYID>',
+      'an organisation expected and its validator key id (repeatable; then no other may be in the proposal)',
+    ).argParser(collect),
     outOption('./genesis-signature-KEYID.json'),
     ...nodePassphraseOptions(),
     jsonOption(),
   ]);
-  examples(c, ['keyledger genesis sign ./genesis-proposal.json --data ./org-b']).action(
+  examples(c, [
+    'keyledger genesis sign ./genesis-proposal.json --data ./org-b',
+    'keyledger genesis sign ./genesis-proposal.json --data ./org-b --expect org-a=KEYID --expect org-b=KEYID',
+  ]).action(
     act(
       context,
       async (v, [file]) =>
         (await load()).genesisSign({
           file: file!,
           data: str(v, 'data') ?? './keyledger-data',
+          expect: Array.isArray(v.expect) ? (v.expect as string[]) : [],
           ...given('out', str(v, 'out')),
           ...passphraseOf(v),
           json: !!v.json,

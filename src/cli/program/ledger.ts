@@ -4,7 +4,14 @@
  */
 import { type Command, Option } from 'commander';
 import { KlError } from '../../protocol/errors.js';
-import { collect, jsonOption, nodePassphraseOptions, type OptionValues, serveFlags } from '../options.js';
+import {
+  collect,
+  devFunderOption,
+  jsonOption,
+  nodePassphraseOptions,
+  type OptionValues,
+  serveFlags,
+} from '../options.js';
 import {
   act,
   type Context,
@@ -178,10 +185,7 @@ function declareDeploy(ledger: Command, context: Context): void {
     new Option('--rpc <URL>', 'the EVM node'),
     new Option('--contract <ADDRESS>', 'attach to this KeyRegistry contract instead of deploying one'),
     new Option('--from-block <N>', 'the block the contract was deployed at (with --contract)'),
-    new Option(
-      '--insecure-dev-funder-key <KEY>',
-      'pay for the account from this key (development chains only)',
-    ),
+    devFunderOption(),
     new Option('--etcd <URLS>', "the etcd cluster members' client URLs, comma-separated"),
     new Option('--etcd-prefix <PREFIX>', 'the key prefix of the new ledger (/keyledger/NAME)'),
     ...nodePassphraseOptions(),

@@ -3,7 +3,7 @@
  * an etcd cluster (docs/deploy-besu.md "A second server", docs/deploy-etcd.md "A second server").
  */
 import { type Command, Option } from 'commander';
-import { jsonOption, nodePassphraseOptions } from '../options.js';
+import { devFunderOption, jsonOption, nodePassphraseOptions } from '../options.js';
 import { act, type Context, dataOr, examples, given, passphraseOf, str, withOptions } from './shared.js';
 
 /** The help of `keyledger node join`. */
@@ -36,10 +36,7 @@ export function declareNode(program: Command, context: Context): void {
     ),
     new Option('--name <NAME>', "this server's name in the ledger (default: the host name)"),
     new Option('--url <URL>', "this server's public URL, listed for clients once admitted"),
-    new Option(
-      '--insecure-dev-funder-key <KEY>',
-      'pay for the account from this key (development chains only)',
-    ),
+    devFunderOption(),
     ...nodePassphraseOptions(),
     jsonOption(),
   ]);
