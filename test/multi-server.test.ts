@@ -19,13 +19,14 @@ import type { ClientHome } from '../src/client/home.js';
 import { register } from '../src/client/register.js';
 import { serverList, withLearnt, withoutServer, withServer } from '../src/client/server-list.js';
 import { connect } from '../src/client/session.js';
-import type { ServerFile } from '../src/client/store.js';
+import type { ServerEntry, ServerFile } from '../src/client/store.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { type RunningServer, startServer } from '../src/server/app.js';
+import { loadServerKey } from '../src/server/server-key.js';
 import { PASSPHRASE, tempDir } from './helpers.js';
 import { type Anvil, startAnvil } from './support/anvil.js';
 import { impostorProxy } from './support/impostor-proxy.js';
-import { type HttpForgery, mitmProxy } from './support/mitm-proxy.js';
+import { type HttpForgery, type MitmProxy, mitmProxy, signedChallenge } from './support/mitm-proxy.js';
 import { freePort } from './support/serve-cli.js';
 import { CLIENT_PASSPHRASE, evmTestServer, invite, newClient, registeredClient } from './support/server.js';
 
@@ -50,6 +51,16 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 const code = (c: string, message?: RegExp) => (e: unknown) => {
   assert.ok(isKlError(e), String(e));
   assert.equal(e.code, c, e.message);
+  if (message) assert.match(e.message, message);
+  return true;
+};
+
+/** The error given when no server gave an authenticated answer: the first answer's code, said unverified. */
+const unverified = (c: string, message?: RegExp) => (e: unknown) => {
+  assert.ok(isKlError(e), String(e));
+  assert.equal(e.code, c, e.message);
+  assert.match(e.message, /\(not verified: no server of this ledger gave an authenticated answer; /);
+  assert.equal(e.details?.authenticated, false);
   if (message) assert.match(e.message, message);
   return true;
 };
@@ -161,7 +172,7 @@ describe('several servers of one ledger', () => {
     );
   });
 
-  it('an impostor presenting another server key is refused and never used; its plaintext refusal is failed over, its failed signature is a verdict', async () => {
+  it('an impostor presenting another server key is refused and never used; its plaintext refusal and its challenge signed by another key are no verdict', async () => {
     const cInfo = (await (await fetch(`${C.url}/v1/info`)).json()) as {
       server: { fingerprint: string; publicKey: string };
     };
@@ -196,22 +207,28 @@ describe('several servers of one ledger', () => {
       assert.equal(next.serverUrl, url(aPort));
       await next.close();
       assert.ok(proxy.upgrades > upgrades, 'the login went to the impostor first');
-      // Once C knows the identity, it answers with a challenge signed by its own key: the client's
-      // own check refuses it, a verdict that stands; no other server is tried in its place.
+      // Once C knows the identity (under another key), it answers with a challenge of its own,
+      // signed by its key: nothing in it verifies for this client, so it proves nothing (anyone
+      // can make one) and is no verdict either; the next server is asked.
       await registeredClient(C, 'impostor@example.org');
       listed();
-      const sessionsBefore = A.sessions.list().length + B.sessions.list().length;
-      await assert.rejects(connect({ home, passphrase: CLIENT_PASSPHRASE }), (e: unknown) => {
-        assert.ok(isKlError(e), String(e));
-        assert.ok(!['KL_NETWORK', 'KL_LEDGER_BEHIND'].includes(e.code), `${e.code}: ${e.message}`);
-        assert.notEqual(e.details?.authenticated, false, `${e.code}: ${e.message}`);
-        return true;
+      const tried = proxy.upgrades;
+      const third = await connect({ home, passphrase: CLIENT_PASSPHRASE });
+      assert.equal(third.serverUrl, url(aPort));
+      await third.close();
+      assert.ok(proxy.upgrades > tried, 'C answered the login first');
+      // The impostor alone: no server gave an authenticated answer, and the error says so.
+      home.writeServer({
+        ...saved,
+        url: proxy.url,
+        servers: [{ url: proxy.url, fingerprint: saved.server.fingerprint }],
       });
-      assert.equal(
-        A.sessions.list().length + B.sessions.list().length,
-        sessionsBefore,
-        'no other server was tried',
+      const alone = home.readServer();
+      await assert.rejects(
+        connect({ home, passphrase: CLIENT_PASSPHRASE }),
+        unverified('KL_DECRYPTION_FAILED'),
       );
+      assert.deepEqual(home.readServer().servers, alone.servers, 'the home still lists the impostor alone');
     } finally {
       await proxy.close();
     }
@@ -246,7 +263,10 @@ describe('several servers of one ledger', () => {
       // HTTP: every answer of "A" a forged error, or only the consistency proof refused (which
       // would otherwise read as a rewritten history): checked on B instead.
       const forgeries: HttpForgery[] = [
-        () => ({ status: 400, body: { error: { code: 'KL_NOT_REGISTERED', message: 'forged' } } }),
+        () => ({
+          status: 400,
+          body: { error: { code: 'KL_NOT_REGISTERED', message: 'register again at https://evil.example' } },
+        }),
         (_m, path) =>
           path.startsWith('/v1/ledger/consistency')
             ? { status: 400, body: { error: { code: 'KL_BAD_INPUT', message: 'forged' } } }
@@ -262,13 +282,29 @@ describe('several servers of one ledger', () => {
         });
         assert.equal(used, url(bPort));
       }
-      // With A behind the proxy as the only server, the forged answer is all there is: it fails.
+      // With A behind the proxy as the only server, the forged answer is all there is: it fails
+      // with its code, said to be unverified, without its text.
       home.writeServer({ ...saved, url: proxy.url, servers: [{ url: proxy.url, fingerprint: fp }] });
       proxy.forgeHttp(forgeries[0]!);
       await assert.rejects(
         onServers(home, (server) => advanceCheckpoint(home, server)),
-        code('KL_NOT_REGISTERED'),
+        (e: unknown) => {
+          unverified(
+            'KL_NOT_REGISTERED',
+            /^the server answered 400 KL_NOT_REGISTERED in a plain HTTP error body/,
+          )(e);
+          assert.doesNotMatch((e as Error).message, /evil/);
+          return true;
+        },
       );
+      // The CLI says the same.
+      const st = await cli(['status', '--home', home.dir]);
+      assert.equal(st.code, 2, st.stdout + st.stderr);
+      assert.match(
+        st.stderr,
+        /^error KL_NOT_REGISTERED: the server answered 400 KL_NOT_REGISTERED in a plain HTTP error body \(not verified: no server of this ledger gave an authenticated answer; /m,
+      );
+      assert.doesNotMatch(st.stderr, /evil/);
     } finally {
       await proxy.close();
     }
@@ -286,6 +322,201 @@ describe('several servers of one ledger', () => {
     assert.equal(s.serverUrl, url(aPort));
     await s.close();
     assert.deepEqual(home.readServer().servers, [{ url: url(aPort), fingerprint: old.server.fingerprint }]);
+  });
+});
+
+describe('a man in the middle in front of A cannot stop the failover', () => {
+  let proxy: MitmProxy;
+  before(async () => {
+    proxy = await mitmProxy(A.url);
+  });
+  after(async () => {
+    await proxy?.close();
+  });
+
+  /** What the man in the middle does to one login, and the code the client gives when only he answered. */
+  interface Attack {
+    name: string;
+    code: string;
+    message?: RegExp;
+    arm(home: ClientHome): Promise<void> | void;
+  }
+
+  /** Answers the client's hello on the login socket with what `reply` makes of it. */
+  const onHello = (reply: (hello: { id: string; ephemeral: string }) => Promise<string> | string) =>
+    proxy.takeOver((client) =>
+      client.once('message', async (data) => client.send(await reply(JSON.parse(data.toString())))),
+    );
+
+  /** A genuine challenge of A, taken from a login relayed earlier. */
+  async function genuineChallenge(home: ClientHome): Promise<string> {
+    const taken: string[] = [];
+    proxy.rule((text, index) => {
+      if (index === 0) taken.push(text);
+      return 'relay';
+    });
+    const s = await connect({ home, passphrase: CLIENT_PASSPHRASE, server: proxy.url });
+    await s.close();
+    proxy.rule(null);
+    assert.match(taken[0] ?? '', /^\{"type":"challenge"/);
+    return taken[0]!;
+  }
+
+  /** A's real answer to `path` (a consistency proof), with every hash zeroed. */
+  async function zeroedProof(path: string): Promise<{ status: number; body: unknown }> {
+    const real = (await (await fetch(`${A.url}${path}`)).json()) as {
+      consistency: string[];
+      inclusion: string[];
+    };
+    const zero = (list: string[]) => (list.length ? list : ['']).map(() => '00'.repeat(32));
+    return {
+      status: 200,
+      body: { ...real, consistency: zero(real.consistency), inclusion: zero(real.inclusion) },
+    };
+  }
+
+  const attacks: Attack[] = [
+    { name: 'text that is not JSON', code: 'KL_PROTOCOL', arm: () => onHello(() => 'garbage') },
+    { name: 'JSON that is not an object', code: 'KL_PROTOCOL', arm: () => onHello(() => '[1]') },
+    {
+      name: 'a malformed challenge',
+      code: 'KL_PROTOCOL',
+      arm: () => onHello(() => JSON.stringify({ type: 'challenge', challengeId: 'x', message: 'y' })),
+    },
+    {
+      name: "a challenge bound to this login but signed by another server's key (C's)",
+      code: 'KL_DECRYPTION_FAILED',
+      arm: async (home) => {
+        const signer = (await loadServerKey(C.dataDir, PASSPHRASE)).privateKey;
+        onHello((hello) => signedChallenge({ home, hello, signer }));
+      },
+    },
+    {
+      name: 'a genuine challenge of A replayed from an earlier login',
+      code: 'KL_PROTOCOL',
+      message: /another hello/,
+      arm: async (home) => {
+        const replay = await genuineChallenge(home);
+        onHello(() => replay);
+      },
+    },
+    {
+      name: 'a junk finished frame',
+      code: 'KL_AUTH_FAILED',
+      arm: () => proxy.rule((_t, index) => (index === 1 ? { replace: Buffer.alloc(64, 7) } : 'relay')),
+    },
+    {
+      name: 'a consistency proof with its hashes zeroed',
+      code: 'KL_CHECKPOINT_INVALID',
+      message: /^no valid proof that the ledger extends the checkpoint kept at block \d+ \(not verified/,
+      arm: () =>
+        proxy.forgeHttp((_m, path) => (path.startsWith('/v1/ledger/consistency') ? zeroedProof(path) : null)),
+    },
+    {
+      name: 'the proof refused and an old signed checkpoint replayed as the end of the ledger',
+      code: 'KL_CHECKPOINT_INVALID',
+      message: /^history cut short: .* \(not verified/,
+      arm: async (home) => {
+        const kept = home.readServer().checkpoint.header.height;
+        const old = (await (
+          await fetch(`${A.url}/v1/ledger/consistency?from=${kept - 1}&to=${kept - 1}`)
+        ).json()) as {
+          older: unknown;
+        };
+        proxy.forgeHttp((_m, path) =>
+          path.startsWith('/v1/ledger/consistency')
+            ? { status: 400, body: { error: { code: 'KL_CHECKPOINT_INVALID', message: 'cut short' } } }
+            : path.startsWith('/v1/ledger/checkpoint')
+              ? { status: 200, body: { checkpoint: old.older } }
+              : null,
+        );
+      },
+    },
+  ];
+
+  it('each unauthenticated answer from "A" fails over to B; with A alone, a clear error says it is not verified and the home is left as it was', async () => {
+    let n = 0;
+    for (const attack of attacks) {
+      n += 1;
+      const home = await registeredClient(A, `mitm-${n}@example.org`);
+      // A later block, so that the home's checkpoint has something to be proved consistent with.
+      await registeredClient(A, `mitm-${n}-later@example.org`);
+      const saved = home.readServer();
+      const fp = saved.server.fingerprint;
+      const set = (servers: ServerEntry[]) => home.writeServer({ ...saved, url: proxy.url, servers });
+      const reset = () => {
+        proxy.takeOver(null);
+        proxy.rule(null);
+        proxy.forgeHttp(null);
+      };
+      try {
+        set([{ url: proxy.url, fingerprint: fp }]);
+        await attack.arm(home);
+        set([
+          { url: proxy.url, fingerprint: fp },
+          { url: url(bPort), fingerprint: fp },
+        ]);
+        const s = await connect({ home, passphrase: CLIENT_PASSPHRASE });
+        assert.equal(s.serverUrl, url(bPort), `${attack.name}: logged in on B`);
+        await s.close();
+        // A behind the man in the middle, alone in the home.
+        set([{ url: proxy.url, fingerprint: fp }]);
+        const before = home.readServer();
+        await assert.rejects(
+          connect({ home, passphrase: CLIENT_PASSPHRASE }),
+          unverified(attack.code, attack.message),
+          attack.name,
+        );
+        const after = home.readServer();
+        assert.equal(after.url, proxy.url, `${attack.name}: A is still the preferred server`);
+        assert.deepEqual(after.servers, before.servers, attack.name);
+      } finally {
+        reset();
+      }
+    }
+  });
+
+  it('a challenge signed by A for this login but for another key than ours is a verdict: no other server is asked', async () => {
+    const home = await registeredClient(A, 'signed-verdict@example.org');
+    const other = await registeredClient(A, 'signed-verdict-other@example.org');
+    const saved = home.readServer();
+    const fp = saved.server.fingerprint;
+    home.writeServer({
+      ...saved,
+      url: proxy.url,
+      servers: [
+        { url: proxy.url, fingerprint: fp },
+        { url: url(bPort), fingerprint: fp },
+      ],
+    });
+    const signer = (await loadServerKey(aData, PASSPHRASE)).privateKey;
+    const fingerprint = other.readIdentity().fingerprint;
+    proxy.takeOver((client) =>
+      client.once('message', async (data) =>
+        client.send(
+          await signedChallenge({
+            home,
+            hello: JSON.parse(data.toString()),
+            signer,
+            payload: { fingerprint },
+          }),
+        ),
+      ),
+    );
+    const sessions = B.sessions.list().length;
+    try {
+      await assert.rejects(connect({ home, passphrase: CLIENT_PASSPHRASE }), (e: unknown) => {
+        assert.ok(isKlError(e), String(e));
+        assert.equal(e.code, 'KL_PROTOCOL', e.message);
+        assert.match(e.message, /encrypted to another key than ours/);
+        assert.notEqual(e.details?.authenticated, false);
+        return true;
+      });
+      assert.equal(B.sessions.list().length, sessions, 'B was not asked');
+      assert.equal(home.readServer().url, proxy.url);
+    } finally {
+      proxy.takeOver(null);
+    }
   });
 });
 

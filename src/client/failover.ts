@@ -2,16 +2,19 @@
  * Failover between the servers of the ledger a home belongs to (docs/protocol.md "Several
  * servers"): work that needs a server runs on the preferred one, and on the next one when a server
  * is out — cannot be reached, dropped the connection, timed out, is shutting down, or its ledger is
- * behind or stale — or gave an answer nothing authenticated (an HTTP error body, a plaintext login
- * error, a malformed reply: unverified-answer.ts), which anyone on the path can forge. A verdict the
- * client reached itself from what a server signed or failed to prove (a refused signature, a proof
- * that does not verify, a rewritten history) is never hidden by asking someone else.
+ * behind or stale — or gave no authenticated answer. Only a verdict resting on what a server
+ * authenticated and bound to this exchange (unverified-answer.ts: a signed challenge for another key
+ * than ours, a signed fork of the kept checkpoint) stops the failover, as does the client's own
+ * failure (a wrong passphrase, an unreadable home). Anything else — an HTTP error body, a plaintext
+ * login error, a malformed reply, a signature that does not verify, a replayed statement, a proof
+ * that does not verify — anyone on the path can write, so the next server is asked; only when no
+ * server answered is the first of them given, said to be unverified.
  */
-import { isKlError, KlError } from '../protocol/errors.js';
+import { isKlError, KlError, wireText } from '../protocol/errors.js';
 import { serverList, serverUrl, withServer } from './server-list.js';
 import { checkServer, withAdmitted } from './server-trust.js';
 import type { ClientStore, ServerEntry, ServerFile } from './store.js';
-import { isUnverifiedAnswer } from './unverified-answer.js';
+import { isServerVerdict, isUnverifiedAnswer, unverifiedSummary } from './unverified-answer.js';
 
 /** Codes that mean "this server cannot answer now", after which another server is tried. */
 const OUTAGES = new Set<string>([
@@ -27,6 +30,24 @@ export function isOutage(err: unknown): boolean {
   return isKlError(err) && OUTAGES.has(err.code);
 }
 
+/** The client's own failures (no server's answer): they stop the work at once. */
+const LOCAL_FAILURES = new Set<string>([
+  'KL_PASSPHRASE_REQUIRED',
+  'KL_PASSPHRASE_WRONG',
+  'KL_DATA_DIR',
+  'KL_MISSING_PACKAGE',
+]);
+
+/**
+ * Whether `err` ends the work at once: a verdict a server authenticated, the client's own failure
+ * (unless a forged answer only carries its code), or no typed error at all (a fault in the client).
+ */
+function isFinal(err: unknown): boolean {
+  if (!isKlError(err)) return true;
+  if (isServerVerdict(err)) return true;
+  return LOCAL_FAILURES.has(err.code) && !isUnverifiedAnswer(err);
+}
+
 /** Options of {@link onServers}. */
 export interface FailoverOptions {
   /**
@@ -40,13 +61,15 @@ export interface FailoverOptions {
 
 /**
  * Runs `work` with the home's server file, its `url` set to one server of the ledger: the preferred
- * one first, then the others in list order while servers are out or answer unauthenticated. A
- * server learnt from another's list is checked before its first use (and left out when it fails
- * the check). When every server's ledger was behind, asks once more after a short pause. The server
- * that answered becomes the preferred one.
- * @throws a verdict at once; when no server answered, the first unauthenticated answer (its code,
- *   as one server would have given it), else the one server's error, or `KL_NETWORK`
- *   (`KL_LEDGER_BEHIND` if every one was behind) saying what was tried.
+ * one first, then the others in list order while servers are out or give no authenticated answer
+ * (see the module comment). A server learnt from another's list is checked before its first use
+ * (and left out when it fails the check). When every server's ledger was behind, asks once more
+ * after a short pause. The server that answered becomes the preferred one; from the others the
+ * home keeps only what they proved (a checkpoint whose proof verified).
+ * @throws a verdict at once; when no server gave an authenticated answer, the first answer's code
+ *   with a message saying it is not verified ({@link noAuthenticatedAnswer}); when every server was
+ *   out, the one server's error, or `KL_NETWORK` (`KL_LEDGER_BEHIND` if every one was behind)
+ *   saying what was tried.
  */
 export async function onServers<T>(
   home: ClientStore,
@@ -66,7 +89,7 @@ export async function onServers<T>(
     entries = [{ url: checked.url, fingerprint: checked.key.fingerprint }];
   } else entries = serverList(server);
   const failures: Array<{ url: string; err: KlError }> = [];
-  let answer: KlError | undefined;
+  let answer: { url: string; err: KlError } | undefined;
   for (let round = 0; round < 2; round += 1) {
     failures.length = 0;
     for (const entry of entries) {
@@ -83,8 +106,8 @@ export async function onServers<T>(
         await prefer(home, entry.url);
         return result;
       } catch (err) {
-        if (isUnverifiedAnswer(err) && !isOutage(err)) answer ??= err;
-        else if (!isOutage(err)) throw err;
+        if (isFinal(err)) throw err;
+        if (!isOutage(err)) answer ??= { url: entry.url, err: err as KlError };
         failures.push({ url: entry.url, err: err as KlError });
       }
     }
@@ -92,7 +115,7 @@ export async function onServers<T>(
     if (!behind || round > 0) break;
     await new Promise((r) => setTimeout(r, o.behindPauseMs ?? 1_000));
   }
-  if (answer) throw answer;
+  if (answer) throw noAuthenticatedAnswer(answer, failures);
   if (failures.length === 1 && entries.length === 1) throw failures[0]!.err;
   const allBehind = failures.length > 0 && failures.every((f) => f.err.code === 'KL_LEDGER_BEHIND');
   throw new KlError(
@@ -101,6 +124,24 @@ export async function onServers<T>(
       .map((f) => `${f.url}: ${f.err.code} ${f.err.message}`)
       .join('; ')}`,
     { tried: failures.length },
+  );
+}
+
+/**
+ * The error given when no server gave an authenticated answer: the first answer's code, and a message
+ * that says what it was in the client's own words (never text off the wire as the server's word),
+ * that it is not verified, and which servers were tried. `details.authenticated` is false.
+ */
+function noAuthenticatedAnswer(
+  first: { url: string; err: KlError },
+  failures: Array<{ url: string; err: KlError }>,
+): KlError {
+  const tried = failures.map((f) => `${f.url} ${f.err.code}`).join(', ');
+  return new KlError(
+    first.err.code,
+    `${wireText(unverifiedSummary(first.err))} (not verified: no server of this ledger gave an authenticated answer; the first came from ${first.url}; tried ${failures.length}: ${tried})`,
+    { authenticated: false, tried: failures.length },
+    { cause: first.err },
   );
 }
 

@@ -3,12 +3,15 @@
  * {@link answerChallenge} decrypts the challenge with KprivC, checks the server's signature against the
  * pinned server key (this is where the server authenticates itself), checks that the challenge is for
  * this hello, this identity and this key, then signs the transcript with RS and a fresh RC;
- * {@link verifyFinished} checks the server's key confirmation.
+ * {@link verifyFinished} checks the server's key confirmation. A failure is the server's verdict only
+ * when it rests on what the server signed or sealed for this login; any other is an unverified
+ * answer, after which the next server is asked (unverified-answer.ts).
  */
 import type * as openpgp from 'openpgp';
+import type { Static } from 'typebox';
 import { fromUtf8, toBase64url, toHex } from '../protocol/bytes.js';
 import { randomBytes } from '../protocol/crypto/node.js';
-import { KlError } from '../protocol/errors.js';
+import { isKlError, KlError } from '../protocol/errors.js';
 import { openWire, PlainType, readPlaintext, readWireHeader } from '../protocol/frame-wire.js';
 import { sha256 } from '../protocol/hash.js';
 import { deriveSessionKeys, type SessionKeys } from '../protocol/key-schedule.js';
@@ -27,6 +30,7 @@ import {
 } from '../protocol/statements.js';
 import { type EphemeralKey, sharedSecret } from '../protocol/x25519.js';
 import type { ClientKey } from './client-key.js';
+import { serverVerdict, unverifiedAnswer } from './unverified-answer.js';
 
 /** Options of {@link answerChallenge}. */
 export interface AnswerChallengeOptions {
@@ -46,25 +50,39 @@ export async function answerChallenge(o: AnswerChallengeOptions): Promise<{
   transcriptHash: Uint8Array;
   keys: SessionKeys;
 }> {
-  const msg = check(Challenge, o.challenge, 'KL_PROTOCOL', 'challenge');
-  // Decrypt with KprivC and require KprivS's signature (docs/protocol.md "Phase 2", step 3).
-  const plain = await o.key.decryptVerified(msg.message, o.serverKey, new Date(o.now));
+  // Until the challenge is shown signed by the accepted server key and bound to this login (our
+  // hello's hash, this challenge id, not expired), nothing in it is the server's word: anyone on the
+  // path can send junk, sign with another key or replay a genuine challenge of an earlier login.
+  // Those failures are unverified answers (unverified-answer.ts); the next server is asked.
+  const unbound = (err: KlError) => unverifiedAnswer(err);
+  let msg: Static<typeof Challenge>;
+  let plain: Uint8Array;
+  try {
+    msg = check(Challenge, o.challenge, 'KL_PROTOCOL', 'challenge');
+    // Decrypt with KprivC and require KprivS's signature (docs/protocol.md "Phase 2", step 3).
+    plain = await o.key.decryptVerified(msg.message, o.serverKey, new Date(o.now));
+  } catch (err) {
+    throw isKlError(err) ? unbound(err) : err;
+  }
   let payload: ChallengePayload;
   try {
     payload = check(ChallengePayloadSchema, JSON.parse(fromUtf8(plain)), 'KL_PROTOCOL', 'challenge');
   } catch {
-    throw new KlError('KL_PROTOCOL', 'the challenge does not hold a valid statement');
+    throw unbound(new KlError('KL_PROTOCOL', 'the challenge does not hold a valid statement'));
   }
-  const fail = (why: string) => new KlError('KL_PROTOCOL', `the challenge is not for this login: ${why}`);
-  if (payload.type !== 'keyledger/challenge' || payload.v !== 1) throw fail('wrong statement type');
-  if (payload.chain !== o.chain) throw fail('another ledger');
-  if (payload.server !== o.serverFingerprint) throw fail('another server key');
-  if (payload.id !== o.hello.id) throw fail('another identity');
+  const notOurs = (why: string) => new KlError('KL_PROTOCOL', `the challenge is not for this login: ${why}`);
+  if (payload.type !== 'keyledger/challenge' || payload.v !== 1)
+    throw unbound(notOurs('wrong statement type'));
+  if (payload.helloHash !== hashOf(o.hello)) throw unbound(notOurs('another hello'));
+  if (payload.challengeId !== msg.challengeId) throw unbound(notOurs('challenge id mismatch'));
+  if (payload.expiresAt <= o.now) throw unbound(new KlError('KL_CHALLENGE_EXPIRED', 'the challenge expired'));
+  // Signed by the server and bound to this login: what it says is the server's verdict.
+  const verdict = (why: string) => serverVerdict(notOurs(why));
+  if (payload.chain !== o.chain) throw verdict('another ledger');
+  if (payload.server !== o.serverFingerprint) throw verdict('another server key');
+  if (payload.id !== o.hello.id) throw verdict('another identity');
   if (payload.fingerprint !== o.key.fingerprint)
-    throw fail('encrypted to another key than ours (the ledger holds a different key)');
-  if (payload.helloHash !== hashOf(o.hello)) throw fail('another hello');
-  if (payload.challengeId !== msg.challengeId) throw fail('challenge id mismatch');
-  if (payload.expiresAt <= o.now) throw new KlError('KL_CHALLENGE_EXPIRED', 'the challenge expired');
+    throw verdict('encrypted to another key than ours (the ledger holds a different key)');
   const rc = toBase64url(randomBytes(32));
   const transcript = loginTranscript({
     chain: o.chain,
@@ -105,6 +123,8 @@ export interface Finished {
  * Checks the finished frame, the first binary message of the session (docs/protocol.md "Session
  * frame wire format v2"): server → client, epoch 0, seq 0, it must decrypt under the new
  * server→client key (the server derived the same keys) and name our transcript and its session.
+ * A frame that does not open is an unverified answer (anyone can send junk); one that opens but
+ * names another handshake was sealed by the server: a verdict (unverified-answer.ts).
  * @throws KlError `KL_AUTH_FAILED`
  */
 export function verifyFinished({
@@ -133,14 +153,14 @@ export function verifyFinished({
     if (p.type !== PlainType.json) throw new Error('not a message');
     plain = check(FinishedSchema, JSON.parse(p.json), 'KL_AUTH_FAILED');
   } catch {
-    throw new KlError('KL_AUTH_FAILED', 'the server did not confirm the session keys');
+    throw unverifiedAnswer(new KlError('KL_AUTH_FAILED', 'the server did not confirm the session keys'));
   }
   if (
     plain.type !== 'finished' ||
     plain.sessionId !== sid ||
     plain.transcriptHash !== toHex(transcriptHash)
   ) {
-    throw new KlError('KL_AUTH_FAILED', 'the server confirmed another handshake');
+    throw serverVerdict(new KlError('KL_AUTH_FAILED', 'the server confirmed another handshake'));
   }
   return {
     verified: true,

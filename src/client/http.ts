@@ -1,8 +1,8 @@
 /**
  * HTTP calls to the server with timeouts, size bounds and typed errors: a server error body
- * `{ error: { code, message } }` becomes a KlError with that code, marked as an unauthenticated
- * answer (unverified-answer.ts). Uses the global `fetch` (Node
- * 20 and browsers alike); the answer is read as a stream and refused past 1 MiB.
+ * `{ error: { code, message } }` becomes a KlError with that code, marked as an unverified answer
+ * (unverified-answer.ts) whose summary holds its status and code, not its text. Uses the global
+ * `fetch` (Node 20 and browsers alike); the answer is read as a stream and refused past 1 MiB.
  */
 import { errorFromWire, KlError } from '../protocol/errors.js';
 import { unverifiedAnswer } from './unverified-answer.js';
@@ -109,8 +109,10 @@ export async function callJson<T>(
   }
   if (res.status < 200 || res.status >= 300) {
     const e = typeof json === 'object' && json !== null ? (json as { error?: unknown }).error : undefined;
-    // Plain HTTP error bodies are not signed: the code fails this call, it is no verdict.
-    throw unverifiedAnswer(errorFromWire(e, 'KL_NETWORK', { message: `the server answered ${res.status}` }));
+    // Plain HTTP error bodies are not signed: the code fails this call, it is no verdict, and when
+    // no server gave an authenticated answer only the status and code are shown (failover.ts).
+    const err = errorFromWire(e, 'KL_NETWORK', { message: `the server answered ${res.status}` });
+    throw unverifiedAnswer(err, `the server answered ${res.status} ${err.code} in a plain HTTP error body`);
   }
   return json as T;
 }

@@ -4,7 +4,7 @@
  * (docs/ledger.md "Proofs": a client keeps the last checkpoint it saw and refuses a ledger that rewrote
  * history).
  */
-import { errorFromWire, KlError } from '../protocol/errors.js';
+import { errorFromWire, isKlError, KlError } from '../protocol/errors.js';
 import type { SessionKeys } from '../protocol/key-schedule.js';
 import { MAX_WS_MESSAGE } from '../protocol/messages.js';
 import { generateEphemeral } from '../protocol/x25519.js';
@@ -17,6 +17,7 @@ import { openClientKey, pinnedServerKey } from './identity.js';
 import { serverList } from './server-list.js';
 import { acceptedServerKey } from './server-trust.js';
 import type { ClientStore, IdentityFile, ServerFile } from './store.js';
+import { isServerVerdict, unverifiedAnswer } from './unverified-answer.js';
 import { type ClientSocket, openSocket } from './websocket.js';
 
 /** An authenticated session (the encrypted channel over it: docs/protocol.md "Phases 3 and 4"). */
@@ -72,6 +73,19 @@ export async function login(o: LoginOptions): Promise<LoginResult> {
   });
 }
 
+/**
+ * A failure of the handshake before the `finished` frame is verified, as failover.ts is to weigh
+ * it: a verdict only when it rests on what the server signed or sealed for this login (handshake.ts
+ * marks those); anything else, an error that is no typed error included, is an unverified answer
+ * (docs/protocol.md "Several servers"). A lost connection stays what it is (an outage).
+ */
+function unlessVerdict(err: unknown): KlError {
+  if (isKlError(err)) return isServerVerdict(err) ? err : unverifiedAnswer(err);
+  return unverifiedAnswer(
+    new KlError('KL_PROTOCOL', 'the login answer could not be checked', undefined, { cause: err }),
+  );
+}
+
 /** The handshake with the server at `server.url`. */
 async function loginAt(
   o: LoginOptions,
@@ -112,7 +126,7 @@ async function loginAt(
       clearTimeout(timer);
       if (err) {
         socket.terminate();
-        reject(err);
+        reject(unlessVerdict(err));
       } else resolve(result!);
     }
     socket.on('open', () => socket.send(JSON.stringify(hello)));
@@ -142,7 +156,8 @@ async function loginAt(
         // Handled at once: the server closes the connection right after an error. A plaintext error
         // is not authenticated (anyone on the path can send one): it fails this attempt, and only
         // its code is shown, marked as unverified (docs/protocol.md).
-        finish(errorFromWire(msg, 'KL_PROTOCOL', { authenticated: false }));
+        const err = errorFromWire(msg, 'KL_PROTOCOL', { authenticated: false });
+        finish(unverifiedAnswer(err, `the login was refused in plaintext with ${err.code}`));
         return;
       }
       chain = chain

@@ -4,9 +4,14 @@
  * requests) itself.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { createServer, request, type Server } from 'node:http';
+import type * as openpgp from 'openpgp';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { ClientHome } from '../../src/client/home.js';
+import { encryptAndSign, readPublicKey } from '../../src/pgp/messages.js';
+import { type ChallengePayload, hashOf, statementBytes } from '../../src/protocol/statements.js';
+import { generateEphemeral } from '../../src/protocol/x25519.js';
 import type { RunningServer } from '../../src/server/app.js';
 import { registeredClient } from './server.js';
 
@@ -25,12 +30,19 @@ export interface Pair {
 
 /**
  * What the proxy does with one message from the server to the client on a relayed connection:
- * relay it, or swallow it and cut both sides (the client's and the server's) at once.
+ * relay it, swallow it and cut both sides (the client's and the server's) at once, or send the
+ * client something else in its place (text, or bytes as a binary message).
  */
-export type S2cRule = (text: string, index: number) => 'relay' | 'swallow-and-cut';
+export type S2cRule = (
+  text: string,
+  index: number,
+) => 'relay' | 'swallow-and-cut' | { replace: string | Buffer };
 
 /** An HTTP answer the proxy writes itself instead of relaying (`null`: relay this request). */
-export type HttpForgery = (method: string, path: string) => { status: number; body: unknown } | null;
+export type HttpForgery = (
+  method: string,
+  path: string,
+) => { status: number; body: unknown } | null | Promise<{ status: number; body: unknown } | null>;
 
 /**
  * A man in the middle on 127.0.0.1: relays HTTP and the login WebSocket to `target`, and can inject
@@ -43,8 +55,8 @@ export async function mitmProxy(target: string) {
   let takeOver: ((client: WebSocket) => void) | null = null;
   let rule: S2cRule | null = null;
   let forge: HttpForgery | null = null;
-  const http: Server = createServer((req, res) => {
-    const forged = forge?.(req.method ?? 'GET', req.url ?? '/');
+  const http: Server = createServer(async (req, res) => {
+    const forged = await forge?.(req.method ?? 'GET', req.url ?? '/');
     if (forged) {
       req.resume();
       res.writeHead(forged.status, { 'content-type': 'application/json' });
@@ -88,9 +100,13 @@ export async function mitmProxy(target: string) {
         held: null,
       };
       upstream.on('message', (data, binary) => {
-        if (s2c && s2c(data.toString(), index++) === 'swallow-and-cut') {
+        const action = s2c ? s2c(data.toString(), index++) : 'relay';
+        if (action === 'swallow-and-cut') {
           client.terminate();
           upstream.terminate();
+        } else if (action !== 'relay') {
+          if (client.readyState === WebSocket.OPEN)
+            client.send(action.replace, { binary: Buffer.isBuffer(action.replace) });
         } else if (pair.held) pair.held.push(binary ? Buffer.from(data as Buffer) : data.toString());
         else if (client.readyState === WebSocket.OPEN) client.send(data, { binary });
       });
@@ -159,4 +175,36 @@ export async function registeredBehind(
   const home = await registeredClient(server, id);
   home.writeServer({ ...home.readServer(), url: proxy.url });
   return home;
+}
+
+/**
+ * A login challenge as a server writes it (docs/protocol.md "Phase 2", step 2), for the client of
+ * `home` and its `hello`, signed by `signer`: with the home's server key it is genuine and bound to
+ * this login, with another key a forgery. `payload` overrides fields of the signed statement.
+ */
+export async function signedChallenge(o: {
+  home: ClientHome;
+  hello: { id: string; ephemeral: string };
+  signer: openpgp.PrivateKey;
+  payload?: Partial<ChallengePayload>;
+}): Promise<string> {
+  const saved = o.home.readServer();
+  const challengeId = randomBytes(16).toString('base64url');
+  const payload: ChallengePayload = {
+    type: 'keyledger/challenge',
+    v: 1,
+    chain: saved.chain,
+    challengeId,
+    rs: randomBytes(32).toString('base64url'),
+    serverEphemeral: generateEphemeral().publicKey,
+    id: o.hello.id,
+    fingerprint: o.home.readIdentity().fingerprint,
+    server: saved.server.fingerprint,
+    expiresAt: Date.now() + 60_000,
+    helloHash: hashOf(o.hello),
+    ...o.payload,
+  };
+  const client = await readPublicKey(o.home.readIdentity().publicKey);
+  const message = await encryptAndSign(statementBytes(payload), client, o.signer, new Date());
+  return JSON.stringify({ type: 'challenge', challengeId, message });
 }
