@@ -16,8 +16,12 @@ import { clientKeyFor, prepareKey } from '../src/client/identity.js';
 import { rotateKey } from '../src/client/rotate.js';
 import { serverUrl } from '../src/client/server-list.js';
 import { type ClientSession, connect } from '../src/client/session.js';
+import { signHeader } from '../src/ledger/block.js';
+import { dataPaths } from '../src/ledger/data-dir.js';
+import { openKeyFile } from '../src/ledger/sealed-key-file.js';
 import { ERROR_CODES, errorFromWire, isErrorCode, isKlError } from '../src/protocol/errors.js';
 import { callAdmin } from '../src/server/admin-socket.js';
+import { PASSPHRASE } from './helpers.js';
 import { type MitmProxy, mitmProxy, registeredBehind } from './support/mitm-proxy.js';
 import { CLIENT_PASSPHRASE, registeredClient, testServer } from './support/server.js';
 
@@ -222,7 +226,12 @@ describe('plaintext errors during the login or a resumption only fail that attem
     }
     for (const junk of ['null', '[]', '"text"', 'not json']) {
       proxy.takeOver((client) => client.once('message', () => client.send(junk)));
-      await assert.rejects(connect({ home, passphrase: CLIENT_PASSPHRASE }), code('KL_PROTOCOL'));
+      await assert.rejects(connect({ home, passphrase: CLIENT_PASSPHRASE }), (e: unknown) => {
+        assert.ok(isKlError(e), String(e));
+        assert.equal(e.code, 'KL_PROTOCOL', e.message);
+        assert.match(e.message, /not verified: no server of this ledger gave an authenticated answer/);
+        return true;
+      });
     }
     proxy.takeOver(null);
     const s = await connect({ home, passphrase: CLIENT_PASSPHRASE });
@@ -301,6 +310,97 @@ describe('plaintext errors during the login or a resumption only fail that attem
     assert.deepEqual(await s.request('resumed'), { echo: 'resumed', id: 'mitm-resume@example.org' });
     assert.ok(server.sessions.get(s.sessionId));
     await s.close();
+  });
+});
+
+describe('before the finished frame, only what the server signed or sealed for this login is a verdict', () => {
+  /** Lists the proxy first and the real server second in `home`. */
+  function proxyThenServer(home: ClientHome): void {
+    const saved = home.readServer();
+    const fp = saved.server.fingerprint;
+    home.writeServer({
+      ...saved,
+      url: proxy.url,
+      servers: [
+        { url: proxy.url, fingerprint: fp },
+        { url: serverUrl(server.url), fingerprint: fp },
+      ],
+    });
+  }
+
+  it('junk instead of the challenge or the finished frame is no verdict: the next server is asked', async () => {
+    const home = await registeredClient(server, 'mitm-junk@example.org');
+    const answers = [
+      'null',
+      '[]',
+      '"text"',
+      'not json',
+      '{"type":"challenge","challengeId":"x","message":"y"}',
+    ];
+    for (const junk of answers) {
+      proxyThenServer(home);
+      proxy.takeOver((client) => client.once('message', () => client.send(junk)));
+      const s = await connect({ home, passphrase: CLIENT_PASSPHRASE });
+      assert.equal(s.serverUrl, serverUrl(server.url), junk);
+      await s.close();
+    }
+    proxy.takeOver(null);
+    // The real challenge relayed, the finished frame replaced with bytes that do not open.
+    proxyThenServer(home);
+    proxy.rule((_text, index) => (index === 1 ? { replace: Buffer.alloc(80, 1) } : 'relay'));
+    try {
+      const s = await connect({ home, passphrase: CLIENT_PASSPHRASE });
+      assert.equal(s.serverUrl, serverUrl(server.url));
+      await s.close();
+    } finally {
+      proxy.rule(null);
+    }
+  });
+
+  it('a header the validator signed at the kept height with another hash (a signed fork) is a verdict: no other server is asked', async () => {
+    const home = await registeredClient(server, 'signed-fork@example.org');
+    proxyThenServer(home);
+    const kept = home.readServer().checkpoint;
+    const validator = openKeyFile(dataPaths(server.dataDir).validatorKey, PASSPHRASE, 'validator');
+    const fork = signHeader({ ...kept.header, stateRoot: '00'.repeat(32) }, validator);
+    proxy.forgeHttp((_m, path) =>
+      path.startsWith('/v1/ledger/consistency')
+        ? { status: 200, body: { older: fork, newer: fork, consistency: [], inclusion: [] } }
+        : null,
+    );
+    try {
+      await assert.rejects(connect({ home, passphrase: CLIENT_PASSPHRASE }), (e: unknown) => {
+        assert.ok(isKlError(e), String(e));
+        assert.equal(e.code, 'KL_CHECKPOINT_INVALID', e.message);
+        assert.match(
+          e.message,
+          new RegExp(
+            `^history was rewritten: the ledger signed block ${fork.hash} at height ${kept.header.height}`,
+          ),
+        );
+        assert.notEqual(e.details?.authenticated, false);
+        return true;
+      });
+      assert.deepEqual(
+        server.sessions.ofIdentity('signed-fork@example.org'),
+        [],
+        'the next server was not asked',
+      );
+      assert.equal(home.readServer().checkpoint.hash, kept.hash, 'the kept checkpoint is kept');
+      // The same header with the signature of another proves nothing: the next server is asked.
+      const otherHeader = signHeader({ ...kept.header, stateRoot: '11'.repeat(32) }, validator);
+      const broken = { ...fork, signatures: otherHeader.signatures };
+      proxy.forgeHttp((_m, path) =>
+        path.startsWith('/v1/ledger/consistency')
+          ? { status: 200, body: { older: broken, newer: broken, consistency: [], inclusion: [] } }
+          : null,
+      );
+      const s = await connect({ home, passphrase: CLIENT_PASSPHRASE });
+      assert.equal(s.serverUrl, serverUrl(server.url));
+      await s.close();
+    } finally {
+      proxy.forgeHttp(null);
+    }
   });
 });
 
