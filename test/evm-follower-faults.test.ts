@@ -473,9 +473,9 @@ const GWEI = 1_000_000_000n;
  * `resendAfterMs`): on the sequencer, and on its outbox sender when it keeps one.
  */
 function resendAfter(sequencer: EvmSequencer, ms: number): void {
-  const s = sequencer as unknown as { resendAfterMs?: number; sender?: { resendAfterMs: number } | null };
-  if (s.sender) s.sender.resendAfterMs = ms;
-  s.resendAfterMs = ms;
+  const s = sequencer as unknown as { sender: { resendAfterMs: number } | null };
+  assert.ok(s.sender, 'the sequencer has its outbox');
+  s.sender.resendAfterMs = ms;
 }
 
 /**
@@ -719,9 +719,7 @@ describe('EVM outbox: refused writes kept, sends never repeated (anvil behind a 
     await rig.stop();
   });
 
-  it('a queued send the node dropped from its pool is sent again, mined and read once', {
-    todo: 'known bug: the resend takes the next nonce of the sequencer, after the dropped one (a gap: the node queues it for good); fix in the report of this test',
-  }, async () => {
+  it('a queued send the node dropped from its pool is sent again, mined and read once', async () => {
     const anvil = await sharedAnvil();
     const rig = await outboxRig(anvil);
     resendAfter(rig.sequencer, 100);
@@ -749,9 +747,7 @@ describe('EVM outbox: refused writes kept, sends never repeated (anvil behind a 
     await rig.stop();
   });
 
-  it('a write nobody waits for, while its own send is under way, is not sent a second time by the follower', {
-    todo: 'known bug: the outbox entry is due (never marked sent) while submit sends it, and the follower flush sends it too; fix in the report of this test',
-  }, async () => {
+  it('a write nobody waits for, while its own send is under way, is not sent a second time by the follower', async () => {
     const anvil = await sharedAnvil();
     const rig = await outboxRig(anvil);
     const hashes = sentHashes(rig.proxy);
@@ -806,7 +802,8 @@ describe('EVM outbox: refused writes kept, sends never repeated (anvil behind a 
       .slice(linesBefore)
       .map((l) => /queued write ([0-9a-f]{64}) refused( by the chain)?, kept in the outbox/.exec(l)?.[1])
       .filter((txid) => txid !== undefined);
-    assert.equal(new Set(told).size, 2, 'each refusal told in the log');
+    // Told once at once; more refusals within a minute are counted, and told in the next report.
+    assert.equal(told.length, 1, 'the first refusal told in the log, the second within the minute not yet');
     await polls(proxy, 30);
     assert.equal(proxy.count('eth_sendRawTransaction'), sent, 'never sent');
     assert.equal(await metric(srv, 'keyledger_chain_refused_writes'), base + 2);

@@ -50,7 +50,7 @@ const CLOCK_SKEW_MS = 5 * 60_000;
 
 /**
  * Audit events matching `q`, newest first. Every event is checked before it is returned, whatever
- * engine stands behind `ledger`: its block's header must carry a quorum of validator signatures, and
+ * engine stands behind `ledger`: its block's header must carry a quorum of its signers' signatures, and
  * the transaction must be in that block's signed transaction root at its position (docs/ledger.md
  * "Integrity at start"). A row changed in storage is never returned as genuine.
  * @throws KlError `KL_LEDGER_CORRUPT` naming the block and transaction that failed.
@@ -67,7 +67,7 @@ export async function readAuditTrail(ledger: Ledger, q: AuditQuery = {}): Promis
     if ((top - h) % 100 === 99) await new Promise((resolve) => setImmediate(resolve));
     const { block, txids } = await ledger.getBlock(h);
     try {
-      verifySignedHeader(block, ledger.genesis, ledger.chainId);
+      verifySignedHeader(block, ledger.signers, ledger.chainId);
     } catch (err) {
       throw ledgerDamage(`block ${h}: ${(err as Error).message}`, h);
     }

@@ -44,6 +44,13 @@ export function chainOutboxPath(dataDir: string): string {
 
 const COLUMNS = 'seq, txid, text, sent_at AS sentAt, chain_tx AS chainTx';
 
+/**
+ * Refused transactions kept with their reason, at most: beyond, the oldest are forgotten (still
+ * counted by {@link ChainOutbox.refusedCount}). A server whose account lost its right to write
+ * would otherwise keep every audit event it makes, some of them caused by anyone (failed logins).
+ */
+export const REFUSED_KEPT = 1_000;
+
 /** Signed transactions waiting to be read back from the engine's order (see the module comment). */
 export class ChainOutbox {
   private readonly db: Database.Database;
@@ -58,7 +65,10 @@ export class ChainOutbox {
     | 'unsent'
     | 'refused'
     | 'refusedCount'
-    | 'waits',
+    | 'waits'
+    | 'forgetRefused'
+    | 'forgotten'
+    | 'addForgotten',
     Database.Statement
   >;
 
@@ -88,6 +98,7 @@ export class ChainOutbox {
       ['refused_at', 'INTEGER'],
     ] as const)
       if (!have.has(name)) this.db.exec(`ALTER TABLE outbox ADD COLUMN ${name} ${type}`);
+    this.db.exec('CREATE TABLE IF NOT EXISTS outbox_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)');
     const waiting = 'refused IS NULL';
     this.stmt = {
       put: this.db.prepare('INSERT OR IGNORE INTO outbox (txid, text) VALUES (?, ?)'),
@@ -105,6 +116,13 @@ export class ChainOutbox {
       ),
       refusedCount: this.db.prepare('SELECT COUNT(*) AS n FROM outbox WHERE refused IS NOT NULL'),
       waits: this.db.prepare(`SELECT 1 FROM outbox WHERE txid = ? AND ${waiting}`),
+      forgetRefused: this.db.prepare(
+        'DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE refused IS NOT NULL ORDER BY refused_at, seq LIMIT ?)',
+      ),
+      forgotten: this.db.prepare("SELECT value AS n FROM outbox_meta WHERE key = 'refused_forgotten'"),
+      addForgotten: this.db.prepare(
+        "INSERT INTO outbox_meta (key, value) VALUES ('refused_forgotten', ?) ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
+      ),
     };
   }
 
@@ -134,9 +152,19 @@ export class ChainOutbox {
     this.stmt.sent.run(at, chainTx, txid);
   }
 
-  /** Keeps `txid` as refused, with `reason`: never sent again, counted by {@link refusedCount}. */
+  /**
+   * Keeps `txid` as refused, with `reason`: never sent again, counted by {@link refusedCount}. Past
+   * {@link REFUSED_KEPT} refused entries, the oldest are forgotten (and still counted).
+   */
   markRefused(txid: string, reason: string, at: number): void {
-    this.stmt.refuse.run(reason.slice(0, 500), at, txid);
+    this.db.transaction(() => {
+      this.stmt.refuse.run(reason.slice(0, 500), at, txid);
+      const kept = (this.stmt.refusedCount.get() as { n: number }).n;
+      if (kept > REFUSED_KEPT) {
+        const forgotten = this.stmt.forgetRefused.run(kept - REFUSED_KEPT).changes;
+        this.stmt.addForgotten.run(forgotten);
+      }
+    })();
   }
 
   /** The oldest `limit` entries waiting (not refused), in queue order. */
@@ -164,9 +192,10 @@ export class ChainOutbox {
     return this.stmt.refused.all(limit) as RefusedEntry[];
   }
 
-  /** How many transactions were refused. */
+  /** How many transactions were refused (those kept, and those forgotten past the bound). */
   refusedCount(): number {
-    return (this.stmt.refusedCount.get() as { n: number }).n;
+    const forgotten = (this.stmt.forgotten.get() as { n: number } | undefined)?.n ?? 0;
+    return (this.stmt.refusedCount.get() as { n: number }).n + forgotten;
   }
 
   /** Closes the database. */

@@ -200,6 +200,8 @@ export class EvmSequencer implements Sequencer {
   private readonly wallet: Wallet;
   /** The next nonce of the account (null: ask the node). Sends are serialised, so one counter. */
   private nonce: number | null = null;
+  /** The node lost a send: the next broadcast asks it for the account's nonce again. */
+  private recountNonce = false;
   private readonly confirmations: number;
   private readonly pollMs: number;
   private sendChain: Promise<unknown> = Promise.resolve();
@@ -415,6 +417,11 @@ export class EvmSequencer implements Sequencer {
       // Another writer with the same account (a replica) took our nonce: ask the node again and resend.
       for (let tries = 1; ; tries++) {
         try {
+          // Re-read inside the serialised send, never reset from outside it (a send under way counts on it).
+          if (this.recountNonce) {
+            this.nonce = null;
+            this.recountNonce = false;
+          }
           this.nonce ??= await this.provider.getTransactionCount(this.wallet.address, 'pending');
           // Signed here and broadcast in one call: no per-send fee or nonce round trips.
           const signed = await this.wallet.signTransaction({
@@ -459,7 +466,11 @@ export class EvmSequencer implements Sequencer {
   private async lastSend(due: OutboxEntry): Promise<LastSend> {
     try {
       const tx = await this.provider.getTransaction(due.chainTx!);
-      if (!tx) return 'gone';
+      if (!tx) {
+        // Its nonce is free again: the resend must take it, else it waits behind the gap for good.
+        this.recountNonce = true;
+        return 'gone';
+      }
       if (tx.blockNumber !== null && (await this.provider.getTransactionReceipt(due.chainTx!))?.status === 0)
         return { refused: `its chain transaction ${due.chainTx} reverted` };
     } catch (err) {

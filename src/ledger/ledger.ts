@@ -3,7 +3,7 @@
  * embedded SQLite engine today; an EVM chain later). Every method that returns ledger data returns it
  * with a proof that the pure verifiers in proofs.ts can check against the genesis alone.
  */
-import type { SignedHeader } from './block.js';
+import type { BlockSigners, SignedHeader } from './block.js';
 import type { Genesis } from './genesis.js';
 import type { ConsistencyProof, KeyRecordProof, TransactionReceipt } from './proofs.js';
 import type { KeyRecord } from './state-machine.js';
@@ -56,6 +56,11 @@ export interface Ledger {
   readonly genesis: Genesis;
   /** Hash of the genesis. */
   readonly chainId: string;
+  /**
+   * Whose signatures make this ledger's block headers valid: the genesis validators, or, on a ledger
+   * ordered by a chain, with the servers admitted to it (node-admission.ts `blockSigners`).
+   */
+  readonly signers: BlockSigners;
   /**
    * Signs `intent` with this node's registrar key and writes it. Resolves only once the block that
    * holds it is committed and durable (docs/protocol.md "Phase 1", step 4; docs/ledger.md "Commit and

@@ -71,6 +71,11 @@ export class OutboxSender {
   private backlog: boolean;
   private readonly now: () => number;
   private readonly isRefusal: (err: unknown) => boolean;
+  /** Queued writes whose own send is under way: the flush leaves them (and those behind) to it. */
+  private readonly sending = new Set<string>();
+  /** Refusals not yet reported to `onRefused` (reported at most once a minute), and when last. */
+  private refusalsUnreported = 0;
+  private refusalReportedAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly o: OutboxSenderOptions) {
     this.now = o.now ?? Date.now;
@@ -99,6 +104,7 @@ export class OutboxSender {
     // Older queued writes go first: this one joins them.
     if (this.backlog) throw this.queued(txid, `earlier writes wait for ${this.o.engine}`);
     let sent: Sent;
+    this.sending.add(txid);
     try {
       sent = await send();
       outbox.markSent(txid, this.now(), sent.handle);
@@ -109,6 +115,8 @@ export class OutboxSender {
       }
       this.refuse(txid, (err as Error).message);
       throw err;
+    } finally {
+      this.sending.delete(txid);
     }
     try {
       await sent.final;
@@ -120,12 +128,19 @@ export class OutboxSender {
 
   /**
    * Keeps a queued write that was refused in the outbox with why (never sent again, counted by
-   * {@link refusedCount}), and reports it: a log line and `onRefused`.
+   * {@link refusedCount}), and reports it: the first refusal at once, then at most one report a
+   * minute with how many were refused since (a log line and `onRefused`).
    */
   refuse(txid: string, reason: string): void {
     this.o.outbox.markRefused(txid, reason, this.now());
-    this.o.log?.(`${this.o.label}: queued write ${txid} refused, kept in the outbox: ${reason}`);
-    this.o.onRefused?.(txid, `a queued write was refused: ${reason}`);
+    this.refusalsUnreported++;
+    if (this.now() - this.refusalReportedAt < 60_000) return;
+    const more =
+      this.refusalsUnreported > 1 ? ` (${this.refusalsUnreported} refused since the last report)` : '';
+    this.refusalsUnreported = 0;
+    this.refusalReportedAt = this.now();
+    this.o.log?.(`${this.o.label}: queued write ${txid} refused, kept in the outbox: ${reason}${more}`);
+    this.o.onRefused?.(txid, `a queued write was refused: ${reason}${more}`);
   }
 
   /**
@@ -141,6 +156,8 @@ export class OutboxSender {
     for (let i = 0; i < FLUSH_LIMIT && canSend(); i++) {
       const due = outbox.nextDue(this.now() - this.resendAfterMs);
       if (!due) break;
+      // Its own send is under way (submit): the next flush goes on from it, never sending it twice.
+      if (this.sending.has(due.txid)) break;
       if (await this.o.onLedger(due.txid)) {
         outbox.remove([due.txid]);
         continue;

@@ -59,7 +59,10 @@ export interface ServerOptions extends KeyledgerPolicies {
   nativeOpenPgp?: boolean;
   /** EVM engine: the node's JSON-RPC URL (default: DATA/evm.json) and follower poll interval. */
   evm?: { rpcUrl?: string; pollMs?: number };
-  /** etcd engine: the cluster's client URLs (default: DATA/etcd.json) and follower poll interval. */
+  /**
+   * etcd engine: the cluster's client URLs (default: DATA/etcd.json) and the follower's fallback
+   * poll interval (a watch of the head wakes reads at once).
+   */
   etcd?: { endpoints?: string[]; pollMs?: number };
   /**
    * Serve HTTPS and WSS with this certificate and key (PEM files; `keyledger serve --tls-cert
