@@ -127,6 +127,17 @@ const BENCHMARKS: Array<{
     baselines: ['embedded.perSecond', 'revocationPropagation.commitOnFirst.p50'],
   },
   {
+    name: 'ledger-etcd',
+    script: 'ledger.ts',
+    smoke: ['--engine', 'etcd', '--registrations', '10', '--in-flight', '2', '--revocations', '3'],
+    figures: [
+      'etcdCluster.perSecond',
+      'etcdCluster.latencyMs.p50',
+      'revocationPropagation.visibleOnSecond.p99',
+    ],
+    baselines: ['embedded.perSecond', 'revocationPropagation.commitOnFirst.p50'],
+  },
+  {
     name: 'ledger-open',
     script: 'ledger-open.ts',
     smoke: ['--transactions', '200', '--block-size', '50'],
@@ -173,7 +184,7 @@ describe('benchmarks: --json, nothing written by default, --out, full runs only 
       assert.ok(doc.run.machine.cpus >= 1 && doc.run.machine.cpuModel.length > 0);
       assert.match(doc.run.git.commit, /^[0-9a-f]{40}$/);
       // The parameters given are recorded, as numbers for counts.
-      const given = b.smoke.filter((a) => a !== '--engine' && a !== 'evm');
+      const given = b.smoke.filter((a) => a !== '--engine' && a !== 'evm' && a !== 'etcd');
       for (let i = 0; i < given.length; i += 2) {
         const v = doc.run.params[given[i]!.slice(2)];
         assert.equal(String(v), given[i + 1], `${given[i]} recorded`);
