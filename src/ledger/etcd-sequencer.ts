@@ -12,13 +12,25 @@
  * Spoken through etcd's v3 JSON gateway over HTTP (`/v3/kv/range`, `/v3/kv/txn`, `/v3/watch`: etcd
  * 3.4 serves it on its client URLs), so no gRPC client is needed.
  */
-import { createHash } from 'node:crypto';
 import { toHex } from '../protocol/bytes.js';
-import { type ErrorCode, KlError } from '../protocol/errors.js';
+import { isKlError, KlError } from '../protocol/errors.js';
 import type { ChainOutbox } from './chain-outbox.js';
+import {
+  entryHash,
+  entryKey,
+  isEntryKey,
+  MAX_ENTRY_BYTES,
+  MAX_ENTRY_READ_BYTES,
+  MAX_ENTRY_TEXTS,
+  nextEntryCount,
+  parseEntry,
+  parseHead,
+} from './etcd-entry.js';
+import { b64, EtcdGateway, type KvAnswer, MAX_ANSWER_BYTES, unb64 } from './etcd-gateway.js';
 import { leafHash } from './merkle.js';
 import { OutboxSender, type OutboxTransport, waitsForNobody } from './outbox-sender.js';
 import type { ChainChange, ChainStatus, Sequencer } from './sequencer-adapter.js';
+import { MAX_TX_CLOCK_SKEW_MS } from './state-machine.js';
 import type { TxEnvelope } from './transactions.js';
 
 /** Options of {@link EtcdSequencer}. */
@@ -27,7 +39,7 @@ export interface EtcdSequencerOptions {
   endpoints: string[];
   /** The key prefix of this ledger (the genesis's `engine.prefix`), e.g. `/keyledger/<chainId>`. */
   prefix: string;
-  /** The clock (the time written with each entry; default `Date.now`). */
+  /** The clock (the time written with each entry, and the bound on an entry's time when read; default `Date.now`). */
   now?: () => number;
   /**
    * How often the follower reads the head without being woken by the watch, ms (the fallback;
@@ -46,18 +58,12 @@ export interface EtcdSequencerOptions {
 /** What the follower feeds: one entry's transactions, its time and the position after it. */
 export type EtcdIngest = (batch: { texts: string[]; time: number; cursor: string }) => unknown;
 
-/** One ordered entry as stored under `<prefix>/tx/<seq>`. */
-interface Entry {
-  time: number;
-  texts: string[];
-}
-
-/** Width of the zero-padded sequence number in entry keys (keys sort as numbers). */
-const SEQ_WIDTH = 16;
-/** Writes waiting together share one entry (one etcd transaction, one block), at most this many. */
-const MAX_ENTRY_TEXTS = 256;
-/** Entries read per range request while catching up. */
+/** Entries read per range request while catching up (fewer while their answers are too large). */
 const RANGE_LIMIT = 256;
+/** The bytes of one range answer read at most while catching up (past it, fewer entries are asked for). */
+const RANGE_ANSWER_BYTES = 8 * 1024 * 1024;
+/** Keys under the prefix that are no entry key, logged once each, at most this many. */
+const STRAY_KEYS_LOGGED = 100;
 /**
  * The watch stream's bytes buffered at most while waiting for the end of one answer (an answer on
  * the head key is a few hundred bytes): a stream that sends more without ending an answer is dropped.
@@ -65,21 +71,15 @@ const RANGE_LIMIT = 256;
 export const WATCH_MAX_BUFFER = 64 * 1024;
 /** The watch is re-established when it lagged the reads for this long (a member that stopped hearing). */
 const WATCH_LAG_MS = 2_000;
-/**
- * gRPC status codes (as the JSON gateway answers them) that refuse the request itself, for good:
- * InvalidArgument (e.g. a request over the cluster's size limit), PermissionDenied, Unauthenticated.
- */
-const REFUSING_CODES: Record<number, ErrorCode> = {
-  3: 'KL_NOT_PERMITTED',
-  7: 'KL_NOT_PERMITTED',
-  16: 'KL_NOT_PERMITTED',
-};
 
-const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
-const unb64 = (s: string | undefined) => Buffer.from(s ?? '', 'base64').toString('utf8');
-const entryHash = (value: string) => createHash('sha256').update(value, 'utf8').digest('hex');
 /** The txid of an envelope text (the RFC 6962 leaf hash of its bytes). */
 const txidOf = (text: string) => toHex(leafHash(Buffer.from(text, 'utf8')));
+/** Every shorter prefix that ends at a `/` of `prefix` (`/a/b/c`: `/a`, `/a/b`). */
+const ancestorsOf = (prefix: string) =>
+  prefix
+    .split('/')
+    .slice(1, -1)
+    .map((_, i, parts) => `/${parts.slice(0, i + 1).join('/')}`);
 
 /** A follower position: the last entry read and the hash of its stored value. */
 export interface EtcdCursor {
@@ -101,17 +101,6 @@ export function parseEtcdCursor(cursor: string | null): EtcdCursor | null {
 
 type Fault = { key: string; detail: string };
 type Waiting = { text: string; resolve: () => void; reject: (e: unknown) => void };
-
-/** A range or txn answer of the gateway (the fields used). */
-interface KvAnswer {
-  header?: { revision?: string };
-  kvs?: Array<{ key?: string; value?: string; mod_revision?: string }>;
-  succeeded?: boolean;
-  responses?: Array<{ response_range?: KvAnswer }>;
-  error?: string;
-  code?: number;
-  message?: string;
-}
 
 /** One answer on the watch stream (the fields used). */
 interface WatchAnswer {
@@ -140,14 +129,23 @@ export class EtcdSequencer implements Sequencer {
   private readonly now: () => number;
   private readonly pollMs: number;
   private readonly timeoutMs: number;
+  private readonly prefix: string;
   private readonly headKey: string;
+  private readonly chainKey: string;
   private readonly txPrefix: string;
-  /** The member answered last (tried first). */
-  private preferred = 0;
+  private readonly gateway: EtcdGateway;
+  /** The ledger this sequencer bound the prefix to (checked at every read and write), or null. */
+  private boundChain: string | null = null;
   private cursor: EtcdCursor | null = null;
   /** The cluster's last entry at the last read (head - 1), or null. */
   private head: number | null = null;
   private fault: Fault | null = null;
+  /** Failed closed until restart ({@link failClosed}): nothing clears the fault. */
+  private closedForGood = false;
+  /** An entry found where the next write goes (not written by this engine), or null. */
+  private blockedSlot: number | null = null;
+  /** Keys under the prefix that are no entry key, logged once. */
+  private readonly strayKeys = new Set<string>();
   private lastError: string | null = null;
   private unreachableTold = false;
   private readonly listeners = new Set<(change: ChainChange) => void>();
@@ -175,80 +173,101 @@ export class EtcdSequencer implements Sequencer {
   private watchError: string | null = null;
 
   constructor(private readonly o: EtcdSequencerOptions) {
-    if (o.endpoints.length === 0)
-      throw new KlError('KL_BAD_INPUT', 'the etcd engine needs at least one endpoint');
     this.now = o.now ?? Date.now;
     this.watchEnabled = o.watch ?? true;
     this.pollMs = o.pollMs ?? (this.watchEnabled ? 1000 : 100);
     this.timeoutMs = o.requestTimeoutMs ?? 3000;
-    const prefix = o.prefix.replace(/\/+$/, '');
-    this.headKey = `${prefix}/head`;
-    this.txPrefix = `${prefix}/tx/`;
+    this.gateway = new EtcdGateway(o.endpoints, this.timeoutMs);
+    this.prefix = o.prefix.replace(/\/+$/, '');
+    this.headKey = `${this.prefix}/head`;
+    this.chainKey = `${this.prefix}/chain`;
+    this.txPrefix = `${this.prefix}/tx/`;
   }
 
   /** The key of entry `seq`. */
   private txKey(seq: number): string {
-    return this.txPrefix + String(seq).padStart(SEQ_WIDTH, '0');
+    return entryKey(this.txPrefix, seq);
   }
 
-  /**
-   * One gateway call, to the member that answered last, then to the others. A member without a
-   * quorum answers with an error (or not at all): the next is tried; when none commits, the call
-   * fails with `KL_LEDGER_UNAVAILABLE`. A member that refuses the request itself (too large, not
-   * permitted) fails it at once with `KL_NOT_PERMITTED`.
-   */
-  private async call(path: string, body: unknown): Promise<KvAnswer> {
-    const n = this.o.endpoints.length;
-    let last = 'no member answered';
-    for (let i = 0; i < n; i++) {
-      const at = (this.preferred + i) % n;
-      const url = this.o.endpoints[at]!;
-      try {
-        const r = await fetch(`${url.replace(/\/+$/, '')}${path}`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(body),
-          signal: AbortSignal.timeout(this.timeoutMs),
-        });
-        const answer = (await r.json()) as KvAnswer;
-        if (!r.ok || answer.error) {
-          last = answer.message ?? answer.error ?? `HTTP ${r.status}`;
-          const refusal = answer.code === undefined ? undefined : REFUSING_CODES[answer.code];
-          if (refusal) throw new KlError(refusal, `the etcd cluster refused the request: ${last}`);
-          continue;
-        }
-        this.preferred = at;
-        return answer;
-      } catch (err) {
-        if (err instanceof KlError) throw err;
-        last = (err as Error).name === 'TimeoutError' ? 'no answer in time' : (err as Error).message;
-      }
-    }
-    throw new KlError(
-      'KL_LEDGER_UNAVAILABLE',
-      `the etcd cluster cannot commit or serve now (no quorum, or no member reachable): ${last}`,
-    );
+  /** One gateway call (see {@link EtcdGateway.call}). */
+  private call(path: string, body: unknown, maxBytes = MAX_ANSWER_BYTES): Promise<KvAnswer> {
+    return this.gateway.call(path, body, maxBytes);
   }
 
   /**
    * Binds the prefix to the ledger `chainId` (`<prefix>/chain`) on first use, or checks it holds
-   * that ledger: two deployments on one prefix would interleave their orders.
-   * @throws KlError `KL_LEDGER_CORRUPT` when the prefix orders another ledger; `KL_LEDGER_UNAVAILABLE`.
+   * that ledger: two deployments on one prefix would interleave their orders. A first binding is
+   * refused for a prefix nested in another deployment's, or one that holds keys already
+   * (docs/deploy-etcd.md "What a cluster writer cannot do").
+   * @throws KlError `KL_LEDGER_CORRUPT` when the prefix orders another ledger; `KL_CONFIG_INVALID`
+   *   for a nested or used prefix; `KL_LEDGER_UNAVAILABLE`.
    */
   async bind(chainId: string): Promise<void> {
-    const key = b64(`${this.headKey.slice(0, -'/head'.length)}/chain`);
-    const answer = await this.call('/v3/kv/txn', {
-      compare: [{ key, target: 'CREATE', result: 'EQUAL', create_revision: '0' }],
-      success: [{ request_put: { key, value: b64(chainId) } }],
-      failure: [{ request_range: { key } }],
+    const own = b64(this.chainKey);
+    const none = (key: string, rangeEnd?: string) => ({
+      key,
+      ...(rangeEnd ? { range_end: rangeEnd } : {}),
+      target: 'CREATE',
+      result: 'EQUAL',
+      create_revision: '0',
     });
-    if (answer.succeeded) return;
-    const bound = unb64(answer.responses?.[0]?.response_range?.kvs?.[0]?.value);
-    if (bound !== chainId)
-      throw new KlError(
-        'KL_LEDGER_CORRUPT',
-        `the etcd prefix ${this.headKey.slice(0, -'/head'.length)} orders another ledger (${bound.slice(0, 16)}…) than this one (${chainId.slice(0, 16)}…)`,
-      );
+    const answer = await this.call('/v3/kv/txn', {
+      compare: [
+        none(own),
+        ...ancestorsOf(this.prefix).map((p) => none(b64(`${p}/chain`))),
+        none(b64(`${this.prefix}/`), b64(`${this.prefix}0`)),
+      ],
+      success: [{ request_put: { key: own, value: b64(chainId) } }],
+      failure: [{ request_range: { key: own } }],
+    });
+    if (!answer.succeeded) {
+      const bound = answer.responses?.[0]?.response_range?.kvs?.[0];
+      if (!bound) {
+        const conflict = await this.prefixConflict();
+        throw conflict
+          ? new KlError('KL_CONFIG_INVALID', conflict)
+          : new KlError('KL_LEDGER_UNAVAILABLE', `the etcd prefix ${this.prefix} changed while binding it`);
+      }
+      const ledger = unb64(bound.value);
+      if (ledger !== chainId)
+        throw new KlError(
+          'KL_LEDGER_CORRUPT',
+          `the etcd prefix ${this.prefix} orders another ledger (${ledger.slice(0, 16)}…) than this one (${chainId.slice(0, 16)}…)`,
+        );
+    }
+    this.boundChain = chainId;
+  }
+
+  /**
+   * Why the prefix cannot be bound to a new ledger — it is nested in another deployment's prefix,
+   * or holds keys though it orders no ledger — or null when it can (or already orders one).
+   * @throws KlError `KL_LEDGER_UNAVAILABLE`
+   */
+  async prefixConflict(): Promise<string | null> {
+    const ancestors = ancestorsOf(this.prefix);
+    const got = await this.call('/v3/kv/txn', {
+      success: [
+        { request_range: { key: b64(this.chainKey), keys_only: true } },
+        {
+          request_range: {
+            key: b64(`${this.prefix}/`),
+            range_end: b64(`${this.prefix}0`),
+            keys_only: true,
+            limit: 1,
+          },
+        },
+        ...ancestors.map((p) => ({ request_range: { key: b64(`${p}/chain`), keys_only: true } })),
+      ],
+    });
+    const [own, inside, ...outer] = (got.responses ?? []).map((r) => r.response_range?.kvs ?? []);
+    if (own && own.length > 0) return null;
+    const at = ancestors.findIndex((_, i) => (outer[i]?.length ?? 0) > 0);
+    if (at >= 0)
+      return `the etcd prefix ${this.prefix} is nested in ${ancestors[at]}, the prefix of another keyledger deployment: give this ledger a prefix of its own, outside every other one (--etcd-prefix)`;
+    const used = inside?.[0]?.key;
+    if (used !== undefined)
+      return `the etcd prefix ${this.prefix} orders no ledger but holds keys (${unb64(used).slice(0, 200)}): another deployment's prefix is nested in it, or its binding was deleted; give this ledger a prefix of its own (--etcd-prefix)`;
+    return null;
   }
 
   /**
@@ -256,8 +275,7 @@ export class EtcdSequencer implements Sequencer {
    * @throws KlError `KL_LEDGER_UNAVAILABLE`
    */
   async boundLedger(): Promise<string | null> {
-    const key = b64(`${this.headKey.slice(0, -'/head'.length)}/chain`);
-    const answer = await this.call('/v3/kv/range', { key });
+    const answer = await this.call('/v3/kv/range', { key: b64(this.chainKey) });
     const kv = answer.kvs?.[0];
     return kv ? unb64(kv.value) : null;
   }
@@ -352,7 +370,8 @@ export class EtcdSequencer implements Sequencer {
   /** Writes queued texts as entries, one etcd transaction each, until the queue is empty. */
   private async drainQueue(): Promise<void> {
     while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, MAX_ENTRY_TEXTS);
+      const n = nextEntryCount(this.queue.slice(0, MAX_ENTRY_TEXTS).map((w) => w.text));
+      const batch = this.queue.splice(0, n);
       try {
         await this.append(batch.map((w) => w.text));
         for (const w of batch) w.resolve();
@@ -365,33 +384,60 @@ export class EtcdSequencer implements Sequencer {
 
   /**
    * Appends one entry: reads the head, then a transaction that puts the entry and moves the head if
-   * the head is unchanged (compare-and-swap on its mod revision); a conflict (another server wrote
-   * first) reads the head again. Gives up with `KL_LEDGER_UNAVAILABLE` after 10 s.
+   * the head is unchanged (compare-and-swap on its mod revision), the entry's key holds nothing (an
+   * entry is never written over) and the prefix still names this ledger; a conflict (another server
+   * wrote first) reads the head again. Nothing is written to a cluster whose head is no number or
+   * below the entry this server read last. Gives up with `KL_LEDGER_UNAVAILABLE` after 10 s.
    */
   private async append(texts: string[]): Promise<void> {
     const deadline = Date.now() + 10_000;
     for (let attempt = 0; ; attempt++) {
-      const got = await this.call('/v3/kv/range', { key: b64(this.headKey) });
-      const kv = got.kvs?.[0];
-      const next = kv ? Number(unb64(kv.value)) : 0;
-      if (!Number.isSafeInteger(next) || next < 0)
-        throw new KlError('KL_LEDGER_CORRUPT', 'the etcd head key does not hold a sequence number');
-      const entry: Entry = { time: this.now(), texts };
+      const got = await this.call('/v3/kv/txn', {
+        success: [
+          { request_range: { key: b64(this.headKey) } },
+          { request_range: { key: b64(this.chainKey), keys_only: true } },
+        ],
+      });
+      const [kv, chainKv] = (got.responses ?? []).map((r) => r.response_range?.kvs?.[0]);
+      const next = kv ? parseHead(unb64(kv.value)) : 0;
+      if (next === null) throw this.refusedWrite('the etcd head key holds no sequence number');
+      if (this.cursor && next <= this.cursor.seq)
+        throw this.refusedWrite(
+          `the etcd cluster went back below entry ${this.cursor.seq}, which this server read`,
+        );
+      const slot = b64(this.txKey(next));
       const answer = await this.call('/v3/kv/txn', {
         compare: [
-          {
-            key: b64(this.headKey),
-            target: 'MOD',
-            result: 'EQUAL',
-            mod_revision: kv?.mod_revision ?? '0',
-          },
+          { key: b64(this.headKey), target: 'MOD', result: 'EQUAL', mod_revision: kv?.mod_revision ?? '0' },
+          { key: slot, target: 'CREATE', result: 'EQUAL', create_revision: '0' },
+          // The binding as read with the head: still this ledger's, or still none (deleted).
+          ...(this.boundChain
+            ? [
+                chainKv
+                  ? { key: b64(this.chainKey), target: 'VALUE', result: 'EQUAL', value: b64(this.boundChain) }
+                  : { key: b64(this.chainKey), target: 'CREATE', result: 'EQUAL', create_revision: '0' },
+              ]
+            : []),
         ],
         success: [
-          { request_put: { key: b64(this.txKey(next)), value: b64(JSON.stringify(entry)) } },
+          { request_put: { key: slot, value: b64(JSON.stringify({ time: this.now(), texts })) } },
           { request_put: { key: b64(this.headKey), value: b64(String(next + 1)) } },
+        ],
+        failure: [
+          { request_range: { key: b64(this.headKey), keys_only: true } },
+          { request_range: { key: slot, keys_only: true } },
         ],
       });
       if (answer.succeeded) return;
+      const [headNow, slotNow] = (answer.responses ?? []).map((r) => r.response_range?.kvs?.[0]);
+      if ((headNow?.mod_revision ?? '0') === (kv?.mod_revision ?? '0')) {
+        // Not another server's write: the entry's key is taken, or the prefix names another ledger.
+        if (slotNow) {
+          this.blockedSlot = next;
+          throw this.refusedWrite(`entry ${next} exists already beyond the etcd head`);
+        }
+        throw this.refusedWrite(`the etcd prefix ${this.prefix} names another ledger than this one`);
+      }
       if (Date.now() > deadline)
         throw new KlError(
           'KL_LEDGER_UNAVAILABLE',
@@ -399,6 +445,12 @@ export class EtcdSequencer implements Sequencer {
         );
       await new Promise((r) => setTimeout(r, Math.min(50, 2 + attempt * 5) * Math.random()));
     }
+  }
+
+  /** A write refused because the cluster holds what this engine did not write; the follower reads at once (and reports it). */
+  private refusedWrite(why: string): KlError {
+    this.wake();
+    return new KlError('KL_LEDGER_UNAVAILABLE', `${why}: nothing is written to the cluster`);
   }
 
   /**
@@ -445,23 +497,56 @@ export class EtcdSequencer implements Sequencer {
     if (!this.stopped) this.timer = setTimeout(() => this.wake(), this.pollMs);
   }
 
-  /** One read of the follower. */
+  /**
+   * One read of the follower: the head, the entry last read, the binding and a taken entry key in
+   * one linearizable transaction; a fault found there stops the read; else the entries after the
+   * cursor are read (a fault found among them stops it too), then the outbox is sent.
+   */
   private async poll(ingest: EtcdIngest): Promise<void> {
-    const got = await this.call('/v3/kv/txn', {
-      success: [
-        { request_range: { key: b64(this.headKey) } },
-        ...(this.cursor ? [{ request_range: { key: b64(this.txKey(this.cursor.seq)) } }] : []),
-      ],
-    });
-    const [headRange, cursorRange] = (got.responses ?? []).map((r) => r.response_range ?? {});
-    const headKv = headRange?.kvs?.[0];
-    const next = headKv ? Number(unb64(headKv.value)) : 0;
-    this.head = next - 1;
+    const blocked = this.blockedSlot;
+    const ask: Array<{ name: string; key: string; keysOnly?: boolean }> = [
+      { name: 'head', key: this.headKey },
+    ];
+    if (this.cursor) ask.push({ name: 'cursor', key: this.txKey(this.cursor.seq) });
+    if (this.boundChain) ask.push({ name: 'chain', key: this.chainKey });
+    if (blocked !== null) ask.push({ name: 'slot', key: this.txKey(blocked), keysOnly: true });
+    let got: KvAnswer;
+    try {
+      got = await this.call('/v3/kv/txn', {
+        success: ask.map((a) => ({
+          request_range: { key: b64(a.key), ...(a.keysOnly ? { keys_only: true } : {}) },
+        })),
+      });
+    } catch (err) {
+      if (!isKlError(err, 'KL_TOO_LARGE')) throw err;
+      this.answered();
+      this.setFault({
+        key: 'oversized read',
+        detail: `the etcd head or entry ${this.cursor?.seq} answered over ${MAX_ANSWER_BYTES} bytes: not what this server read`,
+      });
+      return;
+    }
+    const kv = new Map(ask.map((a, i) => [a.name, got.responses?.[i]?.response_range?.kvs?.[0]]));
+    const headKv = kv.get('head');
+    const next = headKv ? parseHead(unb64(headKv.value)) : 0;
+    if (next !== null) this.head = next - 1;
     this.answered();
     this.noteRevisions(Number(got.header?.revision ?? 0), Number(headKv?.mod_revision ?? 0));
-    this.setFault(this.checkCursor(next, cursorRange?.kvs?.[0]?.value));
-    if (this.fault) return;
-    await this.catchUp(ingest, next);
+    const fault =
+      this.checkBinding(kv.get('chain')?.value) ??
+      (next === null
+        ? {
+            key: 'head',
+            detail: `the etcd head key holds no sequence number (${JSON.stringify(unb64(headKv?.value).slice(0, 40))}): nothing is read or written until it does`,
+          }
+        : (this.checkCursor(next, kv.get('cursor')?.value) ?? this.checkSlot(next, blocked, kv.get('slot'))));
+    if (fault || next === null) {
+      this.setFault(fault);
+      return;
+    }
+    const reading = await this.catchUp(ingest, next);
+    this.setFault(reading);
+    if (reading) return;
     this.lastSyncAt = Date.now();
     await this.sender?.flush(this.transport, () => !this.stopped && !this.fault);
   }
@@ -492,7 +577,7 @@ export class EtcdSequencer implements Sequencer {
    * establishing fails.
    */
   private async watchLoop(): Promise<void> {
-    let at = this.preferred;
+    let at = this.gateway.preferredMember();
     let failures = 0;
     while (!this.stopped) {
       const end = await this.watchOnce(this.o.endpoints[at]!);
@@ -627,56 +712,163 @@ export class EtcdSequencer implements Sequencer {
     return null;
   }
 
-  /** Reads the entries after the cursor up to `next - 1`, feeding each one as a block. */
-  private async catchUp(ingest: EtcdIngest, next: number): Promise<void> {
+  /**
+   * Whether the prefix names another ledger than the one it was bound to here. A binding deleted
+   * is no fault: the entries are checked by the cursor (a cluster whose data went back loses it
+   * too), and a new ledger cannot be bound to a prefix that holds keys.
+   */
+  private checkBinding(value: string | undefined): Fault | null {
+    if (value === undefined || this.boundChain === null || unb64(value) === this.boundChain) return null;
+    return {
+      key: 'binding',
+      detail: `the etcd prefix ${this.prefix} names another ledger (${unb64(value).slice(0, 16)}…) than this one (${this.boundChain.slice(0, 16)}…): nothing is read or written until it names this one again`,
+    };
+  }
+
+  /** Whether an entry not written by this engine still takes the key the next write goes to. */
+  private checkSlot(next: number, blocked: number | null, taken: unknown): Fault | null {
+    if (blocked === null) return null;
+    if (blocked === next && taken)
+      return {
+        key: `slot ${blocked}`,
+        detail: `entry ${blocked} exists beyond the etcd head (${next}), written by something other than a keyledger server: writes are refused until it is deleted`,
+      };
+    this.blockedSlot = null;
+    return null;
+  }
+
+  /**
+   * Reads the entries after the cursor up to `next - 1`, feeding each one as a block. Only the key
+   * of the entry expected next is taken (any other key under the prefix is skipped and logged
+   * once); an entry missing below the head, written over, too large to read or timed beyond this
+   * server's clock is a fault, returned (the entries before it are read). Ranges whose answer is
+   * over {@link RANGE_ANSWER_BYTES} are asked again for fewer entries, down to one.
+   */
+  private async catchUp(ingest: EtcdIngest, next: number): Promise<Fault | null> {
     let from = this.cursor ? this.cursor.seq + 1 : 0;
-    let lastTime = 0;
+    let start = this.txKey(from);
+    let limit = RANGE_LIMIT;
+    const time = { last: 0 };
     while (from < next && !this.stopped) {
-      const got = await this.call('/v3/kv/range', {
-        key: b64(this.txKey(from)),
-        range_end: b64(this.txKey(next)),
-        limit: RANGE_LIMIT,
-      });
+      let got: KvAnswer;
+      try {
+        got =
+          limit === 1
+            ? await this.call('/v3/kv/range', { key: b64(this.txKey(from)) })
+            : await this.call(
+                '/v3/kv/range',
+                { key: b64(start), range_end: b64(this.txKey(next)), limit },
+                RANGE_ANSWER_BYTES,
+              );
+      } catch (err) {
+        if (!isKlError(err, 'KL_TOO_LARGE')) throw err;
+        if (limit === 1) return this.oversized(from);
+        limit = Math.max(1, Math.floor(limit / 8));
+        continue;
+      }
       const kvs = got.kvs ?? [];
-      if (kvs.length === 0) throw new KlError('KL_LEDGER_UNAVAILABLE', `etcd entry ${from} is not available`);
       for (const kv of kvs) {
         const key = unb64(kv.key);
-        const seq = Number(key.slice(this.txPrefix.length));
-        if (seq !== from)
-          throw new KlError('KL_LEDGER_UNAVAILABLE', `etcd entry ${from} is missing (found ${key})`);
-        const value = unb64(kv.value);
-        let entry: Entry;
-        try {
-          entry = JSON.parse(value) as Entry;
-          if (!Array.isArray(entry.texts) || entry.texts.some((t) => typeof t !== 'string'))
-            throw new Error('no texts');
-        } catch {
-          this.o.onRefused?.(`etcd entry ${seq}`, 'the entry is not an ordered batch of transactions');
-          entry = { time: 0, texts: [] };
+        if (key !== this.txKey(from)) {
+          if (isEntryKey(this.txPrefix, key)) return this.missing(from, next);
+          this.noteStrayKey(key);
+          start = `${key}\0`;
+          continue;
         }
-        // Time from the entry, never decreasing (ingest also keeps it at or after the last block).
-        lastTime = Math.max(lastTime, Number.isFinite(entry.time) ? entry.time : 0);
-        const r = ingest({ texts: entry.texts, time: lastTime, cursor: `${seq}:${entryHash(value)}` }) as {
-          refused?: Array<{ txid: string; reason: string }>;
-        };
-        this.cursor = { seq, hash: entryHash(value) };
-        await this.sender?.readBack(entry.texts.map(txidOf), r?.refused);
-        for (const x of r?.refused ?? []) this.o.onRefused?.(x.txid, x.reason);
-        from = seq + 1;
+        const fault = await this.readEntry(ingest, from, kv, time);
+        if (fault) return fault;
+        from++;
+        start = this.txKey(from);
       }
+      if (from < next && (limit === 1 ? kvs.length === 0 : !got.more)) return this.missing(from, next);
+      if (limit < RANGE_LIMIT && kvs.length > 0) limit = Math.min(RANGE_LIMIT, limit * 2);
     }
+    return null;
+  }
+
+  /** The fault of an entry over {@link MAX_ENTRY_READ_BYTES} (the same on every server: its size decides). */
+  private oversized(seq: number): Fault {
+    return {
+      key: `oversized ${seq}`,
+      detail: `entry ${seq} in the etcd cluster is over ${MAX_ENTRY_READ_BYTES} bytes (a server writes ${MAX_ENTRY_BYTES} at most): not read until it is replaced`,
+    };
+  }
+
+  /** The fault of an entry missing below the head. */
+  private missing(seq: number, next: number): Fault {
+    return {
+      key: `missing ${seq}`,
+      detail: `entry ${seq} is missing from the etcd cluster below its head (${next}): deleted, or the head moved by something other than a keyledger server`,
+    };
+  }
+
+  /** Logs a key under the entries' prefix that is no entry key, once (it is never read). */
+  private noteStrayKey(key: string): void {
+    if (this.strayKeys.has(key) || this.strayKeys.size >= STRAY_KEYS_LOGGED) return;
+    this.strayKeys.add(key);
+    this.o.log?.(
+      `etcd follower: ignored ${JSON.stringify(key.slice(0, 200))}: not an entry key of this ledger (written by something else under its prefix)`,
+    );
+  }
+
+  /**
+   * Feeds entry `seq` as one block, with its time (never decreasing: `time.last`), unless it is a
+   * fault: written more than once, or timed beyond this server's clock and the allowed clock skew
+   * (read once the clock reaches it, so every server derives the same blocks: docs/deploy-etcd.md
+   * "What a cluster writer cannot do"). A value that is no ordered batch is an empty block, told to
+   * `onRefused`.
+   */
+  private async readEntry(
+    ingest: EtcdIngest,
+    seq: number,
+    kv: { value?: string; version?: string },
+    time: { last: number },
+  ): Promise<Fault | null> {
+    if (kv.version !== undefined && kv.version !== '1')
+      return {
+        key: `rewritten ${seq}`,
+        detail: `entry ${seq} in the etcd cluster was written over (version ${kv.version}): a keyledger server writes an entry once`,
+      };
+    const value = unb64(kv.value);
+    if (Buffer.byteLength(value, 'utf8') > MAX_ENTRY_READ_BYTES) return this.oversized(seq);
+    const parsed = parseEntry(value);
+    if ('refused' in parsed) this.o.onRefused?.(`etcd entry ${seq}`, parsed.refused);
+    const entry = 'refused' in parsed ? { time: 0, texts: [] } : parsed;
+    if (entry.time > this.now() + MAX_TX_CLOCK_SKEW_MS)
+      return {
+        key: `future ${seq}`,
+        detail: `entry ${seq} in the etcd cluster is timed ${new Date(entry.time).toISOString()}, beyond this server's clock and the allowed skew: not read until then (check the writers' and this server's clocks)`,
+      };
+    time.last = Math.max(time.last, entry.time);
+    const hash = entryHash(value);
+    const r = ingest({ texts: entry.texts, time: time.last, cursor: `${seq}:${hash}` }) as {
+      refused?: Array<{ txid: string; reason: string }>;
+    };
+    this.cursor = { seq, hash };
+    await this.sender?.readBack(entry.texts.map(txidOf), r?.refused);
+    for (const x of r?.refused ?? []) this.o.onRefused?.(x.txid, x.reason);
+    return null;
+  }
+
+  /**
+   * Fails closed until the server restarts: a fault nothing clears (a prefix found bound to
+   * another ledger while retrying at start), told to listeners like any other.
+   */
+  failClosed(detail: string): void {
+    this.setFault({ key: 'closed', detail });
+    this.closedForGood = true;
   }
 
   /** Records the fault state; tells a change once. */
   private setFault(fault: Fault | null): void {
-    if ((fault?.key ?? null) === (this.fault?.key ?? null)) return;
+    if (this.closedForGood || (fault?.key ?? null) === (this.fault?.key ?? null)) return;
     const was = this.fault;
     this.fault = fault;
     if (fault) {
       this.o.log?.(`etcd follower: FAULT ${fault.detail}; logins and writes are refused`);
       this.tell({ kind: 'fault', detail: fault.detail });
     } else if (was) {
-      const detail = `the etcd cluster holds entry ${this.cursor?.seq} as read again: following it again`;
+      const detail = `the etcd cluster reads as this server expects again (entry ${this.cursor?.seq ?? 'none'} read): following it again`;
       this.o.log?.(`etcd follower: fault cleared, ${detail}`);
       this.tell({ kind: 'fault_cleared', detail });
     }

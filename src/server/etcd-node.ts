@@ -124,7 +124,9 @@ export interface InitEtcdNodeOptions {
 /**
  * Makes the first server of an etcd-engine deployment: its keys, a genesis naming the prefix,
  * DATA/etcd.json, and the prefix bound to the new ledger. A prefix that already orders a ledger is
- * refused before anything is made (a further server of that deployment joins it instead).
+ * refused before anything is made (a further server of that deployment joins it instead), and so
+ * is a prefix nested in another deployment's or holding keys already (docs/deploy-etcd.md "What a
+ * cluster writer cannot do").
  * @throws KlError `KL_DATA_DIR`, `KL_BAD_INPUT`, `KL_CONFIG_INVALID`, `KL_LEDGER_UNAVAILABLE`
  */
 export async function initEtcdNode(o: InitEtcdNodeOptions): Promise<{ genesis: Genesis; chainId: string }> {
@@ -142,6 +144,8 @@ export async function initEtcdNode(o: InitEtcdNodeOptions): Promise<{ genesis: G
       'KL_CONFIG_INVALID',
       `the etcd prefix ${engine.prefix} already orders a keyledger ledger (${bound.slice(0, 16)}…): a further server of that deployment is made with \`keyledger node join --etcd …\`; a new ledger needs a prefix of its own (--etcd-prefix)`,
     );
+  const conflict = await sequencer.prefixConflict();
+  if (conflict) throw new KlError('KL_CONFIG_INVALID', conflict);
   ensureDir(o.dataDir);
   writeEtcdSettings(o.dataDir, { endpoints });
   const server = await createServerKey(o.dataDir, o.passphrase, { now: new Date((o.now ?? Date.now)()) });
@@ -226,10 +230,11 @@ function bindingRefused(err: unknown, prefix: string, dataDir: string): unknown 
 
 /**
  * At start: binds the prefix to the ledger `chain` (or checks it is bound to it), then follows the
- * cluster. A prefix that orders another ledger is refused (`KL_CONFIG_INVALID`, with a message that
- * says so). A cluster that cannot be reached now is asked again every `retryMs` while nothing is
- * read (the ledger is stale: it fails closed); a wrong binding found then is reported on `problem`
- * and never followed. Returns a function that stops the retries.
+ * cluster. A prefix that orders another ledger (or a new prefix nested in another deployment's) is
+ * refused (`KL_CONFIG_INVALID`, with a message that says so). A cluster that cannot be reached now
+ * is asked again every `retryMs` while nothing is read (the ledger is stale: it fails closed); a
+ * refusal found then fails the sequencer closed for good (a chain fault: the `chain fault` alert,
+ * `/readyz` 503, one log line) and nothing is followed. Returns a function that stops the retries.
  */
 export async function followWhenBound(o: {
   sequencer: EtcdSequencer;
@@ -259,7 +264,10 @@ export async function followWhenBound(o: {
           if (!done && !stopped) retry();
           else if (done) o.log(`etcd prefix ${o.prefix} checked: following the cluster`);
         },
-        (err: unknown) => o.log(`NOT following the etcd cluster: ${(err as Error).message}`),
+        (err: unknown) => {
+          // The follower logs the fault (one line) and tells it as a chain change.
+          if (!stopped) o.sequencer.failClosed(`NOT following the etcd cluster: ${(err as Error).message}`);
+        },
       );
     }, o.retryMs ?? 1000);
     timer.unref();
