@@ -9,21 +9,15 @@
  * a server restarted with a backlog on the chain comes up, catches up and serves.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { connect } from '../src/client/session.js';
 import { readAuditTrail } from '../src/ledger/audit-trail.js';
-import { dataPaths, readGenesisFile } from '../src/ledger/data-dir.js';
-import { EvmSequencer } from '../src/ledger/evm-sequencer.js';
-import type { EvmEngineInfo } from '../src/ledger/genesis.js';
-import { openKeyFile, openSecretFile } from '../src/ledger/sealed-key-file.js';
-import { signTransaction } from '../src/ledger/transactions.js';
 import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
-import { canonicalize } from '../src/protocol/canonical-json.js';
 import { type RunningServer, type ServerOptions, startServer } from '../src/server/app.js';
-import { PASSPHRASE, registration, tempDir } from './helpers.js';
+import { PASSPHRASE, tempDir } from './helpers.js';
 import { anvilsStoppedAfter } from './support/anvil.js';
+import { evmReplica } from './support/evm-replica.js';
 import { CLIENT_PASSPHRASE, evmTestServer, registeredClient } from './support/server.js';
 
 const chain = anvilsStoppedAfter();
@@ -82,32 +76,6 @@ function restart(dataDir: string, port: number, o: Partial<ServerOptions> = {}) 
   });
 }
 
-/**
- * Another writer with the server's own registrar and account keys (a replica): writes validly
- * signed registrations to the server's contract while the server is not reading.
- */
-function replica(dataDir: string, rpcUrl: string, chainId: string) {
-  const paths = dataPaths(dataDir);
-  const { genesis } = readGenesisFile(paths.genesis);
-  const account = `0x${openSecretFile(paths.evmAccountKey, PASSPHRASE, 'evm-account').toString('hex')}`;
-  const registrar = openKeyFile(paths.registrarKey, PASSPHRASE, 'registrar');
-  const engine = genesis.engine as EvmEngineInfo;
-  const seq = new EvmSequencer({ rpcUrl, engine, privateKey: account, pollMs: 20 });
-  return {
-    async register(id: string): Promise<void> {
-      const envelope = signTransaction({
-        chain: chainId,
-        intent: { type: 'KeyRegistered', body: registration(id) },
-        signer: registrar,
-        now: Date.now(),
-        nonce: randomBytes(16).toString('hex'),
-      });
-      await seq.submit({ envelope, text: canonicalize(envelope), txid: '' });
-    },
-    stop: () => seq.stop(),
-  };
-}
-
 const portOf = (srv: RunningServer) => Number(new URL(srv.url).port);
 
 describe('EVM chain follower (anvil)', () => {
@@ -119,7 +87,7 @@ describe('EVM chain follower (anvil)', () => {
     await srv.ledger.drain();
     await srv.close();
     // While the server is down, its chain gets a registration it has not read.
-    const rep = replica(srv.dataDir, anvil.url, srv.ledger.chainId);
+    const rep = evmReplica(srv.dataDir, anvil.url, srv.ledger.chainId);
     await rep.register('late@example.org');
     await rep.stop();
     await anvil.rpc('anvil_mine', ['0x3']); // and the chain moves on past it
@@ -337,7 +305,7 @@ describe('EVM chain follower (anvil)', () => {
     await s2.close();
     // The chain is back, and holds blocks the server has not read.
     anvil = await chain({ stateFile, port: anvil.port });
-    const rep = replica(srv.dataDir, anvil.url, srv.ledger.chainId);
+    const rep = evmReplica(srv.dataDir, anvil.url, srv.ledger.chainId);
     await rep.register('backlog1@example.org');
     await rep.register('backlog2@example.org');
     await rep.stop();

@@ -45,6 +45,10 @@ export function evmReplica(dataDir: string, rpcUrl: string, chainId: string) {
     },
     /** Sends `write` to the contract (one chain transaction); resolves once it is mined. */
     send: (write: SignedWrite) => seq.submit({ envelope: write.envelope, text: write.text, txid: '' }),
+    /** Signs and sends a registration of `id`; resolves once it is mined. */
+    register(id: string): Promise<unknown> {
+      return this.send(this.registration(id));
+    },
     stop: () => seq.stop(),
   };
 }

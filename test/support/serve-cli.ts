@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import type { ClientHome } from '../../src/client/home.js';
@@ -16,22 +15,16 @@ import { readEncryptedLog } from '../../src/pgp/encrypted-log.js';
 import { IdentityProofs } from '../../src/server/identity-proofs.js';
 import { loadServerKey } from '../../src/server/server-key.js';
 import { PASSPHRASE } from '../helpers.js';
+import { freePort } from './free-port.js';
 import { CLIENT_PASSPHRASE, newClient } from './server.js';
+
+export { freePort };
 
 const bin = new URL('../../bin/keyledger.js', import.meta.url).pathname;
 const children = new Set<ChildProcess>();
 after(() => {
   for (const c of children) c.kill('SIGKILL');
 });
-
-/** A loopback port free right now. */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 /** A configuration file for `serve`: `port`, and rate limits open (one machine plays every user). */
 export function writeServeConfig(path: string, port: number): string {
