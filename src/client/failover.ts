@@ -121,7 +121,7 @@ export async function onServers<T>(
   throw new KlError(
     allBehind ? 'KL_LEDGER_BEHIND' : 'KL_NETWORK',
     `no server of this ledger could answer (tried ${failures.length}): ${failures
-      .map((f) => `${f.url}: ${f.err.code} ${f.err.message}`)
+      .map((f) => `${f.url}: ${f.err.code} ${wireText(unverifiedSummary(f.err))}`)
       .join('; ')}`,
     { tried: failures.length },
   );
