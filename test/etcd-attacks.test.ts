@@ -13,7 +13,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EtcdSequencer } from '../src/ledger/etcd-sequencer.js';
@@ -21,6 +20,7 @@ import { isKlError } from '../src/protocol/errors.js';
 import type { RunningServer } from '../src/server/app.js';
 import { initEtcdNode, joinEtcdNode } from '../src/server/etcd-node.js';
 import { PASSPHRASE, registration, rejection, tempDir, until } from './helpers.js';
+import { freePort } from './support/free-port.js';
 import { startOn, testEtcdPrefix } from './support/server.js';
 
 type Server = RunningServer & { dataDir: string };
@@ -57,14 +57,6 @@ class Member {
     child.kill('SIGKILL');
     await exited;
   }
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 let member: Member;
@@ -138,7 +130,11 @@ async function failedClosed(srv: Server, lines: string[], fault: RegExp): Promis
 /** Asserts the fault cleared and the server writes again. */
 async function recovered(srv: Server): Promise<void> {
   await until(() => faultOf(srv) === null, 5_000);
-  assert.deepEqual(chainAlerts(srv), ['chain fault', 'chain fault cleared']);
+  // Repairing by hand can pass through another fault on the way (a key deleted, then put back): a
+  // fault alert per change, then one cleared.
+  const alerts = chainAlerts(srv);
+  assert.equal(alerts.at(-1), 'chain fault cleared');
+  assert.deepEqual(new Set(alerts.slice(0, -1)), new Set(['chain fault']));
   await srv.ledger.submit({ type: 'KeyRegistered', body: registration(`ok-${Date.now()}@example.org`) });
   assert.equal((await readyz(srv)).status, 200);
 }

@@ -16,7 +16,7 @@
  *     restarted without its data (an empty cluster at the same addresses): both servers fail closed
  *     (/readyz 503, logins and writes refused with KL_LEDGER_UNAVAILABLE, one alert and one log
  *     line), a server restarted on it too; writes in flight then are not written to the empty
- *     cluster (a todo: the sequencer does today, reported).
+ *     cluster (the write's compare-and-swap checks the head is not below what was read).
  * The sequencer alone under the same faults: test/etcd-engine.test.ts.
  */
 import assert from 'node:assert/strict';
@@ -471,9 +471,7 @@ describe('two servers of one deployment on the etcd engine, under failure', () =
     }
   });
 
-  it('writes in flight when the cluster comes back empty are refused, not written to it as a new ledger', {
-    todo: 'until the sequencer refuses to append to a cluster that went back (in progress in src/ledger/etcd-sequencer.ts; the committed one writes entry 0 there)',
-  }, async () => {
+  it('writes in flight when the cluster comes back empty are refused, not written to it as a new ledger', async () => {
     const a = await etcdTestServer(cluster);
     try {
       const engine = a.ledger.genesis.engine;
@@ -495,7 +493,7 @@ describe('two servers of one deployment on the etcd engine, under failure', () =
       await until(() => a.ledger.chainStatus()?.fault != null, 5_000);
       await new Promise((r) => setTimeout(r, 300));
       writing = false;
-      // A write the empty cluster took is never seen back: it would wait (see the todo).
+      // A write the empty cluster took would never be seen back: the stream would wait for it.
       await Promise.race([stream, new Promise((r) => setTimeout(r, 2_000))]);
       assert.ok(a.ledger.chainStatus()?.fault);
       assert.deepEqual(

@@ -305,6 +305,25 @@ describe('several servers of one ledger', () => {
         /^error KL_NOT_REGISTERED: the server answered 400 KL_NOT_REGISTERED in a plain HTTP error body \(not verified: no server of this ledger gave an authenticated answer; /m,
       );
       assert.doesNotMatch(st.stderr, /evil/);
+      // A key record proof rewritten in front of A (the record says revoked): `status` asks B, whose
+      // proof verifies; with A alone, the check is reported failed (exit 1), never "revoked".
+      const revokedProof: HttpForgery = async (_m, path) => {
+        if (!path.startsWith('/v1/ledger/keys/')) return null;
+        const real = (await (await fetch(`${url(aPort)}${path}`)).json()) as {
+          record?: { status?: string };
+        };
+        return { status: 200, body: { ...real, record: { ...real.record, status: 'revoked' } } };
+      };
+      behindProxy();
+      proxy.forgeHttp(revokedProof);
+      const viaB = await cli(['status', '--home', home.dir, '--json']);
+      assert.equal(viaB.code, 0, viaB.stdout + viaB.stderr);
+      assert.equal(JSON.parse(viaB.stdout).server, url(bPort));
+      home.writeServer({ ...saved, url: proxy.url, servers: [{ url: proxy.url, fingerprint: fp }] });
+      const alone = await cli(['status', '--home', home.dir]);
+      assert.equal(alone.code, 1, alone.stdout + alone.stderr);
+      assert.match(alone.stdout, /state proof INVALID/);
+      assert.doesNotMatch(alone.stdout, /REVOKED/);
     } finally {
       await proxy.close();
     }

@@ -7,7 +7,10 @@ import { ClientHome } from '../../client/home.js';
 import { fetchKeyRecordProof, fetchServerInfo } from '../../client/register.js';
 import { withLearnt } from '../../client/server-list.js';
 import { acceptedServerKey } from '../../client/server-trust.js';
+import type { ServerFile } from '../../client/store.js';
+import { isServerVerdict } from '../../client/unverified-answer.js';
 import { verifyKeyRecordProof } from '../../ledger/proofs.js';
+import { KlError } from '../../protocol/errors.js';
 import { out } from '../io.js';
 import type { ClientOptions } from './client-options.js';
 
@@ -29,25 +32,50 @@ export async function status(o: ClientOptions): Promise<number> {
     else out(`${identity.id}: not registered yet`);
     return STATUS_EXIT.unknown;
   }
-  // One server answers all of it: the preferred one, or the next while servers are out.
-  const { server, info, checkpoint, proof } = await onServers(
-    home,
-    async (server) => {
-      const info = await fetchServerInfo(server.url, server.chain);
-      // Refuses a ledger whose history was rewritten or cut short (KL_CHECKPOINT_INVALID, exit 2).
-      const checkpoint = await advanceCheckpoint(home, server);
-      const proof = await fetchKeyRecordProof(server.url, identity.id);
-      return { server, info, checkpoint, proof };
-    },
-    o.server !== undefined ? { only: o.server } : {},
-  );
+  // One server answers all of it: the preferred one, or the next while servers are out. A proof
+  // that does not verify, or a server key other than the pinned one, is no answer either (its path
+  // can rewrite both): the next server is asked, and the check is reported failed only when none
+  // passed it.
+  type Answer = Awaited<ReturnType<typeof answerOf>>;
+  const answerOf = async (server: ServerFile) => {
+    const info = await fetchServerInfo(server.url, server.chain);
+    // Refuses a ledger whose history was rewritten or cut short (KL_CHECKPOINT_INVALID, exit 2).
+    const checkpoint = await advanceCheckpoint(home, server);
+    const proof = await fetchKeyRecordProof(server.url, identity.id);
+    const pinnedOk = acceptedServerKey(server, info.server) !== null;
+    const check = verifyKeyRecordProof({ genesis: server.genesis, servers: server.admitted ?? [], proof });
+    // The proof must be about us, at a checkpoint no older than the one just accepted.
+    const proofOk = check.verified && proof.id === identity.id && check.height >= checkpoint.header.height;
+    return {
+      server,
+      info,
+      checkpoint,
+      pinnedOk,
+      proofOk,
+      record: proofOk && check.verified ? check.record : null,
+    };
+  };
+  let failedCheck: Answer | undefined;
+  let answer: Answer;
+  try {
+    answer = await onServers(
+      home,
+      async (server) => {
+        const found = await answerOf(server);
+        if (found.pinnedOk && found.proofOk) return found;
+        failedCheck ??= found;
+        throw new KlError('KL_PROOF_INVALID', `${server.url} gave no verified answer`);
+      },
+      o.server !== undefined ? { only: o.server } : {},
+    );
+  } catch (err) {
+    // What a server signed stands (a rewritten history); otherwise the first failed check is told.
+    if (!failedCheck || isServerVerdict(err)) throw err;
+    answer = failedCheck;
+  }
+  const { server, info, checkpoint, pinnedOk, proofOk, record } = answer;
   // The servers it lists join the list, each checked before its first use.
   if (info.servers?.length) home.writeServer(withLearnt(home.readServer(), info.servers));
-  const pinnedOk = acceptedServerKey(server, info.server) !== null;
-  const check = verifyKeyRecordProof({ genesis: server.genesis, servers: server.admitted ?? [], proof });
-  // The proof must be about us, at a checkpoint no older than the one just accepted.
-  const proofOk = check.verified && proof.id === identity.id && check.height >= checkpoint.header.height;
-  const record = proofOk && check.verified ? check.record : null;
   const state: keyof typeof STATUS_EXIT =
     !pinnedOk || !proofOk
       ? 'checkFailed'
