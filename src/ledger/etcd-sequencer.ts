@@ -27,6 +27,7 @@ import {
   parseHead,
 } from './etcd-entry.js';
 import { b64, EtcdGateway, type KvAnswer, MAX_ANSWER_BYTES, unb64 } from './etcd-gateway.js';
+import { EtcdHeadWatch } from './etcd-watch.js';
 import { leafHash } from './merkle.js';
 import { OutboxSender, type OutboxTransport, waitsForNobody } from './outbox-sender.js';
 import type { ChainChange, ChainStatus, Sequencer } from './sequencer-adapter.js';
@@ -64,13 +65,6 @@ const RANGE_LIMIT = 256;
 const RANGE_ANSWER_BYTES = 8 * 1024 * 1024;
 /** Keys under the prefix that are no entry key, logged once each, at most this many. */
 const STRAY_KEYS_LOGGED = 100;
-/**
- * The watch stream's bytes buffered at most while waiting for the end of one answer (an answer on
- * the head key is a few hundred bytes): a stream that sends more without ending an answer is dropped.
- */
-export const WATCH_MAX_BUFFER = 64 * 1024;
-/** The watch is re-established when it lagged the reads for this long (a member that stopped hearing). */
-const WATCH_LAG_MS = 2_000;
 
 /** The txid of an envelope text (the RFC 6962 leaf hash of its bytes). */
 const txidOf = (text: string) => toHex(leafHash(Buffer.from(text, 'utf8')));
@@ -101,24 +95,6 @@ export function parseEtcdCursor(cursor: string | null): EtcdCursor | null {
 
 type Fault = { key: string; detail: string };
 type Waiting = { text: string; resolve: () => void; reject: (e: unknown) => void };
-
-/** One answer on the watch stream (the fields used). */
-interface WatchAnswer {
-  result?: {
-    header?: { revision?: string };
-    created?: boolean;
-    canceled?: boolean;
-    compact_revision?: string;
-    cancel_reason?: string;
-    events?: Array<{ kv?: { mod_revision?: string } }>;
-  };
-  error?: { message?: string; grpc_code?: number; http_code?: number };
-}
-
-/** Why a watch stream ended, and whether it had been established. */
-type WatchEnd = { why: string; established: boolean; compacted?: boolean };
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Orders keyledger transactions in an etcd cluster and follows what it ordered. */
 export class EtcdSequencer implements Sequencer {
@@ -162,15 +138,8 @@ export class EtcdSequencer implements Sequencer {
   private reading = false;
   private readAgain = false;
   private readonly watchEnabled: boolean;
-  /** The store revision of the last read (the watch starts after it), or null. */
-  private readRevision: number | null = null;
-  /** The highest store revision the watch stream told of, or null while none is established. */
-  private watchRevision: number | null = null;
-  /** Since when the reads see a head the watch has not told of (wall clock, ms), or null. */
-  private watchBehindSince: number | null = null;
-  private watchAbort: AbortController | null = null;
-  private watching: Promise<void> | null = null;
-  private watchError: string | null = null;
+  /** The watch on the head key (while following with `watch`), or null. */
+  private headWatch: EtcdHeadWatch | null = null;
 
   constructor(private readonly o: EtcdSequencerOptions) {
     this.now = o.now ?? Date.now;
@@ -463,8 +432,18 @@ export class EtcdSequencer implements Sequencer {
   follow(ingest: EtcdIngest, cursor: string | null): Promise<void> {
     this.cursor = parseEtcdCursor(cursor);
     this.ingest = ingest;
+    if (this.watchEnabled)
+      this.headWatch ??= new EtcdHeadWatch({
+        endpoints: this.o.endpoints,
+        key: this.headKey,
+        preferredMember: () => this.gateway.preferredMember(),
+        timeoutMs: this.timeoutMs,
+        pollMs: this.pollMs,
+        onChange: () => this.wake(),
+        ...(this.o.log ? { log: this.o.log } : {}),
+      });
     this.following = this.read();
-    if (this.watchEnabled) this.watching = this.watchLoop();
+    this.headWatch?.start();
     return this.following;
   }
 
@@ -531,7 +510,7 @@ export class EtcdSequencer implements Sequencer {
     const next = headKv ? parseHead(unb64(headKv.value)) : 0;
     if (next !== null) this.head = next - 1;
     this.answered();
-    this.noteRevisions(Number(got.header?.revision ?? 0), Number(headKv?.mod_revision ?? 0));
+    this.headWatch?.noteRead(Number(got.header?.revision ?? 0), Number(headKv?.mod_revision ?? 0));
     const fault =
       this.checkBinding(kv.get('chain')?.value) ??
       (next === null
@@ -549,150 +528,6 @@ export class EtcdSequencer implements Sequencer {
     if (reading) return;
     this.lastSyncAt = Date.now();
     await this.sender?.flush(this.transport, () => !this.stopped && !this.fault);
-  }
-
-  /**
-   * Notes the store revision of a read (the watch restarts after it) and the head's: a watch that
-   * has not told of a head the reads have seen for {@link WATCH_LAG_MS} is re-established (its
-   * member may have lost the others while the stream stays open).
-   */
-  private noteRevisions(store: number, headMod: number): void {
-    if (Number.isSafeInteger(store) && store > 0) this.readRevision = store;
-    if (this.watchRevision === null || headMod <= this.watchRevision) {
-      this.watchBehindSince = null;
-      return;
-    }
-    this.watchBehindSince ??= Date.now();
-    if (Date.now() - this.watchBehindSince < WATCH_LAG_MS) return;
-    this.watchBehindSince = null;
-    this.o.log?.('etcd follower: the watch lags the reads: re-establishing it');
-    this.watchAbort?.abort();
-  }
-
-  /**
-   * Keeps a watch on the head key open, on one member after the other: each answer that tells of a
-   * change (or of the watch established) wakes a read. Re-established at once when a stream ends
-   * (a member died, lost its leader, or the watch was cancelled: after a compaction past the
-   * revision asked for, from the current revision), after a growing pause (at most 1 s) when
-   * establishing fails.
-   */
-  private async watchLoop(): Promise<void> {
-    let at = this.gateway.preferredMember();
-    let failures = 0;
-    while (!this.stopped) {
-      const end = await this.watchOnce(this.o.endpoints[at]!);
-      this.watchRevision = null;
-      if (this.stopped) break;
-      if (end.why !== this.watchError)
-        this.o.log?.(
-          `etcd follower: the watch on ${this.o.endpoints[at]} ended (${end.why}): reading every ${this.pollMs} ms until it is back`,
-        );
-      this.watchError = end.why;
-      failures = end.established ? 0 : failures + 1;
-      if (!end.compacted) at = (at + 1) % this.o.endpoints.length;
-      if (failures > 0) await sleep(Math.min(1000, 50 * 2 ** failures));
-    }
-  }
-
-  /** One watch stream on `url`, until it ends (see {@link watchLoop}). */
-  private async watchOnce(url: string): Promise<WatchEnd> {
-    const abort = new AbortController();
-    this.watchAbort = abort;
-    const after = this.readRevision;
-    const body = {
-      create_request: {
-        key: b64(this.headKey),
-        ...(after !== null ? { start_revision: String(after + 1) } : {}),
-      },
-    };
-    let established = false;
-    let timedOut = false;
-    // Until the watch is established, as long as any request; once open, only an abort ends it.
-    const timer = setTimeout(() => {
-      timedOut = true;
-      abort.abort();
-    }, this.timeoutMs);
-    try {
-      const r = await fetch(`${url.replace(/\/+$/, '')}/v3/watch`, {
-        method: 'POST',
-        // A member without a leader ends the stream rather than keep it silent (etcd's "hasleader").
-        headers: { 'content-type': 'application/json', 'grpc-metadata-hasleader': 'true' },
-        body: JSON.stringify(body),
-        signal: abort.signal,
-      });
-      if (!r.ok || !r.body) return { why: `HTTP ${r.status}`, established };
-      return await this.readWatch(r.body, abort, () => {
-        established = true;
-        clearTimeout(timer);
-      });
-    } catch (err) {
-      const why = timedOut ? 'no answer in time' : abort.signal.aborted ? 'dropped' : (err as Error).message;
-      return { why, established };
-    } finally {
-      clearTimeout(timer);
-      abort.abort();
-    }
-  }
-
-  /**
-   * Reads one watch stream: newline-separated JSON answers, at most {@link WATCH_MAX_BUFFER} bytes
-   * buffered. Ends on an error answer, a cancelled watch, the stream's end or an abort.
-   */
-  private async readWatch(
-    stream: ReadableStream<Uint8Array>,
-    abort: AbortController,
-    onEstablished: () => void,
-  ): Promise<WatchEnd> {
-    const reader = stream.getReader();
-    const decoder = new TextDecoder();
-    let buffered = '';
-    let established = false;
-    abort.signal.addEventListener('abort', () => reader.cancel().catch(() => {}), { once: true });
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done || abort.signal.aborted)
-        return { why: abort.signal.aborted ? 'dropped' : 'the stream ended', established };
-      buffered += decoder.decode(value, { stream: true });
-      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
-        const line = buffered.slice(0, nl).trim();
-        buffered = buffered.slice(nl + 1);
-        if (!line) continue;
-        let answer: WatchAnswer;
-        try {
-          answer = JSON.parse(line) as WatchAnswer;
-        } catch {
-          return { why: 'an answer that is not JSON', established };
-        }
-        if (answer.error) return { why: answer.error.message ?? 'an error', established };
-        const result = answer.result ?? {};
-        if (result.canceled) {
-          // Compacted past the revision asked for: watch from now on, and read at once (the reads
-          // go from the stored position, never from a revision, so nothing is missed).
-          const compacted = result.compact_revision !== undefined && result.compact_revision !== '0';
-          if (compacted) this.readRevision = null;
-          this.wake();
-          return {
-            why: compacted
-              ? `compacted past the revision asked for (compact revision ${result.compact_revision})`
-              : `cancelled: ${result.cancel_reason ?? 'no reason given'}`,
-            established,
-            compacted,
-          };
-        }
-        const revision = Number(result.header?.revision ?? 0);
-        if (Number.isSafeInteger(revision)) this.watchRevision = Math.max(this.watchRevision ?? 0, revision);
-        if (result.created) {
-          established = true;
-          onEstablished();
-          if (this.watchError !== null) this.o.log?.('etcd follower: watching the head again');
-          this.watchError = null;
-        }
-        // Established (changes since the last read) or a change: read now.
-        if (result.created || (result.events?.length ?? 0) > 0) this.wake();
-      }
-      if (buffered.length > WATCH_MAX_BUFFER)
-        return { why: `over ${WATCH_MAX_BUFFER} bytes without the end of an answer`, established };
-    }
   }
 
   /** Whether the cluster still holds the entry last read, with the value read. */
@@ -898,8 +733,7 @@ export class EtcdSequencer implements Sequencer {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    this.watchAbort?.abort();
-    await this.watching?.catch(() => {});
+    await this.headWatch?.stop();
     await this.following?.catch(() => {});
     await this.writing?.catch(() => {});
   }
