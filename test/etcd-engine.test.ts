@@ -16,7 +16,7 @@ import { EmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { etcdSequencerFor, writeEtcdSettings } from '../src/server/etcd-node.js';
-import { PASSPHRASE, registration, tempDir } from './helpers.js';
+import { manualClock, PASSPHRASE, registration, tempDir, until } from './helpers.js';
 import { type EtcdCluster, startEtcdCluster } from './support/etcd.js';
 
 let cluster: EtcdCluster;
@@ -30,21 +30,21 @@ after(async () => {
 type Node = { ledger: EmbeddedLedger; sequencer: ReturnType<typeof etcdSequencerFor>; dataDir: string };
 
 /** Two ledgers of one deployment: B is a copy of A's data directory made before A wrote. */
-async function pair(prefix: string): Promise<[Node, Node]> {
+async function pair(prefix: string, clockOfA?: () => number): Promise<[Node, Node]> {
   const dirA = join(tempDir('kl-etcd-a-'), 'data');
   initEmbeddedLedger({ dataDir: dirA, passphrase: PASSPHRASE });
   const dirB = join(tempDir('kl-etcd-b-'), 'data');
   cpSync(dirA, dirB, { recursive: true });
-  const open = async (dataDir: string): Promise<Node> => {
+  const open = async (dataDir: string, now?: () => number): Promise<Node> => {
     // The endpoints are a node setting (DATA/etcd.json), the prefix the ledger's.
     writeEtcdSettings(dataDir, { endpoints: cluster.endpoints });
-    const sequencer = etcdSequencerFor({ dataDir, prefix, pollMs: 50 });
+    const sequencer = etcdSequencerFor({ dataDir, prefix, pollMs: 50, ...(now ? { now } : {}) });
     const ledger = EmbeddedLedger.open({ dataDir, passphrase: PASSPHRASE, sequencer });
     await sequencer.bind(ledger.chainId);
     await sequencer.follow((batch) => ledger.ingest(batch), ledger.sequencerCursor());
     return { ledger, sequencer, dataDir };
   };
-  return [await open(dirA), await open(dirB)];
+  return [await open(dirA, clockOfA), await open(dirB)];
 }
 
 async function close(...nodes: Node[]): Promise<void> {
@@ -90,6 +90,25 @@ describe('etcd engine', () => {
       await close(a, b);
     }
     for (const n of [a, b]) assert.equal(verifyLedgerData({ dataDir: n.dataDir }).ok, true);
+  });
+
+  it('an entry an hour ahead of a server is a fault there (never a block time an hour ahead for good); its writer, whose clock stepped back, goes on', async () => {
+    const clock = manualClock(Date.now());
+    const [a, b] = await pair(`/keyledger/t-clock-${process.pid}`, clock);
+    try {
+      clock.advance(60 * 60_000); // A's clock an hour ahead while it writes
+      const r = await a.ledger.submit({ type: 'KeyRegistered', body: registration('ahead@example.org') });
+      clock.set(Date.now()); // then stepped back
+      await a.ledger.submit({ type: 'KeyRegistered', body: registration('after@example.org') });
+      assert.equal(a.sequencer.status().fault, null, 'A reads what it wrote');
+      assert.equal((await a.ledger.getTransaction(r.txid)).txid, r.txid);
+      // B, with a true clock, does not read an entry an hour ahead of it (a fault, not a block time
+      // an hour ahead for ever).
+      await until(() => b.sequencer.status().fault !== null, 10_000);
+      assert.match(b.sequencer.status().fault!, /beyond this server's clock and the allowed skew/);
+    } finally {
+      await close(a, b);
+    }
   });
 
   it('a prefix orders one ledger: another ledger on the same prefix is refused', async () => {

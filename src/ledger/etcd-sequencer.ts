@@ -103,6 +103,11 @@ export class EtcdSequencer implements Sequencer {
   /** Readiness: stale after this many ms without a full read (the server's `maxLedgerStalenessMs`). */
   staleAfterMs = 30_000;
   private readonly now: () => number;
+  /**
+   * The latest time this server wrote with an entry: its own entries are never beyond its clock as
+   * it was when it wrote them, also after that clock stepped back (an NTP step, a test's clock).
+   */
+  private latestOwnTime = Number.NEGATIVE_INFINITY;
   private readonly pollMs: number;
   private readonly timeoutMs: number;
   private readonly prefix: string;
@@ -389,7 +394,7 @@ export class EtcdSequencer implements Sequencer {
             : []),
         ],
         success: [
-          { request_put: { key: slot, value: b64(JSON.stringify({ time: this.now(), texts })) } },
+          { request_put: { key: slot, value: b64(JSON.stringify({ time: this.ownTime(), texts })) } },
           { request_put: { key: b64(this.headKey), value: b64(String(next + 1)) } },
         ],
         failure: [
@@ -414,6 +419,13 @@ export class EtcdSequencer implements Sequencer {
         );
       await new Promise((r) => setTimeout(r, Math.min(50, 2 + attempt * 5) * Math.random()));
     }
+  }
+
+  /** The time written with an entry of this server (the clock), remembered as its latest. */
+  private ownTime(): number {
+    const time = this.now();
+    this.latestOwnTime = Math.max(this.latestOwnTime, time);
+    return time;
   }
 
   /** A write refused because the cluster holds what this engine did not write; the follower reads at once (and reports it). */
@@ -669,7 +681,7 @@ export class EtcdSequencer implements Sequencer {
     const parsed = parseEntry(value);
     if ('refused' in parsed) this.o.onRefused?.(`etcd entry ${seq}`, parsed.refused);
     const entry = 'refused' in parsed ? { time: 0, texts: [] } : parsed;
-    if (entry.time > this.now() + MAX_TX_CLOCK_SKEW_MS)
+    if (entry.time > Math.max(this.now(), this.latestOwnTime) + MAX_TX_CLOCK_SKEW_MS)
       return {
         key: `future ${seq}`,
         detail: `entry ${seq} in the etcd cluster is timed ${new Date(entry.time).toISOString()}, beyond this server's clock and the allowed skew: not read until then (check the writers' and this server's clocks)`,
