@@ -3,13 +3,7 @@
  * several organisations, each with its own servers (docs/deploy-besu.md "Several organisations").
  */
 import { type Command, Option } from 'commander';
-import {
-  collect,
-  devFunderOption,
-  jsonOption,
-  nodePassphraseOptions,
-  type OptionValues,
-} from '../options.js';
+import { collect, jsonOption, nodePassphraseOptions, type OptionValues } from '../options.js';
 import { act, type Context, dataOr, examples, given, passphraseOf, str, withOptions } from './shared.js';
 
 const load = () => import('../commands/genesis.js');
