@@ -20,6 +20,7 @@ import { isKlError } from '../src/protocol/errors.js';
 import type { RunningServer } from '../src/server/app.js';
 import { initEtcdNode, joinEtcdNode } from '../src/server/etcd-node.js';
 import { PASSPHRASE, registration, rejection, tempDir, until } from './helpers.js';
+import { readyz } from './support/chain-probes.js';
 import { freePort } from './support/free-port.js';
 import { startOn, testEtcdPrefix } from './support/server.js';
 
@@ -96,10 +97,6 @@ async function server(): Promise<{ srv: Server; prefix: string; lines: string[] 
   return { srv, prefix, lines };
 }
 
-async function readyz(srv: Server) {
-  const r = await fetch(`${srv.url}/readyz`);
-  return { status: r.status, body: (await r.json()) as { ready: boolean; chain: { fault: string | null } } };
-}
 const chainAlerts = (srv: Server) =>
   srv.alerts
     .list()

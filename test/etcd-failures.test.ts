@@ -32,6 +32,7 @@ import { callAdmin } from '../src/server/admin-socket.js';
 import type { RunningServer } from '../src/server/app.js';
 import { initEtcdNode, joinEtcdNode } from '../src/server/etcd-node.js';
 import { PASSPHRASE, registration, rejection, tempDir, until } from './helpers.js';
+import { chainAlerts, readyz } from './support/chain-probes.js';
 import { type EtcdCluster, startEtcdCluster, type TestServer, twoEtcdServers } from './support/etcd.js';
 import {
   freePort,
@@ -106,17 +107,6 @@ async function etcdKeys(cluster: EtcdCluster, prefix: string): Promise<string[]>
   ).json()) as { kvs?: Array<{ key: string }> };
   return (r.kvs ?? []).map((kv) => Buffer.from(kv.key, 'base64').toString());
 }
-
-async function readyz(url: string) {
-  const r = await fetch(`${url}/readyz`);
-  return { status: r.status, body: (await r.json()) as { ready: boolean; chain: { fault: string | null } } };
-}
-
-const chainAlerts = (srv: RunningServer) =>
-  srv.alerts
-    .list()
-    .filter((a) => a.kind === 'chain')
-    .map((a) => a.detail);
 
 /** A client with a fresh key and an invitation of a server, not registered yet. */
 interface Invited {

@@ -24,6 +24,7 @@ import { isKlError, type KlError } from '../src/protocol/errors.js';
 import { callAdmin } from '../src/server/admin-socket.js';
 import type { RunningServer } from '../src/server/app.js';
 import { PASSPHRASE, registration, rejection, tempDir, until } from './helpers.js';
+import { metric, readyz } from './support/chain-probes.js';
 import { type EtcdCluster, startEtcdCluster, twoEtcdServers } from './support/etcd.js';
 import { CLIENT_PASSPHRASE, registeredClient, startOn } from './support/server.js';
 
@@ -36,18 +37,6 @@ after(async () => {
 });
 
 const audit = (at: number) => ({ type: 'AuditEvent' as const, body: { event: 'etcd_outbox_test', at } });
-
-async function readyz(srv: RunningServer) {
-  const r = await fetch(`${srv.url}/readyz`);
-  return { status: r.status, body: (await r.json()) as { chain: { queued: number } | null } };
-}
-
-async function metric(srv: RunningServer, name: string): Promise<number> {
-  const text = await (await fetch(`${srv.url}/metrics`)).text();
-  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
-  assert.ok(m, `metric ${name} missing`);
-  return Number(m[1]);
-}
 
 /** Waits until `ledger` holds `txid`; returns how long that took, ms. */
 async function seen(ledger: EmbeddedLedger, txid: string, ms = 10_000): Promise<number> {

@@ -33,6 +33,7 @@ import { canonicalize } from '../src/protocol/canonical-json.js';
 import { type RunningServer, type ServerOptions, startServer } from '../src/server/app.js';
 import { PASSPHRASE, tempDir } from './helpers.js';
 import { ANVIL_FUNDER_KEY, type Anvil, anvilsStoppedAfter } from './support/anvil.js';
+import { chainAlerts, metric, readyz } from './support/chain-probes.js';
 import { evmReplica } from './support/evm-replica.js';
 import { type RpcLog, type RpcProxy, rpcProxy } from './support/rpc-proxy.js';
 import { CLIENT_PASSPHRASE, evmTestServer, registeredClient } from './support/server.js';
@@ -71,34 +72,6 @@ async function polls(proxy: RpcProxy, n: number): Promise<void> {
   const from = proxy.count('eth_blockNumber');
   await until(`${n} more polls`, () => proxy.count('eth_blockNumber') >= from + n);
 }
-
-interface ReadyChain {
-  head: number;
-  read: number;
-  lag: number;
-  fault: string | null;
-  queued: number;
-  refusedWrites: number;
-}
-
-async function readyz(srv: RunningServer): Promise<{ status: number; ready: boolean; chain: ReadyChain }> {
-  const r = await fetch(`${srv.url}/readyz`);
-  const body = (await r.json()) as { ready: boolean; chain: ReadyChain };
-  return { status: r.status, ready: body.ready, chain: body.chain };
-}
-
-async function metric(srv: RunningServer, name: string): Promise<number> {
-  const text = await (await fetch(`${srv.url}/metrics`)).text();
-  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
-  assert.ok(m, `metric ${name} missing`);
-  return Number(m[1]);
-}
-
-const chainAlerts = (srv: RunningServer) =>
-  srv.alerts
-    .list()
-    .filter((a) => a.kind === 'chain')
-    .map((a) => a.detail);
 
 const portOf = (srv: RunningServer) => Number(new URL(srv.url).port);
 
@@ -198,9 +171,9 @@ describe('EVM follower: the contract numbering of KeyledgerTx (anvil behind a ly
     await assert.rejects(registeredClient(srv, 'during@example.org'), refusedForFault);
     const r = await readyz(srv);
     assert.equal(r.status, 503);
-    assert.equal(r.ready, false);
-    assert.equal(r.chain.fault, fault);
-    assert.equal(r.chain.read, before.number);
+    assert.equal(r.body.ready, false);
+    assert.equal(r.body.chain.fault, fault);
+    assert.equal(r.body.chain.read, before.number);
     assert.equal(await metric(srv, 'keyledger_chain_fault'), 1);
     await polls(proxy, 20);
     assert.deepEqual(
@@ -777,7 +750,7 @@ describe('EVM outbox: refused writes kept, sends never repeated (anvil behind a 
     const home = await registeredClient(srv, 'refused@example.org');
     await settled(srv, anvil, engine);
     // Kept before (none, unless a write was refused already): the login's add to it.
-    const base = (await readyz(srv)).chain.refusedWrites;
+    const base = (await readyz(srv)).body.chain.refusedWrites;
     assert.equal(await metric(srv, 'keyledger_chain_refused_writes'), base);
     const linesBefore = lines.length;
     // The server's account is the contract's governor and its registrar: it stops writing as registrar.
@@ -793,10 +766,13 @@ describe('EVM outbox: refused writes kept, sends never repeated (anvil behind a 
     // A login writes two audit events (its start and its end): both refused by the chain.
     const s = await connect({ home, passphrase: CLIENT_PASSPHRASE });
     await s.close();
-    await until('both refusals are kept', async () => (await readyz(srv)).chain.refusedWrites === base + 2);
+    await until(
+      'both refusals are kept',
+      async () => (await readyz(srv)).body.chain.refusedWrites === base + 2,
+    );
     const r = await readyz(srv);
     assert.equal(r.status, 200, 'a refused write does not make the server unready');
-    assert.equal(r.chain.queued, 0);
+    assert.equal(r.body.chain.queued, 0);
     assert.equal(await metric(srv, 'keyledger_chain_refused_writes'), base + 2);
     const told = lines
       .slice(linesBefore)

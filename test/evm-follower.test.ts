@@ -17,6 +17,7 @@ import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
 import { type RunningServer, type ServerOptions, startServer } from '../src/server/app.js';
 import { PASSPHRASE, tempDir } from './helpers.js';
 import { anvilsStoppedAfter } from './support/anvil.js';
+import { chainAlerts, metric, readyz } from './support/chain-probes.js';
 import { evmReplica } from './support/evm-replica.js';
 import { CLIENT_PASSPHRASE, evmTestServer, registeredClient } from './support/server.js';
 
@@ -32,37 +33,6 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 
     await sleep(25);
   }
 }
-
-async function readyz(srv: RunningServer) {
-  const r = await fetch(`${srv.url}/readyz`);
-  return {
-    status: r.status,
-    body: (await r.json()) as {
-      ready: boolean;
-      chain: {
-        head: number;
-        read: number;
-        lag: number;
-        stalenessMs: number;
-        fault: string | null;
-        queued: number;
-      };
-    },
-  };
-}
-
-async function metric(srv: RunningServer, name: string): Promise<number> {
-  const text = await (await fetch(`${srv.url}/metrics`)).text();
-  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
-  assert.ok(m, `metric ${name} missing`);
-  return Number(m[1]);
-}
-
-const chainAlerts = (srv: RunningServer) =>
-  srv.alerts
-    .list()
-    .filter((a) => a.kind === 'chain')
-    .map((a) => a.detail);
 
 /** Restarts a server over `dataDir` on `port` (the address its clients pinned). */
 function restart(dataDir: string, port: number, o: Partial<ServerOptions> = {}) {
