@@ -22,7 +22,7 @@ import { openKeyFile } from '../src/ledger/sealed-key-file.js';
 import { ERROR_CODES, errorFromWire, isErrorCode, isKlError } from '../src/protocol/errors.js';
 import { callAdmin } from '../src/server/admin-socket.js';
 import { PASSPHRASE } from './helpers.js';
-import { type MitmProxy, mitmProxy, registeredBehind } from './support/mitm-proxy.js';
+import { type MitmProxy, mitmProxy, registeredBehind, serversInOrder } from './support/mitm-proxy.js';
 import { CLIENT_PASSPHRASE, registeredClient, testServer } from './support/server.js';
 
 type Srv = Awaited<ReturnType<typeof testServer>>;
@@ -316,16 +316,7 @@ describe('plaintext errors during the login or a resumption only fail that attem
 describe('before the finished frame, only what the server signed or sealed for this login is a verdict', () => {
   /** Lists the proxy first and the real server second in `home`. */
   function proxyThenServer(home: ClientHome): void {
-    const saved = home.readServer();
-    const fp = saved.server.fingerprint;
-    home.writeServer({
-      ...saved,
-      url: proxy.url,
-      servers: [
-        { url: proxy.url, fingerprint: fp },
-        { url: serverUrl(server.url), fingerprint: fp },
-      ],
-    });
+    serversInOrder(home, proxy.url, serverUrl(server.url));
   }
 
   it('junk instead of the challenge or the finished frame is no verdict: the next server is asked', async () => {

@@ -19,14 +19,20 @@ import type { ClientHome } from '../src/client/home.js';
 import { register } from '../src/client/register.js';
 import { serverList, withLearnt, withoutServer, withServer } from '../src/client/server-list.js';
 import { connect } from '../src/client/session.js';
-import type { ServerEntry, ServerFile } from '../src/client/store.js';
+import type { ServerFile } from '../src/client/store.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { type RunningServer, startServer } from '../src/server/app.js';
 import { loadServerKey } from '../src/server/server-key.js';
 import { PASSPHRASE, tempDir } from './helpers.js';
 import { type Anvil, startAnvil } from './support/anvil.js';
 import { impostorProxy } from './support/impostor-proxy.js';
-import { type HttpForgery, type MitmProxy, mitmProxy, signedChallenge } from './support/mitm-proxy.js';
+import {
+  type HttpForgery,
+  type MitmProxy,
+  mitmProxy,
+  serversInOrder,
+  signedChallenge,
+} from './support/mitm-proxy.js';
 import { freePort } from './support/serve-cli.js';
 import { CLIENT_PASSPHRASE, evmTestServer, invite, newClient, registeredClient } from './support/server.js';
 
@@ -238,17 +244,7 @@ describe('several servers of one ledger', () => {
     const proxy = await mitmProxy(A.url);
     try {
       const home = await registeredClient(A, 'forged-refusal@example.org');
-      const saved = home.readServer();
-      const fp = saved.server.fingerprint;
-      const behindProxy = () =>
-        home.writeServer({
-          ...saved,
-          url: proxy.url,
-          servers: [
-            { url: proxy.url, fingerprint: fp },
-            { url: url(bPort), fingerprint: fp },
-          ],
-        });
+      const behindProxy = () => serversInOrder(home, proxy.url, url(bPort));
       // The login: a forged plaintext KL_KEY_REVOKED from "A".
       behindProxy();
       proxy.takeOver((client) =>
@@ -284,7 +280,7 @@ describe('several servers of one ledger', () => {
       }
       // With A behind the proxy as the only server, the forged answer is all there is: it fails
       // with its code, said to be unverified, without its text.
-      home.writeServer({ ...saved, url: proxy.url, servers: [{ url: proxy.url, fingerprint: fp }] });
+      serversInOrder(home, proxy.url);
       proxy.forgeHttp(forgeries[0]!);
       await assert.rejects(
         onServers(home, (server) => advanceCheckpoint(home, server)),
@@ -319,7 +315,7 @@ describe('several servers of one ledger', () => {
       const viaB = await cli(['status', '--home', home.dir, '--json']);
       assert.equal(viaB.code, 0, viaB.stdout + viaB.stderr);
       assert.equal(JSON.parse(viaB.stdout).server, url(bPort));
-      home.writeServer({ ...saved, url: proxy.url, servers: [{ url: proxy.url, fingerprint: fp }] });
+      serversInOrder(home, proxy.url);
       const alone = await cli(['status', '--home', home.dir]);
       assert.equal(alone.code, 1, alone.stdout + alone.stderr);
       assert.match(alone.stdout, /state proof INVALID/);
@@ -460,26 +456,20 @@ describe('a man in the middle in front of A cannot stop the failover', () => {
       const home = await registeredClient(A, `mitm-${n}@example.org`);
       // A later block, so that the home's checkpoint has something to be proved consistent with.
       await registeredClient(A, `mitm-${n}-later@example.org`);
-      const saved = home.readServer();
-      const fp = saved.server.fingerprint;
-      const set = (servers: ServerEntry[]) => home.writeServer({ ...saved, url: proxy.url, servers });
       const reset = () => {
         proxy.takeOver(null);
         proxy.rule(null);
         proxy.forgeHttp(null);
       };
       try {
-        set([{ url: proxy.url, fingerprint: fp }]);
+        serversInOrder(home, proxy.url);
         await attack.arm(home);
-        set([
-          { url: proxy.url, fingerprint: fp },
-          { url: url(bPort), fingerprint: fp },
-        ]);
+        serversInOrder(home, proxy.url, url(bPort));
         const s = await connect({ home, passphrase: CLIENT_PASSPHRASE });
         assert.equal(s.serverUrl, url(bPort), `${attack.name}: logged in on B`);
         await s.close();
         // A behind the man in the middle, alone in the home.
-        set([{ url: proxy.url, fingerprint: fp }]);
+        serversInOrder(home, proxy.url);
         const before = home.readServer();
         await assert.rejects(
           connect({ home, passphrase: CLIENT_PASSPHRASE }),
@@ -498,16 +488,7 @@ describe('a man in the middle in front of A cannot stop the failover', () => {
   it('a challenge signed by A for this login but for another key than ours is a verdict: no other server is asked', async () => {
     const home = await registeredClient(A, 'signed-verdict@example.org');
     const other = await registeredClient(A, 'signed-verdict-other@example.org');
-    const saved = home.readServer();
-    const fp = saved.server.fingerprint;
-    home.writeServer({
-      ...saved,
-      url: proxy.url,
-      servers: [
-        { url: proxy.url, fingerprint: fp },
-        { url: url(bPort), fingerprint: fp },
-      ],
-    });
+    serversInOrder(home, proxy.url, url(bPort));
     const signer = (await loadServerKey(aData, PASSPHRASE)).privateKey;
     const fingerprint = other.readIdentity().fingerprint;
     proxy.takeOver((client) =>

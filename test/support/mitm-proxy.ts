@@ -208,3 +208,17 @@ export async function signedChallenge(o: {
   const message = await encryptAndSign(statementBytes(payload), client, o.signer, new Date());
   return JSON.stringify({ type: 'challenge', challengeId, message });
 }
+
+/**
+ * Writes `home`'s server list as `first` (the man in the middle's URL, preferred) and then `then`,
+ * each with the server key the home pinned: the client tries `first` and fails over in order.
+ */
+export function serversInOrder(home: ClientHome, first: string, ...then: string[]): void {
+  const saved = home.readServer();
+  const fingerprint = saved.server.fingerprint;
+  home.writeServer({
+    ...saved,
+    url: first,
+    servers: [first, ...then].map((url) => ({ url, fingerprint })),
+  });
+}
