@@ -4,6 +4,7 @@
  * (unverified-answer.ts) whose summary holds its status and code, not its text. Uses the global
  * `fetch` (Node 20 and browsers alike); the answer is read as a stream and refused past 1 MiB.
  */
+import { readBounded } from '../protocol/bytes.js';
 import { errorFromWire, KlError } from '../protocol/errors.js';
 import { unverifiedAnswer } from './unverified-answer.js';
 
@@ -33,22 +34,10 @@ export function wsEndpoint(serverUrl: string, path: string): string {
 /** The answer's text, read up to MAX_RESPONSE bytes (`KL_NETWORK` past it). */
 async function boundedText(res: Response, origin: string): Promise<string> {
   if (!res.body) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
+  let bytes: Uint8Array | null;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > MAX_RESPONSE) {
-        await reader.cancel().catch(() => {});
-        throw new KlError('KL_NETWORK', 'the server answer is too large');
-      }
-      chunks.push(value);
-    }
+    bytes = await readBounded(res.body, MAX_RESPONSE);
   } catch (err) {
-    if (err instanceof KlError) throw err;
     throw new KlError(
       'KL_NETWORK',
       `the answer from ${origin} broke off: ${(err as Error).message}`,
@@ -58,13 +47,8 @@ async function boundedText(res: Response, origin: string): Promise<string> {
       },
     );
   }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.byteLength;
-  }
-  return new TextDecoder().decode(all);
+  if (!bytes) throw new KlError('KL_NETWORK', 'the server answer is too large');
+  return new TextDecoder().decode(bytes);
 }
 
 /** Calls `method url` with an optional JSON body; returns the parsed JSON answer. */

@@ -4,6 +4,7 @@
  * who wrote a huge value to the cluster) cannot make a server hold more than that in memory
  * (docs/deploy-etcd.md "What a cluster writer cannot do").
  */
+import { readBounded } from '../protocol/bytes.js';
 import { type ErrorCode, KlError } from '../protocol/errors.js';
 
 /** A range or txn answer of the gateway (the fields used). */
@@ -42,20 +43,9 @@ export const unb64 = (s: string | undefined): string => Buffer.from(s ?? '', 'ba
  */
 export async function boundedJson(res: Response, maxBytes: number): Promise<unknown> {
   if (!res.body) return {};
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw new KlError('KL_TOO_LARGE', `an answer of the etcd cluster is over ${maxBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  return JSON.parse(Buffer.concat(chunks, size).toString('utf8'));
+  const bytes = await readBounded(res.body, maxBytes);
+  if (!bytes) throw new KlError('KL_TOO_LARGE', `an answer of the etcd cluster is over ${maxBytes} bytes`);
+  return JSON.parse(new TextDecoder().decode(bytes));
 }
 
 /** The cluster's members behind one JSON gateway client. */

@@ -23,6 +23,29 @@ export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
   return backendConcat(parts);
 }
 
+/**
+ * Reads `stream` to its end, keeping at most `maxBytes`: past that it cancels the rest (never read)
+ * and returns null. Errors of the stream are thrown as they come.
+ */
+export async function readBounded(
+  stream: ReadableStream<Uint8Array>,
+  maxBytes: number,
+): Promise<Uint8Array | null> {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return concatBytes(...chunks);
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+}
+
 /** `n` zero bytes in memory of their own (not a shared pool: wiping them wipes nothing else). */
 export const allocBytes: (n: number) => Uint8Array = backendAlloc;
 
