@@ -670,6 +670,8 @@ describe('EVM outbox: refused writes kept, sends never repeated (anvil behind a 
     try {
       rig.proxy.setDown(false);
       await until('sent from the outbox', () => hashes.length === 1);
+      // The proxy sees the send before the sequencer has the node's answer and notes it.
+      await until('the send noted in the outbox', () => rig.outbox.list()[0]?.chainTx != null);
       assert.equal(rig.outbox.list()[0]!.chainTx, hashes[0]);
       // Due again every 100 ms: each time the node is asked, says pending, and nothing is sent.
       const asked = rig.proxy.count('eth_getTransactionByHash');
