@@ -9,7 +9,7 @@ pragma solidity 0.8.28;
 /// the envelope (an event), only their hashes in storage.
 /// Who may call mirrors the embedded engine's permission table (src/ledger/permissions.ts); the
 /// state rules (one active key per identity, one identity per key) are the ledger's alone:
-///   KeyRegistered, KeyRotated, KeyRevoked, HashAnchored, AuditEvent: a registrar;
+///   KeyRegistered, KeyRotated, KeyRevoked, DeviceAdded, DeviceRevoked, HashAnchored, AuditEvent: a registrar;
 ///   RegistrarAdded/Removed, RoleGranted/Revoked: the governor (a multisig in production).
 contract KeyRegistry {
     enum Status { None, Active, Revoked }
@@ -27,6 +27,9 @@ contract KeyRegistry {
     mapping(bytes32 => Record) private records;        // sha256(identity) -> record
     mapping(bytes32 => bytes32) public fingerprintOwner; // sha256(fingerprint) -> sha256(identity)
     mapping(bytes32 => uint256) public anchoredAt;      // anchored hash -> block number
+    /// An identity's further device keys: sha256(identity) -> sha256(fingerprint) -> sha256(armored
+    /// key), zero once revoked (docs/ledger.md "Devices"; the top-level key stays in `records`).
+    mapping(bytes32 => mapping(bytes32 => bytes32)) public deviceKeys;
     uint64 public txCount;
     /// The keyledger ledger this contract orders: the chain id (SHA-256 of the genesis) of its
     /// ledger, set once by the governor. A server whose data directory holds another ledger refuses
@@ -39,6 +42,8 @@ contract KeyRegistry {
     /// before its KeyledgerTx: followers check the envelope's key against it from the logs alone,
     /// never from historical state (a node that reloads or prunes its state keeps its logs).
     event KeyStored(bytes32 indexed id, bytes32 fingerprint, bytes32 keyHash);
+    /// A device key added (keyHash) or revoked (zero), emitted just before its KeyledgerTx.
+    event DeviceStored(bytes32 indexed id, bytes32 fingerprint, bytes32 keyHash);
     event RegistrarChanged(address indexed account, bool allowed);
     event GovernorChanged(address indexed governor);
     event ChainBound(bytes32 indexed keyledgerChain);
@@ -124,6 +129,18 @@ contract KeyRegistry {
         onlyRegistrar
     {
         records[id].status = Status.Revoked;
+        _record(envelope);
+    }
+
+    /// DeviceAdded (keyHash of the new key) and DeviceRevoked (zero). As for keys, no rule refuses
+    /// the call here: the ledger's rules decide.
+    function deviceKey(bytes32 id, bytes32 fingerprint, bytes32 keyHash, bytes calldata envelope)
+        external
+        onlyRegistrar
+    {
+        deviceKeys[id][fingerprint] = keyHash;
+        fingerprintOwner[fingerprint] = id;
+        emit DeviceStored(id, fingerprint, keyHash);
         _record(envelope);
     }
 

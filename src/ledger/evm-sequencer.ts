@@ -319,6 +319,17 @@ export class EvmSequencer implements Sequencer {
         const b = body as TxBodies['KeyRevoked'];
         return { name: 'revokeKey', args: [idHash(b.id), hash32(b.fingerprint), bytes] };
       }
+      case 'DeviceAdded': {
+        const b = body as TxBodies['DeviceAdded'];
+        return { name: 'deviceKey', args: [idHash(b.id), hash32(b.fingerprint), hash32(b.publicKey), bytes] };
+      }
+      case 'DeviceRevoked': {
+        const b = body as TxBodies['DeviceRevoked'];
+        return {
+          name: 'deviceKey',
+          args: [idHash(b.id), hash32(b.fingerprint), `0x${'0'.repeat(64)}`, bytes],
+        };
+      }
       case 'HashAnchored':
         return { name: 'anchorHash', args: [`0x${(body as TxBodies['HashAnchored']).hash}`, bytes] };
       case 'AuditEvent':

@@ -30,6 +30,8 @@ export const WRITE_PERMISSIONS: { readonly [T in TxType]: WritePermission } = {
   RegistrarRemoved: { signers: ['registrar', 'validator'], approvals: 'validator-quorum' },
   RoleGranted: { signers: ['registrar', 'validator'], approvals: 'validator-quorum' },
   RoleRevoked: { signers: ['registrar', 'validator'], approvals: 'validator-quorum' },
+  DeviceAdded: { signers: ['registrar'], approvals: 'none' },
+  DeviceRevoked: { signers: ['registrar'], approvals: 'none' },
 };
 
 /** What the permission check needs to know about current state. */

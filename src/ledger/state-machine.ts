@@ -13,6 +13,7 @@ import { utf8 } from '../protocol/bytes.js';
 import { canonicalBytes, canonicalize } from '../protocol/canonical-json.js';
 import { KlError } from '../protocol/errors.js';
 import { sha256 } from '../protocol/hash.js';
+import { activeDevice, activeDevices, MAX_DEVICES } from './devices.js';
 import { GOVERNANCE_DOMAIN } from './domains.js';
 import type { Genesis } from './genesis.js';
 import { resolveSigner, WRITE_PERMISSIONS } from './permissions.js';
@@ -49,8 +50,35 @@ export interface KeyRecord {
   revocation?: { reason: string; by: 'owner' | 'admin'; admin?: string; at: TxRef };
   /** Roles granted by governance (RoleGranted); absent means none. Dropped when the identity re-registers. */
   roles?: IdentityRole[];
+  /** The name of the device that holds the top-level key (docs/ledger.md "Devices"); absent if none was given. */
+  device?: string;
+  /**
+   * For a top-level key that was added as a further device and became the first when the keys before
+   * it were revoked: when and by whom it was added.
+   */
+  deviceAdded?: { added: TxRef; approvedBy: DeviceKey['approvedBy'] };
+  /** The identity's further active device keys, in the order they were added (absent: one device). */
+  devices?: DeviceKey[];
   /** Earlier keys of this identity, oldest first. */
-  history: Array<{ fingerprint: string; algorithm: string; replaced: TxRef; reason: 'rotated' | 'revoked' }>;
+  history: Array<{
+    fingerprint: string;
+    algorithm: string;
+    replaced: TxRef;
+    reason: 'rotated' | 'revoked';
+    /** The device that held it. */
+    device?: string;
+  }>;
+}
+
+/** A further device key of an identity (transaction DeviceAdded). */
+export interface DeviceKey {
+  name: string;
+  fingerprint: string;
+  publicKey: string;
+  algorithm: string;
+  added: TxRef;
+  /** The active device that signed the addition, or the operator who made it. */
+  approvedBy: { device: string } | { admin: string };
 }
 
 /** A registrar as recorded in state. */
@@ -256,10 +284,7 @@ export function applyTransaction(state: WorkingState, env: TxEnvelope, ctx: Appl
       }
       // A revoked identity may register again (a new invitation); its old keys stay in the history.
       const history: KeyRecord['history'] = prev
-        ? [
-            ...prev.history,
-            { fingerprint: prev.fingerprint, algorithm: prev.algorithm, replaced: at, reason: 'revoked' },
-          ]
+        ? [...prev.history, ...retired(devicesOf(prev), at, 'revoked')]
         : [];
       const record: KeyRecord = {
         id: b.id,
@@ -270,6 +295,7 @@ export function applyTransaction(state: WorkingState, env: TxEnvelope, ctx: Appl
         status: 'active',
         registered: at,
         updated: at,
+        ...(b.device ? { device: b.device } : {}),
         history,
       };
       state.put({ kind: 'identity', key: identityKey(b.id), value: record });
@@ -282,16 +308,18 @@ export function applyTransaction(state: WorkingState, env: TxEnvelope, ctx: Appl
       if (state.get(fingerprintKey(b.fingerprint))) {
         throw new KlError('KL_KEY_IN_USE', 'the new key is already registered to an identity');
       }
+      // The device keeps its name and place; only its key changes (docs/ledger.md "Devices").
+      const key = { fingerprint: b.fingerprint, publicKey: b.publicKey, algorithm: b.algorithm };
+      const old = activeDevice(prev, b.oldFingerprint)!;
       const record: KeyRecord = {
-        ...prev,
-        fingerprint: b.fingerprint,
-        publicKey: b.publicKey,
-        algorithm: b.algorithm,
+        ...(old.primary ? { ...prev, ...key } : prev),
+        ...(old.primary
+          ? {}
+          : {
+              devices: prev.devices!.map((d) => (d.fingerprint === b.oldFingerprint ? { ...d, ...key } : d)),
+            }),
         updated: at,
-        history: [
-          ...prev.history,
-          { fingerprint: prev.fingerprint, algorithm: prev.algorithm, replaced: at, reason: 'rotated' },
-        ],
+        history: [...prev.history, ...retired([old], at, 'rotated')],
       };
       state.put({ kind: 'identity', key: identityKey(b.id), value: record });
       state.put({ kind: 'fingerprint', key: fingerprintKey(b.fingerprint), value: { id: b.id } });
@@ -309,6 +337,10 @@ export function applyTransaction(state: WorkingState, env: TxEnvelope, ctx: Appl
       state.put({ kind: 'identity', key: identityKey(b.id), value: record });
       return;
     }
+    case 'DeviceAdded':
+      return addDevice(state, tx.body as TxBodies['DeviceAdded'], at);
+    case 'DeviceRevoked':
+      return revokeDevice(state, tx.body as TxBodies['DeviceRevoked'], at);
     case 'HashAnchored':
     case 'AuditEvent':
       return; // append-only records: no state beyond the transaction itself
@@ -374,14 +406,120 @@ export function applyTransaction(state: WorkingState, env: TxEnvelope, ctx: Appl
   }
 }
 
+/** The identity's record, which must be active and hold `fingerprint` as one of its active devices. */
 function activeRecord(state: WorkingState, id: string, fingerprint: string): KeyRecord {
+  const prev = activeIdentity(state, id);
+  if (!activeDevice(prev, fingerprint)) {
+    throw new KlError('KL_KEY_MISMATCH', 'the fingerprint is not a current key of the identity');
+  }
+  return prev;
+}
+
+function activeIdentity(state: WorkingState, id: string): KeyRecord {
   const prev = state.get<KeyRecord>(identityKey(id));
   if (!prev) throw new KlError('KL_IDENTITY_UNKNOWN', 'no key is registered for this identity');
   if (prev.status === 'revoked') throw new KlError('KL_KEY_REVOKED', 'the key of this identity is revoked');
-  if (prev.fingerprint !== fingerprint) {
-    throw new KlError('KL_KEY_MISMATCH', 'the fingerprint is not the identity’s current key');
-  }
   return prev;
+}
+
+/** Every device key of a record as it stands, active or not (a revoked identity's keys too). */
+function devicesOf(
+  record: KeyRecord,
+): Array<{ name: string | null; fingerprint: string; algorithm: string }> {
+  return [
+    { name: record.device ?? null, fingerprint: record.fingerprint, algorithm: record.algorithm },
+    ...(record.devices ?? []),
+  ];
+}
+
+/** History entries for keys leaving the record. */
+function retired(
+  keys: ReadonlyArray<{ name: string | null; fingerprint: string; algorithm: string }>,
+  at: TxRef,
+  reason: 'rotated' | 'revoked',
+): KeyRecord['history'] {
+  return keys.map((k) => ({
+    fingerprint: k.fingerprint,
+    algorithm: k.algorithm,
+    replaced: at,
+    reason,
+    ...(k.name !== null ? { device: k.name } : {}),
+  }));
+}
+
+/** The approving device must be active; the new key unused; its name free; the set not full. */
+function addDevice(state: WorkingState, b: TxBodies['DeviceAdded'], at: TxRef): void {
+  const prev = activeIdentity(state, b.id);
+  const active = activeDevices(prev);
+  if ('device' in b.approvedBy && !activeDevice(prev, b.approvedBy.device))
+    throw new KlError('KL_DEVICE_UNKNOWN', 'the approving key is not an active device of this identity');
+  if (state.get(fingerprintKey(b.fingerprint)))
+    throw new KlError('KL_KEY_IN_USE', 'this key is already registered to an identity');
+  if (active.some((d) => d.name?.toLowerCase() === b.name.toLowerCase()))
+    throw new KlError('KL_DEVICE_NAME_TAKEN', `another device of this identity is named ${b.name}`);
+  if (active.length >= MAX_DEVICES)
+    throw new KlError('KL_DEVICE_LIMIT', `an identity holds at most ${MAX_DEVICES} devices`);
+  const device: DeviceKey = {
+    name: b.name,
+    fingerprint: b.fingerprint,
+    publicKey: b.publicKey,
+    algorithm: b.algorithm,
+    added: at,
+    approvedBy: 'device' in b.approvedBy ? { device: b.approvedBy.device } : { admin: b.approvedBy.admin },
+  };
+  const record: KeyRecord = { ...prev, devices: [...(prev.devices ?? []), device], updated: at };
+  state.put({ kind: 'identity', key: identityKey(b.id), value: record });
+  state.put({ kind: 'fingerprint', key: fingerprintKey(b.fingerprint), value: { id: b.id } });
+}
+
+/**
+ * One device leaves; the next becomes the top-level key if it was that one. The last device is
+ * revoked only by an operator, and that revokes the identity (a device's owner uses `revoke-key`).
+ */
+function revokeDevice(state: WorkingState, b: TxBodies['DeviceRevoked'], at: TxRef): void {
+  const prev = activeIdentity(state, b.id);
+  const target = activeDevice(prev, b.fingerprint);
+  if (!target) throw new KlError('KL_DEVICE_UNKNOWN', 'the key is not an active device of this identity');
+  const by = b.revokedBy;
+  if ('device' in by && !activeDevice(prev, by.device))
+    throw new KlError('KL_DEVICE_UNKNOWN', 'the revoking key is not an active device of this identity');
+  const others = (prev.devices ?? []).filter((d) => d.fingerprint !== b.fingerprint);
+  if (target.primary && others.length === 0) {
+    if ('device' in by)
+      throw new KlError(
+        'KL_LAST_DEVICE',
+        'this is the identity’s only device: revoke the identity’s key instead (keyledger revoke-key)',
+      );
+    const record: KeyRecord = {
+      ...prev,
+      status: 'revoked',
+      updated: at,
+      revocation: { reason: b.reason, by: 'admin', admin: by.admin, at },
+    };
+    state.put({ kind: 'identity', key: identityKey(b.id), value: record });
+    return;
+  }
+  const history = [...prev.history, ...retired([target], at, 'revoked')];
+  let record: KeyRecord;
+  if (target.primary) {
+    const [next, ...rest] = others as [DeviceKey, ...DeviceKey[]];
+    const { device: _name, deviceAdded: _added, devices: _devices, ...base } = prev;
+    record = {
+      ...base,
+      fingerprint: next.fingerprint,
+      publicKey: next.publicKey,
+      algorithm: next.algorithm,
+      device: next.name,
+      deviceAdded: { added: next.added, approvedBy: next.approvedBy },
+      ...(rest.length ? { devices: rest } : {}),
+      updated: at,
+      history,
+    };
+  } else {
+    const { devices: _devices, ...base } = prev;
+    record = { ...base, ...(others.length ? { devices: others } : {}), updated: at, history };
+  }
+  state.put({ kind: 'identity', key: identityKey(b.id), value: record });
 }
 
 function checkGovSeq(state: WorkingState, govSeq: number): void {

@@ -56,7 +56,15 @@ export interface Approval {
 
 /** Bodies by transaction type. */
 export interface TxBodies {
-  KeyRegistered: { id: string; name: string; fingerprint: string; publicKey: string; algorithm: string };
+  KeyRegistered: {
+    id: string;
+    name: string;
+    fingerprint: string;
+    publicKey: string;
+    algorithm: string;
+    /** The name of the device that holds this key, the identity's first (docs/ledger.md "Devices"). */
+    device?: string;
+  };
   KeyRotated: {
     id: string;
     oldFingerprint: string;
@@ -97,6 +105,29 @@ export interface TxBodies {
   RegistrarRemoved: { keyId: string; govSeq: number; approvals: Approval[] };
   RoleGranted: { id: string; role: IdentityRole; govSeq: number; approvals: Approval[] };
   RoleRevoked: { id: string; role: IdentityRole; govSeq: number; approvals: Approval[] };
+  /**
+   * A further device key of an identity (docs/ledger.md "Devices"): the new key signed the
+   * {@link DeviceAdditionStatement} (proof of possession), and an active device of the identity
+   * signed the same statement, or an operator added it.
+   */
+  DeviceAdded: {
+    id: string;
+    name: string;
+    fingerprint: string;
+    publicKey: string;
+    algorithm: string;
+    /** The statement's time. */
+    time: number;
+    approvedBy: { device: string; signature: string } | { admin: string };
+    newKeySignature: string;
+  };
+  /** One device key of an identity revoked; the others stay (docs/ledger.md "Devices"). */
+  DeviceRevoked: {
+    id: string;
+    fingerprint: string;
+    reason: (typeof REVOCATION_REASONS)[number];
+    revokedBy: { device: string; signature: string; time: number } | { admin: string };
+  };
 }
 
 /** The signed part of a transaction. */

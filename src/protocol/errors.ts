@@ -25,6 +25,16 @@ export const ERROR_CODES = {
   KL_REGISTRAR_UNKNOWN: 404,
   KL_ROLE_EXISTS: 409,
   KL_ROLE_UNKNOWN: 404,
+  /** The key named is not an active device of the identity. */
+  KL_DEVICE_UNKNOWN: 404,
+  /** Another active device of the identity has this name. */
+  KL_DEVICE_NAME_TAKEN: 409,
+  /** The identity holds as many active devices as a record may. */
+  KL_DEVICE_LIMIT: 409,
+  /** Revoking the identity's only active device: that is revoking the identity (`revoke-key`, or an operator). */
+  KL_LAST_DEVICE: 409,
+  /** A device enrolment code that is unknown, used, expired or for another key (one answer for all). */
+  KL_DEVICE_CODE_INVALID: 404,
   KL_NOT_ADMIN: 403,
   KL_ADMIN_LINK_INVALID: 401,
   KL_CSRF: 403,

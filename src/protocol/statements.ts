@@ -155,6 +155,39 @@ export interface RotationStatement {
   time: number;
 }
 
+/**
+ * What a new device's key and an active device of the same identity both sign to add the new key to
+ * the identity (`keyledger device request` / `device approve`, ledger transaction DeviceAdded;
+ * docs/protocol.md "Devices"). The new key's signature proves possession; the approving device's
+ * proves the identity's consent.
+ */
+export interface DeviceAdditionStatement {
+  type: 'keyledger/add-device';
+  v: 1;
+  chain: string;
+  id: string;
+  /** The name the person gave the new device. */
+  name: string;
+  /** Fingerprint of the new device's key. */
+  fingerprint: string;
+  time: number;
+}
+
+/**
+ * What an active device signs to revoke one device key of its identity (`keyledger device revoke`,
+ * ledger transaction DeviceRevoked). It may name itself.
+ */
+export interface DeviceRevocationStatement {
+  type: 'keyledger/revoke-device';
+  v: 1;
+  chain: string;
+  id: string;
+  /** Fingerprint of the device key revoked. */
+  fingerprint: string;
+  reason: 'compromised' | 'superseded' | 'retired' | 'unspecified';
+  time: number;
+}
+
 /** Every statement that is signed somewhere in the protocol. */
 export type Statement =
   | RegistrationStatement
@@ -162,4 +195,6 @@ export type Statement =
   | ChallengePayload
   | LoginTranscript
   | RevocationStatement
-  | RotationStatement;
+  | RotationStatement
+  | DeviceAdditionStatement
+  | DeviceRevocationStatement;

@@ -8,6 +8,7 @@ import { Type } from 'typebox';
 import {
   ArmoredKey,
   Count,
+  DeviceName,
   DisplayName,
   Fingerprint,
   Hash,
@@ -164,6 +165,38 @@ export const KeyRecordSchema = Type.Object(
       ),
     ),
     roles: Type.Optional(Type.Array(Type.Enum(['admin']), { maxItems: 8 })),
+    device: Type.Optional(DeviceName),
+    deviceAdded: Type.Optional(
+      Type.Object(
+        {
+          added: TxRef,
+          approvedBy: Type.Union([
+            Type.Object({ device: Fingerprint }, closed),
+            Type.Object({ admin: Identity }, closed),
+          ]),
+        },
+        closed,
+      ),
+    ),
+    devices: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: DeviceName,
+            fingerprint: Fingerprint,
+            publicKey: ArmoredKey,
+            algorithm: Type.String({ maxLength: 32, pattern: '^[a-z0-9-]+$' }),
+            added: TxRef,
+            approvedBy: Type.Union([
+              Type.Object({ device: Fingerprint }, closed),
+              Type.Object({ admin: Identity }, closed),
+            ]),
+          },
+          closed,
+        ),
+        { maxItems: 64 },
+      ),
+    ),
     history: Type.Array(
       Type.Object(
         {
@@ -171,6 +204,7 @@ export const KeyRecordSchema = Type.Object(
           algorithm: Type.String({ maxLength: 32, pattern: '^[a-z0-9-]+$' }),
           replaced: TxRef,
           reason: Type.Enum(['rotated', 'revoked']),
+          device: Type.Optional(DeviceName),
         },
         closed,
       ),

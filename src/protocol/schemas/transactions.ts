@@ -7,6 +7,7 @@
 import { Type } from 'typebox';
 import {
   Count,
+  DeviceName,
   DisplayName,
   Fingerprint,
   Hash,
@@ -30,6 +31,8 @@ export const TX_TYPES = [
   'RegistrarRemoved',
   'RoleGranted',
   'RoleRevoked',
+  'DeviceAdded',
+  'DeviceRevoked',
 ] as const;
 
 /** Roles an identity can hold on the ledger (docs/architecture.md "The operator side"). */
@@ -91,7 +94,14 @@ export const NodeInfoSchema = Type.Object(
 /** Body schemas by transaction type: every allowed field, its type and limits. */
 export const TX_BODY_SCHEMAS = {
   KeyRegistered: Type.Object(
-    { id: Identity, name: DisplayName, fingerprint: Fingerprint, publicKey: armoredKey, algorithm },
+    {
+      id: Identity,
+      name: DisplayName,
+      fingerprint: Fingerprint,
+      publicKey: armoredKey,
+      algorithm,
+      device: Type.Optional(DeviceName),
+    },
     closed,
   ),
   KeyRotated: Type.Object(
@@ -150,6 +160,36 @@ export const TX_BODY_SCHEMAS = {
   RegistrarRemoved: Type.Object({ keyId: KeyId, govSeq, approvals }, closed),
   RoleGranted: Type.Object({ id: Identity, role, govSeq, approvals }, closed),
   RoleRevoked: Type.Object({ id: Identity, role, govSeq, approvals }, closed),
+  DeviceAdded: Type.Object(
+    {
+      id: Identity,
+      name: DeviceName,
+      fingerprint: Fingerprint,
+      publicKey: armoredKey,
+      algorithm,
+      /** The time of the addition statement both keys signed. */
+      time: Time,
+      approvedBy: Type.Union([
+        Type.Object({ device: Fingerprint, signature: armoredSig }, closed),
+        Type.Object({ admin: Identity }, closed),
+      ]),
+      newKeySignature: armoredSig,
+    },
+    closed,
+  ),
+  DeviceRevoked: Type.Object(
+    {
+      id: Identity,
+      fingerprint: Fingerprint,
+      reason: Type.Enum([...REVOCATION_REASONS]),
+      /** A device of the identity (its signature over the revocation statement, and its time), or an operator. */
+      revokedBy: Type.Union([
+        Type.Object({ device: Fingerprint, signature: armoredSig, time: Time }, closed),
+        Type.Object({ admin: Identity }, closed),
+      ]),
+    },
+    closed,
+  ),
 } as const;
 
 /**
