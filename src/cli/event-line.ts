@@ -88,6 +88,21 @@ export function formatEvent(e: ServerEvent): string {
     }
     case 'key_rotated':
       return line(e.at, 'rotated', `${who}  new key ${shortFingerprint(e.fingerprint)}`);
+    case 'device_added':
+      return line(
+        e.at,
+        'device',
+        `${who}  added ${printable(e.name)}  key ${shortFingerprint(e.fingerprint)}`,
+      );
+    case 'device_revoked': {
+      const by =
+        'admin' in e.by ? `by admin ${printable(e.by.admin)}` : `by key ${shortFingerprint(e.by.device)}`;
+      return line(
+        e.at,
+        'device',
+        `${who}  revoked key ${shortFingerprint(e.fingerprint)}  (${printable(e.reason)}, ${by})`,
+      );
+    }
     case 'role_changed':
       return line(e.at, 'role', `${who}  ${printable(e.role)} role ${e.granted ? 'granted' : 'revoked'}`);
     case 'alert': {

@@ -111,7 +111,14 @@ async function loginAt(
     handshakeTimeout: o.timeoutMs ?? 30_000,
   });
   const ephemeral = generateEphemeral();
-  const hello = { type: 'hello' as const, v: 1 as const, id: identity.id, ephemeral: ephemeral.publicKey };
+  // The hello names this device's key (docs/protocol.md "Devices"): the challenge is encrypted to it.
+  const hello = {
+    type: 'hello' as const,
+    v: 1 as const,
+    id: identity.id,
+    ephemeral: ephemeral.publicKey,
+    fingerprint: key.fingerprint,
+  };
 
   return new Promise<LoginResult>((resolve, reject) => {
     let step: 'challenge' | 'finished' | 'done' = 'challenge';

@@ -14,6 +14,7 @@
  */
 import { type TransactionReceipt, verifyTransactionReceipt } from '../ledger/proofs.js';
 import type { Transaction, TxBodies } from '../ledger/transactions.js';
+import { readPublicKey, verifyDetached } from '../pgp/messages.js';
 import { toBase64url, utf8 } from '../protocol/bytes.js';
 import { Channel, type ChannelMessage } from '../protocol/channel.js';
 import { randomBytes } from '../protocol/crypto/node.js';
@@ -23,10 +24,17 @@ import { wipeSessionKeys } from '../protocol/key-schedule.js';
 import { MAX_WS_MESSAGE } from '../protocol/messages.js';
 import { resumeProof } from '../protocol/resume.js';
 import { check, fits } from '../protocol/schemas/check.js';
+import { PendingDeviceReply } from '../protocol/schemas/http.js';
 import { ReceiptSchema } from '../protocol/schemas/ledger.js';
 import { ResumeChallenge, Resumed } from '../protocol/schemas/login.js';
 import { ServerChannelMessage } from '../protocol/schemas/session.js';
-import { type RevocationStatement, type RotationStatement, statementBytes } from '../protocol/statements.js';
+import {
+  type DeviceAdditionStatement,
+  type DeviceRevocationStatement,
+  type RevocationStatement,
+  type RotationStatement,
+  statementBytes,
+} from '../protocol/statements.js';
 import type { ClientKey } from './client-key.js';
 import { Emitter } from './emitter.js';
 import { wsEndpoint } from './http.js';
@@ -55,6 +63,17 @@ export interface KeyChangeReceipt {
   height: number;
   /** Keep it: proof that the ledger recorded the change. */
   receipt: TransactionReceipt;
+}
+
+/** A device request waiting for approval, as {@link ClientSession.pendingDevice} shows it. */
+export interface PendingDevice {
+  /** The name the person gave the new device. */
+  name: string;
+  /** The new device's key fingerprint: compare it with what the new device shows. */
+  fingerprint: string;
+  publicKey: string;
+  /** The statement the new key signed and the approval signs too. */
+  statement: DeviceAdditionStatement;
 }
 
 /** At most this many automatic resumptions per minute; past that, resuming is left to the caller. */
@@ -483,6 +502,94 @@ export class ClientSession extends Emitter {
           b.oldFingerprint === statement.oldFingerprint &&
           b.fingerprint === statement.fingerprint
         );
+      },
+    );
+  }
+
+  /**
+   * What the device request under `code` asks (docs/protocol.md "Devices"), for the person to
+   * confirm before {@link approveDevice}: checked here, the statement is for this identity and ledger
+   * and the new key signed it.
+   * @throws KlError `KL_DEVICE_CODE_INVALID` (unknown, used, expired or another identity's code)
+   */
+  async pendingDevice(code: string, { timeoutMs = 30_000 } = {}): Promise<PendingDevice> {
+    const id = this.nextId++;
+    const r = await this.call({ t: 'device-pending', id, code }, timeoutMs);
+    if (r.t !== 'reply') throw new KlError('KL_PROTOCOL', 'the server did not answer with a reply');
+    if (r.error) throw errorFromWire(r.error, 'KL_INTERNAL');
+    const shown = checkReply(PendingDeviceReply, r.body, 'KL_PROTOCOL', 'a pending device');
+    const statement = shown.statement as DeviceAdditionStatement;
+    if (statement.id !== this.id || statement.chain !== this.login.server.chain)
+      throw new KlError('KL_PROTOCOL', 'the server showed a device request for another identity or ledger');
+    const key = await readPublicKey(shown.publicKey);
+    if (key.getFingerprint() !== statement.fingerprint)
+      throw new KlError('KL_PROTOCOL', 'the new device’s key is not the one its request names');
+    await verifyDetached({
+      data: statementBytes(statement),
+      armoredSignature: shown.signature,
+      key,
+      now: new Date(statement.time),
+    });
+    return {
+      name: statement.name,
+      fingerprint: statement.fingerprint,
+      publicKey: shown.publicKey,
+      statement,
+    };
+  }
+
+  /**
+   * Approves the device request under `code` as shown by {@link pendingDevice}: this device signs
+   * the same statement; the receipt proves exactly that DeviceAdded.
+   */
+  async approveDevice(
+    code: string,
+    pending: PendingDevice,
+    { timeoutMs = 30_000 } = {},
+  ): Promise<KeyChangeReceipt> {
+    const { statement } = pending;
+    const signature = await this.login.key.signDetached(statementBytes(statement), new Date(this.now()));
+    const id = this.nextId++;
+    return this.keyChange({ t: 'add-device', id, code, signature }, timeoutMs, (tx) => {
+      const b = tx.body as TxBodies['DeviceAdded'];
+      return (
+        tx.type === 'DeviceAdded' &&
+        b.id === this.id &&
+        b.fingerprint === statement.fingerprint &&
+        b.name === statement.name &&
+        'device' in b.approvedBy &&
+        b.approvedBy.device === this.login.key.fingerprint
+      );
+    });
+  }
+
+  /**
+   * Revokes one device key of this identity (DeviceRevoked), signed by this session's key; the
+   * sessions of that device end, this one too when it names itself. The identity's last device is
+   * refused (`KL_LAST_DEVICE`): that is {@link revokeKey}.
+   */
+  async revokeDevice(
+    fingerprint: string,
+    reason: DeviceRevocationStatement['reason'] = 'retired',
+    { timeoutMs = 30_000 } = {},
+  ): Promise<KeyChangeReceipt> {
+    const statement: DeviceRevocationStatement = {
+      type: 'keyledger/revoke-device',
+      v: 1,
+      chain: this.login.server.chain,
+      id: this.id,
+      fingerprint,
+      reason,
+      time: this.now(),
+    };
+    const signature = await this.login.key.signDetached(statementBytes(statement), new Date(statement.time));
+    const id = this.nextId++;
+    return this.keyChange(
+      { t: 'revoke-device', id, statement: JSON.stringify(statement), signature },
+      timeoutMs,
+      (tx) => {
+        const b = tx.body as TxBodies['DeviceRevoked'];
+        return tx.type === 'DeviceRevoked' && b.id === this.id && b.fingerprint === fingerprint;
       },
     );
   }

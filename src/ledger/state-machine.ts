@@ -338,9 +338,11 @@ export function applyTransaction(state: WorkingState, env: TxEnvelope, ctx: Appl
       return;
     }
     case 'DeviceAdded':
-      return addDevice(state, tx.body as TxBodies['DeviceAdded'], at);
+      addDevice(state, tx.body as TxBodies['DeviceAdded'], at);
+      return;
     case 'DeviceRevoked':
-      return revokeDevice(state, tx.body as TxBodies['DeviceRevoked'], at);
+      revokeDevice(state, tx.body as TxBodies['DeviceRevoked'], at);
+      return;
     case 'HashAnchored':
     case 'AuditEvent':
       return; // append-only records: no state beyond the transaction itself

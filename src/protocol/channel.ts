@@ -56,6 +56,9 @@ export type ChannelMessage =
       oldKeySignature: string;
       newKeySignature: string;
     }
+  | { t: 'device-pending'; id: number; code: string }
+  | { t: 'add-device'; id: number; code: string; signature: string }
+  | { t: 'revoke-device'; id: number; statement: string; signature: string }
   | { t: 'close'; reason: string }
   | { t: 'close-ack' }
   | { t: 'alert'; code: string; message: string };

@@ -65,6 +65,26 @@ export interface KeyRotatedEvent {
   fingerprint: string;
 }
 
+/** A device key added to an identity on the ledger (docs/protocol.md "Devices"). */
+export interface DeviceAddedEvent {
+  kind: 'device_added';
+  at: number;
+  id: string;
+  fingerprint: string;
+  name: string;
+}
+
+/** One device key of an identity revoked on the ledger; the identity's other devices stay. */
+export interface DeviceRevokedEvent {
+  kind: 'device_revoked';
+  at: number;
+  id: string;
+  fingerprint: string;
+  reason: string;
+  /** Who revoked it: a device of the identity (its fingerprint), or this admin identity. */
+  by: { device: string } | { admin: string };
+}
+
 /** A role (admin) granted or revoked on the ledger. */
 export interface RoleChangedEvent {
   kind: 'role_changed';
@@ -118,6 +138,8 @@ export type ServerEvent =
   | SessionEndedEvent
   | KeyRevokedEvent
   | KeyRotatedEvent
+  | DeviceAddedEvent
+  | DeviceRevokedEvent
   | RoleChangedEvent
   | AlertEvent
   | RefusedEvent

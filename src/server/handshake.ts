@@ -3,8 +3,10 @@
  * {@link createChallenge} answers a hello, {@link verifyChallengeResponse} checks the answer and
  * derives the session keys. Neither does I/O beyond reading the ledger; the socket handler calls them.
  */
+
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type * as openpgp from 'openpgp';
+import { activeDevice, activeDevices } from '../ledger/devices.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { KeyRecord } from '../ledger/state-machine.js';
 import { encryptAndSign, readPublicKey, verifyDetached } from '../pgp/messages.js';
@@ -101,7 +103,12 @@ export async function createChallenge({
   const id = canonicalIdentity(hello.id);
   if (id !== hello.id) throw new KlError('KL_PROTOCOL', 'hello must carry the identity in canonical form');
   const record = await activeRecord(ledger, id);
-  const clientKey = await keys.get(record.publicKey);
+  // The device the hello names, or the record's first key for a client older than devices; a key
+  // that is not an active device gets the answer an unknown identity gets.
+  const device =
+    hello.fingerprint === undefined ? activeDevices(record)[0] : activeDevice(record, hello.fingerprint);
+  if (!device) throw new KlError('KL_AUTH_FAILED', 'authentication failed');
+  const clientKey = await keys.get(device.publicKey);
   const challengeId = randomBytes(16).toString('base64url');
   const rs = randomBytes(32);
   const ephemeral = generateEphemeral();
@@ -114,7 +121,7 @@ export async function createChallenge({
     rs: rs.toString('base64url'),
     serverEphemeral: ephemeral.publicKey,
     id,
-    fingerprint: record.fingerprint,
+    fingerprint: device.fingerprint,
     server: serverKey.fingerprint,
     expiresAt: now + ttlMs,
     helloHash,
@@ -130,7 +137,7 @@ export async function createChallenge({
     pending: {
       challengeId,
       id,
-      fingerprint: record.fingerprint,
+      fingerprint: device.fingerprint,
       rs,
       ephemeral,
       clientEphemeral: hello.ephemeral,
@@ -184,8 +191,9 @@ export async function verifyChallengeResponse({
   if (rs.length !== 32 || !timingSafeEqual(rs, pending.rs))
     throw new KlError('KL_AUTH_FAILED', 'authentication failed');
   const record = await activeRecord(ledger, pending.id);
-  if (record.fingerprint !== pending.fingerprint)
-    throw new KlError('KL_AUTH_FAILED', 'authentication failed');
+  // The device must still be active now: a revocation between hello and response counts.
+  const device = activeDevice(record, pending.fingerprint);
+  if (!device) throw new KlError('KL_AUTH_FAILED', 'authentication failed');
   const transcript = loginTranscript({
     chain: ledger.chainId,
     id: pending.id,
@@ -205,7 +213,7 @@ export async function verifyChallengeResponse({
     await verifyDetached({
       data: bytes,
       armoredSignature: response.signature,
-      key: await keys.get(record.publicKey),
+      key: await keys.get(device.publicKey),
       now: new Date(now),
       maxSkewMs: 5 * 60_000,
     });

@@ -36,11 +36,44 @@ function ledgerEvent(tx: CommittedTransaction, at: number): ServerEvent | undefi
     const b = tx.envelope.tx.body as TxBodies['KeyRotated'];
     return { kind: 'key_rotated', at, id: b.id, fingerprint: b.fingerprint };
   }
+  if (tx.type === 'DeviceAdded') {
+    const b = tx.envelope.tx.body as TxBodies['DeviceAdded'];
+    return { kind: 'device_added', at, id: b.id, fingerprint: b.fingerprint, name: b.name };
+  }
+  if (tx.type === 'DeviceRevoked') {
+    const b = tx.envelope.tx.body as TxBodies['DeviceRevoked'];
+    const by = 'admin' in b.revokedBy ? { admin: b.revokedBy.admin } : { device: b.revokedBy.device };
+    return { kind: 'device_revoked', at, id: b.id, fingerprint: b.fingerprint, reason: b.reason, by };
+  }
   if (tx.type === 'RoleGranted' || tx.type === 'RoleRevoked') {
     const b = tx.envelope.tx.body as TxBodies['RoleGranted'];
     return { kind: 'role_changed', at, id: b.id, role: b.role, granted: tx.type === 'RoleGranted' };
   }
   return undefined;
+}
+
+/**
+ * Ends the sessions a key change took the key of: every session of a revoked identity, the sessions
+ * of a rotated or revoked device only (docs/protocol.md "Devices"). After the current microtasks, so
+ * the owner who asked for the change gets its receipt first.
+ */
+function endSessionsOf(sessions: SessionTable, tx: CommittedTransaction, id: string): void {
+  if (tx.type === 'KeyRevoked')
+    setImmediate(() =>
+      sessions.endIdentity(id, 'key_revoked', 'the key of this identity was revoked on the ledger'),
+    );
+  if (tx.type === 'KeyRotated') {
+    const old = (tx.envelope.tx.body as TxBodies['KeyRotated']).oldFingerprint;
+    setImmediate(() =>
+      sessions.endDevice(id, old, 'key_revoked', 'the key this session logged in with was rotated'),
+    );
+  }
+  if (tx.type === 'DeviceRevoked') {
+    const gone = (tx.envelope.tx.body as TxBodies['DeviceRevoked']).fingerprint;
+    setImmediate(() =>
+      sessions.endDevice(id, gone, 'key_revoked', 'the device this session logged in with was revoked'),
+    );
+  }
 }
 
 /**
@@ -64,20 +97,16 @@ export function watchLedger(o: LedgerWatchOptions): {
   const unsubscribe = o.ledger.subscribe((tx) => {
     o.onHeight(tx.height);
     const subject = (tx.envelope.tx.body as { id?: unknown }).id;
-    if ((tx.type === 'KeyRevoked' || tx.type === 'RoleRevoked') && typeof subject === 'string')
+    if (
+      (tx.type === 'KeyRevoked' || tx.type === 'RoleRevoked' || tx.type === 'DeviceRevoked') &&
+      typeof subject === 'string'
+    )
       o.dashboard.endIdentity(subject);
     if (tx.type === 'KeyRegistered' && typeof subject === 'string' && o.bootstrapAdmins.has(subject))
       setImmediate(() => grant(subject));
     const event = ledgerEvent(tx, o.now());
     if (event) o.emit(event);
-    if ((tx.type === 'KeyRevoked' || tx.type === 'KeyRotated') && typeof subject === 'string') {
-      const why =
-        tx.type === 'KeyRevoked'
-          ? 'the key of this identity was revoked on the ledger'
-          : 'the key of this identity was rotated';
-      // After the current microtasks, so the owner who asked for the revocation gets its receipt first.
-      setImmediate(() => o.sessions.endIdentity(subject, 'key_revoked', why));
-    }
+    if (typeof subject === 'string') endSessionsOf(o.sessions, tx, subject);
   });
   return {
     unsubscribe,

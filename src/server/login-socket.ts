@@ -10,6 +10,7 @@ import type { Ledger } from '../ledger/ledger.js';
 import { KlError } from '../protocol/errors.js';
 import { MAX_WS_MESSAGE } from '../protocol/messages.js';
 import { sourceKey } from './client-address.js';
+import type { DeviceSessionContext } from './device-session.js';
 import type { ServerEvent } from './events.js';
 import type { ParsedKeyCache } from './handshake.js';
 import { type ChallengeTable, LoginConnection } from './login-connection.js';
@@ -37,6 +38,8 @@ export interface LoginSocketContext {
   limits: { loginPerIp: RateLimiter; loginGlobal: RateLimiter; loginPerIdentity: RateLimiter };
   /** Application hooks for session messages. */
   handlers: MessageHandler[];
+  /** Device requests and approvals on sessions (docs/protocol.md "Devices"). */
+  devices: DeviceSessionContext;
   /** Writes an audit event; failures are logged, never block a login. */
   audit: (event: string, id: string, detail?: Record<string, string | number | boolean>) => void;
   log: (msg: string) => void;

@@ -23,6 +23,8 @@ import { MAX_HTTP_BODY, MAX_WS_MESSAGE } from '../protocol/messages.js';
 import { registerAdminApi } from './admin-api.js';
 import type { AlertLog } from './alert-log.js';
 import type { DashboardAuth, DashboardAuthPolicy } from './dashboard-auth.js';
+import { DeviceRequests } from './device-requests.js';
+import { registerDeviceRoutes } from './device-routes.js';
 import type { ServerEvent } from './events.js';
 import { ParsedKeyCache } from './handshake.js';
 import type { IdentityProofs } from './identity-proofs.js';
@@ -175,6 +177,14 @@ export const keyledger: FastifyPluginAsync<KeyledgerOptions> = async (app, o) =>
     now,
     log,
   });
+  const deviceRequests = new DeviceRequests({ now });
+  registerDeviceRoutes(app, {
+    chain: ledger.chainId,
+    requests: deviceRequests,
+    limits: core.limits,
+    now,
+    log,
+  });
   await app.register(registerAdminApi, {
     ledger,
     sessions: core.sessions,
@@ -186,7 +196,7 @@ export const keyledger: FastifyPluginAsync<KeyledgerOptions> = async (app, o) =>
     log,
     onAlert: policy.onAlert,
   });
-  const loginSocket = await registerSocket(app, core, o);
+  const loginSocket = await registerSocket(app, core, o, deviceRequests);
   let isStarted = false;
   const started = () => {
     if (isStarted) return;
@@ -256,6 +266,7 @@ async function registerSocket(
   app: FastifyInstance,
   core: ServerCore,
   o: KeyledgerOptions,
+  deviceRequests: DeviceRequests,
 ): Promise<LoginSocket> {
   const { sessions, limits } = core;
   const sweeper = setInterval(() => sessions.sweep(), 1_000);
@@ -269,10 +280,11 @@ async function registerSocket(
     loginSocket?.close();
   });
   await withWebSocket(app, `${app.prefix}/v1/login`);
+  const keys = new ParsedKeyCache();
   loginSocket = registerLoginSocket(app, '/v1/login', {
     ledger: core.ledger,
     serverKey: o.serverKey,
-    keys: new ParsedKeyCache(),
+    keys,
     sessions,
     now: core.now,
     challengeTtlMs: o.challengeTtlMs ?? 60_000,
@@ -287,6 +299,13 @@ async function registerSocket(
       loginPerIdentity: limits.loginPerIdentity,
     },
     handlers: core.handlers,
+    devices: {
+      ledger: core.ledger,
+      keys,
+      requests: deviceRequests,
+      wrongCodes: limits.wrongDeviceCodePerIdentity,
+      now: core.now,
+    },
     audit: core.audit,
     log: core.log,
     event: core.emit,

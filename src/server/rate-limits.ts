@@ -27,6 +27,10 @@ export interface RateLimits {
    * meanwhile stay valid, so the owner always holds one: it cannot lock anybody out.
    */
   emailPerIdentity: Limit;
+  /** New devices' requests to join an identity, per source address (docs/protocol.md "Devices"). */
+  deviceRequestPerIp: Limit;
+  /** Device codes that match no request, per identity whose session asked (it proved its key). */
+  wrongDeviceCodePerIdentity: Limit;
 }
 
 /** Defaults: generous enough for a busy office behind one NAT, tight for what can be guessed. */
@@ -39,6 +43,8 @@ export const DEFAULT_RATE_LIMITS: RateLimits = {
   loginGlobal: { burst: 2_000, perSecond: 500 },
   loginPerIdentity: { burst: 20, perSecond: 1 },
   emailPerIdentity: { burst: 3, perSecond: 1 / 60 },
+  deviceRequestPerIp: { burst: 10, perSecond: 1 / 60 },
+  wrongDeviceCodePerIdentity: { burst: 10, perSecond: 1 / 60 },
 };
 
 /** One limiter per entry of {@link RateLimits}. */
@@ -54,6 +60,8 @@ const NAMES: { [K in keyof RateLimits]: [family: string, what: string] } = {
   loginGlobal: ['login', 'logins (server-wide)'],
   loginPerIdentity: ['login', 'login per identity'],
   emailPerIdentity: ['email code', 'email code per identity'],
+  deviceRequestPerIp: ['device', 'device requests per IP'],
+  wrongDeviceCodePerIdentity: ['wrong code', 'wrong device codes per identity'],
 };
 
 /**

@@ -9,7 +9,6 @@ import type { Static } from 'typebox';
 import type { WebSocket } from 'ws';
 import type { Ledger } from '../ledger/ledger.js';
 import type { TransactionReceipt } from '../ledger/proofs.js';
-import type { KeyRecord } from '../ledger/state-machine.js';
 import { acceptPublicKey } from '../pgp/key-policy.js';
 import { verifyDetached } from '../pgp/messages.js';
 import type { ChannelMessage } from '../protocol/channel.js';
@@ -18,6 +17,13 @@ import { sha256Hex } from '../protocol/hash.js';
 import { check } from '../protocol/schemas/check.js';
 import { RevocationStatementSchema, RotationStatementSchema } from '../protocol/schemas/statements.js';
 import { statementBytes } from '../protocol/statements.js';
+import {
+  approveDevice,
+  type DeviceSessionContext,
+  pendingDevice,
+  revokeDevice,
+  sessionDevice,
+} from './device-session.js';
 import type { ParsedKeyCache } from './handshake.js';
 import type { Session, SessionTable } from './sessions.js';
 
@@ -44,6 +50,8 @@ export interface SessionServiceContext {
   keys: ParsedKeyCache;
   sessions: SessionTable;
   handlers: MessageHandler[];
+  /** Device requests and approvals (docs/protocol.md "Devices"). */
+  devices: DeviceSessionContext;
   now: () => number;
   audit: (event: string, id: string, detail?: Record<string, string | number | boolean>) => void;
   log: (line: string) => void;
@@ -180,6 +188,12 @@ async function dispatch(ctx: SessionServiceContext, s: Session, m: ChannelMessag
       return answerWithReceipt(ctx, s, m.id, () => ownerRevocation(ctx, s, m));
     case 'rotate-key':
       return answerWithReceipt(ctx, s, m.id, () => ownerRotation(ctx, s, m));
+    case 'device-pending':
+      return answerWithReply(ctx, s, m.id, () => pendingDevice(ctx.devices, s, m));
+    case 'add-device':
+      return answerWithReceipt(ctx, s, m.id, () => approveDevice(ctx.devices, s, m));
+    case 'revoke-device':
+      return answerWithReceipt(ctx, s, m.id, () => revokeDevice(ctx.devices, s, m));
     default: {
       // Described without String(): a hostile object here could make the conversion itself throw.
       const t = (m as { t: unknown }).t;
@@ -205,6 +219,29 @@ async function runHandlers(
   }
 }
 
+/** Runs a request and answers it with a `reply` frame: its body, or the typed error that stopped it. */
+async function answerWithReply(
+  ctx: SessionServiceContext,
+  s: Session,
+  re: number,
+  work: () => Promise<unknown>,
+): Promise<void> {
+  let out: { body: unknown } | { error: { code: string; message: string } };
+  try {
+    out = { body: await work() };
+  } catch (err) {
+    out = { error: wireError(ctx, err) };
+  }
+  if (!s.channel.isClosed) send(s.socket, s.channel.seal({ t: 'reply', re, ...out }));
+}
+
+/** A failure as the client is told it: a typed error as it is, anything else as internal (logged). */
+function wireError(ctx: SessionServiceContext, err: unknown): { code: string; message: string } {
+  if (!isKlError(err)) ctx.log(`session request failed: ${(err as Error)?.stack ?? String(err)}`);
+  const e = isKlError(err) ? err : new KlError('KL_INTERNAL', 'internal error');
+  return { code: e.code, message: e.message };
+}
+
 /**
  * Runs a request that writes to the ledger and answers it with a `receipt` frame: the receipt, or
  * the typed error that stopped it (never an internal detail).
@@ -219,21 +256,9 @@ async function answerWithReceipt(
   try {
     out = await work();
   } catch (err) {
-    if (!isKlError(err)) ctx.log(`session request failed: ${(err as Error)?.stack ?? String(err)}`);
-    const e = isKlError(err) ? err : new KlError('KL_INTERNAL', 'internal error');
-    out = { error: { code: e.code, message: e.message } };
+    out = { error: wireError(ctx, err) };
   }
   if (!s.channel.isClosed) send(s.socket, s.channel.seal({ t: 'receipt', re, ...out }));
-}
-
-/** The identity's active key record on the ledger; KL_KEY_REVOKED when there is none. */
-async function activeKey(ctx: SessionServiceContext, s: Session): Promise<KeyRecord> {
-  const { record } = await ctx.ledger.getKeyRecord(s.id);
-  if (record?.status !== 'active') throw new KlError('KL_KEY_REVOKED', 'the key of this identity is revoked');
-  if (record.fingerprint !== s.fingerprint) {
-    throw new KlError('KL_KEY_REVOKED', 'the key this session logged in with has been replaced');
-  }
-  return record;
 }
 
 function verifyBy(ctx: SessionServiceContext, key: openpgp.PublicKey, data: Uint8Array, signature: unknown) {
@@ -284,9 +309,9 @@ async function signedMessage(
   if (typeof m.body !== 'string' || m.body.length > MAX_SIGNED_BODY) {
     throw new KlError('KL_BAD_INPUT', `a signed message is text of at most ${MAX_SIGNED_BODY} characters`);
   }
-  const record = await activeKey(ctx, s);
+  const device = await sessionDevice(ctx.ledger, s);
   const bytes = Buffer.from(m.body, 'utf8');
-  await verifyBy(ctx, await ctx.keys.get(record.publicKey), bytes, m.signature);
+  await verifyBy(ctx, await ctx.keys.get(device.publicKey), bytes, m.signature);
   const receipt = await ctx.ledger.submit({
     type: 'HashAnchored',
     body: { hash: sha256Hex(bytes), algorithm: 'sha256', id: s.id, label: 'signed message' },
@@ -308,16 +333,16 @@ async function ownerRevocation(
   m: Extract<ChannelMessage, { t: 'revoke-key' }>,
 ) {
   const statement = parseStatement(ctx, s, m.statement, RevocationStatementSchema);
-  const record = await activeKey(ctx, s);
-  if (statement.fingerprint !== record.fingerprint) {
+  const device = await sessionDevice(ctx.ledger, s);
+  if (statement.fingerprint !== device.fingerprint) {
     throw new KlError('KL_STATEMENT_INVALID', 'the revocation statement names another key');
   }
-  await verifyBy(ctx, await ctx.keys.get(record.publicKey), statementBytes(statement), m.signature);
+  await verifyBy(ctx, await ctx.keys.get(device.publicKey), statementBytes(statement), m.signature);
   const receipt = await ctx.ledger.submit({
     type: 'KeyRevoked',
     body: {
       id: s.id,
-      fingerprint: record.fingerprint,
+      fingerprint: device.fingerprint,
       reason: statement.reason,
       by: 'owner',
       ownerSignature: m.signature,
@@ -337,8 +362,8 @@ async function ownerRotation(
   m: Extract<ChannelMessage, { t: 'rotate-key' }>,
 ) {
   const statement = parseStatement(ctx, s, m.statement, RotationStatementSchema);
-  const record = await activeKey(ctx, s);
-  if (statement.oldFingerprint !== record.fingerprint) {
+  const device = await sessionDevice(ctx.ledger, s);
+  if (statement.oldFingerprint !== device.fingerprint) {
     throw new KlError('KL_STATEMENT_INVALID', 'the rotation statement does not name the key on the ledger');
   }
   const next = await acceptPublicKey(m.publicKey, new Date(ctx.now()));
@@ -346,13 +371,13 @@ async function ownerRotation(
     throw new KlError('KL_STATEMENT_INVALID', 'the rotation statement names another new key');
   }
   const bytes = statementBytes(statement);
-  await verifyBy(ctx, await ctx.keys.get(record.publicKey), bytes, m.oldKeySignature);
+  await verifyBy(ctx, await ctx.keys.get(device.publicKey), bytes, m.oldKeySignature);
   await verifyBy(ctx, next.key, bytes, m.newKeySignature);
   const receipt = await ctx.ledger.submit({
     type: 'KeyRotated',
     body: {
       id: s.id,
-      oldFingerprint: record.fingerprint,
+      oldFingerprint: device.fingerprint,
       fingerprint: next.fingerprint,
       publicKey: next.armored,
       algorithm: next.algorithm,

@@ -216,6 +216,14 @@ export class SessionTable extends EventEmitter {
     return n;
   }
 
+  /** Ends every session of `id` logged in with the device key `fingerprint`; returns how many. */
+  endDevice(id: string, fingerprint: string, reason: EndReason, detail: string): number {
+    let n = 0;
+    for (const s of [...this.sessions.values()])
+      if (s.id === id && s.fingerprint === fingerprint && this.end(s.sessionId, reason, detail)) n += 1;
+    return n;
+  }
+
   /** Live sessions (not expired). */
   list(): Session[] {
     const now = this.now();

@@ -170,6 +170,12 @@ export const CONFIG_SCHEMA = Type.Object(
               'Emails per address; when used up, no mail is sent and the codes sent meanwhile stay valid. Default burst 3, 1/min.',
             ),
           ),
+          deviceRequestPerIp: Type.Optional(
+            limit('New devices’ requests to join an identity, per source address. Default burst 10, 1/min.'),
+          ),
+          wrongDeviceCodePerIdentity: Type.Optional(
+            limit('Device codes matching no request, per logged-in identity. Default burst 10, 1/min.'),
+          ),
         },
         {
           ...closed,

@@ -6,7 +6,7 @@
 import { type Static, Type } from 'typebox';
 import { ArmoredKey, ArmoredSignature, Fingerprint, Hash, Identity, Time } from './fields.js';
 import { GenesisSchema, ReceiptSchema, SignedHeaderSchema } from './ledger.js';
-import { ProofMethod, RegistrationStatementSchema } from './statements.js';
+import { DeviceAdditionStatementSchema, ProofMethod, RegistrationStatementSchema } from './statements.js';
 import { TX_BODY_SCHEMAS } from './transactions.js';
 
 const closed = { additionalProperties: false } as const;
@@ -112,3 +112,58 @@ export const KeyRecordParams = Type.Object({ id: Identity }, closed);
 
 /** GET /v1/ledger/tx/:txid */
 export const TxParams = Type.Object({ txid: Hash }, closed);
+
+/** Longest device request statement accepted, characters (its JSON text). */
+const MAX_DEVICE_STATEMENT = 1024;
+
+/**
+ * POST /v1/devices/requests (docs/protocol.md "Devices"): a new device asks to be added to an
+ * identity. `statement` is the JSON text of a DeviceAdditionStatement, `signature` the new key's
+ * detached signature over its canonical bytes.
+ */
+export const DeviceRequestBody = Type.Object(
+  {
+    statement: Type.String({ minLength: 2, maxLength: MAX_DEVICE_STATEMENT }),
+    publicKey: ArmoredKey,
+    signature: ArmoredSignature,
+  },
+  closed,
+);
+/** A device request as sent. */
+export type DeviceRequestBody = Static<typeof DeviceRequestBody>;
+
+/** The short code a person types on the approving device: 8 Crockford base32 characters. */
+export const DeviceCode = Type.String({
+  maxLength: 9,
+  pattern: '^[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$',
+});
+
+/** POST /v1/devices/requests, answered: the code to approve with, the requester's poll token. */
+export const DeviceRequestReply = Type.Object(
+  { code: DeviceCode, poll: Type.String({ maxLength: 43, pattern: '^[A-Za-z0-9_-]{43}$' }), expiresAt: Time },
+  closed,
+);
+
+/** GET /v1/devices/requests/{poll}: pending, added (with the DeviceAdded receipt), or refused. */
+export const DeviceRequestStatusReply = Type.Union([
+  Type.Object({ status: Type.Literal('pending'), expiresAt: Time }, closed),
+  Type.Object({ status: Type.Literal('added'), receipt: ReceiptSchema }, closed),
+  Type.Object(
+    {
+      status: Type.Literal('refused'),
+      error: Type.Object(
+        { code: Type.String({ maxLength: 64 }), message: Type.String({ maxLength: 1024 }) },
+        closed,
+      ),
+    },
+    closed,
+  ),
+]);
+/** A device request's status. */
+export type DeviceRequestStatusReply = Static<typeof DeviceRequestStatusReply>;
+
+/** What an enrolled device is shown of a pending device request (session message `device-pending`). */
+export const PendingDeviceReply = Type.Object(
+  { statement: DeviceAdditionStatementSchema, publicKey: ArmoredKey, signature: ArmoredSignature },
+  closed,
+);

@@ -17,6 +17,11 @@ export const Hello = Type.Object(
     v: Type.Literal(1),
     id: Type.String({ maxLength: MAX_IDENTITY_LENGTH }),
     ephemeral: B64url32,
+    /**
+     * The device key to log in with (docs/protocol.md "Devices"): one of the identity's active keys.
+     * Absent: the record's first key (clients older than devices).
+     */
+    fingerprint: Type.Optional(Fingerprint),
   },
   closed,
 );

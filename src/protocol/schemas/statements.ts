@@ -4,7 +4,7 @@
  * and the owner's revocation and rotation statements sent on a session.
  */
 import { Type } from 'typebox';
-import { B64url32, DisplayName, Fingerprint, Hash, Identity, Time } from './fields.js';
+import { B64url32, DeviceName, DisplayName, Fingerprint, Hash, Identity, Time } from './fields.js';
 
 const closed = { additionalProperties: false } as const;
 
@@ -73,6 +73,34 @@ export const RotationStatementSchema = Type.Object(
     id: Identity,
     oldFingerprint: Fingerprint,
     fingerprint: Fingerprint,
+    time: Time,
+  },
+  closed,
+);
+
+/** A device addition, as received (statements.ts `DeviceAdditionStatement`). */
+export const DeviceAdditionStatementSchema = Type.Object(
+  {
+    type: Type.Literal('keyledger/add-device'),
+    v: Type.Literal(1),
+    chain: Hash,
+    id: Identity,
+    name: DeviceName,
+    fingerprint: Fingerprint,
+    time: Time,
+  },
+  closed,
+);
+
+/** A device revocation, as received (statements.ts `DeviceRevocationStatement`). */
+export const DeviceRevocationStatementSchema = Type.Object(
+  {
+    type: Type.Literal('keyledger/revoke-device'),
+    v: Type.Literal(1),
+    chain: Hash,
+    id: Identity,
+    fingerprint: Fingerprint,
+    reason: Type.Enum(['compromised', 'superseded', 'retired', 'unspecified']),
     time: Time,
   },
   closed,

@@ -1,0 +1,124 @@
+/**
+ * The open routes of a new device (docs/protocol.md "Devices"): its signed request to join an
+ * identity, answered with the short code a person types on a device already enrolled, and the
+ * status the new device polls until that approval is written. Requests are charged to their source
+ * address only: naming an identity proves nothing about it.
+ */
+import type { FastifyInstance } from 'fastify';
+import { acceptPublicKey } from '../pgp/key-policy.js';
+import { verifyDetached } from '../pgp/messages.js';
+import { KlError } from '../protocol/errors.js';
+import { canonicalIdentity } from '../protocol/identity.js';
+import { check } from '../protocol/schemas/check.js';
+import { DeviceRequestBody } from '../protocol/schemas/http.js';
+import { DeviceAdditionStatementSchema } from '../protocol/schemas/statements.js';
+import { type DeviceAdditionStatement, statementBytes } from '../protocol/statements.js';
+import { sourceKey } from './client-address.js';
+import { type DeviceRequestData, type DeviceRequests, invalidCode } from './device-requests.js';
+import type { RateLimiters } from './rate-limits.js';
+
+/** How far a request statement's time may be from the server's clock. */
+const STATEMENT_SKEW_MS = 5 * 60_000;
+
+/** What the device routes need. */
+export interface DeviceRoutesContext {
+  chain: string;
+  requests: DeviceRequests;
+  limits: RateLimiters;
+  now: () => number;
+  log: (line: string) => void;
+}
+
+/**
+ * Checks a new device's request: the statement (for this ledger, a canonical identity, a fresh
+ * time), the key (the same policy as at registration, the statement's fingerprint) and the key's
+ * signature over the statement. The identity is not looked up: the answer is the same for any.
+ * @throws KlError `KL_STATEMENT_INVALID`, `KL_KEY_*`, `KL_SIGNATURE_INVALID`
+ */
+export async function checkDeviceRequest(
+  body: DeviceRequestBody,
+  options: { chain: string; now: number; source: string },
+): Promise<DeviceRequestData> {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.statement);
+  } catch {
+    throw new KlError('KL_STATEMENT_INVALID', 'the statement is not JSON');
+  }
+  const statement: DeviceAdditionStatement = check(
+    DeviceAdditionStatementSchema,
+    value,
+    'KL_STATEMENT_INVALID',
+    'statement',
+  );
+  if (statement.chain !== options.chain)
+    throw new KlError('KL_STATEMENT_INVALID', 'the statement is for another ledger');
+  if (canonicalIdentity(statement.id) !== statement.id)
+    throw new KlError('KL_STATEMENT_INVALID', 'the statement must carry the identity in canonical form');
+  if (Math.abs(statement.time - options.now) > STATEMENT_SKEW_MS)
+    throw new KlError('KL_STATEMENT_INVALID', 'the statement is too old or too far in the future');
+  const key = await acceptPublicKey(body.publicKey, new Date(options.now));
+  if (key.fingerprint !== statement.fingerprint)
+    throw new KlError('KL_STATEMENT_INVALID', 'the statement names another key');
+  await verifyDetached({
+    data: statementBytes(statement),
+    armoredSignature: body.signature,
+    key: key.key,
+    now: new Date(options.now),
+    maxSkewMs: STATEMENT_SKEW_MS,
+  });
+  return {
+    statement,
+    publicKey: key.armored,
+    algorithm: key.algorithm,
+    signature: body.signature,
+    source: options.source,
+  };
+}
+
+/** POST /v1/devices/requests, GET /v1/devices/requests/:poll. */
+export function registerDeviceRoutes(app: FastifyInstance, ctx: DeviceRoutesContext): void {
+  app.post<{ Body: DeviceRequestBody }>(
+    '/v1/devices/requests',
+    {
+      schema: {
+        summary: 'A new device asks to join an identity: the code to approve it with from an enrolled device',
+        tags: ['devices'],
+        body: DeviceRequestBody,
+      },
+    },
+    async (req, reply) => {
+      const source = sourceKey(req.ip);
+      ctx.limits.deviceRequestPerIp.take(source);
+      const data = await checkDeviceRequest(req.body, { chain: ctx.chain, now: ctx.now(), source });
+      const answer = ctx.requests.add(data);
+      ctx.log(
+        `device request: ${data.statement.name} (${data.statement.fingerprint.slice(-16)}) for ${data.statement.id}, from ${req.ip}`,
+      );
+      return reply.status(201).send(answer);
+    },
+  );
+  app.get<{ Params: { poll: string } }>(
+    '/v1/devices/requests/:poll',
+    {
+      schema: {
+        summary: 'Where a device request stands: pending, added (with the receipt) or refused',
+        tags: ['devices'],
+        params: {
+          type: 'object',
+          properties: { poll: { type: 'string', maxLength: 43, pattern: '^[A-Za-z0-9_-]{43}$' } },
+          required: ['poll'],
+          additionalProperties: false,
+        },
+      },
+    },
+    async (req) => {
+      const r = ctx.requests.polled(req.params.poll);
+      if (!r) throw invalidCode();
+      const state = r.state;
+      if (state.status === 'added') return { status: 'added', receipt: state.receipt };
+      if (state.status === 'refused') return { status: 'refused', error: state.error };
+      return { status: 'pending', expiresAt: r.expiresAt };
+    },
+  );
+}

@@ -1,0 +1,251 @@
+/**
+ * Devices on a real server (docs/protocol.md "Devices"), driven at the wire: a new device's signed
+ * request over HTTP, its approval and revocation inside an enrolled device's session, logins from
+ * each device, and what an attacker tries — forged or replayed requests, codes guessed, reused,
+ * expired or approved from another identity, a revoked device logging in again. The client commands
+ * are tested in test/devices.test.ts and test/cli-devices.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { ClientHome } from '../src/client/home.js';
+import { openClientKey } from '../src/client/identity.js';
+import { connect } from '../src/client/session.js';
+import { activeDevices } from '../src/ledger/devices.js';
+import { type TransactionReceipt, verifyTransactionReceipt } from '../src/ledger/proofs.js';
+import { isKlError } from '../src/protocol/errors.js';
+import { type DeviceAdditionStatement, statementBytes } from '../src/protocol/statements.js';
+import type { RunningServer } from '../src/server/app.js';
+import { liveClock } from './helpers.js';
+import { CLIENT_PASSPHRASE, newClient, registeredClient, testServer } from './support/server.js';
+
+const code = (c: string) => (err: unknown) => {
+  assert.ok(isKlError(err), String(err));
+  assert.equal(err.code, c, err.message);
+  return true;
+};
+
+/** What the device routes answer, as far as these tests read it. */
+interface Answer {
+  code: string;
+  poll: string;
+  status: string;
+  receipt: TransactionReceipt;
+  error?: { code: string };
+}
+
+async function post(server: RunningServer, path: string, body: unknown) {
+  const r = await fetch(`${server.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: r.status, body: (await r.json()) as Answer };
+}
+
+async function get(server: RunningServer, path: string) {
+  const r = await fetch(`${server.url}${path}`);
+  return { status: r.status, body: (await r.json()) as Answer };
+}
+
+/** A new device's request for `id`, signed by the key in `home` (a fresh home), as its client makes it. */
+async function signedRequest(
+  server: RunningServer,
+  home: ClientHome,
+  id: string,
+  name: string,
+  change: Partial<DeviceAdditionStatement> = {},
+) {
+  const { identity, key } = await openClientKey(home, CLIENT_PASSPHRASE);
+  const statement: DeviceAdditionStatement = {
+    type: 'keyledger/add-device',
+    v: 1,
+    chain: server.ledger.chainId,
+    id,
+    name,
+    fingerprint: identity.fingerprint,
+    time: Date.now(),
+    ...change,
+  };
+  const signature = await key.signDetached(statementBytes(statement), new Date(statement.time));
+  return { statement: JSON.stringify(statement), publicKey: identity.publicKey, signature };
+}
+
+/** The new device's home takes the ledger pins of the first (what `device request` writes itself). */
+function pinLike(from: ClientHome, to: ClientHome): void {
+  copyFileSync(join(from.dir, 'server.json'), join(to.dir, 'server.json'));
+}
+
+const servers: RunningServer[] = [];
+after(async () => {
+  for (const s of servers) await s.close();
+});
+
+async function server(o: Parameters<typeof testServer>[0] = {}) {
+  const s = await testServer(o);
+  servers.push(s);
+  return s;
+}
+
+describe('devices on a server', () => {
+  it('a request approved from an enrolled device: DeviceAdded, the requester reads its receipt, both devices log in', async () => {
+    const srv = await server();
+    const laptop = await registeredClient(srv, 'ana@example.org');
+    const phone = await newClient('ana@example.org');
+    const asked = await post(
+      srv,
+      '/v1/devices/requests',
+      await signedRequest(srv, phone, 'ana@example.org', 'phone'),
+    );
+    assert.equal(asked.status, 201, JSON.stringify(asked.body));
+    assert.match(asked.body.code, /^[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$/);
+    assert.deepEqual((await get(srv, `/v1/devices/requests/${asked.body.poll}`)).body.status, 'pending');
+
+    const s = await connect({ home: laptop, passphrase: CLIENT_PASSPHRASE });
+    // Typed as a person may: lower case, no dash.
+    const shown = await s.pendingDevice(asked.body.code.toLowerCase().replace('-', ''));
+    const phoneId = (await phone.readIdentity()).fingerprint;
+    assert.equal(shown.name, 'phone');
+    assert.equal(shown.fingerprint, phoneId);
+    const approved = await s.approveDevice(asked.body.code, shown);
+    assert.equal(approved.verified, true);
+
+    const status = await get(srv, `/v1/devices/requests/${asked.body.poll}`);
+    assert.equal(status.body.status, 'added');
+    const { genesis } = JSON.parse(JSON.stringify(await laptop.readServer()));
+    const check = verifyTransactionReceipt({ genesis, receipt: status.body.receipt });
+    assert.equal(check.verified, true);
+    assert.equal(check.verified && check.envelope.tx.type, 'DeviceAdded');
+
+    const { record } = await srv.ledger.getKeyRecord('ana@example.org');
+    assert.deepEqual(
+      activeDevices(record!).map((d) => d.name),
+      [null, 'phone'],
+    );
+    // The code is spent: a second approval, or showing it again, finds nothing.
+    await assert.rejects(s.pendingDevice(asked.body.code), code('KL_DEVICE_CODE_INVALID'));
+    await assert.rejects(s.approveDevice(asked.body.code, shown), code('KL_DEVICE_CODE_INVALID'));
+
+    pinLike(laptop, phone);
+    const fromPhone = await connect({ home: phone, passphrase: CLIENT_PASSPHRASE });
+    assert.equal(srv.sessions.get(fromPhone.sessionId)?.fingerprint, phoneId);
+    assert.deepEqual(await fromPhone.request({ op: 'echo', text: 'hi' }), {
+      echo: 'hi',
+      id: 'ana@example.org',
+    });
+    await fromPhone.close();
+    await s.close();
+  });
+
+  it('a request is refused unless the new key signed this statement for this ledger now; an unknown identity gets a code like any', async () => {
+    const srv = await server();
+    const home = await newClient('bo@example.org');
+    const other = await newClient('x@example.org');
+    const good = await signedRequest(srv, home, 'bo@example.org', 'tablet');
+    const refused = async (body: unknown, want: string) => {
+      const r = await post(srv, '/v1/devices/requests', body);
+      assert.equal(r.body.error?.code, want, JSON.stringify(r.body));
+    };
+    // Another key's signature, another ledger, a stale time, a fingerprint that is not the key's.
+    const foreign = await signedRequest(srv, other, 'bo@example.org', 'tablet');
+    await refused({ ...good, signature: foreign.signature }, 'KL_SIGNATURE_INVALID');
+    await refused(
+      await signedRequest(srv, home, 'bo@example.org', 'tablet', { chain: 'a'.repeat(64) }),
+      'KL_STATEMENT_INVALID',
+    );
+    await refused(
+      await signedRequest(srv, home, 'bo@example.org', 'tablet', { time: Date.now() + 3_600_000 }),
+      'KL_STATEMENT_INVALID',
+    );
+    await refused({ ...foreign, publicKey: good.publicKey }, 'KL_STATEMENT_INVALID');
+    await refused(await signedRequest(srv, home, 'Bo@Example.org', 'tablet'), 'KL_STATEMENT_INVALID');
+    await refused({ ...good, statement: '{"type":' }, 'KL_STATEMENT_INVALID');
+    await refused(await signedRequest(srv, home, 'bo@example.org', '../../x'), 'KL_STATEMENT_INVALID');
+    await refused({ ...good, extra: 1 }, 'KL_BAD_INPUT');
+    // bo is not registered at all: the same answer as for a registered identity.
+    const r = await post(srv, '/v1/devices/requests', good);
+    assert.equal(r.status, 201);
+    assert.equal(
+      (await get(srv, `/v1/devices/requests/${'A'.repeat(43)}`)).body.error?.code,
+      'KL_DEVICE_CODE_INVALID',
+    );
+  });
+
+  it('codes of another identity, guessed, expired or raced: refused, and wrong guesses are limited per identity', async () => {
+    const clock = liveClock();
+    const srv = await server({ now: clock });
+    const ana = await registeredClient(srv, 'cy@example.org');
+    const eve = await registeredClient(srv, 'eve@example.org');
+    const phone = await newClient('cy@example.org');
+    const asked = (
+      await post(srv, '/v1/devices/requests', await signedRequest(srv, phone, 'cy@example.org', 'phone'))
+    ).body;
+    // eve is logged in as herself: cy's code is nothing to her, and approving it writes nothing.
+    const e = await connect({ home: eve, passphrase: CLIENT_PASSPHRASE, now: clock });
+    await assert.rejects(e.pendingDevice(asked.code), code('KL_DEVICE_CODE_INVALID'));
+    await assert.rejects(
+      e.approveDevice(asked.code, {
+        name: 'phone',
+        fingerprint: 'f'.repeat(40),
+        publicKey: '',
+        statement: JSON.parse((await signedRequest(srv, phone, 'cy@example.org', 'phone')).statement),
+      }),
+      code('KL_DEVICE_CODE_INVALID'),
+    );
+    // Guessing from her own session: ten misses, then refused before any lookup.
+    for (let i = 0; i < 8; i++)
+      await assert.rejects(e.pendingDevice(`ZZZZ-ZZ${i}Z`), code('KL_DEVICE_CODE_INVALID'));
+    await assert.rejects(e.pendingDevice(asked.code), code('KL_RATE_LIMITED'));
+    await e.close();
+    // cy's own device is not charged by eve's misses.
+    const s = await connect({ home: ana, passphrase: CLIENT_PASSPHRASE, now: clock });
+    const shown = await s.pendingDevice(asked.code);
+    // Ten minutes later the code is gone, for its owner too.
+    clock.advance(10 * 60_000 + 1);
+    await assert.rejects(s.approveDevice(asked.code, shown), code('KL_DEVICE_CODE_INVALID'));
+    assert.equal((await get(srv, `/v1/devices/requests/${asked.poll}`)).status, 404);
+    // Two approvals of one code at once: one device is added, once.
+    clock.advance(-10 * 60_000 - 1);
+    const again = (
+      await post(srv, '/v1/devices/requests', await signedRequest(srv, phone, 'cy@example.org', 'phone'))
+    ).body;
+    const pending = await s.pendingDevice(again.code);
+    const both = await Promise.allSettled([
+      s.approveDevice(again.code, pending),
+      s.approveDevice(again.code, pending),
+    ]);
+    assert.deepEqual(both.map((b) => b.status).sort(), ['fulfilled', 'rejected']);
+    const { record } = await srv.ledger.getKeyRecord('cy@example.org');
+    assert.equal(activeDevices(record!).length, 2);
+    await s.close();
+  });
+
+  it('revoking a device ends its sessions at once; the other device goes on; the revoked key cannot log in; the last device is refused', async () => {
+    const srv = await server();
+    const laptop = await registeredClient(srv, 'di@example.org');
+    const phone = await newClient('di@example.org');
+    const asked = (
+      await post(srv, '/v1/devices/requests', await signedRequest(srv, phone, 'di@example.org', 'phone'))
+    ).body;
+    const fromLaptop = await connect({ home: laptop, passphrase: CLIENT_PASSPHRASE });
+    await fromLaptop.approveDevice(asked.code, await fromLaptop.pendingDevice(asked.code));
+    pinLike(laptop, phone);
+    const fromPhone = await connect({ home: phone, passphrase: CLIENT_PASSPHRASE });
+    const ended = new Promise((resolve) => fromPhone.once('close', resolve));
+    const phoneFpr = (await phone.readIdentity()).fingerprint;
+    await fromLaptop.revokeDevice(phoneFpr, 'compromised');
+    await ended;
+    assert.equal(srv.sessions.ofIdentity('di@example.org').length, 1, 'the laptop session goes on');
+    assert.deepEqual(await fromLaptop.request({ op: 'echo', text: 'still' }), {
+      echo: 'still',
+      id: 'di@example.org',
+    });
+    await assert.rejects(connect({ home: phone, passphrase: CLIENT_PASSPHRASE }), code('KL_AUTH_FAILED'));
+    // Revoked already, and the laptop is now the only device.
+    await assert.rejects(fromLaptop.revokeDevice(phoneFpr), code('KL_DEVICE_UNKNOWN'));
+    const laptopFpr = (await laptop.readIdentity()).fingerprint;
+    await assert.rejects(fromLaptop.revokeDevice(laptopFpr), code('KL_LAST_DEVICE'));
+    await fromLaptop.close();
+  });
+});
