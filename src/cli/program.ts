@@ -13,6 +13,7 @@ import { declareNode } from './program/node.js';
 import { declareConfig, declareServe } from './program/server.js';
 import type { Context, Outcome } from './program/shared.js';
 import {
+  declareDevice,
   declareInit,
   declareLogin,
   declareRegister,
@@ -52,6 +53,7 @@ export function declareCommands(program: Command, outcome: Outcome): void {
   declareSession(program, context);
   declareRotateKey(program, context);
   declareRevokeKey(program, context);
+  declareDevice(program, context);
   // auditor
   declareAudit(program, context);
   declareLogs(program, context);

@@ -1,7 +1,8 @@
 /**
  * The client's home directory (default ~/.keyledger, mode 0700), where the client keeps its
  * private key and what it pinned (docs/protocol.md "Phase 1", step 5):
- *   identity.json     identity, name, fingerprint, where the private key lives (file or gpg)
+ *   identity.json     identity, name, fingerprint, where the private key lives (file or gpg), and
+ *                     the name of this device, if given
  *   private-key.asc   the private key, passphrase-protected (iterated S2K), mode 0600 (file keys only)
  *   server.json       the server this identity registered with: URL, pinned genesis and server key,
  *                     the last checkpoint seen, the registration receipt

@@ -177,7 +177,11 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
   const now = o.now ?? Date.now;
   const { code, pin } = parseInvitation(o.proof.code);
   const { identity, key } = await openClientKey(o.home, o.passphrase);
-  const { info, trust } = await authenticateServer(o, pin);
+  const { info, trust } = await authenticateServer(
+    o,
+    pin,
+    o.proof.method === 'invite' ? 'invitation' : 'code',
+  );
   const begun: RegistrationBegun = checkReply(
     RegisterBeginReply,
     await callJson<unknown>('POST', endpoint(o.server, 'v1/register/begin'), { id: identity.id }),
@@ -208,21 +212,7 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
     },
   );
   const { receipt, height, txid } = checkRegistrationAnswer(answer, info, identity);
-  const registered: ServerFile = {
-    v: 1,
-    url: serverUrl(o.server),
-    chain: info.chain,
-    genesis: info.genesis,
-    // The key the genesis pins; a further server's own key is trusted through its admission.
-    server: info.genesis.server!,
-    checkpoint: receipt.block,
-    registration: { receipt, at: now() },
-    servers: [{ url: serverUrl(o.server), fingerprint: info.server.fingerprint }],
-  };
-  // The other servers it lists are kept, checked before their first use (failover.ts).
-  await o.home.writeServer(
-    withAdmitted(withLearnt(registered, info.servers ?? []), info.admitted, info.removed),
-  );
+  await pinServer(o.home, { server: o.server, info, receipt, at: now() });
   return {
     verified: true,
     id: identity.id,
@@ -236,25 +226,74 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
 }
 
 /**
+ * Keeps what a verified receipt of this identity's key proved about the ledger (server.json): the
+ * genesis and the server key it pins, the receipt's block as the first checkpoint, and the server
+ * (with the others it lists, checked before their first use: failover.ts). Used once a registration
+ * or a device addition (device-request.ts) is committed and its receipt verified against `info`.
+ */
+export async function pinServer(
+  home: ClientStore,
+  o: { server: string; info: ServerInfo; receipt: TransactionReceipt; at: number },
+): Promise<void> {
+  const { info, receipt } = o;
+  const registered: ServerFile = {
+    v: 1,
+    url: serverUrl(o.server),
+    chain: info.chain,
+    genesis: info.genesis,
+    // The key the genesis pins; a further server's own key is trusted through its admission.
+    server: info.genesis.server!,
+    checkpoint: receipt.block,
+    registration: { receipt, at: o.at },
+    servers: [{ url: serverUrl(o.server), fingerprint: info.server.fingerprint }],
+  };
+  await home.writeServer(
+    withAdmitted(withLearnt(registered, info.servers ?? []), info.admitted, info.removed),
+  );
+}
+
+/** What {@link authenticateServer} needs: the server, and what may pin it or accept it unpinned. */
+export type ServerAuthentication = Pick<RegisterOptions, 'server' | 'expectChain' | 'onServer'>;
+
+/**
  * Authenticates the server before anything secret leaves: the invitation's pin (or `expectChain`)
  * names the ledger, whose genesis names the server key (docs/protocol.md "Registration on a hostile
  * network"). Without either, `onServer` decides whether to go on trusting on first use.
+ * @param what what carried the pin, for the message when it names another ledger.
  */
-async function authenticateServer(
-  o: RegisterOptions,
-  pin: string | undefined,
+export async function authenticateServer(
+  o: ServerAuthentication,
+  pin?: string,
+  what = 'invitation',
 ): Promise<{ info: ServerInfo; trust: ServerTrust }> {
   const info = await fetchServerInfo(o.server, o.expectChain);
   if (pin && !chainMatchesPin(info.chain, pin))
     throw new KlError(
       'KL_SERVER_KEY_MISMATCH',
-      `the server at ${o.server} is not the one your ${o.proof.method === 'invite' ? 'invitation' : 'code'} names ` +
+      `the server at ${o.server} is not the one your ${what} names ` +
         '(its ledger has another chain id): someone may be intercepting the connection. Nothing was sent.',
     );
   const trust: ServerTrust = pin || o.expectChain ? 'pinned' : 'first-use';
   // It may refuse (throw) a server it was not told to trust: nothing has been sent yet.
   await o.onServer?.({ url: o.server, chain: info.chain, fingerprint: info.server.fingerprint, trust });
   return { info, trust };
+}
+
+/**
+ * `receipt` verified against the genesis and admitted servers of `info` (what the client checked of
+ * the server before sending anything); its transaction is the caller's to check.
+ * @param what the change it should prove, for the message ("registration", "device addition").
+ * @throws KlError `KL_RECEIPT_INVALID` when it does not verify.
+ */
+export function verifiedReceipt(
+  info: Pick<ServerInfo, 'genesis' | 'admitted'>,
+  receipt: TransactionReceipt,
+  what: string,
+): Extract<ReturnType<typeof verifyTransactionReceipt>, { verified: true }> {
+  const check = verifyTransactionReceipt({ genesis: info.genesis, receipt, servers: info.admitted });
+  if (!check.verified)
+    throw new KlError('KL_RECEIPT_INVALID', `the ${what} receipt does not verify: ${check.reason}`);
+  return check;
 }
 
 /**
@@ -269,9 +308,7 @@ function checkRegistrationAnswer(
   const a = checkReply(RegisterCompleteReply, answer, 'KL_RECEIPT_INVALID', 'POST /v1/register/complete');
   // The schema bounds the envelope; its body is checked for its transaction type by the verifier.
   const receipt = a.receipt as TransactionReceipt;
-  const check = verifyTransactionReceipt({ genesis: info.genesis, receipt, servers: info.admitted });
-  if (!check.verified)
-    throw new KlError('KL_RECEIPT_INVALID', `the registration receipt does not verify: ${check.reason}`);
+  const check = verifiedReceipt(info, receipt, 'registration');
   const tx = check.envelope.tx;
   const body = tx.body as TxBodies['KeyRegistered'];
   if (tx.type !== 'KeyRegistered' || body.id !== identity.id || body.fingerprint !== identity.fingerprint) {

@@ -23,6 +23,11 @@ export interface IdentityFile {
   keySource: 'file' | 'gpg';
   /** GNUPGHOME for gpg keys, when not the default. */
   gpgHome?: string;
+  /**
+   * The name of this device (`keyledger init --device NAME`; the schema's DeviceName): what a new
+   * device asks to be added as, and how `keyledger device list` shows it (docs/protocol.md "Devices").
+   */
+  device?: string;
 }
 
 /**

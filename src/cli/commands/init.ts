@@ -6,6 +6,8 @@ import { gpgKeyFor } from '../../client/gpg-key.js';
 import { ClientHome } from '../../client/home.js';
 import { createIdentity } from '../../client/identity.js';
 import { KlError } from '../../protocol/errors.js';
+import { fits } from '../../protocol/schemas/check.js';
+import { DeviceName } from '../../protocol/schemas/fields.js';
 import { info, out } from '../io.js';
 import { resolvePassphrase } from '../passphrase.js';
 import { algorithmName, CLIENT_PASS, type ClientOptions, homeFlag } from './client-options.js';
@@ -20,9 +22,17 @@ export async function init(
     importFile?: string;
     force?: boolean;
     rsa?: boolean;
+    /** The name of this device (docs/protocol.md "Devices"), kept in identity.json. */
+    device?: string;
   },
 ): Promise<number> {
   if (!o.id) throw new KlError('KL_BAD_INPUT', '--id IDENTITY is required (your email address)');
+  // Checked before a key is made: a name the ledger would refuse leaves the home as it was.
+  if (o.device !== undefined && !fits(DeviceName, o.device))
+    throw new KlError(
+      'KL_BAD_INPUT',
+      '--device NAME: 1 to 40 letters, digits, spaces, dots, dashes or underscores, starting with a letter or digit',
+    );
   const home = new ClientHome(o.home);
   const name = o.name ?? o.id.split('@')[0]!;
   let identity: Awaited<ReturnType<typeof createIdentity>>;
@@ -62,11 +72,16 @@ export async function init(
       force: o.force ?? false,
     });
   }
+  if (o.device !== undefined) {
+    const { retiredKey: _retired, ...written } = identity;
+    await home.writeIdentity({ ...written, device: o.device });
+  }
   if (o.json)
     out(
       JSON.stringify({
         id: identity.id,
         name: identity.name,
+        ...(o.device !== undefined ? { device: o.device } : {}),
         fingerprint: identity.fingerprint,
         algorithm: identity.algorithm,
         keySource: identity.keySource,
@@ -76,6 +91,7 @@ export async function init(
     );
   else {
     out(`identity     ${identity.id} (${identity.name})`);
+    if (o.device !== undefined) out(`device       ${o.device}`);
     out(`fingerprint  ${identity.fingerprint}`);
     out(
       `algorithm    ${algorithmName(identity.algorithm)}, key ${identity.keySource === 'gpg' ? 'held by GnuPG' : `in ${home.privateKeyPath} (passphrase-protected, mode 0600)`}`,
@@ -91,6 +107,10 @@ export async function init(
       `next: keyledger register --server URL --invite CODE${homeFlag(home.dir)}  ` +
         '(URL and CODE: the server address and the whole invitation your operator gives you)',
     );
+    if (o.device !== undefined)
+      info(
+        `  or, to add this device to an identity you hold on another device: keyledger device request --server URL${homeFlag(home.dir)}`,
+      );
   }
   return 0;
 }

@@ -1,6 +1,7 @@
 /**
  * A user's commands, run with the key in their home: `keyledger init`, `register`, `login`,
- * `whoami`, `status`, `send`, `shell`, `session list | revoke`, `rotate-key` and `revoke-key`.
+ * `whoami`, `status`, `send`, `shell`, `session list | revoke`, `rotate-key`, `revoke-key` and
+ * `device request | approve | list | revoke`.
  */
 import { type Command, Option } from 'commander';
 import { homeOption, jsonOption, keySourceOptions, reasonOption, userPassphraseOption } from '../options.js';
@@ -41,6 +42,10 @@ export function declareInit(program: Command, context: Context): void {
   withOptions(init, [
     new Option('--id <IDENTITY>', 'your identity: your email address (required)'),
     new Option('--name <NAME>', 'your name in the key (default: the part of --id before @)'),
+    new Option(
+      '--device <NAME>',
+      'a name for this device (e.g. laptop: letters, digits, spaces, . _ -; at most 40), shown by device list',
+    ),
     homeOption(),
     userPassphraseOption(),
     ...keySourceOptions(),
@@ -49,6 +54,7 @@ export function declareInit(program: Command, context: Context): void {
   ]);
   examples(init, [
     'keyledger init --id alice@example.org',
+    'keyledger init --id alice@example.org --device laptop',
     'keyledger init --id alice@example.org --gpg 0123456789ABCDEF0123456789ABCDEF01234567',
   ]).action(
     act(context, async (v) =>
@@ -59,6 +65,7 @@ export function declareInit(program: Command, context: Context): void {
         ...given('gpg', str(v, 'gpg')),
         ...given('gpgHome', str(v, 'gpgHome')),
         ...given('importFile', str(v, 'import')),
+        ...given('device', str(v, 'device')),
         force: !!v.force,
         rsa: !!v.rsa,
       }),
@@ -322,4 +329,117 @@ export function declareRevokeKey(program: Command, context: Context): void {
       (await commands.session()).revokeKey({ ...clientOf(v), ...given('reason', str(v, 'reason')) }),
     ),
   );
+}
+
+/** The help of `keyledger device`. */
+const DEVICE_DESCRIPTION = [
+  'The devices of your identity: each holds a key of its own on the ledger, and each logs in with it. A new device makes its key (keyledger init --id YOU --device NAME) and asks to join (device request); it shows a short code, which you type on a device already enrolled (device approve CODE). The ledger records the new key signed by both.',
+  'device list shows the devices the ledger proves (state proof checked against your pinned genesis); device revoke ends one device: its key is revoked on the ledger and its sessions end, the other devices go on.',
+].join('\n\n');
+
+/** The module of the `device` subcommands, loaded when one runs. */
+const deviceModule = () => import('../commands/device.js');
+
+/** `keyledger device request | approve | list | revoke`: the devices of your identity. */
+export function declareDevice(program: Command, context: Context): void {
+  const device = program
+    .command('device')
+    .summary('request | approve | list | revoke: the devices of your identity')
+    .description(DEVICE_DESCRIPTION);
+  const request = device
+    .command('request')
+    .summary('ask to add this device to your identity (shows a code, waits)')
+    .description(
+      "On the new device: signs a request with this home's key and sends it to --server, prints the code to type on a device already enrolled (valid 10 minutes), the new key's fingerprint and the ledger id, then waits until that device approved it. Once the ledger holds the new key, the receipt is verified against the genesis and the ledger is pinned as at registration. Without --chain the server is trusted on first use: said plainly, and sent only once you confirm on the terminal (or --yes). With --json: one line when the code is given, one once added.",
+    );
+  withOptions(request, [
+    new Option('--server <URL>', 'a server of your ledger (required)'),
+    new Option(
+      '--chain <ID>',
+      'the ledger id, as device list shows it on your other device (pins the server)',
+    ),
+    new Option('--yes', 'accept a server nothing authenticated (no --chain)'),
+    homeOption(),
+    userPassphraseOption(),
+    jsonOption(),
+  ]);
+  examples(request, [
+    'keyledger device request --server https://kl.example.org --chain 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
+    'keyledger device request --server https://kl.example.org --yes --json',
+  ]).action(
+    act(context, async (v) =>
+      (await deviceModule()).deviceCommand({
+        ...clientOf(v),
+        sub: 'request',
+        ...given('chain', str(v, 'chain')),
+        yes: !!v.yes,
+      }),
+    ),
+  );
+  const approve = device
+    .command('approve')
+    .argument('<CODE>', 'the code the new device shows (XXXX-XXXX)')
+    .summary('add the device that shows CODE to your identity')
+    .description(
+      "On a device already enrolled: logs in, shows the name and fingerprint of the device that asked under CODE and, once you confirm (or with --yes), signs its addition with this device's key; the ledger writes it and the receipt is verified.",
+    );
+  withOptions(approve, [
+    new Option('--yes', 'approve without asking (compare the fingerprint first)'),
+    serverOption(),
+    homeOption(),
+    userPassphraseOption(),
+    jsonOption(),
+  ]);
+  examples(approve, [
+    'keyledger device approve 7KQ4-M2XD',
+    'keyledger device approve 7KQ4-M2XD --yes --json',
+  ]).action(
+    act(context, async (v, [code]) =>
+      (await deviceModule()).deviceCommand({ ...clientOf(v), sub: 'approve', code: code!, yes: !!v.yes }),
+    ),
+  );
+  const list = device
+    .command('list')
+    .summary('the devices of your identity, as the ledger proves them')
+    .description(
+      "Lists your identity's active devices (this one marked) and the keys it held before, from its key record's state proof, checked against your pinned genesis (no passphrase needed).",
+    );
+  withOptions(list, [serverOption(), homeOption(), jsonOption()]);
+  examples(list, ['keyledger device list', 'keyledger device list --json']).action(
+    act(context, async (v) => (await deviceModule()).deviceCommand({ ...clientOf(v), sub: 'list' })),
+  );
+  const revoke = device
+    .command('revoke')
+    .argument('<DEVICE>', 'the device: its full fingerprint or its name, as device list shows them')
+    .summary('revoke one device of your identity')
+    .description(
+      'Revokes one device key of your identity on the ledger (signed by this device): its sessions end, the other devices go on. The device is found in the proven key record; you are asked to confirm (or --yes). Revoking this device itself ends this session too, and this home can no longer log in.',
+    );
+  withOptions(revoke, [
+    reasonOption().default('retired'),
+    new Option('--yes', 'revoke without asking'),
+    serverOption(),
+    homeOption(),
+    userPassphraseOption(),
+    jsonOption(),
+  ]);
+  examples(revoke, [
+    'keyledger device revoke phone --reason retired',
+    'keyledger device revoke 0123456789abcdef0123456789abcdef01234567 --yes',
+  ]).action(
+    act(context, async (v, [target]) =>
+      (await deviceModule()).deviceCommand({
+        ...clientOf(v),
+        sub: 'revoke',
+        target: target!,
+        ...given('reason', str(v, 'reason')),
+        yes: !!v.yes,
+      }),
+    ),
+  );
+  examples(device, [
+    'keyledger device request --server https://kl.example.org',
+    'keyledger device approve 7KQ4-M2XD',
+    'keyledger device list',
+  ]);
 }
