@@ -16,6 +16,7 @@ import { activeDevices } from '../src/ledger/devices.js';
 import { type TransactionReceipt, verifyTransactionReceipt } from '../src/ledger/proofs.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { type DeviceAdditionStatement, statementBytes } from '../src/protocol/statements.js';
+import { callAdmin } from '../src/server/admin-socket.js';
 import type { RunningServer } from '../src/server/app.js';
 import { liveClock } from './helpers.js';
 import { CLIENT_PASSPHRASE, newClient, registeredClient, testServer } from './support/server.js';
@@ -247,5 +248,49 @@ describe('devices on a server', () => {
     const laptopFpr = (await laptop.readIdentity()).fingerprint;
     await assert.rejects(fromLaptop.revokeDevice(laptopFpr), code('KL_LAST_DEVICE'));
     await fromLaptop.close();
+  });
+
+  it('an operator revokes a device by name through the admin socket: its sessions end; the last device revoked so revokes the identity', async () => {
+    const srv = await server();
+    const laptop = await registeredClient(srv, 'ed@example.org');
+    const phone = await newClient('ed@example.org');
+    const asked = (
+      await post(srv, '/v1/devices/requests', await signedRequest(srv, phone, 'ed@example.org', 'phone'))
+    ).body;
+    const fromLaptop = await connect({ home: laptop, passphrase: CLIENT_PASSPHRASE });
+    await fromLaptop.approveDevice(asked.code, await fromLaptop.pendingDevice(asked.code));
+    pinLike(laptop, phone);
+    const fromPhone = await connect({ home: phone, passphrase: CLIENT_PASSPHRASE });
+    const listed = await callAdmin<Array<{ sessionId: string; fingerprint: string }>>(
+      srv.dataDir,
+      'GET',
+      '/sessions',
+    );
+    const phoneFpr = (await phone.readIdentity()).fingerprint;
+    assert.equal(listed.find((x) => x.sessionId === fromPhone.sessionId)?.fingerprint, phoneFpr);
+    const ended = new Promise((resolve) => fromPhone.once('close', resolve));
+    await assert.rejects(
+      callAdmin(srv.dataDir, 'POST', '/keys/ed%40example.org/devices/tablet/revoke', {}),
+      code('KL_DEVICE_UNKNOWN'),
+    );
+    const r = await callAdmin<{ fingerprint: string; name: string }>(
+      srv.dataDir,
+      'POST',
+      '/keys/ed%40example.org/devices/PHONE/revoke',
+      { reason: 'compromised', admin: 'ops@example.org' },
+    );
+    assert.deepEqual([r.fingerprint, r.name], [phoneFpr, 'phone']);
+    await ended;
+    assert.deepEqual(await fromLaptop.request({ op: 'echo', text: 'on' }), {
+      echo: 'on',
+      id: 'ed@example.org',
+    });
+    const laptopFpr = (await laptop.readIdentity()).fingerprint;
+    const closed = new Promise((resolve) => fromLaptop.once('close', resolve));
+    await callAdmin(srv.dataDir, 'POST', `/keys/ed%40example.org/devices/${laptopFpr}/revoke`, {});
+    await closed;
+    const { record } = await srv.ledger.getKeyRecord('ed@example.org');
+    assert.equal(record?.status, 'revoked');
+    assert.equal(record?.revocation?.admin, 'admin@localhost');
   });
 });

@@ -47,7 +47,7 @@ function localTime(at: number, now: number): string {
 }
 
 /**
- * One line per session: id, address, when it started and when it was last active (local time and
+ * One line per session: id, the device key it logged in with, address, when it started and when it was last active (local time and
  * how long ago); the session that asked is marked `(this one)`. The address is the server's text
  * and goes through {@link wireText}.
  */
@@ -55,7 +55,7 @@ export function formatSessionList(sessions: readonly ListedSession[], now: numbe
   if (sessions.length === 0) return ['no sessions'];
   return sessions.map(
     (s) =>
-      `${s.sessionId}  from ${wireText(s.ip, 100)}  started ${localTime(s.createdAt, now)} (${formatAgo(now - s.createdAt)})` +
+      `${s.sessionId}${s.fingerprint ? `  key …${s.fingerprint.slice(-16)}` : ''}  from ${wireText(s.ip, 100)}  started ${localTime(s.createdAt, now)} (${formatAgo(now - s.createdAt)})` +
       `  last active ${formatAgo(now - s.lastActivity)}${s.current ? '  (this one)' : ''}`,
   );
 }

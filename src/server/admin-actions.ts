@@ -3,6 +3,7 @@
  * (`keyledger admin …`, the machine's operator account) and the web admin API behind the dashboard
  * (an identity with the admin role on the ledger). Callers authenticate; these functions act.
  */
+import { findDevice } from '../ledger/devices.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { TransactionReceipt } from '../ledger/proofs.js';
 import { REVOCATION_REASONS } from '../ledger/transactions.js';
@@ -14,6 +15,8 @@ import type { SessionTable } from './sessions.js';
 export interface SessionView {
   sessionId: string;
   id: string;
+  /** The device key the session logged in with. */
+  fingerprint: string;
   ip: string;
   createdAt: number;
   lastActivity: number;
@@ -31,6 +34,7 @@ export function listSessions(sessions: SessionTable): SessionView[] {
     .map((s) => ({
       sessionId: s.sessionId,
       id: s.id,
+      fingerprint: s.fingerprint,
       ip: s.ip,
       createdAt: s.createdAt,
       lastActivity: s.lastActivity,
@@ -66,6 +70,31 @@ export async function revokeKeyAsAdmin(
     type: 'KeyRevoked',
     body: { id, fingerprint: record.fingerprint, reason, by: 'admin', admin: canonicalIdentity(o.admin) },
   });
+}
+
+/**
+ * Revokes one device key of an identity as an operator (DeviceRevoked, by an admin): `device` is its
+ * fingerprint or its name. The identity's last device may be revoked this way, which revokes the
+ * identity (docs/ledger.md "Devices"). The server's ledger subscription ends that device's sessions.
+ * @throws KlError `KL_IDENTITY_UNKNOWN`, `KL_KEY_REVOKED`, `KL_DEVICE_UNKNOWN`
+ */
+export async function revokeDeviceAsAdmin(
+  ledger: Ledger,
+  o: { id: string; device: string; admin: string; reason?: unknown },
+): Promise<{ fingerprint: string; name: string | null; receipt: TransactionReceipt }> {
+  const id = canonicalIdentity(o.id);
+  const reason = REVOCATION_REASONS.find((r) => r === o.reason) ?? 'unspecified';
+  const { record } = await ledger.getKeyRecord(id);
+  if (!record) throw new KlError('KL_IDENTITY_UNKNOWN', 'no key is registered for this identity');
+  if (record.status !== 'active') throw new KlError('KL_KEY_REVOKED', 'the key of this identity is revoked');
+  const device = findDevice(record, o.device);
+  if (!device)
+    throw new KlError('KL_DEVICE_UNKNOWN', `${id} has no active device with this fingerprint or name`);
+  const receipt = await ledger.submit({
+    type: 'DeviceRevoked',
+    body: { id, fingerprint: device.fingerprint, reason, revokedBy: { admin: canonicalIdentity(o.admin) } },
+  });
+  return { fingerprint: device.fingerprint, name: device.name, receipt };
 }
 
 /** Grants (or revokes) the admin role on the ledger (governance transaction). */

@@ -16,7 +16,13 @@ import type { Ledger } from '../ledger/ledger.js';
 import { REVOCATION_REASONS } from '../ledger/transactions.js';
 import { KlError } from '../protocol/errors.js';
 import { canonicalIdentity } from '../protocol/identity.js';
-import { isAdmin, listSessions, revokeKeyAsAdmin, terminateSession } from './admin-actions.js';
+import {
+  isAdmin,
+  listSessions,
+  revokeDeviceAsAdmin,
+  revokeKeyAsAdmin,
+  terminateSession,
+} from './admin-actions.js';
 import { registerAlertRoutes, registerAuditRoute } from './admin-alerts.js';
 import { registerDashboardPages } from './admin-pages.js';
 import type { AlertLog, NumberedAlert } from './alert-log.js';
@@ -286,6 +292,44 @@ function registerActions(app: FastifyInstance, ctx: AdminApiContext, admin: Admi
         revoked: canonicalIdentity(req.params.id),
         txid: receipt.txid,
         height: receipt.block.header.height,
+      };
+    },
+  );
+
+  app.post<{ Params: { id: string; device: string }; Body: { reason?: string } }>(
+    '/admin/api/identities/:id/devices/:device/revoke',
+    api('Revokes one device key of the identity (DeviceRevoked by an admin); that device’s sessions end', {
+      params: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'device'],
+        properties: {
+          id: ID_PARAM.properties.id,
+          device: { type: 'string', minLength: 1, maxLength: 64 },
+        },
+      },
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        properties: { reason: { type: 'string', enum: [...REVOCATION_REASONS] } },
+      },
+    }),
+    async (req) => {
+      const s = await admin(req, { change: true });
+      const revoked = await revokeDeviceAsAdmin(ctx.ledger, {
+        id: req.params.id,
+        device: req.params.device,
+        admin: s.id,
+        reason: req.body?.reason ?? 'unspecified',
+      });
+      ctx.log(
+        `device ${revoked.fingerprint} of ${req.params.id} revoked by admin ${s.id} from the dashboard`,
+      );
+      return {
+        revoked: canonicalIdentity(req.params.id),
+        fingerprint: revoked.fingerprint,
+        txid: revoked.receipt.txid,
+        height: revoked.receipt.block.header.height,
       };
     },
   );

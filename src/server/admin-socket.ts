@@ -12,7 +12,13 @@ import type { Ledger } from '../ledger/ledger.js';
 import type { TransactionReceipt } from '../ledger/proofs.js';
 import { errorFromWire, isKlError, KlError } from '../protocol/errors.js';
 import { canonicalIdentity } from '../protocol/identity.js';
-import { listSessions, revokeKeyAsAdmin, setAdminRole, terminateSession } from './admin-actions.js';
+import {
+  listSessions,
+  revokeDeviceAsAdmin,
+  revokeKeyAsAdmin,
+  setAdminRole,
+  terminateSession,
+} from './admin-actions.js';
 import type { AlertLog } from './alert-log.js';
 import type { ChangeRequest, RegistrarView } from './server-admission.js';
 import type { SessionTable } from './sessions.js';
@@ -122,6 +128,23 @@ export async function startAdminSocket(o: {
           reason: body.reason,
         });
         return reply(res, 200, { revoked: canonicalIdentity(parts[1]), receipt });
+      }
+      // keyledger admin revoke-device IDENTITY FPR|NAME: one device of an identity (DeviceRevoked).
+      if (
+        req.method === 'POST' &&
+        parts[0] === 'keys' &&
+        parts[2] === 'devices' &&
+        parts[3] &&
+        parts[4] === 'revoke'
+      ) {
+        const body = await readBody(req);
+        const revoked = await revokeDeviceAsAdmin(o.ledger, {
+          id: parts[1]!,
+          device: parts[3],
+          admin: typeof body.admin === 'string' ? body.admin : 'admin@localhost',
+          reason: body.reason,
+        });
+        return reply(res, 200, { id: canonicalIdentity(parts[1]!), ...revoked });
       }
       // keyledger admin grant|ungrant IDENTITY: the admin role on the ledger (dashboard, web admin API).
       if (

@@ -17,6 +17,7 @@ export function ownSessionsHandler(sessions: SessionTable): MessageHandler {
     if (b?.op === 'session.list') {
       return sessions.ofIdentity(id).map((x) => ({
         sessionId: x.sessionId,
+        fingerprint: x.fingerprint,
         ip: x.ip,
         createdAt: x.createdAt,
         lastActivity: x.lastActivity,

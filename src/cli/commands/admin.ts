@@ -26,6 +26,7 @@ export async function adminSessionCommand(
   o: { data: string; reason?: string; json?: boolean } & (
     | { sub: 'sessions' | 'alerts' }
     | { sub: 'revoke-session' | 'revoke-key'; target: string }
+    | { sub: 'revoke-device'; target: string; device: string }
   ),
 ): Promise<number> {
   if (o.sub === 'sessions') {
@@ -35,7 +36,7 @@ export async function adminSessionCommand(
     else
       for (const s of list)
         out(
-          `${wireText(String(s.sessionId), 40)}  ${wireText(String(s.id), 254).padEnd(30)} ${wireText(String(s.ip), 100)}  epoch ${s.epoch}  frames ${s.framesIn}/${s.framesOut}  ${s.connected ? 'connected' : 'disconnected'}  last active ${new Date(Number(s.lastActivity)).toISOString()}`,
+          `${wireText(String(s.sessionId), 40)}  ${wireText(String(s.id), 254).padEnd(30)} key …${wireText(String(s.fingerprint ?? ''), 64).slice(-16)}  ${wireText(String(s.ip), 100)}  epoch ${s.epoch}  frames ${s.framesIn}/${s.framesOut}  ${s.connected ? 'connected' : 'disconnected'}  last active ${new Date(Number(s.lastActivity)).toISOString()}`,
         );
     return 0;
   }
@@ -62,6 +63,28 @@ export async function adminSessionCommand(
   if (o.sub === 'revoke-session') {
     await callAdmin(o.data, 'POST', `/sessions/${encodeURIComponent(o.target)}/revoke`);
     out(o.json ? JSON.stringify({ revoked: o.target }) : `session ${o.target} revoked`);
+    return 0;
+  }
+  if (o.sub === 'revoke-device') {
+    const id = canonicalIdentity(o.target);
+    const r = await callAdmin<{ fingerprint: string; name: string | null; receipt: TransactionReceipt }>(
+      o.data,
+      'POST',
+      `/keys/${encodeURIComponent(id)}/devices/${encodeURIComponent(o.device)}/revoke`,
+      { reason: o.reason ?? 'compromised', admin: process.env.KEYLEDGER_ADMIN ?? 'admin@localhost' },
+    );
+    const device = `${r.name ? `${wireText(r.name, 40)} ` : ''}(${wireText(r.fingerprint, 64)})`;
+    out(
+      o.json
+        ? JSON.stringify({
+            revoked: id,
+            fingerprint: r.fingerprint,
+            name: r.name,
+            txid: r.receipt.txid,
+            height: r.receipt.block.header.height,
+          })
+        : `device ${device} of ${id} revoked: block ${r.receipt.block.header.height}, transaction ${r.receipt.txid}; its sessions have ended`,
+    );
     return 0;
   }
   if (o.sub === 'revoke-key') {

@@ -1,6 +1,6 @@
 /**
  * The operator's commands on a node: `keyledger admin invite | grant | ungrant` on the data
- * directory, `sessions | alerts | revoke-session | revoke-key` through the running server's
+ * directory, `sessions | alerts | revoke-session | revoke-key | revoke-device` through the running server's
  * DATA/admin.sock, and `dashboard` from an admin's own machine.
  */
 import { type Command, Option } from 'commander';
@@ -37,16 +37,17 @@ export function declareAdmin(program: Command, context: Context): void {
   const admin = program
     .command('admin')
     .summary(
-      'invite | grant | ungrant | dashboard | sessions | alerts | revoke-session | revoke-key | registrar | governance',
+      'invite | grant | ungrant | dashboard | sessions | alerts | revoke-session | revoke-key | revoke-device | registrar | governance',
     )
     .description(
-      "Operator commands on the data directory (invite, grant, ungrant) or through DATA/admin.sock of the running server (sessions, alerts, revoke-session, revoke-key, registrar; mode 0600: the operator's account only); dashboard runs from an admin's own machine with their key.",
+      "Operator commands on the data directory (invite, grant, ungrant) or through DATA/admin.sock of the running server (sessions, alerts, revoke-session, revoke-key, revoke-device, registrar; mode 0600: the operator's account only); dashboard runs from an admin's own machine with their key.",
     );
   declareInvite(admin, context);
   declareGrant(admin, context, 'grant', true);
   declareGrant(admin, context, 'ungrant', false);
   declareDashboard(admin, context);
   declareSocketCommands(admin, context);
+  declareRevokeDevice(admin, context);
   declareRegistrar(admin, context);
   declareGovernance(admin, context);
   examples(admin, [
@@ -165,6 +166,31 @@ function declareSocketCommands(admin: Command, context: Context): void {
       .summary("revoke a user's key on the ledger")
       .description("Revokes IDENTITY's key on the ledger; every session of that identity ends."),
     'keyledger admin revoke-key mallory@example.org --reason compromised',
+  );
+}
+
+/** `keyledger admin revoke-device IDENTITY FPR|NAME`, through DATA/admin.sock. */
+function declareRevokeDevice(admin: Command, context: Context): void {
+  const c = admin
+    .command('revoke-device')
+    .argument('<IDENTITY>', 'the identity the device belongs to')
+    .argument('<DEVICE>', 'the device: its key fingerprint or its name')
+    .summary("revoke one of a user's devices on the ledger")
+    .description(
+      "Revokes one device key of IDENTITY on the ledger (DeviceRevoked by an operator); that device's sessions end, the others go on. The identity's last device may be revoked this way, which revokes the identity.",
+    );
+  withOptions(c, [dataOption(), jsonOption(), reasonOption()]);
+  examples(c, ['keyledger admin revoke-device alice@example.org phone --reason compromised']).action(
+    act(context, async (v, [target, device]) =>
+      (await commands.admin()).adminSessionCommand({
+        data: str(v, 'data') ?? './keyledger-data',
+        sub: 'revoke-device',
+        target: target!,
+        device: device!,
+        ...given('reason', str(v, 'reason')),
+        json: !!v.json,
+      }),
+    ),
   );
 }
 

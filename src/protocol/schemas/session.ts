@@ -5,7 +5,7 @@
  * `session.list` request.
  */
 import { type Static, Type } from 'typebox';
-import { B64url32, Count, Id16, Time } from './fields.js';
+import { B64url32, Count, Fingerprint, Id16, Time } from './fields.js';
 
 const closed = { additionalProperties: false } as const;
 
@@ -60,6 +60,8 @@ export type ServerChannelMessage = Static<typeof ServerChannelMessage>;
 export const ListedSessionSchema = Type.Object(
   {
     sessionId: Id16,
+    /** The device key the session logged in with (docs/protocol.md "Devices"). */
+    fingerprint: Type.Optional(Fingerprint),
     ip: Type.String({ maxLength: 100 }),
     createdAt: Time,
     lastActivity: Time,
