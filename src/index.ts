@@ -16,6 +16,15 @@
 export type { BrowserClientStoreOptions, IdbFactoryLike } from './client/browser-store.js';
 export { BrowserClientStore } from './client/browser-store.js';
 export type { ClientKey } from './client/client-key.js';
+export type {
+  DeviceAdded,
+  DeviceRequest,
+  DeviceRequestOptions,
+  DeviceRequestProgress,
+} from './client/device-request.js';
+export { requestDevice } from './client/device-request.js';
+export type { DeviceList, DeviceListEntry } from './client/devices.js';
+export { listDevices } from './client/devices.js';
 export type { IdentityFile, PendingRotation, ServerFile } from './client/home.js';
 export { ClientHome, defaultHome } from './client/home.js';
 export type { CreateIdentityOptions, KeySource } from './client/identity.js';
@@ -33,7 +42,7 @@ export type {
 export { fetchServerInfo, register, requestEmailCode } from './client/register.js';
 export type { RotateKeyOptions, RotateKeyResult } from './client/rotate.js';
 export { rotateKey } from './client/rotate.js';
-export type { KeyChangeReceipt, SignedMessageReceipt } from './client/session.js';
+export type { KeyChangeReceipt, PendingDevice, SignedMessageReceipt } from './client/session.js';
 export { ClientSession, connect } from './client/session.js';
 export type { SignerCheck, SignerQuestion } from './client/signed-message.js';
 export { verifyMessageSigner } from './client/signed-message.js';

@@ -93,6 +93,10 @@ describe('the keyledger command on the PATH, started fast', () => {
       ['session', 'list'],
       ['rotate-key'],
       ['revoke-key'],
+      ['device', 'list'],
+      ['device', 'approve', 'ABCD-EFGH', '--yes'],
+      ['device', 'revoke', 'phone', '--yes'],
+      ['device', 'request', '--server', 'http://127.0.0.1:9', '--chain', 'a'.repeat(64)],
       ['register', '--server', 'http://127.0.0.1:9', '--invite', 'KL-0000'],
     ])
       assertNone(
@@ -112,6 +116,7 @@ describe('the keyledger command on the PATH, started fast', () => {
       ['ledger', 'verify', '--data', data, '--quiet'],
       ['admin', 'invite', 'x@example.org', '--data', data],
       ['admin', 'sessions', '--data', data],
+      ['admin', 'revoke-device', 'x@example.org', 'phone', '--data', data],
       ['logs', 'decrypt', '--data', data],
     ])
       assertNone(packagesLoaded(args, env), SERVER_STACK, args.slice(0, 2).join(' '));
