@@ -58,9 +58,35 @@ export function networkTargets(server: RunningServer): FuzzTarget[] {
       run: (v) => post(`${server.url}/v1/enroll/email`, bodyOf(v)),
     },
     {
+      name: 'HTTP POST /v1/devices/requests',
+      arbitrary: fc.oneof(
+        mutated({
+          statement: JSON.stringify({
+            type: 'keyledger/add-device',
+            v: 1,
+            chain: server.ledger.chainId,
+            id: 'a@example.org',
+            name: 'phone',
+            fingerprint: 'a'.repeat(40),
+            time: Date.now(),
+          }),
+          publicKey: validComplete.publicKey,
+          signature: validComplete.signature,
+        }),
+        fc.jsonValue({ maxDepth: 3 }),
+      ),
+      run: (v) => post(`${server.url}/v1/devices/requests`, bodyOf(v)),
+    },
+    {
       name: 'HTTP GET ledger reads',
       arbitrary: fc.tuple(
-        fc.constantFrom('/v1/ledger/keys/', '/v1/ledger/tx/', '/v1/ledger/consistency?from=', '/admin/api/audit?since='),
+        fc.constantFrom(
+          '/v1/ledger/keys/',
+          '/v1/ledger/tx/',
+          '/v1/ledger/consistency?from=',
+          '/admin/api/audit?since=',
+          '/v1/devices/requests/',
+        ),
         fc.string({ maxLength: 80 }),
       ),
       run: async ([path, arg]) => {
@@ -75,6 +101,7 @@ export function networkTargets(server: RunningServer): FuzzTarget[] {
       arbitrary: fc.array(
         fc.oneof(
           mutated({ type: 'hello', v: 1, id: 'a@example.org', ephemeral: 'A'.repeat(43) }),
+          mutated({ type: 'hello', v: 1, id: 'a@example.org', ephemeral: 'A'.repeat(43), fingerprint: 'a'.repeat(40) }),
           mutated({ type: 'resume', sid: 'A'.repeat(22), nonce: 'B'.repeat(22) }),
           mutated({ type: 'frame', sid: 'A'.repeat(22), epoch: 0, seq: 1, ct: 'A'.repeat(40) }),
           fc.jsonValue({ maxDepth: 2 }),

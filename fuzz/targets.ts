@@ -28,7 +28,12 @@ import { Channel } from '../src/protocol/channel.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { check } from '../src/protocol/schemas/check.js';
 import { ChallengeResponse, Hello } from '../src/protocol/schemas/login.js';
-import { RevocationStatementSchema, RotationStatementSchema } from '../src/protocol/schemas/statements.js';
+import {
+  DeviceAdditionStatementSchema,
+  DeviceRevocationStatementSchema,
+  RevocationStatementSchema,
+  RotationStatementSchema,
+} from '../src/protocol/schemas/statements.js';
 
 /** What one input did. */
 export type Outcome = 'accepted' | 'rejected';
@@ -265,17 +270,22 @@ export function targets(m: Material): FuzzTarget[] {
         }),
     },
     {
-      name: 'revocation and rotation statements',
+      name: 'revocation, rotation and device statements',
       arbitrary: fc.oneof(
+        mutated({ type: 'keyledger/add-device', v: 1, chain: 'a'.repeat(64), id: 'a@example.org', name: 'phone', fingerprint: 'b'.repeat(40), time: 1 }),
+        mutated({ type: 'keyledger/revoke-device', v: 1, chain: 'a'.repeat(64), id: 'a@example.org', fingerprint: 'b'.repeat(40), reason: 'retired', time: 1 }),
         mutated({ type: 'keyledger/revoke', v: 1, chain: 'a'.repeat(64), id: 'a@example.org', fingerprint: 'b'.repeat(40), reason: 'retired', time: 1 }),
         mutated({ type: 'keyledger/rotate', v: 1, chain: 'a'.repeat(64), id: 'a@example.org', oldFingerprint: 'b'.repeat(40), fingerprint: 'c'.repeat(40), time: 1 }),
       ),
       run: (v) =>
-        classify(() =>
-          (v as { type?: unknown })?.type === 'keyledger/rotate'
-            ? check(RotationStatementSchema, v, 'KL_STATEMENT_INVALID')
-            : check(RevocationStatementSchema, v, 'KL_STATEMENT_INVALID'),
-        ),
+        classify(() => {
+          const schema = {
+            'keyledger/rotate': RotationStatementSchema,
+            'keyledger/add-device': DeviceAdditionStatementSchema,
+            'keyledger/revoke-device': DeviceRevocationStatementSchema,
+          }[String((v as { type?: unknown })?.type)];
+          return check(schema ?? RevocationStatementSchema, v, 'KL_STATEMENT_INVALID');
+        }),
     },
     {
       name: 'armored OpenPGP public key',

@@ -30,6 +30,7 @@ before(async () => {
       loginPerIp: big,
       loginPerIdentity: big,
       emailPerIdentity: big,
+      deviceRequestPerIp: big,
     },
     mailer: { sendCode: async () => {} },
   });
