@@ -51,11 +51,16 @@ async function api(path, { method = 'GET', body } = {}) {
   return data;
 }
 
-/** Asks for confirmation in a modal dialog; resolves true on Confirm. */
-function confirmAction(text, okLabel) {
+/**
+ * Asks for confirmation in a modal dialog; resolves true on Confirm. With `reason`, the dialog also
+ * offers the revocation reasons (#confirm-reason, set to `reason` first): read it after a Confirm.
+ */
+function confirmAction(text, okLabel, { reason } = {}) {
   const dialog = $('#confirm');
   $('#confirm-text').textContent = text;
   $('#confirm-ok').textContent = okLabel;
+  $('#confirm-reason-row').hidden = !reason;
+  if (reason) $('#confirm-reason').value = reason;
   dialog.returnValue = '';
   dialog.showModal();
   return new Promise((resolve) =>
@@ -163,6 +168,112 @@ async function showIdentities(q = $('#id-q').value) {
     $('#id-rows').replaceChildren(el('tr', {}, el('td', { colspan: 7 }, 'No identity matches.')));
 }
 
+/** What a device is called in the page: its name, or "first key" for the unnamed key an identity registered with. */
+const deviceLabel = (name) => name ?? 'first key';
+
+/**
+ * The label of the device key `fingerprint` in record `r`: an active device's, or that of an earlier
+ * key in the history (a history entry without a device name was the unnamed first key). Null if the
+ * record does not know the key.
+ */
+function deviceOf(r, fingerprint) {
+  const active = verifier.activeDevices(r).find((d) => d.fingerprint === fingerprint);
+  if (active) return deviceLabel(active.name);
+  const earlier = r.history.find((h) => h.fingerprint === fingerprint);
+  return earlier ? deviceLabel(earlier.device ?? null) : null;
+}
+
+/** Who added a device: the approving device of the identity, or the operator. */
+function approverOf(r, approvedBy) {
+  if (!approvedBy) return 'registered with the identity';
+  if ('admin' in approvedBy) return `operator ${approvedBy.admin}`;
+  const label = deviceOf(r, approvedBy.device);
+  return label ? `device ${label} (${short(approvedBy.device)})` : `device ${short(approvedBy.device)}`;
+}
+
+/**
+ * The identity's device keys as a table: its active devices (each with "Revoke device"), then the
+ * earlier keys of its history, marked revoked or rotated. For a revoked identity, the keys it held
+ * when it was revoked, read as the ledger reads an active record's (`activeDevices`).
+ */
+function devicesTable(r) {
+  const active = verifier.activeDevices(r);
+  const held = r.status === 'revoked' ? verifier.activeDevices({ ...r, status: 'active' }) : [];
+  const at = (ref) => `block ${ref.height} (${time(ref.time)})`;
+  const row = (d, status, statusClass, action) =>
+    el(
+      'tr',
+      { 'data-fingerprint': d.fingerprint, 'data-status': status },
+      el('td', {}, deviceLabel(d.name)),
+      el('td', { className: 'mono' }, d.fingerprint),
+      el('td', {}, d.algorithm),
+      el('td', {}, d.added ? at(d.added) : '–'),
+      el('td', {}, d.added ? approverOf(r, d.approvedBy) : '–'),
+      el('td', { className: statusClass }, d.statusText ?? status),
+      el('td', {}, action ?? ''),
+    );
+  const rows = [
+    ...active.map((d) =>
+      row(
+        d,
+        'active',
+        'device-active',
+        el(
+          'button',
+          {
+            type: 'button',
+            className: 'danger',
+            'aria-label': `Revoke the device ${deviceLabel(d.name)} of ${r.id}`,
+            onclick: () => revokeDevice(r, d, active.length),
+          },
+          'Revoke device',
+        ),
+      ),
+    ),
+    ...held.map((d) =>
+      row(
+        { ...d, statusText: `revoked with the identity at ${at(r.revocation.at)}` },
+        'revoked',
+        'device-revoked',
+      ),
+    ),
+    ...r.history.map((h) =>
+      row(
+        {
+          name: h.device ?? null,
+          fingerprint: h.fingerprint,
+          algorithm: h.algorithm,
+          statusText: `${h.reason} at ${at(h.replaced)}`,
+        },
+        h.reason,
+        `device-${h.reason}`,
+      ),
+    ),
+  ];
+  return el(
+    'table',
+    { 'aria-label': `Devices of ${r.id}`, className: 'devices' },
+    el(
+      'thead',
+      {},
+      el(
+        'tr',
+        {},
+        ...['Device', 'Fingerprint', 'Algorithm', 'Added', 'Added by', 'Status', 'Action'].map((h) =>
+          el('th', { scope: 'col' }, h),
+        ),
+      ),
+    ),
+    el('tbody', {}, ...rows),
+  );
+}
+
+/** A live session's device key: its short fingerprint, and the device's name if `r` (a verified record) names it. */
+function sessionDevice(s, r) {
+  const label = r ? deviceOf(r, s.fingerprint) : null;
+  return [el('code', { title: s.fingerprint ?? '' }, short(s.fingerprint)), label ? ` ${label}` : ''];
+}
+
 async function showIdentity(id) {
   const d = await api(`identities/${encodeURIComponent(id)}`);
   const r = d.proof.record;
@@ -197,21 +308,15 @@ async function showIdentity(id) {
           ? 'State proof verified in this browser against the genesis.'
           : `State proof NOT verified: ${check.reason}`,
       ),
-      el('h4', {}, 'Key history'),
-      r.history.length
-        ? el(
-            'ul',
-            {},
-            ...r.history.map((h) =>
-              el(
-                'li',
-                {},
-                el('code', {}, h.fingerprint),
-                ` ${h.algorithm}, ${h.reason} at block ${h.replaced.height} (${time(h.replaced.time)})`,
-              ),
-            ),
-          )
-        : el('p', { className: 'muted' }, 'No earlier keys.'),
+      el(
+        'h4',
+        {},
+        r.status === 'active'
+          ? `Devices: ${verifier.activeDevices(r).length} active`
+          : 'Devices: none active (the identity is revoked)',
+      ),
+      devicesTable(r),
+      r.history.length ? '' : el('p', { className: 'muted' }, 'No earlier keys.'),
       r.revocation
         ? el(
             'p',
@@ -228,6 +333,21 @@ async function showIdentity(id) {
         ),
       ),
       el('h4', {}, `Live sessions: ${d.sessions.length}`),
+      d.sessions.length
+        ? el(
+            'ul',
+            { className: 'identity-sessions' },
+            ...d.sessions.map((s) =>
+              el(
+                'li',
+                { 'data-session': s.sessionId },
+                'device key ',
+                ...sessionDevice(s, check.verified ? r : null),
+                ` · ${s.ip} · since ${time(s.createdAt)}`,
+              ),
+            ),
+          )
+        : '',
       r.status === 'active'
         ? el(
             'button',
@@ -258,14 +378,79 @@ async function revokeKey(id) {
   }
 }
 
+/**
+ * Revokes one device of identity `r` after confirmation, with the reason chosen there (DeviceRevoked
+ * by this admin: that device's sessions end, the others go on), then shows the record again, verified.
+ * `count` active devices: revoking the only one revokes the identity, which the confirmation says.
+ */
+async function revokeDevice(r, d, count) {
+  const label = deviceLabel(d.name);
+  const ok = await confirmAction(
+    count > 1
+      ? `Revoke the device ${label} (${short(d.fingerprint)}) of ${r.id} on the ledger? Its sessions end at once and this key can never log in again; the identity's other devices go on.`
+      : `${label} (${short(d.fingerprint)}) is the only device of ${r.id}: revoking it revokes the identity on the ledger, and every session of ${r.id} ends at once.`,
+    'Revoke device',
+    { reason: 'compromised' },
+  );
+  if (!ok) return;
+  try {
+    const done = await api(
+      `identities/${encodeURIComponent(r.id)}/devices/${encodeURIComponent(d.fingerprint)}/revoke`,
+      { method: 'POST', body: { reason: $('#confirm-reason').value } },
+    );
+    toast(`Device ${label} (${short(done.fingerprint)}) of ${done.revoked} revoked: block ${done.height}.`);
+    await showIdentity(r.id);
+    await showIdentities();
+  } catch (err) {
+    toast(`${err.code ?? 'error'}: ${err.message}`, true);
+  }
+}
+
+/**
+ * Names the device key of each session listed (`cells`: identity → its sessions' device cells) once
+ * that identity's record is loaded and verified in this browser; a record that does not verify
+ * names nothing, and says so.
+ */
+async function nameSessionDevices(cells) {
+  await Promise.all(
+    [...cells].map(async ([id, list]) => {
+      let d;
+      try {
+        d = await api(`identities/${encodeURIComponent(id)}`);
+      } catch {
+        return;
+      }
+      const check = verifier.verifyKeyRecordProof({ genesis, proof: d.proof });
+      for (const { cell, s } of list) {
+        if (!check.verified) {
+          cell.append(el('span', { className: 'invalid' }, ' record not verified'));
+        } else {
+          const label = deviceOf(d.proof.record, s.fingerprint);
+          cell.append(
+            label ? ` ${label}` : el('span', { className: 'muted' }, ' not a device of the record'),
+          );
+        }
+        cell.dataset.named = 'true';
+      }
+    }),
+  );
+}
+
 async function showSessions() {
   const list = await api('sessions');
+  const cells = new Map();
+  const deviceCell = (s) => {
+    const cell = el('td', { className: 'device' }, ...sessionDevice(s, null));
+    cells.set(s.id, [...(cells.get(s.id) ?? []), { cell, s }]);
+    return cell;
+  };
   $('#session-rows').replaceChildren(
     ...list.map((s) =>
       el(
         'tr',
         { 'data-session': s.sessionId },
         el('td', {}, s.id),
+        deviceCell(s),
         el('td', {}, s.ip),
         el('td', {}, time(s.createdAt)),
         el('td', {}, time(s.lastActivity)),
@@ -289,7 +474,9 @@ async function showSessions() {
     ),
   );
   if (list.length === 0)
-    $('#session-rows').replaceChildren(el('tr', {}, el('td', { colspan: 7 }, 'No live sessions.')));
+    $('#session-rows').replaceChildren(el('tr', {}, el('td', { colspan: 8 }, 'No live sessions.')));
+  // The names come with each identity's record; the list does not wait for them.
+  nameSessionDevices(cells).catch(() => {});
 }
 
 async function terminate(s) {
