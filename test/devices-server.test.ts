@@ -9,17 +9,19 @@ import assert from 'node:assert/strict';
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { requestDevice } from '../src/client/device-request.js';
 import type { ClientHome } from '../src/client/home.js';
 import { openClientKey } from '../src/client/identity.js';
 import { connect } from '../src/client/session.js';
 import { activeDevices } from '../src/ledger/devices.js';
 import { type TransactionReceipt, verifyTransactionReceipt } from '../src/ledger/proofs.js';
 import { isKlError } from '../src/protocol/errors.js';
+import { formatInvitation } from '../src/protocol/invitation.js';
 import { type DeviceAdditionStatement, statementBytes } from '../src/protocol/statements.js';
 import { callAdmin } from '../src/server/admin-socket.js';
 import type { RunningServer } from '../src/server/app.js';
 import { liveClock } from './helpers.js';
-import { CLIENT_PASSPHRASE, newClient, registeredClient, testServer } from './support/server.js';
+import { CLIENT_PASSPHRASE, invite, newClient, registeredClient, testServer } from './support/server.js';
 
 const code = (c: string) => (err: unknown) => {
   assert.ok(isKlError(err), String(err));
@@ -292,5 +294,52 @@ describe('devices on a server', () => {
     const { record } = await srv.ledger.getKeyRecord('ed@example.org');
     assert.equal(record?.status, 'revoked');
     assert.equal(record?.revocation?.admin, 'admin@localhost');
+  });
+
+  it('an operator invitation adds a device without an approval; it is single use, for that identity only, and a registration invitation is not one', async () => {
+    const srv = await server();
+    await registeredClient(srv, 'fay@example.org');
+    const now = Date.now();
+    const deviceInvite = formatInvitation(
+      srv.proofs.issueInvite('fay@example.org', now, now + 3_600_000, { issuer: 'ops@example.org' }),
+      srv.ledger.chainId,
+    );
+    const tablet = await newClient('fay@example.org');
+    // A registration invitation for the same identity does not add a device.
+    const registrationInvite = invite(srv, 'fay@example.org');
+    const wrong = await post(srv, '/v1/devices/requests', {
+      ...(await signedRequest(srv, tablet, 'fay@example.org', 'tablet')),
+      invite: registrationInvite,
+    });
+    assert.equal(wrong.body.error?.code, 'KL_IDENTITY_PROOF_INVALID');
+    // Another identity's device invitation neither.
+    const other = await newClient('gus@example.org');
+    const stolen = await post(srv, '/v1/devices/requests', {
+      ...(await signedRequest(srv, other, 'gus@example.org', 'tablet')),
+      invite: deviceInvite,
+    });
+    assert.equal(stolen.body.error?.code, 'KL_IDENTITY_PROOF_INVALID');
+    // The new device, through the client: the invitation's pin authenticates the server; no approval.
+    const asked = await requestDevice({
+      home: tablet,
+      server: srv.url,
+      passphrase: CLIENT_PASSPHRASE,
+      name: 'tablet',
+      invite: deviceInvite,
+    });
+    assert.equal(asked.trust, 'pinned');
+    const added = await asked.wait();
+    assert.equal(added.verified, true);
+    const { record } = await srv.ledger.getKeyRecord('fay@example.org');
+    const device = activeDevices(record!).find((d) => d.name === 'tablet');
+    assert.deepEqual(device?.approvedBy, { admin: 'ops@example.org' });
+    (await connect({ home: tablet, passphrase: CLIENT_PASSPHRASE })).close();
+    // Used once.
+    const again = await newClient('fay@example.org');
+    const reused = await post(srv, '/v1/devices/requests', {
+      ...(await signedRequest(srv, again, 'fay@example.org', 'pad')),
+      invite: deviceInvite,
+    });
+    assert.equal(reused.body.error?.code, 'KL_IDENTITY_PROOF_INVALID');
   });
 });

@@ -10,6 +10,7 @@
 import type { TransactionReceipt } from '../ledger/proofs.js';
 import type { TxBodies } from '../ledger/transactions.js';
 import { errorFromWire, isKlError, KlError } from '../protocol/errors.js';
+import { parseInvitation } from '../protocol/invitation.js';
 import { DeviceRequestReply, DeviceRequestStatusReply } from '../protocol/schemas/http.js';
 import { type DeviceAdditionStatement, statementBytes } from '../protocol/statements.js';
 import { callJson, endpoint } from './http.js';
@@ -37,6 +38,11 @@ export interface DeviceRequestOptions {
   name?: string;
   /** Expected chain id, learnt out of band (pins the server); without it the first contact is trusted. */
   expectChain?: string;
+  /**
+   * An operator's invitation for a further device (`keyledger admin invite ID --device`), as handed
+   * over: its pin authenticates the server, and the invitation approves the device at once.
+   */
+  invite?: string;
   /** Told who the server is before anything is sent; may throw to refuse it (see {@link RegisterOptions}). */
   onServer?: RegisterOptions['onServer'];
   now?: () => number;
@@ -62,7 +68,7 @@ export interface DeviceRequest {
   fingerprint: string;
   /** The name asked for. */
   name: string;
-  /** Whether the server was authenticated by `expectChain` before the request was sent. */
+  /** Whether the server was authenticated (by `expectChain` or the invitation's pin) before the request was sent. */
   trust: ServerTrust;
   /**
    * Polls until the request is approved and written (then verifies the receipt and pins the ledger
@@ -104,7 +110,8 @@ export async function requestDevice(o: DeviceRequestOptions): Promise<DeviceRequ
       'KL_BAD_INPUT',
       'this device has no name: give it one at init (keyledger init --id ID --device NAME --force makes a new key)',
     );
-  const { info, trust } = await authenticateServer(o);
+  const invitation = o.invite === undefined ? undefined : parseInvitation(o.invite);
+  const { info, trust } = await authenticateServer(o, invitation?.pin);
   const statement: DeviceAdditionStatement = {
     type: 'keyledger/add-device',
     v: 1,
@@ -119,6 +126,7 @@ export async function requestDevice(o: DeviceRequestOptions): Promise<DeviceRequ
     statement: JSON.stringify(statement),
     publicKey: identity.publicKey,
     signature,
+    ...(invitation ? { invite: invitation.code } : {}),
   });
   const taken = checkReply(DeviceRequestReply, answer, 'KL_PROTOCOL', 'POST /v1/devices/requests');
   const expected = { id: identity.id, name, fingerprint: identity.fingerprint };

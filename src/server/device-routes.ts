@@ -5,16 +5,19 @@
  * address only: naming an identity proves nothing about it.
  */
 import type { FastifyInstance } from 'fastify';
+import type { Ledger } from '../ledger/ledger.js';
 import { acceptPublicKey } from '../pgp/key-policy.js';
 import { verifyDetached } from '../pgp/messages.js';
-import { KlError } from '../protocol/errors.js';
+import { isKlError, KlError } from '../protocol/errors.js';
 import { canonicalIdentity } from '../protocol/identity.js';
+import { parseInvitation } from '../protocol/invitation.js';
 import { check } from '../protocol/schemas/check.js';
 import { DeviceRequestBody } from '../protocol/schemas/http.js';
 import { DeviceAdditionStatementSchema } from '../protocol/schemas/statements.js';
 import { type DeviceAdditionStatement, statementBytes } from '../protocol/statements.js';
 import { sourceKey } from './client-address.js';
 import { type DeviceRequestData, type DeviceRequests, invalidCode } from './device-requests.js';
+import type { IdentityProofs } from './identity-proofs.js';
 import type { RateLimiters } from './rate-limits.js';
 
 /** How far a request statement's time may be from the server's clock. */
@@ -22,6 +25,9 @@ const STATEMENT_SKEW_MS = 5 * 60_000;
 
 /** What the device routes need. */
 export interface DeviceRoutesContext {
+  ledger: Ledger;
+  /** Device invitations (`keyledger admin invite --device`). */
+  proofs: IdentityProofs;
   chain: string;
   requests: DeviceRequests;
   limits: RateLimiters;
@@ -76,6 +82,63 @@ export async function checkDeviceRequest(
   };
 }
 
+/**
+ * A request that carries an operator's device invitation: the invitation is the approval, so
+ * DeviceAdded (approved by the invitation's issuer) is written at once and the answer's poll reads it.
+ * Wrong invitations are charged to the source, before the code is tried, as at registration.
+ * @throws KlError `KL_IDENTITY_PROOF_INVALID`, `KL_RATE_LIMITED`, the request's and the ledger's refusals
+ */
+async function invitedDevice(
+  ctx: DeviceRoutesContext,
+  body: DeviceRequestBody,
+  source: string,
+): Promise<{ code: string; poll: string; expiresAt: number }> {
+  const { code } = parseInvitation(body.invite!);
+  let id: unknown;
+  try {
+    id = (JSON.parse(body.statement) as { id?: unknown })?.id;
+  } catch {
+    // checkDeviceRequest says what is wrong with it
+  }
+  ctx.limits.wrongCodePerIp.check(source);
+  let issuer: string | null;
+  try {
+    issuer = ctx.proofs.check(typeof id === 'string' ? id : '', 'device', code, ctx.now()).issuer;
+  } catch (err) {
+    ctx.limits.wrongCodePerIp.take(source);
+    throw err;
+  }
+  const data = await checkDeviceRequest(body, { chain: ctx.chain, now: ctx.now(), source });
+  const answer = ctx.requests.add(data);
+  const request = ctx.requests.claim(answer.code, data.statement.id)!;
+  try {
+    const receipt = await ctx.ledger.submit({
+      type: 'DeviceAdded',
+      body: {
+        id: data.statement.id,
+        name: data.statement.name,
+        fingerprint: data.statement.fingerprint,
+        publicKey: data.publicKey,
+        algorithm: data.algorithm,
+        time: data.statement.time,
+        approvedBy: { admin: issuer ?? OPERATOR },
+        newKeySignature: data.signature,
+      },
+    });
+    ctx.proofs.consume(data.statement.id, 'device', code, ctx.now());
+    ctx.requests.settle(request, { status: 'added', receipt });
+  } catch (err) {
+    const e = isKlError(err) ? err : new KlError('KL_INTERNAL', 'internal error');
+    ctx.requests.settle(request, { status: 'refused', error: { code: e.code, message: e.message } });
+    throw err;
+  }
+  ctx.log(`device added by invitation: ${data.statement.name} for ${data.statement.id}`);
+  return answer;
+}
+
+/** The operator named on a device invitation issued without one. */
+const OPERATOR = 'admin@localhost';
+
 /** POST /v1/devices/requests, GET /v1/devices/requests/:poll. */
 export function registerDeviceRoutes(app: FastifyInstance, ctx: DeviceRoutesContext): void {
   app.post<{ Body: DeviceRequestBody }>(
@@ -90,6 +153,8 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: DeviceRoutesCont
     async (req, reply) => {
       const source = sourceKey(req.ip);
       ctx.limits.deviceRequestPerIp.take(source);
+      if (req.body.invite !== undefined)
+        return reply.status(201).send(await invitedDevice(ctx, req.body, source));
       const data = await checkDeviceRequest(req.body, { chain: ctx.chain, now: ctx.now(), source });
       const answer = ctx.requests.add(data);
       ctx.log(

@@ -2,7 +2,9 @@
  * Identity verification before registration (docs/protocol.md "Phase 1", step 1): one-time
  * codes bound to an identity, stored hashed, expiring, single use. Two kinds:
  *   invite — issued by an admin (`keyledger admin invite`), 100 bits, shown once;
- *   email  — sent to the address itself, 8 digits; a new code leaves the earlier ones valid.
+ *   email  — sent to the address itself, 8 digits; a new code leaves the earlier ones valid;
+ *   device — issued by an admin (`keyledger admin invite --device`) for a further device of a
+ *            registered identity (docs/protocol.md "Devices"), like an invite, with its issuer.
  * Wrong codes are not counted here: they are charged to their source address and a server-wide
  * budget (RegistrationService), so nobody can void another person's code by guessing.
  * Kept in DATA/server.sqlite (not on the ledger: they are operational secrets).
@@ -15,19 +17,21 @@ import { guardWrite } from '../ledger/storage-fault.js';
 import { KlError } from '../protocol/errors.js';
 import { sha256 } from '../protocol/hash.js';
 
-/** Kinds of identity proof. */
+/** Kinds of identity proof at registration. */
 export type ProofMethod = 'invite' | 'email';
+/** Every kind of code kept: the registration proofs, and invitations for a further device. */
+type StoredMethod = ProofMethod | 'device';
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 /** Most unused emailed codes kept per address: a new one beyond this retires the oldest. */
 export const MAX_LIVE_EMAIL_CODES = 3;
 
-function codeHash(id: string, method: ProofMethod, code: string): Buffer {
+function codeHash(id: string, method: StoredMethod, code: string): Buffer {
   return Buffer.from(sha256(Buffer.from(`${method}\n${id}\n${normaliseCode(method, code)}`, 'utf8')));
 }
 
-function normaliseCode(method: ProofMethod, code: string): string {
-  return method === 'invite'
+function normaliseCode(method: StoredMethod, code: string): string {
+  return method !== 'email'
     ? code
         .toUpperCase()
         .replace(/[^0-9A-Z]/g, '')
@@ -54,6 +58,10 @@ export class IdentityProofs {
           id TEXT NOT NULL, method TEXT NOT NULL, hash BLOB NOT NULL, created_at INTEGER NOT NULL,
           expires_at INTEGER NOT NULL, used_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
           PRIMARY KEY (id, method, hash))`);
+        // Version 2 of the table: who issued a device invitation (a column older files lack).
+        const columns = db.prepare('PRAGMA table_info(identity_proofs)').all() as Array<{ name: string }>;
+        if (!columns.some((c) => c.name === 'issuer'))
+          db.exec('ALTER TABLE identity_proofs ADD COLUMN issuer TEXT');
         return db;
       } catch (err) {
         db.close();
@@ -62,8 +70,11 @@ export class IdentityProofs {
     });
   }
 
-  /** Issues an invitation code for `id` (canonical), valid until `expiresAt`. Returns the code (shown once). */
-  issueInvite(id: string, now: number, expiresAt: number): string {
+  /**
+   * Issues an invitation code for `id` (canonical), valid until `expiresAt`. Returns the code (shown
+   * once). With `device`, it invites a further device of a registered identity, approved by `issuer`.
+   */
+  issueInvite(id: string, now: number, expiresAt: number, device?: { issuer: string }): string {
     const raw = randomBytes(13); // 104 bits → 20 Crockford characters (100 used)
     let bits = 0n;
     for (const b of raw) bits = (bits << 8n) | BigInt(b);
@@ -73,9 +84,16 @@ export class IdentityProofs {
     guardWrite('the invitation', () =>
       this.db
         .prepare(
-          'INSERT INTO identity_proofs(id, method, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+          'INSERT INTO identity_proofs(id, method, hash, created_at, expires_at, issuer) VALUES (?, ?, ?, ?, ?, ?)',
         )
-        .run(id, 'invite', codeHash(id, 'invite', code), now, expiresAt),
+        .run(
+          id,
+          device ? 'device' : 'invite',
+          codeHash(id, device ? 'device' : 'invite', code),
+          now,
+          expiresAt,
+          device?.issuer ?? null,
+        ),
     );
     return code;
   }
@@ -131,23 +149,24 @@ export class IdentityProofs {
    * Checks a code without using it up (the registration may still fail later).
    * @throws KlError `KL_IDENTITY_PROOF_INVALID` — the same for unknown, wrong, used and expired codes.
    */
-  check(id: string, method: ProofMethod, code: string, now: number): void {
+  check(id: string, method: StoredMethod, code: string, now: number): { issuer: string | null } {
     const invalid = new KlError(
       'KL_IDENTITY_PROOF_INVALID',
       'the invitation or verification code is not valid for this identity',
     );
     const rows = this.db
       .prepare(
-        'SELECT hash FROM identity_proofs WHERE id = ? AND method = ? AND used_at IS NULL AND expires_at > ?',
+        'SELECT hash, issuer FROM identity_proofs WHERE id = ? AND method = ? AND used_at IS NULL AND expires_at > ?',
       )
-      .all(id, method, now) as Array<{ hash: Buffer }>;
+      .all(id, method, now) as Array<{ hash: Buffer; issuer: string | null }>;
     const want = codeHash(id, method, code);
-    if (rows.some((r) => r.hash.length === want.length && timingSafeEqual(r.hash, want))) return;
+    const found = rows.find((r) => r.hash.length === want.length && timingSafeEqual(r.hash, want));
+    if (found) return { issuer: found.issuer };
     throw invalid;
   }
 
   /** Marks a code used (after the registration committed); the identity's other emailed codes go with it. */
-  consume(id: string, method: ProofMethod, code: string, now: number): void {
+  consume(id: string, method: StoredMethod, code: string, now: number): void {
     guardWrite('the use of the code', () =>
       this.db.transaction(() => {
         this.db

@@ -179,6 +179,8 @@ export const keyledger: FastifyPluginAsync<KeyledgerOptions> = async (app, o) =>
   });
   const deviceRequests = new DeviceRequests({ now });
   registerDeviceRoutes(app, {
+    ledger,
+    proofs: o.proofs,
     chain: ledger.chainId,
     requests: deviceRequests,
     limits: core.limits,

@@ -15,7 +15,7 @@ import { CLIENT_PASS, type ClientOptions, homeFlag } from './client-options.js';
 
 /** What `device` subcommands take besides the client options. */
 export type DeviceCommand =
-  | { sub: 'request'; chain?: string; yes?: boolean }
+  | { sub: 'request'; chain?: string; invite?: string; yes?: boolean }
   | { sub: 'approve'; code: string; yes?: boolean }
   | { sub: 'list' }
   | { sub: 'revoke'; target: string; reason?: string; yes?: boolean };
@@ -43,7 +43,9 @@ async function openSession(...a: Parameters<typeof import('./open-session.js').o
 const at = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 /** `keyledger device request`: the new device's side. */
-async function request(o: ClientOptions & { chain?: string; yes?: boolean }): Promise<number> {
+async function request(
+  o: ClientOptions & { chain?: string; invite?: string; yes?: boolean },
+): Promise<number> {
   if (!o.server) throw new KlError('KL_BAD_INPUT', '--server URL is required (a server of your ledger)');
   const home = new ClientHome(o.home);
   const identity = home.readIdentity();
@@ -54,6 +56,7 @@ async function request(o: ClientOptions & { chain?: string; yes?: boolean }): Pr
     server: o.server,
     ...(passphrase !== undefined ? { passphrase } : {}),
     ...(o.chain ? { expectChain: o.chain } : {}),
+    ...(o.invite ? { invite: o.invite } : {}),
     onServer: async ({ chain, fingerprint, trust }) => {
       if (trust === 'pinned') return;
       // Nothing authenticated this server: a forged one could pin this device to a ledger of its own.
@@ -89,11 +92,12 @@ async function request(o: ClientOptions & { chain?: string; yes?: boolean }): Pr
     out(`device       ${asked.name} of ${identity.id}`);
     out(`fingerprint  ${asked.fingerprint}`);
     out(
-      `ledger       ${asked.chain} (${asked.trust === 'pinned' ? 'pinned by --chain' : 'trusted on first use'})`,
+      `ledger       ${asked.chain} (${asked.trust === 'pinned' ? (o.invite ? 'pinned by the invitation' : 'pinned by --chain') : 'trusted on first use'})`,
     );
-    out(
-      `on a device of ${identity.id} already enrolled, run: keyledger device approve ${asked.code}  (and check that it shows this fingerprint)`,
-    );
+    if (!o.invite)
+      out(
+        `on a device of ${identity.id} already enrolled, run: keyledger device approve ${asked.code}  (and check that it shows this fingerprint)`,
+      );
   }
   const tty = process.stderr.isTTY === true;
   let lastLine = 0;

@@ -13,6 +13,8 @@ export interface InviteOptions {
   data: string;
   identity: string;
   expiresMs: number;
+  /** An invitation for a further device of a registered identity (docs/protocol.md "Devices"). */
+  device?: boolean;
   json?: boolean;
 }
 
@@ -31,10 +33,29 @@ export async function adminInvite(o: InviteOptions): Promise<number> {
     const expiresAt = now + o.expiresMs;
     // The invitation carries the ledger's pin: the user's client authenticates this server with it
     // before revealing the code (docs/protocol.md "Registration on a hostile network").
-    const code = formatInvitation(proofs.issueInvite(id, now, expiresAt), chainId);
+    const device = o.device
+      ? { issuer: canonicalIdentity(process.env.KEYLEDGER_ADMIN ?? 'admin@localhost') }
+      : undefined;
+    const code = formatInvitation(proofs.issueInvite(id, now, expiresAt, device), chainId);
     if (o.json)
-      out(JSON.stringify({ id, code, expiresAt: new Date(expiresAt).toISOString(), chain: chainId }));
-    else {
+      out(
+        JSON.stringify({
+          id,
+          code,
+          expiresAt: new Date(expiresAt).toISOString(),
+          chain: chainId,
+          ...(device ? { device: true } : {}),
+        }),
+      );
+    else if (device) {
+      out(code);
+      info(
+        `invitation for a further device of ${id}, valid until ${new Date(expiresAt).toISOString()} (shown once; stored hashed; approved by ${device.issuer})`,
+      );
+      info(
+        `on the new device the user runs: keyledger init --id ${id} --device NAME, then keyledger device request --server URL --invite ${code}`,
+      );
+    } else {
       out(code);
       info(
         `invitation for ${id}, valid until ${new Date(expiresAt).toISOString()} (shown once; stored hashed)`,

@@ -69,14 +69,22 @@ function declareInvite(admin: Command, context: Context): void {
   withOptions(invite, [
     dataOption(),
     new Option('--expires <DURATION>', 'how long the code is valid').default('24h'),
+    new Option(
+      '--device',
+      'invite a further device of a registered identity (keyledger device request --invite), approved by you (KEYLEDGER_ADMIN)',
+    ),
     jsonOption(),
   ]);
-  examples(invite, ['keyledger admin invite bob@example.org --expires 2h']).action(
+  examples(invite, [
+    'keyledger admin invite bob@example.org --expires 2h',
+    'keyledger admin invite bob@example.org --device',
+  ]).action(
     act(context, async (v, [identity]) =>
       (await commands.invite()).adminInvite({
         data: str(v, 'data') ?? './keyledger-data',
         identity: identity!,
         expiresMs: parseDuration(str(v, 'expires') ?? '24h', '--expires'),
+        device: !!v.device,
         json: !!v.json,
       }),
     ),

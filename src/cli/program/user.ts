@@ -358,6 +358,10 @@ export function declareDevice(program: Command, context: Context): void {
       '--chain <ID>',
       'the ledger id, as device list shows it on your other device (pins the server)',
     ),
+    new Option(
+      '--invite <CODE>',
+      "an operator's invitation for this device (keyledger admin invite ID --device): no approval needed",
+    ),
     new Option('--yes', 'accept a server nothing authenticated (no --chain)'),
     homeOption(),
     userPassphraseOption(),
@@ -366,12 +370,14 @@ export function declareDevice(program: Command, context: Context): void {
   examples(request, [
     'keyledger device request --server https://kl.example.org --chain 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
     'keyledger device request --server https://kl.example.org --yes --json',
+    'keyledger device request --server https://kl.example.org --invite KL-ABCD-EFGH-JKMN-PQRS-TVWX.0123456789abcdef0123456789abcdef',
   ]).action(
     act(context, async (v) =>
       (await deviceModule()).deviceCommand({
         ...clientOf(v),
         sub: 'request',
         ...given('chain', str(v, 'chain')),
+        ...given('invite', str(v, 'invite')),
         yes: !!v.yes,
       }),
     ),

@@ -126,6 +126,8 @@ export const DeviceRequestBody = Type.Object(
     statement: Type.String({ minLength: 2, maxLength: MAX_DEVICE_STATEMENT }),
     publicKey: ArmoredKey,
     signature: ArmoredSignature,
+    /** An operator's invitation for a further device (`keyledger admin invite --device`), instead of an approval. */
+    invite: Type.Optional(Type.String({ minLength: 4, maxLength: 128 })),
   },
   closed,
 );
