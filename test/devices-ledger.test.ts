@@ -154,6 +154,7 @@ describe('devices on the ledger', () => {
       replaced: rec.updated,
       reason: 'revoked',
       device: 'phone',
+      further: true,
     });
     // The first device revokes itself: the tablet is the top-level key now, with when and how it was added.
     await ledger.submit(revoked(first.fingerprint, byDevice(first.fingerprint)));

@@ -107,6 +107,12 @@ async function check({ server, receipt, id, message, signature }: SignerQuestion
   // The identity's keys in order, each with the transaction that put it on the ledger and the one
   // that ended it (docs/ledger.md "State": history lists the earlier keys, oldest first).
   const record: KeyRecord = rec.record;
+  // Keys that came as further devices overlap the others: the history's order no longer dates them
+  // (docs/ledger.md "Devices"). Refused rather than guessed.
+  if (record.devices?.length || record.deviceAdded || record.history.some((h) => h.further))
+    return fail(
+      `${id} holds or held several device keys at once: tying a signature to the key in force at block ${anchor[0]} is not supported for such identities yet`,
+    );
   const keys = timeline(record);
   const position = async (ref: TxRef): Promise<Position> => {
     if (ref.height !== anchor[0]) return [ref.height, 0];

@@ -54,5 +54,17 @@ export function activeDevice(record: KeyRecord, fingerprint: string): DeviceView
  */
 export function findDevice(record: KeyRecord, ref: string): DeviceView | undefined {
   const lower = ref.toLowerCase();
-  return activeDevices(record).find((d) => d.fingerprint === lower || d.name?.toLowerCase() === lower);
+  const devices = activeDevices(record);
+  // A fingerprint first: a device name can never stand for another device's key.
+  return devices.find((d) => d.fingerprint === lower) ?? devices.find((d) => d.name?.toLowerCase() === lower);
+}
+
+/**
+ * Whether `fingerprint` is one of the record's device keys as it stands: an active device or, for a
+ * revoked identity, one of the keys it held when it was revoked (its status says which).
+ */
+export function holdsKey(record: KeyRecord, fingerprint: string): boolean {
+  return (
+    record.fingerprint === fingerprint || (record.devices ?? []).some((d) => d.fingerprint === fingerprint)
+  );
 }

@@ -67,6 +67,8 @@ export interface KeyRecord {
     reason: 'rotated' | 'revoked';
     /** The device that held it. */
     device?: string;
+    /** It came as a further device (DeviceAdded): its start is that transaction, not the entry before. */
+    further?: true;
   }>;
 }
 
@@ -319,7 +321,7 @@ export function applyTransaction(state: WorkingState, env: TxEnvelope, ctx: Appl
               devices: prev.devices!.map((d) => (d.fingerprint === b.oldFingerprint ? { ...d, ...key } : d)),
             }),
         updated: at,
-        history: [...prev.history, ...retired([old], at, 'rotated')],
+        history: [...prev.history, ...retired([{ ...old, further: isFurther(prev, old) }], at, 'rotated')],
       };
       state.put({ kind: 'identity', key: identityKey(b.id), value: record });
       state.put({ kind: 'fingerprint', key: fingerprintKey(b.fingerprint), value: { id: b.id } });
@@ -427,16 +429,14 @@ function activeIdentity(state: WorkingState, id: string): KeyRecord {
 /** Every device key of a record as it stands, active or not (a revoked identity's keys too). */
 function devicesOf(
   record: KeyRecord,
-): Array<{ name: string | null; fingerprint: string; algorithm: string }> {
-  return [
-    { name: record.device ?? null, fingerprint: record.fingerprint, algorithm: record.algorithm },
-    ...(record.devices ?? []),
-  ];
+): Array<{ name: string | null; fingerprint: string; algorithm: string; further: boolean }> {
+  const first = { name: record.device ?? null, fingerprint: record.fingerprint, algorithm: record.algorithm };
+  return [first, ...(record.devices ?? [])].map((k) => ({ ...k, further: isFurther(record, k) }));
 }
 
 /** History entries for keys leaving the record. */
 function retired(
-  keys: ReadonlyArray<{ name: string | null; fingerprint: string; algorithm: string }>,
+  keys: ReadonlyArray<{ name: string | null; fingerprint: string; algorithm: string; further: boolean }>,
   at: TxRef,
   reason: 'rotated' | 'revoked',
 ): KeyRecord['history'] {
@@ -446,7 +446,16 @@ function retired(
     replaced: at,
     reason,
     ...(k.name !== null ? { device: k.name } : {}),
+    ...(k.further ? { further: true as const } : {}),
   }));
+}
+
+/**
+ * Whether `key` came onto the ledger as a further device (DeviceAdded), not as the identity's
+ * registered key or a rotation of it: the history's order then no longer tells when it started.
+ */
+function isFurther(record: KeyRecord, key: { fingerprint: string }): boolean {
+  return key.fingerprint !== record.fingerprint || record.deviceAdded !== undefined;
 }
 
 /** The approving device must be active; the new key unused; its name free; the set not full. */
@@ -501,7 +510,10 @@ function revokeDevice(state: WorkingState, b: TxBodies['DeviceRevoked'], at: TxR
     state.put({ kind: 'identity', key: identityKey(b.id), value: record });
     return;
   }
-  const history = [...prev.history, ...retired([target], at, 'revoked')];
+  const history = [
+    ...prev.history,
+    ...retired([{ ...target, further: isFurther(prev, target) }], at, 'revoked'),
+  ];
   let record: KeyRecord;
   if (target.primary) {
     const [next, ...rest] = others as [DeviceKey, ...DeviceKey[]];

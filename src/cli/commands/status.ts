@@ -9,6 +9,7 @@ import { withLearnt } from '../../client/server-list.js';
 import { acceptedServerKey } from '../../client/server-trust.js';
 import type { ServerFile } from '../../client/store.js';
 import { isServerVerdict } from '../../client/unverified-answer.js';
+import { holdsKey } from '../../ledger/devices.js';
 import { verifyKeyRecordProof } from '../../ledger/proofs.js';
 import { KlError } from '../../protocol/errors.js';
 import { out } from '../io.js';
@@ -81,7 +82,7 @@ export async function status(o: ClientOptions): Promise<number> {
       ? 'checkFailed'
       : !record
         ? 'unknown'
-        : record.fingerprint !== identity.fingerprint
+        : !holdsKey(record, identity.fingerprint)
           ? 'anotherKey'
           : record.status !== 'active'
             ? 'revoked'
@@ -98,7 +99,7 @@ export async function status(o: ClientOptions): Promise<number> {
       verified: proofOk,
       status: record?.status ?? 'absent',
       fingerprint: record?.fingerprint ?? null,
-      matchesLocalKey: record?.fingerprint === identity.fingerprint,
+      matchesLocalKey: record ? holdsKey(record, identity.fingerprint) : false,
     },
     state,
     exitCode: STATUS_EXIT[state],
@@ -115,7 +116,7 @@ export async function status(o: ClientOptions): Promise<number> {
       `ledger         chain ${server.chain.slice(0, 16)}…, checkpoint block ${checkpoint.header.height} (history only appended to)`,
     );
     out(
-      `on the ledger  ${record ? `${record.status === 'active' ? 'active' : 'REVOKED'}, ${record.fingerprint === identity.fingerprint ? 'same key as here' : `ANOTHER KEY ${record.fingerprint}`}` : 'not found'} (state proof ${proofOk ? 'verified' : 'INVALID'})`,
+      `on the ledger  ${record ? `${record.status === 'active' ? 'active' : 'REVOKED'}, ${holdsKey(record, identity.fingerprint) ? 'same key as here' : `ANOTHER KEY ${record.fingerprint}`}` : 'not found'} (state proof ${proofOk ? 'verified' : 'INVALID'})`,
     );
   }
   return STATUS_EXIT[state];

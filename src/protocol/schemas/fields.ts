@@ -28,9 +28,13 @@ export const Identity = Type.String({ minLength: 3, maxLength: MAX_IDENTITY_LENG
 export const DisplayName = Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH });
 /**
  * The name a person gives one of their devices (docs/ledger.md "Devices"): a letter or digit, then
- * letters, digits, spaces, dots, dashes and underscores; at most 40 characters.
+ * letters, digits, spaces, dots, dashes and underscores; at most 40 characters, and not 40 hex digits.
  */
-export const DeviceName = Type.String({ maxLength: 40, pattern: '^[A-Za-z0-9][A-Za-z0-9 ._-]{0,39}$' });
+export const DeviceName = Type.String({
+  maxLength: 40,
+  // Never 40 hex digits: a name must not read as a key's fingerprint.
+  pattern: '^(?![0-9A-Fa-f]{40}$)[A-Za-z0-9][A-Za-z0-9 ._-]{0,39}$',
+});
 /** A time, milliseconds since the epoch. */
 export const Time = Type.Integer({ minimum: 0, maximum: MAX_TIME });
 /** A count or height from 0 up to the largest safe integer. */

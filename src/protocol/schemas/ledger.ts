@@ -205,6 +205,7 @@ export const KeyRecordSchema = Type.Object(
           replaced: TxRef,
           reason: Type.Enum(['rotated', 'revoked']),
           device: Type.Optional(DeviceName),
+          further: Type.Optional(Type.Literal(true)),
         },
         closed,
       ),
