@@ -15,8 +15,11 @@ import { openClientKey } from '../src/client/identity.js';
 import { connect } from '../src/client/session.js';
 import { activeDevices } from '../src/ledger/devices.js';
 import { type TransactionReceipt, verifyTransactionReceipt } from '../src/ledger/proofs.js';
+import { readPublicKey } from '../src/pgp/messages.js';
+import { sealTo } from '../src/pgp/sealed.js';
+import { canonicalBytes } from '../src/protocol/canonical-json.js';
 import { isKlError } from '../src/protocol/errors.js';
-import { formatInvitation } from '../src/protocol/invitation.js';
+import { formatInvitation, parseInvitation } from '../src/protocol/invitation.js';
 import { type DeviceAdditionStatement, statementBytes } from '../src/protocol/statements.js';
 import { callAdmin } from '../src/server/admin-socket.js';
 import type { RunningServer } from '../src/server/app.js';
@@ -296,7 +299,7 @@ describe('devices on a server', () => {
     assert.equal(record?.revocation?.admin, 'admin@localhost');
   });
 
-  it('an operator invitation adds a device without an approval; it is single use, for that identity only, and a registration invitation is not one', async () => {
+  it('an operator invitation adds a device without an approval; it is single use (also when raced), sealed and bound to its request, for that identity only', async () => {
     const srv = await server();
     await registeredClient(srv, 'fay@example.org');
     const now = Date.now();
@@ -304,42 +307,106 @@ describe('devices on a server', () => {
       srv.proofs.issueInvite('fay@example.org', now, now + 3_600_000, { issuer: 'ops@example.org' }),
       srv.ledger.chainId,
     );
+    const serverKey = await readPublicKey(
+      ((await get(srv, '/v1/info')).body as unknown as { server: { publicKey: string } }).server.publicKey,
+    );
+    /** A request carrying `code` sealed to the server for that very request, as the client makes it. */
+    const invited = async (home: ClientHome, id: string, name: string, code: string) => {
+      const request = await signedRequest(srv, home, id, name);
+      const statement = JSON.parse(request.statement) as DeviceAdditionStatement;
+      const payload = {
+        type: 'keyledger/device-invite',
+        v: 1,
+        chain: statement.chain,
+        id,
+        fingerprint: statement.fingerprint,
+        time: statement.time,
+        code,
+      };
+      return { ...request, invite: await sealTo(canonicalBytes(payload), serverKey) };
+    };
     const tablet = await newClient('fay@example.org');
-    // A registration invitation for the same identity does not add a device.
-    const registrationInvite = invite(srv, 'fay@example.org');
-    const wrong = await post(srv, '/v1/devices/requests', {
+    // In clear text, as a registration invitation, or another identity's: refused.
+    const plain = await post(srv, '/v1/devices/requests', {
       ...(await signedRequest(srv, tablet, 'fay@example.org', 'tablet')),
-      invite: registrationInvite,
-    });
-    assert.equal(wrong.body.error?.code, 'KL_IDENTITY_PROOF_INVALID');
-    // Another identity's device invitation neither.
-    const other = await newClient('gus@example.org');
-    const stolen = await post(srv, '/v1/devices/requests', {
-      ...(await signedRequest(srv, other, 'gus@example.org', 'tablet')),
       invite: deviceInvite,
+    });
+    assert.equal(plain.body.error?.code, 'KL_IDENTITY_PROOF_INVALID');
+    const registration = parseInvitation(invite(srv, 'fay@example.org')).code;
+    const wrong = await post(
+      srv,
+      '/v1/devices/requests',
+      await invited(tablet, 'fay@example.org', 'tablet', registration),
+    );
+    assert.equal(wrong.body.error?.code, 'KL_IDENTITY_PROOF_INVALID');
+    const inviteCode = parseInvitation(deviceInvite).code;
+    const other = await newClient('gus@example.org');
+    const foreign = await post(
+      srv,
+      '/v1/devices/requests',
+      await invited(other, 'gus@example.org', 'tablet', inviteCode),
+    );
+    assert.equal(foreign.body.error?.code, 'KL_IDENTITY_PROOF_INVALID');
+    // A sealed invitation read off the wire and put on the reader's own request: bound to another key.
+    const seen = await invited(tablet, 'fay@example.org', 'tablet', inviteCode);
+    const thief = await newClient('fay@example.org');
+    const stolen = await post(srv, '/v1/devices/requests', {
+      ...(await signedRequest(srv, thief, 'fay@example.org', 'tablet')),
+      invite: seen.invite,
     });
     assert.equal(stolen.body.error?.code, 'KL_IDENTITY_PROOF_INVALID');
-    // The new device, through the client: the invitation's pin authenticates the server; no approval.
+    // Two requests racing with one invitation: one device.
+    const watch = await newClient('fay@example.org');
+    const raced = await Promise.all([
+      post(srv, '/v1/devices/requests', await invited(watch, 'fay@example.org', 'watch', inviteCode)),
+      post(srv, '/v1/devices/requests', seen),
+    ]);
+    assert.deepEqual(raced.map((r) => r.status).sort(), [201, 401]);
+    const { record } = await srv.ledger.getKeyRecord('fay@example.org');
+    assert.equal(activeDevices(record!).length, 2);
+    const added = activeDevices(record!).find((d) => d.primary === false);
+    assert.deepEqual(added?.approvedBy, { admin: 'ops@example.org' });
+    // Through the client, with a new invitation: its pin authenticates the server; no approval.
+    const second = formatInvitation(
+      srv.proofs.issueInvite('fay@example.org', now, now + 3_600_000, { issuer: 'ops@example.org' }),
+      srv.ledger.chainId,
+    );
+    const pad = await newClient('fay@example.org');
     const asked = await requestDevice({
-      home: tablet,
+      home: pad,
       server: srv.url,
       passphrase: CLIENT_PASSPHRASE,
-      name: 'tablet',
-      invite: deviceInvite,
+      name: 'pad',
+      invite: second,
     });
     assert.equal(asked.trust, 'pinned');
-    const added = await asked.wait();
-    assert.equal(added.verified, true);
-    const { record } = await srv.ledger.getKeyRecord('fay@example.org');
-    const device = activeDevices(record!).find((d) => d.name === 'tablet');
-    assert.deepEqual(device?.approvedBy, { admin: 'ops@example.org' });
-    (await connect({ home: tablet, passphrase: CLIENT_PASSPHRASE })).close();
-    // Used once.
-    const again = await newClient('fay@example.org');
-    const reused = await post(srv, '/v1/devices/requests', {
-      ...(await signedRequest(srv, again, 'fay@example.org', 'pad')),
-      invite: deviceInvite,
-    });
-    assert.equal(reused.body.error?.code, 'KL_IDENTITY_PROOF_INVALID');
+    assert.equal((await asked.wait()).verified, true);
+    (await connect({ home: pad, passphrase: CLIENT_PASSPHRASE })).close();
+  });
+
+  it('an invitation given back when the ledger refuses the device (a name taken) works for the next request', async () => {
+    const srv = await server();
+    await registeredClient(srv, 'hal@example.org');
+    const issue = () => {
+      const now = Date.now();
+      return formatInvitation(
+        srv.proofs.issueInvite('hal@example.org', now, now + 3_600_000, { issuer: 'ops@example.org' }),
+        srv.ledger.chainId,
+      );
+    };
+    const ask = async (name: string, invitation: string) =>
+      requestDevice({
+        home: await newClient('hal@example.org'),
+        server: srv.url,
+        passphrase: CLIENT_PASSPHRASE,
+        name,
+        invite: invitation,
+      });
+    await (await ask('phone', issue())).wait();
+    const again = issue();
+    await assert.rejects(ask('Phone', again), code('KL_DEVICE_NAME_TAKEN'));
+    const added = await (await ask('tablet', again)).wait();
+    assert.equal(added.name, 'tablet');
+    await assert.rejects(ask('watch', again), code('KL_IDENTITY_PROOF_INVALID'));
   });
 });

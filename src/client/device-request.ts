@@ -9,10 +9,17 @@
  */
 import type { TransactionReceipt } from '../ledger/proofs.js';
 import type { TxBodies } from '../ledger/transactions.js';
+import { readPublicKey } from '../pgp/messages.js';
+import { sealTo } from '../pgp/sealed.js';
+import { canonicalBytes } from '../protocol/canonical-json.js';
 import { errorFromWire, isKlError, KlError } from '../protocol/errors.js';
 import { parseInvitation } from '../protocol/invitation.js';
 import { DeviceRequestReply, DeviceRequestStatusReply } from '../protocol/schemas/http.js';
-import { type DeviceAdditionStatement, statementBytes } from '../protocol/statements.js';
+import {
+  type DeviceAdditionStatement,
+  type DeviceInvitePayload,
+  statementBytes,
+} from '../protocol/statements.js';
 import { callJson, endpoint } from './http.js';
 import { openClientKey } from './identity.js';
 import {
@@ -122,11 +129,13 @@ export async function requestDevice(o: DeviceRequestOptions): Promise<DeviceRequ
     time: now(),
   };
   const signature = await key.signDetached(statementBytes(statement), new Date(statement.time));
+  // The invitation travels sealed to the server key the genesis pins, bound to this statement.
+  const invite = invitation && (await sealInvite(info, statement, invitation.code));
   const answer = await callJson<unknown>('POST', endpoint(o.server, 'v1/devices/requests'), {
     statement: JSON.stringify(statement),
     publicKey: identity.publicKey,
     signature,
-    ...(invitation ? { invite: invitation.code } : {}),
+    ...(invite ? { invite } : {}),
   });
   const taken = checkReply(DeviceRequestReply, answer, 'KL_PROTOCOL', 'POST /v1/devices/requests');
   const expected = { id: identity.id, name, fingerprint: identity.fingerprint };
@@ -150,6 +159,27 @@ export async function requestDevice(o: DeviceRequestOptions): Promise<DeviceRequ
         ...w,
       }),
   };
+}
+
+/** `code` sealed to the server key for the request `statement` (docs/protocol.md "Devices"). */
+async function sealInvite(
+  info: ServerInfo,
+  statement: DeviceAdditionStatement,
+  code: string,
+): Promise<string> {
+  const serverKey = await readPublicKey(info.server.publicKey);
+  if (serverKey.getFingerprint() !== info.server.fingerprint)
+    throw new KlError('KL_SERVER_KEY_MISMATCH', 'the server key does not have the pinned fingerprint');
+  const payload: DeviceInvitePayload = {
+    type: 'keyledger/device-invite',
+    v: 1,
+    chain: statement.chain,
+    id: statement.id,
+    fingerprint: statement.fingerprint,
+    time: statement.time,
+    code,
+  };
+  return sealTo(canonicalBytes(payload), serverKey, new Date(statement.time));
 }
 
 /** Extra time past the code's expiry during which a poll may still find it settled, ms. */

@@ -188,6 +188,23 @@ export interface DeviceRevocationStatement {
   time: number;
 }
 
+/**
+ * An operator's device invitation as the new device seals it to the server key with its request
+ * (docs/protocol.md "Devices"): it repeats what the request's statement binds.
+ */
+export interface DeviceInvitePayload {
+  type: 'keyledger/device-invite';
+  v: 1;
+  chain: string;
+  id: string;
+  /** Fingerprint of the new device's key. */
+  fingerprint: string;
+  /** The request statement's time. */
+  time: number;
+  /** The invitation as handed over, without its pin. */
+  code: string;
+}
+
 /** Every statement that is signed somewhere in the protocol. */
 export type Statement =
   | RegistrationStatement

@@ -8,17 +8,18 @@ import type { FastifyInstance } from 'fastify';
 import type { Ledger } from '../ledger/ledger.js';
 import { acceptPublicKey } from '../pgp/key-policy.js';
 import { verifyDetached } from '../pgp/messages.js';
+import { openSealed } from '../pgp/sealed.js';
 import { isKlError, KlError } from '../protocol/errors.js';
 import { canonicalIdentity } from '../protocol/identity.js';
-import { parseInvitation } from '../protocol/invitation.js';
 import { check } from '../protocol/schemas/check.js';
 import { DeviceRequestBody } from '../protocol/schemas/http.js';
-import { DeviceAdditionStatementSchema } from '../protocol/schemas/statements.js';
+import { DeviceAdditionStatementSchema, DeviceInviteSchema } from '../protocol/schemas/statements.js';
 import { type DeviceAdditionStatement, statementBytes } from '../protocol/statements.js';
 import { sourceKey } from './client-address.js';
 import { type DeviceRequestData, type DeviceRequests, invalidCode } from './device-requests.js';
 import type { IdentityProofs } from './identity-proofs.js';
 import type { RateLimiters } from './rate-limits.js';
+import type { ServerKey } from './server-key.js';
 
 /** How far a request statement's time may be from the server's clock. */
 const STATEMENT_SKEW_MS = 5 * 60_000;
@@ -28,6 +29,8 @@ export interface DeviceRoutesContext {
   ledger: Ledger;
   /** Device invitations (`keyledger admin invite --device`). */
   proofs: IdentityProofs;
+  /** Opens the invitations sealed to it. */
+  serverKey: ServerKey;
   chain: string;
   requests: DeviceRequests;
   limits: RateLimiters;
@@ -83,9 +86,11 @@ export async function checkDeviceRequest(
 }
 
 /**
- * A request that carries an operator's device invitation: the invitation is the approval, so
- * DeviceAdded (approved by the invitation's issuer) is written at once and the answer's poll reads it.
- * Wrong invitations are charged to the source, before the code is tried, as at registration.
+ * A request that carries an operator's device invitation, sealed to the server key and bound to the
+ * request's statement (docs/protocol.md "Devices"): the invitation is the approval, so DeviceAdded
+ * (approved by the invitation's issuer) is written at once and the answer's poll reads it. The
+ * invitation is taken before the write (one invitation, one device) and given back if the ledger
+ * refuses. Wrong invitations are charged to the source, as at registration.
  * @throws KlError `KL_IDENTITY_PROOF_INVALID`, `KL_RATE_LIMITED`, the request's and the ledger's refusals
  */
 async function invitedDevice(
@@ -93,29 +98,28 @@ async function invitedDevice(
   body: DeviceRequestBody,
   source: string,
 ): Promise<{ code: string; poll: string; expiresAt: number }> {
-  const { code } = parseInvitation(body.invite!);
-  let id: unknown;
-  try {
-    id = (JSON.parse(body.statement) as { id?: unknown })?.id;
-  } catch {
-    // checkDeviceRequest says what is wrong with it
-  }
   ctx.limits.wrongCodePerIp.check(source);
+  const data = await checkDeviceRequest(body, { chain: ctx.chain, now: ctx.now(), source });
+  const { id } = data.statement;
+  let code: string;
   let issuer: string | null;
   try {
-    issuer = ctx.proofs.check(typeof id === 'string' ? id : '', 'device', code, ctx.now()).issuer;
+    code = await openInvite(ctx, body.invite!, data.statement);
+    issuer = ctx.proofs.check(id, 'device', code, ctx.now()).issuer;
   } catch (err) {
+    if (isKlError(err, 'KL_STORAGE_UNAVAILABLE')) throw err;
     ctx.limits.wrongCodePerIp.take(source);
-    throw err;
+    throw invalidInvite();
   }
-  const data = await checkDeviceRequest(body, { chain: ctx.chain, now: ctx.now(), source });
+  // Taken in the same turn as the check: a concurrent request with the same invitation finds it used.
+  ctx.proofs.consume(id, 'device', code, ctx.now());
   const answer = ctx.requests.add(data);
-  const request = ctx.requests.claim(answer.code, data.statement.id)!;
+  const request = ctx.requests.claim(answer.code, id)!;
   try {
     const receipt = await ctx.ledger.submit({
       type: 'DeviceAdded',
       body: {
-        id: data.statement.id,
+        id,
         name: data.statement.name,
         fingerprint: data.statement.fingerprint,
         publicKey: data.publicKey,
@@ -125,15 +129,39 @@ async function invitedDevice(
         newKeySignature: data.signature,
       },
     });
-    ctx.proofs.consume(data.statement.id, 'device', code, ctx.now());
     ctx.requests.settle(request, { status: 'added', receipt });
   } catch (err) {
+    ctx.proofs.release(id, 'device', code);
     const e = isKlError(err) ? err : new KlError('KL_INTERNAL', 'internal error');
     ctx.requests.settle(request, { status: 'refused', error: { code: e.code, message: e.message } });
     throw err;
   }
-  ctx.log(`device added by invitation: ${data.statement.name} for ${data.statement.id}`);
+  ctx.log(`device added by invitation: ${data.statement.name} for ${id}`);
   return answer;
+}
+
+const invalidInvite = () =>
+  new KlError('KL_IDENTITY_PROOF_INVALID', 'the device invitation is not valid for this identity and key');
+
+/** The invitation's code, once the sealed invitation opened and repeats what the statement binds. */
+async function openInvite(
+  ctx: DeviceRoutesContext,
+  sealed: string,
+  statement: DeviceAdditionStatement,
+): Promise<string> {
+  const bytes = await openSealed(sealed, ctx.serverKey.privateKey, new Date(ctx.now()));
+  const invite = check(
+    DeviceInviteSchema,
+    JSON.parse(Buffer.from(bytes).toString('utf8')),
+    'KL_IDENTITY_PROOF_INVALID',
+  );
+  const bound =
+    invite.chain === statement.chain &&
+    invite.id === statement.id &&
+    invite.fingerprint === statement.fingerprint &&
+    invite.time === statement.time;
+  if (!bound) throw invalidInvite();
+  return invite.code;
 }
 
 /** The operator named on a device invitation issued without one. */

@@ -174,12 +174,23 @@ export class IdentityProofs {
             'UPDATE identity_proofs SET used_at = ? WHERE id = ? AND method = ? AND hash = ? AND used_at IS NULL',
           )
           .run(now, id, method, codeHash(id, method, code));
+        // A registration spends the identity's other emailed codes too; a device invitation does not.
+        if (method === 'device') return;
         this.db
           .prepare(
             `UPDATE identity_proofs SET used_at = ? WHERE id = ? AND method = 'email' AND used_at IS NULL`,
           )
           .run(now, id);
       })(),
+    );
+  }
+
+  /** Makes a code taken by {@link consume} usable again (what it was to approve was refused). */
+  release(id: string, method: StoredMethod, code: string): void {
+    guardWrite('the release of the code', () =>
+      this.db
+        .prepare('UPDATE identity_proofs SET used_at = NULL WHERE id = ? AND method = ? AND hash = ?')
+        .run(id, method, codeHash(id, method, code)),
     );
   }
 

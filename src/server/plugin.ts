@@ -181,6 +181,7 @@ export const keyledger: FastifyPluginAsync<KeyledgerOptions> = async (app, o) =>
   registerDeviceRoutes(app, {
     ledger,
     proofs: o.proofs,
+    serverKey: o.serverKey,
     chain: ledger.chainId,
     requests: deviceRequests,
     limits: core.limits,

@@ -6,7 +6,12 @@
 import { type Static, Type } from 'typebox';
 import { ArmoredKey, ArmoredSignature, Fingerprint, Hash, Identity, Time } from './fields.js';
 import { GenesisSchema, ReceiptSchema, SignedHeaderSchema } from './ledger.js';
-import { DeviceAdditionStatementSchema, ProofMethod, RegistrationStatementSchema } from './statements.js';
+import {
+  DeviceAdditionStatementSchema,
+  MAX_SEALED_PROOF,
+  ProofMethod,
+  RegistrationStatementSchema,
+} from './statements.js';
 import { TX_BODY_SCHEMAS } from './transactions.js';
 
 const closed = { additionalProperties: false } as const;
@@ -126,8 +131,11 @@ export const DeviceRequestBody = Type.Object(
     statement: Type.String({ minLength: 2, maxLength: MAX_DEVICE_STATEMENT }),
     publicKey: ArmoredKey,
     signature: ArmoredSignature,
-    /** An operator's invitation for a further device (`keyledger admin invite --device`), instead of an approval. */
-    invite: Type.Optional(Type.String({ minLength: 4, maxLength: 128 })),
+    /**
+     * An operator's invitation for a further device (`keyledger admin invite --device`), instead of an
+     * approval: a DeviceInvite sealed to the server key (armored OpenPGP message).
+     */
+    invite: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_SEALED_PROOF })),
   },
   closed,
 );

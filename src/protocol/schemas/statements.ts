@@ -105,3 +105,21 @@ export const DeviceRevocationStatementSchema = Type.Object(
   },
   closed,
 );
+
+/**
+ * The plaintext of an operator's device invitation as the new device seals it to the server key
+ * (docs/protocol.md "Devices"): it repeats what the request's statement binds, so a sealed
+ * invitation copied into another request (another key, identity, ledger or time) is refused.
+ */
+export const DeviceInviteSchema = Type.Object(
+  {
+    type: Type.Literal('keyledger/device-invite'),
+    v: Type.Literal(1),
+    chain: Hash,
+    id: Identity,
+    fingerprint: Fingerprint,
+    time: Time,
+    code: Type.String({ minLength: 4, maxLength: 64 }),
+  },
+  closed,
+);
