@@ -112,15 +112,52 @@ describe('devices through the CLI', () => {
         [id, 'phone', secondFpr, chain, 'pinned'],
       );
 
-      // No terminal to confirm on and no --yes: not approved, and the request still waits.
-      const unconfirmed = await run(['device', 'approve', asked.code, '--home', first]);
-      assert.equal(unconfirmed.code, 2);
-      assert.match(unconfirmed.stderr, /device {7}phone asks to join nora@example.org/);
-      assert.match(unconfirmed.stderr, new RegExp(`fingerprint  ${secondFpr}`));
-      assert.match(unconfirmed.stderr, /error KL_BAD_INPUT: not approved/);
+      assert.match(asked.check, /^\d{3} \d{3}$/);
+      // No terminal to type the check number on: not approved, and the request still waits.
+      const unchecked = await run(['device', 'approve', asked.code, '--yes', '--home', first]);
+      assert.equal(unchecked.code, 2);
+      assert.match(unchecked.stderr, /device {7}phone asks to join nora@example.org/);
+      assert.match(unchecked.stderr, new RegExp(`fingerprint  ${secondFpr}`));
+      assert.match(unchecked.stderr, /error KL_BAD_INPUT: not approved: type the check number/);
+      // Another check number (a request swapped on the way gives another): not approved.
+      const other = asked.check === '000 000' ? '000 001' : '000 000';
+      const swapped = await run([
+        'device',
+        'approve',
+        asked.code,
+        '--check',
+        other,
+        '--yes',
+        '--home',
+        first,
+      ]);
+      assert.match(swapped.stderr, /error KL_BAD_INPUT: not approved: the check number is not the one/);
+      // The right number but no terminal to confirm on and no --yes: not approved either.
+      const unconfirmed = await run([
+        'device',
+        'approve',
+        asked.code,
+        '--check',
+        asked.check,
+        '--home',
+        first,
+      ]);
+      assert.match(unconfirmed.stderr, /error KL_BAD_INPUT: not approved: answer y/);
 
       const approved = JSON.parse(
-        ok(await run(['device', 'approve', asked.code, '--yes', '--home', first, '--json'])).stdout,
+        ok(
+          await run([
+            'device',
+            'approve',
+            asked.code,
+            '--check',
+            asked.check,
+            '--yes',
+            '--home',
+            first,
+            '--json',
+          ]),
+        ).stdout,
       );
       assert.equal(approved.verified, true);
       assert.deepEqual([approved.id, approved.name, approved.fingerprint], [id, 'phone', secondFpr]);

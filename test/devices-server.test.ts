@@ -18,6 +18,7 @@ import { type TransactionReceipt, verifyTransactionReceipt } from '../src/ledger
 import { readPublicKey } from '../src/pgp/messages.js';
 import { sealTo } from '../src/pgp/sealed.js';
 import { canonicalBytes } from '../src/protocol/canonical-json.js';
+import { deviceCheckNumber, sameCheckNumber } from '../src/protocol/device-check.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { formatInvitation, parseInvitation } from '../src/protocol/invitation.js';
 import { type DeviceAdditionStatement, statementBytes } from '../src/protocol/statements.js';
@@ -195,6 +196,7 @@ describe('devices on a server', () => {
         name: 'phone',
         fingerprint: 'f'.repeat(40),
         publicKey: '',
+        check: '000 000',
         statement: JSON.parse((await signedRequest(srv, phone, 'cy@example.org', 'phone')).statement),
       }),
       code('KL_DEVICE_CODE_INVALID'),
@@ -408,5 +410,43 @@ describe('devices on a server', () => {
     const added = await (await ask('tablet', again)).wait();
     assert.equal(added.name, 'tablet');
     await assert.rejects(ask('watch', again), code('KL_IDENTITY_PROOF_INVALID'));
+  });
+
+  it('the check number: the new device and the approving one agree; a request swapped on the way (a man in the middle) shows another', async () => {
+    const srv = await server();
+    const laptop = await registeredClient(srv, 'ida@example.org');
+    const phone = await newClient('ida@example.org');
+    const chain = srv.ledger.chainId;
+    const asked = await requestDevice({
+      home: phone,
+      server: srv.url,
+      passphrase: CLIENT_PASSPHRASE,
+      name: 'phone',
+      expectChain: chain,
+    });
+    const s = await connect({ home: laptop, passphrase: CLIENT_PASSPHRASE });
+    assert.equal((await s.pendingDevice(asked.code.toLowerCase())).check, asked.check);
+    // The man in the middle keeps the victim's request from the server, sends its own (its key, the
+    // same identity and name) and hands the victim the code of its own request.
+    const mallory = await newClient('ida@example.org');
+    const swapped = (
+      await post(srv, '/v1/devices/requests', await signedRequest(srv, mallory, 'ida@example.org', 'phone'))
+    ).body;
+    const shown = await s.pendingDevice(swapped.code);
+    const victimSees = deviceCheckNumber(
+      {
+        type: 'keyledger/add-device',
+        v: 1,
+        chain,
+        id: 'ida@example.org',
+        name: 'phone',
+        fingerprint: asked.fingerprint,
+        time: shown.statement.time,
+      },
+      swapped.code,
+    );
+    assert.notEqual(shown.check, victimSees);
+    assert.equal(sameCheckNumber(asked.check.replace(' ', '-'), asked.check), true);
+    await s.close();
   });
 });

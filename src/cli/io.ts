@@ -131,6 +131,17 @@ export async function promptSecret(question: string): Promise<string> {
   }
 }
 
+/** Asks a question on the terminal and returns the answer; undefined when there is no terminal. */
+export async function ask(question: string): Promise<string | undefined> {
+  if (!process.stdin.isTTY) return undefined;
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  try {
+    return await new Promise<string>((resolve) => rl.question(question, resolve));
+  } finally {
+    rl.close();
+  }
+}
+
 /** Asks a yes/no question on the terminal; only "y" or "yes" is yes. False when there is no terminal. */
 export async function confirm(question: string): Promise<boolean> {
   if (!process.stdin.isTTY) return false;

@@ -12,6 +12,7 @@ import type { TxBodies } from '../ledger/transactions.js';
 import { readPublicKey } from '../pgp/messages.js';
 import { sealTo } from '../pgp/sealed.js';
 import { canonicalBytes } from '../protocol/canonical-json.js';
+import { deviceCheckNumber } from '../protocol/device-check.js';
 import { errorFromWire, isKlError, KlError } from '../protocol/errors.js';
 import { parseInvitation } from '../protocol/invitation.js';
 import { DeviceRequestReply, DeviceRequestStatusReply } from '../protocol/schemas/http.js';
@@ -67,6 +68,11 @@ export interface DeviceRequestProgress {
 export interface DeviceRequest {
   /** What the person types on an enrolled device (`XXXX-XXXX`, Crockford base32). */
   code: string;
+  /**
+   * The check number (`123 456`) the approving device shows for this request and code: the person
+   * types it there, so a request swapped on the way is not approved (protocol/device-check.ts).
+   */
+  check: string;
   /** When the code stops working, ms. */
   expiresAt: number;
   /** The ledger's chain id (the pin to compare with the enrolled device's). */
@@ -141,6 +147,7 @@ export async function requestDevice(o: DeviceRequestOptions): Promise<DeviceRequ
   const expected = { id: identity.id, name, fingerprint: identity.fingerprint };
   return {
     code: taken.code,
+    check: deviceCheckNumber(statement, taken.code),
     expiresAt: taken.expiresAt,
     chain: info.chain,
     fingerprint: identity.fingerprint,

@@ -18,6 +18,7 @@ import { readPublicKey, verifyDetached } from '../pgp/messages.js';
 import { toBase64url, utf8 } from '../protocol/bytes.js';
 import { Channel, type ChannelMessage } from '../protocol/channel.js';
 import { randomBytes } from '../protocol/crypto/node.js';
+import { deviceCheckNumber, normalizeDeviceCode } from '../protocol/device-check.js';
 import { errorFromWire, isErrorCode, isKlError, KlError, wireText } from '../protocol/errors.js';
 import { sha256Hex } from '../protocol/hash.js';
 import { wipeSessionKeys } from '../protocol/key-schedule.js';
@@ -74,6 +75,11 @@ export interface PendingDevice {
   publicKey: string;
   /** The statement the new key signed and the approval signs too. */
   statement: DeviceAdditionStatement;
+  /**
+   * The request's check number: approve only if the new device shows the same
+   * (protocol/device-check.ts).
+   */
+  check: string;
 }
 
 /** At most this many automatic resumptions per minute; past that, resuming is left to the caller. */
@@ -530,11 +536,16 @@ export class ClientSession extends Emitter {
       key,
       now: new Date(statement.time),
     });
+    // The code as the server gave it to the new device (the number depends on its exact form).
+    const given = normalizeDeviceCode(code);
+    if (given === undefined)
+      throw new KlError('KL_DEVICE_CODE_INVALID', 'this is not a device code (XXXX-XXXX)');
     return {
       name: statement.name,
       fingerprint: statement.fingerprint,
       publicKey: shown.publicKey,
       statement,
+      check: deviceCheckNumber(statement, given),
     };
   }
 

@@ -9,6 +9,7 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import type { TransactionReceipt } from '../ledger/proofs.js';
+import { normalizeDeviceCode } from '../protocol/device-check.js';
 import { KlError } from '../protocol/errors.js';
 import type { DeviceAdditionStatement } from '../protocol/statements.js';
 
@@ -62,14 +63,6 @@ export const invalidCode = () =>
     'KL_DEVICE_CODE_INVALID',
     'no device request of this identity waits under this code (it may have expired or been used): ask for a new one on the new device',
   );
-
-/** A code as a person may type it: any case, with or without the dash, I/L for 1 and O for 0. */
-export function normalizeDeviceCode(code: unknown): string | undefined {
-  if (typeof code !== 'string' || code.length > 16) return undefined;
-  const plain = code.toUpperCase().replace(/[\s-]/g, '').replace(/[IL]/g, '1').replace(/O/g, '0');
-  if (!/^[0-9A-HJKMNP-TV-Z]{8}$/.test(plain)) return undefined;
-  return `${plain.slice(0, 4)}-${plain.slice(4)}`;
-}
 
 /** The pending device requests of one server. */
 export class DeviceRequests {

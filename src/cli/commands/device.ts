@@ -7,8 +7,9 @@ import type { DeviceRequestProgress } from '../../client/device-request.js';
 import { ClientHome } from '../../client/home.js';
 import type { ClientSession } from '../../client/session.js';
 import { findDevice } from '../../ledger/devices.js';
+import { sameCheckNumber } from '../../protocol/device-check.js';
 import { KlError } from '../../protocol/errors.js';
-import { confirm, info, out } from '../io.js';
+import { ask, confirm, info, out } from '../io.js';
 import { REVOCATION_REASONS } from '../options.js';
 import { resolvePassphrase } from '../passphrase.js';
 import { CLIENT_PASS, type ClientOptions, homeFlag } from './client-options.js';
@@ -16,7 +17,7 @@ import { CLIENT_PASS, type ClientOptions, homeFlag } from './client-options.js';
 /** What `device` subcommands take besides the client options. */
 export type DeviceCommand =
   | { sub: 'request'; chain?: string; invite?: string; yes?: boolean }
-  | { sub: 'approve'; code: string; yes?: boolean }
+  | { sub: 'approve'; code: string; check?: string; yes?: boolean }
   | { sub: 'list' }
   | { sub: 'revoke'; target: string; reason?: string; yes?: boolean };
 
@@ -79,6 +80,7 @@ async function request(
       JSON.stringify({
         status: 'pending',
         code: asked.code,
+        check: asked.check,
         expiresAt: asked.expiresAt,
         id: identity.id,
         name: asked.name,
@@ -89,6 +91,7 @@ async function request(
     );
   else {
     out(`code         ${asked.code}   (valid until ${at(asked.expiresAt)})`);
+    if (!o.invite) out(`check        ${asked.check}   (type it on the approving device when it asks)`);
     out(`device       ${asked.name} of ${identity.id}`);
     out(`fingerprint  ${asked.fingerprint}`);
     out(
@@ -128,7 +131,7 @@ async function request(
 }
 
 /** `keyledger device approve CODE`: an enrolled device adds the device that shows CODE. */
-async function approve(o: ClientOptions & { code: string; yes?: boolean }): Promise<number> {
+async function approve(o: ClientOptions & { code: string; check?: string; yes?: boolean }): Promise<number> {
   const session = await openSession(o);
   try {
     const pending = await session.pendingDevice(o.code);
@@ -136,6 +139,20 @@ async function approve(o: ClientOptions & { code: string; yes?: boolean }): Prom
     info(`device       ${pending.name} asks to join ${session.id}`);
     info(`fingerprint  ${pending.fingerprint}   (the new device printed it: compare them)`);
     info(`ledger       ${chain}`);
+    // The check number binds what this device was shown to what the new device sent: typed, not
+    // glanced at, so a request swapped on the way (docs/protocol.md "Devices") is not approved.
+    const typed =
+      o.check ?? (await ask('the check number the new device shows (approve only a device you hold now): '));
+    if (typed === undefined)
+      throw new KlError(
+        'KL_BAD_INPUT',
+        'not approved: type the check number on the terminal, or give --check NUMBER',
+      );
+    if (!sameCheckNumber(typed, pending.check))
+      throw new KlError(
+        'KL_BAD_INPUT',
+        'not approved: the check number is not the one this request gives — the request may have been swapped on the way (or mistyped); ask again on the new device',
+      );
     if (!o.yes && !(await confirm(`add ${pending.name} as a device of ${session.id}? [y/N] `)))
       throw new KlError(
         'KL_BAD_INPUT',

@@ -390,6 +390,7 @@ export function declareDevice(program: Command, context: Context): void {
       "On a device already enrolled: logs in, shows the name and fingerprint of the device that asked under CODE and, once you confirm (or with --yes), signs its addition with this device's key; the ledger writes it and the receipt is verified.",
     );
   withOptions(approve, [
+    new Option('--check <NUMBER>', 'the check number the new device shows (else asked on the terminal)'),
     new Option('--yes', 'approve without asking (compare the fingerprint first)'),
     serverOption(),
     homeOption(),
@@ -398,10 +399,16 @@ export function declareDevice(program: Command, context: Context): void {
   ]);
   examples(approve, [
     'keyledger device approve 7KQ4-M2XD',
-    'keyledger device approve 7KQ4-M2XD --yes --json',
+    'keyledger device approve 7KQ4-M2XD --check "318 204" --yes --json',
   ]).action(
     act(context, async (v, [code]) =>
-      (await deviceModule()).deviceCommand({ ...clientOf(v), sub: 'approve', code: code!, yes: !!v.yes }),
+      (await deviceModule()).deviceCommand({
+        ...clientOf(v),
+        sub: 'approve',
+        code: code!,
+        ...given('check', str(v, 'check')),
+        yes: !!v.yes,
+      }),
     ),
   );
   const list = device
