@@ -173,6 +173,10 @@ describe('devices on a server', () => {
     // bo is not registered at all: the same answer as for a registered identity.
     const r = await post(srv, '/v1/devices/requests', good);
     assert.equal(r.status, 201);
+    // The same request sent again (anyone who saw it can) does not replace it: its code still waits.
+    const replayed = await post(srv, '/v1/devices/requests', good);
+    assert.equal(replayed.body.error?.code, 'KL_STATEMENT_INVALID');
+    assert.equal((await get(srv, `/v1/devices/requests/${r.body.poll}`)).body.status, 'pending');
     assert.equal(
       (await get(srv, `/v1/devices/requests/${'A'.repeat(43)}`)).body.error?.code,
       'KL_DEVICE_CODE_INVALID',

@@ -144,7 +144,14 @@ export async function requestDevice(o: DeviceRequestOptions): Promise<DeviceRequ
     ...(invite ? { invite } : {}),
   });
   const taken = checkReply(DeviceRequestReply, answer, 'KL_PROTOCOL', 'POST /v1/devices/requests');
-  const expected = { id: identity.id, name, fingerprint: identity.fingerprint };
+  // This very request: an older addition of the same key (replayed) does not count.
+  const expected = {
+    id: identity.id,
+    name,
+    fingerprint: identity.fingerprint,
+    time: statement.time,
+    signature,
+  };
   return {
     code: taken.code,
     check: deviceCheckNumber(statement, taken.code),
@@ -199,7 +206,7 @@ async function waitForApproval(o: {
   info: ServerInfo;
   poll: string;
   expiresAt: number;
-  expected: { id: string; name: string; fingerprint: string };
+  expected: { id: string; name: string; fingerprint: string; time: number; signature: string };
   now: () => number;
   pollMs: number;
   signal?: AbortSignal;
@@ -247,7 +254,7 @@ async function added(
     home: ClientStore;
     server: string;
     info: ServerInfo;
-    expected: { id: string; name: string; fingerprint: string };
+    expected: { id: string; name: string; fingerprint: string; time: number; signature: string };
     now: () => number;
   },
   answer: unknown,
@@ -261,13 +268,17 @@ async function added(
     tx.type !== 'DeviceAdded' ||
     body.id !== o.expected.id ||
     body.fingerprint !== o.expected.fingerprint ||
-    body.name !== o.expected.name
+    body.name !== o.expected.name ||
+    body.time !== o.expected.time ||
+    body.newKeySignature !== o.expected.signature
   )
     throw new KlError('KL_RECEIPT_INVALID', 'the receipt is for another device addition');
   await pinServer(o.home, { server: o.server, info: o.info, receipt, at: o.now() });
   return {
     verified: true,
-    ...o.expected,
+    id: o.expected.id,
+    name: o.expected.name,
+    fingerprint: o.expected.fingerprint,
     height: check.height,
     txid: check.txid,
     chain: o.info.chain,

@@ -68,6 +68,7 @@ export const invalidCode = () =>
 export class DeviceRequests {
   private readonly byCode = new Map<string, DeviceRequest>();
   private readonly byPoll = new Map<string, DeviceRequest>();
+  private prunedAt = Number.NEGATIVE_INFINITY;
   readonly ttlMs: number;
   private readonly maxPending: number;
   private readonly maxPerSource: number;
@@ -84,9 +85,17 @@ export class DeviceRequests {
    */
   add(data: DeviceRequestData): { code: string; poll: string; expiresAt: number } {
     this.prune();
-    for (const r of this.byCode.values())
-      if (r.statement.fingerprint === data.statement.fingerprint && r.state.status === 'pending')
-        this.drop(r);
+    // A newer request for the same key replaces a pending one; the same request sent again (a replay)
+    // or an older one does not, so whoever saw a request cannot void its code.
+    for (const r of this.byCode.values()) {
+      if (r.statement.fingerprint !== data.statement.fingerprint || r.state.status !== 'pending') continue;
+      if (data.statement.time <= r.statement.time)
+        throw new KlError(
+          'KL_STATEMENT_INVALID',
+          'a request of this key made at this time or later waits already',
+        );
+      this.drop(r);
+    }
     let fromSource = 0;
     for (const r of this.byCode.values()) if (r.source === data.source) fromSource += 1;
     if (fromSource >= this.maxPerSource || this.byCode.size >= this.maxPending)
@@ -112,7 +121,8 @@ export class DeviceRequests {
   /** The request behind a poll token, while it lasts. */
   polled(poll: string): DeviceRequest | undefined {
     this.prune();
-    return this.byPoll.get(poll);
+    const r = this.byPoll.get(poll);
+    return r && (r.state.status === 'approving' || this.options.now() < r.expiresAt) ? r : undefined;
   }
 
   /** The pending request of identity `id` under `code`, or undefined (one answer for every reason). */
@@ -120,7 +130,8 @@ export class DeviceRequests {
     this.prune();
     const normal = normalizeDeviceCode(code);
     const r = normal === undefined ? undefined : this.byCode.get(normal);
-    return r && r.state.status === 'pending' && r.statement.id === id ? r : undefined;
+    const live = r !== undefined && this.options.now() < r.expiresAt;
+    return live && r.state.status === 'pending' && r.statement.id === id ? r : undefined;
   }
 
   /** Takes the pending request for one approval: no other approval can use it meanwhile. */
@@ -154,6 +165,10 @@ export class DeviceRequests {
 
   private prune(): void {
     const now = this.options.now();
+    // At most once a second: a poll must not cost a walk over the whole table; what expired since is
+    // refused by the lookups themselves (live).
+    if (now - this.prunedAt < 1_000 && now >= this.prunedAt) return;
+    this.prunedAt = now;
     // An approval under way is kept until it settles: its result must reach the requester.
     for (const r of this.byCode.values())
       if (now >= r.expiresAt && r.state.status !== 'approving') this.drop(r);
