@@ -22,8 +22,10 @@ import { deviceCheckNumber, sameCheckNumber } from '../src/protocol/device-check
 import { isKlError } from '../src/protocol/errors.js';
 import { formatInvitation, parseInvitation } from '../src/protocol/invitation.js';
 import { type DeviceAdditionStatement, statementBytes } from '../src/protocol/statements.js';
+import { revokeDeviceAsAdmin } from '../src/server/admin-actions.js';
 import { callAdmin } from '../src/server/admin-socket.js';
 import type { RunningServer } from '../src/server/app.js';
+import { ParsedKeyCache } from '../src/server/handshake.js';
 import { liveClock } from './helpers.js';
 import { CLIENT_PASSPHRASE, invite, newClient, registeredClient, testServer } from './support/server.js';
 
@@ -452,5 +454,48 @@ describe('devices on a server', () => {
     assert.notEqual(shown.check, victimSees);
     assert.equal(sameCheckNumber(asked.check.replace(' ', '-'), asked.check), true);
     await s.close();
+  });
+
+  it('a device revoked while its login response is being checked gets no live session (the ledger is read again once the session exists)', async () => {
+    const srv = await server();
+    const laptop = await registeredClient(srv, 'jo@example.org');
+    const phone = await newClient('jo@example.org');
+    const asked = (
+      await post(srv, '/v1/devices/requests', await signedRequest(srv, phone, 'jo@example.org', 'phone'))
+    ).body;
+    const s = await connect({ home: laptop, passphrase: CLIENT_PASSPHRASE });
+    await s.approveDevice(asked.code, await s.pendingDevice(asked.code));
+    await s.close();
+    pinLike(laptop, phone);
+    const phoneFpr = (await phone.readIdentity()).fingerprint;
+    // The revocation commits while the response's signature is checked: after the handshake's last
+    // read of the record, before the session exists (a busy server, a follower catching up).
+    const original = ParsedKeyCache.prototype.get;
+    let calls = 0;
+    ParsedKeyCache.prototype.get = async function (this: ParsedKeyCache, armored: string) {
+      calls += 1;
+      if (calls === 2) {
+        await revokeDeviceAsAdmin(srv.ledger, {
+          id: 'jo@example.org',
+          device: phoneFpr,
+          admin: 'ops@example.org',
+        });
+        await new Promise((r) => setTimeout(r, 50)); // the ledger watch has run: no session to end yet
+      }
+      return original.call(this, armored);
+    };
+    let late: Awaited<ReturnType<typeof connect>>;
+    try {
+      late = await connect({ home: phone, passphrase: CLIENT_PASSPHRASE });
+    } finally {
+      ParsedKeyCache.prototype.get = original;
+    }
+    const ended = await new Promise((resolve) => {
+      if (late.isClosed) resolve(true);
+      late.once('close', () => resolve(true));
+      setTimeout(() => resolve(false), 5_000);
+    });
+    assert.equal(ended, true, 'the session of the revoked device ended');
+    assert.equal(srv.sessions.ofIdentity('jo@example.org').length, 0);
   });
 });

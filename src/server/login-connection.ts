@@ -4,8 +4,10 @@
  * are handled one at a time, in order; any error is sent as `{ type: "error", code, message }` and the
  * connection is closed.
  */
+
 import { randomBytes } from 'node:crypto';
 import type { RawData, WebSocket } from 'ws';
+import { activeDevice } from '../ledger/devices.js';
 import { canonicalize } from '../protocol/canonical-json.js';
 import { isKlError, KlError } from '../protocol/errors.js';
 import { jsonPlaintext, sealWire, sessionHandle } from '../protocol/frame-wire.js';
@@ -286,6 +288,24 @@ export class LoginConnection {
     }
     ctx.limits.loginPerIdentity.take(login.id);
     this.establish(login);
+    void this.recheckKey(login);
+  }
+
+  /**
+   * Reads the ledger once more now that the session exists: a revocation (of the identity or of this
+   * device) committed after the response was checked and before the session was created found no
+   * session to end, while any committed from now on finds it (ledger-watch.ts).
+   */
+  private async recheckKey(login: VerifiedLogin): Promise<void> {
+    const { ctx } = this;
+    try {
+      const { record } = await ctx.ledger.getKeyRecord(login.id);
+      if (record?.status === 'active' && activeDevice(record, login.fingerprint)) return;
+    } catch (err) {
+      if (!isKlError(err, 'KL_IDENTITY_UNKNOWN')) return; // the ledger cannot be read: the watch decides
+    }
+    const s = this.session;
+    if (s) ctx.sessions.end(s.sessionId, 'key_revoked', 'the key this session logged in with was revoked');
   }
 
   /** Opens the session and sends `finished`, the first frame under the new server→client key. */
