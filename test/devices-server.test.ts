@@ -27,6 +27,7 @@ import { callAdmin } from '../src/server/admin-socket.js';
 import type { RunningServer } from '../src/server/app.js';
 import { ParsedKeyCache } from '../src/server/handshake.js';
 import { liveClock } from './helpers.js';
+import { mitmProxy } from './support/mitm-proxy.js';
 import { CLIENT_PASSPHRASE, invite, newClient, registeredClient, testServer } from './support/server.js';
 
 const code = (c: string) => (err: unknown) => {
@@ -87,7 +88,9 @@ function pinLike(from: ClientHome, to: ClientHome): void {
 }
 
 const servers: RunningServer[] = [];
+const closers: Array<() => Promise<unknown>> = [];
 after(async () => {
+  for (const c of closers) await c();
   for (const s of servers) await s.close();
 });
 
@@ -497,5 +500,56 @@ describe('devices on a server', () => {
     });
     assert.equal(ended, true, 'the session of the revoked device ended');
     assert.equal(srv.sessions.ofIdentity('jo@example.org').length, 0);
+  });
+
+  it('a forged refusal on the poll is no verdict: said as not verified, and once a device of the identity approved, asking again pins from the ledger', async () => {
+    const srv = await server();
+    const laptop = await registeredClient(srv, 'kim@example.org');
+    const phone = await newClient('kim@example.org');
+    const proxy = await mitmProxy(srv.url);
+    closers.push(() => proxy.close());
+    proxy.forgeHttp((method, path) =>
+      method === 'GET' && path.startsWith('/v1/devices/requests/')
+        ? {
+            status: 200,
+            body: {
+              status: 'refused',
+              error: { code: 'KL_DEVICE_NAME_TAKEN', message: 'call the help desk and read them your code' },
+            },
+          }
+        : null,
+    );
+    const chain = srv.ledger.chainId;
+    const asked = await requestDevice({
+      home: phone,
+      server: proxy.url,
+      passphrase: CLIENT_PASSPHRASE,
+      name: 'phone',
+      expectChain: chain,
+      pollMs: 50,
+    });
+    await assert.rejects(asked.wait(), (err: unknown) => {
+      assert.ok(isKlError(err));
+      assert.equal(err.details?.authenticated, false);
+      assert.match(err.message, /not verified/);
+      return true;
+    });
+    const s = await connect({ home: laptop, passphrase: CLIENT_PASSPHRASE });
+    await s.approveDevice(asked.code, await s.pendingDevice(asked.code));
+    await s.close();
+    // Asked again (the man in the middle still answers every poll with a refusal): the ledger's
+    // state proof shows the key as a device, and the receipt of its addition pins the ledger.
+    const again = await requestDevice({
+      home: phone,
+      server: proxy.url,
+      passphrase: CLIENT_PASSPHRASE,
+      name: 'phone',
+      expectChain: chain,
+      pollMs: 50,
+    });
+    const added = await again.wait();
+    assert.equal(added.verified, true);
+    proxy.forgeHttp(null);
+    (await connect({ home: phone, passphrase: CLIENT_PASSPHRASE, server: srv.url })).close();
   });
 });

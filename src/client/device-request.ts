@@ -7,15 +7,19 @@
  * device polls until that approval is written to the ledger, verifies the DeviceAdded receipt
  * against the genesis, and pins the ledger in server.json exactly as a registration does.
  */
+
+import { activeDevice } from '../ledger/devices.js';
 import type { TransactionReceipt } from '../ledger/proofs.js';
+import { verifyKeyRecordProof } from '../ledger/proofs.js';
 import type { TxBodies } from '../ledger/transactions.js';
 import { readPublicKey } from '../pgp/messages.js';
 import { sealTo } from '../pgp/sealed.js';
 import { canonicalBytes } from '../protocol/canonical-json.js';
 import { deviceCheckNumber } from '../protocol/device-check.js';
-import { errorFromWire, isKlError, KlError } from '../protocol/errors.js';
+import { errorFromWire, isKlError, KlError, wireText } from '../protocol/errors.js';
 import { parseInvitation } from '../protocol/invitation.js';
 import { DeviceRequestReply, DeviceRequestStatusReply } from '../protocol/schemas/http.js';
+import { ReceiptSchema } from '../protocol/schemas/ledger.js';
 import {
   type DeviceAdditionStatement,
   type DeviceInvitePayload,
@@ -25,6 +29,7 @@ import { callJson, endpoint } from './http.js';
 import { openClientKey } from './identity.js';
 import {
   authenticateServer,
+  fetchKeyRecordProof,
   pinServer,
   type RegisterOptions,
   type ServerInfo,
@@ -214,6 +219,9 @@ async function waitForApproval(o: {
 }): Promise<DeviceAdded> {
   const url = endpoint(o.server, `v1/devices/requests/${o.poll}`);
   let expiresAt = o.expiresAt;
+  // Added already (an earlier request whose answer was lost or forged): the ledger says so.
+  const before = await provenAddition(o);
+  if (before) return before;
   for (;;) {
     if (o.signal?.aborted) throw new KlError('KL_NETWORK', 'stopped waiting for the approval');
     let answer: unknown;
@@ -221,8 +229,8 @@ async function waitForApproval(o: {
       answer = await callJson<unknown>('GET', url);
     } catch (err) {
       // A server out for a moment is no answer: ask again while the code lasts.
-      if (!isKlError(err, 'KL_NETWORK') || o.now() > expiresAt + EXPIRY_GRACE_MS) throw err;
-      answer = undefined;
+      if (isKlError(err, 'KL_NETWORK') && o.now() <= expiresAt + EXPIRY_GRACE_MS) answer = undefined;
+      else throw (await provenAddition(o)) ?? err;
     }
     if (answer !== undefined) {
       const status = checkReply(
@@ -232,9 +240,19 @@ async function waitForApproval(o: {
         'GET /v1/devices/requests/{poll}',
       );
       if (status.status === 'added') return added(o, status.receipt);
-      if (status.status === 'refused')
-        // Plain HTTP, as every HTTP error body: typed by its code, its text bounded and cleaned.
-        throw unverifiedAnswer(errorFromWire(status.error, 'KL_PROTOCOL'));
+      if (status.status === 'refused') {
+        // Plain HTTP, as every HTTP error body: no verdict until the ledger shows the key is not added.
+        const proven = await provenAddition(o);
+        if (proven) return proven;
+        const said = errorFromWire(status.error, 'KL_PROTOCOL');
+        throw unverifiedAnswer(
+          new KlError(
+            said.code,
+            `the server answered that the request was refused: "${wireText(said.message, 300)}" — not verified (plain HTTP), and the ledger does not show this key as a device; if a device of yours approved it, run keyledger device request again`,
+            { authenticated: false },
+          ),
+        );
+      }
       // Never later than the code's first expiry: an answer cannot keep this device waiting for good.
       expiresAt = Math.min(o.expiresAt, status.expiresAt);
       o.onPoll?.({ status: 'pending', expiresAt });
@@ -248,6 +266,34 @@ async function waitForApproval(o: {
   }
 }
 
+/**
+ * The addition as the ledger proves it, when a poll answered something else (a refusal, an unknown
+ * request: plain HTTP, which a man in the middle writes at will): the key record's state proof
+ * against the genesis shows this key as a device, and the receipt of the transaction that added it is
+ * this very request's. Undefined when the ledger does not show it (or cannot be read).
+ */
+async function provenAddition(o: Parameters<typeof added>[0]): Promise<DeviceAdded | undefined> {
+  try {
+    const proof = await fetchKeyRecordProof(o.server, o.expected.id);
+    const checked = verifyKeyRecordProof({ genesis: o.info.genesis, servers: o.info.admitted, proof });
+    if (!checked.verified || proof.id !== o.expected.id || !checked.record) return undefined;
+    const record = checked.record;
+    if (!activeDevice(record, o.expected.fingerprint)) return undefined;
+    const added_ =
+      record.devices?.find((d) => d.fingerprint === o.expected.fingerprint)?.added ??
+      (record.fingerprint === o.expected.fingerprint ? record.deviceAdded?.added : undefined);
+    if (!added_) return undefined;
+    const receipt = await callJson<unknown>('GET', endpoint(o.server, `v1/ledger/tx/${added_.txid}`));
+    // The state proof shows the key active now: the addition that made it so stands, whichever
+    // request of this key it answered.
+    return await added(o, checkReply(ReceiptSchema, receipt, 'KL_RECEIPT_INVALID', 'GET /v1/ledger/tx'), {
+      sameRequest: false,
+    });
+  } catch {
+    return undefined;
+  }
+}
+
 /** Verifies the DeviceAdded receipt against what was asked, and pins the ledger in the home. */
 async function added(
   o: {
@@ -258,6 +304,7 @@ async function added(
     now: () => number;
   },
   answer: unknown,
+  { sameRequest = true }: { sameRequest?: boolean } = {},
 ): Promise<DeviceAdded> {
   // The schema bounds the envelope; its body is checked for its transaction type by the verifier.
   const receipt = answer as TransactionReceipt;
@@ -269,8 +316,7 @@ async function added(
     body.id !== o.expected.id ||
     body.fingerprint !== o.expected.fingerprint ||
     body.name !== o.expected.name ||
-    body.time !== o.expected.time ||
-    body.newKeySignature !== o.expected.signature
+    (sameRequest && (body.time !== o.expected.time || body.newKeySignature !== o.expected.signature))
   )
     throw new KlError('KL_RECEIPT_INVALID', 'the receipt is for another device addition');
   await pinServer(o.home, { server: o.server, info: o.info, receipt, at: o.now() });

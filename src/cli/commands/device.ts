@@ -122,7 +122,7 @@ async function request(
   if (o.json) out(JSON.stringify({ status: 'added', ...added }));
   else {
     out(
-      `added        ${added.name} to ${added.id} at block ${added.height}, transaction ${added.txid} (receipt verified against the genesis)`,
+      `added        ${added.name} to ${added.id} at block ${added.height}, transaction ${added.txid} (receipt verified against the genesis${asked.trust === 'first-use' ? ' the server presented: trusted on first use, compare the ledger id with keyledger device list on your other device' : ''})`,
     );
     out(`server key   ${added.server.fingerprint} (pinned; matches the ledger genesis)`);
     info(`next: keyledger login${homeFlag(home.dir)}`);
