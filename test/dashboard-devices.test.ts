@@ -11,18 +11,17 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
 import type { ClientHome } from '../src/client/home.js';
-import { openClientKey } from '../src/client/identity.js';
 import { register } from '../src/client/register.js';
 import { type ClientSession, connect } from '../src/client/session.js';
 import { activeDevices } from '../src/ledger/devices.js';
-import { type DeviceAdditionStatement, statementBytes } from '../src/protocol/statements.js';
 import { isAdmin } from '../src/server/admin-actions.js';
+import { until } from './helpers.js';
+import { approvedDevice } from './support/devices.js';
 import { CLIENT_PASSPHRASE, invite, newClient, registeredClient, testServer } from './support/server.js';
 
 const CHROMIUM = process.env.KEYLEDGER_CHROMIUM ?? '/usr/bin/chromium';
@@ -43,14 +42,6 @@ let fromPhone: ClientSession;
 let laptopFpr: string;
 let phoneFpr: string;
 
-async function until(check: () => Promise<boolean> | boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** `keyledger admin dashboard --json` for the admin's home: the one-time link. */
 async function dashboardLink(home: string): Promise<string> {
   const { stdout } = await promisify(execFile)(
@@ -62,33 +53,6 @@ async function dashboardLink(home: string): Promise<string> {
 }
 
 const shot = (name: string) => page.screenshot({ path: `${SHOTS}${name}.png`, fullPage: true });
-
-/**
- * The new device's request (POST /v1/devices/requests) for `id`, signed by the key in `home`, approved
- * in `session` (an enrolled device's) as its person would: shown first, then approved.
- */
-async function addDevice(home: ClientHome, id: string, name: string, session: ClientSession): Promise<void> {
-  const { identity, key } = await openClientKey(home, CLIENT_PASSPHRASE);
-  const statement: DeviceAdditionStatement = {
-    type: 'keyledger/add-device',
-    v: 1,
-    chain: server.ledger.chainId,
-    id,
-    name,
-    fingerprint: identity.fingerprint,
-    time: Date.now(),
-  };
-  const signature = await key.signDetached(statementBytes(statement), new Date(statement.time));
-  const res = await fetch(`${server.url}/v1/devices/requests`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ statement: JSON.stringify(statement), publicKey: identity.publicKey, signature }),
-  });
-  const asked = (await res.json()) as { code: string };
-  assert.equal(res.status, 201, JSON.stringify(asked));
-  const approved = await session.approveDevice(asked.code, await session.pendingDevice(asked.code));
-  assert.equal(approved.verified, true);
-}
 
 /** The devices table of the identity shown, and its row for the key `fingerprint`. */
 const devicesTable = () => page.getByRole('table', { name: `Devices of ${ID}` });
@@ -115,7 +79,7 @@ before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   server = await testServer({ admins: ['root@example.org'] });
   const admin = await registeredClient(server, 'root@example.org');
-  await until(() => isAdmin(server.ledger, 'root@example.org'), 'the admin role');
+  await until(() => isAdmin(server.ledger, 'root@example.org'));
 
   // Dora registers her laptop, then adds her phone from it; each device logs in.
   laptop = await newClient(ID, DISPLAY_NAME);
@@ -127,9 +91,7 @@ before(async () => {
   });
   phone = await newClient(ID, DISPLAY_NAME);
   fromLaptop = await connect({ home: laptop, passphrase: CLIENT_PASSPHRASE });
-  await addDevice(phone, ID, 'phone', fromLaptop);
-  // The phone's home takes the laptop's ledger pins (what `keyledger device request` writes itself).
-  copyFileSync(join(laptop.dir, 'server.json'), join(phone.dir, 'server.json'));
+  await approvedDevice({ server, session: fromLaptop, home: phone, id: ID, name: 'phone', pinsFrom: laptop });
   fromPhone = await connect({ home: phone, passphrase: CLIENT_PASSPHRASE });
   laptopFpr = (await laptop.readIdentity()).fingerprint;
   phoneFpr = (await phone.readIdentity()).fingerprint;

@@ -6,12 +6,9 @@
  * are tested in test/devices.test.ts and test/cli-devices.test.ts.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { requestDevice } from '../src/client/device-request.js';
 import type { ClientHome } from '../src/client/home.js';
-import { openClientKey } from '../src/client/identity.js';
 import { connect } from '../src/client/session.js';
 import { activeDevices } from '../src/ledger/devices.js';
 import { type TransactionReceipt, verifyTransactionReceipt } from '../src/ledger/proofs.js';
@@ -21,12 +18,13 @@ import { canonicalBytes } from '../src/protocol/canonical-json.js';
 import { deviceCheckNumber, sameCheckNumber } from '../src/protocol/device-check.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { formatInvitation, parseInvitation } from '../src/protocol/invitation.js';
-import { type DeviceAdditionStatement, statementBytes } from '../src/protocol/statements.js';
+import type { DeviceAdditionStatement } from '../src/protocol/statements.js';
 import { revokeDeviceAsAdmin } from '../src/server/admin-actions.js';
 import { callAdmin } from '../src/server/admin-socket.js';
 import type { RunningServer } from '../src/server/app.js';
 import { ParsedKeyCache } from '../src/server/handshake.js';
 import { liveClock } from './helpers.js';
+import { approvedDevice, deviceRequest, pinLike, postJson } from './support/devices.js';
 import { mitmProxy } from './support/mitm-proxy.js';
 import { CLIENT_PASSPHRASE, invite, newClient, registeredClient, testServer } from './support/server.js';
 
@@ -45,47 +43,14 @@ interface Answer {
   error?: { code: string };
 }
 
-async function post(server: RunningServer, path: string, body: unknown) {
-  const r = await fetch(`${server.url}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: r.status, body: (await r.json()) as Answer };
-}
+const post = (server: RunningServer, path: string, body: unknown) => postJson<Answer>(server, path, body);
 
 async function get(server: RunningServer, path: string) {
   const r = await fetch(`${server.url}${path}`);
   return { status: r.status, body: (await r.json()) as Answer };
 }
 
-/** A new device's request for `id`, signed by the key in `home` (a fresh home), as its client makes it. */
-async function signedRequest(
-  server: RunningServer,
-  home: ClientHome,
-  id: string,
-  name: string,
-  change: Partial<DeviceAdditionStatement> = {},
-) {
-  const { identity, key } = await openClientKey(home, CLIENT_PASSPHRASE);
-  const statement: DeviceAdditionStatement = {
-    type: 'keyledger/add-device',
-    v: 1,
-    chain: server.ledger.chainId,
-    id,
-    name,
-    fingerprint: identity.fingerprint,
-    time: Date.now(),
-    ...change,
-  };
-  const signature = await key.signDetached(statementBytes(statement), new Date(statement.time));
-  return { statement: JSON.stringify(statement), publicKey: identity.publicKey, signature };
-}
-
-/** The new device's home takes the ledger pins of the first (what `device request` writes itself). */
-function pinLike(from: ClientHome, to: ClientHome): void {
-  copyFileSync(join(from.dir, 'server.json'), join(to.dir, 'server.json'));
-}
+const signedRequest = deviceRequest;
 
 const servers: RunningServer[] = [];
 const closers: Array<() => Promise<unknown>> = [];
@@ -242,12 +207,15 @@ describe('devices on a server', () => {
     const srv = await server();
     const laptop = await registeredClient(srv, 'di@example.org');
     const phone = await newClient('di@example.org');
-    const asked = (
-      await post(srv, '/v1/devices/requests', await signedRequest(srv, phone, 'di@example.org', 'phone'))
-    ).body;
     const fromLaptop = await connect({ home: laptop, passphrase: CLIENT_PASSPHRASE });
-    await fromLaptop.approveDevice(asked.code, await fromLaptop.pendingDevice(asked.code));
-    pinLike(laptop, phone);
+    await approvedDevice({
+      server: srv,
+      session: fromLaptop,
+      home: phone,
+      id: 'di@example.org',
+      name: 'phone',
+      pinsFrom: laptop,
+    });
     const fromPhone = await connect({ home: phone, passphrase: CLIENT_PASSPHRASE });
     const ended = new Promise((resolve) => fromPhone.once('close', resolve));
     const phoneFpr = (await phone.readIdentity()).fingerprint;
@@ -270,12 +238,15 @@ describe('devices on a server', () => {
     const srv = await server();
     const laptop = await registeredClient(srv, 'ed@example.org');
     const phone = await newClient('ed@example.org');
-    const asked = (
-      await post(srv, '/v1/devices/requests', await signedRequest(srv, phone, 'ed@example.org', 'phone'))
-    ).body;
     const fromLaptop = await connect({ home: laptop, passphrase: CLIENT_PASSPHRASE });
-    await fromLaptop.approveDevice(asked.code, await fromLaptop.pendingDevice(asked.code));
-    pinLike(laptop, phone);
+    await approvedDevice({
+      server: srv,
+      session: fromLaptop,
+      home: phone,
+      id: 'ed@example.org',
+      name: 'phone',
+      pinsFrom: laptop,
+    });
     const fromPhone = await connect({ home: phone, passphrase: CLIENT_PASSPHRASE });
     const listed = await callAdmin<Array<{ sessionId: string; fingerprint: string }>>(
       srv.dataDir,
@@ -463,13 +434,16 @@ describe('devices on a server', () => {
     const srv = await server();
     const laptop = await registeredClient(srv, 'jo@example.org');
     const phone = await newClient('jo@example.org');
-    const asked = (
-      await post(srv, '/v1/devices/requests', await signedRequest(srv, phone, 'jo@example.org', 'phone'))
-    ).body;
     const s = await connect({ home: laptop, passphrase: CLIENT_PASSPHRASE });
-    await s.approveDevice(asked.code, await s.pendingDevice(asked.code));
+    await approvedDevice({
+      server: srv,
+      session: s,
+      home: phone,
+      id: 'jo@example.org',
+      name: 'phone',
+      pinsFrom: laptop,
+    });
     await s.close();
-    pinLike(laptop, phone);
     const phoneFpr = (await phone.readIdentity()).fingerprint;
     // The revocation commits while the response's signature is checked: after the handshake's last
     // read of the record, before the session exists (a busy server, a follower catching up).
