@@ -52,6 +52,15 @@ async function get(server: RunningServer, path: string) {
 
 const signedRequest = deviceRequest;
 
+/** `id` registered from a laptop, with a phone added from the laptop's session (left open). */
+async function twoDevices(srv: RunningServer, id: string) {
+  const laptop = await registeredClient(srv, id);
+  const phone = await newClient(id);
+  const session = await connect({ home: laptop, passphrase: CLIENT_PASSPHRASE });
+  await approvedDevice({ server: srv, session, home: phone, id, name: 'phone', pinsFrom: laptop });
+  return { laptop, phone, session };
+}
+
 const servers: RunningServer[] = [];
 const closers: Array<() => Promise<unknown>> = [];
 after(async () => {
@@ -205,17 +214,7 @@ describe('devices on a server', () => {
 
   it('revoking a device ends its sessions at once; the other device goes on; the revoked key cannot log in; the last device is refused', async () => {
     const srv = await server();
-    const laptop = await registeredClient(srv, 'di@example.org');
-    const phone = await newClient('di@example.org');
-    const fromLaptop = await connect({ home: laptop, passphrase: CLIENT_PASSPHRASE });
-    await approvedDevice({
-      server: srv,
-      session: fromLaptop,
-      home: phone,
-      id: 'di@example.org',
-      name: 'phone',
-      pinsFrom: laptop,
-    });
+    const { laptop, phone, session: fromLaptop } = await twoDevices(srv, 'di@example.org');
     const fromPhone = await connect({ home: phone, passphrase: CLIENT_PASSPHRASE });
     const ended = new Promise((resolve) => fromPhone.once('close', resolve));
     const phoneFpr = (await phone.readIdentity()).fingerprint;
@@ -236,17 +235,7 @@ describe('devices on a server', () => {
 
   it('an operator revokes a device by name through the admin socket: its sessions end; the last device revoked so revokes the identity', async () => {
     const srv = await server();
-    const laptop = await registeredClient(srv, 'ed@example.org');
-    const phone = await newClient('ed@example.org');
-    const fromLaptop = await connect({ home: laptop, passphrase: CLIENT_PASSPHRASE });
-    await approvedDevice({
-      server: srv,
-      session: fromLaptop,
-      home: phone,
-      id: 'ed@example.org',
-      name: 'phone',
-      pinsFrom: laptop,
-    });
+    const { laptop, phone, session: fromLaptop } = await twoDevices(srv, 'ed@example.org');
     const fromPhone = await connect({ home: phone, passphrase: CLIENT_PASSPHRASE });
     const listed = await callAdmin<Array<{ sessionId: string; fingerprint: string }>>(
       srv.dataDir,
@@ -432,17 +421,7 @@ describe('devices on a server', () => {
 
   it('a device revoked while its login response is being checked gets no live session (the ledger is read again once the session exists)', async () => {
     const srv = await server();
-    const laptop = await registeredClient(srv, 'jo@example.org');
-    const phone = await newClient('jo@example.org');
-    const s = await connect({ home: laptop, passphrase: CLIENT_PASSPHRASE });
-    await approvedDevice({
-      server: srv,
-      session: s,
-      home: phone,
-      id: 'jo@example.org',
-      name: 'phone',
-      pinsFrom: laptop,
-    });
+    const { phone, session: s } = await twoDevices(srv, 'jo@example.org');
     await s.close();
     const phoneFpr = (await phone.readIdentity()).fingerprint;
     // The revocation commits while the response's signature is checked: after the handshake's last
