@@ -95,7 +95,7 @@ async function keyledgerFigures() {
   log(`server at ${server.url}; registering ${CLIENTS} clients…`);
   const clients: Array<{ home: ClientHome; key: OpenPgpClientKey }> = [];
   for (let i = 0; i < CLIENTS; i++)
-    clients.push(await benchClient(server, root, `bench${i}@example.org`, PASS));
+    clients.push(await benchClient(server, root, `bench${i}@example.org`, PASS, log));
   const once = async (i: number) => {
     const c = clients[i % clients.length]!;
     const s = await login({ home: c.home, key: c.key, checkLedger: false });

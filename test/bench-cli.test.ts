@@ -13,17 +13,13 @@ import { describe, it } from 'node:test';
 import { parseBenchArgs, refuseSmokeInResults } from '../bench/support/bench-cli.js';
 import { isKlError } from '../src/protocol/errors.js';
 import { tempDir } from './helpers.js';
-import { BENCHMARKS, bench, benchTreeState, checkSmokeJson, REPO, RESULTS } from './support/bench-runs.js';
+import { BENCHMARKS, bench, benchTreeState, REPO, RESULTS, smokeJsonSuite } from './support/bench-runs.js';
 
-/** Benchmarks whose smoke runs this file makes; the others, test/bench-cli-engines.test.ts (both fit a file's time limit). */
-const HERE = ['auth', 'register', 'session', 'ledger'];
+// The authentication benchmark's smoke run here; the others in test/bench-cli-engines.test.ts and
+// test/bench-cli-clients.test.ts (each file well within the runner's time limit per file).
+smokeJsonSuite('benchmarks: --json of the authentication benchmark', ['auth']);
 
-describe('benchmarks: --json, nothing written by default, --out, full runs only in bench/results', () => {
-  for (const b of BENCHMARKS.filter((x) => HERE.includes(x.name))) {
-    it(`${b.name}: --json prints one JSON document with its figures, baselines and run record; writes nothing`, () =>
-      checkSmokeJson(b));
-  }
-
+describe('benchmarks: nothing written by default, --out, full runs only in bench/results', () => {
   it('--out FILE writes exactly the document printed with --json; --out DIR (load) writes load.json and its chart', async () => {
     const before = benchTreeState();
     const dir = tempDir('kl-bench-out-');

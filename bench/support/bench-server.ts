@@ -116,20 +116,25 @@ export function startBenchServer(
   });
 }
 
-/** A client home registered with `server` (invitation from the server process), with its key unlocked. */
+/**
+ * A client home registered with `server` (invitation from the server process), with its key unlocked.
+ * `log` is told each step with its time, so a run that stalls shows where.
+ */
 export async function benchClient(
   server: BenchServer,
   root: string,
   id: string,
   passphrase: string,
+  log?: (line: string) => void,
 ): Promise<{ home: ClientHome; key: OpenPgpClientKey }> {
+  const started = performance.now();
+  const step = (what: string) => log?.(`  ${id}: ${what} (${Math.round(performance.now() - started)} ms)`);
   const home = new ClientHome(join(root, `home-${id}`));
   await createIdentity({ home, id, name: id.split('@')[0]!, source: 'generate', passphrase });
-  await register({
-    home,
-    server: server.url,
-    proof: { method: 'invite', code: await server.invite(id) },
-    passphrase,
-  });
+  step('key made');
+  const code = await server.invite(id);
+  step('invitation issued');
+  await register({ home, server: server.url, proof: { method: 'invite', code }, passphrase });
+  step('registered');
   return { home, key: new OpenPgpClientKey(await unlockPrivateKey(home.readPrivateKey(), passphrase)) };
 }

@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { describe, it } from 'node:test';
 
-export const REPO = new URL('..', import.meta.url).pathname;
+export const REPO = new URL('../..', import.meta.url).pathname;
 export const RESULTS = join(REPO, 'bench', 'results');
 
 /** A finished benchmark process. */
@@ -190,4 +191,14 @@ export async function checkSmokeJson(b: (typeof BENCHMARKS)[number]): Promise<vo
   for (const f of b.figures) assert.equal(typeof at(doc, f), 'number', `${f} in ${r.stdout.slice(0, 2000)}`);
   for (const f of b.baselines) assert.ok((at(doc, f) as number) > 0, `baseline ${f} = ${at(doc, f)}`);
   assert.equal(benchTreeState(), before, 'nothing written under bench/');
+}
+
+/** A suite of the `--json` smoke runs of the benchmarks named (each its own test). */
+export function smokeJsonSuite(title: string, names: readonly string[]): void {
+  describe(title, () => {
+    for (const b of BENCHMARKS.filter((x) => names.includes(x.name))) {
+      it(`${b.name}: --json prints one JSON document with its figures, baselines and run record; writes nothing`, () =>
+        checkSmokeJson(b));
+    }
+  });
 }
