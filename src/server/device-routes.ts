@@ -111,11 +111,14 @@ async function invitedDevice(
     ctx.limits.wrongCodePerIp.take(source);
     throw invalidInvite();
   }
-  // Taken in the same turn as the check: a concurrent request with the same invitation finds it used.
-  ctx.proofs.consume(id, 'device', code, ctx.now());
+  // Stored (it may be refused: a full table, a replay) and taken in the same turn as the check, so a
+  // concurrent request with the same invitation finds it used.
   const answer = ctx.requests.add(data);
   const request = ctx.requests.claim(answer.code, id)!;
+  let taken = false;
   try {
+    ctx.proofs.consume(id, 'device', code, ctx.now());
+    taken = true;
     const receipt = await ctx.ledger.submit({
       type: 'DeviceAdded',
       body: {
@@ -131,7 +134,7 @@ async function invitedDevice(
     });
     ctx.requests.settle(request, { status: 'added', receipt });
   } catch (err) {
-    ctx.proofs.release(id, 'device', code);
+    if (taken) ctx.proofs.release(id, 'device', code);
     const e = isKlError(err) ? err : new KlError('KL_INTERNAL', 'internal error');
     ctx.requests.settle(request, { status: 'refused', error: { code: e.code, message: e.message } });
     throw err;
