@@ -92,7 +92,7 @@ describe('the new user path through the CLI', () => {
     // /sessions: one line, readable times, this session marked; no raw JSON.
     assert.match(
       sh.stdout,
-      /^\S{22} {2}from 127\.0\.0\.1 {2}started \d\d:\d\d:\d\d \((?:just now|\d+ s ago)\) {2}last active (?:just now|\d+ s ago) {2}\(this one\)$/m,
+      /^\S{22} {2}key …[0-9a-f]{16} {2}from 127\.0\.0\.1 {2}started \d\d:\d\d:\d\d \((?:just now|\d+ s ago)\) {2}last active (?:just now|\d+ s ago) {2}\(this one\)$/m,
     );
     assert.doesNotMatch(sh.stdout, /createdAt|lastActivity/);
     // `exit` ended the shell: the line after it was never read, the session was logged out.
