@@ -178,7 +178,7 @@ describe('several servers of one ledger', () => {
     );
   });
 
-  it('an impostor presenting another server key is refused and never used; its plaintext refusal and its challenge signed by another key are no verdict', async () => {
+  it('an impostor presenting another server key is refused and never used; its plaintext refusals (the key unknown to it, the identity unknown) are no verdict', async () => {
     const cInfo = (await (await fetch(`${C.url}/v1/info`)).json()) as {
       server: { fingerprint: string; publicKey: string };
     };
@@ -213,9 +213,9 @@ describe('several servers of one ledger', () => {
       assert.equal(next.serverUrl, url(aPort));
       await next.close();
       assert.ok(proxy.upgrades > upgrades, 'the login went to the impostor first');
-      // Once C knows the identity (under another key), it answers with a challenge of its own,
-      // signed by its key: nothing in it verifies for this client, so it proves nothing (anyone
-      // can make one) and is no verdict either; the next server is asked.
+      // Once C knows the identity (under another key), it refuses the hello, which names a key C
+      // does not hold for it (docs/protocol.md "Devices"), in plaintext: that proves nothing (anyone
+      // can send it) and is no verdict either; the next server is asked.
       await registeredClient(C, 'impostor@example.org');
       listed();
       const tried = proxy.upgrades;
@@ -230,10 +230,7 @@ describe('several servers of one ledger', () => {
         servers: [{ url: proxy.url, fingerprint: saved.server.fingerprint }],
       });
       const alone = home.readServer();
-      await assert.rejects(
-        connect({ home, passphrase: CLIENT_PASSPHRASE }),
-        unverified('KL_DECRYPTION_FAILED'),
-      );
+      await assert.rejects(connect({ home, passphrase: CLIENT_PASSPHRASE }), unverified('KL_AUTH_FAILED'));
       assert.deepEqual(home.readServer().servers, alone.servers, 'the home still lists the impostor alone');
     } finally {
       await proxy.close();
