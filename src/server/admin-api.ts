@@ -74,6 +74,13 @@ const ID_PARAM = {
   properties: { id: { type: 'string', minLength: 3, maxLength: 254 } },
 } as const;
 
+/** The body of a revocation: an optional reason. */
+const REASON_BODY = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { reason: { type: 'string', enum: [...REVOCATION_REASONS] } },
+} as const;
+
 const api = (summary: string, extra: Record<string, unknown> = {}) => ({
   schema: { summary, tags: ['admin'], security: [{ dashboardCookie: [] }], ...extra },
 });
@@ -274,11 +281,7 @@ function registerActions(app: FastifyInstance, ctx: AdminApiContext, admin: Admi
     '/admin/api/identities/:id/revoke',
     api('Revokes the identity’s key on the ledger (KeyRevoked by an admin); its sessions end', {
       params: ID_PARAM,
-      body: {
-        type: 'object',
-        additionalProperties: false,
-        properties: { reason: { type: 'string', enum: [...REVOCATION_REASONS] } },
-      },
+      body: REASON_BODY,
     }),
     async (req) => {
       const s = await admin(req, { change: true });
@@ -308,11 +311,7 @@ function registerActions(app: FastifyInstance, ctx: AdminApiContext, admin: Admi
           device: { type: 'string', minLength: 1, maxLength: 64 },
         },
       },
-      body: {
-        type: 'object',
-        additionalProperties: false,
-        properties: { reason: { type: 'string', enum: [...REVOCATION_REASONS] } },
-      },
+      body: REASON_BODY,
     }),
     async (req) => {
       const s = await admin(req, { change: true });

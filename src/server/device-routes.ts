@@ -20,9 +20,7 @@ import { type DeviceRequestData, type DeviceRequests, invalidCode } from './devi
 import type { IdentityProofs } from './identity-proofs.js';
 import type { RateLimiters } from './rate-limits.js';
 import type { ServerKey } from './server-key.js';
-
-/** How far a request statement's time may be from the server's clock. */
-const STATEMENT_SKEW_MS = 5 * 60_000;
+import { STATEMENT_SKEW_MS } from './session-statement.js';
 
 /** What the device routes need. */
 export interface DeviceRoutesContext {

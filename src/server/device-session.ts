@@ -10,16 +10,13 @@ import type { TransactionReceipt } from '../ledger/proofs.js';
 import { verifyDetached } from '../pgp/messages.js';
 import type { ChannelMessage } from '../protocol/channel.js';
 import { isKlError, KlError } from '../protocol/errors.js';
-import { check } from '../protocol/schemas/check.js';
 import { DeviceRevocationStatementSchema } from '../protocol/schemas/statements.js';
 import { statementBytes } from '../protocol/statements.js';
 import { type DeviceRequests, invalidCode } from './device-requests.js';
 import type { ParsedKeyCache } from './handshake.js';
 import type { RateLimiter } from './rate-limiter.js';
+import { parseSessionStatement, STATEMENT_SKEW_MS } from './session-statement.js';
 import type { Session } from './sessions.js';
-
-/** How far a signed statement's time may be from the server's clock. */
-const STATEMENT_SKEW_MS = 5 * 60_000;
 
 /** What the device handlers need. */
 export interface DeviceSessionContext {
@@ -131,17 +128,11 @@ export async function revokeDevice(
   s: Session,
   m: Extract<ChannelMessage, { t: 'revoke-device' }>,
 ): Promise<{ receipt: TransactionReceipt }> {
-  let value: unknown;
-  try {
-    value = JSON.parse(String(m.statement));
-  } catch {
-    throw new KlError('KL_STATEMENT_INVALID', 'the statement is not JSON');
-  }
-  const statement = check(DeviceRevocationStatementSchema, value, 'KL_STATEMENT_INVALID', 'statement');
-  if (statement.id !== s.id || statement.chain !== ctx.ledger.chainId)
-    throw new KlError('KL_STATEMENT_INVALID', 'the statement is not for this identity and ledger');
-  if (Math.abs(statement.time - ctx.now()) > STATEMENT_SKEW_MS)
-    throw new KlError('KL_STATEMENT_INVALID', 'the statement is too old or too far in the future');
+  const statement = parseSessionStatement(m.statement, DeviceRevocationStatementSchema, {
+    id: s.id,
+    chain: ctx.ledger.chainId,
+    now: ctx.now(),
+  });
   const device = await sessionDevice(ctx.ledger, s);
   await verifyByDevice(ctx, device, statementBytes(statement), m.signature);
   const receipt = await ctx.ledger.submit({

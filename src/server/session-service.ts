@@ -5,7 +5,6 @@
  * for hijacking (bad frames, abnormal rates). Every rejected frame counts as an anomaly.
  */
 import type * as openpgp from 'openpgp';
-import type { Static } from 'typebox';
 import type { WebSocket } from 'ws';
 import type { Ledger } from '../ledger/ledger.js';
 import type { TransactionReceipt } from '../ledger/proofs.js';
@@ -14,7 +13,6 @@ import { verifyDetached } from '../pgp/messages.js';
 import type { ChannelMessage } from '../protocol/channel.js';
 import { isKlError, KlError } from '../protocol/errors.js';
 import { sha256Hex } from '../protocol/hash.js';
-import { check } from '../protocol/schemas/check.js';
 import { RevocationStatementSchema, RotationStatementSchema } from '../protocol/schemas/statements.js';
 import { statementBytes } from '../protocol/statements.js';
 import {
@@ -25,6 +23,7 @@ import {
   sessionDevice,
 } from './device-session.js';
 import type { ParsedKeyCache } from './handshake.js';
+import { parseSessionStatement, STATEMENT_SKEW_MS } from './session-statement.js';
 import type { Session, SessionTable } from './sessions.js';
 
 /** What an application hook receives. */
@@ -271,30 +270,14 @@ function verifyBy(ctx: SessionServiceContext, key: openpgp.PublicKey, data: Uint
   });
 }
 
-/** How far a signed statement's time may be from the server's clock. */
-const STATEMENT_SKEW_MS = 5 * 60_000;
-
 /** Parses a statement sent as JSON text and checks that it is for this session's identity and ledger. */
 function parseStatement<S extends typeof RevocationStatementSchema | typeof RotationStatementSchema>(
   ctx: SessionServiceContext,
   s: Session,
   text: unknown,
   schema: S,
-): Static<S> {
-  let value: unknown;
-  try {
-    value = JSON.parse(String(text));
-  } catch {
-    throw new KlError('KL_STATEMENT_INVALID', 'the statement is not JSON');
-  }
-  const statement = check(schema, value, 'KL_STATEMENT_INVALID', 'statement');
-  if (statement.id !== s.id || statement.chain !== ctx.ledger.chainId) {
-    throw new KlError('KL_STATEMENT_INVALID', 'the statement is not for this identity and ledger');
-  }
-  if (Math.abs(statement.time - ctx.now()) > STATEMENT_SKEW_MS) {
-    throw new KlError('KL_STATEMENT_INVALID', 'the statement is too old or too far in the future');
-  }
-  return statement;
+) {
+  return parseSessionStatement(text, schema, { id: s.id, chain: ctx.ledger.chainId, now: ctx.now() });
 }
 
 /**
