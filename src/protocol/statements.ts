@@ -20,6 +20,8 @@ export interface RegistrationStatement {
   name: string;
   /** Fingerprint of the key being registered. */
   fingerprint: string;
+  /** The name of the device that holds the key (docs/ledger.md "Devices"), if the person gave one. */
+  device?: string;
   /** The server's one-time nonce from register/begin. */
   nonce: string;
   /** Fingerprint of the server key the client expects to be talking to. */
@@ -205,6 +207,43 @@ export interface DeviceInvitePayload {
   code: string;
 }
 
+/**
+ * What an active device and the new recovery key both sign to make that key the identity's recovery
+ * key (`keyledger recovery-key create`, ledger transaction RecoveryKeySet; docs/protocol.md
+ * "Recovery"). The device's signature is the identity's consent; the recovery key's proves possession.
+ */
+export interface RecoveryKeyStatement {
+  type: 'keyledger/recovery-key';
+  v: 1;
+  chain: string;
+  id: string;
+  /** Fingerprint of the recovery key. */
+  fingerprint: string;
+  time: number;
+}
+
+/**
+ * What the identity's recovery key, the new device's key and the next recovery key all sign to
+ * recover the identity on a new device (`keyledger recover`, ledger transaction Recovered;
+ * docs/protocol.md "Recovery"): every device is revoked, the new one enrolled and the next recovery
+ * key takes the place of the one used.
+ */
+export interface RecoveryStatement {
+  type: 'keyledger/recover';
+  v: 1;
+  chain: string;
+  id: string;
+  /** Fingerprint of the recovery key on the ledger now. */
+  recovery: string;
+  /** The name the person gave the new device. */
+  name: string;
+  /** Fingerprint of the new device's key. */
+  fingerprint: string;
+  /** Fingerprint of the recovery key that replaces the one used. */
+  nextRecovery: string;
+  time: number;
+}
+
 /** Every statement that is signed somewhere in the protocol. */
 export type Statement =
   | RegistrationStatement
@@ -214,4 +253,6 @@ export type Statement =
   | RevocationStatement
   | RotationStatement
   | DeviceAdditionStatement
-  | DeviceRevocationStatement;
+  | DeviceRevocationStatement
+  | RecoveryKeyStatement
+  | RecoveryStatement;

@@ -23,6 +23,7 @@ export const RegistrationStatementSchema = Type.Object(
     id: Identity,
     name: DisplayName,
     fingerprint: Fingerprint,
+    device: Type.Optional(DeviceName),
     nonce: B64url32,
     server: Fingerprint,
     time: Time,
@@ -120,6 +121,35 @@ export const DeviceInviteSchema = Type.Object(
     fingerprint: Fingerprint,
     time: Time,
     code: Type.String({ minLength: 4, maxLength: 64 }),
+  },
+  closed,
+);
+
+/** A recovery key's registration, as received (statements.ts `RecoveryKeyStatement`). */
+export const RecoveryKeyStatementSchema = Type.Object(
+  {
+    type: Type.Literal('keyledger/recovery-key'),
+    v: Type.Literal(1),
+    chain: Hash,
+    id: Identity,
+    fingerprint: Fingerprint,
+    time: Time,
+  },
+  closed,
+);
+
+/** A recovery on a new device, as received (statements.ts `RecoveryStatement`). */
+export const RecoveryStatementSchema = Type.Object(
+  {
+    type: Type.Literal('keyledger/recover'),
+    v: Type.Literal(1),
+    chain: Hash,
+    id: Identity,
+    recovery: Fingerprint,
+    name: DeviceName,
+    fingerprint: Fingerprint,
+    nextRecovery: Fingerprint,
+    time: Time,
   },
   closed,
 );
