@@ -9,7 +9,8 @@ pragma solidity 0.8.28;
 /// the envelope (an event), only their hashes in storage.
 /// Who may call mirrors the embedded engine's permission table (src/ledger/permissions.ts); the
 /// state rules (one active key per identity, one identity per key) are the ledger's alone:
-///   KeyRegistered, KeyRotated, KeyRevoked, DeviceAdded, DeviceRevoked, HashAnchored, AuditEvent: a registrar;
+///   KeyRegistered, KeyRotated, KeyRevoked, DeviceAdded, DeviceRevoked, RecoveryKeySet, Recovered,
+///   HashAnchored, AuditEvent: a registrar;
 ///   RegistrarAdded/Removed, RoleGranted/Revoked: the governor (a multisig in production).
 contract KeyRegistry {
     enum Status { None, Active, Revoked }
@@ -30,6 +31,8 @@ contract KeyRegistry {
     /// An identity's further device keys: sha256(identity) -> sha256(fingerprint) -> sha256(armored
     /// key), zero once revoked (docs/ledger.md "Devices"; the top-level key stays in `records`).
     mapping(bytes32 => mapping(bytes32 => bytes32)) public deviceKeys;
+    /// An identity's recovery key: sha256(identity) -> sha256(armored key) (docs/ledger.md "Recovery").
+    mapping(bytes32 => bytes32) public recoveryKeys;
     uint64 public txCount;
     /// The keyledger ledger this contract orders: the chain id (SHA-256 of the genesis) of its
     /// ledger, set once by the governor. A server whose data directory holds another ledger refuses
@@ -44,6 +47,8 @@ contract KeyRegistry {
     event KeyStored(bytes32 indexed id, bytes32 fingerprint, bytes32 keyHash);
     /// A device key added (keyHash) or revoked (zero), emitted just before its KeyledgerTx.
     event DeviceStored(bytes32 indexed id, bytes32 fingerprint, bytes32 keyHash);
+    /// A recovery key set (RecoveryKeySet, and the next one in a recovery).
+    event RecoveryStored(bytes32 indexed id, bytes32 fingerprint, bytes32 keyHash);
     event RegistrarChanged(address indexed account, bool allowed);
     event GovernorChanged(address indexed governor);
     event ChainBound(bytes32 indexed keyledgerChain);
@@ -142,6 +147,39 @@ contract KeyRegistry {
         fingerprintOwner[fingerprint] = id;
         emit DeviceStored(id, fingerprint, keyHash);
         _record(envelope);
+    }
+
+    /// RecoveryKeySet. As for keys, no rule refuses the call here: the ledger's rules decide.
+    function recoveryKey(bytes32 id, bytes32 fingerprint, bytes32 keyHash, bytes calldata envelope)
+        external
+        onlyRegistrar
+    {
+        _storeRecovery(id, fingerprint, keyHash);
+        _record(envelope);
+    }
+
+    /// Recovered: the new device's key becomes the record's key (KeyStored, right before the
+    /// KeyledgerTx, as for a registration) and the next recovery key is stored.
+    function recover(
+        bytes32 id,
+        bytes32 fingerprint,
+        bytes32 keyHash,
+        bytes32 recoveryFingerprint,
+        bytes32 recoveryKeyHash,
+        bytes calldata envelope
+    ) external onlyRegistrar {
+        _storeRecovery(id, recoveryFingerprint, recoveryKeyHash);
+        Record storage r = records[id];
+        records[id] = Record(fingerprint, keyHash, Status.Active, r.rotations, r.admin);
+        fingerprintOwner[fingerprint] = id;
+        emit KeyStored(id, records[id].fingerprint, records[id].keyHash);
+        _record(envelope);
+    }
+
+    function _storeRecovery(bytes32 id, bytes32 fingerprint, bytes32 keyHash) private {
+        recoveryKeys[id] = keyHash;
+        fingerprintOwner[fingerprint] = id;
+        emit RecoveryStored(id, fingerprint, keyHash);
     }
 
     function anchorHash(bytes32 hash, bytes calldata envelope) external onlyRegistrar {

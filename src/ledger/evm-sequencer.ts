@@ -123,16 +123,19 @@ function chainError(err: unknown, contract: Contract): KlError {
 
 const hash32 = (text: string) => `0x${sha256Hex(text)}`;
 
-/** The key a registration or rotation envelope carries (parsed once), or null for any other text. */
+/** The key a registration, rotation or recovery envelope carries (parsed once), or null for any other text. */
 function keyChange(text: string): { id: string; fingerprint: string; publicKey: string } | null {
   try {
     const env = JSON.parse(text) as TxEnvelope;
     const type = env?.tx?.type;
-    const b = env?.tx?.body as Partial<TxBodies['KeyRegistered']> | undefined;
-    if (type !== 'KeyRegistered' && type !== 'KeyRotated') return null;
-    if (typeof b?.id !== 'string' || typeof b.fingerprint !== 'string' || typeof b.publicKey !== 'string')
-      return null;
-    return { id: b.id, fingerprint: b.fingerprint, publicKey: b.publicKey };
+    type KeyPart = { fingerprint?: unknown; publicKey?: unknown };
+    const body = env?.tx?.body as (KeyPart & { id?: unknown; device?: KeyPart }) | undefined;
+    // A recovery stores its new device's key as a registration does.
+    const b = type === 'Recovered' ? body?.device : body;
+    if (type !== 'KeyRegistered' && type !== 'KeyRotated' && type !== 'Recovered') return null;
+    if (typeof body?.id !== 'string') return null;
+    if (typeof b?.fingerprint !== 'string' || typeof b.publicKey !== 'string') return null;
+    return { id: body.id, fingerprint: b.fingerprint, publicKey: b.publicKey };
   } catch {
     return null;
   }
@@ -328,6 +331,27 @@ export class EvmSequencer implements Sequencer {
         return {
           name: 'deviceKey',
           args: [idHash(b.id), hash32(b.fingerprint), `0x${'0'.repeat(64)}`, bytes],
+        };
+      }
+      case 'RecoveryKeySet': {
+        const b = body as TxBodies['RecoveryKeySet'];
+        return {
+          name: 'recoveryKey',
+          args: [idHash(b.id), hash32(b.fingerprint), hash32(b.publicKey), bytes],
+        };
+      }
+      case 'Recovered': {
+        const { id, device, nextRecovery } = body as TxBodies['Recovered'];
+        return {
+          name: 'recover',
+          args: [
+            idHash(id),
+            hash32(device.fingerprint),
+            hash32(device.publicKey),
+            hash32(nextRecovery.fingerprint),
+            hash32(nextRecovery.publicKey),
+            bytes,
+          ],
         };
       }
       case 'HashAnchored':

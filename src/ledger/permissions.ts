@@ -32,6 +32,8 @@ export const WRITE_PERMISSIONS: { readonly [T in TxType]: WritePermission } = {
   RoleRevoked: { signers: ['registrar', 'validator'], approvals: 'validator-quorum' },
   DeviceAdded: { signers: ['registrar'], approvals: 'none' },
   DeviceRevoked: { signers: ['registrar'], approvals: 'none' },
+  RecoveryKeySet: { signers: ['registrar'], approvals: 'none' },
+  Recovered: { signers: ['registrar'], approvals: 'none' },
 };
 
 /** What the permission check needs to know about current state. */

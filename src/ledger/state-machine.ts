@@ -59,6 +59,8 @@ export interface KeyRecord {
   deviceAdded?: { added: TxRef; approvedBy: DeviceKey['approvedBy'] };
   /** The identity's further active device keys, in the order they were added (absent: one device). */
   devices?: DeviceKey[];
+  /** The identity's recovery key (docs/ledger.md "Recovery"); it never logs in. */
+  recovery?: RecoveryKey;
   /** Earlier keys of this identity, oldest first. */
   history: Array<{
     fingerprint: string;
@@ -79,8 +81,21 @@ export interface DeviceKey {
   publicKey: string;
   algorithm: string;
   added: TxRef;
-  /** The active device that signed the addition, or the operator who made it. */
-  approvedBy: { device: string } | { admin: string };
+  /**
+   * The active device that signed the addition, the operator who made it, or the recovery key that
+   * enrolled it (transaction Recovered).
+   */
+  approvedBy: { device: string } | { admin: string } | { recovery: string };
+}
+
+/** An identity's recovery key (transactions RecoveryKeySet and Recovered). */
+export interface RecoveryKey {
+  fingerprint: string;
+  publicKey: string;
+  algorithm: string;
+  added: TxRef;
+  /** The active device that set it, or the recovery key it replaced in a recovery. */
+  setBy: { device: string } | { recovery: string };
 }
 
 /** A registrar as recorded in state. */
@@ -345,6 +360,12 @@ export function applyTransaction(state: WorkingState, env: TxEnvelope, ctx: Appl
     case 'DeviceRevoked':
       revokeDevice(state, tx.body as TxBodies['DeviceRevoked'], at);
       return;
+    case 'RecoveryKeySet':
+      setRecoveryKey(state, tx.body as TxBodies['RecoveryKeySet'], at);
+      return;
+    case 'Recovered':
+      recover(state, tx.body as TxBodies['Recovered'], at);
+      return;
     case 'HashAnchored':
     case 'AuditEvent':
       return; // append-only records: no state beyond the transaction itself
@@ -484,8 +505,9 @@ function addDevice(state: WorkingState, b: TxBodies['DeviceAdded'], at: TxRef): 
 }
 
 /**
- * One device leaves; the next becomes the top-level key if it was that one. The last device is
- * revoked only by an operator, and that revokes the identity (a device's owner uses `revoke-key`).
+ * One device leaves; the next becomes the top-level key if it was that one. Revoking the last device
+ * revokes the identity: an operator may, and a device of the identity only if it has a recovery key
+ * (docs/ledger.md "Recovery"; otherwise its owner uses `revoke-key`).
  */
 function revokeDevice(state: WorkingState, b: TxBodies['DeviceRevoked'], at: TxRef): void {
   const prev = activeIdentity(state, b.id);
@@ -496,16 +518,19 @@ function revokeDevice(state: WorkingState, b: TxBodies['DeviceRevoked'], at: TxR
     throw new KlError('KL_DEVICE_UNKNOWN', 'the revoking key is not an active device of this identity');
   const others = (prev.devices ?? []).filter((d) => d.fingerprint !== b.fingerprint);
   if (target.primary && others.length === 0) {
-    if ('device' in by)
+    if ('device' in by && !prev.recovery)
       throw new KlError(
         'KL_LAST_DEVICE',
-        'this is the identity’s only device: revoke the identity’s key instead (keyledger revoke-key)',
+        'this is the identity’s only device and it has no recovery key: revoke the identity’s key instead (keyledger revoke-key)',
       );
     const record: KeyRecord = {
       ...prev,
       status: 'revoked',
       updated: at,
-      revocation: { reason: b.reason, by: 'admin', admin: by.admin, at },
+      revocation:
+        'device' in by
+          ? { reason: b.reason, by: 'owner', at }
+          : { reason: b.reason, by: 'admin', admin: by.admin, at },
     };
     state.put({ kind: 'identity', key: identityKey(b.id), value: record });
     return;
@@ -534,6 +559,75 @@ function revokeDevice(state: WorkingState, b: TxBodies['DeviceRevoked'], at: TxR
     record = { ...base, ...(others.length ? { devices: others } : {}), updated: at, history };
   }
   state.put({ kind: 'identity', key: identityKey(b.id), value: record });
+}
+
+/**
+ * A device of the identity sets its recovery key, a key used nowhere yet; replacing one takes the
+ * current recovery key's signature too (docs/ledger.md "Recovery").
+ */
+function setRecoveryKey(state: WorkingState, b: TxBodies['RecoveryKeySet'], at: TxRef): void {
+  const prev = activeIdentity(state, b.id);
+  if (!activeDevice(prev, b.setBy.device))
+    throw new KlError('KL_DEVICE_UNKNOWN', 'the signing key is not an active device of this identity');
+  if (b.replaces?.fingerprint !== prev.recovery?.fingerprint)
+    throw new KlError(
+      'KL_RECOVERY_INVALID',
+      prev.recovery
+        ? 'replacing the recovery key takes the current recovery key'
+        : 'this identity has no recovery key to replace',
+    );
+  if (state.get(fingerprintKey(b.fingerprint)))
+    throw new KlError('KL_KEY_IN_USE', 'this key is already registered to an identity');
+  const recovery: RecoveryKey = {
+    fingerprint: b.fingerprint,
+    publicKey: b.publicKey,
+    algorithm: b.algorithm,
+    added: at,
+    setBy: { device: b.setBy.device },
+  };
+  state.put({ kind: 'identity', key: identityKey(b.id), value: { ...prev, recovery, updated: at } });
+  state.put({ kind: 'fingerprint', key: fingerprintKey(b.fingerprint), value: { id: b.id } });
+}
+
+/**
+ * The recovery key hands the identity to a new device (docs/ledger.md "Recovery"): every device key
+ * leaves, the new one is the only device and the next recovery key replaces the one used. An
+ * identity its owner revoked can be recovered; one an operator revoked cannot.
+ */
+function recover(state: WorkingState, b: TxBodies['Recovered'], at: TxRef): void {
+  const prev = state.get<KeyRecord>(identityKey(b.id));
+  if (!prev) throw new KlError('KL_IDENTITY_UNKNOWN', 'no key is registered for this identity');
+  if (prev.revocation?.by === 'admin')
+    throw new KlError('KL_KEY_REVOKED', 'an operator revoked this identity: a recovery key cannot undo that');
+  if (prev.recovery?.fingerprint !== b.recovery)
+    throw new KlError('KL_RECOVERY_INVALID', 'the key is not this identity’s recovery key');
+  if (b.device.fingerprint === b.nextRecovery.fingerprint)
+    throw new KlError('KL_TX_MALFORMED', 'the new device key and the next recovery key must differ');
+  for (const key of [b.device, b.nextRecovery])
+    if (state.get(fingerprintKey(key.fingerprint)))
+      throw new KlError('KL_KEY_IN_USE', 'this key is already registered to an identity');
+  const { device: _name, deviceAdded: _added, devices: _devices, revocation: _revocation, ...base } = prev;
+  const record: KeyRecord = {
+    ...base,
+    fingerprint: b.device.fingerprint,
+    publicKey: b.device.publicKey,
+    algorithm: b.device.algorithm,
+    status: 'active',
+    updated: at,
+    device: b.device.name,
+    deviceAdded: { added: at, approvedBy: { recovery: b.recovery } },
+    recovery: {
+      fingerprint: b.nextRecovery.fingerprint,
+      publicKey: b.nextRecovery.publicKey,
+      algorithm: b.nextRecovery.algorithm,
+      added: at,
+      setBy: { recovery: b.recovery },
+    },
+    history: [...prev.history, ...retired(devicesOf(prev), at, 'revoked')],
+  };
+  state.put({ kind: 'identity', key: identityKey(b.id), value: record });
+  for (const key of [b.device, b.nextRecovery])
+    state.put({ kind: 'fingerprint', key: fingerprintKey(key.fingerprint), value: { id: b.id } });
 }
 
 function checkGovSeq(state: WorkingState, govSeq: number): void {

@@ -128,6 +128,49 @@ export interface TxBodies {
     reason: (typeof REVOCATION_REASONS)[number];
     revokedBy: { device: string; signature: string; time: number } | { admin: string };
   };
+  /**
+   * The identity's recovery key, set or replaced (docs/ledger.md "Recovery"): an active device and
+   * the recovery key both signed the {@link RecoveryKeyStatement}. A recovery key never logs in.
+   */
+  RecoveryKeySet: {
+    id: string;
+    fingerprint: string;
+    publicKey: string;
+    algorithm: string;
+    /** The statement's time. */
+    time: number;
+    setBy: { device: string; signature: string };
+    /** The recovery key's own signature over the statement (proof of possession). */
+    keySignature: string;
+    /**
+     * The recovery key it replaces, which signed the statement too: a device alone cannot take away
+     * the key that recovers the identity from a stolen device.
+     */
+    replaces?: { fingerprint: string; signature: string };
+  };
+  /**
+   * The identity recovered on a new device with its recovery key (docs/ledger.md "Recovery"): every
+   * device is revoked, `device` becomes the only one and `nextRecovery` the recovery key. All three
+   * keys signed the {@link RecoveryStatement}.
+   */
+  Recovered: {
+    id: string;
+    /** Fingerprint of the recovery key used (the one on the ledger until now). */
+    recovery: string;
+    signature: string;
+    /** The statement's time. */
+    time: number;
+    device: RecoveryKeyPart & { name: string };
+    nextRecovery: RecoveryKeyPart;
+  };
+}
+
+/** A key that comes with a recovery, and its signature over the recovery statement. */
+export interface RecoveryKeyPart {
+  fingerprint: string;
+  publicKey: string;
+  algorithm: string;
+  signature: string;
 }
 
 /** The signed part of a transaction. */

@@ -35,6 +35,11 @@ export const ERROR_CODES = {
   KL_LAST_DEVICE: 409,
   /** A device enrolment code that is unknown, used, expired or for another key (one answer for all). */
   KL_DEVICE_CODE_INVALID: 404,
+  /**
+   * A recovery that does not hold: the key is not the identity's recovery key, a signature fails,
+   * or the identity cannot be recovered (one answer for all: docs/protocol.md "Recovery").
+   */
+  KL_RECOVERY_INVALID: 403,
   KL_NOT_ADMIN: 403,
   KL_ADMIN_LINK_INVALID: 401,
   KL_CSRF: 403,

@@ -196,7 +196,9 @@ async function list(o: ClientOptions): Promise<number> {
     const approved = d.approvedBy
       ? 'device' in d.approvedBy
         ? `, approved by ${d.approvedBy.device}`
-        : `, added by the operator ${d.approvedBy.admin}`
+        : 'admin' in d.approvedBy
+          ? `, added by the operator ${d.approvedBy.admin}`
+          : `, enrolled by the recovery key ${d.approvedBy.recovery}`
       : '';
     out(
       `${d.current ? '* ' : '  '}${(d.name ?? '(unnamed)').padEnd(20)} ${d.fingerprint}  added at block ${d.added.height}${approved}${d.current ? '  (this device)' : ''}`,

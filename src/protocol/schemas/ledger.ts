@@ -142,6 +142,13 @@ export const ReceiptSchema = Type.Object(
 
 const TxRef = Type.Object({ height: Height, txid: Hash, time: Time }, closed);
 
+/** Who approved a device key: an active device, an operator, or the recovery key (docs/ledger.md "Devices"). */
+const DeviceApproval = Type.Union([
+  Type.Object({ device: Fingerprint }, closed),
+  Type.Object({ admin: Identity }, closed),
+  Type.Object({ recovery: Fingerprint }, closed),
+]);
+
 /** An identity's key record (ledger/state-machine.ts `KeyRecord`). */
 export const KeyRecordSchema = Type.Object(
   {
@@ -170,10 +177,7 @@ export const KeyRecordSchema = Type.Object(
       Type.Object(
         {
           added: TxRef,
-          approvedBy: Type.Union([
-            Type.Object({ device: Fingerprint }, closed),
-            Type.Object({ admin: Identity }, closed),
-          ]),
+          approvedBy: DeviceApproval,
         },
         closed,
       ),
@@ -187,14 +191,26 @@ export const KeyRecordSchema = Type.Object(
             publicKey: ArmoredKey,
             algorithm: Type.String({ maxLength: 32, pattern: '^[a-z0-9-]+$' }),
             added: TxRef,
-            approvedBy: Type.Union([
-              Type.Object({ device: Fingerprint }, closed),
-              Type.Object({ admin: Identity }, closed),
-            ]),
+            approvedBy: DeviceApproval,
           },
           closed,
         ),
         { maxItems: 64 },
+      ),
+    ),
+    recovery: Type.Optional(
+      Type.Object(
+        {
+          fingerprint: Fingerprint,
+          publicKey: ArmoredKey,
+          algorithm: Type.String({ maxLength: 32, pattern: '^[a-z0-9-]+$' }),
+          added: TxRef,
+          setBy: Type.Union([
+            Type.Object({ device: Fingerprint }, closed),
+            Type.Object({ recovery: Fingerprint }, closed),
+          ]),
+        },
+        closed,
       ),
     ),
     history: Type.Array(

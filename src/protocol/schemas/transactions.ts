@@ -33,6 +33,8 @@ export const TX_TYPES = [
   'RoleRevoked',
   'DeviceAdded',
   'DeviceRevoked',
+  'RecoveryKeySet',
+  'Recovered',
 ] as const;
 
 /** Roles an identity can hold on the ledger (docs/architecture.md "The operator side"). */
@@ -51,6 +53,8 @@ const armoredKey = Type.String({ maxLength: MAX_ARMORED_KEY, pattern: ARMORED_PU
 const armoredSig = Type.String({ maxLength: MAX_ARMORED_SIGNATURE, pattern: ARMORED_SIGNATURE });
 const algorithm = Type.String({ maxLength: 32, pattern: '^[a-z0-9-]+$' });
 const role = Type.Enum([...IDENTITY_ROLES]);
+/** A key that comes with a recovery, and its signature over the recovery statement. */
+const recoveryKeyPart = { fingerprint: Fingerprint, publicKey: armoredKey, algorithm, signature: armoredSig };
 const govSeq = Count;
 /** A validator's approval of a governance change. */
 const approvals = Type.Array(
@@ -187,6 +191,32 @@ export const TX_BODY_SCHEMAS = {
         Type.Object({ device: Fingerprint, signature: armoredSig, time: Time }, closed),
         Type.Object({ admin: Identity }, closed),
       ]),
+    },
+    closed,
+  ),
+  RecoveryKeySet: Type.Object(
+    {
+      id: Identity,
+      fingerprint: Fingerprint,
+      publicKey: armoredKey,
+      algorithm,
+      /** The time of the statement the device and the recovery key signed. */
+      time: Time,
+      setBy: Type.Object({ device: Fingerprint, signature: armoredSig }, closed),
+      keySignature: armoredSig,
+      replaces: Type.Optional(Type.Object({ fingerprint: Fingerprint, signature: armoredSig }, closed)),
+    },
+    closed,
+  ),
+  Recovered: Type.Object(
+    {
+      id: Identity,
+      recovery: Fingerprint,
+      signature: armoredSig,
+      /** The time of the statement all three keys signed. */
+      time: Time,
+      device: Type.Object({ ...recoveryKeyPart, name: DeviceName }, closed),
+      nextRecovery: Type.Object(recoveryKeyPart, closed),
     },
     closed,
   ),
