@@ -103,6 +103,14 @@ export function formatEvent(e: ServerEvent): string {
         `${who}  revoked key ${shortFingerprint(e.fingerprint)}  (${printable(e.reason)}, ${by})`,
       );
     }
+    case 'recovery_key_set':
+      return line(e.at, 'recovery', `${who}  recovery key ${shortFingerprint(e.fingerprint)} set`);
+    case 'recovered':
+      return line(
+        e.at,
+        'recovery',
+        `${who}  recovered on ${printable(e.name)}  key ${shortFingerprint(e.fingerprint)}  (every other device revoked)`,
+      );
     case 'role_changed':
       return line(e.at, 'role', `${who}  ${printable(e.role)} role ${e.granted ? 'granted' : 'revoked'}`);
     case 'alert': {

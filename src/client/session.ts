@@ -14,7 +14,8 @@
  */
 import { type TransactionReceipt, verifyTransactionReceipt } from '../ledger/proofs.js';
 import type { Transaction, TxBodies } from '../ledger/transactions.js';
-import { readPublicKey, verifyDetached } from '../pgp/messages.js';
+import { readPublicKey, signDetached, verifyDetached } from '../pgp/messages.js';
+import type { RecoveryKeyPair } from '../pgp/recovery-key.js';
 import { toBase64url, utf8 } from '../protocol/bytes.js';
 import { Channel, type ChannelMessage } from '../protocol/channel.js';
 import { randomBytes } from '../protocol/crypto/node.js';
@@ -32,6 +33,7 @@ import { ServerChannelMessage } from '../protocol/schemas/session.js';
 import {
   type DeviceAdditionStatement,
   type DeviceRevocationStatement,
+  type RecoveryKeyStatement,
   type RevocationStatement,
   type RotationStatement,
   statementBytes,
@@ -577,7 +579,7 @@ export class ClientSession extends Emitter {
   /**
    * Revokes one device key of this identity (DeviceRevoked), signed by this session's key; the
    * sessions of that device end, this one too when it names itself. The identity's last device is
-   * refused (`KL_LAST_DEVICE`): that is {@link revokeKey}.
+   * refused (`KL_LAST_DEVICE`: that is {@link revokeKey}) unless the identity has a recovery key.
    */
   async revokeDevice(
     fingerprint: string,
@@ -601,6 +603,49 @@ export class ClientSession extends Emitter {
       (tx) => {
         const b = tx.body as TxBodies['DeviceRevoked'];
         return tx.type === 'DeviceRevoked' && b.id === this.id && b.fingerprint === fingerprint;
+      },
+    );
+  }
+
+  /**
+   * Makes `recovery` the identity's recovery key (RecoveryKeySet; docs/protocol.md "Recovery"),
+   * signed by this session's key and by the recovery key; replacing the current recovery key takes
+   * it too (`replaces`).
+   */
+  async setRecoveryKey(
+    recovery: RecoveryKeyPair,
+    { replaces, timeoutMs = 30_000 }: { replaces?: RecoveryKeyPair; timeoutMs?: number } = {},
+  ): Promise<KeyChangeReceipt> {
+    const statement: RecoveryKeyStatement = {
+      type: 'keyledger/recovery-key',
+      v: 1,
+      chain: this.login.server.chain,
+      id: this.id,
+      fingerprint: recovery.fingerprint,
+      time: this.now(),
+    };
+    const data = statementBytes(statement);
+    const date = new Date(statement.time);
+    const id = this.nextId++;
+    return this.keyChange(
+      {
+        t: 'set-recovery-key',
+        id,
+        statement: JSON.stringify(statement),
+        signature: await this.login.key.signDetached(data, date),
+        publicKey: recovery.publicKey,
+        keySignature: await signDetached(data, recovery.key, date),
+        ...(replaces ? { replacesSignature: await signDetached(data, replaces.key, date) } : {}),
+      },
+      timeoutMs,
+      (tx) => {
+        const b = tx.body as TxBodies['RecoveryKeySet'];
+        return (
+          tx.type === 'RecoveryKeySet' &&
+          b.id === this.id &&
+          b.fingerprint === recovery.fingerprint &&
+          b.replaces?.fingerprint === replaces?.fingerprint
+        );
       },
     );
   }

@@ -11,7 +11,7 @@ import type * as openpgp from 'openpgp';
 import { ed25519PublicKeyAcceptable, x25519KeyPair, x25519SharedSecret } from '../protocol/crypto/node.js';
 import { KlError } from '../protocol/errors.js';
 import { checkArmor } from './armor.js';
-import { PGP_CONFIG, PGP_FULL_CONFIG } from './config.js';
+import { PGP_FULL_CONFIG } from './config.js';
 import { algorithmLabel } from './key-pair.js';
 import { readArmoredKey } from './messages.js';
 import { minimalKey } from './minimal-key.js';
@@ -70,10 +70,20 @@ function checkPoints(key: openpgp.PublicKey): void {
 }
 
 /**
+ * What a key is for: a device logs in (challenges are encrypted to it, so it needs an encryption
+ * capability); a recovery key only signs (docs/protocol.md "Recovery").
+ */
+export type KeyPurpose = 'device' | 'recovery';
+
+/**
  * Reads and checks a client's armored public key at time `now`.
  * @throws KlError `KL_KEY_MALFORMED`, `KL_KEY_IS_PRIVATE` or `KL_KEY_POLICY` (message says which rule).
  */
-export async function acceptPublicKey(armored: unknown, now: Date): Promise<AcceptedKey> {
+export async function acceptPublicKey(
+  armored: unknown,
+  now: Date,
+  purpose: KeyPurpose = 'device',
+): Promise<AcceptedKey> {
   if (typeof armored !== 'string' || armored.length > MAX_ARMORED_PUBLIC_KEY) {
     throw new KlError(
       'KL_KEY_MALFORMED',
@@ -150,14 +160,7 @@ export async function acceptPublicKey(armored: unknown, now: Date): Promise<Acce
       'the key has no valid signing capability (expired, revoked, or signed with a refused hash such as SHA-1)',
     );
   }
-  try {
-    await pub.getEncryptionKey(undefined, now, undefined, PGP_FULL_CONFIG);
-  } catch {
-    throw new KlError(
-      'KL_KEY_POLICY',
-      'the key has no valid encryption subkey: add one (gpg --quick-add-key FPR cv25519 encr)',
-    );
-  }
+  if (purpose === 'device') await needsEncryption(pub, now);
   const emails = pub.users
     .map((u) => u.userID?.email?.toLowerCase())
     .filter((e): e is string => typeof e === 'string' && e.length > 0);
@@ -177,6 +180,17 @@ export async function acceptPublicKey(armored: unknown, now: Date): Promise<Acce
     emails,
     armored: stored,
   };
+}
+
+async function needsEncryption(pub: openpgp.PublicKey, now: Date): Promise<void> {
+  try {
+    await pub.getEncryptionKey(undefined, now, undefined, PGP_FULL_CONFIG);
+  } catch {
+    throw new KlError(
+      'KL_KEY_POLICY',
+      'the key has no valid encryption subkey: add one (gpg --quick-add-key FPR cv25519 encr)',
+    );
+  }
 }
 
 /** Refuses a primary key or subkey whose algorithm or size the policy does not accept. */

@@ -59,6 +59,18 @@ export type ChannelMessage =
   | { t: 'device-pending'; id: number; code: string }
   | { t: 'add-device'; id: number; code: string; signature: string }
   | { t: 'revoke-device'; id: number; statement: string; signature: string }
+  | {
+      t: 'set-recovery-key';
+      id: number;
+      statement: string;
+      /** The session's device's signature over the statement. */
+      signature: string;
+      publicKey: string;
+      /** The recovery key's signature over the statement. */
+      keySignature: string;
+      /** The current recovery key's signature over the statement, when it is replaced. */
+      replacesSignature?: string;
+    }
   | { t: 'close'; reason: string }
   | { t: 'close-ack' }
   | { t: 'alert'; code: string; message: string };

@@ -40,6 +40,8 @@ export const ERROR_CODES = {
    * or the identity cannot be recovered (one answer for all: docs/protocol.md "Recovery").
    */
   KL_RECOVERY_INVALID: 403,
+  /** A recovery key file or paper form that cannot be read (a mistyped line, another kind of key). */
+  KL_RECOVERY_KEY_UNREADABLE: 400,
   KL_NOT_ADMIN: 403,
   KL_ADMIN_LINK_INVALID: 401,
   KL_CSRF: 403,

@@ -44,7 +44,8 @@ export async function sessionDevice(ledger: Ledger, s: Session): Promise<DeviceV
   return device;
 }
 
-async function verifyByDevice(
+/** Verifies `signature` over `data` by the session's `device` (a statement made within the skew). */
+export async function verifyByDevice(
   ctx: DeviceSessionContext,
   device: DeviceView,
   data: Uint8Array,

@@ -85,6 +85,25 @@ export interface DeviceRevokedEvent {
   by: { device: string } | { admin: string };
 }
 
+/** An identity's recovery key set or replaced on the ledger (docs/protocol.md "Recovery"). */
+export interface RecoveryKeySetEvent {
+  kind: 'recovery_key_set';
+  at: number;
+  id: string;
+  /** The recovery key's fingerprint. */
+  fingerprint: string;
+}
+
+/** An identity recovered with its recovery key: every device revoked, one new device enrolled. */
+export interface RecoveredEvent {
+  kind: 'recovered';
+  at: number;
+  id: string;
+  /** The new device's key. */
+  fingerprint: string;
+  name: string;
+}
+
 /** A role (admin) granted or revoked on the ledger. */
 export interface RoleChangedEvent {
   kind: 'role_changed';
@@ -140,6 +159,8 @@ export type ServerEvent =
   | KeyRotatedEvent
   | DeviceAddedEvent
   | DeviceRevokedEvent
+  | RecoveryKeySetEvent
+  | RecoveredEvent
   | RoleChangedEvent
   | AlertEvent
   | RefusedEvent

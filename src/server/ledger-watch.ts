@@ -45,6 +45,14 @@ function ledgerEvent(tx: CommittedTransaction, at: number): ServerEvent | undefi
     const by = 'admin' in b.revokedBy ? { admin: b.revokedBy.admin } : { device: b.revokedBy.device };
     return { kind: 'device_revoked', at, id: b.id, fingerprint: b.fingerprint, reason: b.reason, by };
   }
+  if (tx.type === 'RecoveryKeySet') {
+    const b = tx.envelope.tx.body as TxBodies['RecoveryKeySet'];
+    return { kind: 'recovery_key_set', at, id: b.id, fingerprint: b.fingerprint };
+  }
+  if (tx.type === 'Recovered') {
+    const b = tx.envelope.tx.body as TxBodies['Recovered'];
+    return { kind: 'recovered', at, id: b.id, fingerprint: b.device.fingerprint, name: b.device.name };
+  }
   if (tx.type === 'RoleGranted' || tx.type === 'RoleRevoked') {
     const b = tx.envelope.tx.body as TxBodies['RoleGranted'];
     return { kind: 'role_changed', at, id: b.id, role: b.role, granted: tx.type === 'RoleGranted' };
@@ -53,14 +61,22 @@ function ledgerEvent(tx: CommittedTransaction, at: number): ServerEvent | undefi
 }
 
 /**
- * Ends the sessions a key change took the key of: every session of a revoked identity, the sessions
- * of a rotated or revoked device only (docs/protocol.md "Devices"). After the current microtasks, so
+ * Ends the sessions a key change took the key of: every session of a revoked or recovered identity,
+ * the sessions of a rotated or revoked device only (docs/protocol.md "Devices"). After the current microtasks, so
  * the owner who asked for the change gets its receipt first.
  */
 function endSessionsOf(sessions: SessionTable, tx: CommittedTransaction, id: string): void {
   if (tx.type === 'KeyRevoked')
     setImmediate(() =>
       sessions.endIdentity(id, 'key_revoked', 'the key of this identity was revoked on the ledger'),
+    );
+  if (tx.type === 'Recovered')
+    setImmediate(() =>
+      sessions.endIdentity(
+        id,
+        'key_revoked',
+        'the identity was recovered with its recovery key on a new device: every device was revoked',
+      ),
     );
   if (tx.type === 'KeyRotated') {
     const old = (tx.envelope.tx.body as TxBodies['KeyRotated']).oldFingerprint;
@@ -98,7 +114,10 @@ export function watchLedger(o: LedgerWatchOptions): {
     o.onHeight(tx.height);
     const subject = (tx.envelope.tx.body as { id?: unknown }).id;
     if (
-      (tx.type === 'KeyRevoked' || tx.type === 'RoleRevoked' || tx.type === 'DeviceRevoked') &&
+      (tx.type === 'KeyRevoked' ||
+        tx.type === 'RoleRevoked' ||
+        tx.type === 'DeviceRevoked' ||
+        tx.type === 'Recovered') &&
       typeof subject === 'string'
     )
       o.dashboard.endIdentity(subject);

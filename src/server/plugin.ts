@@ -34,6 +34,7 @@ import type { ServerMetrics } from './metrics.js';
 import { registerOpenApi } from './openapi.js';
 import { registerOperationsRoutes, registerPublicRoutes, type ServedLedger } from './public-routes.js';
 import type { RateLimits } from './rate-limits.js';
+import { registerRecoveryRoutes } from './recovery-routes.js';
 import type { RegistrationService } from './registration.js';
 import { registerRegistrationRoutes } from './registration-routes.js';
 import { installErrorHandlers } from './reply-errors.js';
@@ -185,6 +186,15 @@ export const keyledger: FastifyPluginAsync<KeyledgerOptions> = async (app, o) =>
     chain: ledger.chainId,
     requests: deviceRequests,
     limits: core.limits,
+    now,
+    log,
+  });
+  registerRecoveryRoutes(app, {
+    ledger,
+    chain: ledger.chainId,
+    limit: core.limits.recoveryPerIp,
+    audit: core.audit,
+    alert: policy.record,
     now,
     log,
   });

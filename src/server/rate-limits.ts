@@ -31,6 +31,8 @@ export interface RateLimits {
   deviceRequestPerIp: Limit;
   /** Device codes that match no request, per identity whose session asked (it proved its key). */
   wrongDeviceCodePerIdentity: Limit;
+  /** Recoveries tried, per source address (docs/protocol.md "Recovery"); never per identity. */
+  recoveryPerIp: Limit;
 }
 
 /** Defaults: generous enough for a busy office behind one NAT, tight for what can be guessed. */
@@ -45,6 +47,7 @@ export const DEFAULT_RATE_LIMITS: RateLimits = {
   emailPerIdentity: { burst: 3, perSecond: 1 / 60 },
   deviceRequestPerIp: { burst: 10, perSecond: 1 / 60 },
   wrongDeviceCodePerIdentity: { burst: 10, perSecond: 1 / 60 },
+  recoveryPerIp: { burst: 5, perSecond: 1 / 60 },
 };
 
 /** One limiter per entry of {@link RateLimits}. */
@@ -62,6 +65,7 @@ const NAMES: { [K in keyof RateLimits]: [family: string, what: string] } = {
   emailPerIdentity: ['email code', 'email code per identity'],
   deviceRequestPerIp: ['device', 'device requests per IP'],
   wrongDeviceCodePerIdentity: ['wrong code', 'wrong device codes per identity'],
+  recoveryPerIp: ['recovery', 'recoveries per IP'],
 };
 
 /**

@@ -23,6 +23,7 @@ import {
   sessionDevice,
 } from './device-session.js';
 import type { ParsedKeyCache } from './handshake.js';
+import { setRecoveryKey } from './recovery-session.js';
 import { parseSessionStatement, STATEMENT_SKEW_MS } from './session-statement.js';
 import type { Session, SessionTable } from './sessions.js';
 
@@ -193,6 +194,8 @@ async function dispatch(ctx: SessionServiceContext, s: Session, m: ChannelMessag
       return answerWithReceipt(ctx, s, m.id, () => approveDevice(ctx.devices, s, m));
     case 'revoke-device':
       return answerWithReceipt(ctx, s, m.id, () => revokeDevice(ctx.devices, s, m));
+    case 'set-recovery-key':
+      return answerWithReceipt(ctx, s, m.id, () => setRecoveryKey(ctx.devices, s, m));
     default: {
       // Described without String(): a hostile object here could make the conversion itself throw.
       const t = (m as { t: unknown }).t;

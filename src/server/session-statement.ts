@@ -1,13 +1,15 @@
 /**
  * A statement signed by a session's device and sent inside the session (docs/protocol.md "Phases 3
- * and 4" and "Devices": revoking or rotating a key, revoking a device), parsed and bound to the
- * session: for its identity and ledger, made within {@link STATEMENT_SKEW_MS} of the server's clock.
+ * and 4", "Devices" and "Recovery": revoking or rotating a key, revoking a device, setting the
+ * recovery key), parsed and bound to the session: for its identity and ledger, made within
+ * {@link STATEMENT_SKEW_MS} of the server's clock.
  */
 import type { Static } from 'typebox';
 import { KlError } from '../protocol/errors.js';
 import { check } from '../protocol/schemas/check.js';
 import type {
   DeviceRevocationStatementSchema,
+  RecoveryKeyStatementSchema,
   RevocationStatementSchema,
   RotationStatementSchema,
 } from '../protocol/schemas/statements.js';
@@ -19,7 +21,8 @@ export const STATEMENT_SKEW_MS = 5 * 60_000;
 type SessionStatementSchema =
   | typeof RevocationStatementSchema
   | typeof RotationStatementSchema
-  | typeof DeviceRevocationStatementSchema;
+  | typeof DeviceRevocationStatementSchema
+  | typeof RecoveryKeyStatementSchema;
 
 /**
  * Parses `text` (JSON) against `schema` and checks it is for identity `id` on ledger `chain`, made
