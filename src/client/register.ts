@@ -20,6 +20,8 @@ import { sealTo } from '../pgp/sealed.js';
 import { canonicalBytes } from '../protocol/canonical-json.js';
 import { isKlError, KlError } from '../protocol/errors.js';
 import { chainMatchesPin, parseInvitation } from '../protocol/invitation.js';
+import { fits } from '../protocol/schemas/check.js';
+import { DeviceName } from '../protocol/schemas/fields.js';
 import {
   EnrollEmailReply,
   InfoReply,
@@ -91,6 +93,8 @@ export interface RegisterResult {
   chain: string;
   /** Whether the server was authenticated by a pin before the identity proof was sent. */
   trust: ServerTrust;
+  /** The name of this device as the ledger holds it (docs/ledger.md "Devices"), when the home has one. */
+  device?: string;
 }
 
 /** What register/begin answers. */
@@ -104,10 +108,12 @@ export interface RegistrationBegun {
  * Builds the body of register/complete: the identity proof sealed to the server key (bound to this
  * identity, key, nonce and server) inside the statement, and the statement signed by the key being
  * registered. `serverPublicKey` must be the key the client authenticated (pinned or checked against
- * the genesis), never one taken from the same answer unchecked.
+ * the genesis), never one taken from the same answer unchecked. The home's device name, if any, goes
+ * in the statement, so the signature covers it (docs/ledger.md "Devices").
+ * @throws KlError `KL_BAD_INPUT` for a device name the ledger would refuse.
  */
 export async function buildRegistrationRequest(o: {
-  identity: Pick<IdentityFile, 'id' | 'name' | 'fingerprint' | 'publicKey'>;
+  identity: Pick<IdentityFile, 'id' | 'name' | 'fingerprint' | 'publicKey' | 'device'>;
   key: Pick<ClientKey, 'signDetached'>;
   chain: string;
   nonce: string;
@@ -115,6 +121,7 @@ export async function buildRegistrationRequest(o: {
   proof: { method: 'invite' | 'email'; code: string };
   time: number;
 }): Promise<{ statement: RegistrationStatement; signature: string; publicKey: string }> {
+  const device = checkedDeviceName(o.identity.device);
   const serverKey = await readPublicKey(o.server.publicKey);
   if (serverKey.getFingerprint() !== o.server.fingerprint)
     throw new KlError('KL_SERVER_KEY_MISMATCH', 'the server key does not have the pinned fingerprint');
@@ -125,6 +132,7 @@ export async function buildRegistrationRequest(o: {
     id: o.identity.id,
     name: o.identity.name,
     fingerprint: o.identity.fingerprint,
+    ...(device !== undefined ? { device } : {}),
     nonce: o.nonce,
     server: o.server.fingerprint,
     time: o.time,
@@ -141,6 +149,24 @@ export async function buildRegistrationRequest(o: {
   const statement: RegistrationStatement = { ...base, proof: { method: o.proof.method, sealed } };
   const signature = await o.key.signDetached(statementBytes(statement), new Date(o.time));
   return { statement, signature, publicKey: o.identity.publicKey };
+}
+
+/**
+ * The home's device name as the registration statement carries it: undefined without one; refused
+ * before anything is sent when the ledger would refuse it (the schema's DeviceName).
+ * @throws KlError `KL_BAD_INPUT`
+ */
+function checkedDeviceName(device: string | undefined): string | undefined {
+  if (device === undefined) return undefined;
+  const shown = JSON.stringify(String(device).slice(0, 60));
+  if (!fits(DeviceName, device))
+    throw new KlError(
+      'KL_BAD_INPUT',
+      `the device name ${shown} in identity.json is not one the ledger takes: ` +
+        '1 to 40 letters, digits, spaces, dots, dashes or underscores, starting with a letter or digit ' +
+        '(keyledger init --device NAME sets it)',
+    );
+  return device;
 }
 
 /** Fetches and checks the server's genesis and key: the key must be the one the genesis pins. */
@@ -177,6 +203,8 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
   const now = o.now ?? Date.now;
   const { code, pin } = parseInvitation(o.proof.code);
   const { identity, key } = await openClientKey(o.home, o.passphrase);
+  // A name the ledger would refuse is said before the server is even asked.
+  checkedDeviceName(identity.device);
   const { info, trust } = await authenticateServer(
     o,
     pin,
@@ -222,6 +250,7 @@ export async function register(o: RegisterOptions): Promise<RegisterResult> {
     server: { fingerprint: info.server.fingerprint },
     chain: info.chain,
     trust,
+    ...(identity.device !== undefined ? { device: identity.device } : {}),
   };
 }
 
@@ -298,12 +327,13 @@ export function verifiedReceipt(
 
 /**
  * docs/protocol.md "Phase 1", step 5, the acknowledgment, checked: the receipt proves KeyRegistered(id → this
- * key) is in a block signed by the ledger's validators, and the server answered with the key it pinned.
+ * key, under exactly this device name or none) is in a block signed by the ledger's validators, and the
+ * server answered with the key it pinned.
  */
 function checkRegistrationAnswer(
   answer: unknown,
   info: ServerInfo,
-  identity: { id: string; fingerprint: string },
+  identity: { id: string; fingerprint: string; device?: string },
 ): { receipt: TransactionReceipt; height: number; txid: string } {
   const a = checkReply(RegisterCompleteReply, answer, 'KL_RECEIPT_INVALID', 'POST /v1/register/complete');
   // The schema bounds the envelope; its body is checked for its transaction type by the verifier.
@@ -314,6 +344,15 @@ function checkRegistrationAnswer(
   if (tx.type !== 'KeyRegistered' || body.id !== identity.id || body.fingerprint !== identity.fingerprint) {
     throw new KlError('KL_RECEIPT_INVALID', 'the receipt is for another registration');
   }
+  // The statement the key signed named the device; a receipt naming another (or none) is not its
+  // registration, whoever changed it.
+  if (body.device !== identity.device)
+    throw new KlError(
+      'KL_RECEIPT_INVALID',
+      `the receipt registers this key as the device ${body.device === undefined ? '(no name)' : JSON.stringify(body.device)}, ` +
+        `not ${identity.device === undefined ? '(no name)' : JSON.stringify(identity.device)}: ` +
+        'the answer was changed on the way, or this key was registered before under another name',
+    );
   if (a.server.fingerprint !== info.server.fingerprint)
     throw new KlError('KL_SERVER_KEY_MISMATCH', 'the server answered with another key');
   return { receipt, height: check.height, txid: check.txid };

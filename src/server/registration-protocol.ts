@@ -85,6 +85,8 @@ export interface VerifiedRegistration {
   id: string;
   name: string;
   fingerprint: string;
+  /** The device name the statement carries (the schema's DeviceName; docs/ledger.md "Devices"), if any. */
+  device?: string;
   algorithm: string;
   /** The key as accepted (armored, minimal) and parsed. */
   armored: string;
@@ -126,6 +128,7 @@ export async function verifyRegistration(o: VerifyRegistrationOptions): Promise<
     id,
     name,
     fingerprint: accepted.fingerprint,
+    ...(s.device !== undefined ? { device: s.device } : {}),
     algorithm: accepted.algorithm,
     armored: accepted.armored,
     key: accepted.key,

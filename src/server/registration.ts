@@ -112,9 +112,17 @@ export class RegistrationService {
     this.inFlight.add(id);
     try {
       // docs/protocol.md "Phase 1", step 4: store KpubC on the ledger and wait for its confirmation.
+      // The device name comes from the statement the key signed, so nobody on the way can rename it.
       const receipt = await this.o.ledger.submit({
         type: 'KeyRegistered',
-        body: { id, name, fingerprint: v.fingerprint, publicKey: v.armored, algorithm: v.algorithm },
+        body: {
+          id,
+          name,
+          fingerprint: v.fingerprint,
+          publicKey: v.armored,
+          algorithm: v.algorithm,
+          ...(v.device !== undefined ? { device: v.device } : {}),
+        },
       });
       this.o.proofs.consume(id, proof.method, proof.code, this.o.now());
       return this.result(id, name, v, receipt);

@@ -77,6 +77,8 @@ export async function registerCommand(
   else {
     out(`registered   ${r.id}`);
     out(`fingerprint  ${r.fingerprint}`);
+    if (r.device !== undefined)
+      out(`device       ${r.device} (its name on the ledger, in the receipt verified)`);
     out(`ledger       block ${r.height}, transaction ${r.txid} (receipt verified against the genesis)`);
     out(`server key   ${r.server.fingerprint} (pinned; matches the ledger genesis)`);
     out(
