@@ -1,16 +1,22 @@
 /**
- * Devices through the real CLI (bin/keyledger.js → dist/; issue 18): `init --device`, a new device's
- * `device request` waiting while the first device runs `device approve CODE`, the new device logging
- * in, `device list` on both, `device revoke` by name, and the refusals a person meets (a bad device
- * name, no confirmation without a terminal, an unknown device, a server nothing authenticated).
- * The server runs in this process, so every command runs as a child without blocking it.
+ * Devices through the real CLI (bin/keyledger.js → dist/; issue 18): `init --device` (the name
+ * registered with the first key), a new device's `device request` waiting while the first device
+ * runs `device approve CODE`, the new device logging in, `device list` on both with each device's
+ * last login (verified from the audit trail; the server answers `device.logins`), `device revoke`
+ * by name, and the refusals a person meets (a bad device name, no confirmation without a terminal,
+ * an unknown device, a server nothing authenticated). The server runs in this process, so every
+ * command runs as a child without blocking it.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { tempDir } from './helpers.js';
+import { readAuditTrail } from '../src/ledger/audit-trail.js';
+import type { TxBodies } from '../src/ledger/transactions.js';
+import { sha256Hex } from '../src/protocol/hash.js';
+import { deviceLoginsHandler } from '../src/server/device-logins.js';
+import { tempDir, until } from './helpers.js';
 import { bin, type CliResult, runCliAsync } from './support/cli.js';
 import { invite, testServer } from './support/server.js';
 
@@ -62,7 +68,26 @@ before(async () => {
   server = await testServer({
     rateLimits: { deviceRequestPerIp: open, registerPerIp: open, loginPerIp: open, loginPerIdentity: open },
   });
+  server.onMessage(deviceLoginsHandler({ ledger: server.ledger }));
 });
+
+/** How many logins of `fingerprint` (an identity's device key) the audit trail holds. */
+async function loginsOf(id: string, fingerprint: string): Promise<number> {
+  const starts = await readAuditTrail(server.ledger, {
+    subject: sha256Hex(id),
+    event: 'session_start',
+    limit: 1_000,
+  });
+  return starts.filter((e) => e.detail?.fingerprint === fingerprint).length;
+}
+
+/** One device's entry in `device list --json`. */
+interface ListedDevice {
+  name: string | null;
+  fingerprint: string;
+  current: boolean;
+  lastLogin?: { at: number; height: number; txid: string } | null;
+}
 after(async () => {
   await server.close();
 });
@@ -175,28 +200,64 @@ describe('devices through the CLI', () => {
       request.kill();
     }
 
-    // The new device logs in with its own key.
+    // The new device logs in with its own key; its login is on the audit trail before the listing.
+    const firstFpr = JSON.parse(ok(await run(['whoami', '--home', first, '--json'])).stdout).fingerprint;
+    const phoneLogins = await loginsOf(id, secondFpr);
     const li = ok(await run(['login', '--home', second, '--json']));
     assert.equal(JSON.parse(li.stdout).verified, true);
+    await until(async () => (await loginsOf(id, secondFpr)) > phoneLogins);
 
-    // Both devices listed, each home marking its own; the text form too.
+    // Both devices listed, each home marking its own, the first one by the name it registered
+    // with; each with its last login (the laptop's: its last approval's session, before this
+    // listing's), the phone's the newer. The text form too.
     const listed = JSON.parse(ok(await run(['device', 'list', '--home', first, '--json'])).stdout);
     assert.deepEqual(
-      listed.devices.map((d: { name: string; current: boolean }) => [d.name, d.current]),
+      listed.devices.map((d: ListedDevice) => [d.name, d.current]),
       [
-        [null, true],
+        ['laptop', true],
         ['phone', false],
       ],
     );
     assert.equal(listed.chain, server.ledger.chainId);
+    assert.equal(listed.lastLogins.verified, true);
+    const [laptopSeen, phoneSeen] = (listed.devices as ListedDevice[]).map((d) => d.lastLogin);
+    assert.ok(laptopSeen && phoneSeen, JSON.stringify(listed.devices));
+    assert.ok(phoneSeen.at > laptopSeen.at, 'the phone logged in last');
+    const onLedger = await server.ledger.getTransaction(phoneSeen.txid);
+    assert.equal(onLedger.envelope.tx.type, 'AuditEvent');
+    assert.equal((onLedger.envelope.tx.body as TxBodies['AuditEvent']).detail?.fingerprint, secondFpr);
     const text = ok(await run(['device', 'list', '--home', second])).stdout;
     assert.match(
       text,
       new RegExp(
-        `^\\* phone +${secondFpr} +added at block \\d+, approved by [0-9a-f]{40} +\\(this device\\)$`,
+        `^\\* phone +${secondFpr} +added at block \\d+, approved by ${firstFpr} +\\(this device\\)$`,
         'm',
       ),
     );
+    assert.match(text, /^ {2}laptop +[0-9a-f]{40} +added at block \d+$/m);
+    // Each device's line is followed by its last login: the phone's is its login before this listing.
+    assert.match(
+      text,
+      new RegExp(
+        `^ {6}last login before this listing ${new Date(phoneSeen.at).toISOString().replace(/\.\d{3}Z$/, 'Z')} \\(block ${phoneSeen.height}\\)$`,
+        'm',
+      ),
+    );
+    assert.match(
+      text,
+      /^last logins: session starts on the ledger's audit trail, each verified against the genesis/m,
+    );
+
+    // The laptop logs in again: now the laptop's is the newer.
+    const laptopLogins = await loginsOf(id, firstFpr);
+    ok(await run(['login', '--home', first]));
+    await until(async () => (await loginsOf(id, firstFpr)) > laptopLogins);
+    const again = JSON.parse(ok(await run(['device', 'list', '--home', second, '--json'])).stdout);
+    const [laptopNow, phoneNow] = (again.devices as ListedDevice[]).map((d) => d.lastLogin);
+    assert.ok(laptopNow && phoneNow);
+    assert.ok(laptopNow.at > phoneNow.at, 'the laptop logged in last');
+    // A listing logs in too: the phone's last login before this one is its text listing's.
+    assert.ok(phoneNow.at > phoneSeen.at);
 
     // Revoke: an unknown device, then no confirmation without a terminal, then by name with --yes.
     const unknown = await run(['device', 'revoke', 'toaster', '--yes', '--home', first]);

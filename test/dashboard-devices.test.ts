@@ -4,7 +4,9 @@
  * device's session) is shown with both, from the key record verified in the page; the sessions list
  * names each session's device key; revoking a device from the page, with its confirmation and a
  * reason, ends that device's session while the other's goes on, and the page then shows one active
- * device and the revoked one; revoking the last one says first that it revokes the identity. What
+ * device and the revoked one; revoking the last one says first that it revokes the identity. Each
+ * active device shows its last login from the audit trail, checked in the page against its receipt
+ * (an answer changed on the way says NOT verified). What
  * the server says (the identity's display name here) is shown as text. Screenshots go to
  * test-output/dashboard/ (dev-*.png). Real server on 127.0.0.1, real Chromium (Debian's
  * /usr/bin/chromium), real keys.
@@ -18,7 +20,9 @@ import { type Browser, chromium, type Locator, type Page } from 'playwright-core
 import type { ClientHome } from '../src/client/home.js';
 import { register } from '../src/client/register.js';
 import { type ClientSession, connect } from '../src/client/session.js';
+import { readAuditTrail } from '../src/ledger/audit-trail.js';
 import { activeDevices } from '../src/ledger/devices.js';
+import { sha256Hex } from '../src/protocol/hash.js';
 import { isAdmin } from '../src/server/admin-actions.js';
 import { until } from './helpers.js';
 import { approvedDevice } from './support/devices.js';
@@ -126,12 +130,12 @@ describe('devices in the admin dashboard (Chromium)', () => {
     assert.deepEqual([first?.fingerprint, second?.fingerprint, second?.name], [laptopFpr, phoneFpr, 'phone']);
     const laptopCells = await cells(deviceRow(laptopFpr));
     assert.deepEqual(
-      [laptopCells[0], laptopCells[1], laptopCells[4], laptopCells[5], laptopCells[6]],
+      [laptopCells[0], laptopCells[1], laptopCells[4], laptopCells[6], laptopCells[7]],
       ['first key', laptopFpr, 'registered with the identity', 'active', 'Revoke device'],
     );
     assert.match(laptopCells[3]!, new RegExp(`^block ${first!.added.height} \\(`));
     const phoneCells = await cells(deviceRow(phoneFpr));
-    assert.deepEqual([phoneCells[0], phoneCells[1], phoneCells[5]], ['phone', phoneFpr, 'active']);
+    assert.deepEqual([phoneCells[0], phoneCells[1], phoneCells[6]], ['phone', phoneFpr, 'active']);
     assert.match(phoneCells[3]!, new RegExp(`^block ${second!.added.height} \\(`));
     assert.equal(phoneCells[4], `device first key (${laptopFpr.slice(0, 16)}…)`);
     // Both sessions, each with its device key named.
@@ -152,6 +156,76 @@ describe('devices in the admin dashboard (Chromium)', () => {
     assert.deepEqual(problems, []);
     page.removeAllListeners('pageerror');
     await shot('dev-01-identity-devices');
+  });
+
+  it("each active device's last login: its newest session start on the audit trail, verified in the page; a changed one is not", async () => {
+    // Both sessions' starts are on the ledger (each names its device key).
+    const startOf = async (session: ClientSession) => {
+      const hash = sha256Hex(session.sessionId).slice(0, 32);
+      const rows = await readAuditTrail(server.ledger, {
+        subject: sha256Hex(ID),
+        event: 'session_start',
+        limit: 100,
+      });
+      return rows.find((e) => e.detail?.session === hash);
+    };
+    await until(async () => !!(await startOf(fromLaptop)) && !!(await startOf(fromPhone)));
+    const laptopStart = (await startOf(fromLaptop))!;
+    const phoneStart = (await startOf(fromPhone))!;
+    assert.deepEqual(
+      [laptopStart.detail?.fingerprint, phoneStart.detail?.fingerprint],
+      [laptopFpr, phoneFpr],
+    );
+
+    await openIdentity();
+    assert.deepEqual(await devicesTable().locator('th').allTextContents(), [
+      'Device',
+      'Fingerprint',
+      'Algorithm',
+      'Added',
+      'Added by',
+      'Last login',
+      'Status',
+      'Action',
+    ]);
+    const lastLogin = (fingerprint: string) => deviceRow(fingerprint).locator('td.last-login');
+    await lastLogin(laptopFpr).and(page.locator('[data-verified="true"]')).waitFor();
+    await lastLogin(phoneFpr).and(page.locator('[data-verified="true"]')).waitFor();
+    for (const [fpr, start] of [
+      [laptopFpr, laptopStart],
+      [phoneFpr, phoneStart],
+    ] as const) {
+      assert.equal(await lastLogin(fpr).getAttribute('data-at'), String(start.at));
+      assert.equal(
+        await lastLogin(fpr).textContent(),
+        await page.evaluate((ms) => new Date(ms).toLocaleString(), start.at),
+      );
+      assert.match(
+        (await lastLogin(fpr).getAttribute('title')) ?? '',
+        /^Verified in this browser: session start in block \d+/,
+      );
+    }
+    // The phone connected after the laptop.
+    assert.ok(phoneStart.at >= laptopStart.at);
+    await shot('dev-01b-last-logins');
+
+    // The audit trail's answer changed on the way (the laptop's login moved a day later): the page
+    // checks the event against its receipt, and says it is not verified.
+    await page.route('**/admin/api/audit?*', async (route) => {
+      const res = await route.fetch();
+      const rows = (await res.json()) as Array<{ at: number; detail?: { fingerprint?: string } }>;
+      for (const r of rows) if (r.detail?.fingerprint === laptopFpr) r.at += 86_400_000;
+      await route.fulfill({ response: res, json: rows });
+    });
+    try {
+      await openIdentity();
+      await lastLogin(laptopFpr).and(page.locator('[data-verified="false"]')).waitFor();
+      assert.match((await lastLogin(laptopFpr).textContent()) ?? '', /\(NOT verified\)$/);
+      assert.equal(await lastLogin(laptopFpr).getAttribute('title'), 'the event is not this login');
+      await lastLogin(phoneFpr).and(page.locator('[data-verified="true"]')).waitFor();
+    } finally {
+      await page.unroute('**/admin/api/audit?*');
+    }
   });
 
   it("the sessions list shows each session's device key: the short fingerprint, and the device's name once the record is loaded", async () => {
@@ -204,8 +278,9 @@ describe('devices in the admin dashboard (Chromium)', () => {
     );
     const revokedCells = await cells(deviceRow(laptopFpr));
     assert.equal(revokedCells[0], 'first key');
-    assert.match(revokedCells[5]!, /^revoked at block \d+ \(/);
-    assert.equal(revokedCells[6], '', 'no action on a revoked key');
+    assert.equal(revokedCells[5], '–', 'no last login shown for a revoked key');
+    assert.match(revokedCells[6]!, /^revoked at block \d+ \(/);
+    assert.equal(revokedCells[7], '', 'no action on a revoked key');
     // The phone, now the record's first key, still says which device added it (from the history).
     assert.equal((await cells(deviceRow(phoneFpr)))[4], `device first key (${laptopFpr.slice(0, 16)}…)`);
     assert.match(
@@ -268,7 +343,7 @@ describe('devices in the admin dashboard (Chromium)', () => {
       [phoneFpr, 'revoked'],
       [laptopFpr, 'revoked'],
     ]);
-    assert.match((await cells(deviceRow(phoneFpr)))[5]!, /^revoked with the identity at block \d+/);
+    assert.match((await cells(deviceRow(phoneFpr)))[6]!, /^revoked with the identity at block \d+/);
     await phoneEnded;
     const { record } = await server.ledger.getKeyRecord(ID);
     assert.equal(record?.status, 'revoked');

@@ -342,7 +342,12 @@ export class LoginConnection {
     if (this.ws.readyState === this.ws.OPEN) this.ws.send(frame);
     // The channel holds its own copy of the keys.
     wipeSessionKeys(login.keys);
-    ctx.audit('session_start', login.id, { session: sha256Hex(session.sessionId).slice(0, 32) });
+    // The device key that logged in (public, as on the key record): each device's last login is read
+    // back from the trail (docs/ledger.md "Devices").
+    ctx.audit('session_start', login.id, {
+      session: sha256Hex(session.sessionId).slice(0, 32),
+      fingerprint: login.fingerprint,
+    });
   }
 }
 

@@ -4,6 +4,7 @@
  * the code the new device shows, lists the devices the ledger proves, and revokes one.
  */
 import type { DeviceRequestProgress } from '../../client/device-request.js';
+import type { DeviceList, DeviceLogin, DeviceLogins } from '../../client/devices.js';
 import { ClientHome } from '../../client/home.js';
 import type { ClientSession } from '../../client/session.js';
 import { findDevice } from '../../ledger/devices.js';
@@ -171,12 +172,14 @@ async function approve(o: ClientOptions & { code: string; check?: string; yes?: 
   }
 }
 
-/** `keyledger device list`: the devices the ledger proves. */
+/** `keyledger device list`: the devices the ledger proves, and each one's last login. */
 async function list(o: ClientOptions): Promise<number> {
   const home = new ClientHome(o.home);
   const { listDevices } = await import('../../client/devices.js');
   const r = await listDevices({ home, ...(o.server !== undefined ? { server: o.server } : {}) });
   const chain = home.readServer().chain;
+  const logins = await lastLogins(o, r);
+  const loginOf = (fingerprint: string) => (logins.verified ? logins.byDevice.get(fingerprint) : undefined);
   if (o.json) {
     out(
       JSON.stringify({
@@ -184,8 +187,14 @@ async function list(o: ClientOptions): Promise<number> {
         status: r.status,
         chain,
         height: r.height,
-        devices: r.devices.map(({ publicKey: _publicKey, ...d }) => d),
+        devices: r.devices.map(({ publicKey: _publicKey, ...d }) => ({
+          ...d,
+          ...(logins.verified ? { lastLogin: loginOf(d.fingerprint) ?? null } : {}),
+        })),
         history: r.history,
+        lastLogins: logins.verified
+          ? { verified: true, searched: logins.searched }
+          : { verified: false, code: logins.code, reason: logins.reason },
       }),
     );
     return 0;
@@ -203,7 +212,9 @@ async function list(o: ClientOptions): Promise<number> {
     out(
       `${d.current ? '* ' : '  '}${(d.name ?? '(unnamed)').padEnd(20)} ${d.fingerprint}  added at block ${d.added.height}${approved}${d.current ? '  (this device)' : ''}`,
     );
+    if (logins.verified) out(`      ${loginLine(loginOf(d.fingerprint), logins.searched, d.current)}`);
   }
+  out(lastLoginsNote(logins));
   if (r.history.length > 0) {
     out('earlier keys:');
     for (const h of r.history)
@@ -212,6 +223,59 @@ async function list(o: ClientOptions): Promise<number> {
       );
   }
   return 0;
+}
+
+/** The devices' last logins, or why they are not shown. */
+type LastLogins = DeviceLogins | { verified: false; code: string; reason: string };
+
+/**
+ * The last login of each device of `r`, read in a session of this device (docs/protocol.md
+ * "Devices", `device.logins`): every event verified against the pinned genesis. A refusal (no
+ * passphrase, a server that does not answer it, an answer that does not verify) costs the column,
+ * not the proven list.
+ */
+async function lastLogins(o: ClientOptions, r: DeviceList): Promise<LastLogins> {
+  if (r.devices.length === 0)
+    return { verified: false, code: 'KL_NOT_REGISTERED', reason: `the identity is ${r.status}` };
+  let session: ClientSession | undefined;
+  try {
+    session = await openSession(o);
+    const { readDeviceLogins } = await import('../../client/devices.js');
+    return await readDeviceLogins({
+      session,
+      server: new ClientHome(o.home).readServer(),
+      id: r.id,
+      devices: r.devices.map((d) => d.fingerprint),
+    });
+  } catch (err) {
+    if (!(err instanceof KlError)) throw err;
+    const reason =
+      err.code === 'KL_NOT_FOUND'
+        ? 'this server does not answer device.logins (it reads them from the audit trail)'
+        : err.message;
+    return { verified: false, code: err.code, reason };
+  } finally {
+    if (session && !session.isClosed) await session.close().catch(() => undefined);
+  }
+}
+
+/** One device's last-login line. */
+function loginLine(
+  login: DeviceLogin | undefined,
+  searched: DeviceLogins['searched'],
+  current: boolean,
+): string {
+  const before = current ? ' before this listing' : '';
+  return login
+    ? `last login${before} ${at(login.at)} (block ${login.height})`
+    : `no login${before} on the ledger since block ${searched.fromHeight}`;
+}
+
+/** What the last logins shown are, or why there are none. */
+function lastLoginsNote(logins: LastLogins): string {
+  return logins.verified
+    ? `last logins: session starts on the ledger's audit trail, each verified against the genesis (blocks ${logins.searched.fromHeight}–${logins.searched.toHeight} searched; the server picks them, so a later login it left out would not show)`
+    : `last logins not shown: ${logins.code}: ${logins.reason}`;
 }
 
 /** `keyledger device revoke FPR|NAME`: revokes one device key of the identity. */

@@ -209,6 +209,10 @@ function devicesTable(r) {
       el('td', {}, d.algorithm),
       el('td', {}, d.added ? at(d.added) : '–'),
       el('td', {}, d.added ? approverOf(r, d.approvedBy) : '–'),
+      // Filled in by fillLastLogins, for the active devices.
+      status === 'active'
+        ? el('td', { className: 'last-login', 'data-fingerprint': d.fingerprint }, 'reading…')
+        : el('td', {}, '–'),
       el('td', { className: statusClass }, d.statusText ?? status),
       el('td', {}, action ?? ''),
     );
@@ -259,12 +263,91 @@ function devicesTable(r) {
       el(
         'tr',
         {},
-        ...['Device', 'Fingerprint', 'Algorithm', 'Added', 'Added by', 'Status', 'Action'].map((h) =>
-          el('th', { scope: 'col' }, h),
+        ...['Device', 'Fingerprint', 'Algorithm', 'Added', 'Added by', 'Last login', 'Status', 'Action'].map(
+          (h) => el('th', { scope: 'col' }, h),
         ),
       ),
     ),
     el('tbody', {}, ...rows),
+  );
+}
+
+/** How far back the devices table reads the audit trail for last logins, days (the read is bounded by it). */
+const LAST_LOGIN_DAYS = 7;
+
+/** SHA-256 of `text` (UTF-8), hex: the audit trail's subject of an identity. Null outside a secure context. */
+async function sha256Hex(text) {
+  if (!globalThis.crypto?.subtle) return null;
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * The `session_start` event `row` (from the audit trail) checked in this browser: its transaction's
+ * receipt verifies against the genesis, and it is a login of identity `subject` with the device key
+ * `fingerprint` at the time listed. Returns the verified event body, or why not.
+ */
+async function verifiedLogin(row, fingerprint, subject) {
+  const receipt = await api(`tx/${row.txid}`);
+  const check = verifier.verifyTransactionReceipt({ genesis, receipt });
+  if (!check.verified) return { reason: check.reason };
+  const tx = receipt.envelope.tx;
+  const b = tx.body;
+  if (subject === null) return { reason: 'this page is not in a secure context: cannot hash the identity' };
+  const genuine =
+    tx.type === 'AuditEvent' &&
+    b.event === 'session_start' &&
+    b.subject === subject &&
+    b.detail?.fingerprint === fingerprint &&
+    b.at === row.at;
+  return genuine ? { body: b, height: check.height } : { reason: 'the event is not this login' };
+}
+
+/**
+ * Fills the "Last login" cells of the active devices in `table` (identity record `r`, verified in
+ * this page): the newest `session_start` of each device key on the audit trail of the last
+ * LAST_LOGIN_DAYS days (never before the oldest device was added), each checked in this browser
+ * (verifiedLogin). Never throws: a cell says what it could not read.
+ */
+async function fillLastLogins(r, table) {
+  const cells = [...table.querySelectorAll('td.last-login')];
+  if (cells.length === 0) return;
+  const oldest = Math.min(...verifier.activeDevices(r).map((d) => d.added.time));
+  const since = Math.max(oldest, Date.now() - LAST_LOGIN_DAYS * 86_400_000);
+  const mark = (cell, state, text, title = '') => {
+    cell.dataset.verified = state;
+    cell.title = title;
+    cell.replaceChildren(text);
+  };
+  let rows;
+  try {
+    const q = new URLSearchParams({ id: r.id, event: 'session_start', since: String(since), format: 'json' });
+    rows = await api(`audit?${q}`);
+  } catch (err) {
+    for (const cell of cells) mark(cell, 'false', `unavailable (${err.code ?? 'error'})`);
+    return;
+  }
+  const subject = await sha256Hex(r.id);
+  await Promise.all(
+    cells.map(async (cell) => {
+      const fingerprint = cell.dataset.fingerprint;
+      // Newest first: the first event of this device key is its last login.
+      const row = rows.find((e) => e.detail?.fingerprint === fingerprint);
+      if (!row) return mark(cell, 'none', `none in ${LAST_LOGIN_DAYS} days`);
+      try {
+        const v = await verifiedLogin(row, fingerprint, subject);
+        if (!v.body) return mark(cell, 'false', `${time(row.at)} (NOT verified)`, v.reason);
+        cell.dataset.at = String(v.body.at);
+        mark(
+          cell,
+          'true',
+          time(v.body.at),
+          `Verified in this browser: session start in block ${v.height}, signed by the ledger's validators.`,
+        );
+      } catch (err) {
+        mark(cell, 'false', `${time(row.at)} (NOT verified)`, `${err.code ?? 'error'}: ${err.message}`);
+      }
+    }),
   );
 }
 
@@ -282,6 +365,12 @@ async function showIdentity(id) {
     : { verified: false, reason: 'verifier not loaded' };
   const box = $('#id-detail');
   box.hidden = false;
+  const devices = devicesTable(r);
+  // Last logins come from the audit trail, read after the page is shown; only for a verified record.
+  if (check.verified) fillLastLogins(r, devices);
+  else
+    for (const cell of devices.querySelectorAll('td.last-login'))
+      cell.replaceChildren('not read: the record is not verified');
   box.replaceChildren(
     el(
       'div',
@@ -315,7 +404,7 @@ async function showIdentity(id) {
           ? `Devices: ${verifier.activeDevices(r).length} active`
           : 'Devices: none active (the identity is revoked)',
       ),
-      devicesTable(r),
+      devices,
       r.history.length ? '' : el('p', { className: 'muted' }, 'No earlier keys.'),
       r.revocation
         ? el(
