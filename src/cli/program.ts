@@ -10,6 +10,7 @@ import { declareAudit, declareDemo, declareLogs, declareReceipt } from './progra
 import { declareGenesis } from './program/genesis.js';
 import { declareLedger } from './program/ledger.js';
 import { declareNode } from './program/node.js';
+import { declareRecover, declareRecoveryKey } from './program/recovery.js';
 import { declareConfig, declareServe } from './program/server.js';
 import type { Context, Outcome } from './program/shared.js';
 import {
@@ -54,6 +55,8 @@ export function declareCommands(program: Command, outcome: Outcome): void {
   declareRotateKey(program, context);
   declareRevokeKey(program, context);
   declareDevice(program, context);
+  declareRecoveryKey(program, context);
+  declareRecover(program, context);
   // auditor
   declareAudit(program, context);
   declareLogs(program, context);

@@ -6,10 +6,9 @@
  * self-signature, made deterministic (no salt notation; Ed25519 signatures are deterministic), so
  * the armored key rebuilt from paper is the one first written.
  */
-import { ed25519 } from '@noble/curves/ed25519';
 import * as openpgp from 'openpgp';
 import { concatBytes } from '../protocol/bytes.js';
-import { randomBytes } from '../protocol/crypto/node.js';
+import { ed25519FromPkcs8, randomBytes } from '../protocol/crypto/node.js';
 import { KlError } from '../protocol/errors.js';
 import { canonicalIdentity } from '../protocol/identity.js';
 import type { PaperKey } from '../protocol/paper-key.js';
@@ -36,6 +35,25 @@ export const RECOVERY_KEY_NAME = 'keyledger recovery key';
 /** OID of Ed25519 for legacy EdDSA (RFC 4880bis, 1.3.6.1.4.1.11591.15.1). */
 const ED25519_OID = Uint8Array.of(0x09, 0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x0f, 0x01);
 const EDDSA_LEGACY = 22;
+/** The PKCS#8 prefix of an Ed25519 private key (RFC 8410 §7), followed by the 32-byte seed. */
+const PKCS8_ED25519 = Uint8Array.of(
+  0x30,
+  0x2e,
+  0x02,
+  0x01,
+  0x00,
+  0x30,
+  0x05,
+  0x06,
+  0x03,
+  0x2b,
+  0x65,
+  0x70,
+  0x04,
+  0x22,
+  0x04,
+  0x20,
+);
 
 /** An MPI (RFC 4880 §3.2): bit count, then the bytes without leading zeros. */
 function mpi(bytes: Uint8Array): Uint8Array {
@@ -49,7 +67,10 @@ function mpi(bytes: Uint8Array): Uint8Array {
 /** The unencrypted v4 secret-key packet of an Ed25519 seed, with its header. */
 function secretKeyPacket({ seed, created }: PaperKey): Uint8Array {
   const time = Uint8Array.of(created >>> 24, (created >> 16) & 255, (created >> 8) & 255, created & 255);
-  const point = concatBytes(Uint8Array.of(0x40), ed25519.getPublicKey(seed));
+  const point = concatBytes(
+    Uint8Array.of(0x40),
+    ed25519FromPkcs8(concatBytes(PKCS8_ED25519, seed)).publicKey,
+  );
   const secret = mpi(seed);
   let sum = 0;
   for (const byte of secret) sum = (sum + byte) & 0xffff;
