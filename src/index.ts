@@ -23,8 +23,8 @@ export type {
   DeviceRequestProgress,
 } from './client/device-request.js';
 export { requestDevice } from './client/device-request.js';
-export type { DeviceList, DeviceListEntry } from './client/devices.js';
-export { listDevices } from './client/devices.js';
+export type { DeviceList, DeviceListEntry, DeviceLogin, DeviceLogins } from './client/devices.js';
+export { listDevices, readDeviceLogins } from './client/devices.js';
 export type { IdentityFile, PendingRotation, ServerFile } from './client/home.js';
 export { ClientHome, defaultHome } from './client/home.js';
 export type { CreateIdentityOptions, KeySource } from './client/identity.js';
@@ -32,6 +32,8 @@ export { createIdentity } from './client/identity.js';
 export type { LoginOptions, LoginResult } from './client/login.js';
 export { login } from './client/login.js';
 export { nativeOpenPgpEnabled, setNativeOpenPgp } from './client/native-openpgp.js';
+export type { Recovered, RecoverOptions } from './client/recovery.js';
+export { recoverIdentity } from './client/recovery.js';
 export type {
   EmailCodeRequested,
   RegisterOptions,
@@ -51,3 +53,5 @@ export { MemoryClientStore } from './client/store.js';
 export type { TransactionReceipt } from './ledger/proofs.js';
 export type { ErrorCode } from './protocol/errors.js';
 export { ERROR_CODES, isErrorCode, isKlError, KlError } from './protocol/errors.js';
+export type { PaperKey } from './protocol/paper-key.js';
+export { decodePaperKey, encodePaperKey } from './protocol/paper-key.js';

@@ -15,7 +15,6 @@ import { after, before, describe, it } from 'node:test';
 import { readAuditTrail } from '../src/ledger/audit-trail.js';
 import type { TxBodies } from '../src/ledger/transactions.js';
 import { sha256Hex } from '../src/protocol/hash.js';
-import { deviceLoginsHandler } from '../src/server/device-logins.js';
 import { tempDir, until } from './helpers.js';
 import { bin, type CliResult, runCliAsync } from './support/cli.js';
 import { invite, testServer } from './support/server.js';
@@ -68,7 +67,6 @@ before(async () => {
   server = await testServer({
     rateLimits: { deviceRequestPerIp: open, registerPerIp: open, loginPerIp: open, loginPerIdentity: open },
   });
-  server.onMessage(deviceLoginsHandler({ ledger: server.ledger }));
 });
 
 /** How many logins of `fingerprint` (an identity's device key) the audit trail holds. */

@@ -99,7 +99,9 @@ describe('keyledger recovery-key and recover', () => {
     // The next recovery key, typed back from its paper form (a mistyped line is named).
     ok(await run(['init', '--id', id, '--device', 'tablet', '--home', tablet!]));
     const args = ['recover', '--out', join(dir, 'third.asc'), '--server', server.url, '--chain', chain];
-    const typo = done.paper.map((l, i) => (i === 2 ? l.replace(/[0-9A-Z](?=\s+\S$)/, (c) => (c === 'Z' ? 'Y' : 'Z')) : l));
+    const typo = done.paper.map((l, i) =>
+      i === 2 ? l.replace(/[0-9A-Z](?=\s+\S$)/, (c) => (c === 'Z' ? 'Y' : 'Z')) : l,
+    );
     const mistyped = await runWithInput([...args, '--yes', '--home', tablet!], `${typo.join('\n')}\n`);
     assert.notEqual(mistyped.code, 0);
     assert.match(mistyped.stderr, /line 3 does not check/);
@@ -120,14 +122,32 @@ describe('keyledger recovery-key and recover', () => {
     ok(await run(['init', '--id', id, '--device', 'phone', '--home', other!]));
     const file = join(dir, 'key.asc');
     ok(await run(['recovery-key', 'create', '--out', file, '--home', first!]));
-    const base = ['recover', '--key', file, '--server', server.url, '--chain', server.ledger.chainId, '--home', other!];
+    const base = [
+      'recover',
+      '--key',
+      file,
+      '--server',
+      server.url,
+      '--chain',
+      server.ledger.chainId,
+      '--home',
+      other!,
+    ];
     const unconfirmed = await run([...base, '--out', join(dir, 'n1.asc')]);
     assert.notEqual(unconfirmed.code, 0);
     assert.match(unconfirmed.stderr, /not recovered/);
     // A file that is not a recovery key at all.
     const junk = join(dir, 'junk.asc');
     writeFileSync(junk, 'not a key');
-    const unreadable = await run([...base.slice(0, 1), '--key', junk, ...base.slice(3), '--out', join(dir, 'n2.asc'), '--yes']);
+    const unreadable = await run([
+      ...base.slice(0, 1),
+      '--key',
+      junk,
+      ...base.slice(3),
+      '--out',
+      join(dir, 'n2.asc'),
+      '--yes',
+    ]);
     assert.match(unreadable.stderr, /KL_RECOVERY_KEY_UNREADABLE|does not hold/);
     // Nothing changed: the first device still logs in.
     ok(await run(['login', '--home', first!]));

@@ -14,7 +14,7 @@ import { type ClientSession, connect } from '../src/client/session.js';
 import { readAuditTrail } from '../src/ledger/audit-trail.js';
 import type { TransactionReceipt } from '../src/ledger/proofs.js';
 import { sha256Hex } from '../src/protocol/hash.js';
-import { type DeviceLoginsAnswer, deviceLoginsHandler } from '../src/server/device-logins.js';
+import type { DeviceLoginsAnswer } from '../src/server/device-logins.js';
 import { until } from './helpers.js';
 import { approvedDevice } from './support/devices.js';
 import { CLIENT_PASSPHRASE, newClient, registeredClient, testServer } from './support/server.js';
@@ -52,7 +52,6 @@ async function sessionOf(home: ClientHome): Promise<ClientSession> {
 before(async () => {
   const wide = { burst: 1_000, perSecond: 100 };
   server = await testServer({ rateLimits: { loginPerIp: wide, loginPerIdentity: wide } });
-  server.onMessage(deviceLoginsHandler({ ledger: server.ledger }));
   laptop = await registeredClient(server, ID);
   phone = await newClient(ID);
   const s = await connect({ home: laptop, passphrase: CLIENT_PASSPHRASE });

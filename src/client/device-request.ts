@@ -230,7 +230,12 @@ async function waitForApproval(o: {
     } catch (err) {
       // A server out for a moment is no answer: ask again while the code lasts.
       if (isKlError(err, 'KL_NETWORK') && o.now() <= expiresAt + EXPIRY_GRACE_MS) answer = undefined;
-      else throw (await provenAddition(o)) ?? err;
+      else {
+        // The ledger decides: a poll the server no longer knows (a restart) may follow an addition.
+        const proven = await provenAddition(o);
+        if (proven) return proven;
+        throw isKlError(err) && !isKlError(err, 'KL_NETWORK') ? unverifiedAnswer(err) : err;
+      }
     }
     if (answer !== undefined) {
       const status = checkReply(

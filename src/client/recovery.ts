@@ -30,6 +30,10 @@ import { checkReply } from './reply.js';
 import type { ClientStore } from './store.js';
 import { unverifiedAnswer } from './unverified-answer.js';
 
+/** Recovery keys themselves, for users of the package (made, read from a file, rebuilt from paper). */
+export { generateRecoveryKey, readRecoveryKey, recoveryKeyFromPaper } from '../pgp/recovery-key.js';
+export type { RecoveryKeyPair };
+
 /** Options of {@link recoverIdentity}. */
 export interface RecoverOptions extends ServerAuthentication {
   /** The new device's home: the identity and its new key, not on the ledger yet. */

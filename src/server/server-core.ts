@@ -10,6 +10,7 @@ import { type AlertPolicy, createAlertPolicy } from './alert-policy.js';
 import { type AuditWriter, createAuditWriter, watchSessions } from './audit.js';
 import { dashboardLinkHandler, ownSessionsHandler } from './built-in-handlers.js';
 import { DashboardAuth, DEFAULT_DASHBOARD_AUTH_POLICY } from './dashboard-auth.js';
+import { deviceLoginsHandler } from './device-logins.js';
 import { type ServerEvent, safeListener } from './events.js';
 import { DEFAULT_BEHIND_WAIT_MS, heightWaiter, type ReachHeight } from './ledger-reach.js';
 import { watchLedger } from './ledger-watch.js';
@@ -121,6 +122,7 @@ export async function createServerCore(o: KeyledgerOptions): Promise<ServerCore>
   };
   core.handlers.push(
     ownSessionsHandler(sessions),
+    deviceLoginsHandler({ ledger }),
     dashboardLinkHandler({ ledger, dashboard, log, loginUrl: () => `${core.publicUrl}/admin/login` }),
     ...fallback,
   );

@@ -415,9 +415,9 @@ export function declareDevice(program: Command, context: Context): void {
     .command('list')
     .summary('the devices of your identity, as the ledger proves them')
     .description(
-      "Lists your identity's active devices (this one marked) and the keys it held before, from its key record's state proof, checked against your pinned genesis (no passphrase needed).",
+      "Lists your identity's active devices (this one marked) and the keys it held before, from its key record's state proof, checked against your pinned genesis, with each device's last login read from the audit trail on the ledger (every event's receipt checked; this logs in, so it needs your key).",
     );
-  withOptions(list, [serverOption(), homeOption(), jsonOption()]);
+  withOptions(list, [serverOption(), homeOption(), userPassphraseOption(), jsonOption()]);
   examples(list, ['keyledger device list', 'keyledger device list --json']).action(
     act(context, async (v) => (await deviceModule()).deviceCommand({ ...clientOf(v), sub: 'list' })),
   );
