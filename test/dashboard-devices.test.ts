@@ -22,6 +22,7 @@ import { register } from '../src/client/register.js';
 import { type ClientSession, connect } from '../src/client/session.js';
 import { readAuditTrail } from '../src/ledger/audit-trail.js';
 import { activeDevices } from '../src/ledger/devices.js';
+import { generateRecoveryKey } from '../src/pgp/recovery-key.js';
 import { sha256Hex } from '../src/protocol/hash.js';
 import { isAdmin } from '../src/server/admin-actions.js';
 import { until } from './helpers.js';
@@ -153,9 +154,22 @@ describe('devices in the admin dashboard (Chromium)', () => {
     assert.equal(await page.locator('#id-detail h3').textContent(), `${ID} — ${DISPLAY_NAME}`);
     assert.equal(await page.locator('#id-detail img, #id-rows img').count(), 0);
     assert.equal(await page.evaluate(() => (window as { __injected?: number }).__injected), undefined);
+    assert.equal(await page.locator('#id-detail p.recovery').textContent(), 'Recovery key: none');
     assert.deepEqual(problems, []);
     page.removeAllListeners('pageerror');
     await shot('dev-01-identity-devices');
+  });
+
+  it('shows the recovery key the verified record holds, once a device set one', async () => {
+    const recovery = await generateRecoveryKey(ID, Date.now());
+    await fromLaptop.setRecoveryKey(recovery);
+    await openIdentity();
+    await devicesTable().waitFor();
+    const { record } = await server.ledger.getKeyRecord(ID);
+    assert.match(
+      (await page.locator('#id-detail p.recovery').textContent()) ?? '',
+      new RegExp(`^Recovery key: ${recovery.fingerprint} set .* at block ${record!.recovery!.added.height}$`),
+    );
   });
 
   it("each active device's last login: its newest session start on the audit trail, verified in the page; a changed one is not", async () => {

@@ -183,10 +183,11 @@ function deviceOf(r, fingerprint) {
   return earlier ? deviceLabel(earlier.device ?? null) : null;
 }
 
-/** Who added a device: the approving device of the identity, or the operator. */
+/** Who added a device: the approving device of the identity, the operator, or the recovery key. */
 function approverOf(r, approvedBy) {
   if (!approvedBy) return 'registered with the identity';
   if ('admin' in approvedBy) return `operator ${approvedBy.admin}`;
+  if ('recovery' in approvedBy) return `recovery key ${short(approvedBy.recovery)}`;
   const label = deviceOf(r, approvedBy.device);
   return label ? `device ${label} (${short(approvedBy.device)})` : `device ${short(approvedBy.device)}`;
 }
@@ -357,6 +358,18 @@ function sessionDevice(s, r) {
   return [el('code', { title: s.fingerprint ?? '' }, short(s.fingerprint)), label ? ` ${label}` : ''];
 }
 
+/** Whether the identity has a recovery key, and since when (docs/protocol.md "Recovery"). */
+function recoveryLine(r) {
+  if (!r.recovery) return el('p', { className: 'recovery' }, 'Recovery key: none');
+  return el(
+    'p',
+    { className: 'recovery' },
+    'Recovery key: ',
+    el('code', {}, r.recovery.fingerprint),
+    ` set ${time(r.recovery.added.time)} at block ${r.recovery.added.height}`,
+  );
+}
+
 async function showIdentity(id) {
   const d = await api(`identities/${encodeURIComponent(id)}`);
   const r = d.proof.record;
@@ -390,6 +403,7 @@ async function showIdentity(id) {
         el('code', {}, r.fingerprint),
         ` (${r.algorithm}), registered ${time(r.registered.time)}, updated ${time(r.updated.time)}`,
       ),
+      recoveryLine(r),
       el(
         'p',
         { className: check.verified ? 'verified' : 'invalid' },
