@@ -148,6 +148,8 @@ describe('recovery', () => {
     const audit = await readAuditTrail(server.ledger, { subject: sha256Hex(id), event: 'recovered' });
     assert.equal(audit.length, 1);
     assert.equal(audit[0]!.detail?.device, done.fingerprint);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    assert.match(metrics, /^keyledger_recoveries_total 1$/m);
 
     // The recovery key used is spent: replaying the recovery, or using it again, is refused.
     const again = await newDevice(id, 'thief');

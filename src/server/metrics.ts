@@ -21,6 +21,7 @@ export class ServerMetrics {
   private readonly logins: Counter;
   private readonly failures: Counter<'code'>;
   private readonly registrations: Counter;
+  private readonly recoveries: Counter;
   private readonly renewals: Counter;
   private readonly alarms: Counter<'reason'>;
   private readonly sessionEnds: Counter<'reason'>;
@@ -43,6 +44,11 @@ export class ServerMetrics {
     this.registrations = new Counter({
       name: 'keyledger_registrations_total',
       help: 'Keys registered on the ledger',
+      registers,
+    });
+    this.recoveries = new Counter({
+      name: 'keyledger_recoveries_total',
+      help: 'Identities recovered with their recovery key on a new device (docs/protocol.md "Recovery")',
       registers,
     });
     this.renewals = new Counter({
@@ -111,6 +117,9 @@ export class ServerMetrics {
         return;
       case 'registration':
         this.registrations.inc();
+        return;
+      case 'recovered':
+        this.recoveries.inc();
         return;
       case 'session_renewal':
         this.renewals.inc();
