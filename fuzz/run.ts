@@ -16,6 +16,7 @@ import fc from 'fast-check';
 import { refuseSmokeInResults } from '../bench/support/bench-cli.js';
 import { startServer } from '../src/server/app.js';
 import { networkTargets, ServerError } from './http-targets.js';
+import { recoveryBodies, recoveryNetworkTargets, recoveryTargets } from './recovery-targets.js';
 import { type FuzzTarget, material, targets } from './targets.js';
 
 const { values } = parseArgs({
@@ -68,11 +69,17 @@ const server = await startServer({
   passphrase: 'fuzz passphrase',
   host: '127.0.0.1',
   port: 0,
-  rateLimits: { registerPerIp: big, registerPerIdentity: big, loginPerIp: big, loginPerIdentity: big, emailPerIdentity: big, deviceRequestPerIp: big },
+  rateLimits: { registerPerIp: big, registerPerIdentity: big, loginPerIp: big, loginPerIdentity: big, emailPerIdentity: big, deviceRequestPerIp: big, recoveryPerIp: big },
   // Codes are accepted and dropped: the route runs in full without an SMTP relay to flood.
   mailer: { sendCode: async () => {} },
 });
-const all: FuzzTarget[] = [...targets(m), ...networkTargets(server)].filter(
+const recoveries = await recoveryBodies(server.ledger, Date.now());
+const all: FuzzTarget[] = [
+  ...targets(m),
+  ...recoveryTargets(m.genesis),
+  ...networkTargets(server),
+  ...recoveryNetworkTargets(server, recoveries),
+].filter(
   (t) => !values.target || t.name.toLowerCase().includes(values.target.toLowerCase()),
 );
 

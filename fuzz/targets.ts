@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import * as openpgp from 'openpgp';
+import type { TSchema } from 'typebox';
 import { SigningKey } from '../src/ledger/signing-keys.js';
 import { EmbeddedLedger, initEmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import type { Genesis } from '../src/ledger/genesis.js';
@@ -20,7 +21,7 @@ import {
   verifyKeyRecordProof,
   verifyTransactionReceipt,
 } from '../src/ledger/proofs.js';
-import { checkEnvelopeShape, signTransaction } from '../src/ledger/transactions.js';
+import { checkEnvelopeShape, signTransaction, type TxIntent } from '../src/ledger/transactions.js';
 import { acceptPublicKey } from '../src/pgp/key-policy.js';
 import { verifyDetached } from '../src/pgp/messages.js';
 import { canonicalize } from '../src/protocol/canonical-json.js';
@@ -31,6 +32,8 @@ import { ChallengeResponse, Hello } from '../src/protocol/schemas/login.js';
 import {
   DeviceAdditionStatementSchema,
   DeviceRevocationStatementSchema,
+  RecoveryKeyStatementSchema,
+  RecoveryStatementSchema,
   RevocationStatementSchema,
   RotationStatementSchema,
 } from '../src/protocol/schemas/statements.js';
@@ -129,6 +132,8 @@ export interface Material {
   consistency: ConsistencyProof;
   genesis: Genesis;
   envelope: unknown;
+  /** Envelopes of the recovery transactions (RecoveryKeySet, Recovered), signed. */
+  recoveryEnvelopes: unknown[];
   armoredKey: string;
   armoredSignature: string;
   signedData: Uint8Array;
@@ -177,8 +182,12 @@ export async function material(dir: string): Promise<Material> {
     now: Date.now(),
     nonce: randomBytes(16).toString('hex'),
   });
+  const recoveryEnvelopes = recoveryIntents(publicKey.getFingerprint(), armoredKey, armoredSignature).map((intent) =>
+    signTransaction({ chain: ledger.chainId, intent, signer, now: Date.now(), nonce: randomBytes(16).toString('hex') }),
+  );
   return {
     receipt,
+    recoveryEnvelopes,
     keyProof: await ledger.getKeyRecord('fuzz@example.org'),
     consistency: await ledger.consistency(1),
     genesis: ledger.genesis,
@@ -190,6 +199,37 @@ export async function material(dir: string): Promise<Material> {
     publicKey,
     close: () => ledger.close(),
   };
+}
+
+/** A RecoveryKeySet by `device` and a Recovered of the fuzz identity, shapes valid. */
+function recoveryIntents(device: string, publicKey: string, signature: string): TxIntent[] {
+  const part = (fingerprint: string) => ({ fingerprint, publicKey, algorithm: 'ed25519-legacy', signature });
+  return [
+    {
+      type: 'RecoveryKeySet',
+      body: {
+        id: 'fuzz@example.org',
+        fingerprint: 'c'.repeat(40),
+        publicKey,
+        algorithm: 'ed25519-legacy',
+        time: 1,
+        setBy: { device, signature },
+        keySignature: signature,
+        replaces: { fingerprint: 'd'.repeat(40), signature },
+      },
+    },
+    {
+      type: 'Recovered',
+      body: {
+        id: 'fuzz@example.org',
+        recovery: 'c'.repeat(40),
+        signature,
+        time: 1,
+        device: { ...part('e'.repeat(40)), name: 'new-phone' },
+        nextRecovery: part('f'.repeat(40)),
+      },
+    },
+  ];
 }
 
 const key32 = Buffer.alloc(32, 7);
@@ -220,7 +260,7 @@ export function targets(m: Material): FuzzTarget[] {
     },
     {
       name: 'transaction envelope',
-      arbitrary: fc.oneof(mutated(m.envelope), fc.jsonValue({ maxDepth: 4 })),
+      arbitrary: fc.oneof(mutated(m.envelope), ...m.recoveryEnvelopes.map((e) => mutated(e)), fc.jsonValue({ maxDepth: 4 })),
       run: (v) => classify(() => checkEnvelopeShape(v)),
     },
     {
@@ -270,20 +310,35 @@ export function targets(m: Material): FuzzTarget[] {
         }),
     },
     {
-      name: 'revocation, rotation and device statements',
+      name: 'revocation, rotation, device and recovery statements',
       arbitrary: fc.oneof(
         mutated({ type: 'keyledger/add-device', v: 1, chain: 'a'.repeat(64), id: 'a@example.org', name: 'phone', fingerprint: 'b'.repeat(40), time: 1 }),
         mutated({ type: 'keyledger/revoke-device', v: 1, chain: 'a'.repeat(64), id: 'a@example.org', fingerprint: 'b'.repeat(40), reason: 'retired', time: 1 }),
         mutated({ type: 'keyledger/revoke', v: 1, chain: 'a'.repeat(64), id: 'a@example.org', fingerprint: 'b'.repeat(40), reason: 'retired', time: 1 }),
         mutated({ type: 'keyledger/rotate', v: 1, chain: 'a'.repeat(64), id: 'a@example.org', oldFingerprint: 'b'.repeat(40), fingerprint: 'c'.repeat(40), time: 1 }),
+        mutated({ type: 'keyledger/recovery-key', v: 1, chain: 'a'.repeat(64), id: 'a@example.org', fingerprint: 'b'.repeat(40), time: 1 }),
+        mutated({
+          type: 'keyledger/recover',
+          v: 1,
+          chain: 'a'.repeat(64),
+          id: 'a@example.org',
+          recovery: 'b'.repeat(40),
+          name: 'new-phone',
+          fingerprint: 'c'.repeat(40),
+          nextRecovery: 'd'.repeat(40),
+          time: 1,
+        }),
       ),
       run: (v) =>
         classify(() => {
-          const schema = {
-            'keyledger/rotate': RotationStatementSchema,
-            'keyledger/add-device': DeviceAdditionStatementSchema,
-            'keyledger/revoke-device': DeviceRevocationStatementSchema,
-          }[String((v as { type?: unknown })?.type)];
+          // A Map, not an object literal: a type such as "toString" must not find Object.prototype's.
+          const schema = new Map<string, TSchema>([
+            ['keyledger/rotate', RotationStatementSchema],
+            ['keyledger/add-device', DeviceAdditionStatementSchema],
+            ['keyledger/revoke-device', DeviceRevocationStatementSchema],
+            ['keyledger/recovery-key', RecoveryKeyStatementSchema],
+            ['keyledger/recover', RecoveryStatementSchema],
+          ]).get(String((v as { type?: unknown })?.type));
           return check(schema ?? RevocationStatementSchema, v, 'KL_STATEMENT_INVALID');
         }),
     },

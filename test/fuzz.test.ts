@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { networkTargets } from '../fuzz/http-targets.js';
+import { recoveryBodies, recoveryNetworkTargets, recoveryTargets } from '../fuzz/recovery-targets.js';
 import { type FuzzTarget, type Material, material, mutated, mutatedBytes, targets } from '../fuzz/targets.js';
 import { type TransactionReceipt, verifyTransactionReceipt } from '../src/ledger/proofs.js';
 import { canonicalize } from '../src/protocol/canonical-json.js';
@@ -20,6 +21,8 @@ import { testServer } from './support/server.js';
 const RUNS = Number(process.env.KEYLEDGER_FUZZ_RUNS ?? 300);
 let m: Material;
 let server: RunningServer;
+/** Real recoveries (POST /v1/recover bodies) of identities on `server`'s ledger. */
+let recoveries: unknown[];
 before(async () => {
   m = await material(join(tempDir('kl-fuzz-'), 'ledger'));
   const big = { burst: 1e9, perSecond: 1e9 };
@@ -31,9 +34,11 @@ before(async () => {
       loginPerIdentity: big,
       emailPerIdentity: big,
       deviceRequestPerIp: big,
+      recoveryPerIp: big,
     },
     mailer: { sendCode: async () => {} },
   });
+  recoveries = await recoveryBodies(server.ledger, Date.now());
 });
 after(async () => {
   await m.close();
@@ -55,7 +60,7 @@ async function noCrash(t: FuzzTarget, runs: number) {
 
 describe('fuzzing: no input crashes a parser or verifier', () => {
   it('every in-process target: only typed rejections', async () => {
-    for (const t of targets(m)) {
+    for (const t of [...targets(m), ...recoveryTargets(m.genesis)]) {
       const seen = await noCrash(t, RUNS);
       if (t.name !== 'Merkle inclusion')
         assert.ok(seen.accepted > 0, `${t.name}: nothing valid was generated`);
@@ -63,7 +68,8 @@ describe('fuzzing: no input crashes a parser or verifier', () => {
   });
 
   it('every route and the login WebSocket: no 5xx, no hang, and the server keeps serving', async () => {
-    for (const t of networkTargets(server)) await noCrash(t, Math.ceil(RUNS / 5));
+    for (const t of [...networkTargets(server), ...recoveryNetworkTargets(server, recoveries)])
+      await noCrash(t, Math.ceil(RUNS / 5));
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
   });
 });
