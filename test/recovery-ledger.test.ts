@@ -216,6 +216,83 @@ describe('recovery on the ledger', () => {
     await ledger.close();
   });
 
+  it('a recovery key goes with the device that set it when another device or an operator revokes that device (a thief’s cannot outlive the owner’s answer); rotation keeps the tie', async () => {
+    const { ledger, first, record } = await setup();
+    const addDevice = async (name: string) => {
+      const key = fakeKey();
+      await ledger.submit({
+        type: 'DeviceAdded',
+        body: {
+          id: ID,
+          name,
+          ...key,
+          algorithm: 'ed25519-legacy',
+          time: Date.now(),
+          approvedBy: { device: first.fingerprint, signature: fakeSignature() },
+          newKeySignature: fakeSignature(),
+        },
+      });
+      return key;
+    };
+    const stolen = await addDevice('stolen');
+    // The thief sets a recovery key of its own, then rotates the stolen device's key.
+    const planted = recoveryKeySet(stolen.fingerprint);
+    await ledger.submit(planted);
+    const rotated = fakeKey();
+    await ledger.submit({
+      type: 'KeyRotated',
+      body: {
+        id: ID,
+        oldFingerprint: stolen.fingerprint,
+        ...rotated,
+        algorithm: 'ed25519-legacy',
+        oldKeySignature: fakeSignature(),
+        newKeySignature: fakeSignature(),
+      },
+    });
+    assert.deepEqual((await record()).recovery?.setBy, { device: rotated.fingerprint });
+    // The owner revokes the stolen device from the first: the planted recovery key is gone.
+    await ledger.submit({
+      type: 'DeviceRevoked',
+      body: {
+        id: ID,
+        fingerprint: rotated.fingerprint,
+        reason: 'compromised',
+        revokedBy: { device: first.fingerprint, signature: fakeSignature(), time: Date.now() },
+      },
+    });
+    assert.equal((await record()).recovery, undefined);
+    await assert.rejects(ledger.submit(recovered(planted.body.fingerprint)), code('KL_RECOVERY_INVALID'));
+    // The owner sets its own (no replacement needed); a device revoking itself keeps it.
+    const own = recoveryKeySet(first.fingerprint);
+    await ledger.submit(own);
+    const spare = await addDevice('spare');
+    await ledger.submit({
+      type: 'DeviceRevoked',
+      body: {
+        id: ID,
+        fingerprint: spare.fingerprint,
+        reason: 'retired',
+        revokedBy: { device: spare.fingerprint, signature: fakeSignature(), time: Date.now() },
+      },
+    });
+    assert.equal((await record()).recovery?.fingerprint, own.body.fingerprint);
+    // An operator revoking the device that set it voids it too.
+    const third = await addDevice('third');
+    await ledger.submit(recoveryKeySet(third.fingerprint, fakeKey(), own.body.fingerprint));
+    await ledger.submit({
+      type: 'DeviceRevoked',
+      body: {
+        id: ID,
+        fingerprint: third.fingerprint,
+        reason: 'compromised',
+        revokedBy: { admin: 'ops@example.org' },
+      },
+    });
+    assert.equal((await record()).recovery, undefined);
+    await ledger.close();
+  });
+
   it('an identity its owner revoked (revoke-key) can be recovered; one an operator revoked cannot', async () => {
     for (const by of ['owner', 'admin'] as const) {
       const { ledger, first, record } = await setup();

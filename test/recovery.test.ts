@@ -20,7 +20,7 @@ import { signDetached } from '../src/pgp/messages.js';
 import { generateRecoveryKey, type RecoveryKeyPair } from '../src/pgp/recovery-key.js';
 import { sha256Hex } from '../src/protocol/hash.js';
 import { type RecoveryStatement, statementBytes } from '../src/protocol/statements.js';
-import { postJson } from './support/devices.js';
+import { approvedDevice, postJson } from './support/devices.js';
 import { mitmProxy } from './support/mitm-proxy.js';
 import { CLIENT_PASSPHRASE, newClient, registeredClient, testServer } from './support/server.js';
 
@@ -234,6 +234,27 @@ describe('recovery', () => {
     assert.equal(done.verified, true);
     const back = await connect({ home: phone, passphrase: CLIENT_PASSPHRASE });
     await back.close();
+  });
+
+  it('a stolen device’s recovery key goes with it: the owner revokes the device from another, the thief cannot recover', async () => {
+    const id = 'rhea@example.org';
+    const laptop = await registeredClient(server, id);
+    const stolen = await newDevice(id, 'stolen');
+    const owner = await connect({ home: laptop, passphrase: CLIENT_PASSPHRASE });
+    await approvedDevice({ server, session: owner, home: stolen, id, name: 'stolen', pinsFrom: laptop });
+    const thief = await connect({ home: stolen, passphrase: CLIENT_PASSPHRASE });
+    const planted = await generateRecoveryKey(id, Date.now());
+    await thief.setRecoveryKey(planted);
+    await owner.revokeDevice(stolen.readIdentity().fingerprint, 'compromised');
+    assert.equal((await server.ledger.getKeyRecord(id)).record?.recovery, undefined);
+    const thiefsNew = await newDevice(id, 'thief');
+    await assert.rejects(
+      recover(thiefsNew, planted, await generateRecoveryKey(id, Date.now())),
+      code('KL_RECOVERY_INVALID'),
+    );
+    // The owner sets a recovery key of its own without the planted one.
+    assert.equal((await owner.setRecoveryKey(await generateRecoveryKey(id, Date.now()))).verified, true);
+    await owner.close();
   });
 
   it('a refused or lost answer is no verdict: the ledger decides, and a second try finds the recovery done', async () => {

@@ -337,6 +337,10 @@ export function applyTransaction(state: WorkingState, env: TxEnvelope, ctx: Appl
             }),
         updated: at,
         history: [...prev.history, ...retired([{ ...old, further: isFurther(prev, old) }], at, 'rotated')],
+        // The recovery key stays tied to the device that set it, under its new key.
+        ...(setByDevice(prev) === b.oldFingerprint
+          ? { recovery: { ...prev.recovery!, setBy: { device: b.fingerprint } } }
+          : {}),
       };
       state.put({ kind: 'identity', key: identityKey(b.id), value: record });
       state.put({ kind: 'fingerprint', key: fingerprintKey(b.fingerprint), value: { id: b.id } });
@@ -539,10 +543,16 @@ function revokeDevice(state: WorkingState, b: TxBodies['DeviceRevoked'], at: TxR
     ...prev.history,
     ...retired([{ ...target, further: isFurther(prev, target) }], at, 'revoked'),
   ];
+  // A device revoked by another device or an operator may have been stolen: a recovery key it set
+  // goes with it, or a thief's recovery key would outlive the owner's answer (docs/ledger.md
+  // "Recovery"). A device revoking itself keeps it (that is how the last device leaves).
+  const voided = setByDevice(prev) === b.fingerprint && !('device' in by && by.device === b.fingerprint);
+  const { recovery: _recovery, ...kept } = prev;
+  const remaining: KeyRecord = voided ? kept : prev;
   let record: KeyRecord;
   if (target.primary) {
     const [next, ...rest] = others as [DeviceKey, ...DeviceKey[]];
-    const { device: _name, deviceAdded: _added, devices: _devices, ...base } = prev;
+    const { device: _name, deviceAdded: _added, devices: _devices, ...base } = remaining;
     record = {
       ...base,
       fingerprint: next.fingerprint,
@@ -555,10 +565,16 @@ function revokeDevice(state: WorkingState, b: TxBodies['DeviceRevoked'], at: TxR
       history,
     };
   } else {
-    const { devices: _devices, ...base } = prev;
+    const { devices: _devices, ...base } = remaining;
     record = { ...base, ...(others.length ? { devices: others } : {}), updated: at, history };
   }
   state.put({ kind: 'identity', key: identityKey(b.id), value: record });
+}
+
+/** The device key that set the record's recovery key, if a device did (not a recovery). */
+function setByDevice(record: KeyRecord): string | undefined {
+  const by = record.recovery?.setBy;
+  return by && 'device' in by ? by.device : undefined;
 }
 
 /**
