@@ -69,7 +69,7 @@ const server = await startServer({
   passphrase: 'fuzz passphrase',
   host: '127.0.0.1',
   port: 0,
-  rateLimits: { registerPerIp: big, registerPerIdentity: big, loginPerIp: big, loginPerIdentity: big, emailPerIdentity: big, deviceRequestPerIp: big, recoveryPerIp: big },
+  rateLimits: { registerPerIp: big, registerPerIdentity: big, loginPerIp: big, loginPerIdentity: big, emailPerIdentity: big, deviceRequestPerIp: big, recoveryPerIp: big, recoveryGlobal: big },
   // Codes are accepted and dropped: the route runs in full without an SMTP relay to flood.
   mailer: { sendCode: async () => {} },
 });

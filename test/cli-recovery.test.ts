@@ -149,8 +149,32 @@ describe('keyledger recovery-key and recover', () => {
       '--yes',
     ]);
     assert.match(unreadable.stderr, /KL_RECOVERY_KEY_UNREADABLE|does not hold/);
-    // Nothing changed: the first device still logs in.
+    // Without --chain the server is not authenticated: --yes does not accept it, only a confirmation
+    // on the terminal or --trust-first-use does.
+    const unpinned = await run([
+      'recover',
+      '--key',
+      file,
+      '--server',
+      server.url,
+      '--home',
+      other!,
+      '--out',
+      join(dir, 'n3.asc'),
+      '--yes',
+    ]);
+    assert.notEqual(unpinned.code, 0);
+    assert.match(unpinned.stderr, /not authenticated/);
+    assert.match(unpinned.stderr, /KL_SERVER_UNPINNED|--trust-first-use/);
+    // Nothing changed: the first device still logs in, and device list shows the recovery key.
     ok(await run(['login', '--home', first!]));
+    const listed = JSON.parse(ok(await run(['device', 'list', '--home', first!, '--json'])).stdout) as {
+      recoveryKey: { fingerprint: string } | null;
+    };
+    assert.equal(
+      listed.recoveryKey?.fingerprint,
+      (await server.ledger.getKeyRecord(id)).record?.recovery?.fingerprint,
+    );
     for (const cmd of [['recover'], ['recovery-key'], ['recovery-key', 'create']]) {
       const help = ok(await run([...cmd, '--help']));
       assert.match(help.stdout, /Usage: keyledger/);

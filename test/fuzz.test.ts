@@ -35,6 +35,7 @@ before(async () => {
       emailPerIdentity: big,
       deviceRequestPerIp: big,
       recoveryPerIp: big,
+      recoveryGlobal: big,
     },
     mailer: { sendCode: async () => {} },
   });

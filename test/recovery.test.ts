@@ -20,6 +20,7 @@ import { signDetached } from '../src/pgp/messages.js';
 import { generateRecoveryKey, type RecoveryKeyPair } from '../src/pgp/recovery-key.js';
 import { sha256Hex } from '../src/protocol/hash.js';
 import { type RecoveryStatement, statementBytes } from '../src/protocol/statements.js';
+import { until } from './helpers.js';
 import { approvedDevice, postJson } from './support/devices.js';
 import { mitmProxy } from './support/mitm-proxy.js';
 import { CLIENT_PASSPHRASE, newClient, registeredClient, testServer } from './support/server.js';
@@ -145,7 +146,11 @@ describe('recovery', () => {
     const alert = server.alerts.list().find((a) => a.kind === 'recovery' && a.id === id);
     assert.ok(alert, 'an operator alert for the recovery');
     assert.match(alert.detail, /new-phone/);
-    const audit = await readAuditTrail(server.ledger, { subject: sha256Hex(id), event: 'recovered' });
+    // Audit events are written in the background: on a chain, once their block is mined.
+    const recoveredEvents = () =>
+      readAuditTrail(server.ledger, { subject: sha256Hex(id), event: 'recovered' });
+    await until(async () => (await recoveredEvents()).length > 0);
+    const audit = await recoveredEvents();
     assert.equal(audit.length, 1);
     assert.equal(audit[0]!.detail?.device, done.fingerprint);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();

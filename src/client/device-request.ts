@@ -26,7 +26,7 @@ import {
   statementBytes,
 } from '../protocol/statements.js';
 import { callJson, endpoint } from './http.js';
-import { openClientKey } from './identity.js';
+import { openDeviceKey } from './identity.js';
 import {
   authenticateServer,
   fetchKeyRecordProof,
@@ -121,13 +121,7 @@ export interface DeviceAdded {
  */
 export async function requestDevice(o: DeviceRequestOptions): Promise<DeviceRequest> {
   const now = o.now ?? Date.now;
-  const { identity, key } = await openClientKey(o.home, o.passphrase);
-  const name = o.name ?? identity.device;
-  if (name === undefined)
-    throw new KlError(
-      'KL_BAD_INPUT',
-      'this device has no name: give it one at init (keyledger init --id ID --device NAME --force makes a new key)',
-    );
+  const { identity, key, name } = await openDeviceKey(o.home, o.passphrase, o.name);
   const invitation = o.invite === undefined ? undefined : parseInvitation(o.invite);
   const { info, trust } = await authenticateServer(o, invitation?.pin);
   const statement: DeviceAdditionStatement = {

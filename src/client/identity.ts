@@ -178,6 +178,26 @@ export async function openClientKey(
   return { identity, key: await clientKeyFor(identity, passphrase, () => home.readPrivateKey()) };
 }
 
+/**
+ * Unlocks the key of a device that joins its identity (a further device, or a recovery): it must
+ * have a name, `name` or the home's own.
+ * @throws KlError `KL_BAD_INPUT` when the device has no name
+ */
+export async function openDeviceKey(
+  home: ClientStore,
+  passphrase: string | undefined,
+  name: string | undefined,
+): Promise<{ identity: IdentityFile; key: ClientKey; name: string }> {
+  const opened = await openClientKey(home, passphrase);
+  const device = name ?? opened.identity.device;
+  if (device === undefined)
+    throw new KlError(
+      'KL_BAD_INPUT',
+      'this device has no name: give it one at init (keyledger init --id ID --device NAME --force makes a new key)',
+    );
+  return { ...opened, name: device };
+}
+
 /** Pinned server keys parsed so far, by their armored text (a handful per process). */
 const pinnedKeys = new Map<string, Promise<openpgp.PublicKey>>();
 

@@ -17,7 +17,7 @@ import { ReceiptSchema } from '../protocol/schemas/ledger.js';
 import { RecoveryReply } from '../protocol/schemas/recovery.js';
 import { type RecoveryStatement, statementBytes } from '../protocol/statements.js';
 import { callJson, endpoint } from './http.js';
-import { openClientKey } from './identity.js';
+import { openDeviceKey } from './identity.js';
 import {
   authenticateServer,
   fetchKeyRecordProof,
@@ -77,13 +77,7 @@ export interface Recovered {
  */
 export async function recoverIdentity(o: RecoverOptions): Promise<Recovered> {
   const now = o.now ?? Date.now;
-  const { identity, key } = await openClientKey(o.home, o.passphrase);
-  const name = o.name ?? identity.device;
-  if (name === undefined)
-    throw new KlError(
-      'KL_BAD_INPUT',
-      'this device has no name: give it one at init (keyledger init --id ID --device NAME --force makes a new key)',
-    );
+  const { identity, key, name } = await openDeviceKey(o.home, o.passphrase, o.name);
   for (const k of [o.recovery, o.nextRecovery])
     if (k.id !== identity.id)
       throw new KlError('KL_BAD_INPUT', `the recovery key is for ${k.id}; this device is for ${identity.id}`);

@@ -192,7 +192,7 @@ export const keyledger: FastifyPluginAsync<KeyledgerOptions> = async (app, o) =>
   registerRecoveryRoutes(app, {
     ledger,
     chain: ledger.chainId,
-    limit: core.limits.recoveryPerIp,
+    limits: { perIp: core.limits.recoveryPerIp, global: core.limits.recoveryGlobal },
     audit: core.audit,
     alert: policy.record,
     now,

@@ -33,6 +33,8 @@ export interface RateLimits {
   wrongDeviceCodePerIdentity: Limit;
   /** Recoveries tried, per source address (docs/protocol.md "Recovery"); never per identity. */
   recoveryPerIp: Limit;
+  /** Recoveries tried, server-wide (bounds many sources at once). */
+  recoveryGlobal: Limit;
 }
 
 /** Defaults: generous enough for a busy office behind one NAT, tight for what can be guessed. */
@@ -48,6 +50,7 @@ export const DEFAULT_RATE_LIMITS: RateLimits = {
   deviceRequestPerIp: { burst: 10, perSecond: 1 / 60 },
   wrongDeviceCodePerIdentity: { burst: 10, perSecond: 1 / 60 },
   recoveryPerIp: { burst: 5, perSecond: 1 / 60 },
+  recoveryGlobal: { burst: 100, perSecond: 2 },
 };
 
 /** One limiter per entry of {@link RateLimits}. */
@@ -66,6 +69,7 @@ const NAMES: { [K in keyof RateLimits]: [family: string, what: string] } = {
   deviceRequestPerIp: ['device', 'device requests per IP'],
   wrongDeviceCodePerIdentity: ['wrong code', 'wrong device codes per identity'],
   recoveryPerIp: ['recovery', 'recoveries per IP'],
+  recoveryGlobal: ['recovery', 'recoveries (server-wide)'],
 };
 
 /**

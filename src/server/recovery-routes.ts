@@ -26,8 +26,8 @@ import { STATEMENT_SKEW_MS } from './session-statement.js';
 export interface RecoveryRoutesContext {
   ledger: Ledger;
   chain: string;
-  /** Recoveries per source address. */
-  limit: RateLimiter;
+  /** Recoveries per source address, and server-wide. */
+  limits: { perIp: RateLimiter; global: RateLimiter };
   audit: AuditWriter;
   alert: (alert: Alert) => void;
   now: () => number;
@@ -130,7 +130,8 @@ export function registerRecoveryRoutes(app: FastifyInstance, ctx: RecoveryRoutes
       },
     },
     async (req, reply) => {
-      ctx.limit.take(sourceKey(req.ip));
+      ctx.limits.perIp.take(sourceKey(req.ip));
+      ctx.limits.global.take('*');
       const { statement, receipt } = await recover(ctx, req.body);
       const { id, name, fingerprint } = statement;
       const detail = `${id} recovered with its recovery key on a new device ${name} (${fingerprint.slice(-16)}) from ${req.ip}: every other device was revoked`;

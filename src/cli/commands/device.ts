@@ -192,6 +192,9 @@ async function list(o: ClientOptions): Promise<number> {
           ...(logins.verified ? { lastLogin: loginOf(d.fingerprint) ?? null } : {}),
         })),
         history: r.history,
+        recoveryKey: r.record.recovery
+          ? { fingerprint: r.record.recovery.fingerprint, height: r.record.recovery.added.height }
+          : null,
         lastLogins: logins.verified
           ? { verified: true, searched: logins.searched }
           : { verified: false, code: logins.code, reason: logins.reason },
@@ -215,6 +218,12 @@ async function list(o: ClientOptions): Promise<number> {
     if (logins.verified) out(`      ${loginLine(loginOf(d.fingerprint), logins.searched, d.current)}`);
   }
   out(lastLoginsNote(logins));
+  const recovery = r.record.recovery;
+  out(
+    recovery
+      ? `recovery key ${recovery.fingerprint} (set at block ${recovery.added.height})`
+      : 'no recovery key (keyledger recovery-key create makes one)',
+  );
   if (r.history.length > 0) {
     out('earlier keys:');
     for (const h of r.history)

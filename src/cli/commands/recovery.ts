@@ -8,7 +8,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { ClientHome } from '../../client/home.js';
 import type { RecoveryKeyPair } from '../../pgp/recovery-key.js';
-import { KlError } from '../../protocol/errors.js';
+import { isKlError, KlError } from '../../protocol/errors.js';
 import { decodePaperKey, encodePaperKey } from '../../protocol/paper-key.js';
 import { ask, confirm, info, out } from '../io.js';
 import { resolvePassphrase } from '../passphrase.js';
@@ -29,7 +29,10 @@ export interface RecoverCommandOptions extends ClientOptions {
   /** Where the next recovery key's armored private part is written (a new file; required). */
   out?: string;
   chain?: string;
+  /** Recover without asking to confirm. */
   yes?: boolean;
+  /** Accept a server nothing authenticated (no `chain`) without asking. */
+  trustFirstUse?: boolean;
 }
 
 const recoveryKeyModule = () => import('../../pgp/recovery-key.js');
@@ -99,6 +102,13 @@ function showKey(key: RecoveryKeyPair, file: string): void {
   for (const line of encodePaperKey(key.paper)) out(`    ${line}`);
 }
 
+/** The recovery key the ledger proves for the home's identity (null: none). */
+async function ledgerRecoveryKey(home: ClientHome, server: string | undefined): Promise<string | null> {
+  const { listDevices } = await import('../../client/devices.js');
+  const proven = await listDevices({ home, ...(server !== undefined ? { server } : {}) });
+  return proven.record.recovery?.fingerprint ?? null;
+}
+
 /** `keyledger recovery-key create`. */
 export async function recoveryKeyCreate(o: RecoveryKeyCreateOptions): Promise<number> {
   const file = outFile(o.out);
@@ -138,7 +148,18 @@ export async function recoveryKeyCreate(o: RecoveryKeyCreateOptions): Promise<nu
     }
     return 0;
   } catch (err) {
-    info(`keyledger: ${file} was not registered as the recovery key of ${identity.id}: do not keep it`);
+    // An answer lost on the way is no verdict: the ledger says whether the key is registered.
+    const held = await ledgerRecoveryKey(home, o.server).catch(() => undefined);
+    if (held === key.fingerprint) {
+      out(`${identity.id}: the answer was lost, but the ledger holds this recovery key`);
+      showKey(key, file);
+      return 0;
+    }
+    info(
+      isKlError(err, 'KL_NETWORK') || held === undefined
+        ? `keyledger: the ledger does not show ${file} as the recovery key of ${identity.id} now; keep the file until keyledger device list shows which recovery key counts`
+        : `keyledger: ${file} was not registered as the recovery key of ${identity.id} (the ledger shows ${held ?? 'none'}): delete it`,
+    );
     throw err;
   } finally {
     await session.close().catch(() => {});
@@ -172,15 +193,17 @@ export async function recoverCommand(o: RecoverCommandOptions): Promise<number> 
     recovery,
     nextRecovery: next,
     onServer: async ({ chain, fingerprint, trust }) => {
-      if (trust === 'pinned' || o.yes) return;
+      if (trust === 'pinned') return;
+      // Nothing authenticated this server: a forged one could fake the recovery and pin this device.
       info(
         `keyledger: trusting ${o.server} on first use — no --chain was given, so this server is not authenticated.`,
       );
       info(`           its ledger ${chain}, server key ${fingerprint}.`);
+      if (o.trustFirstUse) return;
       if (await confirm('recover through this server? [y/N] ')) return;
       throw new KlError(
         'KL_SERVER_UNPINNED',
-        'not sent: give --chain ID, or --yes to accept this server unauthenticated',
+        'not sent: give --chain ID (your ledger id), or --trust-first-use to accept this server unauthenticated',
       );
     },
   });

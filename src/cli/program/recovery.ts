@@ -52,14 +52,15 @@ export function declareRecover(program: Command, context: Context): void {
     .command('recover')
     .summary('take your identity back on this device with its recovery key')
     .description(
-      'On a new device, after keyledger init --id YOU --device NAME: reads the recovery key (--key FILE, or its paper form typed on standard input), checks that the ledger holds it for your identity, writes the next recovery key to --out (a new file) and its paper form, then recovers: every device of your identity is revoked and its sessions end, this device becomes the only one, the next recovery key replaces the one used. Asks to confirm (or --yes). Without --chain the server is trusted on first use.',
+      'On a new device, after keyledger init --id YOU --device NAME: reads the recovery key (--key FILE, or its paper form typed on standard input), checks that the ledger holds it for your identity, writes the next recovery key to --out (a new file) and its paper form, then recovers: every device of your identity is revoked and its sessions end, this device becomes the only one, the next recovery key replaces the one used. Asks to confirm (or --yes). Without --chain the server is not authenticated: said plainly, and used only once you confirm on the terminal (or --trust-first-use).',
     );
   withOptions(recover, [
     new Option('--key <FILE>', 'the recovery key file (without it: type its paper form)'),
     new Option('--out <FILE>', 'where to write the next recovery key (a new file; required)'),
     new Option('--server <URL>', 'a server of your ledger (required)'),
     new Option('--chain <ID>', 'the ledger id (pins the server)'),
-    new Option('--yes', 'recover without asking, and accept a server nothing authenticated'),
+    new Option('--yes', 'recover without asking to confirm'),
+    new Option('--trust-first-use', 'accept a server nothing authenticated (no --chain) without asking'),
     homeOption(),
     userPassphraseOption(),
     jsonOption(),
@@ -75,6 +76,7 @@ export function declareRecover(program: Command, context: Context): void {
         ...given('key', str(v, 'key')),
         ...given('chain', str(v, 'chain')),
         yes: !!v.yes,
+        trustFirstUse: !!v.trustFirstUse,
       }),
     ),
   );
