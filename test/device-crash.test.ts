@@ -27,19 +27,24 @@
  *     before it waits: an addition written meanwhile is found at once, with no new approval.
  *   - `device approve` in flight fails with KL_NETWORK (the connection is lost); the new device tells.
  *   - `device request --invite` that got no answer fails (KL_NETWORK). The server takes the
- *     invitation before it writes the device, so asking again with the same invitation is refused
- *     (KL_IDENTITY_PROOF_INVALID) once the kill came after that, whether or not the device was
- *     written; asking again without it finds a device that was written, as above. An invitation
- *     taken by a write the kill cut off stays spent: the device needs a new invitation, or an
- *     approval from another device (counted in the figures as "invitations spent by the kill").
+ *     invitation for the request's key before it writes the device, so the same key asks again with
+ *     the same invitation: the device is written then if the kill cut the write off ("invitations
+ *     taken by the kill"), or the addition the ledger holds answers; any other key's request with
+ *     that invitation is refused (KL_IDENTITY_PROOF_INVALID). `keyledger login` on that device, before
+ *     it asks again, says to run `keyledger device request` again (its home pins no ledger yet).
+ * A second test makes the kill's window every time: the invitation taken for the key, no device.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import type { ClientSession } from '../src/client/session.js';
 import { EmbeddedLedger } from '../src/ledger/embedded-ledger.js';
 import { verifyLedgerData } from '../src/ledger/verify-ledger.js';
+import { parseInvitation } from '../src/protocol/invitation.js';
+import { IdentityProofs } from '../src/server/identity-proofs.js';
 import { tempDir } from './helpers.js';
 import {
   type Addition,
@@ -57,6 +62,10 @@ import {
   serveCli,
   serverLogs,
 } from './support/serve-cli.js';
+import { CLIENT_PASSPHRASE } from './support/server.js';
+
+const BIN = new URL('../bin/keyledger.js', import.meta.url).pathname;
+const execFileAsync = promisify(execFile);
 
 const TRIALS = Number(process.env.KL_DEVICE_CRASH_TRIALS ?? 3);
 const APPROVED_PER_TRIAL = 4;
@@ -139,12 +148,67 @@ describe('kill -9 of the whole server during device additions', () => {
     console.log(
       `device crash trials: ${TRIALS}; additions acknowledged to the new device ${f.acked} (0 lost), ` +
         `to the approving device ${f.approverAcked}; answers lost: found by the waiting device's poll ${f.foundOnPoll}, ` +
-        `asked again ${f.askedAgain} (found on the ledger at once ${f.foundAskingAgain}, approved again ${f.approvedAgain}, ` +
-        `invited again ${f.invitedAgain}); invitations refused when asked again ${f.invitationRefusedAgain}, ` +
-        `${f.invitationsSpentByKill} of them spent by the kill with no device`,
+        `asked again ${f.askedAgain} (found on the ledger at once ${f.foundAskingAgain}, approved again ${f.approvedAgain}; ` +
+        `with the same invitation: not taken yet ${f.invitedAgain}, taken by the kill with no device and written now ` +
+        `${f.invitationsSpentByKill}, its device found on the ledger ${f.invitationFoundAgain}); ` +
+        `taken invitations refused on another key ${f.otherKeyRefused}`,
     );
   });
 });
+
+describe('kill -9 between taking a device invitation and writing the device', () => {
+  it('the same key asks again and is added (once); its login said to; any other key is refused', async () => {
+    const root = tempDir('kl-devcrash-window-');
+    const data = join(root, 'data');
+    const port = await freePort();
+    const config = writeDeviceServeConfig(join(root, 'config.json'), port);
+    let server = await serveCli(data, ['--config', config]);
+    const run = new DeviceRun(data, server.url);
+    const person = await run.enrol();
+    const tablet = await run.newAddition('tablet', 'invitation');
+    await killServer(server);
+    // What the kill leaves in that window: the invitation taken for the new key (as the server takes
+    // it, identity-proofs.ts `consume`, before it writes), no DeviceAdded, no answer.
+    const proofs = new IdentityProofs(data);
+    proofs.consume(person.id, 'device', parseInvitation(tablet.invite!).code, Date.now(), tablet.fingerprint);
+    proofs.close();
+    assert.equal(run.invitationLive(tablet), false);
+    server = await serveCli(data, ['--config', config]);
+
+    // `keyledger login` on the tablet (the real binary) says what to do: its home pins no ledger yet.
+    const login = await execBin(['login', '--home', tablet.home.dir]);
+    assert.equal(login.code, 2, login.stderr);
+    assert.match(login.stderr, /KL_NOT_REGISTERED.*keyledger device request --server URL.*run it again/);
+    await run.otherKeyRefused(tablet);
+    const added = await (await run.ask(tablet, tablet.invite)).wait({ signal: AbortSignal.timeout(10_000) });
+    assert.equal(added.fingerprint, tablet.fingerprint);
+    // Its answer lost once more: asked again, the addition on the ledger answers; nothing is written twice.
+    const again = await (await run.ask(tablet, tablet.invite)).wait({ signal: AbortSignal.timeout(10_000) });
+    assert.equal(again.txid, added.txid);
+    await run.otherKeyRefused(tablet);
+    person.devices.push(tablet.home);
+    await (await logInUser(tablet)).close();
+    await killServer(server);
+    const ledger = EmbeddedLedger.open({ dataDir: data });
+    try {
+      await exactDevices(ledger, person, 0);
+    } finally {
+      await ledger.close();
+    }
+  });
+});
+
+/** Runs the keyledger binary; its exit code and what it printed. */
+async function execBin(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = { ...process.env, KEYLEDGER_PASSPHRASE: CLIENT_PASSPHRASE };
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, [BIN, ...args], { env });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
 
 /**
  * Starts every addition of the trial (within STAGGER_MS of each other); resolves when the server is

@@ -1,6 +1,9 @@
 /** Invitation and emailed codes at rest (src/server/identity-proofs.ts). */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { IdentityProofs, MAX_LIVE_EMAIL_CODES } from '../src/server/identity-proofs.js';
 import { tempDir } from './helpers.js';
 
@@ -63,4 +66,93 @@ describe('emailed codes', () => {
     proofs.check('c@example.org', 'email', code, now);
     proofs.close();
   });
+});
+
+describe('device invitations taken for a key', () => {
+  const id = 'd@example.org';
+  const laptop = 'a'.repeat(40);
+
+  it('a taken invitation passes again for the key it was taken for only; given back, for any key', () => {
+    const proofs = new IdentityProofs(tempDir());
+    const now = Date.now();
+    const code = proofs.issueInvite(id, now, now + 60_000, { issuer: 'ops@example.org' });
+    assert.deepEqual(proofs.check(id, 'device', code, now, laptop), {
+      issuer: 'ops@example.org',
+      used: false,
+    });
+    proofs.consume(id, 'device', code, now, laptop);
+    assert.deepEqual(proofs.check(id, 'device', code, now, laptop), {
+      issuer: 'ops@example.org',
+      used: true,
+    });
+    for (const other of [undefined, 'b'.repeat(40)])
+      assert.throws(() => proofs.check(id, 'device', code, now, other), {
+        code: 'KL_IDENTITY_PROOF_INVALID',
+      });
+    // Still bound to its identity and its expiry.
+    assert.throws(() => proofs.check('e@example.org', 'device', code, now, laptop), {
+      code: 'KL_IDENTITY_PROOF_INVALID',
+    });
+    assert.throws(() => proofs.check(id, 'device', code, now + 60_000, laptop), {
+      code: 'KL_IDENTITY_PROOF_INVALID',
+    });
+    proofs.release(id, 'device', code);
+    assert.equal(proofs.check(id, 'device', code, now, 'b'.repeat(40)).used, false);
+    // A registration code taken with no key named passes for no key.
+    const invite = proofs.issueInvite(id, now, now + 60_000);
+    proofs.consume(id, 'invite', invite, now);
+    assert.throws(() => proofs.check(id, 'invite', invite, now, laptop), {
+      code: 'KL_IDENTITY_PROOF_INVALID',
+    });
+    proofs.close();
+  });
+
+  /** A row as an earlier version wrote it: the code hashed as identity-proofs.ts hashes it (L read as 1). */
+  const oldRow = (method: string, code: string) => [
+    id,
+    method,
+    createHash('sha256')
+      .update(`${method}\n${id}\n${code.replace(/-/g, '').replace(/L/g, '1')}`)
+      .digest(),
+  ];
+  const LIVE = 'KL-0000-1111-2222-3333-4444';
+  const TAKEN = 'KL-5555-6666-7777-8888-9999';
+
+  for (const [version, columns, method] of [
+    ['1 (registration invitations and emailed codes)', '', 'invite'],
+    ['2 (device invitations with their issuer)', ', issuer TEXT', 'device'],
+  ] as const)
+    it(`a store of version ${version} is brought up to date, its codes kept; a code taken before stays taken`, () => {
+      const dir = tempDir();
+      const now = Date.now();
+      const old = new Database(join(dir, 'server.sqlite'));
+      old.exec(`CREATE TABLE identity_proofs (
+        id TEXT NOT NULL, method TEXT NOT NULL, hash BLOB NOT NULL, created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL, used_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0${columns},
+        PRIMARY KEY (id, method, hash))`);
+      const insert = old.prepare(
+        'INSERT INTO identity_proofs(id, method, hash, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)',
+      );
+      insert.run(...oldRow(method, LIVE), now, now + 60_000, null);
+      insert.run(...oldRow(method, TAKEN), now, now + 60_000, now);
+      old.close();
+
+      const proofs = new IdentityProofs(dir);
+      const names = (
+        proofs.db.prepare('PRAGMA table_info(identity_proofs)').all() as Array<{ name: string }>
+      ).map((c) => c.name);
+      assert.ok(names.includes('issuer') && names.includes('used_for'), names.join());
+      assert.deepEqual(proofs.check(id, method, LIVE, now, laptop), { issuer: null, used: false });
+      // Taken before the key was recorded: taken for good, whichever key asks.
+      assert.throws(() => proofs.check(id, method, TAKEN, now, laptop), {
+        code: 'KL_IDENTITY_PROOF_INVALID',
+      });
+      proofs.consume(id, method, LIVE, now, laptop);
+      assert.equal(proofs.check(id, method, LIVE, now, laptop).used, true);
+      proofs.close();
+      // Opened again: nothing changes.
+      const again = new IdentityProofs(dir);
+      assert.equal(again.check(id, method, LIVE, now, laptop).used, true);
+      again.close();
+    });
 });

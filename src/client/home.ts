@@ -158,7 +158,12 @@ export class ClientHome implements ClientStore {
 
   readServer(): ServerFile {
     if (!this.hasServer())
-      throw new KlError('KL_NOT_REGISTERED', `not registered with any server yet: run keyledger register`);
+      throw new KlError(
+        'KL_NOT_REGISTERED',
+        // This home pins no ledger yet, so it cannot tell which of these it is (docs/protocol.md
+        // "Devices", "Recovery"): each command, run again, finds on the ledger what was done.
+        'not registered with any server yet: run keyledger register (a new identity), or, for a further device of your identity, keyledger device request --server URL — run it again if an approval or invitation was already given: it finds the addition on the ledger; after a recovery whose answer was lost, keyledger recover again',
+      );
     return JSON.parse(readFileSync(this.serverPath, 'utf8')) as ServerFile;
   }
 

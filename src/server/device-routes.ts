@@ -5,19 +5,26 @@
  * address only: naming an identity proves nothing about it.
  */
 import type { FastifyInstance } from 'fastify';
+import { activeDevice } from '../ledger/devices.js';
 import type { Ledger } from '../ledger/ledger.js';
+import type { TransactionReceipt } from '../ledger/proofs.js';
 import { acceptPublicKey } from '../pgp/key-policy.js';
 import { verifyDetached } from '../pgp/messages.js';
 import { openSealed } from '../pgp/sealed.js';
-import { isKlError, KlError } from '../protocol/errors.js';
+import { ERROR_CODES, isKlError, KlError } from '../protocol/errors.js';
 import { canonicalIdentity } from '../protocol/identity.js';
 import { check } from '../protocol/schemas/check.js';
 import { DeviceRequestBody } from '../protocol/schemas/http.js';
 import { DeviceAdditionStatementSchema, DeviceInviteSchema } from '../protocol/schemas/statements.js';
 import { type DeviceAdditionStatement, statementBytes } from '../protocol/statements.js';
 import { sourceKey } from './client-address.js';
-import { type DeviceRequestData, type DeviceRequests, invalidCode } from './device-requests.js';
-import type { IdentityProofs } from './identity-proofs.js';
+import {
+  type DeviceRequest,
+  type DeviceRequestData,
+  type DeviceRequests,
+  invalidCode,
+} from './device-requests.js';
+import type { CheckedCode, IdentityProofs } from './identity-proofs.js';
 import type { RateLimiters } from './rate-limits.js';
 import type { ServerKey } from './server-key.js';
 import { STATEMENT_SKEW_MS } from './session-statement.js';
@@ -83,62 +90,151 @@ export async function checkDeviceRequest(
   };
 }
 
+/** Writes of device invitations under way, by identity and code: one at a time for each. */
+type InvitationWrites = Map<string, Promise<unknown>>;
+
 /**
  * A request that carries an operator's device invitation, sealed to the server key and bound to the
  * request's statement (docs/protocol.md "Devices"): the invitation is the approval, so DeviceAdded
  * (approved by the invitation's issuer) is written at once and the answer's poll reads it. The
- * invitation is taken before the write (one invitation, one device) and given back if the ledger
- * refuses. Wrong invitations are charged to the source, as at registration.
+ * invitation is taken for the request's key before the write (one invitation, one device) and given
+ * back if the ledger refuses. Taken for this very key already (a request cut off by a crash, or whose
+ * answer was lost), it is the same key asking again: the device is written now if the ledger does
+ * not hold it, else the poll reads the receipt of its addition, as registration answers a retry with
+ * the original receipt; for any other key the invitation is spent. Wrong invitations are charged to
+ * the source, as at registration.
  * @throws KlError `KL_IDENTITY_PROOF_INVALID`, `KL_RATE_LIMITED`, the request's and the ledger's refusals
  */
 async function invitedDevice(
   ctx: DeviceRoutesContext,
+  writes: InvitationWrites,
   body: DeviceRequestBody,
   source: string,
 ): Promise<{ code: string; poll: string; expiresAt: number }> {
   ctx.limits.wrongCodePerIp.check(source);
   const data = await checkDeviceRequest(body, { chain: ctx.chain, now: ctx.now(), source });
-  const { id } = data.statement;
+  const { id, fingerprint } = data.statement;
   let code: string;
-  let issuer: string | null;
   try {
     code = await openInvite(ctx, body.invite!, data.statement);
-    issuer = ctx.proofs.check(id, 'device', code, ctx.now()).issuer;
   } catch (err) {
-    if (isKlError(err, 'KL_STORAGE_UNAVAILABLE')) throw err;
-    ctx.limits.wrongCodePerIp.take(source);
-    throw invalidInvite();
+    throw chargedInvite(ctx, source, err);
+  }
+  // A retry of a request whose write is still under way reads what that write left.
+  const key = `${id}\n${code}`;
+  for (let earlier = writes.get(key); earlier; earlier = writes.get(key)) await earlier.catch(() => {});
+  let invitation: CheckedCode;
+  try {
+    invitation = ctx.proofs.check(id, 'device', code, ctx.now(), fingerprint);
+  } catch (err) {
+    throw chargedInvite(ctx, source, err);
   }
   // Stored (it may be refused: a full table, a replay) and taken in the same turn as the check, so a
-  // concurrent request with the same invitation finds it used.
+  // concurrent request with the same invitation finds it used (for its key).
   const answer = ctx.requests.add(data);
   const request = ctx.requests.claim(answer.code, id)!;
-  let taken = false;
   try {
-    ctx.proofs.consume(id, 'device', code, ctx.now());
-    taken = true;
-    const receipt = await ctx.ledger.submit({
+    if (!invitation.used) ctx.proofs.consume(id, 'device', code, ctx.now(), fingerprint);
+  } catch (err) {
+    throw refused(ctx, request, err);
+  }
+  const write = writeInvited(ctx, data, invitation, request).catch((err: unknown) => {
+    // Given back only by the request that took it, and only when the ledger refused the device: a
+    // failure whose outcome is unknown (5xx) or a retry's refusal (the key added, then revoked)
+    // leaves it taken for this key, which may ask again.
+    if (!invitation.used && isRefusal(err)) giveBack(ctx, id, code);
+    throw refused(ctx, request, err);
+  });
+  writes.set(key, write);
+  try {
+    await write;
+  } finally {
+    writes.delete(key);
+  }
+  ctx.log(
+    `device added by invitation${invitation.used ? ' (asked again)' : ''}: ${data.statement.name} for ${id}`,
+  );
+  return answer;
+}
+
+/**
+ * The invited device's DeviceAdded, written (the invitation's first use, or a retry when the ledger
+ * does not hold the device), or read back (a retry when it does); settles the request with it.
+ */
+async function writeInvited(
+  ctx: DeviceRoutesContext,
+  data: DeviceRequestData,
+  invitation: CheckedCode,
+  request: DeviceRequest,
+): Promise<void> {
+  const { id, name, fingerprint, time } = data.statement;
+  const earlier = invitation.used ? await ledgerAddition(ctx.ledger, id, fingerprint) : undefined;
+  const receipt =
+    earlier ??
+    (await ctx.ledger.submit({
       type: 'DeviceAdded',
       body: {
         id,
-        name: data.statement.name,
-        fingerprint: data.statement.fingerprint,
+        name,
+        fingerprint,
         publicKey: data.publicKey,
         algorithm: data.algorithm,
-        time: data.statement.time,
-        approvedBy: { admin: issuer ?? OPERATOR },
+        time,
+        approvedBy: { admin: invitation.issuer ?? OPERATOR },
         newKeySignature: data.signature,
       },
-    });
-    ctx.requests.settle(request, { status: 'added', receipt });
+    }));
+  ctx.requests.settle(request, { status: 'added', receipt });
+}
+
+/**
+ * The receipt of the DeviceAdded that made `fingerprint` an active device of `id`, or undefined when
+ * the ledger does not hold it as one.
+ * @throws KlError `KL_KEY_IN_USE` when the key is the identity's but not by a DeviceAdded (its
+ *   registered key)
+ */
+async function ledgerAddition(
+  ledger: Ledger,
+  id: string,
+  fingerprint: string,
+): Promise<TransactionReceipt | undefined> {
+  const { record } = await ledger.getKeyRecord(id);
+  const device = record ? activeDevice(record, fingerprint) : undefined;
+  if (!device) return undefined;
+  const receipt = await ledger.getTransaction(device.added.txid);
+  const tx = receipt.envelope.tx;
+  if (tx.type !== 'DeviceAdded' || (tx.body as { fingerprint?: unknown }).fingerprint !== fingerprint)
+    throw new KlError('KL_KEY_IN_USE', 'this key is already a key of this identity');
+  return receipt;
+}
+
+/** Settles `request` as refused by `err`, for its poll; returns `err`. */
+function refused(ctx: DeviceRoutesContext, request: DeviceRequest, err: unknown): unknown {
+  const e = isKlError(err) ? err : new KlError('KL_INTERNAL', 'internal error');
+  ctx.requests.settle(request, { status: 'refused', error: { code: e.code, message: e.message } });
+  return err;
+}
+
+/** Whether `err` is a refusal (a 4xx; a duplicate may be on the ledger): nothing was written. */
+const isRefusal = (err: unknown): boolean =>
+  isKlError(err) && ERROR_CODES[err.code] < 500 && err.code !== 'KL_TX_DUPLICATE';
+
+/** Gives an invitation back; if that cannot be written, it stays taken for its key (still retryable). */
+function giveBack(ctx: DeviceRoutesContext, id: string, code: string): void {
+  try {
+    ctx.proofs.release(id, 'device', code);
   } catch (err) {
-    if (taken) ctx.proofs.release(id, 'device', code);
-    const e = isKlError(err) ? err : new KlError('KL_INTERNAL', 'internal error');
-    ctx.requests.settle(request, { status: 'refused', error: { code: e.code, message: e.message } });
-    throw err;
+    ctx.log(
+      `device invitation for ${id} not given back: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
-  ctx.log(`device added by invitation: ${data.statement.name} for ${id}`);
-  return answer;
+}
+
+/** A wrong invitation, charged to its source; storage failures pass as they are. */
+function chargedInvite(ctx: DeviceRoutesContext, source: string, err: unknown): KlError {
+  if (isKlError(err, 'KL_STORAGE_UNAVAILABLE')) return err;
+  ctx.limits.wrongCodePerIp.take(source);
+  return invalidInvite();
 }
 
 const invalidInvite = () =>
@@ -170,6 +266,7 @@ const OPERATOR = 'admin@localhost';
 
 /** POST /v1/devices/requests, GET /v1/devices/requests/:poll. */
 export function registerDeviceRoutes(app: FastifyInstance, ctx: DeviceRoutesContext): void {
+  const writes: InvitationWrites = new Map();
   app.post<{ Body: DeviceRequestBody }>(
     '/v1/devices/requests',
     {
@@ -183,7 +280,7 @@ export function registerDeviceRoutes(app: FastifyInstance, ctx: DeviceRoutesCont
       const source = sourceKey(req.ip);
       ctx.limits.deviceRequestPerIp.take(source);
       if (req.body.invite !== undefined)
-        return reply.status(201).send(await invitedDevice(ctx, req.body, source));
+        return reply.status(201).send(await invitedDevice(ctx, writes, req.body, source));
       const data = await checkDeviceRequest(req.body, { chain: ctx.chain, now: ctx.now(), source });
       const answer = ctx.requests.add(data);
       ctx.log(

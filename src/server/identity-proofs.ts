@@ -40,6 +40,27 @@ function normaliseCode(method: StoredMethod, code: string): string {
     : code.trim();
 }
 
+/**
+ * Brings a table written by an earlier version up to date, in place (columns older files lack):
+ * version 2, who issued a device invitation (`issuer`); version 3, the key a device invitation was
+ * taken for (`used_for`), so that the same key can ask again after a crash (docs/protocol.md
+ * "Devices"). Rows written before keep NULL: an invitation taken then is taken for good.
+ */
+function migrate(db: Database.Database): void {
+  const columns = db.prepare('PRAGMA table_info(identity_proofs)').all() as Array<{ name: string }>;
+  const has = (name: string) => columns.some((c) => c.name === name);
+  if (!has('issuer')) db.exec('ALTER TABLE identity_proofs ADD COLUMN issuer TEXT');
+  if (!has('used_for')) db.exec('ALTER TABLE identity_proofs ADD COLUMN used_for TEXT');
+}
+
+/** A code that {@link IdentityProofs.check} accepted. */
+export interface CheckedCode {
+  /** Who issued it (a device invitation); null otherwise. */
+  issuer: string | null;
+  /** It was taken already, for the key the check named (`usedFor`): a retry of that key's request. */
+  used: boolean;
+}
+
 /** Store of identity proofs. */
 export class IdentityProofs {
   /** The server's operational database (server.sqlite), shared with the demo service. */
@@ -58,10 +79,7 @@ export class IdentityProofs {
           id TEXT NOT NULL, method TEXT NOT NULL, hash BLOB NOT NULL, created_at INTEGER NOT NULL,
           expires_at INTEGER NOT NULL, used_at INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
           PRIMARY KEY (id, method, hash))`);
-        // Version 2 of the table: who issued a device invitation (a column older files lack).
-        const columns = db.prepare('PRAGMA table_info(identity_proofs)').all() as Array<{ name: string }>;
-        if (!columns.some((c) => c.name === 'issuer'))
-          db.exec('ALTER TABLE identity_proofs ADD COLUMN issuer TEXT');
+        migrate(db);
         return db;
       } catch (err) {
         db.close();
@@ -146,34 +164,41 @@ export class IdentityProofs {
   }
 
   /**
-   * Checks a code without using it up (the registration may still fail later).
-   * @throws KlError `KL_IDENTITY_PROOF_INVALID` — the same for unknown, wrong, used and expired codes.
+   * Checks a code without using it up (the registration may still fail later). With `usedFor` (a
+   * key's fingerprint), a code already taken for that very key passes too, marked `used`: the
+   * request that took it may have been cut off before its write (docs/protocol.md "Devices").
+   * @throws KlError `KL_IDENTITY_PROOF_INVALID` — the same for unknown, wrong, used (for another key)
+   *   and expired codes.
    */
-  check(id: string, method: StoredMethod, code: string, now: number): { issuer: string | null } {
+  check(id: string, method: StoredMethod, code: string, now: number, usedFor?: string): CheckedCode {
     const invalid = new KlError(
       'KL_IDENTITY_PROOF_INVALID',
       'the invitation or verification code is not valid for this identity',
     );
     const rows = this.db
       .prepare(
-        'SELECT hash, issuer FROM identity_proofs WHERE id = ? AND method = ? AND used_at IS NULL AND expires_at > ?',
+        `SELECT hash, issuer, used_at IS NOT NULL AS used FROM identity_proofs
+         WHERE id = ? AND method = ? AND expires_at > ? AND (used_at IS NULL OR used_for = ?)`,
       )
-      .all(id, method, now) as Array<{ hash: Buffer; issuer: string | null }>;
+      .all(id, method, now, usedFor ?? null) as Array<{ hash: Buffer; issuer: string | null; used: number }>;
     const want = codeHash(id, method, code);
     const found = rows.find((r) => r.hash.length === want.length && timingSafeEqual(r.hash, want));
-    if (found) return { issuer: found.issuer };
+    if (found) return { issuer: found.issuer, used: found.used === 1 };
     throw invalid;
   }
 
-  /** Marks a code used (after the registration committed); the identity's other emailed codes go with it. */
-  consume(id: string, method: StoredMethod, code: string, now: number): void {
+  /**
+   * Marks a code used (after the registration committed; before a device invitation's write, for
+   * the key `usedFor`); the identity's other emailed codes go with it.
+   */
+  consume(id: string, method: StoredMethod, code: string, now: number, usedFor?: string): void {
     guardWrite('the use of the code', () =>
       this.db.transaction(() => {
         this.db
           .prepare(
-            'UPDATE identity_proofs SET used_at = ? WHERE id = ? AND method = ? AND hash = ? AND used_at IS NULL',
+            'UPDATE identity_proofs SET used_at = ?, used_for = ? WHERE id = ? AND method = ? AND hash = ? AND used_at IS NULL',
           )
-          .run(now, id, method, codeHash(id, method, code));
+          .run(now, usedFor ?? null, id, method, codeHash(id, method, code));
         // A registration spends the identity's other emailed codes too; a device invitation does not.
         if (method === 'device') return;
         this.db
@@ -189,7 +214,9 @@ export class IdentityProofs {
   release(id: string, method: StoredMethod, code: string): void {
     guardWrite('the release of the code', () =>
       this.db
-        .prepare('UPDATE identity_proofs SET used_at = NULL WHERE id = ? AND method = ? AND hash = ?')
+        .prepare(
+          'UPDATE identity_proofs SET used_at = NULL, used_for = NULL WHERE id = ? AND method = ? AND hash = ?',
+        )
         .run(id, method, codeHash(id, method, code)),
     );
   }

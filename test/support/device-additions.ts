@@ -92,9 +92,14 @@ export interface DeviceCrashFigures {
   askedAgain: number;
   foundAskingAgain: number;
   approvedAgain: number;
+  /** The same invitation again, not taken yet: the device written then. */
   invitedAgain: number;
-  invitationRefusedAgain: number;
+  /** The same invitation again, taken by the kill with no device: the device written then. */
   invitationsSpentByKill: number;
+  /** The same invitation again, its device on the ledger: answered with that addition. */
+  invitationFoundAgain: number;
+  /** A taken invitation put on another key's request: refused. */
+  otherKeyRefused: number;
 }
 
 /** Identities on one served data directory, their devices, and additions to them. */
@@ -108,8 +113,9 @@ export class DeviceRun {
     foundAskingAgain: 0,
     approvedAgain: 0,
     invitedAgain: 0,
-    invitationRefusedAgain: 0,
     invitationsSpentByKill: 0,
+    invitationFoundAgain: 0,
+    otherKeyRefused: 0,
   };
   private enrolled = 0;
   private chain = '';
@@ -152,14 +158,14 @@ export class DeviceRun {
   }
 
   /** `keyledger admin invite ID --device --json` (the real binary, on the data directory). */
-  private async deviceInvitation(id: string): Promise<string> {
+  async deviceInvitation(id: string): Promise<string> {
     const args = [bin, 'admin', 'invite', id, '--device', '--data', this.data, '--json'];
     const { stdout } = await run(process.execPath, args);
     return (JSON.parse(stdout) as { code: string }).code;
   }
 
   /** `keyledger device request --chain CHAIN` (`--invite` with `invite`) from the addition's new device. */
-  ask(a: Addition, invite?: string): Promise<DeviceRequest> {
+  ask(a: Pick<Addition, 'home' | 'name'>, invite?: string): Promise<DeviceRequest> {
     return requestDevice({
       home: a.home,
       server: this.url,
@@ -257,14 +263,14 @@ export class DeviceRun {
   }
 
   /**
-   * The new device asks again (`keyledger device request`; first with its invitation if it had one),
-   * as a person does who never saw "added".
+   * The new device asks again (`keyledger device request`, with its invitation if it had one), as a
+   * person does who never saw "added".
    */
   async askAgain(a: Addition): Promise<void> {
     this.figures.askedAgain++;
     const reader = EmbeddedLedger.open({ dataDir: this.data });
     const onLedger = await holds(reader, a).finally(() => reader.close());
-    if (a.invite && (await this.inviteAgain(a, onLedger))) return;
+    if (a.invite) return this.inviteAgain(a, onLedger);
     const asked = await this.ask(a);
     if (onLedger) {
       // The wait reads the ledger first: found at once, with no approval.
@@ -287,22 +293,28 @@ export class DeviceRun {
     }
   }
 
-  /** The same invitation again: true when it added the device; refused when the server took it. */
-  private async inviteAgain(a: Addition, onLedger: boolean): Promise<boolean> {
+  /**
+   * The same invitation again, from the same key: it adds the device whether or not the kill left it
+   * taken (docs/protocol.md "Devices": taken for this key, it is this key asking again), and answers
+   * with the addition the ledger holds when the device is there; taken, it is refused on any other
+   * key's request.
+   */
+  private async inviteAgain(a: Addition, onLedger: boolean): Promise<void> {
     const spent = !this.invitationLive(a);
-    try {
-      const asked = await this.ask(a, a.invite);
-      assert.ok(!spent && !onLedger, `${a.name}: a spent invitation was taken again`);
-      await asked.wait({ signal: AbortSignal.timeout(10_000) });
-      this.figures.invitedAgain++;
-      return true;
-    } catch (err) {
-      assert.ok(isCode(err, 'KL_IDENTITY_PROOF_INVALID'), inspect(err));
-      assert.ok(spent, `${a.name}: a live invitation was refused`);
-      this.figures.invitationRefusedAgain++;
-      if (!onLedger) this.figures.invitationsSpentByKill++;
-      return false;
-    }
+    if (spent) await this.otherKeyRefused(a);
+    const asked = await this.ask(a, a.invite);
+    const added = await asked.wait({ signal: AbortSignal.timeout(10_000) });
+    assert.equal(added.fingerprint, a.fingerprint);
+    if (onLedger) this.figures.invitationFoundAgain++;
+    else if (spent) this.figures.invitationsSpentByKill++;
+    else this.figures.invitedAgain++;
+  }
+
+  /** A taken invitation on another key's request for the same identity: refused, nothing added. */
+  async otherKeyRefused(a: Addition): Promise<void> {
+    const other = { home: await newClient(a.person.id), name: 'other' };
+    await assert.rejects(this.ask(other, a.invite), (err) => isCode(err, 'KL_IDENTITY_PROOF_INVALID'));
+    this.figures.otherKeyRefused++;
   }
 }
 
