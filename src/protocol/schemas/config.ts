@@ -176,6 +176,10 @@ export const CONFIG_SCHEMA = Type.Object(
           wrongDeviceCodePerIdentity: Type.Optional(
             limit('Device codes matching no request, per logged-in identity. Default burst 10, 1/min.'),
           ),
+          recoveryPerIp: Type.Optional(
+            limit('Recoveries (POST /v1/recover), per source address. Default burst 5, 1/min.'),
+          ),
+          recoveryGlobal: Type.Optional(limit('Recoveries, server-wide. Default burst 100, 2/s.')),
         },
         {
           ...closed,
